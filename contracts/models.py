@@ -1,0 +1,167 @@
+"""Payload models: what agents take and return, and the public API bodies.
+
+A capability contract names its input and output by model name (``io: {input: ClaimCheck, output: Verdict}``);
+``MODELS`` is the registry those names resolve against.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Sha256Hex = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are refused: a typo in a request is an error, not silently dropped data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- API bodies -------------------------------------------------------------------------------
+
+
+class DocumentIn(StrictModel):
+    title: str = Field(min_length=1, max_length=200, description="Human-readable title of the document.")
+    text: str = Field(min_length=1, max_length=100_000, description="Plain-text body to review.")
+    source: str | None = Field(default=None, max_length=500, description="Where the document came from.")
+
+
+class DocReviewRequest(StrictModel):
+    """Body of ``POST /v1/workflows/doc-review/executions``."""
+
+    document: DocumentIn
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+# --- Agent payloads ---------------------------------------------------------------------------
+
+
+class S3Ref(StrictModel):
+    """Claim-check: large artefacts live in S3, envelopes carry this reference."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(min_length=1, max_length=1024)
+    sha256: str = Sha256Hex
+    size_bytes: int = Field(ge=0)
+
+
+class Claim(StrictModel):
+    claim_id: str = Field(pattern=r"^c-[0-9]{3,}$")
+    text: str = Field(min_length=1, max_length=1000)
+    sentence_index: int = Field(ge=0)
+
+
+class IntakeResult(StrictModel):
+    document_ref: S3Ref
+    title: str
+    claims: list[Claim] = Field(min_length=1, max_length=100)
+
+
+class ClaimCheck(StrictModel):
+    """Input of a fact-check step: one claim and the document it came from."""
+
+    claim: Claim
+    document_ref: S3Ref
+
+
+class Evidence(StrictModel):
+    passage_id: str
+    source: str
+    text: str
+    score: float = Field(ge=0)
+
+
+class Verdict(StrictModel):
+    claim_id: str
+    label: Literal["supported", "refuted", "not-enough-info"]
+    confidence: float = Field(ge=0, le=1)
+    evidence: list[Evidence] = Field(default_factory=list)
+    rationale: str
+
+
+class RiskInput(StrictModel):
+    claims: list[Claim] = Field(min_length=1)
+    verdicts: list[Verdict] = Field(min_length=1)
+
+
+class RiskAssessment(StrictModel):
+    level: Literal["low", "medium", "high"]
+    score: float = Field(ge=0, le=1)
+    reasons: list[str]
+    policy_version: str
+    recommended_outcome: Literal["accept", "accept-with-notes", "escalate"]
+
+
+class DecisionInput(StrictModel):
+    """What the coordinator hands the decision recorder at the end of a successful run."""
+
+    workflow: str
+    title: str
+    document_ref: S3Ref
+    claims: list[Claim]
+    verdicts: list[Verdict]
+    risk: RiskAssessment
+
+
+class FailureInput(StrictModel):
+    """What the coordinator's Catch path hands the decision recorder."""
+
+    workflow: str
+    error: str
+    cause: str = ""
+
+
+class Decision(StrictModel):
+    decision_id: str
+    workflow: str
+    outcome: Literal["accept", "accept-with-notes", "escalate", "failed"]
+    risk_level: Literal["low", "medium", "high"] | None = None
+    summary: str
+    decided_at: datetime
+
+
+class DecisionRecordedDetail(StrictModel):
+    """Detail of the ``decision.recorded`` event on the bus."""
+
+    execution_id: str
+    trace_id: str
+    decision: Decision
+    claims: list[Claim] = Field(default_factory=list)
+
+
+class Entity(StrictModel):
+    text: str
+    kind: Literal["organization", "person", "place", "date", "quantity", "percent", "money", "term"]
+    count: int = Field(ge=1)
+
+
+class EntityTags(StrictModel):
+    execution_id: str
+    decision_id: str
+    entities: list[Entity]
+
+
+MODELS: dict[str, type[BaseModel]] = {
+    model.__name__: model
+    for model in (
+        DocReviewRequest,
+        DocumentIn,
+        S3Ref,
+        Claim,
+        IntakeResult,
+        ClaimCheck,
+        Evidence,
+        Verdict,
+        RiskInput,
+        RiskAssessment,
+        DecisionInput,
+        FailureInput,
+        Decision,
+        DecisionRecordedDetail,
+        Entity,
+        EntityTags,
+    )
+}
