@@ -1,0 +1,203 @@
+"""Capability contract: what an agent is, what it takes and returns, and what it may touch.
+
+One YAML file per agent under ``contracts/agents/`` is validated by :class:`CapabilityContract`;
+infra derives the pool, IAM grants, registry entry, telemetry schema and SLO alarms from it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator
+
+from contracts.envelope import SEMVER_PATTERN
+from contracts.models import MODELS
+
+KEBAB_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+# "1.x", "1.2.x" or an exact "1.2.3".
+VERSION_RANGE_PATTERN = r"^(0|[1-9][0-9]*)\.(x|(0|[1-9][0-9]*)\.(x|0|[1-9][0-9]*))$"
+HANDLER_PATTERN = r"^functions\.[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\.lambda_handler$"
+PERMISSION_PATTERN = r"^(read|write|publish|invoke):[a-z][a-z0-9_-]*$"
+METRIC_PATTERN = r"^[a-z][a-z0-9_]*$"
+ERROR_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
+
+LAMBDA_MAX_TIMEOUT_S = 900
+
+Kebab = Annotated[str, Field(pattern=KEBAB_PATTERN)]
+
+
+def _unique(values: list[str]) -> list[str]:
+    duplicates = sorted({value for value in values if values.count(value) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate entries: {', '.join(duplicates)}")
+    return values
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IO(_Strict):
+    """Input and output payloads, by name in ``contracts.models.MODELS``."""
+
+    input: str
+    output: str
+
+    @field_validator("input", "output")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name not in MODELS:
+            raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+        return name
+
+
+class SLO(_Strict):
+    p95_ms: int = Field(gt=0)
+    availability: float = Field(gt=0, lt=100, description="Percent, e.g. 99.9.")
+    error_budget_pct: float = Field(gt=0, le=100)
+
+
+class LambdaRuntime(_Strict):
+    kind: Literal["lambda"]
+    handler: str = Field(pattern=HANDLER_PATTERN, description="Dotted path to the handler function.")
+    memory_mb: int = Field(default=256, ge=128, le=10240)
+    timeout_s: int | None = Field(default=None, ge=1, le=LAMBDA_MAX_TIMEOUT_S)
+    reserved_concurrency: int | None = Field(default=None, ge=1)
+    provisioned_concurrency: int | None = Field(default=None, ge=1)
+    bursty: bool = False
+
+    @field_validator("provisioned_concurrency")
+    @classmethod
+    def _within_reserved(cls, provisioned: int | None, info: ValidationInfo) -> int | None:
+        reserved = info.data.get("reserved_concurrency")
+        if provisioned is not None and reserved is not None and provisioned > reserved:
+            raise ValueError(f"{provisioned} exceeds reserved_concurrency {reserved}")
+        return provisioned
+
+    def effective_timeout_s(self, slo: SLO) -> int:
+        """The configured timeout, else three times the p95 budget (at least 3 s, at most Lambda's 900 s)."""
+        if self.timeout_s is not None:
+            return self.timeout_s
+        return min(LAMBDA_MAX_TIMEOUT_S, max(3, math.ceil(3 * slo.p95_ms / 1000)))
+
+
+class SageMakerRuntime(_Strict):
+    kind: Literal["sagemaker"]
+    instance_type: str = Field(pattern=r"^ml\.")
+    min_instances: int = Field(default=1, ge=1, description="Warm minimum.")
+    max_instances: int = Field(ge=1)
+    container: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Folder under containers/.")
+    stateful: bool = Field(default=False, description="Sticky sessions.")
+
+    @field_validator("max_instances")
+    @classmethod
+    def _at_least_min(cls, maximum: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("min_instances")
+        if minimum is not None and maximum < minimum:
+            raise ValueError(f"{maximum} is below min_instances {minimum}")
+        return maximum
+
+
+class BedrockRuntime(_Strict):
+    kind: Literal["bedrock"]
+    model_id: str = Field(min_length=1)
+
+
+Runtime = Annotated[LambdaRuntime | SageMakerRuntime | BedrockRuntime, Field(discriminator="kind")]
+
+
+class Batching(_Strict):
+    max_batch: int = Field(ge=1, le=1024)
+    max_wait_ms: int = Field(ge=0, le=10_000)
+
+
+class FallbackCapability(_Strict):
+    """Another implementation of a capability, up to a version range."""
+
+    capability: Kebab
+    max_version: str = Field(pattern=VERSION_RANGE_PATTERN)
+
+
+def _fallback_tag(value: Any) -> str:
+    return "builtin" if isinstance(value, str) else "capability"
+
+
+# Tagged so a bad entry gets one error from the member it meant, not one from every member.
+FallbackEntry = Annotated[
+    Annotated[FallbackCapability, Tag("capability")] | Annotated[Literal["approximate", "human"], Tag("builtin")],
+    Discriminator(_fallback_tag),
+]
+
+
+class Telemetry(_Strict):
+    metrics: list[Annotated[str, Field(pattern=METRIC_PATTERN)]]
+    errors: list[Annotated[str, Field(pattern=ERROR_PATTERN)]]
+
+    @field_validator("metrics", "errors")
+    @classmethod
+    def _no_duplicates(cls, values: list[str]) -> list[str]:
+        return _unique(values)
+
+
+class CapabilityContract(_Strict):
+    """One agent's contract (DESIGN §3)."""
+
+    name: Kebab
+    version: str = Field(pattern=SEMVER_PATTERN)
+    description: str = Field(min_length=1, max_length=500)
+    capabilities: list[Kebab] = Field(min_length=1)
+    io: IO
+    runtime: Runtime
+    permissions: list[Annotated[str, Field(pattern=PERMISSION_PATTERN)]] = Field(default_factory=list)
+    side_effects: Literal["read-only", "idempotent-write", "external-action"]
+    slo: SLO
+    batching: Batching | None = None
+    fallback: list[FallbackEntry] = Field(default_factory=list)
+    telemetry: Telemetry
+
+    @field_validator("capabilities", "permissions")
+    @classmethod
+    def _no_duplicates(cls, values: list[str]) -> list[str]:
+        return _unique(values)
+
+    @field_validator("slo")
+    @classmethod
+    def _p95_within_timeout(cls, slo: SLO, info: ValidationInfo) -> SLO:
+        runtime = info.data.get("runtime")
+        if (
+            isinstance(runtime, LambdaRuntime)
+            and runtime.timeout_s is not None
+            and slo.p95_ms > runtime.timeout_s * 1000
+        ):
+            raise ValueError(f"p95_ms {slo.p95_ms} exceeds runtime.timeout_s ({runtime.timeout_s} s)")
+        return slo
+
+    @field_validator("batching")
+    @classmethod
+    def _sagemaker_only(cls, batching: Batching | None, info: ValidationInfo) -> Batching | None:
+        runtime = info.data.get("runtime")
+        if batching is not None and runtime is not None and runtime.kind != "sagemaker":
+            raise ValueError(f"only allowed with a sagemaker runtime, not {runtime.kind}")
+        return batching
+
+    @field_validator("fallback")
+    @classmethod
+    def _human_last(cls, entries: list[FallbackCapability | str]) -> list[FallbackCapability | str]:
+        if "human" in entries[:-1]:
+            raise ValueError('"human" must be the last fallback')
+        if len(set(entries)) != len(entries):
+            raise ValueError("duplicate entries")
+        return entries
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".", 1)[0])
+
+    @property
+    def input_model(self) -> type[BaseModel]:
+        return MODELS[self.io.input]
+
+    @property
+    def output_model(self) -> type[BaseModel]:
+        return MODELS[self.io.output]

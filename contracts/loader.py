@@ -1,0 +1,109 @@
+"""Load and validate capability contract files, with one-line errors that name file, field and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from contracts.capability import CapabilityContract
+
+CONTRACTS_DIR = Path(__file__).parent / "agents"
+DOCUMENT = "<document>"
+_SUFFIXES = (".yaml", ".yml")
+# Fields whose error locations carry a union tag right after them (``runtime.lambda.handler``,
+# ``fallback.0.capability.max_version``): the tag is pydantic's bookkeeping, not a field the author wrote.
+_TAGGED_UNION_DEPTH = {"runtime": 1, "fallback": 2}
+_MAX_INPUT_CHARS = 60
+
+
+class ContractError(Exception):
+    """A contract file that cannot be used, and why."""
+
+    def __init__(self, file: str, field: str, reason: str) -> None:
+        self.file = file
+        self.field = field
+        self.reason = " ".join(reason.split())
+        super().__init__(f"{self.file}: {self.field}: {self.reason}")
+
+
+def load_contract(path: Path) -> CapabilityContract:
+    """Parse and validate one contract file; its stem must be the contract's name."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractError(file, DOCUMENT, f"cannot read: {exc}") from exc
+    document = _parse_yaml(file, text)
+    try:
+        contract = CapabilityContract.model_validate(document)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        reason = _reason(first) + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
+        raise ContractError(file, _field_path(first["loc"]), reason) from exc
+    if contract.name != path.stem:
+        raise ContractError(file, "name", f"{contract.name!r} must match the file name {path.stem!r}")
+    return contract
+
+
+def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, CapabilityContract]:
+    """Every contract in ``directory`` (``*.yaml``, ``*.yml``), keyed and sorted by name."""
+    contracts: dict[str, CapabilityContract] = {}
+    paths = sorted(path for path in directory.iterdir() if path.suffix in _SUFFIXES and path.is_file())
+    for path in paths:
+        contract = load_contract(path)
+        if contract.name in contracts:
+            raise ContractError(str(path), "name", f"duplicate contract name {contract.name!r}")
+        contracts[contract.name] = contract
+    return dict(sorted(contracts.items()))
+
+
+def _parse_yaml(file: str, text: str) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ContractError(file, DOCUMENT, f"invalid YAML: {where}{exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise ContractError(file, DOCUMENT, f"invalid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        kind = "an empty document" if document is None else f"a {type(document).__name__}"
+        raise ContractError(file, DOCUMENT, f"line {_first_content_line(text)}: expected a mapping, got {kind}")
+    return document
+
+
+def _first_content_line(text: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and stripped != "---":
+            return number
+    return 1
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _TAGGED_UNION_DEPTH.get(str(loc[0])) != index:
+            path += f".{part}" if path else part
+    return path or DOCUMENT
+
+
+def _reason(error: ErrorDetails) -> str:
+    if error["type"] == "value_error":
+        # Our own validators' messages already name the value; drop pydantic's "Value error, " prefix.
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    reason = error["msg"]
+    value = error["input"]
+    if error["type"] != "missing" and isinstance(value, str | int | float | bool):
+        shown = repr(value)
+        if len(shown) > _MAX_INPUT_CHARS:
+            shown = shown[: _MAX_INPUT_CHARS - 3] + "..."
+        reason += f" (got {shown})"
+    return reason

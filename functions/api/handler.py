@@ -1,0 +1,127 @@
+"""The public API behind API Gateway (and behind the local plane's HTTP server): routes in, problems out."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from contracts.loader import load_contracts
+from functions.api.service import (
+    ProblemError,
+    RunStatus,
+    capabilities,
+    describe,
+    load_workflows,
+    submit,
+)
+from functions.runtime.aws import client, table
+from functions.runtime.decisions import DynamoDecisionStore
+from functions.runtime.executions import DynamoExecutionStore
+
+PROBLEM_JSON = "application/problem+json"
+
+logger = Logger(service="agentplane-api")
+app = APIGatewayRestResolver()
+workflows = load_workflows(os.environ["WORKFLOWS"])
+contracts = load_contracts()
+
+
+class StepFunctionsEngine:
+    def start(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> str:
+        started = client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=payload, traceHeader=f"Root={trace_id}"
+        )
+        arn: str = started["executionArn"]
+        return arn
+
+    def describe(self, execution_arn: str) -> RunStatus:
+        run = client("stepfunctions").describe_execution(executionArn=execution_arn)
+        return RunStatus(
+            status=run["status"],
+            output=run.get("output"),
+            error=run.get("error"),
+            cause=run.get("cause"),
+            started_at=run["startDate"],
+            stopped_at=run.get("stopDate"),
+        )
+
+
+def trace_id_from(headers: dict[str, str]) -> str:
+    """The X-Ray root from API Gateway's trace header, or a new X-Ray-format id."""
+    for part in headers.get("x-amzn-trace-id", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "Root" and value:
+            return value
+    return f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+
+
+def json_response(status: int, body: dict[str, Any], **headers: str) -> Response[str]:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
+
+
+@app.exception_handler(ProblemError)
+def problem(exc: ProblemError) -> Response[str]:
+    return Response(
+        status_code=exc.status,
+        content_type=PROBLEM_JSON,
+        body=json.dumps(exc.body(app.current_event.path)),
+    )
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    path = app.current_event.path
+    return problem(ProblemError(404, "Not found", f"no route for {app.current_event.http_method} {path}", kind="not-found"))
+
+
+@app.get("/v1/health")
+def health() -> Response[str]:
+    return json_response(200, {"status": "ok", "workflows": sorted(workflows)})
+
+
+@app.post("/v1/workflows/<name>/executions")
+def start_execution(name: str) -> Response[str]:
+    headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    submitted = submit(
+        name,
+        app.current_event.body,
+        idempotency_key=headers.get("idempotency-key"),
+        trace_id=trace_id_from(headers),
+        workflows=workflows,
+        engine=StepFunctionsEngine(),
+        executions=DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])),
+        now=datetime.now(UTC),
+        new_id=lambda: str(uuid.uuid4()),
+    )
+    extra = {"Idempotent-Replayed": "true"} if submitted.replayed else {}
+    return json_response(202, submitted.body(), Location=f"/v1/executions/{submitted.execution_id}", **extra)
+
+
+@app.get("/v1/executions/<execution_id>")
+def get_execution(execution_id: str) -> Response[str]:
+    body = describe(
+        execution_id,
+        engine=StepFunctionsEngine(),
+        executions=DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])),
+        decisions=DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"])),
+    )
+    return json_response(200, body)
+
+
+@app.get("/v1/capabilities")
+def list_capabilities() -> Response[str]:
+    return json_response(200, capabilities(contracts))
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,258 @@
+"""The public API's logic: start runs (idempotently), report them with their steps, list capabilities.
+
+No AWS here: the engine, the executions view and the decisions table come in as small ports.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from contracts.capability import CapabilityContract
+from contracts.models import MODELS
+from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex
+from functions.runtime.executions import ExecutionItem, ExecutionStore
+
+
+class ProblemError(Exception):
+    """An RFC 9457 problem: the handler turns it into an application/problem+json response."""
+
+    def __init__(self, status: int, title: str, detail: str, *, kind: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.kind = kind
+        self.extensions = extensions
+
+    def body(self, instance: str) -> dict[str, Any]:
+        return {
+            "type": f"https://agentplane.dev/problems/{self.kind}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+            **self.extensions,
+        }
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    state_machine_arn: str
+    input_model: type[BaseModel]
+    ttl_ms: int
+
+
+def load_workflows(raw: str) -> dict[str, Workflow]:
+    """The WORKFLOWS setting the stack writes: name -> state machine, input model, time budget."""
+    workflows: dict[str, Workflow] = {}
+    for name, spec in json.loads(raw).items():
+        workflows[name] = Workflow(
+            name=name,
+            state_machine_arn=spec["state_machine_arn"],
+            input_model=MODELS[spec["input_model"]],
+            ttl_ms=int(spec["ttl_ms"]),
+        )
+    return workflows
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    status: str
+    output: str | None
+    error: str | None
+    cause: str | None
+    started_at: datetime
+    stopped_at: datetime | None
+
+
+class WorkflowEngine(Protocol):
+    def start(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> str:
+        """Start a run; returns its execution ARN."""
+        ...
+
+    def describe(self, execution_arn: str) -> RunStatus: ...
+
+
+@dataclass(frozen=True)
+class Submitted:
+    execution_id: str
+    trace_id: str
+    replayed: bool
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id,
+            "trace_id": self.trace_id,
+            "status_url": f"/v1/executions/{self.execution_id}",
+        }
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "<body>", "message": err["msg"]} for err in exc.errors()
+    ]
+
+
+def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
+    if not raw:
+        raise ProblemError(400, "Request body required", "send a JSON object", kind="bad-request")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProblemError(400, "Malformed JSON", f"body is not JSON: {exc.msg} at {exc.pos}", kind="bad-request") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        first = errors[0]
+        raise ProblemError(
+            400,
+            "Invalid request body",
+            f"{first['field']}: {first['message']}",
+            kind="validation",
+            errors=errors,
+        ) from None
+
+
+def submit(
+    workflow_name: str,
+    raw_body: str | None,
+    *,
+    idempotency_key: str | None,
+    trace_id: str,
+    workflows: Mapping[str, Workflow],
+    engine: WorkflowEngine,
+    executions: ExecutionStore,
+    now: datetime,
+    new_id: Callable[[], str],
+) -> Submitted:
+    workflow = workflows.get(workflow_name)
+    if workflow is None:
+        raise ProblemError(
+            404,
+            "Unknown workflow",
+            f"no workflow named {workflow_name!r}; known: {', '.join(sorted(workflows))}",
+            kind="not-found",
+        )
+    request = parse_body(raw_body, workflow.input_model)
+    request_json = canonical_json(request.model_dump(mode="json"))
+    request_sha256 = sha256_hex(request_json)
+    execution_id = new_id()
+    if idempotency_key is not None:
+        owner = executions.claim_key(
+            workflow.name, idempotency_key, execution_id=execution_id, request_sha256=request_sha256
+        )
+        if owner is not None:
+            owner_id, owner_sha = owner
+            if owner_sha != request_sha256:
+                raise ProblemError(
+                    422,
+                    "Idempotency key reused",
+                    "this Idempotency-Key was used with a different request body",
+                    kind="idempotency-key-reused",
+                )
+            existing = executions.get(owner_id)
+            return Submitted(
+                execution_id=owner_id, trace_id=existing.trace_id if existing else trace_id, replayed=True
+            )
+    run_input = {
+        "workflow": workflow.name,
+        "trace_id": trace_id,
+        "correlation_id": execution_id,
+        "submitted_at": now.isoformat(),
+        "deadline": (now + timedelta(milliseconds=workflow.ttl_ms)).isoformat(),
+        "request": json.loads(request_json),
+    }
+    try:
+        execution_arn = engine.start(
+            state_machine_arn=workflow.state_machine_arn,
+            name=execution_id,
+            payload=json.dumps(run_input),
+            trace_id=trace_id,
+        )
+    except Exception:
+        if idempotency_key is not None:
+            executions.release_key(workflow.name, idempotency_key)
+        raise
+    executions.put(
+        ExecutionItem(
+            execution_id=execution_id,
+            workflow=workflow.name,
+            execution_arn=execution_arn,
+            trace_id=trace_id,
+            submitted_at=now.isoformat(),
+            request_sha256=request_sha256,
+            idempotency_key=idempotency_key,
+        )
+    )
+    return Submitted(execution_id=execution_id, trace_id=trace_id, replayed=False)
+
+
+def step_name(step_key: str, correlation_id: str) -> str:
+    """`<run>/VerifyClaim/2` -> `VerifyClaim/2`; failed attempts keep their attempt suffix out of the name."""
+    name = step_key.removeprefix(f"{correlation_id}/")
+    return name.split("#", 1)[0]
+
+
+def describe(
+    execution_id: str, *, engine: WorkflowEngine, executions: ExecutionStore, decisions: DecisionStore
+) -> dict[str, Any]:
+    item = executions.get(execution_id)
+    if item is None:
+        raise ProblemError(404, "Unknown execution", f"no execution {execution_id!r}", kind="not-found")
+    run = engine.describe(item.execution_arn)
+    steps = [
+        {
+            "step": step_name(r.step_key, execution_id),
+            "agent": r.agent,
+            "agent_version": r.agent_version,
+            "capability": r.capability,
+            "capability_version": r.capability_version,
+            "status": r.status,
+            "started_at": r.started_at.isoformat(),
+            "finished_at": r.finished_at.isoformat(),
+            "duration_ms": round(r.duration_ms, 3),
+            "input_sha256": r.input_sha256,
+            **({"error": {"type": r.error_type, "message": r.error_message}} if r.status == "FAILED" else {}),
+        }
+        for r in decisions.list(execution_id)
+    ]
+    body: dict[str, Any] = {
+        "execution_id": execution_id,
+        "workflow": item.workflow,
+        "status": run.status,
+        "trace_id": item.trace_id,
+        "submitted_at": item.submitted_at,
+        "started_at": run.started_at.isoformat(),
+        "stopped_at": run.stopped_at.isoformat() if run.stopped_at else None,
+        "output": json.loads(run.output) if run.output else None,
+        "error": {"error": run.error, "cause": run.cause} if run.error else None,
+        "decision": item.decision.model_dump(mode="json") if item.decision else None,
+        "steps": steps,
+    }
+    return body
+
+
+def capabilities(contracts: Mapping[str, CapabilityContract]) -> dict[str, Any]:
+    return {
+        "capabilities": [
+            {
+                "name": c.name,
+                "version": c.version,
+                "description": c.description,
+                "capabilities": list(c.capabilities),
+                "runtime": c.runtime.kind,
+                "io": {"input": c.io.input, "output": c.io.output},
+                "side_effects": c.side_effects,
+                "slo": c.slo.model_dump(mode="json"),
+            }
+            for c in contracts.values()
+        ]
+    }

@@ -1,0 +1,46 @@
+"""Turns a finished (or failed) run into its decision, and that decision into the event the bus carries."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from datetime import datetime
+
+from contracts.models import Claim, Decision, DecisionInput, DecisionRecordedDetail, FailureInput
+
+
+def decision_id_for(correlation_id: str) -> str:
+    """One decision per run: the id is derived from the run, so a redelivered step reuses it."""
+    return "d-" + hashlib.sha256(correlation_id.encode("utf-8")).hexdigest()[:24]
+
+
+def decide(request: DecisionInput, *, decision_id: str, now: datetime) -> Decision:
+    labels = Counter(v.label for v in request.verdicts)
+    tally = ", ".join(f"{labels[label]} {label}" for label in ("supported", "refuted", "not-enough-info"))
+    risk = request.risk
+    return Decision(
+        decision_id=decision_id,
+        workflow=request.workflow,
+        outcome=risk.recommended_outcome,
+        risk_level=risk.level,
+        summary=f"{request.title}: {len(request.claims)} claims ({tally}); risk {risk.level} "
+        f"({risk.score:.2f}, policy {risk.policy_version}) -> {risk.recommended_outcome}",
+        decided_at=now,
+    )
+
+
+def record_failure(request: FailureInput, *, decision_id: str, now: datetime) -> Decision:
+    cause = request.cause if len(request.cause) <= 300 else request.cause[:297] + "..."
+    return Decision(
+        decision_id=decision_id,
+        workflow=request.workflow,
+        outcome="failed",
+        summary=f"{request.workflow} failed with {request.error}" + (f": {cause}" if cause else ""),
+        decided_at=now,
+    )
+
+
+def recorded_detail(
+    decision: Decision, *, execution_id: str, trace_id: str, claims: list[Claim]
+) -> DecisionRecordedDetail:
+    return DecisionRecordedDetail(execution_id=execution_id, trace_id=trace_id, decision=decision, claims=claims)

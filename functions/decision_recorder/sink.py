@@ -1,0 +1,17 @@
+"""Where a decision goes once made: the executions view, then the bus as decision.recorded."""
+
+from __future__ import annotations
+
+import os
+
+from contracts.envelope import Envelope
+from contracts.models import Claim, Decision
+from functions.decision_recorder.service import recorded_detail
+from functions.runtime.aws import EventPublisher, table
+from functions.runtime.executions import DynamoExecutionStore
+
+
+def publish_decision(decision: Decision, *, envelope: Envelope, claims: list[Claim]) -> None:
+    DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])).set_decision(envelope.correlation_id, decision)
+    detail = recorded_detail(decision, execution_id=envelope.correlation_id, trace_id=envelope.trace_id, claims=claims)
+    EventPublisher(os.environ["EVENT_BUS_NAME"]).publish("decision.recorded", detail.model_dump(mode="json"))

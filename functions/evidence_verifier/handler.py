@@ -1,0 +1,20 @@
+"""evidence-verifier: score one claim against the shipped knowledge base."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from contracts.models import ClaimCheck, Verdict
+from functions.evidence_verifier.service import default_kb, verify
+from functions.runtime import Agent, Step
+
+agent = Agent.from_environment(input_model=ClaimCheck, output_model=Verdict)
+knowledge_base = default_kb()  # index once per warm instance, not per claim
+
+
+@agent.logger.inject_lambda_context
+@agent.metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return agent.run(event, lambda check, _step: verify(check, knowledge_base))

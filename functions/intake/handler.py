@@ -1,0 +1,26 @@
+"""document-intake: store the document (claim-check) and extract the claims to verify."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from contracts.models import DocReviewRequest, IntakeResult
+from functions.intake.service import intake
+from functions.runtime import Agent, Step
+from functions.runtime.aws import S3DocumentStore
+
+agent = Agent.from_environment(input_model=DocReviewRequest, output_model=IntakeResult)
+
+
+def take_in(request: DocReviewRequest, step: Step) -> IntakeResult:
+    bucket = os.environ["DOCUMENTS_BUCKET"]
+    return intake(request, store=S3DocumentStore(bucket), bucket=bucket)
+
+
+@agent.logger.inject_lambda_context
+@agent.metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return agent.run(event, take_in)

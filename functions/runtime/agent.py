@@ -1,0 +1,206 @@
+"""One step of one agent: parse the envelope, refuse stale work, call the service, record the decision."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any, Generic, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ValidationError
+
+from contracts.envelope import Envelope
+from functions.runtime import tracing
+from functions.runtime.decisions import (
+    DecisionRecord,
+    DecisionStore,
+    DynamoDecisionStore,
+    canonical_json,
+    sha256_hex,
+)
+from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded
+from functions.runtime.telemetry import agent_logger, agent_metrics
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def first_error(exc: ValidationError) -> str:
+    """`field.path: message` of the first validation error, for one-line error messages."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "<root>"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a service may know about the step it serves, beyond its payload."""
+
+    envelope: Envelope
+    started: datetime
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """Who decides: the contract's name and version, and the capabilities it serves."""
+
+    name: str
+    version: str
+    capabilities: tuple[str, ...]
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> AgentIdentity:
+        try:
+            return cls(
+                name=env["AGENT_NAME"],
+                version=env["AGENT_VERSION"],
+                capabilities=tuple(c for c in env["AGENT_CAPABILITIES"].split(",") if c),
+            )
+        except KeyError as missing:
+            raise RuntimeError(f"agent environment lacks {missing.args[0]}: deploy it from its contract") from None
+
+
+class Agent(Generic[In, Out]):
+    """Runs a pure service as a contract-checked, recorded step."""
+
+    def __init__(
+        self,
+        identity: AgentIdentity,
+        *,
+        input_model: type[In],
+        output_model: type[Out],
+        store: Callable[[], DecisionStore],
+        clock: Callable[[], datetime] = utcnow,
+        logger: Logger | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.identity = identity
+        self.input_model = input_model
+        self.output_model = output_model
+        self._store_factory = store
+        self._clock = clock
+        self.logger = logger or agent_logger(identity.name)
+        self.metrics = metrics or agent_metrics(
+            identity.name, capability=identity.capabilities[0], version=identity.version
+        )
+
+    @classmethod
+    def from_environment(cls, *, input_model: type[In], output_model: type[Out]) -> Agent[In, Out]:
+        identity = AgentIdentity.from_environment(os.environ)
+
+        def dynamo_store() -> DecisionStore:
+            import boto3  # noqa: PLC0415 - first use, not import time: keeps cold start lean
+
+            return DynamoDecisionStore(boto3.resource("dynamodb").Table(os.environ["DECISIONS_TABLE"]))
+
+        return cls(identity, input_model=input_model, output_model=output_model, store=dynamo_store)
+
+    @cached_property
+    def store(self) -> DecisionStore:
+        return self._store_factory()
+
+    def run(self, event: Mapping[str, Any], service: Callable[[In, Step], Out]) -> dict[str, Any]:
+        """Run one step; returns the output payload (JSON-ready) or raises a typed error."""
+        started = self._clock()
+        clock_start = time.perf_counter()
+        try:
+            envelope = Envelope.model_validate(event)
+        except ValidationError as exc:
+            raise BadInput(f"envelope {first_error(exc)}") from None
+        if envelope.capability not in self.identity.capabilities:
+            raise BadInput(
+                f"capability {envelope.capability!r} is not served by {self.identity.name} "
+                f"(serves {', '.join(self.identity.capabilities)})"
+            )
+        self.logger.append_keys(
+            trace_id=envelope.trace_id,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.causation_id,
+            capability=envelope.capability,
+        )
+        attributes: dict[str, tracing.AttributeValue] = {
+            "agentplane.capability": envelope.capability,
+            "agentplane.version": self.identity.version,
+            "agentplane.trace_id": envelope.trace_id,
+            "agentplane.correlation_id": envelope.correlation_id,
+        }
+        with tracing.span(f"agent {self.identity.name}", attributes) as span:
+            try:
+                output = self._decide(envelope, service, started)
+            except Exception as exc:
+                self._record(envelope, started, clock_start, error=exc)
+                self.metrics.add_metric(name="error_count", unit=MetricUnit.Count, value=1)
+                span.set_attribute("agentplane.outcome", "failed")
+                self.logger.warning("step failed", error_type=type(exc).__name__, error=str(exc))
+                raise
+            recorded = self._record(envelope, started, clock_start, output=output)
+            span.set_attribute("agentplane.outcome", "succeeded")
+        duration_ms = (time.perf_counter() - clock_start) * 1000
+        self.metrics.add_metric(name="latency_ms", unit=MetricUnit.Milliseconds, value=duration_ms)
+        self.metrics.add_metric(name="success_count", unit=MetricUnit.Count, value=1)
+        return recorded
+
+    def _decide(self, envelope: Envelope, service: Callable[[In, Step], Out], started: datetime) -> dict[str, Any]:
+        if envelope.is_expired(started):
+            raise DeadlineExceeded(f"deadline {envelope.deadline.isoformat()} passed before the step started")
+        if envelope.payload is None:
+            raise BadInput(f"{self.identity.name} takes an inline payload, not a payload_ref")
+        try:
+            request = self.input_model.model_validate(envelope.payload)
+        except ValidationError as exc:
+            raise BadInput(f"payload {first_error(exc)}") from None
+        result = service(request, Step(envelope=envelope, started=started))
+        if not isinstance(result, self.output_model):
+            raise BadOutput(f"{self.identity.name} returned {type(result).__name__}, not {self.output_model.__name__}")
+        return result.model_dump(mode="json")
+
+    def _record(
+        self,
+        envelope: Envelope,
+        started: datetime,
+        clock_start: float,
+        *,
+        output: dict[str, Any] | None = None,
+        error: Exception | None = None,
+    ) -> dict[str, Any]:
+        """Write the step's decision record; on a duplicate, return what was decided the first time."""
+        finished = self._clock()
+        input_json = canonical_json(envelope.payload)
+        step_key = envelope.causation_id if error is None else f"{envelope.causation_id}#failed#{started.isoformat()}"
+        record = DecisionRecord(
+            correlation_id=envelope.correlation_id,
+            step_key=step_key,
+            trace_id=envelope.trace_id,
+            causation_id=envelope.causation_id,
+            agent=self.identity.name,
+            agent_version=self.identity.version,
+            capability=envelope.capability,
+            capability_version=envelope.capability_version,
+            status="SUCCEEDED" if error is None else "FAILED",
+            input_json=input_json,
+            input_sha256=sha256_hex(input_json),
+            output_json=None if output is None else canonical_json(output),
+            error_type=None if error is None else type(error).__name__,
+            error_message=None if error is None else str(error)[:1000],
+            started_at=started,
+            finished_at=finished,
+            duration_ms=max(0.0, (time.perf_counter() - clock_start) * 1000),
+        )
+        if self.store.put(record) or output is None:
+            return output or {}
+        first = self.store.get(record.correlation_id, record.step_key)
+        if first is not None and first.status == "SUCCEEDED":
+            self.logger.info("duplicate delivery: returning the recorded decision", step_key=step_key)
+            recorded: dict[str, Any] = first.output()
+            return recorded
+        return output

@@ -1,0 +1,60 @@
+"""AWS adapters shared by handlers. Clients are made on first use and reused while warm."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+
+@cache
+def client(service: str) -> Any:
+    import boto3  # noqa: PLC0415 - on first use: a handler that never calls AWS never pays for boto3
+
+    return boto3.client(service)  # type: ignore[call-overload]
+
+
+@cache
+def table(name: str) -> Any:
+    import boto3  # noqa: PLC0415
+
+    return boto3.resource("dynamodb").Table(name)
+
+
+class S3DocumentStore:
+    """Documents bucket (claim-check). Matches the intake service's DocumentStore protocol."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+
+    def put(self, key: str, body: bytes) -> None:
+        client("s3").put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+
+    def get(self, key: str) -> bytes:
+        body: bytes = client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
+
+
+class EventPublisher:
+    """Puts events on the plane's bus; a failed entry is an error, never a silent drop."""
+
+    def __init__(self, bus_name: str, source: str = "agentplane") -> None:
+        self.bus_name = bus_name
+        self.source = source
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> str:
+        response = client("events").put_events(
+            Entries=[
+                {
+                    "EventBusName": self.bus_name,
+                    "Source": self.source,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail, separators=(",", ":")),
+                }
+            ]
+        )
+        entry = response["Entries"][0]
+        if response.get("FailedEntryCount", 0) or "EventId" not in entry:
+            raise RuntimeError(f"event {detail_type} was not accepted: {entry.get('ErrorMessage', 'unknown error')}")
+        event_id: str = entry["EventId"]
+        return event_id

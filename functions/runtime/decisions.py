@@ -1,0 +1,131 @@
+"""Decision records: one immutable record per step, written with a conditional put.
+
+The key is (correlation_id, step_key) with step_key derived from the causation id, so the put is
+also the duplicate guard: a redelivered step finds its record and returns the recorded output
+instead of deciding twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON text for hashing and storage (sorted keys, no insignificant whitespace)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class DecisionRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    correlation_id: str
+    step_key: str
+    trace_id: str
+    causation_id: str
+    agent: str
+    agent_version: str
+    capability: str
+    capability_version: str
+    status: Literal["SUCCEEDED", "FAILED"]
+    input_json: str
+    input_sha256: str
+    output_json: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: float = Field(ge=0)
+
+    def output(self) -> Any:
+        return None if self.output_json is None else json.loads(self.output_json)
+
+    def to_item(self) -> dict[str, Any]:
+        """DynamoDB item (strings only: no float/Decimal round-trip changes what was recorded)."""
+        item = self.model_dump(mode="json", exclude_none=True)
+        item["duration_ms"] = f"{self.duration_ms:.3f}"
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> DecisionRecord:
+        data = dict(item)
+        data["duration_ms"] = float(data["duration_ms"])
+        return cls.model_validate(data)
+
+
+class DecisionStore(Protocol):
+    def put(self, record: DecisionRecord) -> bool:
+        """Write the record unless one with the same key exists; True when this call wrote it."""
+        ...
+
+    def get(self, correlation_id: str, step_key: str) -> DecisionRecord | None: ...
+
+    def list(self, correlation_id: str) -> list[DecisionRecord]: ...
+
+
+class InMemoryDecisionStore:
+    """Twin of the DynamoDB store for tests."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], DecisionRecord] = {}
+
+    def put(self, record: DecisionRecord) -> bool:
+        key = (record.correlation_id, record.step_key)
+        if key in self.records:
+            return False
+        self.records[key] = record
+        return True
+
+    def get(self, correlation_id: str, step_key: str) -> DecisionRecord | None:
+        return self.records.get((correlation_id, step_key))
+
+    def list(self, correlation_id: str) -> list[DecisionRecord]:
+        found = [r for (c, _), r in self.records.items() if c == correlation_id]
+        return sorted(found, key=lambda r: (r.started_at, r.step_key))
+
+
+class DynamoDecisionStore:
+    """Decisions table: partition key ``correlation_id``, sort key ``step_key``."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def put(self, record: DecisionRecord) -> bool:
+        try:
+            self._table.put_item(
+                Item=record.to_item(),
+                ConditionExpression="attribute_not_exists(correlation_id) AND attribute_not_exists(step_key)",
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get(self, correlation_id: str, step_key: str) -> DecisionRecord | None:
+        found = self._table.get_item(
+            Key={"correlation_id": correlation_id, "step_key": step_key}, ConsistentRead=True
+        ).get("Item")
+        return None if found is None else DecisionRecord.from_item(found)
+
+    def list(self, correlation_id: str) -> list[DecisionRecord]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "correlation_id = :c",
+            "ExpressionAttributeValues": {":c": correlation_id},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._table.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        records = [DecisionRecord.from_item(i) for i in items]
+        return sorted(records, key=lambda r: (r.started_at, r.step_key))

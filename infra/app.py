@@ -1,0 +1,43 @@
+"""CDK entry point (`cdk.json` runs `python -m infra.app`): wires the stack, validates context, adds cdk-nag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import RemovalPolicy
+from cdk_nag import AwsSolutionsChecks
+
+from contracts.loader import CONTRACTS_DIR, load_contracts
+from infra.stack import AgentPlaneStack
+
+DEFAULT_STACK_NAME = "agentplane"
+
+
+class ContextError(ValueError):
+    pass
+
+
+def build_app(outdir: str | Path | None = None, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, str] | None = None) -> cdk.App:
+    app = cdk.App(outdir=str(outdir) if outdir else None, context=context or {})
+    stack_name = app.node.try_get_context("agentplane:stack-name") or DEFAULT_STACK_NAME
+    removal = app.node.try_get_context("agentplane:removal-policy") or "retain"
+    if removal not in ("retain", "destroy"):
+        raise ContextError(f"context agentplane:removal-policy must be 'retain' or 'destroy', not {removal!r}")
+    AgentPlaneStack(
+        app,
+        stack_name,
+        contracts=load_contracts(contracts_dir),
+        removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
+        description="agentplane: orchestration plane for AI agents",
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())
+    return app
+
+
+def main() -> None:
+    build_app().synth()
+
+
+if __name__ == "__main__":
+    main()

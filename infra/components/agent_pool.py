@@ -1,0 +1,183 @@
+"""An agent's pool, built from its capability contract: the function, its role, its grants, its logs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from contracts.capability import CapabilityContract, LambdaRuntime
+from infra.components.data_store import DataStore
+from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.staging import stage
+from infra.paths import FUNCTIONS_DIR
+
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+class ContractInfraError(ValueError):
+    """A contract asks for something the plane cannot build; the message names contract and field."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What permission verbs can point at, and the settings agents read to find them."""
+
+    data: DataStore
+    event_bus_arn: str
+    event_bus_name: str
+
+
+Grant = Callable[[Resources], tuple[list[iam.PolicyStatement], dict[str, str]]]
+
+
+def _kms(data: DataStore, *actions: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(actions=list(actions), resources=[data.key.key_arn])
+
+
+# Permission verbs -> exact actions on exact resources (and the environment that names them).
+PERMISSION_VERBS: Mapping[str, Grant] = {
+    "write:documents": lambda r: (
+        [
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[r.data.documents.arn_for_objects("documents/*")]),
+            _kms(r.data, "kms:GenerateDataKey", "kms:Encrypt"),
+        ],
+        {"DOCUMENTS_BUCKET": r.data.documents.bucket_name},
+    ),
+    "read:documents": lambda r: (
+        [
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[r.data.documents.arn_for_objects("documents/*")]),
+            _kms(r.data, "kms:Decrypt"),
+        ],
+        {"DOCUMENTS_BUCKET": r.data.documents.bucket_name},
+    ),
+    "write:executions": lambda r: (
+        [
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[r.data.executions.table_arn]),
+            _kms(r.data, "kms:Decrypt", "kms:GenerateDataKey"),
+        ],
+        {"EXECUTIONS_TABLE": r.data.executions.table_name},
+    ),
+    "publish:events": lambda r: (
+        [iam.PolicyStatement(actions=["events:PutEvents"], resources=[r.event_bus_arn])],
+        {"EVENT_BUS_NAME": r.event_bus_name},
+    ),
+    "write:idempotency": lambda r: (
+        [
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                resources=[r.data.idempotency.table_arn],
+            ),
+            _kms(r.data, "kms:Decrypt", "kms:GenerateDataKey"),
+        ],
+        {"IDEMPOTENCY_TABLE": r.data.idempotency.table_name},
+    ),
+}
+
+
+def timeout_s(contract: CapabilityContract) -> int:
+    runtime = contract.runtime
+    if not isinstance(runtime, LambdaRuntime):
+        raise ContractInfraError(f"contract {contract.name}: runtime.kind: {runtime.kind} has no Lambda timeout")
+    return runtime.effective_timeout_s(contract.slo)
+
+
+def resolve_permissions(
+    contract: CapabilityContract, resources: Resources
+) -> tuple[list[iam.PolicyStatement], dict[str, str]]:
+    statements: list[iam.PolicyStatement] = []
+    environment: dict[str, str] = {}
+    for permission in contract.permissions:
+        grant = PERMISSION_VERBS.get(permission)
+        if grant is None:
+            raise ContractInfraError(
+                f"contract {contract.name}: permissions: unknown verb {permission!r} "
+                f"(known: {', '.join(sorted(PERMISSION_VERBS))})"
+            )
+        granted, env = grant(resources)
+        statements.extend(granted)
+        environment.update(env)
+    return statements, environment
+
+
+class AgentPool(Construct):
+    """One Lambda agent: arm64, active tracing, Powertools settings, role granted exactly its contract."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        contract: CapabilityContract,
+        resources: Resources,
+        layers: list[lambda_.ILayerVersion],
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        runtime = contract.runtime
+        if not isinstance(runtime, LambdaRuntime):
+            raise ContractInfraError(f"contract {contract.name}: runtime.kind: {runtime.kind} is not a Lambda pool")
+        self.contract = contract
+        folder = runtime.handler.split(".")[1]
+        code_dir = stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"functions/{folder}")])
+        statements, environment = resolve_permissions(contract, resources)
+
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"agentplane agent {contract.name} {contract.version}: exactly its contract's permissions",
+        )
+        self.log_group.grant_write(self.role)
+        # Every step leaves its decision record; the conditional put is also the duplicate guard.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[resources.data.decisions.table_arn]
+            )
+        )
+        self.role.add_to_principal_policy(_kms(resources.data, "kms:Decrypt", "kms:GenerateDataKey"))
+        for statement in statements:
+            self.role.add_to_principal_policy(statement)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=f"{contract.name} {contract.version}: {contract.description}"[:256],
+            runtime=LAMBDA_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=runtime.handler,
+            code=lambda_.Code.from_asset(str(code_dir)),
+            layers=layers,
+            memory_size=runtime.memory_mb,
+            timeout=Duration.seconds(timeout_s(contract)),
+            reserved_concurrent_executions=runtime.reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={
+                "AGENT_NAME": contract.name,
+                "AGENT_VERSION": contract.version,
+                "AGENT_CAPABILITIES": ",".join(contract.capabilities),
+                "AGENT_TTL_MS": str(timeout_s(contract) * 1000),
+                "DECISIONS_TABLE": resources.data.decisions.table_name,
+                "POWERTOOLS_SERVICE_NAME": contract.name,
+                "POWERTOOLS_METRICS_NAMESPACE": "agentplane",
+                **environment,
+            },
+        )
+        acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+        if "write:documents" in contract.permissions or "read:documents" in contract.permissions:
+            acknowledge(
+                self.role,
+                f"AwsSolutions-IAM5[Resource::<{logical_id(resources.data.documents)}.Arn>/documents/*]",
+                "documents are content-addressed objects under documents/: the key is only known at run time",
+            )

@@ -1,0 +1,84 @@
+"""Durable state: the decisions, executions and idempotency tables and the documents bucket, under one key."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+class DataStore(Construct):
+    """Everything a run leaves behind. Logical ids here are public API: renaming one replaces data."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy = RemovalPolicy.RETAIN):
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            description="agentplane: decisions, executions, idempotency and documents at rest",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        self.decisions = self._table(
+            "Decisions",
+            partition="correlation_id",
+            sort="step_key",
+            stream=dynamodb.StreamViewType.NEW_IMAGE,  # feeds the audit ledger
+            removal_policy=removal_policy,
+        )
+        self.executions = self._table("Executions", partition="execution_id", removal_policy=removal_policy)
+        self.idempotency = self._table(
+            "Idempotency", partition="id", ttl="expiration", removal_policy=removal_policy
+        )
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging cannot write to SSE-KMS
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
+            removal_policy=removal_policy,
+        )
+        self.documents = s3.Bucket(
+            self,
+            "Documents",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="documents/",
+            removal_policy=removal_policy,
+        )
+
+    def _table(
+        self,
+        construct_id: str,
+        *,
+        partition: str,
+        sort: str | None = None,
+        stream: dynamodb.StreamViewType | None = None,
+        ttl: str | None = None,
+        removal_policy: RemovalPolicy,
+    ) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            construct_id,
+            partition_key=dynamodb.Attribute(name=partition, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=sort, type=dynamodb.AttributeType.STRING) if sort else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            stream=stream,
+            time_to_live_attribute=ttl,
+            deletion_protection=removal_policy == RemovalPolicy.RETAIN,
+            removal_policy=removal_policy,
+        )

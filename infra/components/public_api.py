@@ -1,0 +1,253 @@
+"""The front door: a REST API (IAM-authorised, traced, access-logged) validating bodies against the generated schemas."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from contracts.schema_export import SCHEMAS_DIR
+from infra.components.agent_pool import LAMBDA_RUNTIME
+from infra.components.data_store import DataStore
+from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.staging import stage
+from infra.paths import FUNCTIONS_DIR
+
+PROBLEM_JSON = "application/problem+json"
+# A body sent with another content type must not skip validation: "$default" catches it (DESIGN §14).
+VALIDATED_CONTENT_TYPES = ("application/json", "$default")
+
+
+@dataclass(frozen=True)
+class ApiWorkflow:
+    name: str
+    state_machine: sfn.StateMachine
+    input_model: str
+    ttl_ms: int
+
+
+def draft4_schema(model_name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((SCHEMAS_DIR / "apigw" / f"{model_name}.json").read_text())
+    return schema
+
+
+def _problem_template(kind: str, title: str, status: int | None, detail_vtl: str) -> str:
+    """A mapping template rendering an RFC 9457 body; detail_vtl must render a JSON string."""
+    head = {"type": f"https://agentplane.dev/problems/{kind}", "title": title}
+    if status is not None:
+        head["status"] = str(status)
+    fields = ",".join(f'"{k}":{v if k == "status" else json.dumps(v)}' for k, v in head.items())
+    return "{" + fields + ',"detail":' + detail_vtl + "}"
+
+
+class PublicApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: DataStore,
+        workflows: list[ApiWorkflow],
+        layers: list[lambda_.ILayerVersion],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = self._function(data, workflows, layers)
+
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            description="agentplane public API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name="api",
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                metrics_enabled=True,
+                throttling_rate_limit=100,
+                throttling_burst_limit=200,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+            default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
+        )
+        self._problem_responses()
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            "the account-level role API Gateway uses to write its logs; AWS documents this managed policy for it",
+        )
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-APIG3",
+            "WAF is an edge decision left to the platform team (web ACL association); the API is IAM-authorised "
+            "and throttled at the stage",
+        )
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-COG4",
+            "callers authenticate with IAM (SigV4) and one role per persona, not Cognito user pools",
+        )
+        self.validator = self.rest_api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(self.function)
+
+        v1 = self.rest_api.root.add_resource("v1")
+        health = v1.add_resource("health").add_method(
+            "GET", integration, authorization_type=apigw.AuthorizationType.NONE
+        )
+        acknowledge(health, "AwsSolutions-APIG4", "readiness probe: answers with liveness and workflow names only")
+        v1.add_resource("capabilities").add_method("GET", integration)
+        v1.add_resource("executions").add_resource("{execution_id}").add_method(
+            "GET",
+            integration,
+            request_parameters={"method.request.path.execution_id": True},
+            request_validator=self.validator,
+        )
+        workflows_resource = v1.add_resource("workflows")
+        # Unknown names reach the function and get a 404 problem; known ones have their own validated route.
+        workflows_resource.add_resource("{name}").add_resource("executions").add_method(
+            "POST", integration, request_parameters={"method.request.path.name": True}
+        )
+        for workflow in workflows:
+            models = self._models(workflow.input_model)
+            workflows_resource.add_resource(workflow.name).add_resource("executions").add_method(
+                "POST",
+                integration,
+                request_models=models,
+                request_validator=self.validator,
+                request_parameters={"method.request.header.Idempotency-Key": False},
+            )
+
+    def _function(
+        self, data: DataStore, workflows: list[ApiWorkflow], layers: list[lambda_.ILayerVersion]
+    ) -> lambda_.Function:
+        code_dir = stage("fn-api", [(FUNCTIONS_DIR / "api", "functions/api")])
+        log_group = logs.LogGroup(
+            self, "FunctionLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+        )
+        role = iam.Role(
+            self,
+            "FunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="agentplane API: start and read its workflows' runs, nothing else",
+        )
+        log_group.grant_write(role)
+        settings: dict[str, Mapping[str, Any]] = {}
+        for workflow in workflows:
+            machine = workflow.state_machine
+            machine.grant_start_execution(role)
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["states:DescribeExecution"],
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="states",
+                            resource="execution",
+                            resource_name=f"{machine.state_machine_name}:*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                )
+            )
+            settings[workflow.name] = {
+                "state_machine_arn": machine.state_machine_arn,
+                "input_model": workflow.input_model,
+                "ttl_ms": workflow.ttl_ms,
+            }
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                resources=[data.executions.table_arn],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[data.decisions.table_arn])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[data.key.key_arn])
+        )
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+        for workflow in workflows:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+                f"<{logical_id(workflow.state_machine)}.Name>:*]",
+                "DescribeExecution on the runs of this one state machine; run names are made per request",
+            )
+        return lambda_.Function(
+            self,
+            "Function",
+            description="agentplane public API",
+            runtime=LAMBDA_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="functions.api.handler.lambda_handler",
+            code=lambda_.Code.from_asset(str(code_dir)),
+            layers=layers,
+            memory_size=512,
+            tracing=lambda_.Tracing.ACTIVE,
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={
+                "WORKFLOWS": Stack.of(self).to_json_string(settings),
+                "EXECUTIONS_TABLE": data.executions.table_name,
+                "DECISIONS_TABLE": data.decisions.table_name,
+                "POWERTOOLS_SERVICE_NAME": "agentplane-api",
+            },
+        )
+
+    def _models(self, model_name: str) -> dict[str, apigw.IModel]:
+        model = apigw.CfnModel(
+            self,
+            f"{model_name}Model",
+            rest_api_id=self.rest_api.rest_api_id,
+            content_type="application/json",
+            description=f"{model_name}, generated from contracts/ (draft 4)",
+            schema=draft4_schema(model_name),
+        )
+        ref = apigw.Model.from_model_name(self, f"{model_name}ModelRef", model.ref)
+        return dict.fromkeys(VALIDATED_CONTENT_TYPES, ref)
+
+    def _problem_responses(self) -> None:
+        """API Gateway's own refusals speak RFC 9457 too."""
+        validation = '"$util.escapeJavaScript($context.error.validationErrorString)"'
+        message = "$context.error.messageString"
+        responses = [
+            ("BadRequestBody", apigw.ResponseType.BAD_REQUEST_BODY, "validation", "Invalid request body", 400, validation),
+            ("BadRequestParameters", apigw.ResponseType.BAD_REQUEST_PARAMETERS, "validation", "Invalid request parameters", 400, validation),
+            ("Default4xx", apigw.ResponseType.DEFAULT_4_XX, "refused", "Request refused", None, message),
+            ("Default5xx", apigw.ResponseType.DEFAULT_5_XX, "gateway-error", "Gateway error", None, message),
+        ]
+        for construct_id, response_type, kind, title, status, detail in responses:
+            self.rest_api.add_gateway_response(
+                f"Problem{construct_id}",
+                type=response_type,
+                status_code=str(status) if status else None,
+                response_headers={"Content-Type": f"'{PROBLEM_JSON}'"},
+                templates={PROBLEM_JSON: _problem_template(kind, title, status, detail)},
+            )

@@ -1,0 +1,72 @@
+"""The plane: one stack wiring data, agents (from their contracts), the bus, the workflows and the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from constructs import Construct
+
+from contracts.capability import CapabilityContract
+from infra.components.agent_pool import AgentPool, Resources
+from infra.components.coordinator_workflow import CoordinatorWorkflow
+from infra.components.data_store import DataStore
+from infra.components.event_mesh import EventMesh
+from infra.components.layers import RuntimeLayers
+from infra.components.public_api import ApiWorkflow, PublicApi
+from infra.workflows import doc_review
+
+
+def construct_id(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+class AgentPlaneStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        stack_id: str,
+        *,
+        contracts: Mapping[str, CapabilityContract],
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, stack_id, **kwargs)
+        self.data = DataStore(self, "Data", removal_policy=removal_policy)
+        self.mesh = EventMesh(self, "Events")
+        self.layers = RuntimeLayers(self, "Layers")
+        resources = Resources(
+            data=self.data, event_bus_arn=self.mesh.bus.event_bus_arn, event_bus_name=self.mesh.bus.event_bus_name
+        )
+        self.agents = {
+            name: AgentPool(self, f"Agent{construct_id(name)}", contract=contract, resources=resources, layers=self.layers.all)
+            for name, contract in contracts.items()
+            if contract.runtime.kind == "lambda"
+        }
+        self.mesh.subscribe("EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function)
+
+        self.doc_review = CoordinatorWorkflow(
+            self,
+            "DocReview",
+            workflow_name=doc_review.WORKFLOW,
+            definition=doc_review.definition(self, self.agents),
+            agents=[self.agents[name] for name in doc_review.AGENTS],
+        )
+        self.api = PublicApi(
+            self,
+            "Api",
+            data=self.data,
+            layers=self.layers.all,
+            workflows=[
+                ApiWorkflow(
+                    name=doc_review.WORKFLOW,
+                    state_machine=self.doc_review.state_machine,
+                    input_model=doc_review.INPUT_MODEL,
+                    ttl_ms=doc_review.TTL_MS,
+                )
+            ],
+        )
+        CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
+        CfnOutput(self, "DocReviewStateMachineArn", value=self.doc_review.state_machine.state_machine_arn)
+        CfnOutput(self, "EventBusName", value=self.mesh.bus.event_bus_name)

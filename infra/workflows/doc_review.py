@@ -1,0 +1,104 @@
+"""doc-review: intake -> verify each claim (Map) -> score risk -> record the decision; any failure is recorded too."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.components.agent_pool import AgentPool
+from infra.components.coordinator_workflow import agent_step
+
+WORKFLOW = "doc-review"
+INPUT_MODEL = "DocReviewRequest"
+TTL_MS = 15 * 60 * 1000
+CLAIM_CONCURRENCY = 10
+AGENTS = ("document-intake", "evidence-verifier", "risk-scorer", "decision-recorder", "failure-recorder")
+
+
+def _caused_by(step: str, *extra: str) -> str:
+    placeholders = "/".join(["{}", step, *("{}" for _ in extra)])
+    return sfn.JsonPath.format(placeholders, sfn.JsonPath.string_at("$.correlation_id"), *extra)
+
+
+def definition(scope: Construct, pools: Mapping[str, AgentPool]) -> sfn.IChainable:
+    at = sfn.JsonPath.string_at
+    failed = agent_step(
+        scope,
+        "RecordFailure",
+        pools["failure-recorder"],
+        payload={"workflow": WORKFLOW, "error": at("$.failure.Error"), "cause": at("$.failure.Cause")},
+        causation=_caused_by("RecordFailure"),
+        result_path="$.decision",
+    ).next(sfn.Fail(scope, "Failed", error_path="$.failure.Error", cause_path="$.failure.Cause"))
+
+    intake = agent_step(
+        scope,
+        "Intake",
+        pools["document-intake"],
+        payload=sfn.JsonPath.object_at("$.request"),  # type: ignore[arg-type]
+        causation=_caused_by("Intake"),
+        result_path="$.intake",
+    )
+    verify = sfn.Map(
+        scope,
+        "VerifyClaims",
+        items_path="$.intake.claims",
+        max_concurrency=CLAIM_CONCURRENCY,
+        result_path="$.verdicts",
+        item_selector={
+            "claim": sfn.JsonPath.string_at("$$.Map.Item.Value"),
+            "index": sfn.JsonPath.string_at("$$.Map.Item.Index"),
+            "trace_id": at("$.trace_id"),
+            "correlation_id": at("$.correlation_id"),
+            "deadline": at("$.deadline"),
+            "document_ref": at("$.intake.document_ref"),
+        },
+    )
+    verify.item_processor(
+        agent_step(
+            scope,
+            "VerifyClaim",
+            pools["evidence-verifier"],
+            payload={"claim": at("$.claim"), "document_ref": at("$.document_ref")},
+            causation=_caused_by("VerifyClaim", at("$.index")),
+            result_path="$",
+        )
+    )
+    score = agent_step(
+        scope,
+        "ScoreRisk",
+        pools["risk-scorer"],
+        payload={"claims": at("$.intake.claims"), "verdicts": at("$.verdicts")},
+        causation=_caused_by("ScoreRisk"),
+        result_path="$.risk",
+    )
+    record = agent_step(
+        scope,
+        "RecordDecision",
+        pools["decision-recorder"],
+        payload={
+            "workflow": WORKFLOW,
+            "title": at("$.intake.title"),
+            "document_ref": at("$.intake.document_ref"),
+            "claims": at("$.intake.claims"),
+            "verdicts": at("$.verdicts"),
+            "risk": at("$.risk"),
+        },
+        causation=_caused_by("RecordDecision"),
+        result_path="$.decision",
+    )
+    summary = sfn.Pass(
+        scope,
+        "Summarize",
+        parameters={
+            "execution_id": at("$.correlation_id"),
+            "decision": at("$.decision"),
+            "risk": at("$.risk"),
+            "verdicts": at("$.verdicts"),
+        },
+    )
+    for step in (intake, verify, score, record):
+        step.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.failure")
+    return intake.next(verify).next(score).next(record).next(summary).next(sfn.Succeed(scope, "Done"))
