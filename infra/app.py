@@ -18,7 +18,9 @@ class ContextError(ValueError):
     pass
 
 
-def build_app(outdir: str | Path | None = None, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, str] | None = None) -> cdk.App:
+def build_app(
+    outdir: str | Path | None = None, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, str] | None = None
+) -> cdk.App:
     app = cdk.App(outdir=str(outdir) if outdir else None, context=context or {})
     stack_name = app.node.try_get_context("agentplane:stack-name") or DEFAULT_STACK_NAME
     removal = app.node.try_get_context("agentplane:removal-policy") or "retain"

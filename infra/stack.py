@@ -40,11 +40,15 @@ class AgentPlaneStack(Stack):
             data=self.data, event_bus_arn=self.mesh.bus.event_bus_arn, event_bus_name=self.mesh.bus.event_bus_name
         )
         self.agents = {
-            name: AgentPool(self, f"Agent{construct_id(name)}", contract=contract, resources=resources, layers=self.layers.all)
+            name: AgentPool(
+                self, f"Agent{construct_id(name)}", contract=contract, resources=resources, layers=self.layers.all
+            )
             for name, contract in contracts.items()
             if contract.runtime.kind == "lambda"
         }
-        self.mesh.subscribe("EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function)
+        self.mesh.subscribe(
+            "EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function
+        )
 
         self.doc_review = CoordinatorWorkflow(
             self,

@@ -68,7 +68,6 @@ def json_response(status: int, body: dict[str, Any], **headers: str) -> Response
     return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
 
 
-@app.exception_handler(ProblemError)
 def problem(exc: ProblemError) -> Response[str]:
     return Response(
         status_code=exc.status,
@@ -80,7 +79,9 @@ def problem(exc: ProblemError) -> Response[str]:
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
     path = app.current_event.path
-    return problem(ProblemError(404, "Not found", f"no route for {app.current_event.http_method} {path}", kind="not-found"))
+    return problem(
+        ProblemError(404, "Not found", f"no route for {app.current_event.http_method} {path}", kind="not-found")
+    )
 
 
 @app.get("/v1/health")

@@ -95,9 +95,7 @@ class Submitted:
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]) or "<body>", "message": err["msg"]} for err in exc.errors()
-    ]
+    return [{"field": ".".join(str(p) for p in err["loc"]) or "<body>", "message": err["msg"]} for err in exc.errors()]
 
 
 def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
@@ -106,7 +104,9 @@ def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ProblemError(400, "Malformed JSON", f"body is not JSON: {exc.msg} at {exc.pos}", kind="bad-request") from None
+        raise ProblemError(
+            400, "Malformed JSON", f"body is not JSON: {exc.msg} at {exc.pos}", kind="bad-request"
+        ) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -159,9 +159,7 @@ def submit(
                     kind="idempotency-key-reused",
                 )
             existing = executions.get(owner_id)
-            return Submitted(
-                execution_id=owner_id, trace_id=existing.trace_id if existing else trace_id, replayed=True
-            )
+            return Submitted(execution_id=owner_id, trace_id=existing.trace_id if existing else trace_id, replayed=True)
     run_input = {
         "workflow": workflow.name,
         "trace_id": trace_id,

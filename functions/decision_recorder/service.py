@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from datetime import datetime
 
@@ -29,8 +30,19 @@ def decide(request: DecisionInput, *, decision_id: str, now: datetime) -> Decisi
     )
 
 
+def failure_reason(cause: str) -> str:
+    """Step Functions passes a Lambda failure's cause as its JSON error object; keep just the message."""
+    try:
+        parsed = json.loads(cause)
+    except json.JSONDecodeError:
+        parsed = None
+    message = parsed.get("errorMessage") if isinstance(parsed, dict) else None
+    text = str(message) if message else cause
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def record_failure(request: FailureInput, *, decision_id: str, now: datetime) -> Decision:
-    cause = request.cause if len(request.cause) <= 300 else request.cause[:297] + "..."
+    cause = failure_reason(request.cause)
     return Decision(
         decision_id=decision_id,
         workflow=request.workflow,

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts.models import ClaimCheck, Verdict
 from functions.evidence_verifier.service import default_kb, verify
-from functions.runtime import Agent, Step
+from functions.runtime import Agent
 
 agent = Agent.from_environment(input_model=ClaimCheck, output_model=Verdict)
 knowledge_base = default_kb()  # index once per warm instance, not per claim

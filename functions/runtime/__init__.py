@@ -12,11 +12,11 @@ __all__ = [
     "Agent",
     "AgentError",
     "AgentIdentity",
-    "Step",
     "BadInput",
     "DeadlineExceeded",
     "DecisionRecord",
     "DecisionStore",
     "DynamoDecisionStore",
     "InMemoryDecisionStore",
+    "Step",
 ]

@@ -99,7 +99,7 @@ class Agent(Generic[In, Out]):
         identity = AgentIdentity.from_environment(os.environ)
 
         def dynamo_store() -> DecisionStore:
-            import boto3  # noqa: PLC0415 - first use, not import time: keeps cold start lean
+            import boto3
 
             return DynamoDecisionStore(boto3.resource("dynamodb").Table(os.environ["DECISIONS_TABLE"]))
 

@@ -9,14 +9,14 @@ from typing import Any
 
 @cache
 def client(service: str) -> Any:
-    import boto3  # noqa: PLC0415 - on first use: a handler that never calls AWS never pays for boto3
+    import boto3
 
     return boto3.client(service)  # type: ignore[call-overload]
 
 
 @cache
 def table(name: str) -> Any:
-    import boto3  # noqa: PLC0415
+    import boto3
 
     return boto3.resource("dynamodb").Table(name)
 

@@ -127,9 +127,7 @@ class AgentPool(Construct):
         code_dir = stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"functions/{folder}")])
         statements, environment = resolve_permissions(contract, resources)
 
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
-        )
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.role = iam.Role(
             self,
             "Role",

@@ -29,9 +29,7 @@ class DataStore(Construct):
             removal_policy=removal_policy,
         )
         self.executions = self._table("Executions", partition="execution_id", removal_policy=removal_policy)
-        self.idempotency = self._table(
-            "Idempotency", partition="id", ttl="expiration", removal_policy=removal_policy
-        )
+        self.idempotency = self._table("Idempotency", partition="id", ttl="expiration", removal_policy=removal_policy)
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",

@@ -43,8 +43,6 @@ class EventMesh(Construct):
             event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[detail_type]),
         )
         rule.add_target(
-            targets.LambdaFunction(
-                function, dead_letter_queue=dlq, retry_attempts=4, max_event_age=Duration.hours(2)
-            )
+            targets.LambdaFunction(function, dead_letter_queue=dlq, retry_attempts=4, max_event_age=Duration.hours(2))
         )
         return rule

@@ -36,7 +36,8 @@ class RuntimeLayers(Construct):
         self.runtime.node.default_child.add_metadata(LAYER_KIND_METADATA, "runtime")  # type: ignore[union-attr]
         if not (LAMBDA_DEPS_DIR / "python").is_dir():
             raise MissingLambdaDependencies(
-                f"{LAMBDA_DEPS_DIR / 'python'} is missing: run `make lambda-deps` (it builds the arm64 layer from uv.lock)"
+                f"{LAMBDA_DEPS_DIR / 'python'} is missing: run `make lambda-deps` "
+                "(it builds the arm64 layer from uv.lock)"
             )
         self.dependencies = lambda_.LayerVersion(
             self,

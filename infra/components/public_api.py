@@ -1,4 +1,4 @@
-"""The front door: a REST API (IAM-authorised, traced, access-logged) validating bodies against the generated schemas."""
+"""The front door: a REST API, IAM-authorised, traced and access-logged, checking bodies with generated schemas."""
 
 from __future__ import annotations
 
@@ -238,8 +238,22 @@ class PublicApi(Construct):
         validation = '"$util.escapeJavaScript($context.error.validationErrorString)"'
         message = "$context.error.messageString"
         responses = [
-            ("BadRequestBody", apigw.ResponseType.BAD_REQUEST_BODY, "validation", "Invalid request body", 400, validation),
-            ("BadRequestParameters", apigw.ResponseType.BAD_REQUEST_PARAMETERS, "validation", "Invalid request parameters", 400, validation),
+            (
+                "BadRequestBody",
+                apigw.ResponseType.BAD_REQUEST_BODY,
+                "validation",
+                "Invalid request body",
+                400,
+                validation,
+            ),
+            (
+                "BadRequestParameters",
+                apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+                "validation",
+                "Invalid request parameters",
+                400,
+                validation,
+            ),
             ("Default4xx", apigw.ResponseType.DEFAULT_4_XX, "refused", "Request refused", None, message),
             ("Default5xx", apigw.ResponseType.DEFAULT_5_XX, "gateway-error", "Gateway error", None, message),
         ]

@@ -1,0 +1,328 @@
+"""`agentplane`: the demo, the local plane, runs and their status, contract checks, synth.
+
+Every failure a user can cause ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from infra.paths import REPO_ROOT
+
+DEFAULT_PORT = 4577
+DEFAULT_STATE_DIR = Path(".agentplane")
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class CliError(Exception):
+    """A failure to report as one line."""
+
+
+class UsageError(CliError):
+    """Bad arguments: exit status 2, as argparse would."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+# --- talking to a plane ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def api_url(args: argparse.Namespace) -> str:
+    if getattr(args, "api_url", None):
+        return str(args.api_url).rstrip("/")
+    state = Path(args.state_dir) / "plane.json"
+    if state.is_file():
+        return str(json.loads(state.read_text())["url"])
+    return f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def call(base: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Answer:
+    request = urllib.request.Request(  # noqa: S310 - the URL is the plane's, http(s) only
+        base + path, data=body, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    if not base.startswith(("http://", "https://")):
+        raise CliError(f"--api-url must be http(s), not {base!r}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return Answer(response.status, dict(response.headers), _json(response.read()))
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, dict(error.headers), _json(error.read()))
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise CliError(f"cannot reach the plane at {base} ({reason}); is `agentplane local serve` running?") from None
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        return raw.decode(errors="replace")
+
+
+def expect(answer: Answer, *statuses: int) -> Any:
+    if answer.status in statuses:
+        return answer.body
+    body = answer.body if isinstance(answer.body, dict) else {}
+    detail = body.get("detail") or body.get("message") or answer.body
+    raise CliError(f"{answer.status} {body.get('title', 'error')}: {detail}")
+
+
+def follow(
+    base: str, execution_id: str, *, timeout: float, until: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
+    """Poll a run until it ends (and ``until`` holds), or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = expect(call(base, "GET", f"/v1/executions/{execution_id}"), 200)
+        if body["status"] in TERMINAL and (until is None or until(body)):
+            return body
+        if time.monotonic() > deadline:
+            raise CliError(f"execution {execution_id} still {body['status']} after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def render(execution: dict[str, Any]) -> str:
+    lines = [
+        f"execution {execution['execution_id']}  workflow {execution['workflow']}  status {execution['status']}",
+        f"trace {execution['trace_id']}",
+        "",
+        f"  {'step':<18} {'agent':<20} {'version':<8} {'status':<10} {'ms':>8}",
+    ]
+    lines.extend(
+        f"  {step['step']:<18} {step['agent']:<20} {step['agent_version']:<8} {step['status']:<10} "
+        f"{step['duration_ms']:>8.1f}"
+        + (f"  {step['error']['type']}: {step['error']['message']}" if "error" in step else "")
+        for step in execution["steps"]
+    )
+    decision = execution.get("decision")
+    if decision:
+        lines += ["", f"decision {decision['decision_id']}: {decision['outcome'].upper()}", f"  {decision['summary']}"]
+    output = execution.get("output") or {}
+    for verdict in output.get("verdicts", []):
+        lines.append(
+            f"  {verdict['claim_id']} {verdict['label']:<16} {verdict['confidence']:.2f}  {verdict['rationale']}"
+        )
+    if execution.get("error"):
+        lines += ["", f"error {execution['error']['error']}"]
+    return "\n".join(lines)
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+def read_json_file(path: str) -> bytes:
+    try:
+        raw = Path(path).read_bytes()
+        json.loads(raw)
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise CliError(f"{path} is not JSON: {error.msg} at line {error.lineno}") from None
+    return raw
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    base = api_url(args)
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    body = read_json_file(args.input)
+    started = expect(call(base, "POST", f"/v1/workflows/{args.workflow}/executions", body, headers), 202)
+    if not args.wait:
+        print(json.dumps(started))
+        return 0
+    execution = follow(base, started["execution_id"], timeout=args.timeout)
+    print(json.dumps(execution, indent=2) if args.json else render(execution))
+    return 0 if execution["status"] == "SUCCEEDED" else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    execution = expect(call(api_url(args), "GET", f"/v1/executions/{args.execution_id}"), 200)
+    print(json.dumps(execution, indent=2) if args.json else render(execution))
+    return 0
+
+
+def cmd_contracts_check(args: argparse.Namespace) -> int:
+    from contracts.loader import ContractError, load_contracts
+    from contracts.schema_export import drift
+
+    try:
+        contracts = load_contracts(Path(args.directory)) if args.directory else load_contracts()
+    except ContractError as error:
+        raise CliError(str(error)) from None
+    for contract in contracts.values():
+        print(f"ok  {contract.name} {contract.version}  ({', '.join(contract.capabilities)}; {contract.runtime.kind})")
+    stale = drift()
+    if stale:
+        raise CliError(f"generated schemas are stale ({', '.join(stale)}): run `python -m contracts.schema_export`")
+    print(f"{len(contracts)} contracts valid; schemas in sync")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from infra.app import build_app
+    from infra.components.layers import MissingLambdaDependencies
+
+    out = Path(args.out)
+    try:
+        assembly = build_app(out).synth()
+    except MissingLambdaDependencies as error:
+        raise CliError(str(error)) from None
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        report = out / "validation-report.json"
+        raise CliError(f"synth failed: {first}" + (f" (see {report})" if report.exists() else "")) from None
+    for stack in assembly.stacks:
+        print(f"{stack.stack_name}: {out / stack.template_file}  (cdk-nag AwsSolutions: clean)")
+    return 0
+
+
+def _start_plane(args: argparse.Namespace) -> Any:
+    from infra.local.faults import FaultPlan, FaultSpecError
+    from infra.local.plane import LocalPlane, PlaneOptions
+
+    try:
+        faults = FaultPlan.parse(args.fault or [])
+    except FaultSpecError as error:
+        raise CliError(str(error)) from None
+    options = PlaneOptions(state_dir=Path(args.state_dir), port=args.port, faults=faults)
+    try:
+        return LocalPlane(options).start()
+    except OSError as error:
+        raise CliError(f"cannot start the local plane on 127.0.0.1:{args.port}: {error.strerror or error}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    plane = _start_plane(args)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    summary = plane.summary()
+    print(f"agentplane local plane on {plane.url} ({summary.resources} resources, {len(summary.functions)} functions)")
+    if summary.not_emulated:
+        print(f"not emulated: {', '.join(sorted(set(summary.not_emulated.values())))}")
+    print(f"state and logs in {plane.state_dir}; Ctrl-C stops it", flush=True)
+    try:
+        stop.wait()
+    finally:
+        plane.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    print("starting the local plane (synthesizing the CDK app, standing it up on moto)...", flush=True)
+    plane = _start_plane(args)
+    try:
+        base = plane.url
+        print(f"local plane on {base}", flush=True)
+        body = read_json_file(args.request)
+        started = expect(call(base, "POST", "/v1/workflows/doc-review/executions", body), 202)
+        print(f"submitted doc-review: execution {started['execution_id']}", flush=True)
+        execution = follow(base, started["execution_id"], timeout=args.timeout)
+        plane.events.wait_idle(timeout=args.timeout)
+        execution = follow(base, started["execution_id"], timeout=args.timeout)
+        print(render(execution))
+        enriched = [s for s in execution["steps"] if s["agent"] == "entity-tagger" and s["status"] == "SUCCEEDED"]
+        print()
+        if enriched:
+            print(f"enrichment: decision.recorded handled by entity-tagger in {enriched[0]['duration_ms']:.1f} ms")
+        else:
+            print("enrichment: decision.recorded was NOT handled by entity-tagger")
+        ok = execution["status"] == "SUCCEEDED" and bool(enriched)
+        print("demo " + ("passed" if ok else "FAILED"))
+        return 0 if ok else 1
+    finally:
+        plane.stop()
+
+
+def parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="agentplane", description="Orchestration plane for AI agents on AWS.")
+    commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def plane_options(p: argparse.ArgumentParser, port: int) -> None:
+        p.add_argument("--port", type=int, default=port, help=f"port on 127.0.0.1 (default {port}; 0 picks one)")
+        p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="state, logs, synthesized app")
+        p.add_argument("--fault", action="append", metavar="AGENT=ERROR[:RATE]", help="inject a failure into an agent")
+
+    def client_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--api-url", help="a deployed API or another plane (default: the local plane)")
+        p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="where `local serve` wrote plane.json")
+        p.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    demo = commands.add_parser("demo", help="run doc-review end to end on the local plane")
+    plane_options(demo, 0)
+    demo.add_argument("--request", default=str(REPO_ROOT / "events" / "doc-review-request.json"))
+    demo.add_argument("--timeout", type=float, default=60.0)
+    demo.set_defaults(handler=cmd_demo)
+
+    local = commands.add_parser("local", help="the local plane").add_subparsers(
+        dest="local_command", required=True, parser_class=_Parser
+    )
+    serve = local.add_parser("serve", help="serve the plane on 127.0.0.1 until stopped")
+    plane_options(serve, DEFAULT_PORT)
+    serve.set_defaults(handler=cmd_serve)
+
+    run = commands.add_parser("run", help="start a workflow run")
+    run.add_argument("workflow")
+    run.add_argument("--input", required=True, help="JSON request body file")
+    run.add_argument("--idempotency-key")
+    run.add_argument("--wait", action="store_true", help="follow the run to its end")
+    run.add_argument("--timeout", type=float, default=120.0)
+    client_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    status = commands.add_parser("status", help="a run's status, steps and decision")
+    status.add_argument("execution_id")
+    client_options(status)
+    status.set_defaults(handler=cmd_status)
+
+    contracts = commands.add_parser("contracts", help="capability contracts").add_subparsers(
+        dest="contracts_command", required=True, parser_class=_Parser
+    )
+    check = contracts.add_parser("check", help="validate contracts and generated schemas")
+    check.add_argument("directory", nargs="?")
+    check.set_defaults(handler=cmd_contracts_check)
+
+    synth = commands.add_parser("synth", help="synthesize the CDK app (cdk-nag runs)")
+    synth.add_argument("--out", default="cdk.out")
+    synth.set_defaults(handler=cmd_synth)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        code: int = args.handler(args)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except CliError as error:
+        print(f"agentplane: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("agentplane: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

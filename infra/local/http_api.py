@@ -1,0 +1,277 @@
+"""The template's REST API on 127.0.0.1: same routes, same request validation, same Lambda proxy integration."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import IO, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from jsonschema import Draft4Validator
+
+from infra.local.provision import ApiDefinition
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+PROBLEM_JSON = "application/problem+json"
+_FUNCTION_IN_URI = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
+
+
+@dataclass
+class Route:
+    method: str
+    path: str  # /v1/workflows/{name}/executions
+    function_arn: str
+    authorization: str
+    models: dict[str, str] = field(default_factory=dict)  # content type -> model name
+    validate_body: bool = False
+    validate_parameters: bool = False
+    required_headers: list[str] = field(default_factory=list)
+
+    @property
+    def segments(self) -> list[str]:
+        return [s for s in self.path.split("/") if s]
+
+    def match(self, parts: list[str]) -> dict[str, str] | None:
+        segments = self.segments
+        if len(segments) != len(parts):
+            return None
+        params: dict[str, str] = {}
+        for segment, part in zip(segments, parts, strict=True):
+            if segment.startswith("{") and segment.endswith("}"):
+                params[segment[1:-1]] = part
+            elif segment != part:
+                return None
+        return params
+
+    @property
+    def specificity(self) -> int:
+        return sum(1 for s in self.segments if not s.startswith("{"))
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def problem(status: int, title: str, detail: str, *, kind: str, instance: str, **extra: Any) -> Reply:
+    body = {
+        "type": f"https://agentplane.dev/problems/{kind}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return Reply(status, {"Content-Type": PROBLEM_JSON}, json.dumps(body).encode())
+
+
+def build_routes(api: ApiDefinition) -> list[Route]:
+    def path_of(resource_id: str) -> str:
+        if resource_id in api.root_ids:
+            return ""
+        resource = api.resources[resource_id]
+        return f"{path_of(resource['parent'])}/{resource['path_part']}"
+
+    routes = []
+    for method in api.methods:
+        integration = method.get("Integration", {})
+        found = _FUNCTION_IN_URI.search(str(integration.get("Uri", "")))
+        if integration.get("Type") != "AWS_PROXY" or found is None:
+            continue
+        validator = api.validators.get(method.get("RequestValidatorId", ""), {})
+        parameters = method.get("RequestParameters", {})
+        routes.append(
+            Route(
+                method=method["HttpMethod"],
+                path=path_of(method["ResourceId"]) or "/",
+                function_arn=found["arn"],
+                authorization=method.get("AuthorizationType", "NONE"),
+                models=dict(method.get("RequestModels", {})),
+                validate_body=bool(validator.get("ValidateRequestBody")),
+                validate_parameters=bool(validator.get("ValidateRequestParameters")),
+                required_headers=[
+                    name.removeprefix("method.request.header.")
+                    for name, required in parameters.items()
+                    if name.startswith("method.request.header.") and required
+                ],
+            )
+        )
+    return sorted(routes, key=lambda r: -r.specificity)
+
+
+def schema_errors(validator: Draft4Validator, document: Any) -> list[dict[str, str]]:
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    return [
+        {"field": ".".join(str(p) for p in error.absolute_path) or _missing_field(error), "message": error.message}
+        for error in errors
+    ]
+
+
+def _missing_field(error: Any) -> str:
+    # "required" and "additionalProperties" errors sit on the parent object; name the field itself.
+    found = re.findall(r"'([^']+)'", error.message)
+    return found[0] if found and error.validator in ("required", "additionalProperties") else "<body>"
+
+
+class LocalApi:
+    def __init__(self, api: ApiDefinition, client: Callable[[str], Any], access_log: IO[str]) -> None:
+        self.routes = build_routes(api)
+        self.validators = {name: Draft4Validator(schema) for name, schema in api.models.items()}
+        self.client = client
+        self.access_log = access_log
+        self._log_lock = threading.Lock()
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
+        started = time.perf_counter()
+        url = urlsplit(raw_path)
+        path = url.path
+        reply = self._dispatch(method, path, url.query, headers, body)
+        with self._log_lock:
+            self.access_log.write(
+                json.dumps(
+                    {
+                        "httpMethod": method,
+                        "path": path,
+                        "status": reply.status,
+                        "responseLength": len(reply.body),
+                        "latencyMs": round((time.perf_counter() - started) * 1000, 2),
+                    }
+                )
+                + "\n"
+            )
+        return reply
+
+    def _dispatch(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
+        parts = [unquote(p) for p in path.split("/") if p]
+        candidates = [(route, params) for route in self.routes if (params := route.match(parts)) is not None]
+        if not candidates:
+            return problem(404, "Not found", f"no route for {path}", kind="not-found", instance=path)
+        allowed = [(r, p) for r, p in candidates if r.method == method]
+        if not allowed:
+            methods = ", ".join(sorted({r.method for r, _ in candidates}))
+            reply = problem(
+                405, "Method not allowed", f"{method} {path}: allowed {methods}", kind="refused", instance=path
+            )
+            reply.headers["Allow"] = methods
+            return reply
+        route, params = allowed[0]
+        lowered = {k.lower(): v for k, v in headers.items()}
+        refused = self._validate(route, lowered, body, path)
+        if refused is not None:
+            return refused
+        trace = lowered.get("x-amzn-trace-id") or f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        event = {
+            "resource": route.path,
+            "path": path,
+            "httpMethod": method,
+            "headers": {**headers, "X-Amzn-Trace-Id": trace},
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": {k: v[-1] for k, v in parse_qs(query).items()} or None,
+            "multiValueQueryStringParameters": parse_qs(query) or None,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": route.path,
+                "httpMethod": method,
+                "path": path,
+                "stage": "local",
+                "requestId": str(uuid.uuid4()),
+                "identity": {"sourceIp": "127.0.0.1"},
+            },
+            "body": body.decode("utf-8", errors="replace") if body else None,
+            "isBase64Encoded": False,
+        }
+        response = self.client("lambda").invoke(FunctionName=route.function_arn, Payload=json.dumps(event))
+        payload = response["Payload"].read()
+        if "FunctionError" in response:
+            return problem(502, "Bad gateway", "the integration failed", kind="gateway-error", instance=path)
+        result = json.loads(payload)
+        out_headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        out_headers["X-Amzn-Trace-Id"] = trace
+        text = result.get("body") or ""
+        return Reply(int(result.get("statusCode", 200)), out_headers, text.encode())
+
+    def _validate(self, route: Route, headers: dict[str, str], body: bytes, path: str) -> Reply | None:
+        if route.validate_parameters:
+            missing = [h for h in route.required_headers if h.lower() not in headers]
+            if missing:
+                return problem(
+                    400, "Invalid request parameters", f"missing header {missing[0]}", kind="validation", instance=path
+                )
+        if not (route.validate_body and route.models):
+            return None
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        model = route.models.get(content_type) or route.models.get("$default")
+        if model is None:
+            return None
+        try:
+            document = json.loads(body or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return problem(400, "Invalid request body", f"body is not JSON: {exc}", kind="validation", instance=path)
+        errors = schema_errors(self.validators[model], document)
+        if errors:
+            first = errors[0]
+            return problem(
+                400,
+                "Invalid request body",
+                f"{first['field']}: {first['message']}",
+                kind="validation",
+                instance=path,
+                errors=errors,
+            )
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ApiServer
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            reply = problem(
+                413, "Payload too large", f"body over {MAX_BODY_BYTES} bytes", kind="refused", instance=self.path
+            )
+            self.close_connection = True
+        else:
+            body = self.rfile.read(length) if length else b""
+            try:
+                reply = self.server.api.handle(self.command, self.path, dict(self.headers.items()), body)
+            except Exception as exc:
+                reply = problem(
+                    500, "Local plane error", f"{type(exc).__name__}: {exc}", kind="internal", instance=self.path
+                )
+        self.send_response(reply.status)
+        for key, value in reply.headers.items():
+            if key.lower() not in ("content-length", "connection"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """The access log is written by LocalApi; no stderr noise."""
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, api: LocalApi, port: int) -> None:
+        self.api = api
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])

@@ -1,0 +1,164 @@
+"""Lambda functions run in-process from their staged asset and handler, behind moto's one invoke method.
+
+Every path that invokes a function in moto (direct invoke, a Step Functions task, an event source
+mapping) ends in ``LambdaFunction._invoke_lambda``; routing it here gives them all real handler code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from moto.awslambda.models import LambdaFunction
+
+from infra.local.faults import FaultPlan
+from infra.local.isolation import Isolation
+from infra.local.template import ACCOUNT_ID, REGION
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    name: str
+    handler: str
+    code_dir: Path
+    layer_dirs: list[Path]
+    environment: dict[str, str]
+    timeout_s: int
+    memory_mb: int
+    invocations: int = 0
+    errors: int = 0
+
+
+@dataclass
+class LambdaContext:
+    """The attributes handlers (and Powertools) read from Lambda's context object."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_s: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"local/{self.aws_request_id}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+
+
+class InProcessLambdas:
+    def __init__(self, isolation: Isolation, logs_dir: Path, faults: FaultPlan) -> None:
+        self.isolation = isolation
+        self.logs_dir = logs_dir
+        self.faults = faults
+        self.functions: dict[str, FunctionSpec] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._logs: dict[str, IO[str]] = {}
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    def register(self, spec: FunctionSpec) -> None:
+        module = spec.handler.rsplit(".", 1)[0]
+        module_file = spec.code_dir.joinpath(*module.split(".")).with_suffix(".py")
+        if not module_file.is_file():
+            raise FileNotFoundError(
+                f"function {spec.logical_id}: handler {spec.handler} has no module in its asset ({module_file})"
+            )
+        self.functions[spec.name] = spec
+
+    def install(self) -> None:
+        plane = self
+
+        def invoke(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+            return plane.invoke(function.function_name, event)
+
+        self._original = LambdaFunction._invoke_lambda
+        LambdaFunction._invoke_lambda = invoke  # type: ignore[method-assign,assignment]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
+            self._original = None
+        for sink in self._logs.values():
+            sink.close()
+
+    def _log(self, spec: FunctionSpec) -> IO[str]:
+        with self._lock:
+            if spec.name not in self._logs:
+                self.logs_dir.mkdir(parents=True, exist_ok=True)
+                self._logs[spec.name] = (self.logs_dir / f"{spec.logical_id}.log").open("a", buffering=1)
+            return self._logs[spec.name]
+
+    def _environment(self, spec: FunctionSpec) -> dict[str, str]:
+        return {
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "_HANDLER": spec.handler,
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            **spec.environment,
+        }
+
+    def _handler(self, spec: FunctionSpec) -> Handler:
+        with self._lock:
+            if spec.name not in self._handlers:
+                # The asset and layers come first, as /var/task and /opt/python do on Lambda.
+                for path in [*spec.layer_dirs, spec.code_dir]:
+                    if str(path) not in sys.path:
+                        sys.path.insert(0, str(path))
+                module_name, attribute = spec.handler.rsplit(".", 1)
+                module = importlib.import_module(module_name)
+                self._handlers[spec.name] = getattr(module, attribute)
+            return self._handlers[spec.name]
+
+    def invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
+        spec = self.functions.get(function_name)
+        if spec is None:
+            missing = {"errorType": "ResourceNotFoundException", "errorMessage": f"{function_name} is not emulated"}
+            return json.dumps(missing), True, ""
+        spec.invocations += 1
+        sink = self._log(spec)
+        with self.isolation.scoped(self._environment(spec), sink):
+            try:
+                handler = self._handler(spec)
+                agent = spec.environment.get("AGENT_NAME", spec.logical_id)
+                self.faults.before_invoke(agent)
+                context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s)
+                result = handler(event if event is not None else {}, context)
+                return json.dumps(result), False, ""
+            except Exception as exc:
+                spec.errors += 1
+                trace = traceback.format_exception(exc)
+                sink.write("".join(trace))
+                error: dict[str, Any] = {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": trace[-5:],
+                }
+                return json.dumps(error), True, ""

@@ -1,0 +1,182 @@
+"""The local plane: synthesize, stand the template up on moto, serve the API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace, TracebackType
+from typing import IO, Any
+
+import boto3
+from moto import mock_aws
+
+from infra.local.events import EventDelivery
+from infra.local.faults import FaultPlan
+from infra.local.http_api import ApiServer, LocalApi
+from infra.local.isolation import Isolation
+from infra.local.lambdas import InProcessLambdas
+from infra.local.provision import Provisioner
+from infra.local.template import REGION, Template
+
+DEFAULT_STATE_DIR = Path(".agentplane")
+# The one place moto's interpreter sleeps between retries; only its clock is replaced (DESIGN §14).
+retrier_decl: Any = importlib.import_module("moto.stepfunctions.parser.asl.component.common.retry.retrier_decl")
+
+
+@dataclass
+class PlaneOptions:
+    state_dir: Path = DEFAULT_STATE_DIR
+    port: int = 0
+    stack_name: str = "agentplane"
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    # Step Functions retry intervals are seconds on AWS; locally they shrink by this factor.
+    retry_delay_scale: float = 0.01
+    assembly_dir: Path | None = None  # an existing cloud assembly; synthesized into the state dir when None
+
+
+def synthesize(outdir: Path, stack_name: str) -> Path:
+    from infra.app import build_app
+
+    app = build_app(outdir, context={"aws:cdk:enable-asset-metadata": "true", "agentplane:stack-name": stack_name})
+    app.synth()
+    return outdir
+
+
+class _ScaledClock:
+    """Replaces the retrier's ``time`` module only: real backoff shape, shorter waits."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self.scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+class LocalPlane:
+    def __init__(self, options: PlaneOptions | None = None) -> None:
+        self.options = options or PlaneOptions()
+        self.state_dir = self.options.state_dir.resolve()
+        self.isolation = Isolation()
+        self.lambdas = InProcessLambdas(self.isolation, self.state_dir / "logs", self.options.faults)
+        self.events = EventDelivery(self.client)
+        self.provisioner: Provisioner | None = None
+        self.server: ApiServer | None = None
+        self._mock: Any = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._access_log: IO[str] | None = None
+        self._serving: threading.Thread | None = None
+        self._saved_clock: Any = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> LocalPlane:
+        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        assembly = self.options.assembly_dir or synthesize(self.state_dir / "cdk.out", self.options.stack_name)
+        template = Template.load(assembly, self.options.stack_name)
+
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+        self.isolation.install()
+        self._saved_clock = retrier_decl.time
+        retrier_decl.time = _ScaledClock(self.options.retry_delay_scale)
+        self.lambdas.install()
+        self.events.install()
+        try:
+            self.provisioner = Provisioner(template, self.client, self.lambdas)
+            self.provisioner.provision()
+            self._access_log = (self.state_dir / "logs").joinpath("api-access.log").open("a", buffering=1)
+            api = LocalApi(self.provisioner.api, self.client, self._access_log)
+            self.server = ApiServer(api, self.options.port)
+        except BaseException:
+            self.stop()
+            raise
+        self._serving = threading.Thread(target=self.server.serve_forever, name="agentplane-api", daemon=True)
+        self._serving.start()
+        (self.state_dir / "plane.json").write_text(
+            json.dumps({"url": self.url, "pid": os.getpid(), "stack": self.options.stack_name}) + "\n"
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        self.events.uninstall()
+        self.lambdas.uninstall()
+        if self._saved_clock is not None:
+            retrier_decl.time = self._saved_clock
+            self._saved_clock = None
+        self.isolation.uninstall()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        if self._access_log is not None:
+            self._access_log.close()
+            self._access_log = None
+        (self.state_dir / "plane.json").unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalPlane:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- what it serves --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self.server is None:
+            raise RuntimeError("the local plane is not running")
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def client(self, service: str) -> Any:
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=REGION,
+                    aws_access_key_id="local",
+                    aws_secret_access_key="local",  # noqa: S106 - moto's fake credentials
+                )
+            return self._clients[service]
+
+    def physical(self, logical_prefix: str, kind: str) -> str:
+        """The physical name of the one resource of ``kind`` whose logical id starts with ``logical_prefix``."""
+        assert self.provisioner is not None
+        template = self.provisioner.template
+        found = [
+            lid for lid, res in template.resources.items() if lid.startswith(logical_prefix) and res["Type"] == kind
+        ]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} {kind} resources start with {logical_prefix!r}")
+        return self.provisioner.physical[found[0]].ref
+
+    def summary(self) -> SimpleNamespace:
+        assert self.provisioner is not None
+        return SimpleNamespace(
+            resources=len(self.provisioner.physical),
+            functions=sorted(self.lambdas.functions),
+            not_emulated=dict(self.provisioner.skipped),
+        )
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.05) -> bool:
+    """Poll until predicate holds or timeout passes (state waits, never timing asserts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,316 @@
+"""Stands each template resource up on moto, by type. A new resource of a known type needs no code here."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.components.layers import LAYER_KIND_METADATA
+from infra.local.lambdas import FunctionSpec, InProcessLambdas
+from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError
+
+
+def _arn(service: str, resource: str) -> str:
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{resource}"
+
+
+def _zip(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(p for p in directory.rglob("*") if p.is_file()):
+            archive.write(file, file.relative_to(directory).as_posix())
+    return buffer.getvalue()
+
+
+@dataclass
+class ApiDefinition:
+    """API Gateway resources as the template declares them; the HTTP server routes from these."""
+
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {parent, path_part}
+    methods: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema
+    validators: dict[str, dict[str, Any]] = field(default_factory=dict)
+    root_ids: set[str] = field(default_factory=set)
+    gateway_responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Provisioner:
+    def __init__(self, template: Template, clients: Callable[[str], Any], lambdas: InProcessLambdas) -> None:
+        self.template = template
+        self.client = clients
+        self.lambdas = lambdas
+        self.physical: dict[str, Physical] = {}
+        self.resolver = Resolver(template.stack_name, self.physical)
+        self.api = ApiDefinition()
+        self.layer_dirs: dict[str, tuple[str, Path]] = {}  # layer ARN -> (kind, dir)
+        self.skipped: dict[str, str] = {}  # logical id -> type the plane does not emulate
+        self._providers: dict[str, Callable[[str, dict[str, Any]], Physical]] = {
+            "AWS::KMS::Key": self._kms_key,
+            "AWS::DynamoDB::Table": self._dynamodb_table,
+            "AWS::S3::Bucket": self._s3_bucket,
+            "AWS::Events::EventBus": self._event_bus,
+            "AWS::Events::Archive": self._event_archive,
+            "AWS::Events::Rule": self._event_rule,
+            "AWS::SQS::Queue": self._sqs_queue,
+            "AWS::IAM::Role": self._iam_role,
+            "AWS::Logs::LogGroup": self._log_group,
+            "AWS::Lambda::LayerVersion": self._layer_version,
+            "AWS::Lambda::Function": self._lambda_function,
+            "AWS::StepFunctions::StateMachine": self._state_machine,
+            "AWS::ApiGateway::RestApi": self._rest_api,
+            "AWS::ApiGateway::Resource": self._api_resource,
+            "AWS::ApiGateway::Method": self._api_method,
+            "AWS::ApiGateway::Model": self._api_model,
+            "AWS::ApiGateway::RequestValidator": self._api_validator,
+            "AWS::ApiGateway::GatewayResponse": self._api_gateway_response,
+        }
+        # Types whose effect the plane does not need locally (IAM is checked on the template, not here).
+        self._inert = {
+            "AWS::IAM::Policy",
+            "AWS::Lambda::Permission",
+            "AWS::S3::BucketPolicy",
+            "AWS::SQS::QueuePolicy",
+            "AWS::ApiGateway::Account",
+            "AWS::ApiGateway::Deployment",
+            "AWS::ApiGateway::Stage",
+            "AWS::CDK::Metadata",
+        }
+
+    def provision(self) -> None:
+        for logical_id in self.template.creation_order():
+            resource = self.template.resources[logical_id]
+            kind = resource["Type"]
+            provider = self._providers.get(kind)
+            if provider is None:
+                if kind not in self._inert:
+                    self.skipped[logical_id] = kind
+                self.physical[logical_id] = Physical(
+                    ref=self._name(logical_id), attributes={"Arn": _arn("local", logical_id)}
+                )
+                continue
+            try:
+                props = self.resolver.resolve(resource.get("Properties", {}))
+                self.physical[logical_id] = provider(logical_id, props)
+            except TemplateError:
+                raise
+            except Exception as exc:
+                raise TemplateError(f"{logical_id} ({kind}): {exc}") from exc
+
+    def _name(self, logical_id: str, limit: int = 64) -> str:
+        return f"{self.template.stack_name}-{logical_id}"[:limit]
+
+    # --- data ------------------------------------------------------------------------------------
+
+    def _kms_key(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        key = self.client("kms").create_key(Description=props.get("Description", logical_id))["KeyMetadata"]
+        if props.get("EnableKeyRotation"):
+            self.client("kms").enable_key_rotation(KeyId=key["KeyId"])
+        return Physical(ref=key["KeyId"], attributes={"Arn": key["Arn"], "KeyId": key["KeyId"]})
+
+    def _dynamodb_table(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("TableName") or self._name(logical_id, 255)
+        request: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        if "ProvisionedThroughput" in props:
+            request["ProvisionedThroughput"] = props["ProvisionedThroughput"]
+        for index_kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if index_kind in props:
+                request[index_kind] = props[index_kind]
+        if "StreamSpecification" in props:
+            request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        sse = props.get("SSESpecification", {})
+        if sse.get("SSEEnabled"):
+            request["SSESpecification"] = {"Enabled": True, "SSEType": sse.get("SSEType", "KMS")}
+            if "KMSMasterKeyId" in sse:
+                request["SSESpecification"]["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
+        table = self.client("dynamodb").create_table(**request)["TableDescription"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            self.client("dynamodb").update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        pitr = props.get("PointInTimeRecoverySpecification", {})
+        if pitr.get("PointInTimeRecoveryEnabled"):
+            self.client("dynamodb").update_continuous_backups(
+                TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
+        attributes = {"Arn": table["TableArn"]}
+        if "LatestStreamArn" in table:
+            attributes["StreamArn"] = table["LatestStreamArn"]
+        return Physical(ref=name, attributes=attributes)
+
+    def _s3_bucket(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("BucketName") or self._name(logical_id, 63).lower()
+        self.client("s3").create_bucket(Bucket=name)
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            self.client("s3").put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        if "BucketEncryption" in props:
+            rules = [
+                {
+                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                    **({"BucketKeyEnabled": rule["BucketKeyEnabled"]} if "BucketKeyEnabled" in rule else {}),
+                }
+                for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+            self.client("s3").put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        return Physical(
+            ref=name,
+            attributes={
+                "Arn": f"arn:aws:s3:::{name}",
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com",
+            },
+        )
+
+    def _sqs_queue(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("QueueName") or self._name(logical_id, 80)
+        attributes = {
+            key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+            for key in ("MessageRetentionPeriod", "VisibilityTimeout", "SqsManagedSseEnabled", "DelaySeconds")
+            if key in props
+        }
+        url = self.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        return Physical(ref=url, attributes={"Arn": _arn("sqs", name), "QueueName": name, "QueueUrl": url})
+
+    def _log_group(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("LogGroupName") or self._name(logical_id, 512)
+        self.client("logs").create_log_group(logGroupName=name)
+        return Physical(ref=name, attributes={"Arn": _arn("logs", f"log-group:{name}:*")})
+
+    def _iam_role(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("RoleName") or self._name(logical_id, 64)
+        role = self.client("iam").create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(props.get("AssumeRolePolicyDocument", {}))
+        )["Role"]
+        return Physical(ref=name, attributes={"Arn": role["Arn"], "RoleId": role["RoleId"]})
+
+    # --- events ----------------------------------------------------------------------------------
+
+    def _event_bus(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("Name") or self._name(logical_id)
+        arn = self.client("events").create_event_bus(Name=name)["EventBusArn"]
+        return Physical(ref=name, attributes={"Arn": arn, "Name": name})
+
+    def _event_archive(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("ArchiveName") or self._name(logical_id, 48)
+        request: dict[str, Any] = {"ArchiveName": name, "EventSourceArn": props["SourceArn"]}
+        if "EventPattern" in props:
+            request["EventPattern"] = json.dumps(props["EventPattern"])
+        if "RetentionDays" in props:
+            request["RetentionDays"] = int(props["RetentionDays"])
+        arn = self.client("events").create_archive(**request)["ArchiveArn"]
+        return Physical(ref=name, attributes={"Arn": arn, "ArchiveName": name})
+
+    def _event_rule(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("Name") or self._name(logical_id)
+        bus = props.get("EventBusName", "default")
+        request: dict[str, Any] = {"Name": name, "EventBusName": bus, "State": props.get("State", "ENABLED")}
+        if "EventPattern" in props:
+            request["EventPattern"] = json.dumps(props["EventPattern"])
+        if "ScheduleExpression" in props:
+            request["ScheduleExpression"] = props["ScheduleExpression"]
+        arn = self.client("events").put_rule(**request)["RuleArn"]
+        if props.get("Targets"):
+            self.client("events").put_targets(Rule=name, EventBusName=bus, Targets=props["Targets"])
+        return Physical(ref=name, attributes={"Arn": arn})
+
+    # --- compute ---------------------------------------------------------------------------------
+
+    def _layer_version(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        metadata = self.template.resources[logical_id].get("Metadata", {})
+        kind = metadata.get(LAYER_KIND_METADATA, "runtime")
+        directory = self.template.asset_dir(logical_id)
+        if directory is None:
+            raise TemplateError(f"{logical_id}: layer has no staged asset (aws:asset:path metadata)")
+        arn = _arn("lambda", f"layer:{self._name(logical_id)}:1")
+        self.layer_dirs[arn] = (kind, directory)
+        return Physical(ref=arn, attributes={"LayerVersionArn": arn})
+
+    def _lambda_function(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("FunctionName") or self._name(logical_id)
+        code_dir = self.template.asset_dir(logical_id)
+        if code_dir is None:
+            raise TemplateError(f"{logical_id}: function has no staged asset (aws:asset:path metadata)")
+        environment = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+        # Dependency layers hold arm64 binaries; the host's packages come from the same lockfile.
+        layer_dirs = [
+            self.layer_dirs[arn][1] / "python"
+            for arn in props.get("Layers", [])
+            if arn in self.layer_dirs and self.layer_dirs[arn][0] != "dependencies"
+        ]
+        function = self.client("lambda").create_function(
+            FunctionName=name,
+            Runtime=props.get("Runtime", "python3.14"),
+            Role=props["Role"],
+            Handler=props["Handler"],
+            Code={"ZipFile": _zip(code_dir)},
+            Environment={"Variables": environment},
+            MemorySize=int(props.get("MemorySize", 128)),
+            Timeout=int(props.get("Timeout", 3)),
+            Architectures=props.get("Architectures", ["x86_64"]),
+        )
+        self.lambdas.register(
+            FunctionSpec(
+                logical_id=logical_id,
+                name=name,
+                handler=props["Handler"],
+                code_dir=code_dir,
+                layer_dirs=layer_dirs,
+                environment=environment,
+                timeout_s=int(props.get("Timeout", 3)),
+                memory_mb=int(props.get("MemorySize", 128)),
+            )
+        )
+        return Physical(ref=name, attributes={"Arn": function["FunctionArn"]})
+
+    def _state_machine(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("StateMachineName") or self._name(logical_id, 80)
+        definition = props.get("DefinitionString")
+        if definition is None:
+            definition = json.dumps(props["Definition"])
+        for key, value in props.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace("${" + key + "}", str(value))
+        json.loads(definition)  # a resolver gap shows up here, not as a confusing run failure
+        arn = self.client("stepfunctions").create_state_machine(
+            name=name,
+            definition=definition,
+            roleArn=props["RoleArn"],
+            type=props.get("StateMachineType", "STANDARD"),
+        )["stateMachineArn"]
+        return Physical(ref=arn, attributes={"Arn": arn, "Name": name, "StateMachineName": name})
+
+    # --- API Gateway (served by the plane's HTTP server) -----------------------------------------
+
+    def _rest_api(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        api_id = logical_id.lower()[:10]
+        root = f"{api_id}-root"
+        self.api.root_ids.add(root)
+        return Physical(ref=api_id, attributes={"RootResourceId": root})
+
+    def _api_resource(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        self.api.resources[logical_id] = {"parent": props["ParentId"], "path_part": props["PathPart"]}
+        return Physical(ref=logical_id, attributes={"ResourceId": logical_id})
+
+    def _api_method(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        self.api.methods.append({"logical_id": logical_id, **props})
+        return Physical(ref=logical_id)
+
+    def _api_model(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("Name") or logical_id
+        self.api.models[name] = props["Schema"]
+        return Physical(ref=name)
+
+    def _api_validator(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        self.api.validators[logical_id] = props
+        return Physical(ref=logical_id, attributes={"RequestValidatorId": logical_id})
+
+    def _api_gateway_response(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        self.api.gateway_responses[props["ResponseType"]] = props
+        return Physical(ref=logical_id)

@@ -1,0 +1,180 @@
+"""Reading a synthesized template: resource order, asset locations, and the intrinsic functions CDK emits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+PARTITION = "aws"
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@dataclass
+class Physical:
+    """What a provisioned resource answers to: its Ref and its GetAtt attributes."""
+
+    ref: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Template:
+    stack_name: str
+    body: dict[str, Any]
+    assembly_dir: Path
+
+    @classmethod
+    def load(cls, assembly_dir: Path, stack_name: str) -> Template:
+        path = assembly_dir / f"{stack_name}.template.json"
+        if not path.is_file():
+            raise TemplateError(f"no template for stack {stack_name!r} in {assembly_dir}")
+        return cls(stack_name=stack_name, body=json.loads(path.read_text()), assembly_dir=assembly_dir)
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        resources: dict[str, dict[str, Any]] = self.body.get("Resources", {})
+        return resources
+
+    def asset_dir(self, logical_id: str) -> Path | None:
+        """Where a resource's file asset was staged (``aws:asset:path`` metadata)."""
+        metadata = self.resources[logical_id].get("Metadata", {})
+        path = metadata.get("aws:asset:path")
+        return None if path is None else (self.assembly_dir / path)
+
+    def creation_order(self) -> list[str]:
+        """Resources ordered so each comes after everything it references or depends on."""
+        deps = {lid: _references(res) & self.resources.keys() for lid, res in self.resources.items()}
+        for lid, res in self.resources.items():
+            depends = res.get("DependsOn", [])
+            deps[lid] |= set([depends] if isinstance(depends, str) else depends)
+        ordered: list[str] = []
+        done: set[str] = set()
+        visiting: set[str] = set()
+
+        def visit(lid: str) -> None:
+            if lid in done:
+                return
+            if lid in visiting:
+                raise TemplateError(f"circular reference through {lid}")
+            visiting.add(lid)
+            for dep in sorted(deps[lid]):
+                visit(dep)
+            visiting.discard(lid)
+            done.add(lid)
+            ordered.append(lid)
+
+        for lid in sorted(self.resources):
+            visit(lid)
+        return ordered
+
+
+def _references(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if "Ref" in node and isinstance(node["Ref"], str):
+            found.add(node["Ref"])
+        if "Fn::GetAtt" in node:
+            target = node["Fn::GetAtt"]
+            found.add(target[0] if isinstance(target, list) else target.split(".")[0])
+        if "Fn::Sub" in node:
+            text = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
+            found |= {name.split(".")[0] for name in _sub_names(text)}
+        for key, value in node.items():
+            if key != "Metadata":
+                found |= _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _references(item)
+    return found
+
+
+def _sub_names(text: str) -> list[str]:
+    names = []
+    start = text.find("${")
+    while start != -1:
+        end = text.find("}", start)
+        if end == -1:
+            break
+        name = text[start + 2 : end]
+        if not name.startswith("!"):
+            names.append(name)
+        start = text.find("${", end)
+    return names
+
+
+class Resolver:
+    """Evaluates Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split and pseudo parameters."""
+
+    def __init__(self, stack_name: str, physical: dict[str, Physical]) -> None:
+        self.physical = physical
+        self.pseudo = {
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Region": REGION,
+            "AWS::Partition": PARTITION,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": stack_name,
+            "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{stack_name}/local",
+            "AWS::NoValue": None,
+        }
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.resolve(item) for item in node if item != {"Ref": "AWS::NoValue"}]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, value),) = node.items()
+            if key == "Ref":
+                return self._ref(value)
+            if key == "Fn::GetAtt":
+                logical, attribute = value if isinstance(value, list) else value.split(".", 1)
+                return self._get_att(logical, attribute)
+            if key == "Fn::Join":
+                separator, parts = value
+                return separator.join(str(self.resolve(p)) for p in self.resolve(parts))
+            if key == "Fn::Sub":
+                return self._sub(value)
+            if key == "Fn::Select":
+                index, items = value
+                return self.resolve(items)[int(self.resolve(index))]
+            if key == "Fn::Split":
+                separator, text = value
+                return str(self.resolve(text)).split(separator)
+            if key.startswith("Fn::"):
+                raise TemplateError(f"{key} is not supported by the local plane")
+        return {k: self.resolve(v) for k, v in node.items()}
+
+    def _ref(self, name: str) -> Any:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name not in self.physical:
+            raise TemplateError(f"Ref to {name}, which is not provisioned")
+        return self.physical[name].ref
+
+    def _get_att(self, logical: str, attribute: str) -> Any:
+        if logical not in self.physical:
+            raise TemplateError(f"Fn::GetAtt on {logical}, which is not provisioned")
+        attributes = self.physical[logical].attributes
+        if attribute not in attributes:
+            raise TemplateError(f"Fn::GetAtt {logical}.{attribute}: the local plane has no such attribute")
+        return attributes[attribute]
+
+    def _sub(self, value: Any) -> str:
+        text, variables = (value, {}) if isinstance(value, str) else (value[0], self.resolve(value[1]))
+        for name in _sub_names(text):
+            if name in variables:
+                replacement = variables[name]
+            elif "." in name:
+                logical, attribute = name.split(".", 1)
+                replacement = self._get_att(logical, attribute)
+            else:
+                replacement = self._ref(name)
+            text = text.replace("${" + name + "}", str(replacement))
+        return text.replace("${!", "${")
