@@ -37,7 +37,11 @@ class AgentPlaneStack(Stack):
         self.mesh = EventMesh(self, "Events")
         self.layers = RuntimeLayers(self, "Layers")
         resources = Resources(
-            data=self.data, event_bus_arn=self.mesh.bus.event_bus_arn, event_bus_name=self.mesh.bus.event_bus_name
+            data=self.data,
+            event_bus_arn=self.mesh.bus.event_bus_arn,
+            event_bus_name=self.mesh.bus.event_bus_name,
+            knowledge_base=self.layers.knowledge_base,
+            knowledge_base_path=self.layers.knowledge_base_path,
         )
         self.agents = {
             name: AgentPool(

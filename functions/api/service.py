@@ -194,7 +194,7 @@ def submit(
 
 
 def step_name(step_key: str, correlation_id: str) -> str:
-    """`<run>/VerifyClaim/2` -> `VerifyClaim/2`; failed attempts keep their attempt suffix out of the name."""
+    """`<run>/VerifyClaim/2` -> `VerifyClaim/2`; what follows "#" (attempt, event id) is not part of the name."""
     name = step_key.removeprefix(f"{correlation_id}/")
     return name.split("#", 1)[0]
 

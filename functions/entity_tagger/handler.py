@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -14,12 +15,12 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts.models import DecisionRecordedDetail, EntityTags
-from functions.entity_tagger.service import default_gazetteer, tag
+from functions.entity_tagger.service import Gazetteer, tag
 from functions.runtime import Agent
 from functions.runtime.events import envelope_from_event
 
 agent = Agent.from_environment(input_model=DecisionRecordedDetail, output_model=EntityTags)
-gazetteer = default_gazetteer()
+gazetteer = Gazetteer.load(Path(os.environ["KNOWLEDGE_BASE_PATH"]))
 # Keyed on the decision, not the event: a re-published decision.recorded is tagged once.
 idempotency = IdempotencyConfig(event_key_jmespath="detail.decision.decision_id", expires_after_seconds=24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])

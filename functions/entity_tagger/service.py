@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from contracts.models import DecisionRecordedDetail, Entity, EntityTags
 
 # The verifier's knowledge base names the entities of the domain; the tagger reads that file, not the verifier.
-DEFAULT_GAZETTEER_PATH = Path(__file__).parents[1] / "evidence_verifier" / "kb" / "passages.jsonl"
+# In the repo; deployed functions get the knowledge-base layer and KNOWLEDGE_BASE_PATH (permission read:kb).
+DEFAULT_GAZETTEER_PATH = Path(__file__).parents[1] / "knowledge_base" / "passages.jsonl"
 
 NameKind = Literal["organization", "person", "place", "term"]
 EntityKind = Literal["organization", "person", "place", "date", "quantity", "percent", "money", "term"]

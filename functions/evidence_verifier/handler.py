@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts.models import ClaimCheck, Verdict
-from functions.evidence_verifier.service import default_kb, verify
+from functions.evidence_verifier.service import KnowledgeBase, verify
 from functions.runtime import Agent
 
 agent = Agent.from_environment(input_model=ClaimCheck, output_model=Verdict)
-knowledge_base = default_kb()  # index once per warm instance, not per claim
+knowledge_base = KnowledgeBase.load(Path(os.environ["KNOWLEDGE_BASE_PATH"]))  # indexed once per warm instance
 
 
 @agent.logger.inject_lambda_context

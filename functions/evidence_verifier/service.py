@@ -26,7 +26,8 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-DEFAULT_KB_PATH = Path(__file__).parent / "kb" / "passages.jsonl"
+# In the repo; deployed functions get the knowledge-base layer and KNOWLEDGE_BASE_PATH (permission read:kb).
+DEFAULT_KB_PATH = Path(__file__).parents[1] / "knowledge_base" / "passages.jsonl"
 
 ON_TOPIC = 0.6
 """Coverage from which a passage is about the claim's fact: enough to refute it on a figure."""

@@ -19,7 +19,8 @@ def envelope_from_event(
     return {
         "trace_id": detail["trace_id"],
         "correlation_id": detail["execution_id"],
-        "causation_id": f"{detail['execution_id']}/{capability}/{event.get('id', 'unknown-event')}",
+        # One step per capability and event; the step's name is the part before "#".
+        "causation_id": f"{detail['execution_id']}/{capability}#{event.get('id', 'unknown-event')}",
         "capability": capability,
         "capability_version": version,
         "deadline": (now + timedelta(milliseconds=ttl_ms)).isoformat(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -31,9 +31,18 @@ class Resources:
     data: DataStore
     event_bus_arn: str
     event_bus_name: str
+    knowledge_base: lambda_.ILayerVersion
+    knowledge_base_path: str
 
 
-Grant = Callable[[Resources], tuple[list[iam.PolicyStatement], dict[str, str]]]
+@dataclass(frozen=True)
+class Granted:
+    statements: list[iam.PolicyStatement] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    layers: list[lambda_.ILayerVersion] = field(default_factory=list)
+
+
+Grant = Callable[[Resources], Granted]
 
 
 def _kms(data: DataStore, *actions: str) -> iam.PolicyStatement:
@@ -42,32 +51,32 @@ def _kms(data: DataStore, *actions: str) -> iam.PolicyStatement:
 
 # Permission verbs -> exact actions on exact resources (and the environment that names them).
 PERMISSION_VERBS: Mapping[str, Grant] = {
-    "write:documents": lambda r: (
+    "write:documents": lambda r: Granted(
         [
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[r.data.documents.arn_for_objects("documents/*")]),
             _kms(r.data, "kms:GenerateDataKey", "kms:Encrypt"),
         ],
         {"DOCUMENTS_BUCKET": r.data.documents.bucket_name},
     ),
-    "read:documents": lambda r: (
+    "read:documents": lambda r: Granted(
         [
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[r.data.documents.arn_for_objects("documents/*")]),
             _kms(r.data, "kms:Decrypt"),
         ],
         {"DOCUMENTS_BUCKET": r.data.documents.bucket_name},
     ),
-    "write:executions": lambda r: (
+    "write:executions": lambda r: Granted(
         [
             iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[r.data.executions.table_arn]),
             _kms(r.data, "kms:Decrypt", "kms:GenerateDataKey"),
         ],
         {"EXECUTIONS_TABLE": r.data.executions.table_name},
     ),
-    "publish:events": lambda r: (
+    "publish:events": lambda r: Granted(
         [iam.PolicyStatement(actions=["events:PutEvents"], resources=[r.event_bus_arn])],
         {"EVENT_BUS_NAME": r.event_bus_name},
     ),
-    "write:idempotency": lambda r: (
+    "write:idempotency": lambda r: Granted(
         [
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
@@ -77,6 +86,8 @@ PERMISSION_VERBS: Mapping[str, Grant] = {
         ],
         {"IDEMPOTENCY_TABLE": r.data.idempotency.table_name},
     ),
+    # The knowledge base ships with the plane as a read-only layer: no IAM grant, just the mount.
+    "read:kb": lambda r: Granted(environment={"KNOWLEDGE_BASE_PATH": r.knowledge_base_path}, layers=[r.knowledge_base]),
 }
 
 
@@ -87,11 +98,10 @@ def timeout_s(contract: CapabilityContract) -> int:
     return runtime.effective_timeout_s(contract.slo)
 
 
-def resolve_permissions(
-    contract: CapabilityContract, resources: Resources
-) -> tuple[list[iam.PolicyStatement], dict[str, str]]:
+def resolve_permissions(contract: CapabilityContract, resources: Resources) -> Granted:
     statements: list[iam.PolicyStatement] = []
     environment: dict[str, str] = {}
+    layers: list[lambda_.ILayerVersion] = []
     for permission in contract.permissions:
         grant = PERMISSION_VERBS.get(permission)
         if grant is None:
@@ -99,10 +109,11 @@ def resolve_permissions(
                 f"contract {contract.name}: permissions: unknown verb {permission!r} "
                 f"(known: {', '.join(sorted(PERMISSION_VERBS))})"
             )
-        granted, env = grant(resources)
-        statements.extend(granted)
-        environment.update(env)
-    return statements, environment
+        granted = grant(resources)
+        statements.extend(granted.statements)
+        environment.update(granted.environment)
+        layers.extend(granted.layers)
+    return Granted(statements, environment, layers)
 
 
 class AgentPool(Construct):
@@ -125,7 +136,7 @@ class AgentPool(Construct):
         self.contract = contract
         folder = runtime.handler.split(".")[1]
         code_dir = stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"functions/{folder}")])
-        statements, environment = resolve_permissions(contract, resources)
+        granted = resolve_permissions(contract, resources)
 
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.role = iam.Role(
@@ -142,7 +153,7 @@ class AgentPool(Construct):
             )
         )
         self.role.add_to_principal_policy(_kms(resources.data, "kms:Decrypt", "kms:GenerateDataKey"))
-        for statement in statements:
+        for statement in granted.statements:
             self.role.add_to_principal_policy(statement)
 
         self.function = lambda_.Function(
@@ -153,7 +164,7 @@ class AgentPool(Construct):
             architecture=lambda_.Architecture.ARM_64,
             handler=runtime.handler,
             code=lambda_.Code.from_asset(str(code_dir)),
-            layers=layers,
+            layers=[*layers, *granted.layers],
             memory_size=runtime.memory_mb,
             timeout=Duration.seconds(timeout_s(contract)),
             reserved_concurrent_executions=runtime.reserved_concurrency,
@@ -169,7 +180,7 @@ class AgentPool(Construct):
                 "DECISIONS_TABLE": resources.data.decisions.table_name,
                 "POWERTOOLS_SERVICE_NAME": contract.name,
                 "POWERTOOLS_METRICS_NAMESPACE": "agentplane",
-                **environment,
+                **granted.environment,
             },
         )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)

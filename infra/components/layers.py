@@ -49,6 +49,19 @@ class RuntimeLayers(Construct):
         )
         self.dependencies.node.default_child.add_metadata(LAYER_KIND_METADATA, "dependencies")  # type: ignore[union-attr]
 
+        kb_dir = stage("layer-knowledge-base", [(FUNCTIONS_DIR / "knowledge_base", "knowledge_base")])
+        self.knowledge_base = lambda_.LayerVersion(
+            self,
+            "KnowledgeBase",
+            code=lambda_.Code.from_asset(str(kb_dir)),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            description="agentplane knowledge base (read:kb), mounted at /opt/knowledge_base",
+        )
+        self.knowledge_base.node.default_child.add_metadata(LAYER_KIND_METADATA, "data")  # type: ignore[union-attr]
+
+    knowledge_base_path = "/opt/knowledge_base/passages.jsonl"
+
     @property
     def all(self) -> list[lambda_.ILayerVersion]:
         return [self.dependencies, self.runtime]

@@ -27,6 +27,17 @@ def _zip(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _opt_path(value: str, layers: list[Path]) -> str:
+    """Layers are mounted at /opt on Lambda; point /opt/... settings at the staged layer that holds the file."""
+    if not value.startswith("/opt/"):
+        return value
+    relative = value.removeprefix("/opt/")
+    for layer in reversed(layers):  # later layers win, as when Lambda extracts them in order
+        if (layer / relative).exists():
+            return str(layer / relative)
+    return value
+
+
 @dataclass
 class ApiDefinition:
     """API Gateway resources as the template declares them; the HTTP server routes from these."""
@@ -240,11 +251,13 @@ class Provisioner:
             raise TemplateError(f"{logical_id}: function has no staged asset (aws:asset:path metadata)")
         environment = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
         # Dependency layers hold arm64 binaries; the host's packages come from the same lockfile.
-        layer_dirs = [
-            self.layer_dirs[arn][1] / "python"
+        mounted = [
+            self.layer_dirs[arn][1]
             for arn in props.get("Layers", [])
             if arn in self.layer_dirs and self.layer_dirs[arn][0] != "dependencies"
         ]
+        layer_dirs = [d / "python" for d in mounted if (d / "python").is_dir()]
+        environment = {key: _opt_path(value, mounted) for key, value in environment.items()}
         function = self.client("lambda").create_function(
             FunctionName=name,
             Runtime=props.get("Runtime", "python3.14"),
