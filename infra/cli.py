@@ -204,7 +204,10 @@ def _start_plane(args: argparse.Namespace) -> Any:
         faults = FaultPlan.parse(args.fault or [])
     except FaultSpecError as error:
         raise CliError(str(error)) from None
-    options = PlaneOptions(state_dir=Path(args.state_dir), port=args.port, faults=faults)
+    assembly = Path(args.assembly) if getattr(args, "assembly", None) else None
+    if assembly is not None and not assembly.is_dir():
+        raise CliError(f"--assembly {assembly}: no such cloud assembly directory")
+    options = PlaneOptions(state_dir=Path(args.state_dir), port=args.port, faults=faults, assembly_dir=assembly)
     try:
         return LocalPlane(options).start()
     except OSError as error:
@@ -279,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     )
     serve = local.add_parser("serve", help="serve the plane on 127.0.0.1 until stopped")
     plane_options(serve, DEFAULT_PORT)
+    serve.add_argument("--assembly", help="serve this synthesized cloud assembly (e.g. cdk.out) instead of synthesizing")
     serve.set_defaults(handler=cmd_serve)
 
     run = commands.add_parser("run", help="start a workflow run")

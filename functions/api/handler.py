@@ -76,12 +76,23 @@ def problem(exc: ProblemError) -> Response[str]:
     )
 
 
-@app.not_found
 def not_found(_: Exception) -> Response[str]:
     path = app.current_event.path
     return problem(
         ProblemError(404, "Not found", f"no route for {app.current_event.http_method} {path}", kind="not-found")
     )
+
+
+def internal_error(exc: Exception) -> Response[str]:
+    """Anything unexpected is logged with its trace and answered as a 500 problem, never a stack trace."""
+    logger.exception("unhandled error")
+    return problem(ProblemError(500, "Internal error", "the request could not be completed", kind="internal"))
+
+
+# Registered as calls, not decorators: the decorators are untyped and would erase these functions' types.
+app.exception_handler(ProblemError)(problem)
+app.exception_handler(Exception)(internal_error)
+app.not_found(not_found)
 
 
 @app.get("/v1/health")

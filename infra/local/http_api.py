@@ -109,17 +109,16 @@ def build_routes(api: ApiDefinition) -> list[Route]:
 
 
 def schema_errors(validator: Draft4Validator, document: Any) -> list[dict[str, str]]:
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
-    return [
-        {"field": ".".join(str(p) for p in error.absolute_path) or _missing_field(error), "message": error.message}
-        for error in errors
-    ]
+    fields = [(_field(error), error.message) for error in validator.iter_errors(document)]
+    return [{"field": field, "message": message} for field, message in sorted(fields)]
 
 
-def _missing_field(error: Any) -> str:
+def _field(error: Any) -> str:
+    path = [str(p) for p in error.absolute_path]
     # "required" and "additionalProperties" errors sit on the parent object; name the field itself.
-    found = re.findall(r"'([^']+)'", error.message)
-    return found[0] if found and error.validator in ("required", "additionalProperties") else "<body>"
+    if error.validator in ("required", "additionalProperties"):
+        path += re.findall(r"'([^']+)'", error.message)[:1]
+    return ".".join(path) or "<body>"
 
 
 class LocalApi:
@@ -195,7 +194,9 @@ class LocalApi:
         if "FunctionError" in response:
             return problem(502, "Bad gateway", "the integration failed", kind="gateway-error", instance=path)
         result = json.loads(payload)
-        out_headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        # API Gateway merges both header maps of a proxy response; multi-value entries are comma-joined.
+        out_headers = {str(k): ", ".join(map(str, v)) for k, v in (result.get("multiValueHeaders") or {}).items()}
+        out_headers.update({str(k): str(v) for k, v in (result.get("headers") or {}).items()})
         out_headers["X-Amzn-Trace-Id"] = trace
         text = result.get("body") or ""
         return Reply(int(result.get("statusCode", 200)), out_headers, text.encode())

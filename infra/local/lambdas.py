@@ -39,6 +39,8 @@ class FunctionSpec:
     memory_mb: int
     invocations: int = 0
     errors: int = 0
+    # A Lambda instance handles one event at a time; its module state (loggers, metrics) assumes it.
+    instance: threading.RLock = field(default_factory=threading.RLock)
 
 
 @dataclass
@@ -142,9 +144,9 @@ class InProcessLambdas:
         if spec is None:
             missing = {"errorType": "ResourceNotFoundException", "errorMessage": f"{function_name} is not emulated"}
             return json.dumps(missing), True, ""
-        spec.invocations += 1
         sink = self._log(spec)
-        with self.isolation.scoped(self._environment(spec), sink):
+        with spec.instance, self.isolation.scoped(self._environment(spec), sink):
+            spec.invocations += 1
             try:
                 handler = self._handler(spec)
                 agent = spec.environment.get("AGENT_NAME", spec.logical_id)

@@ -14,6 +14,13 @@ WORKFLOW = "doc-review"
 INPUT_MODEL = "DocReviewRequest"
 TTL_MS = 15 * 60 * 1000
 CLAIM_CONCURRENCY = 10
+# What a finished run returns (state path per output field).
+OUTPUT_FIELDS = {
+    "execution_id": "$.correlation_id",
+    "decision": "$.decision",
+    "risk": "$.risk",
+    "verdicts": "$.verdicts",
+}
 AGENTS = ("document-intake", "evidence-verifier", "risk-scorer", "decision-recorder", "failure-recorder")
 
 
@@ -89,16 +96,7 @@ def definition(scope: Construct, pools: Mapping[str, AgentPool]) -> sfn.IChainab
         causation=_caused_by("RecordDecision"),
         result_path="$.decision",
     )
-    summary = sfn.Pass(
-        scope,
-        "Summarize",
-        parameters={
-            "execution_id": at("$.correlation_id"),
-            "decision": at("$.decision"),
-            "risk": at("$.risk"),
-            "verdicts": at("$.verdicts"),
-        },
-    )
+    summary = sfn.Pass(scope, "Summarize", parameters={key: at(path) for key, path in OUTPUT_FIELDS.items()})
     for step in (intake, verify, score, record):
         step.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.failure")
     return intake.next(verify).next(score).next(record).next(summary).next(sfn.Succeed(scope, "Done"))

@@ -1,0 +1,195 @@
+"""doc-review end to end on the local plane, over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.local.faults import Fault
+from infra.local.plane import LocalPlane, PlaneOptions
+from tests.e2e.client import finished, request
+from tests.sample_events import load_event
+
+pytestmark = pytest.mark.e2e
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
+    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"))) as running:
+        yield running
+
+
+def executions_started(plane: LocalPlane) -> int:
+    machine = plane.physical("DocReviewStateMachine", "AWS::StepFunctions::StateMachine")
+    return len(plane.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"])
+
+
+def start(plane: LocalPlane, body: dict[str, Any], **headers: str) -> str:
+    answer = request(plane.url, "POST", "/v1/workflows/doc-review/executions", body, headers)
+    assert answer.status == 202, answer.body
+    execution_id: str = answer.body["execution_id"]
+    return execution_id
+
+
+def test_health_answers_once_ready(plane: LocalPlane) -> None:
+    answer = request(plane.url, "GET", "/v1/health")
+    assert answer.status == 200
+    assert answer.body["workflows"] == ["doc-review"]
+
+
+def test_a_review_runs_every_agent_and_records_the_decision(plane: LocalPlane) -> None:
+    # GIVEN the sample vendor memo
+    # WHEN it is submitted and followed to the end
+    run = finished(plane.url, start(plane, load_event("doc-review-request.json")), enriched=True)
+
+    # THEN every step ran, in order, under the contract's agent and version
+    assert run["status"] == "SUCCEEDED"
+    steps = [s["step"] for s in run["steps"]]
+    assert steps[0] == "Intake"
+    assert sorted(s for s in steps if s.startswith("VerifyClaim/")) == sorted(f"VerifyClaim/{i}" for i in range(10))
+    assert steps.index("ScoreRisk") < steps.index("RecordDecision") < steps.index("entity-tagging")
+    by_step = {s["step"]: s for s in run["steps"]}
+    assert by_step["VerifyClaim/0"]["agent"] == "evidence-verifier"
+    assert by_step["VerifyClaim/0"]["capability"] == "fact-check"
+    assert all(s["status"] == "SUCCEEDED" and s["duration_ms"] >= 0 for s in run["steps"])
+    # AND the decision follows the written policy: one confidently refuted claim escalates
+    assert run["decision"]["outcome"] == "escalate"
+    assert run["decision"]["risk_level"] == "high"
+    labels = {v["claim_id"]: v["label"] for v in run["output"]["verdicts"]}
+    assert labels["c-006"] == "refuted"
+    assert labels["c-009"] == "not-enough-info"
+    # AND the trace id given at submission is the one every step carried
+    assert run["trace_id"].startswith("1-")
+
+
+def test_the_enrichment_event_is_handled_once(plane: LocalPlane) -> None:
+    run = finished(plane.url, start(plane, load_event("doc-review-low-risk.json")), enriched=True)
+    assert plane.events.wait_idle(timeout=10)
+
+    tagging = [s for s in run["steps"] if s["agent"] == "entity-tagger"]
+    assert len(tagging) == 1
+    assert run["decision"]["outcome"] == "accept"
+
+
+def test_a_failing_agent_is_caught_and_the_failure_recorded(plane: LocalPlane) -> None:
+    # GIVEN the evidence verifier fails every call with an error no retry can fix
+    plane.options.faults.faults["evidence-verifier"] = Fault(error="ModelError")
+    try:
+        run = finished(plane.url, start(plane, load_event("doc-review-request.json")))
+    finally:
+        del plane.options.faults.faults["evidence-verifier"]
+
+    # THEN the run fails with the agent's error, after the Catch path recorded it
+    assert run["status"] == "FAILED"
+    assert run["error"]["error"] == "ModelError"
+    steps = {s["step"]: s for s in run["steps"]}
+    assert steps["RecordFailure"]["agent"] == "failure-recorder"
+    assert steps["RecordFailure"]["status"] == "SUCCEEDED"
+    assert "ScoreRisk" not in steps
+    assert run["decision"]["outcome"] == "failed"
+    assert "ModelError" in run["decision"]["summary"]
+
+
+def test_transient_lambda_errors_are_retried(plane: LocalPlane) -> None:
+    # GIVEN the risk scorer's invocations fail transiently about half the time
+    plane.options.faults.faults["risk-scorer"] = Fault(error="Lambda.ServiceException", rate=0.5)
+    injected_before = plane.options.faults.injected.get("risk-scorer", 0)
+    try:
+        runs = [finished(plane.url, start(plane, load_event("doc-review-low-risk.json"))) for _ in range(4)]
+    finally:
+        del plane.options.faults.faults["risk-scorer"]
+
+    # THEN faults were injected, and the Retry (3 attempts, backoff with jitter) carried most runs through
+    assert plane.options.faults.injected.get("risk-scorer", 0) > injected_before
+    assert sum(run["status"] == "SUCCEEDED" for run in runs) >= 3
+
+
+def test_a_document_without_claims_fails_through_the_catch_path(plane: LocalPlane) -> None:
+    run = finished(plane.url, start(plane, load_event("doc-review-no-claims.json")))
+
+    assert run["status"] == "FAILED"
+    assert run["error"]["error"] == "NoClaimsFound"
+    failed = [s for s in run["steps"] if s["status"] == "FAILED"]
+    assert [s["step"] for s in failed] == ["Intake"]
+    assert failed[0]["error"]["type"] == "NoClaimsFound"
+    assert run["decision"]["outcome"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "field"),
+    [
+        pytest.param(load_event("doc-review-malformed.json"), "application/json", "document.title", id="wrong type"),
+        pytest.param({"document": {"text": "Some text."}}, "application/json", "document.title", id="missing field"),
+        pytest.param({"document": {"title": "t", "text": "x"}, "extra": 1}, "application/json", "extra", id="unknown"),
+        pytest.param({"document": {"title": 1, "text": "x"}}, "text/plain", "document.title", id="other content type"),
+    ],
+)
+def test_a_malformed_body_is_refused_naming_the_field_and_starts_nothing(
+    plane: LocalPlane, body: dict[str, Any], content_type: str, field: str
+) -> None:
+    before = executions_started(plane)
+
+    answer = request(plane.url, "POST", "/v1/workflows/doc-review/executions", body, {"Content-Type": content_type})
+
+    assert answer.status == 400
+    assert answer.content_type == PROBLEM_JSON
+    assert answer.body["status"] == 400
+    assert field in [error["field"] for error in answer.body["errors"]]
+    assert answer.body["detail"].startswith(answer.body["errors"][0]["field"])
+    assert executions_started(plane) == before
+
+
+def test_a_body_that_is_not_json_is_refused(plane: LocalPlane) -> None:
+    answer = request(plane.url, "POST", "/v1/workflows/doc-review/executions", b"{not json")
+    assert answer.status == 400
+    assert answer.content_type == PROBLEM_JSON
+
+
+def test_an_unknown_workflow_is_404_and_starts_nothing(plane: LocalPlane) -> None:
+    before = executions_started(plane)
+
+    answer = request(plane.url, "POST", "/v1/workflows/no-such-flow/executions", load_event("doc-review-request.json"))
+
+    assert answer.status == 404
+    assert answer.content_type == PROBLEM_JSON
+    assert "no-such-flow" in answer.body["detail"]
+    assert executions_started(plane) == before
+
+
+def test_an_idempotency_key_starts_one_run(plane: LocalPlane) -> None:
+    before = executions_started(plane)
+    body = load_event("doc-review-low-risk.json")
+    path = "/v1/workflows/doc-review/executions"
+
+    first = request(plane.url, "POST", path, body, {"Idempotency-Key": "e2e-key-1"})
+    second = request(plane.url, "POST", path, body, {"Idempotency-Key": "e2e-key-1"})
+    reused = request(plane.url, "POST", path, load_event("doc-review-request.json"), {"Idempotency-Key": "e2e-key-1"})
+
+    assert first.status == second.status == 202
+    assert second.body["execution_id"] == first.body["execution_id"]
+    assert reused.status == 422
+    assert executions_started(plane) == before + 1
+
+
+def test_unknown_routes_and_executions_are_problems(plane: LocalPlane) -> None:
+    missing = request(plane.url, "GET", "/v1/executions/does-not-exist")
+    nowhere = request(plane.url, "GET", "/v2/nothing")
+    wrong_method = request(plane.url, "DELETE", "/v1/health")
+
+    assert (missing.status, missing.content_type) == (404, PROBLEM_JSON)
+    assert (nowhere.status, nowhere.content_type) == (404, PROBLEM_JSON)
+    assert wrong_method.status == 405
+
+
+def test_capabilities_list_every_contract(plane: LocalPlane) -> None:
+    answer = request(plane.url, "GET", "/v1/capabilities")
+
+    assert answer.status == 200
+    names = {c["name"]: c for c in answer.body["capabilities"]}
+    assert set(names) == {p.stem for p in Path("contracts/agents").glob("*.yaml")}
+    assert names["evidence-verifier"]["capabilities"] == ["fact-check", "confidence-scoring"]

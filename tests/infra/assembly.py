@@ -1,0 +1,113 @@
+"""One synthesized cloud assembly and the questions infra tests ask of its template.
+
+Synthesis starts a jsii node process and takes seconds, so tests share one per session (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contracts.loader import CONTRACTS_DIR
+from infra.app import DEFAULT_STACK_NAME, build_app
+from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver
+from infra.stack import AgentPlaneStack
+
+# Asset metadata lets readers of the template (the local plane, these tests) find staged code.
+SYNTH_CONTEXT = {"aws:cdk:enable-asset-metadata": "true"}
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    outdir: Path
+    stack: AgentPlaneStack
+    template: dict[str, Any]
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        resources: dict[str, dict[str, Any]] = self.template["Resources"]
+        return resources
+
+    @property
+    def template_path(self) -> Path:
+        return self.outdir / f"{DEFAULT_STACK_NAME}.template.json"
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {lid: res for lid, res in self.resources.items() if res["Type"] == resource_type}
+
+    def agent_functions(self) -> dict[str, str]:
+        """Agent name (the ``AGENT_NAME`` its function runs as) -> the function's logical id."""
+        found = {}
+        for lid, res in self.of_type("AWS::Lambda::Function").items():
+            name = res["Properties"].get("Environment", {}).get("Variables", {}).get("AGENT_NAME")
+            if name is not None:
+                found[name] = lid
+        return found
+
+    def role_of(self, function_lid: str) -> str:
+        role = self.resources[function_lid]["Properties"]["Role"]
+        assert set(role) == {"Fn::GetAtt"}, f"{function_lid} must use a role of this stack, not {role}"
+        lid: str = role["Fn::GetAtt"][0]
+        return lid
+
+    def role_statements(self, role_lid: str) -> list[dict[str, Any]]:
+        """Every identity-policy statement attached to a role: inline policies and AWS::IAM::Policy resources."""
+        statements = [
+            statement
+            for policy in self.resources[role_lid]["Properties"].get("Policies", [])
+            for statement in policy["PolicyDocument"]["Statement"]
+        ]
+        for policy in self.of_type("AWS::IAM::Policy").values():
+            if {"Ref": role_lid} in policy["Properties"].get("Roles", []):
+                statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+        return statements
+
+    def all_policy_statements(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(logical id, statement) for every policy document in the template, identity or resource based."""
+        for lid, res in self.resources.items():
+            props = res.get("Properties", {})
+            documents = [props.get(key) for key in ("PolicyDocument", "KeyPolicy", "AssumeRolePolicyDocument")]
+            documents += [policy["PolicyDocument"] for policy in props.get("Policies", [])]
+            for document in documents:
+                if isinstance(document, dict):
+                    for statement in document["Statement"]:
+                        yield lid, statement
+
+    def state_machine_definition(self, lid: str) -> dict[str, Any]:
+        """A state machine's ASL as plain JSON: its ``Fn::Join`` resolved against stand-in physical resources.
+
+        Every Lambda ARN ends in the function's logical id, so a Task's ``Resource`` says which agent it runs.
+        """
+        props = self.resources[lid]["Properties"]
+        physical = {
+            other: Physical(
+                ref=f"{other}-ref",
+                attributes={"Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{other}", "Name": other},
+            )
+            for other in self.resources
+        }
+        resolved = Resolver(DEFAULT_STACK_NAME, physical).resolve(props["DefinitionString"])
+        substitutions = Resolver(DEFAULT_STACK_NAME, physical).resolve(props.get("DefinitionSubstitutions", {}))
+        for name, value in substitutions.items():
+            resolved = resolved.replace("${" + name + "}", str(value))
+        definition: dict[str, Any] = json.loads(resolved)
+        return definition
+
+
+def synthesize(outdir: Path, *, contracts_dir: Path = CONTRACTS_DIR) -> Synthesized:
+    app = build_app(outdir, contracts_dir=contracts_dir, context=SYNTH_CONTEXT)
+    stack = app.node.find_child(DEFAULT_STACK_NAME)
+    assert isinstance(stack, AgentPlaneStack)
+    app.synth()
+    template = json.loads((outdir / f"{DEFAULT_STACK_NAME}.template.json").read_text(encoding="utf-8"))
+    return Synthesized(outdir=outdir, stack=stack, template=template)
+
+
+def lambda_function_lid(arn: str) -> str:
+    """The logical id a stand-in Lambda ARN from :meth:`Synthesized.state_machine_definition` names."""
+    prefix = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:"
+    assert arn.startswith(prefix), f"not a Lambda function ARN of this stack: {arn}"
+    return arn.removeprefix(prefix)
