@@ -282,7 +282,9 @@ def parser() -> argparse.ArgumentParser:
     )
     serve = local.add_parser("serve", help="serve the plane on 127.0.0.1 until stopped")
     plane_options(serve, DEFAULT_PORT)
-    serve.add_argument("--assembly", help="serve this synthesized cloud assembly (e.g. cdk.out) instead of synthesizing")
+    serve.add_argument(
+        "--assembly", help="serve this synthesized cloud assembly (e.g. cdk.out) instead of synthesizing"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     run = commands.add_parser("run", help="start a workflow run")

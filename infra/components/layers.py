@@ -7,11 +7,8 @@ from constructs import Construct
 
 from infra.components.agent_pool import LAMBDA_RUNTIME
 from infra.components.staging import stage
+from infra.conventions import LAYER_KIND_METADATA
 from infra.paths import CONTRACTS_DIR, FUNCTIONS_DIR, LAMBDA_DEPS_DIR
-
-# The local plane runs handlers on the host interpreter, whose packages come from the same lockfile;
-# it skips layers marked as dependencies (they hold arm64 binaries).
-LAYER_KIND_METADATA = "agentplane:layer-kind"
 
 
 class MissingLambdaDependencies(RuntimeError):

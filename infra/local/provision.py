@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.components.layers import LAYER_KIND_METADATA
+from infra.conventions import LAYER_KIND_METADATA
 from infra.local.lambdas import FunctionSpec, InProcessLambdas
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError
 

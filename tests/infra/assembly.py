@@ -19,6 +19,28 @@ from infra.stack import AgentPlaneStack
 # Asset metadata lets readers of the template (the local plane, these tests) find staged code.
 SYNTH_CONTEXT = {"aws:cdk:enable-asset-metadata": "true"}
 
+# Stateful resources and the logical ids they were first deployed under. CloudFormation knows a resource by its
+# logical id: a new id means a new resource, and the old one (with its data) deleted or orphaned. Never edit these
+# to make a test pass; pin the construct's id instead.
+DATA_KEY = "DataDataKeyCDD1A924"
+DECISIONS_TABLE = "DataDecisionsFDC15C64"
+EXECUTIONS_TABLE = "DataExecutionsAFA4343B"
+IDEMPOTENCY_TABLE = "DataIdempotency4AE02808"
+ACCESS_LOGS_BUCKET = "DataAccessLogsC0C25EE4"
+DOCUMENTS_BUCKET = "DataDocumentsDACEAC53"
+EVENT_BUS = "EventsBus45DE4339"
+EVENT_ARCHIVE = "EventsBusArchive3AC72948"
+PINNED_LOGICAL_IDS = {
+    DATA_KEY: "AWS::KMS::Key",
+    DECISIONS_TABLE: "AWS::DynamoDB::Table",
+    EXECUTIONS_TABLE: "AWS::DynamoDB::Table",
+    IDEMPOTENCY_TABLE: "AWS::DynamoDB::Table",
+    ACCESS_LOGS_BUCKET: "AWS::S3::Bucket",
+    DOCUMENTS_BUCKET: "AWS::S3::Bucket",
+    EVENT_BUS: "AWS::Events::EventBus",
+    EVENT_ARCHIVE: "AWS::Events::Archive",
+}
+
 
 @dataclass(frozen=True)
 class Synthesized:

@@ -13,32 +13,24 @@ from contracts.capability import CapabilityContract, LambdaRuntime
 from contracts.loader import load_contracts
 from infra.components.agent_pool import PERMISSION_VERBS, Resources
 from infra.workflows import doc_review
-from tests.infra.assembly import Synthesized, lambda_function_lid
+from tests.infra.assembly import (
+    ACCESS_LOGS_BUCKET,
+    DATA_KEY,
+    DECISIONS_TABLE,
+    DOCUMENTS_BUCKET,
+    EVENT_BUS,
+    EXECUTIONS_TABLE,
+    IDEMPOTENCY_TABLE,
+    PINNED_LOGICAL_IDS,
+    Synthesized,
+    lambda_function_lid,
+)
 
 pytestmark = pytest.mark.infra
 
 CONTRACTS = load_contracts()
 LAMBDA_AGENTS = sorted(name for name, contract in CONTRACTS.items() if isinstance(contract.runtime, LambdaRuntime))
 
-# Stateful resources and the logical ids they were first deployed under (see test_stateful_logical_ids_are_pinned).
-DATA_KEY = "DataDataKeyCDD1A924"
-DECISIONS_TABLE = "DataDecisionsFDC15C64"
-EXECUTIONS_TABLE = "DataExecutionsAFA4343B"
-IDEMPOTENCY_TABLE = "DataIdempotency4AE02808"
-ACCESS_LOGS_BUCKET = "DataAccessLogsC0C25EE4"
-DOCUMENTS_BUCKET = "DataDocumentsDACEAC53"
-EVENT_BUS = "EventsBus45DE4339"
-EVENT_ARCHIVE = "EventsBusArchive3AC72948"
-PINNED = {
-    DATA_KEY: "AWS::KMS::Key",
-    DECISIONS_TABLE: "AWS::DynamoDB::Table",
-    EXECUTIONS_TABLE: "AWS::DynamoDB::Table",
-    IDEMPOTENCY_TABLE: "AWS::DynamoDB::Table",
-    ACCESS_LOGS_BUCKET: "AWS::S3::Bucket",
-    DOCUMENTS_BUCKET: "AWS::S3::Bucket",
-    EVENT_BUS: "AWS::Events::EventBus",
-    EVENT_ARCHIVE: "AWS::Events::Archive",
-}
 TABLES = (DECISIONS_TABLE, EXECUTIONS_TABLE, IDEMPOTENCY_TABLE)
 BUCKETS = (ACCESS_LOGS_BUCKET, DOCUMENTS_BUCKET)
 
@@ -213,7 +205,9 @@ def test_no_policy_allows_every_action(synthesized: Synthesized) -> None:
     # GIVEN every policy document in the template: identity, key, bucket, queue and trust policies
     # THEN no statement names the action "*"
     offenders = [
-        (lid, statement) for lid, statement in synthesized.all_policy_statements() if "*" in as_list(statement["Action"])
+        (lid, statement)
+        for lid, statement in synthesized.all_policy_statements()
+        if "*" in as_list(statement["Action"])
     ]
     assert offenders == []
 
@@ -353,9 +347,7 @@ def test_dead_letter_queue_is_encrypted_and_tls_only(synthesized: Synthesized, a
             "PolicyDocument": {
                 "Statement": Match.array_with(
                     [
-                        Match.object_like(
-                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
-                        ),
+                        Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}),
                         # AND only the rule that owns it may send to it
                         Match.object_like(
                             {
@@ -481,7 +473,11 @@ def test_decision_recorded_reaches_the_entity_tagger_with_retries_and_a_dlq(synt
 def test_bus_archives_plane_events_for_replay(assertions: Template) -> None:
     assertions.has_resource_properties(
         "AWS::Events::Archive",
-        {"SourceArn": get_att(EVENT_BUS), "EventPattern": {"source": ["agentplane"]}, "RetentionDays": Match.any_value()},
+        {
+            "SourceArn": get_att(EVENT_BUS),
+            "EventPattern": {"source": ["agentplane"]},
+            "RetentionDays": Match.any_value(),
+        },
     )
 
 
@@ -496,8 +492,8 @@ def test_stateful_logical_ids_are_pinned(synthesized: Synthesized) -> None:
     data (tables, documents, the key that decrypts them, the bus archive). If this fails, restore the id
     (e.g. with ``override_logical_id``) instead of updating the list.
     """
-    found = {lid: synthesized.resources[lid]["Type"] for lid in PINNED if lid in synthesized.resources}
-    assert found == PINNED
+    found = {lid: synthesized.resources[lid]["Type"] for lid in PINNED_LOGICAL_IDS if lid in synthesized.resources}
+    assert found == PINNED_LOGICAL_IDS
 
 
 @pytest.mark.parametrize("lid", [DATA_KEY, *TABLES, *BUCKETS])

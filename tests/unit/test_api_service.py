@@ -1,0 +1,165 @@
+"""The public API's logic, with in-memory ports: no AWS."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+
+import pytest
+
+from contracts.models import DocReviewRequest
+from functions.api.service import (
+    ProblemError,
+    RunStatus,
+    Workflow,
+    describe,
+    load_workflows,
+    step_name,
+    submit,
+)
+from functions.runtime.decisions import InMemoryDecisionStore
+from functions.runtime.executions import InMemoryExecutionStore
+from tests.sample_events import load_event
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+TRACE = "1-6b000000-0123456789abcdef01234567"
+WORKFLOWS = {"doc-review": Workflow("doc-review", "arn:sm:doc-review", DocReviewRequest, ttl_ms=60_000)}
+
+
+class FakeEngine:
+    def __init__(self, *, fail: bool = False) -> None:
+        self.started: list[dict[str, Any]] = []
+        self.fail = fail
+
+    def start(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> str:
+        if self.fail:
+            raise ConnectionError("engine unavailable")
+        self.started.append({"arn": state_machine_arn, "name": name, "input": json.loads(payload)})
+        return f"{state_machine_arn}:exec:{name}"
+
+    def describe(self, execution_arn: str) -> RunStatus:
+        return RunStatus("SUCCEEDED", json.dumps({"ok": True}), None, None, NOW, NOW)
+
+
+def submit_body(
+    body: Any,
+    *,
+    engine: FakeEngine,
+    executions: InMemoryExecutionStore,
+    key: str | None = None,
+    name: str = "doc-review",
+) -> Any:
+    ids = count(1)
+    return submit(
+        name,
+        body if isinstance(body, str) or body is None else json.dumps(body),
+        idempotency_key=key,
+        trace_id=TRACE,
+        workflows=WORKFLOWS,
+        engine=engine,
+        executions=executions,
+        now=NOW,
+        new_id=lambda: f"run-{next(ids)}-{id(body)}",
+    )
+
+
+def test_a_valid_request_starts_one_run_carrying_trace_and_deadline() -> None:
+    engine, executions = FakeEngine(), InMemoryExecutionStore()
+
+    submitted = submit_body(load_event("doc-review-request.json"), engine=engine, executions=executions)
+
+    [started] = engine.started
+    assert started["name"] == submitted.execution_id
+    assert started["input"]["trace_id"] == TRACE
+    assert started["input"]["correlation_id"] == submitted.execution_id
+    assert started["input"]["deadline"] == "2026-11-23T12:01:00+00:00"
+    assert executions.get(submitted.execution_id) is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        pytest.param(None, 400, "send a JSON object", id="no body"),
+        pytest.param("{nope", 400, "not JSON", id="not json"),
+        pytest.param({"document": {"title": 42, "text": "t"}}, 400, "document.title", id="wrong type"),
+        pytest.param({"document": {"title": "t", "text": "t"}, "x": 1}, 400, "x: Extra inputs", id="unknown field"),
+    ],
+)
+def test_bad_bodies_are_problems_and_start_nothing(body: Any, status: int, detail: str) -> None:
+    engine = FakeEngine()
+    with pytest.raises(ProblemError) as problem:
+        submit_body(body, engine=engine, executions=InMemoryExecutionStore())
+
+    assert problem.value.status == status
+    assert detail in problem.value.detail
+    assert engine.started == []
+
+
+def test_an_unknown_workflow_is_404() -> None:
+    with pytest.raises(ProblemError) as problem:
+        submit_body(
+            load_event("doc-review-request.json"), engine=FakeEngine(), executions=InMemoryExecutionStore(), name="nope"
+        )
+    assert problem.value.status == 404
+    assert problem.value.body("/x")["type"].endswith("/not-found")
+
+
+def test_an_idempotency_key_replays_and_refuses_a_different_body() -> None:
+    engine, executions = FakeEngine(), InMemoryExecutionStore()
+    body = load_event("doc-review-request.json")
+
+    first = submit_body(body, engine=engine, executions=executions, key="k1")
+    replay = submit_body(body, engine=engine, executions=executions, key="k1")
+    with pytest.raises(ProblemError) as reused:
+        submit_body(load_event("doc-review-low-risk.json"), engine=engine, executions=executions, key="k1")
+
+    assert replay.replayed
+    assert replay.execution_id == first.execution_id
+    assert reused.value.status == 422
+    assert len(engine.started) == 1
+
+
+def test_a_failed_start_releases_the_key_so_a_retry_can_run() -> None:
+    executions = InMemoryExecutionStore()
+    body = load_event("doc-review-request.json")
+    with pytest.raises(ConnectionError):
+        submit_body(body, engine=FakeEngine(fail=True), executions=executions, key="k2")
+
+    retried = submit_body(body, engine=FakeEngine(), executions=executions, key="k2")
+
+    assert not retried.replayed
+
+
+def test_describe_reports_steps_named_after_their_state() -> None:
+    engine, executions, decisions = FakeEngine(), InMemoryExecutionStore(), InMemoryDecisionStore()
+    submitted = submit_body(load_event("doc-review-request.json"), engine=engine, executions=executions)
+
+    body = describe(submitted.execution_id, engine=engine, executions=executions, decisions=decisions)
+
+    assert body["status"] == "SUCCEEDED"
+    assert body["output"] == {"ok": True}
+    assert body["steps"] == []
+    with pytest.raises(ProblemError):
+        describe("missing", engine=engine, executions=executions, decisions=decisions)
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("run-1/Intake", "Intake"),
+        ("run-1/VerifyClaim/3", "VerifyClaim/3"),
+        ("run-1/VerifyClaim/3#failed#2026-11-23T12:00:00", "VerifyClaim/3"),
+        ("run-1/entity-tagging#event-9", "entity-tagging"),
+    ],
+)
+def test_step_names(key: str, name: str) -> None:
+    assert step_name(key, "run-1") == name
+
+
+def test_workflows_setting_is_parsed() -> None:
+    raw = json.dumps({"doc-review": {"state_machine_arn": "arn:x", "input_model": "DocReviewRequest", "ttl_ms": 5}})
+    assert load_workflows(raw)["doc-review"].input_model is DocReviewRequest
