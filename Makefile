@@ -18,7 +18,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup demo serve test lint format unit synth deploy lambda-deps clean
+.PHONY: help setup demo serve test lint format synth deploy bench lambda-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -43,6 +43,9 @@ lint: .venv/.installed ## ruff, ruff format --check, mypy
 format: .venv/.installed ## apply ruff's fixes and formatting
 	ruff check --fix .
 	ruff format .
+
+bench: setup ## benchmarks (JSON reports in bench/results/); never a pass/fail gate
+	python bench/local_plane.py
 
 synth: setup ## synthesize with the pinned CDK CLI (offline; cdk-nag runs)
 	$(CDK) synth -q

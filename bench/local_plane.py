@@ -1,0 +1,78 @@
+"""Local plane throughput: doc-review runs end to end over HTTP, one after another.
+
+Writes bench/results/local-plane-<timestamp>.json. A benchmark, not a test: it never fails on a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from infra.local.plane import LocalPlane, PlaneOptions
+from tests.e2e.client import finished, request
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    args = parser.parse_args()
+    body = json.loads((REPO / "events" / "doc-review-request.json").read_text())
+
+    started = time.perf_counter()
+    with LocalPlane(PlaneOptions(state_dir=REPO / ".agentplane" / "bench")) as plane:
+        startup_s = time.perf_counter() - started
+        finished(plane.url, request(plane.url, "POST", "/v1/workflows/doc-review/executions", body).body["execution_id"])
+        latencies, step_ms, steps_per_run = [], [], []
+        batch_started = time.perf_counter()
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            answer = request(plane.url, "POST", "/v1/workflows/doc-review/executions", body)
+            run = finished(plane.url, answer.body["execution_id"])
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if run["status"] != "SUCCEEDED":
+                print(f"run {run['execution_id']} ended {run['status']}", file=sys.stderr)
+                return 1
+            step_ms.extend(s["duration_ms"] for s in run["steps"])
+            steps_per_run.append(len(run["steps"]))
+        elapsed = time.perf_counter() - batch_started
+
+    report = {
+        "benchmark": "local-plane-doc-review",
+        "when": datetime.now(UTC).isoformat(),
+        "machine": {"python": platform.python_version(), "cpu": platform.machine(), "system": platform.system()},
+        "runs": args.runs,
+        "plane_startup_s": round(startup_s, 2),
+        "runs_per_s": round(args.runs / elapsed, 2),
+        "run_latency_ms": {
+            "p50": round(statistics.median(latencies), 1),
+            "p95": round(percentile(latencies, 0.95), 1),
+            "max": round(max(latencies), 1),
+        },
+        "agent_step_ms": {"p50": round(statistics.median(step_ms), 3), "p95": round(percentile(step_ms, 0.95), 3)},
+        "steps_per_run": statistics.median(steps_per_run),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"local-plane-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
