@@ -35,7 +35,8 @@ def main() -> int:
     started = time.perf_counter()
     with LocalPlane(PlaneOptions(state_dir=REPO / ".agentplane" / "bench")) as plane:
         startup_s = time.perf_counter() - started
-        finished(plane.url, request(plane.url, "POST", "/v1/workflows/doc-review/executions", body).body["execution_id"])
+        warm_up = request(plane.url, "POST", "/v1/workflows/doc-review/executions", body)
+        finished(plane.url, warm_up.body["execution_id"])
         latencies, step_ms, steps_per_run = [], [], []
         batch_started = time.perf_counter()
         for _ in range(args.runs):

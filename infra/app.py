@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import RemovalPolicy
@@ -12,6 +13,11 @@ from contracts.loader import CONTRACTS_DIR, load_contracts
 from infra.stack import AgentPlaneStack
 
 DEFAULT_STACK_NAME = "agentplane"
+# CDK feature flags, set here so `cdk synth` and in-process synth (tests, the local plane) agree.
+FEATURE_FLAGS = {
+    # Grant S3 log delivery with a bucket policy, not the legacy LogDeliveryWrite ACL (cfn-lint W3045).
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+}
 
 
 class ContextError(ValueError):
@@ -19,9 +25,9 @@ class ContextError(ValueError):
 
 
 def build_app(
-    outdir: str | Path | None = None, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, str] | None = None
+    outdir: str | Path | None = None, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, Any] | None = None
 ) -> cdk.App:
-    app = cdk.App(outdir=str(outdir) if outdir else None, context=context or {})
+    app = cdk.App(outdir=str(outdir) if outdir else None, context={**FEATURE_FLAGS, **(context or {})})
     stack_name = app.node.try_get_context("agentplane:stack-name") or DEFAULT_STACK_NAME
     removal = app.node.try_get_context("agentplane:removal-policy") or "retain"
     if removal not in ("retain", "destroy"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import threading
 import time
@@ -76,6 +77,7 @@ class LocalPlane:
         self._access_log: IO[str] | None = None
         self._serving: threading.Thread | None = None
         self._saved_clock: Any = None
+        self._moto_log: logging.FileHandler | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -84,6 +86,7 @@ class LocalPlane:
         assembly = self.options.assembly_dir or synthesize(self.state_dir / "cdk.out", self.options.stack_name)
         template = Template.load(assembly, self.options.stack_name)
 
+        self._quiet_moto()
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
@@ -108,6 +111,13 @@ class LocalPlane:
         )
         return self
 
+    def _quiet_moto(self) -> None:
+        """moto logs every failed state at ERROR with its whole parse tree: keep that in a file, not the console."""
+        moto_logger = logging.getLogger("moto")
+        self._moto_log = logging.FileHandler(self.state_dir / "logs" / "moto.log")
+        moto_logger.addHandler(self._moto_log)
+        moto_logger.propagate = False
+
     def stop(self) -> None:
         if self.server is not None:
             self.server.shutdown()
@@ -125,6 +135,12 @@ class LocalPlane:
         if self._access_log is not None:
             self._access_log.close()
             self._access_log = None
+        if self._moto_log is not None:
+            moto_logger = logging.getLogger("moto")
+            moto_logger.removeHandler(self._moto_log)
+            moto_logger.propagate = True
+            self._moto_log.close()
+            self._moto_log = None
         (self.state_dir / "plane.json").unlink(missing_ok=True)
 
     def __enter__(self) -> LocalPlane:

@@ -601,6 +601,8 @@ def test_every_task_sends_its_agents_contract_capability(
     for name, state in tasks_of(doc_review_asl["States"]).items():
         # WHEN a task's target and envelope are read
         contract = CONTRACTS[agent_of[lambda_function_lid(state["Resource"])]]
+        runtime = contract.runtime
+        assert isinstance(runtime, LambdaRuntime)
         invoked.add(contract.name)
         parameters = state["Parameters"]
 
@@ -609,7 +611,7 @@ def test_every_task_sends_its_agents_contract_capability(
         assert parameters["capability_version"] == contract.version, name
         assert parameters["deadline.$"] == "$.deadline", name
         assert parameters["correlation_id.$"] == "$.correlation_id", name
-        assert state["TimeoutSeconds"] == contract.runtime.effective_timeout_s(contract.slo), name  # type: ignore[union-attr]
+        assert state["TimeoutSeconds"] == runtime.effective_timeout_s(contract.slo), name
 
     # AND every agent the workflow declares is one of its steps
     assert invoked == set(doc_review.AGENTS)

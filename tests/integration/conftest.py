@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 from moto import mock_aws
@@ -12,11 +15,11 @@ from contracts.loader import load_contracts
 from functions.runtime import aws
 from tests.integration.fakes import (
     REGION,
+    ColdStart,
     Deploy,
     DeployedAgent,
     LambdaContext,
     Plane,
-    fresh_import,
     lambda_environment,
 )
 
@@ -52,7 +55,35 @@ def lambda_context() -> LambdaContext:
 
 
 @pytest.fixture
-def deploy(plane: Plane) -> Deploy:
+def cold_start() -> Iterator[ColdStart]:
+    """Import a module afresh, as a cold start does: its module-level code runs under the current environment.
+
+    The module object is new, and afterwards the modules the test replaced are put back, so nothing a handler
+    built at import (clients, workflows, agents) outlives the test or leaks into another suite in this process.
+    """
+    replaced: dict[str, ModuleType | None] = {}
+
+    def _import(name: str) -> ModuleType:
+        if name not in replaced:
+            replaced[name] = sys.modules.get(name)
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+
+    yield _import
+    for name, original in replaced.items():
+        parent, _, child = name.rpartition(".")
+        if original is None:
+            sys.modules.pop(name, None)
+            if parent in sys.modules and hasattr(sys.modules[parent], child):
+                delattr(sys.modules[parent], child)
+        else:
+            sys.modules[name] = original
+            if parent in sys.modules:
+                setattr(sys.modules[parent], child, original)
+
+
+@pytest.fixture
+def deploy(plane: Plane, cold_start: ColdStart) -> Deploy:
     """Cold-start the agent a contract names, with the environment infra derives from that contract.
 
     Only the variables the contract's permissions grant are set: a handler that needs more fails here as well.
@@ -77,7 +108,7 @@ def deploy(plane: Plane) -> Deploy:
         values.update(granted[permission] for permission in contract.permissions)
         module_name, _, function = runtime.handler.rpartition(".")
         with lambda_environment(values, grantable):
-            handler = getattr(fresh_import(module_name), function)
+            handler = getattr(cold_start(module_name), function)
         return DeployedAgent(name=contract.name, environment=values, unset=grantable, handler=handler)
 
     return _deploy

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,13 +97,6 @@ def scan(resource: Any) -> list[dict[str, Any]]:
     return items
 
 
-def fresh_import(module_name: str) -> ModuleType:
-    """Import a module as a cold start does: its module-level code runs again under the current environment."""
-    if module_name in sys.modules:
-        return importlib.reload(sys.modules[module_name])
-    return importlib.import_module(module_name)
-
-
 def envelope(
     capability: str,
     payload: dict[str, Any],
@@ -159,3 +150,4 @@ def lambda_environment(values: dict[str, str], unset: frozenset[str]) -> Iterato
 
 
 Deploy = Callable[[str], DeployedAgent]
+ColdStart = Callable[[str], ModuleType]

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore, canonical_json, sha256_hex
-from tests.integration.fakes import REGION, TRACE_ID, LambdaContext, Plane, fresh_import
+from tests.integration.fakes import REGION, TRACE_ID, ColdStart, LambdaContext, Plane
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.integration
@@ -99,14 +99,20 @@ def state_machine(plane: Plane) -> str:
 
 
 @pytest.fixture
-def api(plane: Plane, state_machine: str, monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext) -> Api:
+def api(
+    plane: Plane,
+    state_machine: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: LambdaContext,
+    cold_start: ColdStart,
+) -> Api:
     """The API handler, cold-started with the environment the stack gives it."""
     workflows = {"doc-review": {"state_machine_arn": state_machine, "input_model": "DocReviewRequest", "ttl_ms": 60000}}
     monkeypatch.setenv("WORKFLOWS", json.dumps(workflows))
     monkeypatch.setenv("EXECUTIONS_TABLE", plane.executions_table)
     monkeypatch.setenv("DECISIONS_TABLE", plane.decisions_table)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "agentplane-api")
-    handler = fresh_import("functions.api.handler").lambda_handler
+    handler = cold_start("functions.api.handler").lambda_handler
 
     def call(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response: dict[str, Any] = handler(proxy_event(method, path, **kwargs), lambda_context)

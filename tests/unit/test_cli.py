@@ -15,7 +15,6 @@ import pytest
 
 from contracts.loader import CONTRACTS_DIR
 from infra import cli
-from infra.local import plane as local_plane
 from infra.local.faults import FaultPlan, FaultSpecError
 
 pytestmark = pytest.mark.unit
@@ -137,7 +136,7 @@ def api() -> Iterator[StandIn]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, name="stand-in-api", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         stand_in.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -327,7 +326,7 @@ def plane_must_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise AssertionError("the local plane was started despite a bad --fault")
 
-    monkeypatch.setattr(local_plane, "LocalPlane", NoPlane)
+    monkeypatch.setattr("infra.local.plane.LocalPlane", NoPlane)
 
 
 @pytest.mark.parametrize(
