@@ -1,7 +1,10 @@
-"""The two layers every function shares: our runtime (envelope, decisions, contracts) and its dependencies."""
+"""The layers functions share: our runtime (envelope, decisions, contracts), its dependencies, the knowledge base."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from aws_cdk import CfnResource
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -16,48 +19,50 @@ class MissingLambdaDependencies(RuntimeError):
 
 
 class RuntimeLayers(Construct):
+    knowledge_base_path = "/opt/knowledge_base/passages.jsonl"
+
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        runtime_dir = stage(
-            "layer-runtime",
-            [(FUNCTIONS_DIR / "runtime", "python/functions/runtime"), (CONTRACTS_DIR, "python/contracts")],
-        )
-        self.runtime = lambda_.LayerVersion(
-            self,
-            "Runtime",
-            code=lambda_.Code.from_asset(str(runtime_dir)),
-            compatible_runtimes=[LAMBDA_RUNTIME],
-            compatible_architectures=[lambda_.Architecture.ARM_64],
-            description="agentplane runtime: envelope, decision records, contracts",
-        )
-        self.runtime.node.default_child.add_metadata(LAYER_KIND_METADATA, "runtime")  # type: ignore[union-attr]
         if not (LAMBDA_DEPS_DIR / "python").is_dir():
             raise MissingLambdaDependencies(
                 f"{LAMBDA_DEPS_DIR / 'python'} is missing: run `make lambda-deps` "
                 "(it builds the arm64 layer from uv.lock)"
             )
-        self.dependencies = lambda_.LayerVersion(
-            self,
+        self.runtime = self._layer(
+            "Runtime",
+            stage(
+                "layer-runtime",
+                [(FUNCTIONS_DIR / "runtime", "python/functions/runtime"), (CONTRACTS_DIR, "python/contracts")],
+            ),
+            kind="runtime",
+            description="agentplane runtime: envelope, decision records, contracts",
+        )
+        self.dependencies = self._layer(
             "Dependencies",
-            code=lambda_.Code.from_asset(str(LAMBDA_DEPS_DIR)),
-            compatible_runtimes=[LAMBDA_RUNTIME],
-            compatible_architectures=[lambda_.Architecture.ARM_64],
+            LAMBDA_DEPS_DIR,
+            kind="dependencies",
             description="agentplane runtime dependencies (arm64, pinned by uv.lock)",
         )
-        self.dependencies.node.default_child.add_metadata(LAYER_KIND_METADATA, "dependencies")  # type: ignore[union-attr]
-
-        kb_dir = stage("layer-knowledge-base", [(FUNCTIONS_DIR / "knowledge_base", "knowledge_base")])
-        self.knowledge_base = lambda_.LayerVersion(
-            self,
+        self.knowledge_base = self._layer(
             "KnowledgeBase",
-            code=lambda_.Code.from_asset(str(kb_dir)),
-            compatible_runtimes=[LAMBDA_RUNTIME],
-            compatible_architectures=[lambda_.Architecture.ARM_64],
+            stage("layer-knowledge-base", [(FUNCTIONS_DIR / "knowledge_base", "knowledge_base")]),
+            kind="data",
             description="agentplane knowledge base (read:kb), mounted at /opt/knowledge_base",
         )
-        self.knowledge_base.node.default_child.add_metadata(LAYER_KIND_METADATA, "data")  # type: ignore[union-attr]
 
-    knowledge_base_path = "/opt/knowledge_base/passages.jsonl"
+    def _layer(self, construct_id: str, directory: Path, *, kind: str, description: str) -> lambda_.LayerVersion:
+        layer = lambda_.LayerVersion(
+            self,
+            construct_id,
+            code=lambda_.Code.from_asset(str(directory)),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            description=description,
+        )
+        resource = layer.node.default_child
+        assert isinstance(resource, CfnResource)
+        resource.add_metadata(LAYER_KIND_METADATA, kind)
+        return layer
 
     @property
     def all(self) -> list[lambda_.ILayerVersion]:
