@@ -58,11 +58,11 @@ def api_url(args: argparse.Namespace) -> str:
 
 
 def call(base: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Answer:
-    request = urllib.request.Request(  # noqa: S310 - the URL is the plane's, http(s) only
-        base + path, data=body, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
     if not base.startswith(("http://", "https://")):
         raise CliError(f"--api-url must be http(s), not {base!r}")
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        base + path, data=body, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return Answer(response.status, dict(response.headers), _json(response.read()))
@@ -80,12 +80,25 @@ def _json(raw: bytes) -> Any:
         return raw.decode(errors="replace")
 
 
+def one_line(text: object, limit: int = 200) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def expect(answer: Answer, *statuses: int) -> Any:
     if answer.status in statuses:
         return answer.body
     body = answer.body if isinstance(answer.body, dict) else {}
     detail = body.get("detail") or body.get("message") or answer.body
-    raise CliError(f"{answer.status} {body.get('title', 'error')}: {detail}")
+    raise CliError(f"{answer.status} {one_line(body.get('title', 'error'))}: {one_line(detail)}")
+
+
+def expect_execution(answer: Answer, base: str) -> dict[str, Any]:
+    """An execution as the plane reports it, or one line saying the URL is not an agentplane API."""
+    body = expect(answer, 200)
+    if not (isinstance(body, dict) and {"execution_id", "status", "steps"} <= body.keys()):
+        raise CliError(f"{base} did not answer like an agentplane API (got {one_line(body, 80)!r})")
+    return body
 
 
 def follow(
@@ -94,7 +107,7 @@ def follow(
     """Poll a run until it ends (and ``until`` holds), or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        body: dict[str, Any] = expect(call(base, "GET", f"/v1/executions/{execution_id}"), 200)
+        body = expect_execution(call(base, "GET", f"/v1/executions/{execution_id}"), base)
         if body["status"] in TERMINAL and (until is None or until(body)):
             return body
         if time.monotonic() > deadline:
@@ -156,7 +169,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    execution = expect(call(api_url(args), "GET", f"/v1/executions/{args.execution_id}"), 200)
+    base = api_url(args)
+    execution = expect_execution(call(base, "GET", f"/v1/executions/{args.execution_id}"), base)
     print(json.dumps(execution, indent=2) if args.json else render(execution))
     return 0
 

@@ -135,9 +135,23 @@ class InProcessLambdas:
                     if str(path) not in sys.path:
                         sys.path.insert(0, str(path))
                 module_name, attribute = spec.handler.rsplit(".", 1)
+                self._forget_foreign(module_name, spec.code_dir)
                 module = importlib.import_module(module_name)
                 self._handlers[spec.name] = getattr(module, attribute)
             return self._handlers[spec.name]
+
+    @staticmethod
+    def _forget_foreign(module_name: str, code_dir: Path) -> None:
+        """Drop a same-named module imported from elsewhere (the repo, another plane): it was set up
+        under another environment. The handler must come from this function's asset."""
+        parts = module_name.split(".")
+        for depth in range(2, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            loaded = sys.modules.get(name)
+            origin = getattr(loaded, "__file__", None)
+            if loaded is not None and origin and not Path(origin).is_relative_to(code_dir):
+                for stale in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+                    del sys.modules[stale]
 
     def invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
         spec = self.functions.get(function_name)

@@ -217,12 +217,6 @@ def test_an_api_url_that_is_not_http_is_refused(capsys: pytest.CaptureFixture[st
     assert one_line(capsys.readouterr().err) == f"agentplane: --api-url must be http(s), not {url!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="infra/cli.py call() builds urllib.request.Request before checking the scheme: "
-    "'localhost' raises ValueError (unknown url type) and a traceback",
-)
 def test_an_api_url_without_scheme_or_port_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN / WHEN a status is asked for from a bare host name
     code = cli.main(["status", "x", "--api-url", "localhost"])
@@ -443,12 +437,6 @@ def test_run_of_an_unknown_workflow_prints_the_problem(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="infra/cli.py expect() puts a non-JSON error body into the message verbatim: "
-    "an HTML error page (a proxy, a wrong --api-url) prints several lines",
-)
 def test_an_error_page_that_is_not_a_problem_is_still_one_line(
     capsys: pytest.CaptureFixture[str], api: StandIn
 ) -> None:
@@ -465,12 +453,6 @@ def test_an_error_page_that_is_not_a_problem_is_still_one_line(
     assert line.startswith("agentplane: 502 ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, KeyError),
-    reason="infra/cli.py cmd_status() renders any 200 body: a URL that is not the plane's API "
-    "(HTML, or JSON of another shape) ends in a TypeError/KeyError traceback",
-)
 @pytest.mark.parametrize(
     "answer",
     [
