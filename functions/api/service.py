@@ -217,7 +217,9 @@ def describe(
             "started_at": r.started_at.isoformat(),
             "finished_at": r.finished_at.isoformat(),
             "duration_ms": round(r.duration_ms, 3),
+            "actor": r.actor,
             "input_sha256": r.input_sha256,
+            "output_sha256": r.output_sha256,
             **({"error": {"type": r.error_type, "message": r.error_message}} if r.status == "FAILED" else {}),
         }
         for r in decisions.list(execution_id)

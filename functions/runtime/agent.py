@@ -176,6 +176,7 @@ class Agent(Generic[In, Out]):
         """Write the step's decision record; on a duplicate, return what was decided the first time."""
         finished = self._clock()
         input_json = canonical_json(envelope.payload)
+        output_json = None if output is None else canonical_json(output)
         step_key = envelope.causation_id if error is None else f"{envelope.causation_id}#failed#{started.isoformat()}"
         record = DecisionRecord(
             correlation_id=envelope.correlation_id,
@@ -187,9 +188,11 @@ class Agent(Generic[In, Out]):
             capability=envelope.capability,
             capability_version=envelope.capability_version,
             status="SUCCEEDED" if error is None else "FAILED",
+            actor=f"agent:{self.identity.name}",
             input_json=input_json,
             input_sha256=sha256_hex(input_json),
-            output_json=None if output is None else canonical_json(output),
+            output_json=output_json,
+            output_sha256=None if output_json is None else sha256_hex(output_json),
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error)[:1000],
             started_at=started,

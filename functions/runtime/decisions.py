@@ -36,9 +36,11 @@ class DecisionRecord(BaseModel):
     capability: str
     capability_version: str
     status: Literal["SUCCEEDED", "FAILED"]
+    actor: str  # who decided: "agent:<name>" for agent steps, "human:<principal>" for approvals
     input_json: str
     input_sha256: str
     output_json: str | None = None
+    output_sha256: str | None = None
     error_type: str | None = None
     error_message: str | None = None
     started_at: datetime

@@ -273,6 +273,7 @@ def test_get_execution_reports_status_and_steps(api: Api, plane: Plane) -> None:
             capability="document-intake",
             capability_version="1.0.0",
             status="SUCCEEDED",
+            actor="agent:document-intake",
             input_json=input_json,
             input_sha256=sha256_hex(input_json),
             output_json="{}",

@@ -31,6 +31,7 @@ def record(step_key: str, *, started: datetime = T0, output: dict[str, Any] | No
         capability="risk-scoring",
         capability_version="1.0.0",
         status="SUCCEEDED",
+        actor="agent:risk-scorer",
         input_json=input_json,
         input_sha256=sha256_hex(input_json),
         output_json=canonical_json(output or {"level": "low"}),
