@@ -57,15 +57,24 @@ def api_url(args: argparse.Namespace) -> str:
     return f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
-def call(base: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Answer:
+def call(
+    base: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    raw: bool = False,
+) -> Answer:
     if not base.startswith(("http://", "https://")):
         raise CliError(f"--api-url must be http(s), not {base!r}")
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
         base + path, data=body, method=method, headers={"Content-Type": "application/json", **(headers or {})}
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return Answer(response.status, dict(response.headers), _json(response.read()))
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+            content = response.read()
+            return Answer(response.status, dict(response.headers), content.decode() if raw else _json(content))
     except urllib.error.HTTPError as error:
         return Answer(error.code, dict(error.headers), _json(error.read()))
     except (urllib.error.URLError, OSError) as error:
@@ -172,6 +181,96 @@ def cmd_status(args: argparse.Namespace) -> int:
     base = api_url(args)
     execution = expect_execution(call(base, "GET", f"/v1/executions/{args.execution_id}"), base)
     print(json.dumps(execution, indent=2) if args.json else render(execution))
+    return 0
+
+
+def _fetch_export(args: argparse.Namespace) -> str:
+    text: str = expect(call(api_url(args), "GET", "/v1/audit/export", raw=True), 200)
+    return text
+
+
+def _read_export(path: str) -> Any:
+    from functions.runtime.ledger import ExportError, read_export
+
+    try:
+        with Path(path).open() as fp:
+            return read_export(fp)
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from None
+    except ExportError as error:
+        raise CliError(f"{path}: {error}") from None
+
+
+def _trusted_key(args: argparse.Namespace) -> str | None:
+    if not args.public_key:
+        return None
+    try:
+        return Path(args.public_key).read_text()
+    except OSError as error:
+        raise CliError(f"cannot read {args.public_key}: {error.strerror}") from None
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    text = _fetch_export(args)
+    Path(args.out).write_text(text)
+    print(f"wrote {sum(1 for line in text.splitlines() if line.strip())} lines to {args.out}")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from functions.runtime.ledger import verify_export
+
+    if args.file:
+        export = _read_export(args.file)
+    else:
+        out = Path(args.state_dir) / "ledger-export.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(_fetch_export(args))
+        export = _read_export(str(out))
+    report = verify_export(export, trusted_public_key_pem=_trusted_key(args))
+    if report.ok:
+        print(f"verified: {report.entries} entries, {report.digests} digests; chains, Merkle roots and signatures hold")
+        return 0
+    first = report.first_problem
+    raise CliError(f"ledger does NOT verify: {first.subject}: {first.reason} ({len(report.problems)} problem(s))")
+
+
+def cmd_audit_prove(args: argparse.Namespace) -> int:
+    from functions.runtime.ledger import prove, verify_proof
+
+    export = _read_export(args.file)
+    try:
+        proof = prove(export, args.record_id)
+    except (KeyError, LookupError, ValueError) as error:
+        raise CliError(f"cannot prove {args.record_id}: {error}") from None
+    problem = verify_proof(proof, export.public_key_pem)
+    if problem is not None:
+        raise CliError(f"proof for {args.record_id} does NOT verify: {problem}")
+    print(proof.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_audit_explain(args: argparse.Namespace) -> int:
+    body = expect(call(api_url(args), "GET", f"/v1/audit/traces/{args.trace_id}"), 200)
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0 if body.get("verified") else 1
+    print(f"trace {body['trace_id']}: {'verified' if body['verified'] else 'NOT verified'}")
+    print(f"  {'step':<18} {'actor':<28} {'ms':>8}  {'input':<12} {'output':<12} {'ledger':<14} verification")
+    for step in body["steps"]:
+        digest = "-" if step["digest"] is None else f"digest {step['digest']}"
+        print(
+            f"  {step['step']:<18} {step['actor'] or '-':<28} {float(step['duration_ms'] or 0):>8.1f}  "
+            f"{(step['input_sha256'] or '-')[:12]:<12} {(step['output_sha256'] or '-')[:12]:<12} "
+            f"{step['chain']}#{step['seq']:<6} {step['verification']} ({digest})"
+        )
+    return 0 if body["verified"] else 1
+
+
+def cmd_audit_digest(args: argparse.Namespace) -> int:
+    body = expect(call(api_url(args), "POST", "/local/schedules/run"), 200)
+    for fired in body["fired"]:
+        print(f"{fired['rule']}: {json.dumps(fired['result'])}")
     return 0
 
 
@@ -314,6 +413,30 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("execution_id")
     client_options(status)
     status.set_defaults(handler=cmd_status)
+
+    audit = commands.add_parser("audit", help="the tamper-evident ledger").add_subparsers(
+        dest="audit_command", required=True, parser_class=_Parser
+    )
+    export = audit.add_parser("export", help="entries and signed digests as JSON Lines")
+    export.add_argument("--out", required=True)
+    client_options(export)
+    export.set_defaults(handler=cmd_audit_export)
+    verify = audit.add_parser("verify", help="check every chain link, Merkle root, signature and digest link")
+    verify.add_argument("file", nargs="?", help="an export (default: fetch one from the plane)")
+    verify.add_argument("--public-key", help="PEM of the signing key you trust (default: the export's own)")
+    client_options(verify)
+    verify.set_defaults(handler=cmd_audit_verify)
+    prove_cmd = audit.add_parser("prove", help="inclusion proof of one record, verifiable offline")
+    prove_cmd.add_argument("record_id")
+    prove_cmd.add_argument("--file", required=True, help="an export")
+    prove_cmd.set_defaults(handler=cmd_audit_prove)
+    explain = audit.add_parser("explain", help="the lineage of one trace, verified step by step")
+    explain.add_argument("trace_id")
+    client_options(explain)
+    explain.set_defaults(handler=cmd_audit_explain)
+    digest = audit.add_parser("digest", help="sign a digest now (local plane: fires its scheduled rules)")
+    client_options(digest)
+    digest.set_defaults(handler=cmd_audit_digest)
 
     contracts = commands.add_parser("contracts", help="capability contracts").add_subparsers(
         dest="contracts_command", required=True, parser_class=_Parser

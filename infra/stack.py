@@ -10,6 +10,7 @@ from constructs import Construct
 
 from contracts.capability import CapabilityContract
 from infra.components.agent_pool import AgentPool, Resources
+from infra.components.audit_ledger import AuditLedger
 from infra.components.coordinator_workflow import CoordinatorWorkflow
 from infra.components.data_store import DataStore
 from infra.components.event_mesh import EventMesh
@@ -50,6 +51,7 @@ class AgentPlaneStack(Stack):
             for name, contract in contracts.items()
             if contract.runtime.kind == "lambda"
         }
+        self.ledger = AuditLedger(self, "Ledger", data=self.data, layers=self.layers.all, removal_policy=removal_policy)
         self.mesh.subscribe(
             "EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function
         )
@@ -66,6 +68,7 @@ class AgentPlaneStack(Stack):
             "Api",
             data=self.data,
             layers=self.layers.all,
+            ledger=self.ledger,
             workflows=[
                 ApiWorkflow(
                     name=doc_review.WORKFLOW,
@@ -78,3 +81,5 @@ class AgentPlaneStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "DocReviewStateMachineArn", value=self.doc_review.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.mesh.bus.event_bus_name)
+        CfnOutput(self, "LedgerSigningKeyArn", value=self.ledger.signing_key.key_arn)
+        CfnOutput(self, "LedgerDigestsBucket", value=self.ledger.digests.bucket_name)

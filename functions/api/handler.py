@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts.loader import load_contracts
+from functions.api.audit import export, lineage
 from functions.api.service import (
     ProblemError,
     RunStatus,
@@ -26,6 +27,8 @@ from functions.api.service import (
 from functions.runtime.aws import client, table
 from functions.runtime.decisions import DynamoDecisionStore
 from functions.runtime.executions import DynamoExecutionStore
+from functions.runtime.ledger_aws import KmsSigner, S3DigestArchive
+from functions.runtime.ledger_store import DynamoLedgerStore
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -127,6 +130,30 @@ def get_execution(execution_id: str) -> Response[str]:
         decisions=DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"])),
     )
     return json_response(200, body)
+
+
+@app.get("/v1/audit/traces/<trace_id>")
+def audit_trace(trace_id: str) -> Response[str]:
+    signer = KmsSigner(os.environ["SIGNING_KEY_ID"])
+    body = lineage(
+        trace_id,
+        store=DynamoLedgerStore(table(os.environ["LEDGER_TABLE"])),
+        archive=S3DigestArchive(os.environ["DIGESTS_BUCKET"]),
+        public_key_pem=signer.public_key_pem(),
+    )
+    return json_response(200, body)
+
+
+@app.get("/v1/audit/export")
+def audit_export() -> Response[str]:
+    signer = KmsSigner(os.environ["SIGNING_KEY_ID"])
+    lines = export(
+        store=DynamoLedgerStore(table(os.environ["LEDGER_TABLE"])),
+        archive=S3DigestArchive(os.environ["DIGESTS_BUCKET"]),
+        public_key_pem=signer.public_key_pem(),
+        key_id=signer.key_id,
+    )
+    return Response(status_code=200, content_type="application/x-ndjson", body=lines)
 
 
 @app.get("/v1/capabilities")

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from contracts.schema_export import SCHEMAS_DIR
 from infra.components.agent_pool import LAMBDA_RUNTIME
+from infra.components.audit_ledger import AuditLedger
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
 from infra.components.staging import stage
@@ -58,9 +59,11 @@ class PublicApi(Construct):
         data: DataStore,
         workflows: list[ApiWorkflow],
         layers: list[lambda_.ILayerVersion],
+        ledger: AuditLedger,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = self._function(data, workflows, layers)
+        self._grant_audit_reads(ledger)
 
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.RETAIN
@@ -122,6 +125,14 @@ class PublicApi(Construct):
         )
         acknowledge(health, "AwsSolutions-APIG4", "readiness probe: answers with liveness and workflow names only")
         v1.add_resource("capabilities").add_method("GET", integration)
+        audit = v1.add_resource("audit")
+        audit.add_resource("export").add_method("GET", integration)
+        audit.add_resource("traces").add_resource("{trace_id}").add_method(
+            "GET",
+            integration,
+            request_parameters={"method.request.path.trace_id": True},
+            request_validator=self.validator,
+        )
         v1.add_resource("executions").add_resource("{execution_id}").add_method(
             "GET",
             integration,
@@ -219,6 +230,39 @@ class PublicApi(Construct):
                 "DECISIONS_TABLE": data.decisions.table_name,
                 "POWERTOOLS_SERVICE_NAME": "agentplane-api",
             },
+        )
+
+    def _grant_audit_reads(self, ledger: AuditLedger) -> None:
+        """Auditors read the ledger and its digests through the API; nothing here can write them."""
+        self.function.add_environment("LEDGER_TABLE", ledger.table.table_name)
+        self.function.add_environment("DIGESTS_BUCKET", ledger.digests.bucket_name)
+        self.function.add_environment("SIGNING_KEY_ID", ledger.signing_key.key_arn)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
+                resources=[ledger.table.table_arn, f"{ledger.table.table_arn}/index/*"],
+            )
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[ledger.digests.arn_for_objects("digests/*")])
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[ledger.digests.bucket_arn])
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:GetPublicKey"], resources=[ledger.signing_key.key_arn])
+        )
+        role = self.function.role
+        assert role is not None
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(ledger.digests)}.Arn>/digests/*]",
+            "digest objects are numbered at run time under digests/",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(ledger.table)}.Arn>/index/*]",
+            "lineage queries the ledger's by-trace index",
         )
 
     def _models(self, model_name: str) -> dict[str, apigw.IModel]:

@@ -121,8 +121,20 @@ def _field(error: Any) -> str:
     return ".".join(path) or "<body>"
 
 
+LocalRoute = Callable[[dict[str, list[str]]], Reply]
+
+
 class LocalApi:
-    def __init__(self, api: ApiDefinition, client: Callable[[str], Any], access_log: IO[str]) -> None:
+    """Template routes, plus the plane's own ``/local/...`` routes (what AWS does by itself, done on request)."""
+
+    def __init__(
+        self,
+        api: ApiDefinition,
+        client: Callable[[str], Any],
+        access_log: IO[str],
+        local_routes: dict[tuple[str, str], LocalRoute] | None = None,
+    ) -> None:
+        self.local_routes = local_routes or {}
         self.routes = build_routes(api)
         self.validators = {name: Draft4Validator(schema) for name, schema in api.models.items()}
         self.client = client
@@ -150,6 +162,9 @@ class LocalApi:
         return reply
 
     def _dispatch(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
+        local = self.local_routes.get((method, path))
+        if local is not None:
+            return local(parse_qs(query))
         parts = [unquote(p) for p in path.split("/") if p]
         candidates = [(route, params) for route in self.routes if (params := route.match(parts)) is not None]
         if not candidates:

@@ -19,10 +19,11 @@ from moto import mock_aws
 
 from infra.local.events import EventDelivery
 from infra.local.faults import FaultPlan
-from infra.local.http_api import ApiServer, LocalApi
+from infra.local.http_api import ApiServer, LocalApi, Reply
 from infra.local.isolation import Isolation
 from infra.local.lambdas import InProcessLambdas
 from infra.local.provision import Provisioner
+from infra.local.schedules import Scheduler
 from infra.local.template import REGION, Template
 
 DEFAULT_STATE_DIR = Path(".agentplane")
@@ -39,6 +40,8 @@ class PlaneOptions:
     # Step Functions retry intervals are seconds on AWS; locally they shrink by this factor.
     retry_delay_scale: float = 0.01
     assembly_dir: Path | None = None  # an existing cloud assembly; synthesized into the state dir when None
+    # Scheduled rules fire on their rate times this factor (0 disables the timers; /local/schedules/run still works).
+    schedule_scale: float = 1.0
 
 
 def synthesize(outdir: Path, stack_name: str) -> Path:
@@ -71,6 +74,7 @@ class LocalPlane:
         self.events = EventDelivery(self.client)
         self.provisioner: Provisioner | None = None
         self.server: ApiServer | None = None
+        self.scheduler: Scheduler | None = None
         self._mock: Any = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -99,7 +103,15 @@ class LocalPlane:
             self.provisioner = Provisioner(template, self.client, self.lambdas)
             self.provisioner.provision()
             self._access_log = (self.state_dir / "logs").joinpath("api-access.log").open("a", buffering=1)
-            api = LocalApi(self.provisioner.api, self.client, self._access_log)
+            self.scheduler = Scheduler(self.client, self.provisioner.schedules)
+            if self.options.schedule_scale > 0:
+                self.scheduler.start(self.options.schedule_scale)
+            api = LocalApi(
+                self.provisioner.api,
+                self.client,
+                self._access_log,
+                local_routes={("POST", "/local/schedules/run"): self._run_schedules},
+            )
             self.server = ApiServer(api, self.options.port)
         except BaseException:
             self.stop()
@@ -118,7 +130,17 @@ class LocalPlane:
         moto_logger.addHandler(self._moto_log)
         moto_logger.propagate = False
 
+    def _run_schedules(self, query: dict[str, list[str]]) -> Reply:
+        assert self.scheduler is not None
+        rule = query.get("rule", [None])[-1]
+        results = self.scheduler.run(rule)
+        status = 502 if any(r["error"] for r in results) else 200
+        return Reply(status, {"Content-Type": "application/json"}, json.dumps({"fired": results}).encode())
+
     def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -60,6 +60,7 @@ class Provisioner:
         self.api = ApiDefinition()
         self.layer_dirs: dict[str, tuple[str, Path]] = {}  # layer ARN -> (kind, dir)
         self.skipped: dict[str, str] = {}  # logical id -> type the plane does not emulate
+        self.schedules: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # rule -> (expression, targets)
         self._providers: dict[str, Callable[[str, dict[str, Any]], Physical]] = {
             "AWS::KMS::Key": self._kms_key,
             "AWS::DynamoDB::Table": self._dynamodb_table,
@@ -72,6 +73,7 @@ class Provisioner:
             "AWS::Logs::LogGroup": self._log_group,
             "AWS::Lambda::LayerVersion": self._layer_version,
             "AWS::Lambda::Function": self._lambda_function,
+            "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::ApiGateway::RestApi": self._rest_api,
             "AWS::ApiGateway::Resource": self._api_resource,
@@ -118,7 +120,11 @@ class Provisioner:
     # --- data ------------------------------------------------------------------------------------
 
     def _kms_key(self, logical_id: str, props: dict[str, Any]) -> Physical:
-        key = self.client("kms").create_key(Description=props.get("Description", logical_id))["KeyMetadata"]
+        key = self.client("kms").create_key(
+            Description=props.get("Description", logical_id),
+            KeySpec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            KeyUsage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+        )["KeyMetadata"]
         if props.get("EnableKeyRotation"):
             self.client("kms").enable_key_rotation(KeyId=key["KeyId"])
         return Physical(ref=key["KeyId"], attributes={"Arn": key["Arn"], "KeyId": key["KeyId"]})
@@ -159,7 +165,11 @@ class Provisioner:
 
     def _s3_bucket(self, logical_id: str, props: dict[str, Any]) -> Physical:
         name = props.get("BucketName") or self._name(logical_id, 63).lower()
-        self.client("s3").create_bucket(Bucket=name)
+        self.client("s3").create_bucket(Bucket=name, ObjectLockEnabledForBucket=bool(props.get("ObjectLockEnabled")))
+        if "ObjectLockConfiguration" in props:
+            self.client("s3").put_object_lock_configuration(
+                Bucket=name, ObjectLockConfiguration=props["ObjectLockConfiguration"]
+            )
         if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
             self.client("s3").put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         if "BucketEncryption" in props:
@@ -227,6 +237,7 @@ class Provisioner:
             request["EventPattern"] = json.dumps(props["EventPattern"])
         if "ScheduleExpression" in props:
             request["ScheduleExpression"] = props["ScheduleExpression"]
+            self.schedules[name] = (props["ScheduleExpression"], props.get("Targets", []))
         arn = self.client("events").put_rule(**request)["RuleArn"]
         if props.get("Targets"):
             self.client("events").put_targets(Rule=name, EventBusName=bus, Targets=props["Targets"])
@@ -282,6 +293,24 @@ class Provisioner:
             )
         )
         return Physical(ref=name, attributes={"Arn": function["FunctionArn"]})
+
+    def _event_source_mapping(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        request = {
+            key: props[key]
+            for key in (
+                "EventSourceArn",
+                "FunctionName",
+                "StartingPosition",
+                "BatchSize",
+                "BisectBatchOnFunctionError",
+                "MaximumRetryAttempts",
+                "FunctionResponseTypes",
+                "DestinationConfig",
+            )
+            if key in props
+        }
+        mapping = self.client("lambda").create_event_source_mapping(**request)
+        return Physical(ref=mapping["UUID"], attributes={"Id": mapping["UUID"]})
 
     def _state_machine(self, logical_id: str, props: dict[str, Any]) -> Physical:
         name = props.get("StateMachineName") or self._name(logical_id, 80)

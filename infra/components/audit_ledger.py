@@ -1,0 +1,203 @@
+"""The audit ledger: decisions stream → appender → hash chains; a scheduled, KMS-signed digest → Object Lock bucket."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.components.agent_pool import LAMBDA_RUNTIME
+from infra.components.data_store import DataStore
+from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.staging import stage
+from infra.paths import FUNCTIONS_DIR
+
+TRACE_INDEX = "ByTrace"
+
+
+class AuditLedger(Construct):
+    """Logical ids of the table, signing key and digest bucket are public API: changing one loses the ledger."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: DataStore,
+        layers: list[lambda_.ILayerVersion],
+        digest_interval: Duration = Duration.minutes(15),
+        digest_retention: Duration = Duration.days(365 * 7),
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.digest_interval = digest_interval
+        self.table = dynamodb.Table(
+            self,
+            "Entries",
+            partition_key=dynamodb.Attribute(name="chain_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="seq", type=dynamodb.AttributeType.NUMBER),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=data.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=removal_policy == RemovalPolicy.RETAIN,
+            removal_policy=removal_policy,
+        )
+        self.table.add_global_secondary_index(
+            index_name=TRACE_INDEX,
+            partition_key=dynamodb.Attribute(name="trace_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="appended_at", type=dynamodb.AttributeType.STRING),
+        )
+        self.signing_key = kms.Key(
+            self,
+            "SigningKey",
+            description="agentplane audit ledger: signs digests (ECDSA P-256); verifying needs only its public key",
+            key_spec=kms.KeySpec.ECC_NIST_P256,
+            key_usage=kms.KeyUsage.SIGN_VERIFY,
+            removal_policy=removal_policy,
+        )
+        self.digests = s3.Bucket(
+            self,
+            "Digests",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=data.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_lock_enabled=True,
+            object_lock_default_retention=s3.ObjectLockRetention.compliance(digest_retention),
+            server_access_logs_bucket=data.access_logs,
+            server_access_logs_prefix="digests/",
+            removal_policy=removal_policy,
+        )
+        self.appender = self._function(
+            "Appender",
+            "ledger_appender",
+            layers,
+            data=data,
+            description="agentplane ledger appender: decisions stream -> hash chains",
+            environment={"LEDGER_TABLE": self.table.table_name},
+            wildcard_reason=XRAY_REASON + "; dynamodb:ListStreams (granted with the stream event source) has no "
+            "resource-level permissions",
+        )
+        self.failed_batches = sqs.Queue(
+            self,
+            "AppenderFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(self.failed_batches, "AwsSolutions-SQS3", "this queue is the appender's on-failure destination")
+        self.appender.add_event_source(
+            sources.DynamoEventSource(
+                data.decisions,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=100,
+                bisect_batch_on_error=True,
+                report_batch_item_failures=True,
+                retry_attempts=10,
+                on_failure=sources.SqsDlq(self.failed_batches),
+            )
+        )
+        self.appender.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
+                resources=[self.table.table_arn],
+            )
+        )
+        self.digester = self._function(
+            "Digester",
+            "ledger_digest",
+            layers,
+            data=data,
+            description="agentplane ledger digest: signed Merkle digest of new entries and all chain heads",
+            environment={
+                "LEDGER_TABLE": self.table.table_name,
+                "DIGESTS_BUCKET": self.digests.bucket_name,
+                "SIGNING_KEY_ID": self.signing_key.key_arn,
+                "DIGEST_INTERVAL_S": str(int(digest_interval.to_seconds())),
+            },
+            reserved_concurrency=1,
+        )
+        self.digester.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"],
+                resources=[self.table.table_arn],
+            )
+        )
+        self.digester.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:Sign", "kms:GetPublicKey"], resources=[self.signing_key.key_arn])
+        )
+        self.digester.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject"], resources=[self.digests.arn_for_objects("digests/*")]
+            )
+        )
+        self.digester.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.digests.bucket_arn])
+        )
+        acknowledge(
+            self.digester.role,  # type: ignore[arg-type]
+            f"AwsSolutions-IAM5[Resource::<{logical_id(self.digests)}.Arn>/digests/*]",
+            "digest objects are numbered at run time under digests/",
+        )
+        self.schedule = events.Rule(
+            self,
+            "DigestSchedule",
+            description="sign a ledger digest",
+            schedule=events.Schedule.rate(digest_interval),
+            targets=[targets.LambdaFunction(self.digester, retry_attempts=2)],
+        )
+
+    def _function(
+        self,
+        construct_id: str,
+        folder: str,
+        layers: list[lambda_.ILayerVersion],
+        *,
+        data: DataStore,
+        description: str,
+        environment: dict[str, str],
+        reserved_concurrency: int | None = None,
+        wildcard_reason: str = XRAY_REASON,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self, f"{construct_id}Logs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.DESTROY
+        )
+        role = iam.Role(self, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        log_group.grant_write(role)
+        # The ledger table and the digest bucket are encrypted with the plane's data key.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[data.key.key_arn])
+        )
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", wildcard_reason)
+        return lambda_.Function(
+            self,
+            construct_id,
+            description=description,
+            runtime=LAMBDA_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=f"functions.{folder}.handler.lambda_handler",
+            code=lambda_.Code.from_asset(str(stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"functions/{folder}")]))),
+            layers=layers,
+            memory_size=512,
+            timeout=Duration.seconds(60),
+            reserved_concurrent_executions=reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={"POWERTOOLS_SERVICE_NAME": f"ledger-{folder}", **environment},
+        )
