@@ -232,7 +232,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         print(f"verified: {report.entries} entries, {report.digests} digests; chains, Merkle roots and signatures hold")
         return 0
     first = report.first_problem
-    raise CliError(f"ledger does NOT verify: {first.subject}: {first.reason} ({len(report.problems)} problem(s))")
+    culprit = f"{first.subject}: {first.reason}" if first else "unknown problem"
+    raise CliError(f"ledger does NOT verify: {culprit} ({len(report.problems)} problem(s))")
 
 
 def cmd_audit_prove(args: argparse.Namespace) -> int:
@@ -363,11 +364,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"enrichment: decision.recorded handled by entity-tagger in {enriched[0]['duration_ms']:.1f} ms")
         else:
             print("enrichment: decision.recorded was NOT handled by entity-tagger")
-        ok = execution["status"] == "SUCCEEDED" and bool(enriched)
+        verified = _demo_ledger(plane, base, execution["trace_id"])
+        ok = execution["status"] == "SUCCEEDED" and bool(enriched) and verified
         print("demo " + ("passed" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
         plane.stop()
+
+
+def _demo_ledger(plane: Any, base: str, trace_id: str) -> bool:
+    """Sign a digest now, export the ledger over the API, and verify it as an auditor would."""
+    import io
+
+    from functions.runtime.ledger import read_export, verify_export
+
+    plane.scheduler.run()
+    lineage = expect(call(base, "GET", f"/v1/audit/traces/{trace_id}"), 200)
+    export = read_export(io.StringIO(expect(call(base, "GET", "/v1/audit/export", raw=True), 200)))
+    report = verify_export(export)
+    steps = len(lineage["steps"])
+    print(
+        f"ledger: this run's {steps} decisions are chained and signed ({'verified' if lineage['verified'] else 'NOT verified'})"
+    )
+    if report.ok:
+        print(f"ledger: audit verify of the export: {report.entries} entries, {report.digests} digest(s): verified")
+    else:
+        print(f"ledger: audit verify FAILED: {report.first_problem.subject}: {report.first_problem.reason}")
+    return bool(report.ok and lineage["verified"])
 
 
 def parser() -> argparse.ArgumentParser:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from functions.api.service import ProblemError, step_name
 from functions.runtime.ledger import LedgerEntry, SignedDigest, check_entry, verify_signature, write_export
-
-from functions.api.service import ProblemError
 from functions.runtime.ledger_store import DigestArchive, LedgerStore
 
 
@@ -44,7 +43,7 @@ def lineage(trace_id: str, *, store: LedgerStore, archive: DigestArchive, public
         steps.append(
             {
                 "record_id": entry.record_id,
-                "step": str(record.get("step_key", "")).removeprefix(f"{record.get('correlation_id')}/"),
+                "step": step_name(str(record.get("step_key", "")), str(record.get("correlation_id", ""))),
                 "agent": record.get("agent"),
                 "agent_version": record.get("agent_version"),
                 "capability": record.get("capability"),

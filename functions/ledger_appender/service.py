@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from functions.runtime.ledger import chain_for, make_entry, record_id_for
-
 from functions.runtime.ledger_store import LedgerStore
 
 
@@ -35,7 +34,7 @@ def append_record(
         correlation_id, step_key, trace_id = record["correlation_id"], record["step_key"], record["trace_id"]
     except KeyError as missing:
         raise NotADecisionRecordError(f"record lacks {missing.args[0]}") from None
-    record_id = record_id_for(str(correlation_id), str(step_key))
+    record_id = record_id_for(str(correlation_id), str(step_key).removeprefix(f"{correlation_id}/"))
     chain_id = chain_for(str(correlation_id))
     for _ in range(max_attempts):
         head = store.head(chain_id)

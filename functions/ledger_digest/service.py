@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functions.runtime.ledger import ChainHead, SignedDigest, Signer, build_digest, sign_digest
-
 from functions.runtime.ledger_store import DigestArchive, DigestCursor, DigestExistsError, LedgerStore
 
 

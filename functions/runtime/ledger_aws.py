@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 
 from cryptography.hazmat.primitives import serialization
-from functions.runtime.ledger import SignedDigest
 
 from functions.runtime.aws import client
+from functions.runtime.ledger import SignedDigest
 from functions.runtime.ledger_store import DigestExistsError
 
 KMS_RAW_MESSAGE_LIMIT = 4096  # bytes KMS Sign accepts as a RAW message

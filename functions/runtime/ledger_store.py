@@ -112,56 +112,57 @@ class DynamoLedgerStore:
         return Head(0, GENESIS_HASH) if item is None else Head(int(item["head_seq"]), str(item["head_hash"]))
 
     def append(self, entry: LedgerEntry, *, trace_id: str, expected_head_seq: int) -> AppendOutcome:
+        # The table resource's client serialises plain Python values; typed {"S": ...} maps would be wrapped again.
         name = self._table.name
         head_condition = "attribute_not_exists(chain_id)" if expected_head_seq == 0 else "head_seq = :expected"
-        head_values: dict[str, Any] = {":seq": {"N": str(entry.seq)}, ":hash": {"S": entry.entry_hash}}
+        head_values: dict[str, Any] = {":seq": entry.seq, ":hash": entry.entry_hash}
         if expected_head_seq:
-            head_values[":expected"] = {"N": str(expected_head_seq)}
+            head_values[":expected"] = expected_head_seq
+        marker = {
+            "chain_id": f"record#{entry.record_id}",
+            "seq": 0,
+            "entry_chain": entry.chain_id,
+            "entry_seq": entry.seq,
+        }
+        item = {
+            "chain_id": entry.chain_id,
+            "seq": entry.seq,
+            "record_id": entry.record_id,
+            "trace_id": trace_id,
+            "entry_hash": entry.entry_hash,
+            "prev_hash": entry.prev_hash,
+            "appended_at": entry.appended_at,
+            "canonical": entry.canonical,
+        }
         try:
             self._client.transact_write_items(
                 TransactItems=[
                     {
                         "Put": {
                             "TableName": name,
-                            "Item": {
-                                "chain_id": {"S": f"record#{entry.record_id}"},
-                                "seq": {"N": "0"},
-                                "entry_chain": {"S": entry.chain_id},
-                                "entry_seq": {"N": str(entry.seq)},
-                            },
+                            "Item": marker,
                             "ConditionExpression": "attribute_not_exists(chain_id)",
                         }
                     },
                     {
                         "Update": {
                             "TableName": name,
-                            "Key": {"chain_id": {"S": entry.chain_id}, "seq": {"N": "0"}},
+                            "Key": {"chain_id": entry.chain_id, "seq": 0},
                             "UpdateExpression": "SET head_seq = :seq, head_hash = :hash",
                             "ConditionExpression": head_condition,
                             "ExpressionAttributeValues": head_values,
                         }
                     },
-                    {
-                        "Put": {
-                            "TableName": name,
-                            "Item": {
-                                "chain_id": {"S": entry.chain_id},
-                                "seq": {"N": str(entry.seq)},
-                                "record_id": {"S": entry.record_id},
-                                "trace_id": {"S": trace_id},
-                                "entry_hash": {"S": entry.entry_hash},
-                                "prev_hash": {"S": entry.prev_hash},
-                                "appended_at": {"S": entry.appended_at},
-                                "canonical": {"S": entry.canonical},
-                            },
-                            "ConditionExpression": "attribute_not_exists(chain_id)",
-                        }
-                    },
+                    {"Put": {"TableName": name, "Item": item, "ConditionExpression": "attribute_not_exists(chain_id)"}},
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
             reasons = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
-            return "duplicate" if reasons and reasons[0] == "ConditionalCheckFailed" else "conflict"
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return "duplicate"
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return "conflict"
+            raise
         return "appended"
 
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:

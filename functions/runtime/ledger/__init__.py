@@ -1,0 +1,76 @@
+"""The audit ledger's pure core: canonical JSON, hash chains, Merkle trees, signed digests, export and proofs.
+
+No AWS and no environment here: the appender and digest functions bring the store and the signer
+(see ``functions.runtime.ledger_store`` and ``functions.runtime.ledger_aws``).
+"""
+
+from functions.runtime.ledger import merkle
+from functions.runtime.ledger.canonical import canonical_bytes, from_dynamodb_image, plain_json, sha256_hex
+from functions.runtime.ledger.chain import (
+    CHAINS,
+    GENESIS_HASH,
+    LedgerEntry,
+    chain_for,
+    check_entry,
+    make_entry,
+    record_id_for,
+)
+from functions.runtime.ledger.digest import (
+    ChainHead,
+    DigestBody,
+    LocalSigner,
+    SignedDigest,
+    Signer,
+    build_digest,
+    digest_leaves,
+    sign_digest,
+    verify_signature,
+)
+from functions.runtime.ledger.errors import (
+    CanonicalizationError,
+    DigestError,
+    ExportError,
+    LedgerError,
+    ProofError,
+)
+from functions.runtime.ledger.export import Export, read_export, write_export
+from functions.runtime.ledger.proof import InclusionProof, prove, verify_proof
+from functions.runtime.ledger.verify import Problem, VerifyReport, verify_export
+
+__all__ = [
+    "CHAINS",
+    "GENESIS_HASH",
+    "CanonicalizationError",
+    "ChainHead",
+    "DigestBody",
+    "DigestError",
+    "Export",
+    "ExportError",
+    "InclusionProof",
+    "LedgerEntry",
+    "LedgerError",
+    "LocalSigner",
+    "Problem",
+    "ProofError",
+    "SignedDigest",
+    "Signer",
+    "VerifyReport",
+    "build_digest",
+    "canonical_bytes",
+    "chain_for",
+    "check_entry",
+    "digest_leaves",
+    "from_dynamodb_image",
+    "make_entry",
+    "merkle",
+    "plain_json",
+    "prove",
+    "read_export",
+    "record_id_for",
+    "sha256_hex",
+    "sign_digest",
+    "verify_export",
+    "verify_proof",
+    "verify_signature",
+    "write_export",
+]

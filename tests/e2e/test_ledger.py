@@ -1,0 +1,81 @@
+"""The audit ledger on the local plane: decisions stream into hash chains, a signed digest covers them,
+an export verifies offline, and tampering with it is caught and named."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.cli import main as agentplane
+from infra.local.plane import LocalPlane, PlaneOptions
+from tests.e2e.client import finished, request
+from tests.sample_events import load_event
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def ledger_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPlane, dict[str, object], Path]]:
+    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as plane:
+        started = request(
+            plane.url, "POST", "/v1/workflows/doc-review/executions", load_event("doc-review-request.json")
+        )
+        run = finished(plane.url, started.body["execution_id"], enriched=True)
+        fired = request(plane.url, "POST", "/local/schedules/run")
+        assert fired.status == 200, fired.body
+        export = tmp_path_factory.mktemp("audit") / "ledger.jsonl"
+        assert agentplane(["audit", "export", "--out", str(export), "--api-url", plane.url]) == 0
+        yield plane, run, export
+
+
+def test_every_decision_of_the_run_is_chained_signed_and_verified(
+    ledger_run: tuple[LocalPlane, dict[str, object], Path],
+) -> None:
+    plane, run, _ = ledger_run
+
+    lineage = request(plane.url, "GET", f"/v1/audit/traces/{run['trace_id']}")
+
+    assert lineage.status == 200
+    assert lineage.body["verified"] is True
+    steps = {s["step"] for s in lineage.body["steps"]}
+    assert {"Intake", "ScoreRisk", "RecordDecision", "entity-tagging"} <= steps
+    assert all(s["actor"].startswith("agent:") and s["digest"] == 1 for s in lineage.body["steps"])
+
+
+def test_an_untouched_export_verifies(
+    ledger_run: tuple[LocalPlane, dict[str, object], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, export = ledger_run
+
+    assert agentplane(["audit", "verify", str(export)]) == 0
+    assert "verified" in capsys.readouterr().out
+
+
+def test_a_modified_entry_in_the_export_is_caught_and_named(
+    ledger_run: tuple[LocalPlane, dict[str, object], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, export = ledger_run
+    lines = export.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if json.loads(line)["kind"] == "entry")
+    entry = json.loads(lines[index])
+    entry["record"]["agent"] = "someone-else"
+    lines[index] = json.dumps(entry)
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("\n".join(lines) + "\n")
+
+    code = agentplane(["audit", "verify", str(tampered)])
+
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"entry {entry['chain_id']}#{entry['seq']}" in err
+
+
+def test_an_unknown_trace_is_a_404_problem(ledger_run: tuple[LocalPlane, dict[str, object], Path]) -> None:
+    plane, _, _ = ledger_run
+    answer = request(plane.url, "GET", "/v1/audit/traces/1-00000000-000000000000000000000000")
+    assert answer.status == 404
+    assert answer.content_type == "application/problem+json"
