@@ -383,12 +383,11 @@ def _demo_ledger(plane: Any, base: str, trace_id: str) -> bool:
     export = read_export(io.StringIO(expect(call(base, "GET", "/v1/audit/export", raw=True), 200)))
     report = verify_export(export)
     steps = len(lineage["steps"])
-    print(
-        f"ledger: this run's {steps} decisions are chained and signed ({'verified' if lineage['verified'] else 'NOT verified'})"
-    )
+    state = "verified" if lineage["verified"] else "NOT verified"
+    print(f"ledger: this run's {steps} decisions are chained and signed ({state})")
     if report.ok:
         print(f"ledger: audit verify of the export: {report.entries} entries, {report.digests} digest(s): verified")
-    else:
+    elif report.first_problem is not None:
         print(f"ledger: audit verify FAILED: {report.first_problem.subject}: {report.first_problem.reason}")
     return bool(report.ok and lineage["verified"])
 

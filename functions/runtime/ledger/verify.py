@@ -88,10 +88,24 @@ def _span(chain_id: str, first: int, last: int) -> str:
 
 @dataclass
 class _Ledger:
-    """The export's entries indexed for the digest checks: the first entry found for each (chain, seq)."""
+    """The export's entries indexed for the digest checks: one entry for each (chain, seq).
 
+    Where a fork put two entries at one seq, the one the chain or a digest goes on from stands for it, so
+    the digests confirm the branch that was signed and the fork is reported once, at the entry.
+    """
+
+    signed_heads: set[str]
     at: dict[tuple[str, int], LedgerEntry] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
+
+    def add(self, chain_id: str, by_seq: dict[int, list[LedgerEntry]]) -> None:
+        for seq, entries in by_seq.items():
+            chosen = entries[0]
+            if len(entries) > 1:
+                continued = {e.prev_hash for e in by_seq.get(seq + 1, [])} | self.signed_heads
+                chosen = next((e for e in entries if e.entry_hash in continued), chosen)
+            self.at[(chain_id, seq)] = chosen
+        self.last_seq[chain_id] = max(by_seq, default=0)
 
 
 def _check_key(export: Export, trusted_public_key_pem: str | None, problems: list[Problem]) -> str | None:
@@ -140,14 +154,12 @@ def _check_chain(
                 report(1, 4, "prev_hash of a chain's first entry must be the genesis hash")
         elif (before := by_seq.get(entry.seq - 1)) and entry.prev_hash not in {e.entry_hash for e in before}:
             report(entry.seq, 4, f"prev_hash does not link to {chain_id}#{entry.seq - 1} (one of them was altered)")
-    for seq, entries in by_seq.items():
-        ledger.at[(chain_id, seq)] = entries[0]
-    ledger.last_seq[chain_id] = highest
+    ledger.add(chain_id, by_seq)
     return found
 
 
 def _check_entries(export: Export, problems: list[Problem]) -> _Ledger:
-    ledger = _Ledger()
+    ledger = _Ledger(signed_heads={head.entry_hash for d in export.digests for head in d.body.heads.values()})
     owners: dict[str, str] = {}
     for chain_id in sorted(export.entries):
         found = _check_chain(chain_id, export.entries[chain_id], owners, ledger)
@@ -206,19 +218,24 @@ def _check_heads_follow_ranges(body: DigestBody, state: _DigestState, reasons: l
 
 
 def _check_tree(body: DigestBody, ledger: _Ledger, reasons: list[str]) -> None:
+    def lacks(chain_id: str, low: int) -> str:
+        return "truncated" if low > ledger.last_seq.get(chain_id, 0) else "deleted"
+
     covered: list[LedgerEntry] = []
-    complete = True
+    absent: set[tuple[str, int]] = set()
     for chain_id, (first, last) in sorted(body.ranges.items()):
-        absent = [seq for seq in range(first, last + 1) if (chain_id, seq) not in ledger.at]
-        for low, high in _seq_runs(absent):
-            how = "truncated" if low > ledger.last_seq.get(chain_id, 0) else "deleted"
-            reasons.append(f"covers {_span(chain_id, low, high)}, which the export lacks ({how})")
-            complete = False
-        covered.extend(ledger.at[(chain_id, seq)] for seq in range(first, last + 1) if (chain_id, seq) in ledger.at)
-    absent_heads = [f"{c}#{head.seq}" for c, head in sorted(body.heads.items()) if (c, head.seq) not in ledger.at]
-    if absent_heads:
-        reasons.append(f"heads {', '.join(absent_heads)} are missing from the export (truncated)")
-    if not complete or absent_heads:
+        for seq in range(first, last + 1):
+            if (entry := ledger.at.get((chain_id, seq))) is None:
+                absent.add((chain_id, seq))
+            else:
+                covered.append(entry)
+        for low, high in _seq_runs(seq for c, seq in absent if c == chain_id):
+            reasons.append(f"covers {_span(chain_id, low, high)}, which the export lacks ({lacks(chain_id, low)})")
+    for chain_id, head in sorted(body.heads.items()):
+        if (chain_id, head.seq) not in ledger.at and (chain_id, head.seq) not in absent:
+            absent.add((chain_id, head.seq))
+            reasons.append(f"head {chain_id}#{head.seq} is missing from the export ({lacks(chain_id, head.seq)})")
+    if absent:
         return  # the tree cannot be rebuilt without those entries
     for chain_id, head in sorted(body.heads.items()):
         if ledger.at[(chain_id, head.seq)].entry_hash != head.entry_hash:
