@@ -118,7 +118,7 @@ def test_decimal_without_an_exact_double_is_refused_by_name() -> None:
         canonical_bytes(value)
 
 
-class Colour(str, Enum):
+class Colour(str, Enum):  # noqa: UP042 -- str() of this kind of enum is "Colour.RED", not its value
     RED = "red"
 
 
