@@ -104,10 +104,11 @@ def check_entry(entry: LedgerEntry) -> str | None:
         return "canonical text is not JSON"
     if not isinstance(hashed, dict) or hashed.keys() != _HASHED_KEYS:
         return f"canonical text does not hold exactly the fields {', '.join(HASHED_FIELDS)}"
-    for name in HASHED_FIELDS:
-        if not same_json(hashed[name], getattr(entry, name)):
-            return f"{name} differs from the hashed canonical text"
-    return None
+    fields = {name: getattr(entry, name) for name in HASHED_FIELDS}
+    if same_json(hashed, fields):
+        return None
+    differing = next(name for name in HASHED_FIELDS if not same_json(hashed[name], fields[name]))
+    return f"{differing} differs from the hashed canonical text"
 
 
 def same_json(left: Any, right: Any) -> bool:

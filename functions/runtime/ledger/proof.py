@@ -36,7 +36,10 @@ def prove(export: Export, record_id: str) -> InclusionProof:
     if entry is None:
         raise ProofError(f"no entry holds record {record_id!r}")
     for digest in export.digests:
-        body = digest.signed_body()
+        try:
+            body = digest.signed_body()
+        except ValueError:
+            raise ProofError(f"digest {digest.body.seq}'s body_canonical is not a digest body") from None
         index = leaf_index(body.ranges, entry.chain_id, entry.seq)
         if index is not None:
             break

@@ -417,3 +417,30 @@ def test_report_serialises_with_its_verdict(lines: list[str]) -> None:
         "subject": "entry chain-02#4",
         "reason": "chain-02#4 missing: deleted from the chain",
     }
+
+
+def test_forged_huge_seq_costs_nothing(ledger: Ledger) -> None:
+    # GIVEN an entry claiming seq 10**12, and an unsigned digest claiming to cover 10**12 entries
+    tail = ledger.chain("chain-00")[-1]
+    far = make_entry(
+        chain_id="chain-00",
+        seq=10**12,
+        record_id="run-0/far",
+        record={"x": 1},
+        prev_hash=tail.entry_hash,
+        appended_at=at(199),
+    )
+    lines = ledger.lines(entries=[*ledger.entries, far])
+    n = digest_at(lines, 3)
+    lines[n] = edited(
+        lines[n], lambda obj: obj.update(body_canonical=obj["body_canonical"].replace("[5,6]", "[5,1000000000000]"))
+    )
+
+    # WHEN verified
+    report = verify(lines)
+
+    # THEN it finishes at once, reporting the gap as one run and the digest as unsigned
+    assert "entry chain-00#8: chain-00#8..#999999999999 missing: deleted from the chain" in [
+        str(p) for p in report.problems
+    ]
+    assert "digest 3: signature does not verify under the public key" in [str(p) for p in report.problems]
