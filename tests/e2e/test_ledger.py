@@ -79,3 +79,37 @@ def test_an_unknown_trace_is_a_404_problem(ledger_run: tuple[LocalPlane, dict[st
     answer = request(plane.url, "GET", "/v1/audit/traces/1-00000000-000000000000000000000000")
     assert answer.status == 404
     assert answer.content_type == "application/problem+json"
+
+
+def test_explain_prints_the_verified_lineage(
+    ledger_run: tuple[LocalPlane, dict[str, object], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    plane, run, _ = ledger_run
+
+    code = agentplane(["audit", "explain", str(run["trace_id"]), "--api-url", plane.url])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"trace {run['trace_id']}: verified" in out
+    assert "agent:evidence-verifier" in out
+    assert "RecordDecision" in out
+
+
+def test_a_record_is_proven_included_from_the_export_alone(
+    ledger_run: tuple[LocalPlane, dict[str, object], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, run, export = ledger_run
+    record_id = next(
+        json.loads(line)["record_id"]
+        for line in export.read_text().splitlines()
+        if json.loads(line)["kind"] == "entry"
+        and json.loads(line)["record"]["step_key"].endswith("/ScoreRisk")
+        and json.loads(line)["record"]["correlation_id"] == run["execution_id"]
+    )
+
+    code = agentplane(["audit", "prove", record_id, "--file", str(export)])
+
+    proof = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert proof["entry"]["record_id"] == record_id
+    assert proof["digest"]["body"]["seq"] == 1
