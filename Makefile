@@ -45,6 +45,7 @@ format: .venv/.installed ## apply ruff's fixes and formatting
 	ruff format .
 
 bench: setup ## benchmarks (JSON reports in bench/results/); never a pass/fail gate
+	python bench/ledger.py
 	python bench/local_plane.py
 
 synth: setup ## synthesize with the pinned CDK CLI (offline; cdk-nag runs)

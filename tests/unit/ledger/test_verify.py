@@ -373,35 +373,35 @@ def test_trusted_key_must_be_a_key(lines: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("index", "replace", "message"),
     [
-        (lambda lines: lines.__setitem__(3, "{not json\n"), r"line 4: not JSON"),
-        (lambda lines: lines.__setitem__(3, "[1, 2]\n"), r"line 4: not a JSON object"),
-        (
-            lambda lines: lines.__setitem__(3, edited(lines[3], lambda o: o.update(kind="gossip"))),
-            "line 4: unknown kind",
-        ),
-        (
-            lambda lines: lines.__setitem__(3, edited(lines[3], lambda o: o.update(seq="3"))),
-            r"line 4: not a valid entry: seq",
-        ),
-        (lambda lines: lines.__setitem__(3, edited(lines[3], lambda o: o.update(note="x"))), r"line 4: .*note"),
-        (lambda lines: lines.__delitem__(0), r"line 1: the public_key line must come first"),
-        (lambda lines: lines.append(lines[0]), r"line 25: the public_key line must come first, once"),
-        (
-            lambda lines: lines.__setitem__(-1, edited(lines[-1], lambda o: o["body"].pop("seq"))),
-            "line 24: not a valid digest",
-        ),
+        (3, lambda line: "{not json\n", "line 4: not JSON"),
+        (3, lambda line: "[1, 2]\n", "line 4: not a JSON object"),
+        (3, lambda line: edited(line, lambda obj: obj.update(kind="gossip")), "line 4: unknown kind 'gossip'"),
+        (3, lambda line: edited(line, lambda obj: obj.update(seq="3")), "line 4: not a valid entry: seq"),
+        (3, lambda line: edited(line, lambda obj: obj.update(note="x")), "line 4: not a valid entry: note"),
+        (-1, lambda line: edited(line, lambda obj: obj["body"].pop("seq")), "line 24: not a valid digest: body.seq"),
+        (0, lambda line: edited(line, lambda obj: obj.pop("pem")), "line 1: a public_key line holds"),
     ],
 )
-def test_malformed_line_is_refused_by_number(lines: list[str], change: Any, message: str) -> None:
+def test_malformed_line_is_refused_by_number(lines: list[str], index: int, replace: Any, message: str) -> None:
     # GIVEN an export with one malformed line
-    change(lines)
+    lines[index] = replace(lines[index])
 
     # WHEN read
-    # THEN the error names the line
+    # THEN the error names the line and what is wrong with it
     with pytest.raises(ExportError, match=message):
         read(lines)
+
+
+def test_public_key_line_must_come_first_and_once(lines: list[str]) -> None:
+    # GIVEN exports without the key line first, and with a second key line
+    # WHEN read
+    # THEN both are refused at the offending line
+    with pytest.raises(ExportError, match="line 1: the public_key line must come first"):
+        read(lines[1:])
+    with pytest.raises(ExportError, match="line 25: the public_key line must come first, once"):
+        read([*lines, lines[0]])
 
 
 def test_empty_export_is_refused() -> None:
@@ -440,7 +440,6 @@ def test_forged_huge_seq_costs_nothing(ledger: Ledger) -> None:
     report = verify(lines)
 
     # THEN it finishes at once, reporting the gap as one run and the digest as unsigned
-    assert "entry chain-00#8: chain-00#8..#999999999999 missing: deleted from the chain" in [
-        str(p) for p in report.problems
-    ]
-    assert "digest 3: signature does not verify under the public key" in [str(p) for p in report.problems]
+    found = [str(p) for p in report.problems]
+    assert "entry chain-00#8: chain-00#8..#999999999999 missing: deleted from the chain" in found
+    assert "digest 3: signature does not verify under the public key" in found
