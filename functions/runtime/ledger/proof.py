@@ -46,10 +46,12 @@ def prove(export: Export, record_id: str) -> InclusionProof:
     else:
         raise ProofError(f"{entry.chain_id}#{entry.seq} is not covered by a digest yet")
     by_seq = {(e.chain_id, e.seq): e for e in reversed(list(export.all_entries()))}
-    try:
-        covered = [by_seq[(c, seq)] for c, (first, last) in body.ranges.items() for seq in range(first, last + 1)]
-    except KeyError as missing:
-        raise ProofError(f"the export lacks entry {missing.args[0]} that digest {body.seq} covers") from None
+    covered: list[LedgerEntry] = []
+    for chain_id, (first, last) in body.ranges.items():
+        for seq in range(first, last + 1):
+            if (found := by_seq.get((chain_id, seq))) is None:
+                raise ProofError(f"the export lacks entry {chain_id}#{seq}, which digest {body.seq} covers")
+            covered.append(found)
     leaves = digest_leaves(covered, body.heads)
     path = merkle.inclusion_proof(index, leaves)
     proof = InclusionProof(

@@ -79,6 +79,9 @@ def test_neighbouring_big_integers_do_not_share_a_hash() -> None:
 
 
 def test_largest_safe_integer_is_plain_rfc8785() -> None:
+    # GIVEN the largest integers a double holds exactly
+    # WHEN canonicalised
+    # THEN they are written as RFC 8785 writes them
     assert canonical_bytes([2**53 - 1, -(2**53 - 1)]) == b"[9007199254740991,-9007199254740991]"
 
 
@@ -105,6 +108,9 @@ def test_numbers_take_their_shortest_exact_form(number: Any, expected: bytes) ->
 
 
 def test_decimal_1_50_and_1_5_are_canonically_equal() -> None:
+    # GIVEN one price written two ways
+    # WHEN canonicalised
+    # THEN the bytes are the same
     assert canonical_bytes({"price": Decimal("1.50")}) == canonical_bytes({"price": Decimal("1.5")})
 
 
@@ -138,6 +144,9 @@ class Colour(str, Enum):  # noqa: UP042 -- str() of this kind of enum is "Colour
     ],
 )
 def test_values_json_cannot_carry_are_refused(value: Any, message: str) -> None:
+    # GIVEN a value with no exact JSON form
+    # WHEN canonicalised
+    # THEN it is refused, saying what and where
     with pytest.raises(CanonicalizationError, match=message):
         canonical_bytes(value)
 
@@ -163,6 +172,9 @@ def test_plain_json_normalises_decimals_and_keeps_structure() -> None:
 
 
 def test_sha256_hex_is_lower_case_hex() -> None:
+    # GIVEN the FIPS 180-2 test message "abc"
+    # WHEN hashed
+    # THEN the digest is the published one, in lower-case hex
     assert sha256_hex(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
@@ -215,5 +227,8 @@ def test_dynamodb_image_becomes_plain_json() -> None:
     ],
 )
 def test_dynamodb_image_that_json_cannot_carry_is_refused(image: dict[str, Any], message: str) -> None:
+    # GIVEN a stream image with a value JSON cannot carry, or that is not DynamoDB's shape
+    # WHEN converted
+    # THEN it is refused, naming the attribute
     with pytest.raises(CanonicalizationError, match=message):
         from_dynamodb_image(image)

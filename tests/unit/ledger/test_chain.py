@@ -59,6 +59,9 @@ def test_chain_for_spreads_runs_over_every_chain() -> None:
 
 
 def test_chain_for_takes_a_chain_count() -> None:
+    # GIVEN fewer chains than the default
+    # WHEN runs are placed
+    # THEN they use exactly those chains, and zero chains is refused
     assert {chain_for(f"run-{n}", chains=3) for n in range(100)} == {"chain-00", "chain-01", "chain-02"}
     assert chain_for("anything", chains=1) == "chain-00"
     with pytest.raises(ValueError, match="at least 1"):
@@ -169,25 +172,39 @@ def test_numbers_compare_as_json_numbers() -> None:
     ],
 )
 def test_ledger_entry_refuses_malformed_fields(field: str, value: Any) -> None:
+    # GIVEN an entry with one malformed field
+    # WHEN it is made
+    # THEN validation names the field
     with pytest.raises(ValidationError, match=field):
         entry(**{field: value})
 
 
 def test_ledger_entry_accepts_both_utc_spellings() -> None:
+    # GIVEN UTC written as Z and as +00:00, with and without fractions
+    # WHEN entries are made
+    # THEN both are accepted and check out
     assert check_entry(entry(appended_at="2025-03-01T12:00:00Z")) is None
     assert check_entry(entry(appended_at="2025-03-01T12:00:00.123456+00:00")) is None
 
 
 def test_ledger_entry_refuses_unknown_fields() -> None:
+    # GIVEN entry fields with one the ledger does not know (it would ride along unhashed)
+    # WHEN an entry is built from them
+    # THEN it is refused
     fields = {**json.loads(entry().canonical), "entry_hash": "00" * 32, "canonical": "{}", "note": "x"}
     with pytest.raises(ValidationError, match="note"):
         LedgerEntry(**fields)
 
 
 def test_make_entry_refuses_a_record_json_cannot_carry() -> None:
+    # GIVEN a record holding a number no double carries exactly
+    # WHEN an entry is made
+    # THEN it is refused, naming where
     with pytest.raises(CanonicalizationError, match="/record/amount"):
         entry(record={"amount": Decimal("0.30000000000000000001")})
 
 
 def test_genesis_hash_is_64_zeros() -> None:
+    # GIVEN the genesis hash
+    # THEN it is 64 hex zeros: no entry hashes to it
     assert GENESIS_HASH == "0" * 64

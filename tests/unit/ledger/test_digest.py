@@ -128,6 +128,9 @@ def test_local_signer_round_trips_through_pem() -> None:
 
 
 def test_local_signer_refuses_other_curves() -> None:
+    # GIVEN a P-384 key
+    # WHEN a signer is made from it
+    # THEN it is refused: digests are ECDSA P-256, as the KMS key is
     with pytest.raises(ValueError, match="P-256"):
         LocalSigner(ec.generate_private_key(ec.SECP384R1()))
 
@@ -192,6 +195,9 @@ def test_build_digest_refuses_what_does_not_fit_the_chains(ledger: Ledger) -> No
 
 
 def test_sign_digest_refuses_a_body_for_another_key(ledger: Ledger) -> None:
+    # GIVEN a body naming the ledger's key and a signer holding another
+    # WHEN signed
+    # THEN it is refused
     with pytest.raises(DigestError, match="names key"):
         sign_digest(ledger.digests[0].body, LocalSigner.generate())
 

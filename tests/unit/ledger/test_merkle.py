@@ -105,6 +105,9 @@ def test_rfc6962_consistency_vector(path: Path | None) -> None:
 
 
 def test_empty_tree_root_is_sha256_of_nothing() -> None:
+    # GIVEN no leaves
+    # WHEN the root is computed
+    # THEN it is SHA-256 of the empty string
     assert merkle.root([]).hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
@@ -203,6 +206,9 @@ def test_inner_node_is_not_accepted_as_a_leaf() -> None:
 
 
 def test_proof_makers_refuse_impossible_requests() -> None:
+    # GIVEN the 8-leaf tree
+    # WHEN proofs are asked for a leaf or a size it does not have
+    # THEN they are refused
     with pytest.raises(IndexError):
         merkle.inclusion_proof(8, LEAF_HASHES)
     with pytest.raises(ValueError, match="0 < size1"):

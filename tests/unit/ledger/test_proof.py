@@ -64,7 +64,7 @@ def test_no_proof_from_an_export_that_disagrees_with_its_digest(ledger: Ledger, 
     del lines[entry_at(lines, "chain-00", 1)]
 
     # THEN no proof is made for a record in that digest
-    with pytest.raises(ProofError, match="lacks entry"):
+    with pytest.raises(ProofError, match="lacks entry chain-00#1, which digest 1 covers"):
         prove(read(lines), ledger.chain("chain-01")[0].record_id)
 
 

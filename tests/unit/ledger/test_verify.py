@@ -355,6 +355,9 @@ def test_missing_middle_digest_is_found(ledger: Ledger) -> None:
 
 
 def test_export_without_digests_signs_nothing(ledger: Ledger) -> None:
+    # GIVEN entries and no digest
+    # WHEN verified
+    # THEN nothing vouches for them
     report = verify(ledger.lines(digests=[]))
     assert [str(p) for p in report.problems] == ["export: no digest: nothing signs these entries"]
 
@@ -368,6 +371,9 @@ def test_unreadable_public_key_is_reported(ledger: Ledger) -> None:
 
 
 def test_trusted_key_must_be_a_key(lines: list[str]) -> None:
+    # GIVEN a trusted key that is not a key
+    # WHEN verifying
+    # THEN the caller is told, rather than every digest failing
     with pytest.raises(ValueError, match="trusted_public_key_pem"):
         verify(lines, trusted_public_key_pem="not a key")
 
@@ -405,11 +411,17 @@ def test_public_key_line_must_come_first_and_once(lines: list[str]) -> None:
 
 
 def test_empty_export_is_refused() -> None:
+    # GIVEN a file with nothing in it
+    # WHEN read
+    # THEN it is refused
     with pytest.raises(ExportError, match="no public_key line"):
         read(["\n"])
 
 
 def test_report_serialises_with_its_verdict(lines: list[str]) -> None:
+    # GIVEN a report with a problem
+    # WHEN dumped to JSON-ready data
+    # THEN the verdict and the problems are in it
     del lines[entry_at(lines, "chain-02", 4)]
     dumped = verify(lines).model_dump()
     assert dumped["ok"] is False
