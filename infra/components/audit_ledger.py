@@ -67,20 +67,13 @@ class AuditLedger(Construct):
             key_usage=kms.KeyUsage.SIGN_VERIFY,
             removal_policy=removal_policy,
         )
-        self.digests = s3.Bucket(
+        self.digests = data.private_bucket(
             self,
             "Digests",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=data.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
+            log_prefix="digests/",
+            removal_policy=removal_policy,
             object_lock_enabled=True,
             object_lock_default_retention=s3.ObjectLockRetention.compliance(digest_retention),
-            server_access_logs_bucket=data.access_logs,
-            server_access_logs_prefix="digests/",
-            removal_policy=removal_policy,
         )
         self.appender = self._function(
             "Appender",

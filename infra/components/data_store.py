@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
@@ -40,9 +42,15 @@ class DataStore(Construct):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
             removal_policy=removal_policy,
         )
-        self.documents = s3.Bucket(
-            self,
-            "Documents",
+        self.documents = self.private_bucket(self, "Documents", log_prefix="documents/", removal_policy=removal_policy)
+
+    def private_bucket(
+        self, scope: Construct, construct_id: str, *, log_prefix: str, removal_policy: RemovalPolicy, **extra: Any
+    ) -> s3.Bucket:
+        """KMS (data key), versioned, TLS-only, never public, access-logged: how the plane keeps objects."""
+        return s3.Bucket(
+            scope,
+            construct_id,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
@@ -50,8 +58,9 @@ class DataStore(Construct):
             enforce_ssl=True,
             versioned=True,
             server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="documents/",
+            server_access_logs_prefix=log_prefix,
             removal_policy=removal_policy,
+            **extra,
         )
 
     def _table(
