@@ -17,6 +17,7 @@ from typing import IO, Any
 import boto3
 from moto import mock_aws
 
+from infra.local.dynamodb import LeanTransactions
 from infra.local.events import EventDelivery
 from infra.local.faults import FaultPlan
 from infra.local.http_api import ApiServer, LocalApi, Reply
@@ -72,6 +73,7 @@ class LocalPlane:
         self.isolation = Isolation()
         self.lambdas = InProcessLambdas(self.isolation, self.state_dir / "logs", self.options.faults)
         self.events = EventDelivery(self.client)
+        self.transactions = LeanTransactions()
         self.provisioner: Provisioner | None = None
         self.server: ApiServer | None = None
         self.scheduler: Scheduler | None = None
@@ -99,6 +101,7 @@ class LocalPlane:
         retrier_decl.time = _ScaledClock(self.options.retry_delay_scale)
         self.lambdas.install()
         self.events.install()
+        self.transactions.install()
         try:
             self.provisioner = Provisioner(template, self.client, self.lambdas)
             self.provisioner.provision()
@@ -145,6 +148,7 @@ class LocalPlane:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        self.transactions.uninstall()
         self.events.uninstall()
         self.lambdas.uninstall()
         if self._saved_clock is not None:

@@ -1,0 +1,94 @@
+"""DynamoDB on moto, made to scale like the real thing where the plane depends on it.
+
+moto snapshots every table a transaction touches with a full ``deepcopy`` so it can roll back: each
+ledger append (one transaction) then costs time proportional to the whole ledger. A transaction can only
+change the items it names, so the snapshot here shares untouched items and copies just those.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import defaultdict
+from typing import Any
+
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+
+Key = tuple[DynamoType, DynamoType | None]
+
+
+def snapshot(table: Table, keys: list[Key]) -> Table:
+    """A copy of ``table`` as far as a transaction on ``keys`` can tell: item maps copied, named items deep-copied."""
+    clone = copy.copy(table)
+    items: defaultdict[Any, Any] = defaultdict(dict)
+    for hash_value, stored in table.items.items():
+        items[hash_value] = dict(stored) if isinstance(stored, dict) else stored
+    for hash_value, range_value in keys:
+        if hash_value not in items:
+            continue
+        if range_value is not None and isinstance(items[hash_value], dict):
+            if range_value in items[hash_value]:
+                items[hash_value][range_value] = copy.deepcopy(items[hash_value][range_value])
+        elif range_value is None:
+            items[hash_value] = copy.deepcopy(items[hash_value])
+    clone.items = items
+    return clone
+
+
+class _TransactionCopy:
+    """Stands in for the ``copy`` module inside moto's DynamoDB backend, for table snapshots only."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        keys: dict[str, list[Key]] | None = getattr(self.local, "keys", None)
+        if keys is not None and isinstance(value, Table):
+            return snapshot(value, keys.get(value.name, []))
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+class LeanTransactions:
+    def __init__(self) -> None:
+        self._shim = _TransactionCopy()
+        self._original: Any = None
+
+    def install(self) -> None:
+        shim = self._shim
+        original = DynamoDBBackend.transact_write_items
+        self._original = original
+
+        def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+            keys: dict[str, list[Key]] = {}
+            for entry in transact_items:
+                kind, operation = next(iter(entry.items()))
+                table = backend.tables.get(operation.get("TableName", ""))
+                if table is None:
+                    continue
+                attributes = operation["Item"] if kind == "Put" else operation.get("Key", {})
+                if table.hash_key_attr not in attributes:
+                    continue
+                hash_value = DynamoType(attributes[table.hash_key_attr])
+                range_attr = table.range_key_attr
+                range_value = DynamoType(attributes[range_attr]) if range_attr and range_attr in attributes else None
+                keys.setdefault(table.name, []).append((hash_value, range_value))
+            shim.local.keys = keys
+            try:
+                original(backend, transact_items)
+            finally:
+                shim.local.keys = None
+
+        DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
+        dynamodb_models.copy = shim  # type: ignore[assignment,attr-defined]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            DynamoDBBackend.transact_write_items = self._original  # type: ignore[method-assign]
+            dynamodb_models.copy = copy  # type: ignore[attr-defined]
+            self._original = None

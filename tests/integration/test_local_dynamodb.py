@@ -1,0 +1,95 @@
+"""The local plane's lean transaction snapshots roll back exactly what moto's full copies would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.local.dynamodb import LeanTransactions
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    for key, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }.items():
+        monkeypatch.setenv(key, value)
+    lean = LeanTransactions()
+    with mock_aws():
+        lean.install()
+        try:
+            dynamodb = boto3.client("dynamodb")
+            dynamodb.create_table(
+                TableName="t",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "N"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            dynamodb.put_item(TableName="t", Item={"pk": {"S": "head"}, "sk": {"N": "0"}, "n": {"N": "1"}})
+            dynamodb.put_item(TableName="t", Item={"pk": {"S": "entry"}, "sk": {"N": "1"}, "v": {"S": "first"}})
+            yield dynamodb
+        finally:
+            lean.uninstall()
+
+
+def test_a_failed_transaction_leaves_every_item_as_it_was(client: object) -> None:
+    dynamodb = client
+    # WHEN a transaction updates one item in place, inserts another, then fails its last condition
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):  # type: ignore[attr-defined]
+        dynamodb.transact_write_items(  # type: ignore[attr-defined]
+            TransactItems=[
+                {"Put": {"TableName": "t", "Item": {"pk": {"S": "marker"}, "sk": {"N": "0"}}}},
+                {
+                    "Update": {
+                        "TableName": "t",
+                        "Key": {"pk": {"S": "head"}, "sk": {"N": "0"}},
+                        "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "2"}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": "t",
+                        "Item": {"pk": {"S": "entry"}, "sk": {"N": "1"}, "v": {"S": "second"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+    # THEN nothing changed: no marker, the head untouched, the entry as first written
+    items = dynamodb.scan(TableName="t")["Items"]  # type: ignore[attr-defined]
+    assert sorted((i["pk"]["S"], i.get("n", i.get("v"))) for i in items) == [
+        ("entry", {"S": "first"}),
+        ("head", {"N": "1"}),
+    ]
+
+
+def test_a_successful_transaction_applies_every_change(client: object) -> None:
+    dynamodb = client
+    dynamodb.transact_write_items(  # type: ignore[attr-defined]
+        TransactItems=[
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "marker"}, "sk": {"N": "0"}}}},
+            {
+                "Update": {
+                    "TableName": "t",
+                    "Key": {"pk": {"S": "head"}, "sk": {"N": "0"}},
+                    "UpdateExpression": "SET n = :n",
+                    "ExpressionAttributeValues": {":n": {"N": "2"}},
+                }
+            },
+        ]
+    )
+    head = dynamodb.get_item(TableName="t", Key={"pk": {"S": "head"}, "sk": {"N": "0"}})["Item"]  # type: ignore[attr-defined]
+    assert head["n"] == {"N": "2"}
+    assert len(dynamodb.scan(TableName="t")["Items"]) == 3  # type: ignore[attr-defined]
