@@ -25,6 +25,7 @@ from infra.local.isolation import Isolation
 from infra.local.lambdas import InProcessLambdas
 from infra.local.provision import Provisioner
 from infra.local.schedules import Scheduler
+from infra.local.streams import StreamDelivery
 from infra.local.template import REGION, Template
 
 DEFAULT_STATE_DIR = Path(".agentplane")
@@ -74,6 +75,7 @@ class LocalPlane:
         self.lambdas = InProcessLambdas(self.isolation, self.state_dir / "logs", self.options.faults)
         self.events = EventDelivery(self.client)
         self.transactions = LeanTransactions()
+        self.streams = StreamDelivery(self.client)
         self.provisioner: Provisioner | None = None
         self.server: ApiServer | None = None
         self.scheduler: Scheduler | None = None
@@ -102,8 +104,9 @@ class LocalPlane:
         self.lambdas.install()
         self.events.install()
         self.transactions.install()
+        self.streams.install()
         try:
-            self.provisioner = Provisioner(template, self.client, self.lambdas)
+            self.provisioner = Provisioner(template, self.client, self.lambdas, self.streams)
             self.provisioner.provision()
             self._access_log = (self.state_dir / "logs").joinpath("api-access.log").open("a", buffering=1)
             self.scheduler = Scheduler(self.client, self.provisioner.schedules)
@@ -133,8 +136,13 @@ class LocalPlane:
         moto_logger.addHandler(self._moto_log)
         moto_logger.propagate = False
 
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until asynchronous deliveries (stream batches, bus events) have drained."""
+        return self.streams.wait_idle(timeout) and self.events.wait_idle(timeout) and self.streams.wait_idle(timeout)
+
     def _run_schedules(self, query: dict[str, list[str]]) -> Reply:
         assert self.scheduler is not None
+        self.settle()  # a digest on demand covers what has been written so far
         rule = query.get("rule", [None])[-1]
         results = self.scheduler.run(rule)
         status = 502 if any(r["error"] for r in results) else 200
@@ -148,6 +156,7 @@ class LocalPlane:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        self.streams.uninstall()
         self.transactions.uninstall()
         self.events.uninstall()
         self.lambdas.uninstall()

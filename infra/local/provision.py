@@ -12,6 +12,7 @@ from typing import Any
 
 from infra.conventions import LAYER_KIND_METADATA
 from infra.local.lambdas import FunctionSpec, InProcessLambdas
+from infra.local.streams import StreamDelivery
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError
 
 
@@ -51,8 +52,15 @@ class ApiDefinition:
 
 
 class Provisioner:
-    def __init__(self, template: Template, clients: Callable[[str], Any], lambdas: InProcessLambdas) -> None:
+    def __init__(
+        self,
+        template: Template,
+        clients: Callable[[str], Any],
+        lambdas: InProcessLambdas,
+        streams: StreamDelivery | None = None,
+    ) -> None:
         self.template = template
+        self.streams = streams
         self.client = clients
         self.lambdas = lambdas
         self.physical: dict[str, Physical] = {}
@@ -310,6 +318,8 @@ class Provisioner:
             if key in props
         }
         mapping = self.client("lambda").create_event_source_mapping(**request)
+        if self.streams is not None and ":dynamodb:" in str(props.get("EventSourceArn", "")):
+            self.streams.register(mapping["FunctionArn"], props)
         return Physical(ref=mapping["UUID"], attributes={"Id": mapping["UUID"]})
 
     def _state_machine(self, logical_id: str, props: dict[str, Any]) -> Physical:
