@@ -60,11 +60,17 @@ class IntakeResult(StrictModel):
     claims: list[Claim] = Field(min_length=1, max_length=100)
 
 
+class QuickCheckRequest(StrictModel):
+    """Body of ``POST /v1/workflows/quick-check/invoke``: one claim, checked synchronously."""
+
+    claim: str = Field(min_length=1, max_length=1000, description="One factual statement to check.")
+
+
 class ClaimCheck(StrictModel):
-    """Input of a fact-check step: one claim and the document it came from."""
+    """Input of a fact-check step: one claim and, when it came from a document, that document."""
 
     claim: Claim
-    document_ref: S3Ref
+    document_ref: S3Ref | None = None
 
 
 class Evidence(StrictModel):
@@ -148,6 +154,7 @@ MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
     for model in (
         DocReviewRequest,
+        QuickCheckRequest,
         DocumentIn,
         S3Ref,
         Claim,

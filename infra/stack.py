@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.capability import CapabilityContract
@@ -16,7 +17,7 @@ from infra.components.data_store import DataStore
 from infra.components.event_mesh import EventMesh
 from infra.components.layers import RuntimeLayers
 from infra.components.public_api import ApiWorkflow, PublicApi
-from infra.workflows import doc_review
+from infra.workflows import doc_review, quick_check
 
 
 def construct_id(name: str) -> str:
@@ -63,6 +64,15 @@ class AgentPlaneStack(Stack):
             definition=doc_review.definition(self, self.agents),
             agents=[self.agents[name] for name in doc_review.AGENTS],
         )
+        self.quick_check = CoordinatorWorkflow(
+            self,
+            "QuickCheck",
+            workflow_name=quick_check.WORKFLOW,
+            definition=quick_check.definition(self, self.agents),
+            agents=[self.agents[name] for name in quick_check.AGENTS],
+            state_machine_type=sfn.StateMachineType.EXPRESS,
+            timeout=Duration.minutes(1),
+        )
         self.api = PublicApi(
             self,
             "Api",
@@ -75,7 +85,14 @@ class AgentPlaneStack(Stack):
                     state_machine=self.doc_review.state_machine,
                     input_model=doc_review.INPUT_MODEL,
                     ttl_ms=doc_review.TTL_MS,
-                )
+                ),
+                ApiWorkflow(
+                    name=quick_check.WORKFLOW,
+                    state_machine=self.quick_check.state_machine,
+                    input_model=quick_check.INPUT_MODEL,
+                    ttl_ms=quick_check.TTL_MS,
+                    synchronous=True,
+                ),
             ],
         )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)

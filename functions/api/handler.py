@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts.loader import load_contracts
 from functions.api.audit import export, lineage
+from functions.api.invoke import SyncRun, invoke
 from functions.api.service import (
     ProblemError,
     RunStatus,
@@ -119,6 +120,35 @@ def start_execution(name: str) -> Response[str]:
     )
     extra = {"Idempotent-Replayed": "true"} if submitted.replayed else {}
     return json_response(202, submitted.body(), Location=f"/v1/executions/{submitted.execution_id}", **extra)
+
+
+class StepFunctionsSyncEngine:
+    def run_sync(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> SyncRun:
+        run = client("stepfunctions").start_sync_execution(
+            stateMachineArn=state_machine_arn, name=name, input=payload, traceHeader=f"Root={trace_id}"
+        )
+        return SyncRun(
+            execution_arn=run["executionArn"],
+            status=run["status"],
+            output=run.get("output"),
+            error=run.get("error"),
+            cause=run.get("cause"),
+        )
+
+
+@app.post("/v1/workflows/<name>/invoke")
+def invoke_workflow(name: str) -> Response[str]:
+    headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    body = invoke(
+        name,
+        app.current_event.body,
+        trace_id=trace_id_from(headers),
+        workflows=workflows,
+        engine=StepFunctionsSyncEngine(),
+        now=datetime.now(UTC),
+        new_id=lambda: str(uuid.uuid4()),
+    )
+    return json_response(200, body)
 
 
 @app.get("/v1/executions/<execution_id>")

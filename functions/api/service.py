@@ -47,6 +47,7 @@ class Workflow:
     state_machine_arn: str
     input_model: type[BaseModel]
     ttl_ms: int
+    synchronous: bool = False
 
 
 def load_workflows(raw: str) -> dict[str, Workflow]:
@@ -58,6 +59,7 @@ def load_workflows(raw: str) -> dict[str, Workflow]:
             state_machine_arn=spec["state_machine_arn"],
             input_model=MODELS[spec["input_model"]],
             ttl_ms=int(spec["ttl_ms"]),
+            synchronous=bool(spec.get("synchronous", False)),
         )
     return workflows
 

@@ -34,6 +34,7 @@ class ApiWorkflow:
     state_machine: sfn.StateMachine
     input_model: str
     ttl_ms: int
+    synchronous: bool = False  # an Express workflow answered inside the request (StartSyncExecution)
 
 
 def draft4_schema(model_name: str) -> dict[str, Any]:
@@ -141,12 +142,16 @@ class PublicApi(Construct):
         )
         workflows_resource = v1.add_resource("workflows")
         # Unknown names reach the function and get a 404 problem; known ones have their own validated route.
-        workflows_resource.add_resource("{name}").add_resource("executions").add_method(
-            "POST", integration, request_parameters={"method.request.path.name": True}
-        )
+        named = workflows_resource.add_resource("{name}")
+        for action in ("executions", "invoke"):
+            named.add_resource(action).add_method(
+                "POST", integration, request_parameters={"method.request.path.name": True}
+            )
         for workflow in workflows:
             models = self._models(workflow.input_model)
-            workflows_resource.add_resource(workflow.name).add_resource("executions").add_method(
+            workflows_resource.add_resource(workflow.name).add_resource(
+                "invoke" if workflow.synchronous else "executions"
+            ).add_method(
                 "POST",
                 integration,
                 request_models=models,
@@ -171,24 +176,28 @@ class PublicApi(Construct):
         settings: dict[str, Mapping[str, Any]] = {}
         for workflow in workflows:
             machine = workflow.state_machine
-            machine.grant_start_execution(role)
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["states:DescribeExecution"],
-                    resources=[
-                        Stack.of(self).format_arn(
-                            service="states",
-                            resource="execution",
-                            resource_name=f"{machine.state_machine_name}:*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    ],
+            if workflow.synchronous:
+                machine.grant_start_sync_execution(role)
+            else:
+                machine.grant_start_execution(role)
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(
+                        actions=["states:DescribeExecution"],
+                        resources=[
+                            Stack.of(self).format_arn(
+                                service="states",
+                                resource="execution",
+                                resource_name=f"{machine.state_machine_name}:*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        ],
+                    )
                 )
-            )
             settings[workflow.name] = {
                 "state_machine_arn": machine.state_machine_arn,
                 "input_model": workflow.input_model,
                 "ttl_ms": workflow.ttl_ms,
+                "synchronous": workflow.synchronous,
             }
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -203,7 +212,7 @@ class PublicApi(Construct):
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[data.key.key_arn])
         )
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
-        for workflow in workflows:
+        for workflow in (w for w in workflows if not w.synchronous):
             acknowledge(
                 role,
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"

@@ -25,6 +25,7 @@ from infra.local.isolation import Isolation
 from infra.local.lambdas import InProcessLambdas
 from infra.local.provision import Provisioner
 from infra.local.schedules import Scheduler
+from infra.local.stepfunctions import SyncExecutions
 from infra.local.streams import StreamDelivery
 from infra.local.template import REGION, Template
 
@@ -76,6 +77,7 @@ class LocalPlane:
         self.events = EventDelivery(self.client)
         self.transactions = LeanTransactions()
         self.streams = StreamDelivery(self.client)
+        self.sync_executions = SyncExecutions()
         self.provisioner: Provisioner | None = None
         self.server: ApiServer | None = None
         self.scheduler: Scheduler | None = None
@@ -105,6 +107,7 @@ class LocalPlane:
         self.events.install()
         self.transactions.install()
         self.streams.install()
+        self.sync_executions.install()
         try:
             self.provisioner = Provisioner(template, self.client, self.lambdas, self.streams)
             self.provisioner.provision()
@@ -156,6 +159,7 @@ class LocalPlane:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        self.sync_executions.uninstall()
         self.streams.uninstall()
         self.transactions.uninstall()
         self.events.uninstall()

@@ -1,0 +1,82 @@
+"""The synchronous hot path: run an Express workflow inside the request and answer with its output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from functions.api.service import ProblemError, Workflow, parse_body
+from functions.runtime.decisions import canonical_json
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    execution_arn: str
+    status: str
+    output: str | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class SyncEngine(Protocol):
+    def run_sync(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> SyncRun: ...
+
+
+def find(workflows: Mapping[str, Workflow], name: str, *, synchronous: bool) -> Workflow:
+    """The named workflow, if it runs the way the route asks; 404 or 409 problems otherwise."""
+    workflow = workflows.get(name)
+    if workflow is None:
+        known = ", ".join(sorted(workflows))
+        raise ProblemError(404, "Unknown workflow", f"no workflow named {name!r}; known: {known}", kind="not-found")
+    if workflow.synchronous != synchronous:
+        route = "invoke" if workflow.synchronous else "executions"
+        raise ProblemError(
+            409,
+            "Wrong route for this workflow",
+            f"{name} runs {'synchronously' if workflow.synchronous else 'asynchronously'}: "
+            f"POST /v1/workflows/{name}/{route}",
+            kind="wrong-route",
+        )
+    return workflow
+
+
+def invoke(
+    workflow_name: str,
+    raw_body: str | None,
+    *,
+    trace_id: str,
+    workflows: Mapping[str, Workflow],
+    engine: SyncEngine,
+    now: datetime,
+    new_id: Callable[[], str],
+) -> dict[str, Any]:
+    workflow = find(workflows, workflow_name, synchronous=True)
+    request = parse_body(raw_body, workflow.input_model)
+    execution_id = new_id()
+    run_input = {
+        "workflow": workflow.name,
+        "trace_id": trace_id,
+        "correlation_id": execution_id,
+        "submitted_at": now.isoformat(),
+        "deadline": (now + timedelta(milliseconds=workflow.ttl_ms)).isoformat(),
+        "request": json.loads(canonical_json(request.model_dump(mode="json"))),
+    }
+    run = engine.run_sync(
+        state_machine_arn=workflow.state_machine_arn,
+        name=execution_id,
+        payload=json.dumps(run_input),
+        trace_id=trace_id,
+    )
+    if run.status != "SUCCEEDED" or run.output is None:
+        raise ProblemError(
+            502,
+            "Workflow failed",
+            f"{workflow.name} ended {run.status}" + (f" with {run.error}" if run.error else ""),
+            kind="workflow-failed",
+            execution_id=execution_id,
+            error=run.error,
+        )
+    return {"execution_id": execution_id, "trace_id": trace_id, "status": run.status, "output": json.loads(run.output)}
