@@ -254,6 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
+            self._discard(length)
             reply = problem(
                 413, "Payload too large", f"body over {MAX_BODY_BYTES} bytes", kind="refused", instance=self.path
             )
@@ -273,6 +274,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def _discard(self, length: int) -> None:
+        """Read what was sent: a client still uploading would otherwise see a broken pipe, not the answer."""
+        remaining = min(length, 8 * MAX_BODY_BYTES)
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                return
+            remaining -= len(chunk)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
 
