@@ -16,6 +16,7 @@ from infra.components.coordinator_workflow import CoordinatorWorkflow
 from infra.components.data_store import DataStore
 from infra.components.event_mesh import EventMesh
 from infra.components.layers import RuntimeLayers
+from infra.components.personas import PERSONA_ROUTES, Personas
 from infra.components.public_api import ApiWorkflow, PublicApi
 from infra.workflows import doc_review, quick_check
 
@@ -95,6 +96,7 @@ class AgentPlaneStack(Stack):
                 ),
             ],
         )
+        Personas(self, "Personas", api=self.api.rest_api, routes=PERSONA_ROUTES, function=self.api.function)
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "DocReviewStateMachineArn", value=self.doc_review.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.mesh.bus.event_bus_name)

@@ -20,8 +20,10 @@ from functions.api.invoke import SyncRun, invoke
 from functions.api.service import (
     ProblemError,
     RunStatus,
+    caller_from,
     capabilities,
     describe,
+    load_persona_roles,
     load_workflows,
     submit,
 )
@@ -107,6 +109,8 @@ def health() -> Response[str]:
 @app.post("/v1/workflows/<name>/executions")
 def start_execution(name: str) -> Response[str]:
     headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    identity = app.current_event.raw_event.get("requestContext", {}).get("identity")
+    caller = caller_from(identity, persona_roles=load_persona_roles(os.environ.get("PERSONA_ROLES")))
     submitted = submit(
         name,
         app.current_event.body,
@@ -117,6 +121,7 @@ def start_execution(name: str) -> Response[str]:
         executions=DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])),
         now=datetime.now(UTC),
         new_id=lambda: str(uuid.uuid4()),
+        caller=caller,
     )
     extra = {"Idempotent-Replayed": "true"} if submitted.replayed else {}
     return json_response(202, submitted.body(), Location=f"/v1/executions/{submitted.execution_id}", **extra)
@@ -153,11 +158,13 @@ def invoke_workflow(name: str) -> Response[str]:
 
 @app.get("/v1/executions/<execution_id>")
 def get_execution(execution_id: str) -> Response[str]:
+    identity = app.current_event.raw_event.get("requestContext", {}).get("identity")
     body = describe(
         execution_id,
         engine=StepFunctionsEngine(),
         executions=DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])),
         decisions=DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"])),
+        reader=caller_from(identity, persona_roles=load_persona_roles(os.environ.get("PERSONA_ROLES"))),
     )
     return json_response(200, body)
 

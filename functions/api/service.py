@@ -6,6 +6,7 @@ No AWS here: the engine, the executions view and the decisions table come in as 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,39 @@ class ProblemError(Exception):
             "instance": instance,
             **self.extensions,
         }
+
+
+# Personas that may read any run; a submitter, or a caller with no persona, reads only the runs it started.
+READ_ANY_PERSONAS = frozenset({"approver", "auditor", "admin"})
+_ASSUMED_ROLE = re.compile(r"^arn:[^:]+:sts::\d{12}:assumed-role/(?P<role>[^/]+)/[^/]+$")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who signed the request (``requestContext.identity.userArn``) and the persona of the role they assumed."""
+
+    arn: str
+    persona: str | None
+
+    def may_read(self, item: ExecutionItem) -> bool:
+        return self.persona in READ_ANY_PERSONAS or item.submitted_by == self.arn
+
+
+def load_persona_roles(raw: str | None) -> dict[str, str]:
+    """The PERSONA_ROLES setting (persona -> role name) the stack writes, as role name -> persona."""
+    return {role: persona for persona, role in json.loads(raw or "{}").items()}
+
+
+def caller_from(identity: Mapping[str, Any] | None, *, persona_roles: Mapping[str, str]) -> Caller:
+    """The caller API Gateway authenticated with SigV4; a request with none is refused.
+
+    The persona comes from the role, never from the session name: callers choose their session names.
+    """
+    arn = (identity or {}).get("userArn")
+    if not arn:
+        raise ProblemError(401, "Unauthenticated", "this route needs a SigV4-signed request", kind="unauthenticated")
+    assumed = _ASSUMED_ROLE.match(arn)
+    return Caller(arn=str(arn), persona=persona_roles.get(assumed["role"]) if assumed else None)
 
 
 @dataclass(frozen=True)
@@ -134,6 +168,7 @@ def submit(
     executions: ExecutionStore,
     now: datetime,
     new_id: Callable[[], str],
+    caller: Caller | None = None,
 ) -> Submitted:
     workflow = workflows.get(workflow_name)
     if workflow is None:
@@ -161,6 +196,14 @@ def submit(
                     kind="idempotency-key-reused",
                 )
             existing = executions.get(owner_id)
+            if existing is not None and existing.submitted_by != (caller.arn if caller else None):
+                # Another caller's key: their run is not this caller's to learn about.
+                raise ProblemError(
+                    422,
+                    "Idempotency key reused",
+                    "this Idempotency-Key was used by another caller",
+                    kind="idempotency-key-reused",
+                )
             return Submitted(execution_id=owner_id, trace_id=existing.trace_id if existing else trace_id, replayed=True)
     run_input = {
         "workflow": workflow.name,
@@ -190,6 +233,7 @@ def submit(
             submitted_at=now.isoformat(),
             request_sha256=request_sha256,
             idempotency_key=idempotency_key,
+            submitted_by=caller.arn if caller else None,
         )
     )
     return Submitted(execution_id=execution_id, trace_id=trace_id, replayed=False)
@@ -202,10 +246,19 @@ def step_name(step_key: str, correlation_id: str) -> str:
 
 
 def describe(
-    execution_id: str, *, engine: WorkflowEngine, executions: ExecutionStore, decisions: DecisionStore
+    execution_id: str,
+    *,
+    engine: WorkflowEngine,
+    executions: ExecutionStore,
+    decisions: DecisionStore,
+    reader: Caller | None = None,
 ) -> dict[str, Any]:
+    """A run as its reader may see it. ``reader`` None is a trusted internal read (no object-level check).
+
+    A run the reader may not read is reported exactly like one that does not exist.
+    """
     item = executions.get(execution_id)
-    if item is None:
+    if item is None or (reader is not None and not reader.may_read(item)):
         raise ProblemError(404, "Unknown execution", f"no execution {execution_id!r}", kind="not-found")
     run = engine.describe(item.execution_arn)
     steps = [
@@ -232,6 +285,7 @@ def describe(
         "status": run.status,
         "trace_id": item.trace_id,
         "submitted_at": item.submitted_at,
+        "submitted_by": item.submitted_by,
         "started_at": run.started_at.isoformat(),
         "stopped_at": run.stopped_at.isoformat() if run.stopped_at else None,
         "output": json.loads(run.output) if run.output else None,

@@ -20,6 +20,7 @@ class ExecutionItem(BaseModel):
     request_sha256: str
     idempotency_key: str | None = None
     decision: Decision | None = None
+    submitted_by: str | None = None  # the caller's ARN (requestContext.identity.userArn); None before RBAC
 
 
 class ExecutionStore(Protocol):

@@ -244,14 +244,14 @@ def test_api_function_starts_only_the_doc_review_state_machine(synthesized: Synt
         if res["Properties"]["Handler"] == "functions.api.handler.lambda_handler"
     ]
     statements = synthesized.role_statements(synthesized.role_of(api_lid))
-    (machine,) = synthesized.of_type("AWS::StepFunctions::StateMachine")
+    machine = doc_review_machine(synthesized)
 
     # THEN it may start the doc-review state machine and nothing else
     starts = statements_on(statements, "states:StartExecution")
     assert [statement["Resource"] for statement in starts] == [{"Ref": machine}]
-    # AND its other Step Functions rights are to read that machine's runs
+    # AND its other Step Functions rights are to read that machine's runs (and run quick-check synchronously)
     others = {a for a in actions(statements) if a.startswith("states:")} - {"states:StartExecution"}
-    assert others == {"states:DescribeExecution"}
+    assert others == {"states:DescribeExecution", "states:StartSyncExecution"}
     (describe,) = statements_on(statements, "states:DescribeExecution")
     assert get_att(machine, "Name") in describe["Resource"]["Fn::Join"][1]
     # AND it invokes no agent directly
@@ -511,10 +511,14 @@ def test_stateful_resources_are_retained_by_default(synthesized: Synthesized, li
 # --- the doc-review state machine ------------------------------------------------------------------------------
 
 
+def doc_review_machine(synthesized: Synthesized) -> str:
+    (lid,) = [lid for lid in synthesized.of_type("AWS::StepFunctions::StateMachine") if lid.startswith("DocReview")]
+    return lid
+
+
 @pytest.fixture(scope="module")
 def doc_review_asl(synthesized: Synthesized) -> dict[str, Any]:
-    (lid,) = synthesized.of_type("AWS::StepFunctions::StateMachine")
-    return synthesized.state_machine_definition(lid)
+    return synthesized.state_machine_definition(doc_review_machine(synthesized))
 
 
 def tasks_of(states: dict[str, Any]) -> dict[str, dict[str, Any]]:

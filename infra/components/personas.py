@@ -1,0 +1,97 @@
+"""Who may call the API: one IAM role per persona, each allowed to invoke exactly its routes (DESIGN §10)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import CfnOutput, CfnResource, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.components.nag import acknowledge, logical_id
+from infra.local.auth import PERSONA_METADATA
+
+Route = tuple[str, str]  # (METHOD, path); "*" stands for a path parameter
+
+SUBMITTER: list[Route] = [
+    ("POST", "/v1/workflows/*/executions"),
+    ("POST", "/v1/workflows/*/invoke"),
+    ("GET", "/v1/executions/*"),
+    ("GET", "/v1/capabilities"),
+]
+APPROVER: list[Route] = [
+    ("GET", "/v1/approvals"),
+    ("POST", "/v1/approvals/*"),
+    ("GET", "/v1/executions/*"),
+    ("GET", "/v1/capabilities"),
+]
+AUDITOR: list[Route] = [
+    ("GET", "/v1/audit/*"),
+    ("GET", "/v1/audit/traces/*"),
+    ("GET", "/v1/executions/*"),
+    ("GET", "/v1/capabilities"),
+]
+PERSONA_ROUTES: dict[str, list[Route]] = {
+    "submitter": SUBMITTER,
+    "approver": APPROVER,
+    "auditor": AUDITOR,
+    "admin": list(dict.fromkeys([*SUBMITTER, *APPROVER, *AUDITOR])),
+}
+# The API function's setting naming each persona's role: it tells personas apart by role, never by session name.
+PERSONA_ROLES_SETTING = "PERSONA_ROLES"
+
+
+class Personas(Construct):
+    """One role per persona, assumable from this account, with ``execute-api:Invoke`` on its routes only.
+
+    The roles trust the account root: any principal of the account whose own policy allows ``sts:AssumeRole`` on
+    a role may assume it. Platform teams narrow this when they deploy (trust their SSO permission sets or group
+    roles instead). The session name is the caller's choice and only tells two callers of one persona apart;
+    ``function`` (the API) gets the role names, so the persona is read from the role.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        api: apigw.RestApi,
+        routes: Mapping[str, Sequence[Route]],
+        function: lambda_.Function | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.roles: dict[str, iam.Role] = {}
+        stage = api.deployment_stage
+        for persona, allowed in routes.items():
+            title = persona.capitalize()
+            role = iam.Role(
+                self,
+                f"{title}Role",
+                assumed_by=iam.AccountRootPrincipal(),
+                description=f"agentplane {persona}: invoke the {persona} routes of the public API, nothing else",
+            )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["execute-api:Invoke"],
+                    resources=[api.arn_for_execute_api(method, path, stage.stage_name) for method, path in allowed],
+                )
+            )
+            resource = role.node.default_child
+            assert isinstance(resource, CfnResource)
+            resource.add_metadata(PERSONA_METADATA, persona)
+            for method, path in allowed:
+                if "*" in path:
+                    acknowledge(
+                        role,
+                        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+                        f"<{logical_id(api)}>/<{logical_id(stage)}>/{method}{path}]",
+                        f"{method} {path}: '*' stands for a path parameter (a run, trace or approval id, "
+                        "a workflow name) of this one API and stage",
+                    )
+            CfnOutput(self, f"{title}RoleArn", value=role.role_arn, description=f"assume to call the API as {persona}")
+            self.roles[persona] = role
+        if function is not None:
+            names = {persona: role.role_name for persona, role in self.roles.items()}
+            function.add_environment(PERSONA_ROLES_SETTING, Stack.of(self).to_json_string(names))
