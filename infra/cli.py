@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -18,11 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from infra.local.auth import served_at, sign
+from infra.local.template import REGION as LOCAL_REGION
 from infra.paths import REPO_ROOT
 
 DEFAULT_PORT = 4577
 DEFAULT_STATE_DIR = Path(".agentplane")
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+_EXECUTE_API_HOST = re.compile(r"\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com")
 
 
 class CliError(Exception):
@@ -50,15 +54,91 @@ class Answer:
 
 def api_url(args: argparse.Namespace) -> str:
     if getattr(args, "api_url", None):
-        return str(args.api_url).rstrip("/")
-    state = Path(args.state_dir) / "plane.json"
-    if state.is_file():
-        return str(json.loads(state.read_text())["url"])
-    return f"http://127.0.0.1:{DEFAULT_PORT}"
+        url = str(args.api_url).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"--api-url must be http(s), not {args.api_url!r}")
+        return url
+    return _plane_url(Path(args.state_dir)) or f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def _plane_url(state_dir: Path) -> str | None:
+    state = state_dir / "plane.json"
+    return str(json.loads(state.read_text())["url"]).rstrip("/") if state.is_file() else None
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where client commands send requests, and the key that SigV4-signs them (None: sent unsigned)."""
+
+    url: str
+    key: SigningKey | None = None
+    region: str = LOCAL_REGION
+
+
+def local_key(state_dir: Path, persona: str) -> SigningKey:
+    """The persona's key from the credentials a local plane wrote into its state dir."""
+    path = state_dir / "credentials.json"
+    try:
+        keys = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CliError(
+            f"no local credentials at {path}; is `agentplane local serve --state-dir {state_dir}` running?"
+        ) from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise CliError(f"cannot read local credentials at {path}: {error}") from None
+    if not isinstance(keys, dict) or persona not in keys:
+        names = ", ".join(sorted(keys)) if isinstance(keys, dict) else "none"
+        raise CliError(f"{path} has no {persona!r} credentials (personas: {names})")
+    try:
+        return SigningKey(str(keys[persona]["access_key_id"]), str(keys[persona]["secret_access_key"]))
+    except (KeyError, TypeError):
+        raise CliError(f"{path}: the {persona!r} entry needs access_key_id and secret_access_key") from None
+
+
+def _ambient(url: str) -> Endpoint:
+    """A deployed API: signed with the AWS credentials of the environment, if there are any."""
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        session = boto3.Session()
+        found = session.get_credentials()
+        frozen = found.get_frozen_credentials() if found is not None else None
+    except BotoCoreError as error:
+        raise CliError(f"cannot load AWS credentials: {error}") from None
+    key = None
+    if frozen is not None and frozen.access_key and frozen.secret_key:
+        key = SigningKey(frozen.access_key, frozen.secret_key, frozen.token)
+    host = _EXECUTE_API_HOST.search(url)
+    region = host["region"] if host else session.region_name or LOCAL_REGION
+    return Endpoint(url, key, region)
+
+
+def connect(args: argparse.Namespace) -> Endpoint:
+    """The plane to talk to, with the key of ``--persona`` (or the command's persona) when it is a local one."""
+    url = api_url(args)
+    persona = args.persona or args.default_persona
+    served = served_at(url)
+    if served is not None:  # a plane this process serves (the demo; tests)
+        if persona not in served.defaults:
+            raise CliError(f"the plane at {url} has no {persona!r} persona (personas: {', '.join(served.defaults)})")
+        key = served.defaults[persona]
+        return Endpoint(url, SigningKey(key.access_key_id, key.secret_access_key))
+    state_dir = Path(args.state_dir)
+    if not args.api_url or _plane_url(state_dir) == url:
+        return Endpoint(url, local_key(state_dir, persona))
+    return _ambient(url)
 
 
 def call(
-    base: str,
+    endpoint: Endpoint,
     method: str,
     path: str,
     body: bytes | None = None,
@@ -66,11 +146,21 @@ def call(
     *,
     raw: bool = False,
 ) -> Answer:
-    if not base.startswith(("http://", "https://")):
-        raise CliError(f"--api-url must be http(s), not {base!r}")
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        base + path, data=body, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
+    base = endpoint.url
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if endpoint.key is not None:
+        sent = sign(
+            method,
+            base + path,
+            sent,
+            body,
+            access_key_id=endpoint.key.access_key_id,
+            secret_access_key=endpoint.key.secret_access_key,
+            session_token=endpoint.key.session_token,
+            region=endpoint.region,
+        )
+    # The scheme is checked by api_url (or is the local plane's http).
+    request = urllib.request.Request(base + path, data=body, method=method, headers=sent)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
             content = response.read()
@@ -111,12 +201,16 @@ def expect_execution(answer: Answer, base: str) -> dict[str, Any]:
 
 
 def follow(
-    base: str, execution_id: str, *, timeout: float, until: Callable[[dict[str, Any]], bool] | None = None
+    endpoint: Endpoint,
+    execution_id: str,
+    *,
+    timeout: float,
+    until: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """Poll a run until it ends (and ``until`` holds), or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        body = expect_execution(call(base, "GET", f"/v1/executions/{execution_id}"), base)
+        body = expect_execution(call(endpoint, "GET", f"/v1/executions/{execution_id}"), endpoint.url)
         if body["status"] in TERMINAL and (until is None or until(body)):
             return body
         if time.monotonic() > deadline:
@@ -165,27 +259,27 @@ def read_json_file(path: str) -> bytes:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    base = api_url(args)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
     body = read_json_file(args.input)
-    started = expect(call(base, "POST", f"/v1/workflows/{args.workflow}/executions", body, headers), 202)
+    plane = connect(args)
+    started = expect(call(plane, "POST", f"/v1/workflows/{args.workflow}/executions", body, headers), 202)
     if not args.wait:
         print(json.dumps(started))
         return 0
-    execution = follow(base, started["execution_id"], timeout=args.timeout)
+    execution = follow(plane, started["execution_id"], timeout=args.timeout)
     print(json.dumps(execution, indent=2) if args.json else render(execution))
     return 0 if execution["status"] == "SUCCEEDED" else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    base = api_url(args)
-    execution = expect_execution(call(base, "GET", f"/v1/executions/{args.execution_id}"), base)
+    plane = connect(args)
+    execution = expect_execution(call(plane, "GET", f"/v1/executions/{args.execution_id}"), plane.url)
     print(json.dumps(execution, indent=2) if args.json else render(execution))
     return 0
 
 
 def _fetch_export(args: argparse.Namespace) -> str:
-    text: str = expect(call(api_url(args), "GET", "/v1/audit/export", raw=True), 200)
+    text: str = expect(call(connect(args), "GET", "/v1/audit/export", raw=True), 200)
     return text
 
 
@@ -252,7 +346,7 @@ def cmd_audit_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_explain(args: argparse.Namespace) -> int:
-    body = expect(call(api_url(args), "GET", f"/v1/audit/traces/{args.trace_id}"), 200)
+    body = expect(call(connect(args), "GET", f"/v1/audit/traces/{args.trace_id}"), 200)
     if args.json:
         print(json.dumps(body, indent=2))
         return 0 if body.get("verified") else 1
@@ -269,7 +363,7 @@ def cmd_audit_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_digest(args: argparse.Namespace) -> int:
-    body = expect(call(api_url(args), "POST", "/local/schedules/run"), 200)
+    body = expect(call(connect(args), "POST", "/local/schedules/run"), 200)
     for fired in body["fired"]:
         print(f"{fired['rule']}: {json.dumps(fired['result'])}")
     return 0
@@ -349,14 +443,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("starting the local plane (synthesizing the CDK app, standing it up on moto)...", flush=True)
     plane = _start_plane(args)
     try:
-        base = plane.url
-        print(f"local plane on {base}", flush=True)
+        print(f"local plane on {plane.url}", flush=True)
+        # Each step as the persona who would take it, with the keys the plane wrote for its personas.
+        submitter = Endpoint(plane.url, local_key(plane.state_dir, "submitter"))
         body = read_json_file(args.request)
-        started = expect(call(base, "POST", "/v1/workflows/doc-review/executions", body), 202)
+        started = expect(call(submitter, "POST", "/v1/workflows/doc-review/executions", body), 202)
         print(f"submitted doc-review: execution {started['execution_id']}", flush=True)
-        execution = follow(base, started["execution_id"], timeout=args.timeout)
+        execution = follow(submitter, started["execution_id"], timeout=args.timeout)
         plane.events.wait_idle(timeout=args.timeout)
-        execution = follow(base, started["execution_id"], timeout=args.timeout)
+        execution = follow(submitter, started["execution_id"], timeout=args.timeout)
         print(render(execution))
         enriched = [s for s in execution["steps"] if s["agent"] == "entity-tagger" and s["status"] == "SUCCEEDED"]
         print()
@@ -364,7 +459,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"enrichment: decision.recorded handled by entity-tagger in {enriched[0]['duration_ms']:.1f} ms")
         else:
             print("enrichment: decision.recorded was NOT handled by entity-tagger")
-        verified = _demo_ledger(plane, base, execution["trace_id"])
+        auditor = Endpoint(plane.url, local_key(plane.state_dir, "auditor"))
+        verified = _demo_ledger(plane, auditor, execution["trace_id"])
         ok = execution["status"] == "SUCCEEDED" and bool(enriched) and verified
         print("demo " + ("passed" if ok else "FAILED"))
         return 0 if ok else 1
@@ -372,15 +468,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         plane.stop()
 
 
-def _demo_ledger(plane: Any, base: str, trace_id: str) -> bool:
+def _demo_ledger(plane: Any, auditor: Endpoint, trace_id: str) -> bool:
     """Sign a digest now, export the ledger over the API, and verify it as an auditor would."""
     import io
 
     from functions.runtime.ledger import read_export, verify_export
 
     plane.scheduler.run()
-    lineage = expect(call(base, "GET", f"/v1/audit/traces/{trace_id}"), 200)
-    export = read_export(io.StringIO(expect(call(base, "GET", "/v1/audit/export", raw=True), 200)))
+    lineage = expect(call(auditor, "GET", f"/v1/audit/traces/{trace_id}"), 200)
+    export = read_export(io.StringIO(expect(call(auditor, "GET", "/v1/audit/export", raw=True), 200)))
     report = verify_export(export)
     steps = len(lineage["steps"])
     state = "verified" if lineage["verified"] else "NOT verified"
@@ -401,10 +497,16 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="state, logs, synthesized app")
         p.add_argument("--fault", action="append", metavar="AGENT=ERROR[:RATE]", help="inject a failure into an agent")
 
-    def client_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--api-url", help="a deployed API or another plane (default: the local plane)")
-        p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="where `local serve` wrote plane.json")
+    def client_options(p: argparse.ArgumentParser, persona: str) -> None:
+        p.add_argument(
+            "--api-url", help="a deployed API (signed with your AWS credentials) or a plane (default: the local one)"
+        )
+        p.add_argument(
+            "--state-dir", default=str(DEFAULT_STATE_DIR), help="where `local serve` wrote plane.json, credentials.json"
+        )
+        p.add_argument("--persona", help=f"local plane: sign with this persona's local key (default {persona})")
         p.add_argument("--json", action="store_true", help="print the raw JSON")
+        p.set_defaults(default_persona=persona)
 
     demo = commands.add_parser("demo", help="run doc-review end to end on the local plane")
     plane_options(demo, 0)
@@ -428,12 +530,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--idempotency-key")
     run.add_argument("--wait", action="store_true", help="follow the run to its end")
     run.add_argument("--timeout", type=float, default=120.0)
-    client_options(run)
+    client_options(run, "submitter")
     run.set_defaults(handler=cmd_run)
 
     status = commands.add_parser("status", help="a run's status, steps and decision")
     status.add_argument("execution_id")
-    client_options(status)
+    client_options(status, "submitter")
     status.set_defaults(handler=cmd_status)
 
     audit = commands.add_parser("audit", help="the tamper-evident ledger").add_subparsers(
@@ -441,12 +543,12 @@ def parser() -> argparse.ArgumentParser:
     )
     export = audit.add_parser("export", help="entries and signed digests as JSON Lines")
     export.add_argument("--out", required=True)
-    client_options(export)
+    client_options(export, "auditor")
     export.set_defaults(handler=cmd_audit_export)
     verify = audit.add_parser("verify", help="check every chain link, Merkle root, signature and digest link")
     verify.add_argument("file", nargs="?", help="an export (default: fetch one from the plane)")
     verify.add_argument("--public-key", help="PEM of the signing key you trust (default: the export's own)")
-    client_options(verify)
+    client_options(verify, "auditor")
     verify.set_defaults(handler=cmd_audit_verify)
     prove_cmd = audit.add_parser("prove", help="inclusion proof of one record, verifiable offline")
     prove_cmd.add_argument("record_id")
@@ -454,10 +556,10 @@ def parser() -> argparse.ArgumentParser:
     prove_cmd.set_defaults(handler=cmd_audit_prove)
     explain = audit.add_parser("explain", help="the lineage of one trace, verified step by step")
     explain.add_argument("trace_id")
-    client_options(explain)
+    client_options(explain, "auditor")
     explain.set_defaults(handler=cmd_audit_explain)
     digest = audit.add_parser("digest", help="sign a digest now (local plane: fires its scheduled rules)")
-    client_options(digest)
+    client_options(digest, "auditor")
     digest.set_defaults(handler=cmd_audit_digest)
 
     contracts = commands.add_parser("contracts", help="capability contracts").add_subparsers(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from functions.api.service import ProblemError, Workflow, parse_body
+from functions.api.service import ProblemError, Workflow, find_workflow, parse_body
 from functions.runtime.decisions import canonical_json
 
 
@@ -25,24 +25,6 @@ class SyncEngine(Protocol):
     def run_sync(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> SyncRun: ...
 
 
-def find(workflows: Mapping[str, Workflow], name: str, *, synchronous: bool) -> Workflow:
-    """The named workflow, if it runs the way the route asks; 404 or 409 problems otherwise."""
-    workflow = workflows.get(name)
-    if workflow is None:
-        known = ", ".join(sorted(workflows))
-        raise ProblemError(404, "Unknown workflow", f"no workflow named {name!r}; known: {known}", kind="not-found")
-    if workflow.synchronous != synchronous:
-        route = "invoke" if workflow.synchronous else "executions"
-        raise ProblemError(
-            409,
-            "Wrong route for this workflow",
-            f"{name} runs {'synchronously' if workflow.synchronous else 'asynchronously'}: "
-            f"POST /v1/workflows/{name}/{route}",
-            kind="wrong-route",
-        )
-    return workflow
-
-
 def invoke(
     workflow_name: str,
     raw_body: str | None,
@@ -53,7 +35,7 @@ def invoke(
     now: datetime,
     new_id: Callable[[], str],
 ) -> dict[str, Any]:
-    workflow = find(workflows, workflow_name, synchronous=True)
+    workflow = find_workflow(workflows, workflow_name, synchronous=True)
     request = parse_body(raw_body, workflow.input_model)
     execution_id = new_id()
     run_input = {

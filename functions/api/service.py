@@ -134,6 +134,24 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": ".".join(str(p) for p in err["loc"]) or "<body>", "message": err["msg"]} for err in exc.errors()]
 
 
+def find_workflow(workflows: Mapping[str, Workflow], name: str, *, synchronous: bool) -> Workflow:
+    """The named workflow, if it runs the way the route asks; 404 or 409 problems otherwise."""
+    workflow = workflows.get(name)
+    if workflow is None:
+        known = ", ".join(sorted(workflows))
+        raise ProblemError(404, "Unknown workflow", f"no workflow named {name!r}; known: {known}", kind="not-found")
+    if workflow.synchronous != synchronous:
+        route = "invoke" if workflow.synchronous else "executions"
+        raise ProblemError(
+            409,
+            "Wrong route for this workflow",
+            f"{name} runs {'synchronously' if workflow.synchronous else 'asynchronously'}: "
+            f"POST /v1/workflows/{name}/{route}",
+            kind="wrong-route",
+        )
+    return workflow
+
+
 def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
     if not raw:
         raise ProblemError(400, "Request body required", "send a JSON object", kind="bad-request")
@@ -170,14 +188,7 @@ def submit(
     new_id: Callable[[], str],
     caller: Caller | None = None,
 ) -> Submitted:
-    workflow = workflows.get(workflow_name)
-    if workflow is None:
-        raise ProblemError(
-            404,
-            "Unknown workflow",
-            f"no workflow named {workflow_name!r}; known: {', '.join(sorted(workflows))}",
-            kind="not-found",
-        )
+    workflow = find_workflow(workflows, workflow_name, synchronous=False)
     request = parse_body(raw_body, workflow.input_model)
     request_json = canonical_json(request.model_dump(mode="json"))
     request_sha256 = sha256_hex(request_json)

@@ -79,7 +79,9 @@ def _pattern(resource: str) -> re.Pattern[str]:
 
 
 def route_of(arn: str) -> tuple[str, str]:
-    """``arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>`` -> (METHOD, /path)."""
+    """``arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>`` -> (METHOD, /path); ``*``: any."""
+    if arn == "*":
+        return "*", ""
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[2] != SERVICE:
         raise ValueError(f"not an execute-api ARN: {arn}")

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from jsonschema import Draft4Validator
 
+from infra.local.auth import AuthError, LocalAuth
 from infra.local.provision import ApiDefinition
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -133,8 +134,10 @@ class LocalApi:
         client: Callable[[str], Any],
         access_log: IO[str],
         local_routes: dict[tuple[str, str], LocalRoute] | None = None,
+        auth: LocalAuth | None = None,
     ) -> None:
         self.local_routes = local_routes or {}
+        self.auth = auth  # checks SigV4 on AWS_IAM routes; None leaves them open
         self.routes = build_routes(api)
         self.validators = {name: Draft4Validator(schema) for name, schema in api.models.items()}
         self.client = client
@@ -178,6 +181,16 @@ class LocalApi:
             reply.headers["Allow"] = methods
             return reply
         route, params = allowed[0]
+        identity = {"sourceIp": "127.0.0.1"}
+        if route.authorization == "AWS_IAM" and self.auth is not None:
+            # As on API Gateway: who is calling and may they, before the body is looked at.
+            try:
+                identity |= self.auth.identify(method, path + (f"?{query}" if query else ""), headers, body)
+            except AuthError as denied:
+                reply = problem(denied.status, denied.title, denied.detail, kind=denied.kind, instance=path)
+                if denied.status == 401:
+                    reply.headers["WWW-Authenticate"] = "AWS4-HMAC-SHA256"
+                return reply
         lowered = {k.lower(): v for k, v in headers.items()}
         refused = self._validate(route, lowered, body, path)
         if refused is not None:
@@ -199,7 +212,7 @@ class LocalApi:
                 "path": path,
                 "stage": "local",
                 "requestId": str(uuid.uuid4()),
-                "identity": {"sourceIp": "127.0.0.1"},
+                "identity": identity,
             },
             "body": body.decode("utf-8", errors="replace") if body else None,
             "isBase64Encoded": False,

@@ -17,6 +17,7 @@ from typing import IO, Any
 import boto3
 from moto import mock_aws
 
+from infra.local.auth import LocalAuth, personas_in
 from infra.local.dynamodb import LeanTransactions
 from infra.local.events import EventDelivery
 from infra.local.faults import FaultPlan
@@ -80,6 +81,7 @@ class LocalPlane:
         self.sync_executions = SyncExecutions()
         self.provisioner: Provisioner | None = None
         self.server: ApiServer | None = None
+        self.auth: LocalAuth | None = None
         self.scheduler: Scheduler | None = None
         self._mock: Any = None
         self._clients: dict[str, Any] = {}
@@ -115,13 +117,17 @@ class LocalPlane:
             self.scheduler = Scheduler(self.client, self.provisioner.schedules)
             if self.options.schedule_scale > 0:
                 self.scheduler.start(self.options.schedule_scale)
+            self.auth = LocalAuth(personas_in(template, self.provisioner.resolver, self.provisioner.physical))
             api = LocalApi(
                 self.provisioner.api,
                 self.client,
                 self._access_log,
                 local_routes={("POST", "/local/schedules/run"): self._run_schedules},
+                auth=self.auth,
             )
             self.server = ApiServer(api, self.options.port)
+            self.auth.serve(self.url)
+            self.auth.write(self.credentials_path)
         except BaseException:
             self.stop()
             raise
@@ -180,6 +186,10 @@ class LocalPlane:
             moto_logger.propagate = True
             self._moto_log.close()
             self._moto_log = None
+        if self.auth is not None:
+            self.auth.withdraw()  # its keys die with the plane
+            self.auth = None
+            self.credentials_path.unlink(missing_ok=True)
         (self.state_dir / "plane.json").unlink(missing_ok=True)
 
     def __enter__(self) -> LocalPlane:
@@ -189,6 +199,11 @@ class LocalPlane:
         self.stop()
 
     # --- what it serves --------------------------------------------------------------------------
+
+    @property
+    def credentials_path(self) -> Path:
+        """One access key per persona, written at start (DESIGN §12); the keys change with every start."""
+        return self.state_dir / "credentials.json"
 
     @property
     def url(self) -> str:

@@ -1,4 +1,8 @@
-"""A small HTTP client for e2e tests: real sockets to the plane on 127.0.0.1, bounded waits."""
+"""A small HTTP client for e2e tests: real sockets to the plane on 127.0.0.1, bounded waits.
+
+Requests are SigV4-signed as a persona with the keys of the plane this process serves at ``base``: admin (every
+route) unless a test says otherwise, as RBAC tests do; ``persona=None`` sends them unsigned.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from infra.local.auth import served_at, sign
 
 
 @dataclass(frozen=True)
@@ -21,13 +28,31 @@ class Response:
         return {k.lower(): v for k, v in self.headers.items()}.get("content-type", "")
 
 
+def _keys(base: str, persona: str) -> Mapping[str, str] | None:
+    plane = served_at(base)
+    if plane is None:
+        return None  # not a plane of this process (e.g. one started by the CLI): unsigned
+    key = plane.defaults[persona]
+    return {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
+
+
 def request(
-    base: str, method: str, path: str, body: bytes | dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    base: str,
+    method: str,
+    path: str,
+    body: bytes | dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    credentials: Mapping[str, str] | None = None,
+    persona: str | None = "admin",
 ) -> Response:
+    """``credentials`` ({access_key_id, secret_access_key}) sign as given; else the plane's key for ``persona``."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
-    req = urllib.request.Request(
-        base + path, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    keys = credentials or (_keys(base, persona) if persona is not None else None)
+    if keys is not None:
+        sent = sign(method, base + path, sent, data, **keys)
+    req = urllib.request.Request(base + path, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=30) as answer:
             raw, status, got = answer.read(), answer.status, dict(answer.headers)

@@ -39,7 +39,7 @@ def start(plane: LocalPlane, body: dict[str, Any], **headers: str) -> str:
 def test_health_answers_once_ready(plane: LocalPlane) -> None:
     answer = request(plane.url, "GET", "/v1/health")
     assert answer.status == 200
-    assert answer.body["workflows"] == ["doc-review"]
+    assert answer.body["workflows"] == ["doc-review", "quick-check"]
 
 
 def test_a_review_runs_every_agent_and_records_the_decision(plane: LocalPlane) -> None:

@@ -52,10 +52,14 @@ def test_the_check_is_recorded_as_a_decision_of_the_evidence_verifier(plane: Loc
 
 def test_the_wrong_route_or_body_is_a_problem(plane: LocalPlane) -> None:
     asynchronous = request(plane.url, "POST", "/v1/workflows/doc-review/invoke", {"claim": "x"})
+    synchronous = request(plane.url, "POST", "/v1/workflows/quick-check/executions", {"claim": "x"})
     malformed = request(plane.url, "POST", PATH, {"claim": 5})
     assigned = request(plane.url, "POST", PATH, {"claim": "x", "approved": True})
 
     assert asynchronous.status == 409
+    assert synchronous.status == 409
     assert (malformed.status, malformed.body["errors"][0]["field"]) == (400, "claim")
     assert (assigned.status, assigned.body["errors"][0]["field"]) == (400, "approved")
-    assert all(a.content_type == "application/problem+json" for a in (asynchronous, malformed, assigned))
+    assert all(
+        a.content_type == "application/problem+json" for a in (asynchronous, synchronous, malformed, assigned)
+    )

@@ -38,8 +38,9 @@ def proxy_event(
     path_parameters: dict[str, str] | None = None,
     body: str | None = None,
     headers: dict[str, str] | None = None,
+    user_arn: str = "arn:aws:sts::123456789012:assumed-role/agentplane-PersonasSubmitterRole/submitter",
 ) -> dict[str, Any]:
-    """An API Gateway REST (v1) proxy integration event."""
+    """An API Gateway REST (v1) proxy integration event, signed (IAM) by ``user_arn``."""
     resource = resource or path
     return {
         "resource": resource,
@@ -58,6 +59,7 @@ def proxy_event(
             "path": f"/v1{path}",
             "stage": "v1",
             "accountId": "123456789012",
+            "identity": {"sourceIp": "203.0.113.7", "userArn": user_arn, "accountId": "123456789012"},
         },
         "body": body,
         "isBase64Encoded": False,
