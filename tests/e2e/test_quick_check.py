@@ -60,6 +60,4 @@ def test_the_wrong_route_or_body_is_a_problem(plane: LocalPlane) -> None:
     assert synchronous.status == 409
     assert (malformed.status, malformed.body["errors"][0]["field"]) == (400, "claim")
     assert (assigned.status, assigned.body["errors"][0]["field"]) == (400, "approved")
-    assert all(
-        a.content_type == "application/problem+json" for a in (asynchronous, synchronous, malformed, assigned)
-    )
+    assert all(a.content_type == "application/problem+json" for a in (asynchronous, synchronous, malformed, assigned))
