@@ -18,7 +18,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup demo serve test lint format synth deploy bench lambda-deps clean
+.PHONY: help setup demo serve test lint format synth deploy bench bench-check lambda-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -45,8 +45,12 @@ format: .venv/.installed ## apply ruff's fixes and formatting
 	ruff format .
 
 bench: setup ## benchmarks (JSON reports in bench/results/); never a pass/fail gate
+	python bench/runtime.py
 	python bench/ledger.py
 	python bench/local_plane.py
+
+bench-check: .venv/.installed ## compare the newest bench reports with their targets; says what misses
+	python bench/check.py
 
 synth: setup ## synthesize with the pinned CDK CLI (offline; cdk-nag runs)
 	$(CDK) synth -q

@@ -1,0 +1,55 @@
+"""`make bench-check`: the newest report of each benchmark against its target; says what misses.
+
+Not part of `make test`: benchmarks inform, they do not gate CI. Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# (report prefix, what, value from the report, target, comparison)
+Check = tuple[str, str, Callable[[dict[str, Any]], float], float, str]
+CHECKS: list[Check] = [
+    ("ledger", "ledger verify, entries/s", lambda r: r["verify_entries_per_s"], 50_000, ">="),
+    ("ledger", "inclusion proof verify at 10^6 leaves, ms", lambda r: r["proof"]["verify_ms_p50"], 1.0, "<="),
+    ("runtime", "warm per-step runtime overhead p50, ms", lambda r: r["warm_step"]["overhead_p50_ms"], 0.5, "<="),
+    (
+        "runtime",
+        "cold start added over bare Powertools (worst handler), ms",
+        lambda r: max(h["added_over_bare_ms"] for h in r["cold_start"]["handlers"].values()),
+        50,
+        "<=",
+    ),
+    ("local-plane", "local plane doc-review runs/s", lambda r: r["runs_per_s"], 10, ">="),
+]
+
+
+def newest(prefix: str) -> Path | None:
+    reports = sorted(RESULTS.glob(f"{prefix}-2*.json"))
+    return reports[-1] if reports else None
+
+
+def main() -> int:
+    missed = 0
+    for prefix, what, value, target, comparison in CHECKS:
+        path = newest(prefix)
+        if path is None:
+            print(f"NO REPORT  {what}: run `make bench` first")
+            missed += 1
+            continue
+        measured = value(json.loads(path.read_text()))
+        ok = measured >= target if comparison == ">=" else measured <= target
+        missed += not ok
+        print(f"{'ok   ' if ok else 'MISS '}      {what}: {measured:g} (target {comparison} {target:g}; {path.name})")
+    print(f"{missed} target(s) missed" if missed else "every target met")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
