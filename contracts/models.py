@@ -101,6 +101,25 @@ class RiskAssessment(StrictModel):
     recommended_outcome: Literal["accept", "accept-with-notes", "escalate"]
 
 
+class ApprovalOutcome(StrictModel):
+    """What the approval gate settled: a person's decision, a timeout, or that no approval was needed."""
+
+    decision: Literal["approve", "reject", "timeout", "not-required"]
+    approval_id: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+
+
+class ApprovalDecisionRequest(StrictModel):
+    """Body of ``POST /v1/approvals/{approval_id}``."""
+
+    decision: Literal["approve", "reject"]
+    reason: str = Field(min_length=1, max_length=1000)
+    args_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="Digest of what the approver reviewed; a mismatch voids"
+    )
+
+
 class DecisionInput(StrictModel):
     """What the coordinator hands the decision recorder at the end of a successful run."""
 
@@ -110,6 +129,7 @@ class DecisionInput(StrictModel):
     claims: list[Claim]
     verdicts: list[Verdict]
     risk: RiskAssessment
+    approval: ApprovalOutcome = Field(default_factory=lambda: ApprovalOutcome(decision="not-required"))
 
 
 class FailureInput(StrictModel):
@@ -123,10 +143,11 @@ class FailureInput(StrictModel):
 class Decision(StrictModel):
     decision_id: str
     workflow: str
-    outcome: Literal["accept", "accept-with-notes", "escalate", "failed"]
+    outcome: Literal["accept", "accept-with-notes", "escalate", "reject", "failed"]
     risk_level: Literal["low", "medium", "high"] | None = None
     summary: str
     decided_at: datetime
+    approval: ApprovalOutcome | None = None
 
 
 class DecisionRecordedDetail(StrictModel):
@@ -165,6 +186,8 @@ MODELS: dict[str, type[BaseModel]] = {
         RiskInput,
         RiskAssessment,
         DecisionInput,
+        ApprovalOutcome,
+        ApprovalDecisionRequest,
         FailureInput,
         Decision,
         DecisionRecordedDetail,

@@ -16,10 +16,10 @@ from pydantic import BaseModel
 
 from contracts.capability import CapabilityContract
 from contracts.envelope import Envelope
-from contracts.models import MODELS, DocReviewRequest, QuickCheckRequest
+from contracts.models import MODELS, ApprovalDecisionRequest, DocReviewRequest, QuickCheckRequest
 
 SCHEMAS_DIR = Path(__file__).parent / "schemas"
-API_REQUEST_MODELS: tuple[type[BaseModel], ...] = (DocReviewRequest, QuickCheckRequest)
+API_REQUEST_MODELS: tuple[type[BaseModel], ...] = (DocReviewRequest, QuickCheckRequest, ApprovalDecisionRequest)
 APIGW_DIR = "apigw"
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
 

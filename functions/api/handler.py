@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts.loader import load_contracts
+from functions.api.approvals import decide_approval, list_approvals
 from functions.api.audit import export, lineage
 from functions.api.invoke import SyncRun, invoke
 from functions.api.service import (
@@ -27,6 +28,7 @@ from functions.api.service import (
     load_workflows,
     submit,
 )
+from functions.runtime.approvals import DynamoApprovalStore
 from functions.runtime.aws import client, table
 from functions.runtime.decisions import DynamoDecisionStore
 from functions.runtime.executions import DynamoExecutionStore
@@ -191,6 +193,37 @@ def audit_export() -> Response[str]:
         key_id=signer.key_id,
     )
     return Response(status_code=200, content_type="application/x-ndjson", body=lines)
+
+
+class StepFunctionsCallbacks:
+    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
+        sfn = client("stepfunctions")
+        try:
+            sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
+        except (sfn.exceptions.TaskTimedOut, sfn.exceptions.TaskDoesNotExist, sfn.exceptions.InvalidToken):
+            return False
+        return True
+
+
+@app.get("/v1/approvals")
+def get_approvals() -> Response[str]:
+    status = (app.current_event.query_string_parameters or {}).get("status")
+    return json_response(200, list_approvals(status, store=DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"]))))
+
+
+@app.post("/v1/approvals/<approval_id>")
+def post_approval(approval_id: str) -> Response[str]:
+    identity = app.current_event.raw_event.get("requestContext", {}).get("identity") or {}
+    body = decide_approval(
+        approval_id,
+        app.current_event.body,
+        caller_arn=identity.get("userArn"),
+        store=DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"])),
+        runs=StepFunctionsCallbacks(),
+        decisions=DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"])),
+        now=datetime.now(UTC),
+    )
+    return json_response(200, body)
 
 
 @app.get("/v1/capabilities")

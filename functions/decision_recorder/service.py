@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from datetime import datetime
+from typing import Literal
 
 from contracts.models import Claim, Decision, DecisionInput, DecisionRecordedDetail, FailureInput
 
@@ -16,17 +17,28 @@ def decision_id_for(correlation_id: str) -> str:
 
 
 def decide(request: DecisionInput, *, decision_id: str, now: datetime) -> Decision:
+    """The policy recommends; where the gate asked a person, their decision (or the timeout) settles it."""
     labels = Counter(v.label for v in request.verdicts)
     tally = ", ".join(f"{labels[label]} {label}" for label in ("supported", "refuted", "not-enough-info"))
     risk = request.risk
+    approval = request.approval
+    outcome: Literal["accept", "accept-with-notes", "escalate", "reject"] = risk.recommended_outcome
+    settled = ""
+    if approval.decision == "approve":
+        outcome, settled = "accept", f"; approved by {approval.actor}: {approval.reason}"
+    elif approval.decision == "reject":
+        outcome, settled = "reject", f"; rejected by {approval.actor}: {approval.reason}"
+    elif approval.decision == "timeout":
+        outcome, settled = "escalate", "; no approver decided in time: escalated"
     return Decision(
         decision_id=decision_id,
         workflow=request.workflow,
-        outcome=risk.recommended_outcome,
+        outcome=outcome,
         risk_level=risk.level,
         summary=f"{request.title}: {len(request.claims)} claims ({tally}); risk {risk.level} "
-        f"({risk.score:.2f}, policy {risk.policy_version}) -> {risk.recommended_outcome}",
+        f"({risk.score:.2f}, policy {risk.policy_version}) -> {risk.recommended_outcome}{settled}",
         decided_at=now,
+        approval=None if approval.decision == "not-required" else approval,
     )
 
 

@@ -1,0 +1,32 @@
+"""Approval gate: called with a task token, stores the pending approval, and returns; the run waits."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.approval_gate.service import open_approval
+from functions.runtime.approvals import DynamoApprovalStore
+from functions.runtime.aws import table
+from functions.runtime.executions import DynamoExecutionStore
+
+logger = Logger(service="approval-gate")
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    execution = DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])).get(str(event.get("execution_id")))
+    item = open_approval(
+        event,
+        approval_id=str(uuid.uuid4()),
+        now=datetime.now(UTC),
+        submitted_by=getattr(execution, "submitted_by", None) if execution else None,
+    )
+    DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"])).put(item)
+    logger.info("approval opened", approval_id=item.approval_id, execution_id=item.execution_id)
+    return {"approval_id": item.approval_id}
