@@ -11,11 +11,13 @@ from constructs import Construct
 
 from contracts.capability import CapabilityContract
 from infra.components.agent_pool import AgentPool, Resources
+from infra.components.approval_gate import ApprovalGate
 from infra.components.audit_ledger import AuditLedger
 from infra.components.coordinator_workflow import CoordinatorWorkflow
 from infra.components.data_store import DataStore
 from infra.components.event_mesh import EventMesh
 from infra.components.layers import RuntimeLayers
+from infra.components.nag import acknowledge, logical_id
 from infra.components.personas import PERSONA_ROUTES, Personas
 from infra.components.public_api import ApiWorkflow, PublicApi
 from infra.workflows import doc_review, quick_check
@@ -58,12 +60,20 @@ class AgentPlaneStack(Stack):
             "EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function
         )
 
+        self.approvals = ApprovalGate(
+            self, "Approvals", data=self.data, layers=self.layers.all, removal_policy=removal_policy
+        )
         self.doc_review = CoordinatorWorkflow(
             self,
             "DocReview",
             workflow_name=doc_review.WORKFLOW,
-            definition=doc_review.definition(self, self.agents),
+            definition=doc_review.definition(self, self.agents, self.approvals.function),
             agents=[self.agents[name] for name in doc_review.AGENTS],
+        )
+        acknowledge(
+            self.doc_review.state_machine.role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(self.approvals.function)}.Arn>:*]",
+            "invoke the approval gate by any of its published versions or aliases",
         )
         self.quick_check = CoordinatorWorkflow(
             self,
@@ -80,6 +90,7 @@ class AgentPlaneStack(Stack):
             data=self.data,
             layers=self.layers.all,
             ledger=self.ledger,
+            approvals=self.approvals,
             workflows=[
                 ApiWorkflow(
                     name=doc_review.WORKFLOW,

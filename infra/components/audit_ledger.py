@@ -10,16 +10,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.components.agent_pool import LAMBDA_RUNTIME
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
-from infra.components.staging import stage
-from infra.paths import FUNCTIONS_DIR
+from infra.components.platform_function import platform_function
 
 TRACE_INDEX = "ByTrace"
 
@@ -75,7 +72,8 @@ class AuditLedger(Construct):
             object_lock_enabled=True,
             object_lock_default_retention=s3.ObjectLockRetention.compliance(digest_retention),
         )
-        self.appender = self._function(
+        self.appender = platform_function(
+            self,
             "Appender",
             "ledger_appender",
             layers,
@@ -110,7 +108,8 @@ class AuditLedger(Construct):
                 resources=[self.table.table_arn],
             )
         )
-        self.digester = self._function(
+        self.digester = platform_function(
+            self,
             "Digester",
             "ledger_digest",
             layers,
@@ -152,45 +151,4 @@ class AuditLedger(Construct):
             description="sign a ledger digest",
             schedule=events.Schedule.rate(digest_interval),
             targets=[targets.LambdaFunction(self.digester, retry_attempts=2)],
-        )
-
-    def _function(
-        self,
-        construct_id: str,
-        folder: str,
-        layers: list[lambda_.ILayerVersion],
-        *,
-        data: DataStore,
-        description: str,
-        environment: dict[str, str],
-        reserved_concurrency: int | None = None,
-        wildcard_reason: str = XRAY_REASON,
-    ) -> lambda_.Function:
-        log_group = logs.LogGroup(
-            self, f"{construct_id}Logs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.DESTROY
-        )
-        role = iam.Role(self, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        log_group.grant_write(role)
-        # The ledger table and the digest bucket are encrypted with the plane's data key.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[data.key.key_arn])
-        )
-        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", wildcard_reason)
-        return lambda_.Function(
-            self,
-            construct_id,
-            description=description,
-            runtime=LAMBDA_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
-            handler=f"functions.{folder}.handler.lambda_handler",
-            code=lambda_.Code.from_asset(str(stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"functions/{folder}")]))),
-            layers=layers,
-            memory_size=512,
-            timeout=Duration.seconds(60),
-            reserved_concurrent_executions=reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE,
-            role=role,
-            log_group=log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
-            environment={"POWERTOOLS_SERVICE_NAME": f"ledger-{folder}", **environment},
         )

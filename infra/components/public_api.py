@@ -17,6 +17,7 @@ from constructs import Construct
 
 from contracts.schema_export import SCHEMAS_DIR
 from infra.components.agent_pool import LAMBDA_RUNTIME
+from infra.components.approval_gate import ApprovalGate
 from infra.components.audit_ledger import AuditLedger
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
@@ -61,10 +62,19 @@ class PublicApi(Construct):
         workflows: list[ApiWorkflow],
         layers: list[lambda_.ILayerVersion],
         ledger: AuditLedger,
+        approvals: ApprovalGate,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = self._function(data, workflows, layers)
         self._grant_audit_reads(ledger)
+        self.function.add_environment("APPROVALS_TABLE", approvals.table.table_name)
+        approvals.grant_decide(
+            self.function, [w.state_machine.state_machine_arn for w in workflows if not w.synchronous]
+        )
+        # An approval is a decision: the API records it (actor, reason, policy version) for the ledger.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[data.decisions.table_arn])
+        )
 
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.RETAIN
@@ -126,6 +136,17 @@ class PublicApi(Construct):
         )
         acknowledge(health, "AwsSolutions-APIG4", "readiness probe: answers with liveness and workflow names only")
         v1.add_resource("capabilities").add_method("GET", integration)
+        approvals_resource = v1.add_resource("approvals")
+        approvals_resource.add_method(
+            "GET", integration, request_parameters={"method.request.querystring.status": False}
+        )
+        approvals_resource.add_resource("{approval_id}").add_method(
+            "POST",
+            integration,
+            request_models=self._models("ApprovalDecisionRequest"),
+            request_validator=self.validator,
+            request_parameters={"method.request.path.approval_id": True},
+        )
         audit = v1.add_resource("audit")
         audit.add_resource("export").add_method("GET", integration)
         audit.add_resource("traces").add_resource("{trace_id}").add_method(

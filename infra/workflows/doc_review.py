@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.components.agent_pool import AgentPool
@@ -14,6 +17,7 @@ WORKFLOW = "doc-review"
 INPUT_MODEL = "DocReviewRequest"
 TTL_MS = 15 * 60 * 1000
 CLAIM_CONCURRENCY = 10
+APPROVAL_WINDOW_S = 60 * 60  # how long a high-risk run waits for a person before it escalates
 # What a finished run returns (state path per output field).
 OUTPUT_FIELDS = {
     "execution_id": "$.correlation_id",
@@ -29,7 +33,53 @@ def _caused_by(step: str, *extra: str) -> str:
     return sfn.JsonPath.format(placeholders, sfn.JsonPath.string_at("$.correlation_id"), *extra)
 
 
-def definition(scope: Construct, pools: Mapping[str, AgentPool]) -> sfn.IChainable:
+def approval(scope: Construct, gate: lambda_.IFunction, then: sfn.IChainable, failed: sfn.IChainable) -> sfn.IChainable:
+    """High risk waits for a person (task token); a closed window escalates; anything else is recorded."""
+    at = sfn.JsonPath.string_at
+    request = tasks.LambdaInvoke(
+        scope,
+        "RequestApproval",
+        lambda_function=gate,
+        integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+        payload=sfn.TaskInput.from_object(
+            {
+                "task_token": sfn.JsonPath.task_token,
+                "execution_id": at("$.correlation_id"),
+                "trace_id": at("$.trace_id"),
+                "workflow": WORKFLOW,
+                "policy_version": at("$.risk.policy_version"),
+                "timeout_s": APPROVAL_WINDOW_S,
+                "subject": {
+                    "title": at("$.intake.title"),
+                    "document_ref": at("$.intake.document_ref"),
+                    "risk": at("$.risk"),
+                },
+            }
+        ),
+        result_path="$.approval",
+        task_timeout=sfn.Timeout.duration(Duration.seconds(APPROVAL_WINDOW_S)),
+        comment="a person approves or rejects; the token resumes this run",
+    )
+    timed_out = sfn.Pass(
+        scope,
+        "ApprovalTimedOut",
+        result=sfn.Result.from_object({"decision": "timeout", "actor": "system:approval-window"}),
+        result_path="$.approval",
+    )
+    request.add_catch(timed_out, errors=[sfn.Errors.TIMEOUT], result_path="$.approval_error")
+    request.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.failure")
+    not_needed = sfn.Pass(
+        scope, "NoApprovalNeeded", result=sfn.Result.from_object({"decision": "not-required"}), result_path="$.approval"
+    )
+    timed_out.next(then)
+    return (
+        sfn.Choice(scope, "NeedsApproval")
+        .when(sfn.Condition.string_equals("$.risk.level", "high"), request.next(then))
+        .otherwise(not_needed.next(then))
+    )
+
+
+def definition(scope: Construct, pools: Mapping[str, AgentPool], gate: lambda_.IFunction) -> sfn.IChainable:
     at = sfn.JsonPath.string_at
     failed = agent_step(
         scope,
@@ -92,6 +142,7 @@ def definition(scope: Construct, pools: Mapping[str, AgentPool]) -> sfn.IChainab
             "claims": at("$.intake.claims"),
             "verdicts": at("$.verdicts"),
             "risk": at("$.risk"),
+            "approval": sfn.JsonPath.object_at("$.approval"),
         },
         causation=_caused_by("RecordDecision"),
         result_path="$.decision",
@@ -99,4 +150,5 @@ def definition(scope: Construct, pools: Mapping[str, AgentPool]) -> sfn.IChainab
     summary = sfn.Pass(scope, "Summarize", parameters={key: at(path) for key, path in OUTPUT_FIELDS.items()})
     for step in (intake, verify, score, record):
         step.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.failure")
-    return intake.next(verify).next(score).next(record).next(summary).next(sfn.Succeed(scope, "Done"))
+    record.next(summary).next(sfn.Succeed(scope, "Done"))
+    return intake.next(verify).next(score).next(approval(scope, gate, record, failed))

@@ -1,0 +1,66 @@
+"""Human approval: a table of pending approvals and the function a workflow calls with its task token."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.components.data_store import DataStore
+from infra.components.platform_function import platform_function
+
+
+class ApprovalGate(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: DataStore,
+        layers: list[lambda_.ILayerVersion],
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Approvals",
+            partition_key=dynamodb.Attribute(name="approval_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=data.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=removal_policy == RemovalPolicy.RETAIN,
+            removal_policy=removal_policy,
+        )
+        self.function = platform_function(
+            self,
+            "Gate",
+            "approval_gate",
+            layers,
+            data=data,
+            description="agentplane approval gate: stores a pending approval with its task token",
+            environment={"APPROVALS_TABLE": self.table.table_name, "EXECUTIONS_TABLE": data.executions.table_name},
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.table.table_arn])
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[data.executions.table_arn])
+        )
+
+    def grant_decide(self, grantee: iam.IGrantable, state_machine_arns: list[str]) -> None:
+        """Who settles approvals: read and settle them, and resume the waiting run."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"], resources=[self.table.table_arn]
+            )
+        )
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=state_machine_arns
+            )
+        )
