@@ -206,6 +206,7 @@ def follow(
     *,
     timeout: float,
     until: Callable[[dict[str, Any]], bool] | None = None,
+    while_running: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Poll a run until it ends (and ``until`` holds), or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -213,6 +214,8 @@ def follow(
         body = expect_execution(call(endpoint, "GET", f"/v1/executions/{execution_id}"), endpoint.url)
         if body["status"] in TERMINAL and (until is None or until(body)):
             return body
+        if body["status"] == "RUNNING" and while_running is not None:
+            while_running(body)
         if time.monotonic() > deadline:
             raise CliError(f"execution {execution_id} still {body['status']} after {timeout:.0f}s")
         time.sleep(0.1)
@@ -275,6 +278,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     plane = connect(args)
     execution = expect_execution(call(plane, "GET", f"/v1/executions/{args.execution_id}"), plane.url)
     print(json.dumps(execution, indent=2) if args.json else render(execution))
+    return 0
+
+
+def pending_approvals(endpoint: Endpoint, execution_id: str | None = None) -> list[dict[str, Any]]:
+    body = expect(call(endpoint, "GET", "/v1/approvals?status=PENDING"), 200)
+    approvals: list[dict[str, Any]] = body["approvals"]
+    return [a for a in approvals if execution_id is None or a["execution_id"] == execution_id]
+
+
+def settle(endpoint: Endpoint, approval_id: str, decision: str, reason: str, args_sha256: str | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"decision": decision, "reason": reason}
+    if args_sha256:
+        payload["args_sha256"] = args_sha256
+    settled: dict[str, Any] = expect(
+        call(endpoint, "POST", f"/v1/approvals/{approval_id}", json.dumps(payload).encode()), 200
+    )
+    return settled
+
+
+def cmd_approvals_list(args: argparse.Namespace) -> int:
+    approvals = pending_approvals(connect(args))
+    if args.json:
+        print(json.dumps(approvals, indent=2))
+        return 0
+    for a in approvals:
+        risk = a.get("subject", {}).get("risk", {})
+        print(
+            f"{a['approval_id']}  run {a['execution_id']}  risk {risk.get('level', '?')}  "
+            f"expires {a['expires_at']}  args {a['args_sha256'][:12]}"
+        )
+    print(f"{len(approvals)} pending")
+    return 0
+
+
+def cmd_approvals_decide(args: argparse.Namespace) -> int:
+    settled = settle(connect(args), args.approval_id, args.decision, args.reason, args.args_sha256)
+    print(f"{settled['approval_id']}: {settled['status']} (run {settled['execution_id']} resumes)")
     return 0
 
 
@@ -449,7 +489,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         body = read_json_file(args.request)
         started = expect(call(submitter, "POST", "/v1/workflows/doc-review/executions", body), 202)
         print(f"submitted doc-review: execution {started['execution_id']}", flush=True)
-        execution = follow(submitter, started["execution_id"], timeout=args.timeout)
+        approver = Endpoint(plane.url, local_key(plane.state_dir, "approver"))
+
+        def approve_when_asked(run: dict[str, Any]) -> None:
+            for pending in pending_approvals(approver, run["execution_id"]):
+                risk = pending["subject"]["risk"]
+                print(f"approval: risk {risk['level']} ({risk['reasons'][-1]}) waits for a person")
+                settle(
+                    approver,
+                    pending["approval_id"],
+                    "approve",
+                    "demo: the refuted claim was reviewed",
+                    pending["args_sha256"],
+                )
+                print("approval: approved by the approver persona; the run resumes", flush=True)
+
+        execution = follow(submitter, started["execution_id"], timeout=args.timeout, while_running=approve_when_asked)
         plane.events.wait_idle(timeout=args.timeout)
         execution = follow(submitter, started["execution_id"], timeout=args.timeout)
         print(render(execution))
@@ -537,6 +592,20 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("execution_id")
     client_options(status, "submitter")
     status.set_defaults(handler=cmd_status)
+
+    approvals = commands.add_parser("approvals", help="human approval of high-risk runs").add_subparsers(
+        dest="approvals_command", required=True, parser_class=_Parser
+    )
+    listing = approvals.add_parser("list", help="pending approvals")
+    client_options(listing, "approver")
+    listing.set_defaults(handler=cmd_approvals_list)
+    for decision in ("approve", "reject"):
+        deciding = approvals.add_parser(decision, help=f"{decision} a pending approval (resumes its run)")
+        deciding.add_argument("approval_id")
+        deciding.add_argument("--reason", required=True)
+        deciding.add_argument("--args-sha256", help="digest of what you reviewed (from `approvals list`)")
+        client_options(deciding, "approver")
+        deciding.set_defaults(handler=cmd_approvals_decide, decision=decision)
 
     audit = commands.add_parser("audit", help="the tamper-evident ledger").add_subparsers(
         dest="audit_command", required=True, parser_class=_Parser

@@ -18,7 +18,7 @@ def open_approval(
     event: Mapping[str, Any], *, approval_id: str, now: datetime, submitted_by: str | None
 ) -> ApprovalItem:
     try:
-        subject = dict(event["subject"])
+        subject_json = canonical_json(dict(event["subject"]))
         timeout_s = int(event["timeout_s"])
         return ApprovalItem(
             approval_id=approval_id,
@@ -26,8 +26,8 @@ def open_approval(
             trace_id=str(event["trace_id"]),
             workflow=str(event["workflow"]),
             status="PENDING",
-            subject=subject,
-            args_sha256=sha256_hex(canonical_json(subject)),
+            subject_json=subject_json,
+            args_sha256=sha256_hex(subject_json),
             policy_version=str(event["policy_version"]),
             requested_at=now.isoformat(),
             expires_at=(now + timedelta(seconds=timeout_s)).isoformat(),

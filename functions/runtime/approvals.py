@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -17,7 +18,7 @@ class ApprovalItem(BaseModel):
     trace_id: str
     workflow: str
     status: Status
-    subject: dict[str, Any]
+    subject_json: str  # canonical JSON: what is being approved, stored as text (no float/Decimal drift)
     args_sha256: str
     policy_version: str
     requested_at: str
@@ -28,9 +29,14 @@ class ApprovalItem(BaseModel):
     reason: str | None = None
     decided_at: str | None = None
 
+    @property
+    def subject(self) -> Any:
+        return json.loads(self.subject_json)
+
     def public(self) -> dict[str, Any]:
         """What callers see: everything but the task token (a bearer credential for the run)."""
-        return self.model_dump(mode="json", exclude={"task_token"}, exclude_none=True)
+        shown = self.model_dump(mode="json", exclude={"task_token", "subject_json"}, exclude_none=True)
+        return {**shown, "subject": self.subject}
 
 
 class ApprovalStore(Protocol):

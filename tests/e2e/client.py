@@ -61,11 +61,29 @@ def request(
     return Response(status, got, json.loads(raw) if raw else None)
 
 
-def finished(base: str, execution_id: str, *, timeout: float = 60.0, enriched: bool = False) -> dict[str, Any]:
-    """The run once it has ended (and, with ``enriched``, once entity-tagger has handled its decision)."""
+def settle_approvals(base: str, execution_id: str, decision: str) -> int:
+    """As the approver persona, decide every pending approval of this run; returns how many it decided."""
+    pending = request(base, "GET", "/v1/approvals?status=PENDING", persona="approver").body["approvals"]
+    mine = [a for a in pending if a["execution_id"] == execution_id]
+    for approval in mine:
+        body = {"decision": decision, "reason": f"e2e: {decision}", "args_sha256": approval["args_sha256"]}
+        answer = request(base, "POST", f"/v1/approvals/{approval['approval_id']}", body, persona="approver")
+        assert answer.status == 200, answer.body
+    return len(mine)
+
+
+def finished(
+    base: str, execution_id: str, *, timeout: float = 60.0, enriched: bool = False, approve: str | None = None
+) -> dict[str, Any]:
+    """The run once it has ended (and, with ``enriched``, once entity-tagger has handled its decision).
+
+    With ``approve`` ("approve" or "reject"), a run waiting at the approval gate is decided as the approver.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run: dict[str, Any] = request(base, "GET", f"/v1/executions/{execution_id}").body
+        if approve and run["status"] == "RUNNING":
+            settle_approvals(base, execution_id, approve)
         done = run["status"] not in ("RUNNING", "PENDING")
         if done and (not enriched or any(s["agent"] == "entity-tagger" for s in run["steps"])):
             return run

@@ -45,20 +45,29 @@ def test_health_answers_once_ready(plane: LocalPlane) -> None:
 def test_a_review_runs_every_agent_and_records_the_decision(plane: LocalPlane) -> None:
     # GIVEN the sample vendor memo
     # WHEN it is submitted and followed to the end
-    run = finished(plane.url, start(plane, load_event("doc-review-request.json")), enriched=True)
+    run = finished(plane.url, start(plane, load_event("doc-review-request.json")), enriched=True, approve="approve")
 
     # THEN every step ran, in order, under the contract's agent and version
     assert run["status"] == "SUCCEEDED"
     steps = [s["step"] for s in run["steps"]]
     assert steps[0] == "Intake"
     assert sorted(s for s in steps if s.startswith("VerifyClaim/")) == sorted(f"VerifyClaim/{i}" for i in range(10))
-    assert steps.index("ScoreRisk") < steps.index("RecordDecision") < steps.index("entity-tagging")
+    assert (
+        steps.index("ScoreRisk")
+        < steps.index("Approval")
+        < steps.index("RecordDecision")
+        < steps.index("entity-tagging")
+    )
     by_step = {s["step"]: s for s in run["steps"]}
     assert by_step["VerifyClaim/0"]["agent"] == "evidence-verifier"
     assert by_step["VerifyClaim/0"]["capability"] == "fact-check"
     assert all(s["status"] == "SUCCEEDED" and s["duration_ms"] >= 0 for s in run["steps"])
-    # AND the decision follows the written policy: one confidently refuted claim escalates
-    assert run["decision"]["outcome"] == "escalate"
+    # AND the policy's high risk (one confidently refuted claim) stopped for a person, whose approval settled it
+    assert run["output"]["risk"]["recommended_outcome"] == "escalate"
+    assert run["decision"]["outcome"] == "accept"
+    assert run["decision"]["approval"]["decision"] == "approve"
+    assert run["decision"]["approval"]["actor"].startswith("human:")
+    assert by_step["Approval"]["actor"].startswith("human:")
     assert run["decision"]["risk_level"] == "high"
     labels = {v["claim_id"]: v["label"] for v in run["output"]["verdicts"]}
     assert labels["c-006"] == "refuted"

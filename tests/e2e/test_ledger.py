@@ -23,7 +23,7 @@ def ledger_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Local
         started = request(
             plane.url, "POST", "/v1/workflows/doc-review/executions", load_event("doc-review-request.json")
         )
-        run = finished(plane.url, started.body["execution_id"], enriched=True)
+        run = finished(plane.url, started.body["execution_id"], enriched=True, approve="approve")
         fired = request(plane.url, "POST", "/local/schedules/run")
         assert fired.status == 200, fired.body
         export = tmp_path_factory.mktemp("audit") / "ledger.jsonl"
@@ -42,7 +42,8 @@ def test_every_decision_of_the_run_is_chained_signed_and_verified(
     assert lineage.body["verified"] is True
     steps = {s["step"] for s in lineage.body["steps"]}
     assert {"Intake", "ScoreRisk", "RecordDecision", "entity-tagging"} <= steps
-    assert all(s["actor"].startswith("agent:") and s["digest"] == 1 for s in lineage.body["steps"])
+    assert all(s["actor"].startswith(("agent:", "human:")) and s["digest"] == 1 for s in lineage.body["steps"])
+    assert [s["step"] for s in lineage.body["steps"] if s["actor"].startswith("human:")] == ["Approval"]
 
 
 def test_an_untouched_export_verifies(

@@ -45,7 +45,7 @@ def test_a_changed_workflow_changes_what_the_local_run_returns(changed_plane: Lo
     answer = request(
         changed_plane.url, "POST", "/v1/workflows/doc-review/executions", load_event("doc-review-request.json")
     )
-    run = finished(changed_plane.url, answer.body["execution_id"])
+    run = finished(changed_plane.url, answer.body["execution_id"], approve="approve")
 
     # THEN the run's output has the field only the changed definition produces
     assert run["status"] == "SUCCEEDED"
