@@ -1,0 +1,52 @@
+"""The approval gate in the template: a callback task, an encrypted approvals table, who may resume runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.infra.assembly import Synthesized
+
+pytestmark = pytest.mark.infra
+
+
+def doc_review(synthesized: Synthesized) -> str:
+    (lid,) = [lid for lid in synthesized.of_type("AWS::StepFunctions::StateMachine") if lid.startswith("DocReview")]
+    return lid
+
+
+def test_high_risk_waits_on_a_task_token_with_a_window_that_escalates(synthesized: Synthesized) -> None:
+    states = synthesized.state_machine_definition(doc_review(synthesized))["States"]
+
+    choice = states["NeedsApproval"]
+    assert choice["Choices"][0] == {"Variable": "$.risk.level", "StringEquals": "high", "Next": "RequestApproval"}
+    request = states["RequestApproval"]
+    assert request["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert request["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert request["TimeoutSeconds"] > 0
+    catches = {tuple(c["ErrorEquals"]): c["Next"] for c in request["Catch"]}
+    assert catches[("States.Timeout",)] == "ApprovalTimedOut"
+    assert catches[("States.ALL",)] == "RecordFailure"
+    assert states["ApprovalTimedOut"]["Next"] == states["NoApprovalNeeded"]["Next"] == "RecordDecision"
+
+
+def test_the_approvals_table_is_encrypted_and_recoverable(synthesized: Synthesized) -> None:
+    table = synthesized.resources["ApprovalsA0F5E432"]["Properties"]
+
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+def test_only_the_api_resumes_runs_and_only_doc_review(synthesized: Synthesized) -> None:
+    resumers: list[tuple[str, Any]] = []
+    for lid, policy in synthesized.of_type("AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            acts = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+            if "states:SendTaskSuccess" in acts:
+                resumers.append((lid, statement["Resource"]))
+
+    [(lid, resource)] = resumers
+    assert lid.startswith("ApiFunctionRole")
+    assert json.dumps(resource).count(doc_review(synthesized)) == 1
