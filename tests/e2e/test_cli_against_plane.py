@@ -80,7 +80,8 @@ def test_the_demo_completes_a_review(tmp_path: Path) -> None:
     assert "status SUCCEEDED" in demo.stdout
     for step in ("Intake", "VerifyClaim/0", "ScoreRisk", "RecordDecision", "entity-tagging"):
         assert step in demo.stdout
-    assert "ESCALATE" in demo.stdout
+    assert "approval: approved by the approver persona" in demo.stdout
+    assert "ACCEPT" in demo.stdout
     assert "decision.recorded handled by entity-tagger" in demo.stdout
     assert "Traceback" not in demo.stderr
 

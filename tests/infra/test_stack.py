@@ -251,7 +251,12 @@ def test_api_function_starts_only_the_doc_review_state_machine(synthesized: Synt
     assert [statement["Resource"] for statement in starts] == [{"Ref": machine}]
     # AND its other Step Functions rights are to read that machine's runs (and run quick-check synchronously)
     others = {a for a in actions(statements) if a.startswith("states:")} - {"states:StartExecution"}
-    assert others == {"states:DescribeExecution", "states:StartSyncExecution"}
+    assert others == {
+        "states:DescribeExecution",
+        "states:StartSyncExecution",
+        "states:SendTaskSuccess",  # approvals resume the run waiting at the gate
+        "states:SendTaskFailure",
+    }
     (describe,) = statements_on(statements, "states:DescribeExecution")
     assert get_att(machine, "Name") in describe["Resource"]["Fn::Join"][1]
     # AND it invokes no agent directly
@@ -542,6 +547,10 @@ def test_doc_review_has_the_designed_steps(doc_review_asl: dict[str, Any]) -> No
         "Intake": "Task",
         "VerifyClaims": "Map",
         "ScoreRisk": "Task",
+        "NeedsApproval": "Choice",
+        "RequestApproval": "Task",
+        "ApprovalTimedOut": "Pass",
+        "NoApprovalNeeded": "Pass",
         "RecordDecision": "Task",
         "RecordFailure": "Task",
         "Failed": "Fail",
@@ -550,7 +559,8 @@ def test_doc_review_has_the_designed_steps(doc_review_asl: dict[str, Any]) -> No
     assert {name: states[name]["Type"] for name in expected if name in states} == expected
     assert states["Intake"]["Next"] == "VerifyClaims"
     assert states["VerifyClaims"]["Next"] == "ScoreRisk"
-    assert states["ScoreRisk"]["Next"] == "RecordDecision"
+    assert states["ScoreRisk"]["Next"] == "NeedsApproval"
+    assert states["RequestApproval"]["Next"] == "RecordDecision"
     assert states["RecordFailure"]["Next"] == "Failed"
     assert states["VerifyClaims"]["ItemsPath"] == "$.intake.claims"
     assert states["VerifyClaims"]["MaxConcurrency"] == doc_review.CLAIM_CONCURRENCY
@@ -607,6 +617,8 @@ def test_every_task_sends_its_agents_contract_capability(
     invoked = set()
 
     for name, state in tasks_of(doc_review_asl["States"]).items():
+        if name == "RequestApproval":
+            continue  # the approval gate is the plane's, not an agent: it takes the callback request, no envelope
         # WHEN a task's target and envelope are read
         contract = CONTRACTS[agent_of[lambda_function_lid(state["Resource"])]]
         runtime = contract.runtime
