@@ -41,6 +41,7 @@ def approval(scope: Construct, gate: lambda_.IFunction, then: sfn.IChainable, fa
         "RequestApproval",
         lambda_function=gate,
         integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+        retry_on_service_exceptions=False,  # our own retry below, with jitter
         payload=sfn.TaskInput.from_object(
             {
                 "task_token": sfn.JsonPath.task_token,
