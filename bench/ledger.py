@@ -18,6 +18,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from report import write_report  # bench/ is this script's folder
+
 from functions.runtime.ledger import (
     GENESIS_HASH,
     ChainHead,
@@ -143,12 +145,7 @@ def main() -> int:
             "verify_target_ms": 1.0,
         },
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"ledger-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(report_json, indent=2) + "\n")
-    print(json.dumps(report_json, indent=2))
-    print(f"wrote {path}")
+    write_report("ledger", report_json, args.out)
     return 0
 
 

@@ -14,10 +14,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from report import write_report  # bench/ is this script's folder
+
 from infra.local.plane import LocalPlane, PlaneOptions
 from tests.e2e.client import finished, request
 
 REPO = Path(__file__).resolve().parents[1]
+REQUEST = "doc-review-low-risk.json"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -30,7 +33,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args()
-    body = json.loads((REPO / "events" / "doc-review-request.json").read_text())
+    # A low-risk memo: no run stops at the approval gate, so this measures the plane, not a person.
+    body = json.loads((REPO / "events" / REQUEST).read_text())
 
     started = time.perf_counter()
     with LocalPlane(PlaneOptions(state_dir=REPO / ".agentplane" / "bench")) as plane:
@@ -56,6 +60,7 @@ def main() -> int:
         "when": datetime.now(UTC).isoformat(),
         "machine": {"python": platform.python_version(), "cpu": platform.machine(), "system": platform.system()},
         "runs": args.runs,
+        "request": REQUEST,
         "plane_startup_s": round(startup_s, 2),
         "runs_per_s": round(args.runs / elapsed, 2),
         "run_latency_ms": {
@@ -66,12 +71,7 @@ def main() -> int:
         "agent_step_ms": {"p50": round(statistics.median(step_ms), 3), "p95": round(percentile(step_ms, 0.95), 3)},
         "steps_per_run": statistics.median(steps_per_run),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"local-plane-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    print(f"wrote {path}")
+    write_report("local-plane", report, args.out)
     return 0
 
 

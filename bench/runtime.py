@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from report import write_report  # bench/ is this script's folder
+
 REPO = Path(__file__).resolve().parents[1]
 HANDLERS = {
     "document-intake": "functions.intake.handler",
@@ -153,12 +155,7 @@ def main() -> int:
         "cold_start": {"bare_powertools_init_ms": round(bare, 1), "target_added_ms": 50, "handlers": cold},
         "warm_step": warm_overhead(args.iterations),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"runtime-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    print(f"wrote {path}")
+    write_report("runtime", report, args.out)
     return 0
 
 

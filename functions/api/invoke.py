@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
-from functions.api.service import ProblemError, Workflow, find_workflow, parse_body
+from functions.api.service import ProblemError, Workflow, find_workflow, parse_body, workflow_input
 from functions.runtime.decisions import canonical_json
 
 
@@ -38,14 +38,8 @@ def invoke(
     workflow = find_workflow(workflows, workflow_name, synchronous=True)
     request = parse_body(raw_body, workflow.input_model)
     execution_id = new_id()
-    run_input = {
-        "workflow": workflow.name,
-        "trace_id": trace_id,
-        "correlation_id": execution_id,
-        "submitted_at": now.isoformat(),
-        "deadline": (now + timedelta(milliseconds=workflow.ttl_ms)).isoformat(),
-        "request": json.loads(canonical_json(request.model_dump(mode="json"))),
-    }
+    request_json = canonical_json(request.model_dump(mode="json"))
+    run_input = workflow_input(workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now)
     run = engine.run_sync(
         state_machine_arn=workflow.state_machine_arn,
         name=execution_id,

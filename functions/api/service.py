@@ -152,6 +152,20 @@ def find_workflow(workflows: Mapping[str, Workflow], name: str, *, synchronous: 
     return workflow
 
 
+def workflow_input(
+    workflow: Workflow, request_json: str, *, execution_id: str, trace_id: str, now: datetime
+) -> dict[str, Any]:
+    """What a run starts with: its ids, its deadline (the workflow's budget from now) and the caller's request."""
+    return {
+        "workflow": workflow.name,
+        "trace_id": trace_id,
+        "correlation_id": execution_id,
+        "submitted_at": now.isoformat(),
+        "deadline": (now + timedelta(milliseconds=workflow.ttl_ms)).isoformat(),
+        "request": json.loads(request_json),
+    }
+
+
 def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
     if not raw:
         raise ProblemError(400, "Request body required", "send a JSON object", kind="bad-request")
@@ -216,14 +230,7 @@ def submit(
                     kind="idempotency-key-reused",
                 )
             return Submitted(execution_id=owner_id, trace_id=existing.trace_id if existing else trace_id, replayed=True)
-    run_input = {
-        "workflow": workflow.name,
-        "trace_id": trace_id,
-        "correlation_id": execution_id,
-        "submitted_at": now.isoformat(),
-        "deadline": (now + timedelta(milliseconds=workflow.ttl_ms)).isoformat(),
-        "request": json.loads(request_json),
-    }
+    run_input = workflow_input(workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now)
     try:
         execution_arn = engine.start(
             state_machine_arn=workflow.state_machine_arn,

@@ -55,6 +55,11 @@ def agent_step(
         task_timeout=sfn.Timeout.duration(Duration.seconds(timeout_s(contract))),
         comment=f"{contract.name} {contract.version}",
     )
+    return retry_transient(task)
+
+
+def retry_transient(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
+    """Retry transient Lambda failures with exponential backoff and full jitter (fan-outs do not retry in step)."""
     task.add_retry(
         errors=TRANSIENT_ERRORS,
         interval=Duration.seconds(1),

@@ -11,7 +11,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.components.agent_pool import AgentPool
-from infra.components.coordinator_workflow import TRANSIENT_ERRORS, agent_step
+from infra.components.coordinator_workflow import agent_step, retry_transient
 
 WORKFLOW = "doc-review"
 INPUT_MODEL = "DocReviewRequest"
@@ -61,14 +61,7 @@ def approval(scope: Construct, gate: lambda_.IFunction, then: sfn.IChainable, fa
         task_timeout=sfn.Timeout.duration(Duration.seconds(APPROVAL_WINDOW_S)),
         comment="a person approves or rejects; the token resumes this run",
     )
-    request.add_retry(
-        errors=TRANSIENT_ERRORS,
-        interval=Duration.seconds(1),
-        max_attempts=3,
-        backoff_rate=2.0,
-        max_delay=Duration.seconds(10),
-        jitter_strategy=sfn.JitterType.FULL,
-    )
+    retry_transient(request)
     timed_out = sfn.Pass(
         scope,
         "ApprovalTimedOut",
