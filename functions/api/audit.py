@@ -18,6 +18,19 @@ def _covering(entry: LedgerEntry, digests: list[SignedDigest]) -> SignedDigest |
     return None
 
 
+def _chain_hashes(entries: list[LedgerEntry], store: LedgerStore) -> dict[tuple[str, int], str]:
+    """Entry hashes from just before the trace's first entry to its last, one ranged read per chain."""
+    spans: dict[str, tuple[int, int]] = {}
+    for entry in entries:
+        first, last = spans.get(entry.chain_id, (entry.seq, entry.seq))
+        spans[entry.chain_id] = (min(first, entry.seq), max(last, entry.seq))
+    return {
+        (chain_id, e.seq): e.entry_hash
+        for chain_id, (first, last) in spans.items()
+        for e in store.entries(chain_id, after_seq=max(0, first - 2), until_seq=last)
+    }
+
+
 def lineage(trace_id: str, *, store: LedgerStore, archive: DigestArchive, public_key_pem: str) -> dict[str, Any]:
     """Each step of a trace as the ledger holds it: who decided, on what (digests), how long, and whether it verifies.
 
@@ -29,14 +42,13 @@ def lineage(trace_id: str, *, store: LedgerStore, archive: DigestArchive, public
         raise ProblemError(404, "Unknown trace", f"the ledger holds nothing for trace {trace_id!r}", kind="not-found")
     digests = archive.all()
     valid = {d.body.seq: verify_signature(d, public_key_pem) for d in digests}
+    hashes = _chain_hashes(entries, store)
     steps = []
     for entry in entries:
         record = entry.record
         problem = check_entry(entry)
-        if problem is None and entry.seq > 1:
-            previous = store.entries(entry.chain_id, after_seq=entry.seq - 2)[:1]
-            if not previous or previous[0].entry_hash != entry.prev_hash:
-                problem = "does not link to the entry before it"
+        if problem is None and entry.seq > 1 and hashes.get((entry.chain_id, entry.seq - 1)) != entry.prev_hash:
+            problem = "does not link to the entry before it"
         digest = _covering(entry, digests)
         if problem is None and digest is not None and not valid[digest.body.seq]:
             problem = f"digest {digest.body.seq} has an invalid signature"

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from functions.runtime.ledger import GENESIS_HASH, LedgerEntry, SignedDigest
+from functions.runtime.ledger import GENESIS_HASH, LedgerEntry, SignedDigest, chain_ids
 
 AppendOutcome = Literal["appended", "duplicate", "conflict"]
 CURSOR_KEY = "digest-cursor"
@@ -43,7 +43,7 @@ class LedgerStore(Protocol):
 
     def chains(self) -> dict[str, Head]: ...
 
-    def entries(self, chain_id: str, *, after_seq: int = 0) -> list[LedgerEntry]: ...
+    def entries(self, chain_id: str, *, after_seq: int = 0, until_seq: int | None = None) -> list[LedgerEntry]: ...
 
     def entries_for_trace(self, trace_id: str) -> list[LedgerEntry]: ...
 
@@ -58,7 +58,7 @@ def _entry(item: dict[str, Any]) -> LedgerEntry:
 
 
 class InMemoryLedgerStore:
-    """Twin of the DynamoDB store; ``interleave`` lets a test slip a rival append in between read and write."""
+    """Twin of the DynamoDB store for tests."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[int, LedgerEntry]] = {}
@@ -84,8 +84,9 @@ class InMemoryLedgerStore:
     def chains(self) -> dict[str, Head]:
         return dict(sorted(self.heads.items()))
 
-    def entries(self, chain_id: str, *, after_seq: int = 0) -> list[LedgerEntry]:
-        return [e for s, e in sorted(self.items.get(chain_id, {}).items()) if s > after_seq]
+    def entries(self, chain_id: str, *, after_seq: int = 0, until_seq: int | None = None) -> list[LedgerEntry]:
+        last = until_seq if until_seq is not None else float("inf")
+        return [e for s, e in sorted(self.items.get(chain_id, {}).items()) if after_seq < s <= last]
 
     def entries_for_trace(self, trace_id: str) -> list[LedgerEntry]:
         found = [e for chain in self.items.values() for e in chain.values() if self.traces[e.record_id] == trace_id]
@@ -175,24 +176,15 @@ class DynamoLedgerStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def chains(self) -> dict[str, Head]:
-        heads: dict[str, Head] = {}
-        kwargs: dict[str, Any] = {
-            "FilterExpression": "seq = :zero AND attribute_exists(head_seq)",
-            "ExpressionAttributeValues": {":zero": 0},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._table.scan(**kwargs)
-            for item in page.get("Items", []):
-                heads[str(item["chain_id"])] = Head(int(item["head_seq"]), str(item["head_hash"]))
-            if "LastEvaluatedKey" not in page:
-                return dict(sorted(heads.items()))
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        """Heads of the chains that have entries: one read per possible chain, never a scan of the ledger."""
+        heads = {chain_id: self.head(chain_id) for chain_id in chain_ids()}
+        return {chain_id: head for chain_id, head in heads.items() if head.seq > 0}
 
-    def entries(self, chain_id: str, *, after_seq: int = 0) -> list[LedgerEntry]:
+    def entries(self, chain_id: str, *, after_seq: int = 0, until_seq: int | None = None) -> list[LedgerEntry]:
+        last = until_seq if until_seq is not None else 2**63 - 1
         items = self._query(
-            KeyConditionExpression="chain_id = :c AND seq > :after",
-            ExpressionAttributeValues={":c": chain_id, ":after": after_seq},
+            KeyConditionExpression="chain_id = :c AND seq BETWEEN :first AND :last",
+            ExpressionAttributeValues={":c": chain_id, ":first": after_seq + 1, ":last": last},
             ConsistentRead=True,
         )
         return [_entry(item) for item in items]

@@ -36,6 +36,15 @@ def chain_for(correlation_id: str, chains: int = CHAINS) -> str:
     if chains < 1:
         raise ValueError(f"chains must be at least 1, not {chains}")
     number = int(hashlib.sha256(correlation_id.encode("utf-8")).hexdigest()[:8], 16) % chains
+    return _chain_id(number)
+
+
+def chain_ids(chains: int = CHAINS) -> list[str]:
+    """Every chain ``chain_for`` can name: where to look for heads without scanning the ledger."""
+    return [_chain_id(n) for n in range(chains)]
+
+
+def _chain_id(number: int) -> str:
     return f"chain-{number:02d}"
 
 

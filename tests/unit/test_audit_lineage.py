@@ -1,0 +1,74 @@
+"""Lineage of a trace: each step verified against its chain and the digest that covers it."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions.api.audit import lineage
+from functions.api.service import ProblemError
+from functions.ledger_appender.service import append_record
+from functions.ledger_digest.service import run_digest
+from functions.runtime.ledger import LocalSigner, make_entry
+from functions.runtime.ledger_store import InMemoryDigestArchive, InMemoryLedgerStore
+
+pytestmark = pytest.mark.unit
+
+TRACE = "1-6b000000-0123456789abcdef01234567"
+AT = "2026-11-23T12:00:00+00:00"
+
+
+def ledger(steps: list[str]) -> InMemoryLedgerStore:
+    store = InMemoryLedgerStore()
+    for step in steps:
+        record = {"correlation_id": "run-1", "step_key": f"run-1/{step}", "trace_id": TRACE, "actor": "agent:x"}
+        append_record(record, store=store, now=lambda: AT)
+    return store
+
+
+def test_a_digested_trace_verifies_step_by_step() -> None:
+    store, archive, signer = (
+        ledger(["Intake", "ScoreRisk", "RecordDecision"]),
+        InMemoryDigestArchive(),
+        LocalSigner.generate(),
+    )
+    run_digest(store=store, signer=signer, archive=archive, now="2026-11-23T12:05:00+00:00", interval_s=900)
+
+    body = lineage(TRACE, store=store, archive=archive, public_key_pem=signer.public_key_pem())
+
+    assert body["verified"] is True
+    assert [s["step"] for s in body["steps"]] == ["Intake", "ScoreRisk", "RecordDecision"]
+    assert {s["verification"] for s in body["steps"]} == {"verified"}
+
+
+def test_entries_not_yet_digested_are_pending() -> None:
+    store, signer = ledger(["Intake"]), LocalSigner.generate()
+
+    body = lineage(TRACE, store=store, archive=InMemoryDigestArchive(), public_key_pem=signer.public_key_pem())
+
+    assert body["verified"] is False
+    assert body["steps"][0]["verification"] == "pending-digest"
+
+
+def test_a_broken_link_fails_that_step() -> None:
+    store, signer = ledger(["Intake", "ScoreRisk"]), LocalSigner.generate()
+    [chain] = store.items
+    second = store.items[chain][2]
+    store.items[chain][2] = make_entry(
+        chain_id=chain, seq=2, record_id=second.record_id, record=second.record, prev_hash="f" * 64, appended_at=AT
+    )
+
+    body = lineage(TRACE, store=store, archive=InMemoryDigestArchive(), public_key_pem=signer.public_key_pem())
+
+    assert [s["verification"] for s in body["steps"]] == ["pending-digest", "failed"]
+    assert body["steps"][1]["problem"] == "does not link to the entry before it"
+
+
+def test_an_unknown_trace_is_404() -> None:
+    with pytest.raises(ProblemError) as missing:
+        lineage(
+            "1-00000000-000000000000000000000000",
+            store=InMemoryLedgerStore(),
+            archive=InMemoryDigestArchive(),
+            public_key_pem="",
+        )
+    assert missing.value.status == 404
