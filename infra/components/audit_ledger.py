@@ -37,18 +37,12 @@ class AuditLedger(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.digest_interval = digest_interval
-        self.table = dynamodb.Table(
+        self.table = data.private_table(
             self,
             "Entries",
-            partition_key=dynamodb.Attribute(name="chain_id", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="seq", type=dynamodb.AttributeType.NUMBER),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=data.key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            deletion_protection=removal_policy == RemovalPolicy.RETAIN,
+            partition="chain_id",
+            sort="seq",
+            sort_type=dynamodb.AttributeType.NUMBER,
             removal_policy=removal_policy,
         )
         self.table.add_global_secondary_index(

@@ -23,15 +23,20 @@ class DataStore(Construct):
             enable_key_rotation=True,
             removal_policy=removal_policy,
         )
-        self.decisions = self._table(
+        self.decisions = self.private_table(
+            self,
             "Decisions",
             partition="correlation_id",
             sort="step_key",
             stream=dynamodb.StreamViewType.NEW_IMAGE,  # feeds the audit ledger
             removal_policy=removal_policy,
         )
-        self.executions = self._table("Executions", partition="execution_id", removal_policy=removal_policy)
-        self.idempotency = self._table("Idempotency", partition="id", ttl="expiration", removal_policy=removal_policy)
+        self.executions = self.private_table(
+            self, "Executions", partition="execution_id", removal_policy=removal_policy
+        )
+        self.idempotency = self.private_table(
+            self, "Idempotency", partition="id", ttl="expiration", removal_policy=removal_policy
+        )
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -63,21 +68,24 @@ class DataStore(Construct):
             **extra,
         )
 
-    def _table(
+    def private_table(
         self,
+        scope: Construct,
         construct_id: str,
         *,
         partition: str,
         sort: str | None = None,
+        sort_type: dynamodb.AttributeType = dynamodb.AttributeType.STRING,
         stream: dynamodb.StreamViewType | None = None,
         ttl: str | None = None,
         removal_policy: RemovalPolicy,
     ) -> dynamodb.Table:
+        """On-demand, encrypted with the data key, point-in-time recoverable, protected when retained."""
         return dynamodb.Table(
-            self,
+            scope,
             construct_id,
             partition_key=dynamodb.Attribute(name=partition, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=sort, type=dynamodb.AttributeType.STRING) if sort else None,
+            sort_key=dynamodb.Attribute(name=sort, type=sort_type) if sort else None,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=self.key,
