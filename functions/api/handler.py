@@ -8,12 +8,14 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from contracts.capability import CapabilityContract
 from contracts.loader import load_contracts
 from functions.api.approvals import decide_approval, list_approvals
 from functions.api.audit import export, lineage
@@ -40,7 +42,12 @@ PROBLEM_JSON = "application/problem+json"
 logger = Logger(service="agentplane-api")
 app = APIGatewayRestResolver()
 workflows = load_workflows(os.environ["WORKFLOWS"])
-contracts = load_contracts()
+
+
+@cache
+def shipped_contracts() -> dict[str, CapabilityContract]:
+    """Read on the first capabilities request, not at cold start (YAML for every contract)."""
+    return load_contracts()
 
 
 class StepFunctionsEngine:
@@ -228,7 +235,7 @@ def post_approval(approval_id: str) -> Response[str]:
 
 @app.get("/v1/capabilities")
 def list_capabilities() -> Response[str]:
-    return json_response(200, capabilities(contracts))
+    return json_response(200, capabilities(shipped_contracts()))
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
