@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -26,6 +27,9 @@ from infra.paths import REPO_ROOT
 DEFAULT_PORT = 4577
 DEFAULT_STATE_DIR = Path(".agentplane")
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+# A deployed API wants the persona's API key beside the signature (its usage plan): read once with
+# `aws apigateway get-api-key --api-key <stack output XxxApiKeyId> --include-value`.
+API_KEY_SETTING = "AGENTPLANE_API_KEY"
 _EXECUTE_API_HOST = re.compile(r"\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com")
 
 
@@ -80,10 +84,11 @@ class Endpoint:
     url: str
     key: SigningKey | None = None
     region: str = LOCAL_REGION
+    api_key: str | None = None  # x-api-key: puts the requests on the persona's usage plan
 
 
-def local_key(state_dir: Path, persona: str) -> SigningKey:
-    """The persona's key from the credentials a local plane wrote into its state dir."""
+def local_endpoint(url: str, state_dir: Path, persona: str) -> Endpoint:
+    """The plane at ``url`` with the persona's keys from the credentials a local plane wrote into its state dir."""
     path = state_dir / "credentials.json"
     try:
         keys = json.loads(path.read_text())
@@ -97,8 +102,10 @@ def local_key(state_dir: Path, persona: str) -> SigningKey:
         names = ", ".join(sorted(keys)) if isinstance(keys, dict) else "none"
         raise CliError(f"{path} has no {persona!r} credentials (personas: {names})")
     try:
-        return SigningKey(str(keys[persona]["access_key_id"]), str(keys[persona]["secret_access_key"]))
-    except (KeyError, TypeError):
+        entry = keys[persona]
+        key = SigningKey(str(entry["access_key_id"]), str(entry["secret_access_key"]))
+        return Endpoint(url, key, api_key=str(entry["api_key"]) if entry.get("api_key") else None)
+    except (KeyError, TypeError, AttributeError):
         raise CliError(f"{path}: the {persona!r} entry needs access_key_id and secret_access_key") from None
 
 
@@ -118,7 +125,7 @@ def _ambient(url: str) -> Endpoint:
         key = SigningKey(frozen.access_key, frozen.secret_key, frozen.token)
     host = _EXECUTE_API_HOST.search(url)
     region = host["region"] if host else session.region_name or LOCAL_REGION
-    return Endpoint(url, key, region)
+    return Endpoint(url, key, region, api_key=os.environ.get(API_KEY_SETTING) or None)
 
 
 def connect(args: argparse.Namespace) -> Endpoint:
@@ -130,10 +137,10 @@ def connect(args: argparse.Namespace) -> Endpoint:
         if persona not in served.defaults:
             raise CliError(f"the plane at {url} has no {persona!r} persona (personas: {', '.join(served.defaults)})")
         key = served.defaults[persona]
-        return Endpoint(url, SigningKey(key.access_key_id, key.secret_access_key))
+        return Endpoint(url, SigningKey(key.access_key_id, key.secret_access_key), api_key=key.api_key)
     state_dir = Path(args.state_dir)
     if not args.api_url or _plane_url(state_dir) == url:
-        return Endpoint(url, local_key(state_dir, persona))
+        return local_endpoint(url, state_dir, persona)
     return _ambient(url)
 
 
@@ -148,6 +155,8 @@ def call(
 ) -> Answer:
     base = endpoint.url
     sent = {"Content-Type": "application/json", **(headers or {})}
+    if endpoint.api_key is not None:
+        sent["x-api-key"] = endpoint.api_key
     if endpoint.key is not None:
         sent = sign(
             method,
@@ -485,11 +494,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         print(f"local plane on {plane.url}", flush=True)
         # Each step as the persona who would take it, with the keys the plane wrote for its personas.
-        submitter = Endpoint(plane.url, local_key(plane.state_dir, "submitter"))
+        submitter = local_endpoint(plane.url, plane.state_dir, "submitter")
         body = read_json_file(args.request)
         started = expect(call(submitter, "POST", "/v1/workflows/doc-review/executions", body), 202)
         print(f"submitted doc-review: execution {started['execution_id']}", flush=True)
-        approver = Endpoint(plane.url, local_key(plane.state_dir, "approver"))
+        approver = local_endpoint(plane.url, plane.state_dir, "approver")
 
         def approve_when_asked(run: dict[str, Any]) -> None:
             for pending in pending_approvals(approver, run["execution_id"]):
@@ -514,7 +523,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"enrichment: decision.recorded handled by entity-tagger in {enriched[0]['duration_ms']:.1f} ms")
         else:
             print("enrichment: decision.recorded was NOT handled by entity-tagger")
-        auditor = Endpoint(plane.url, local_key(plane.state_dir, "auditor"))
+        auditor = local_endpoint(plane.url, plane.state_dir, "auditor")
         verified = _demo_ledger(plane, auditor, execution["trace_id"])
         ok = execution["status"] == "SUCCEEDED" and bool(enriched) and verified
         print("demo " + ("passed" if ok else "FAILED"))

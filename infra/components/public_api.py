@@ -43,6 +43,9 @@ def draft4_schema(model_name: str) -> dict[str, Any]:
     return schema
 
 
+RETRY_AFTER_S = 1
+
+
 def _problem_template(kind: str, title: str, status: int | None, detail_vtl: str) -> str:
     """A mapping template rendering an RFC 9457 body; detail_vtl must render a JSON string."""
     head = {"type": f"https://agentplane.dev/problems/{kind}", "title": title}
@@ -106,7 +109,10 @@ class PublicApi(Construct):
                     user=True,
                 ),
             ),
-            default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
+            # The API key puts each persona's requests on its usage plan (infra.components.personas).
+            default_method_options=apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.IAM, api_key_required=True
+            ),
         )
         self._problem_responses()
         acknowledge(
@@ -132,7 +138,7 @@ class PublicApi(Construct):
 
         v1 = self.rest_api.root.add_resource("v1")
         health = v1.add_resource("health").add_method(
-            "GET", integration, authorization_type=apigw.AuthorizationType.NONE
+            "GET", integration, authorization_type=apigw.AuthorizationType.NONE, api_key_required=False
         )
         acknowledge(health, "AwsSolutions-APIG4", "readiness probe: answers with liveness and workflow names only")
         v1.add_resource("capabilities").add_method("GET", integration)
@@ -328,6 +334,8 @@ class PublicApi(Construct):
                 400,
                 validation,
             ),
+            ("Throttled", apigw.ResponseType.THROTTLED, "throttled", "Too many requests", 429, message),
+            ("QuotaExceeded", apigw.ResponseType.QUOTA_EXCEEDED, "throttled", "Quota exceeded", 429, message),
             ("Default4xx", apigw.ResponseType.DEFAULT_4_XX, "refused", "Request refused", None, message),
             ("Default5xx", apigw.ResponseType.DEFAULT_5_XX, "gateway-error", "Gateway error", None, message),
         ]
@@ -336,6 +344,10 @@ class PublicApi(Construct):
                 f"Problem{construct_id}",
                 type=response_type,
                 status_code=str(status) if status else None,
-                response_headers={"Content-Type": f"'{PROBLEM_JSON}'"},
+                response_headers={
+                    "Content-Type": f"'{PROBLEM_JSON}'",
+                    # API Gateway cannot compute the wait; one second is the bucket's refill granularity.
+                    **({"Retry-After": f"'{RETRY_AFTER_S}'"} if status == 429 else {}),
+                },
                 templates={PROBLEM_JSON: _problem_template(kind, title, status, detail)},
             )

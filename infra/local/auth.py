@@ -55,6 +55,7 @@ class Credential:
     secret_access_key: str
     persona: str
     session: str  # the role-session name: tells two keys of one persona apart
+    api_key: str | None = None  # the persona's x-api-key: its usage plan (infra.local.throttle)
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,15 @@ def served_at(url: str) -> LocalAuth | None:
 class LocalAuth:
     """The plane's credential store and its SigV4 check: one key per persona at start, more on request."""
 
-    def __init__(self, personas: Mapping[str, Persona], *, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self,
+        personas: Mapping[str, Persona],
+        *,
+        api_keys: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
         self.personas = dict(personas)
+        self.api_keys = dict(api_keys or {})
         self._clock = clock
         self._keys: dict[str, Credential] = {}
         self._lock = threading.Lock()
@@ -227,14 +235,19 @@ class LocalAuth:
                 secret_access_key=secrets.token_urlsafe(30),
                 persona=persona,
                 session=persona if issued == 0 else f"{persona}-{issued + 1}",
+                api_key=self.api_keys.get(persona),
             )
             self._keys[credential.access_key_id] = credential
         return credential
 
     def write(self, path: Path) -> None:
-        """``{persona: {access_key_id, secret_access_key}}``, readable by its owner only."""
+        """``{persona: {access_key_id, secret_access_key, api_key}}``, readable by its owner only."""
         document = {
-            name: {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
+            name: {
+                "access_key_id": key.access_key_id,
+                "secret_access_key": key.secret_access_key,
+                **({"api_key": key.api_key} if key.api_key else {}),
+            }
             for name, key in self.defaults.items()
         }
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -18,6 +18,7 @@ from jsonschema import Draft4Validator
 
 from infra.local.auth import AuthError, LocalAuth
 from infra.local.provision import ApiDefinition
+from infra.local.throttle import KeyRefused, UsagePlans
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 PROBLEM_JSON = "application/problem+json"
@@ -34,6 +35,7 @@ class Route:
     validate_body: bool = False
     validate_parameters: bool = False
     required_headers: list[str] = field(default_factory=list)
+    api_key_required: bool = False
 
     @property
     def segments(self) -> list[str]:
@@ -104,6 +106,7 @@ def build_routes(api: ApiDefinition) -> list[Route]:
                     for name, required in parameters.items()
                     if name.startswith("method.request.header.") and required
                 ],
+                api_key_required=bool(method.get("ApiKeyRequired")),
             )
         )
     return sorted(routes, key=lambda r: -r.specificity)
@@ -135,9 +138,11 @@ class LocalApi:
         access_log: IO[str],
         local_routes: dict[tuple[str, str], LocalRoute] | None = None,
         auth: LocalAuth | None = None,
+        usage_plans: UsagePlans | None = None,
     ) -> None:
         self.local_routes = local_routes or {}
         self.auth = auth  # checks SigV4 on AWS_IAM routes; None leaves them open
+        self.usage_plans = usage_plans  # API keys and throttling; None leaves them unchecked
         self.routes = build_routes(api)
         self.validators = {name: Draft4Validator(schema) for name, schema in api.models.items()}
         self.client = client
@@ -192,7 +197,7 @@ class LocalApi:
                     reply.headers["WWW-Authenticate"] = "AWS4-HMAC-SHA256"
                 return reply
         lowered = {k.lower(): v for k, v in headers.items()}
-        refused = self._validate(route, lowered, body, path)
+        refused = self._throttle(route, lowered, path) or self._validate(route, lowered, body, path)
         if refused is not None:
             return refused
         trace = lowered.get("x-amzn-trace-id") or f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
@@ -228,6 +233,26 @@ class LocalApi:
         out_headers["X-Amzn-Trace-Id"] = trace
         text = result.get("body") or ""
         return Reply(int(result.get("statusCode", 200)), out_headers, text.encode())
+
+    def _throttle(self, route: Route, headers: dict[str, str], path: str) -> Reply | None:
+        """As API Gateway, after authorisation and before the body: the key, then its plan's bucket."""
+        if not route.api_key_required or self.usage_plans is None:
+            return None
+        try:
+            admission = self.usage_plans.admit(headers.get("x-api-key"))
+        except KeyRefused as refused:
+            return problem(403, "Forbidden", str(refused), kind="forbidden", instance=path)
+        if admission.admitted:
+            return None
+        reply = problem(
+            429,
+            "Too many requests",
+            f"this API key's usage plan is spent; retry in {admission.retry_after_s} s",
+            kind="throttled",
+            instance=path,
+        )
+        reply.headers["Retry-After"] = str(admission.retry_after_s)
+        return reply
 
     def _validate(self, route: Route, headers: dict[str, str], body: bytes, path: str) -> Reply | None:
         if route.validate_parameters:

@@ -29,6 +29,7 @@ from infra.local.schedules import Scheduler
 from infra.local.stepfunctions import SyncExecutions
 from infra.local.streams import StreamDelivery
 from infra.local.template import REGION, Template
+from infra.local.throttle import UsagePlans, persona_api_keys
 
 DEFAULT_STATE_DIR = Path(".agentplane")
 # The one place moto's interpreter sleeps between retries; only its clock is replaced (DESIGN §14).
@@ -46,6 +47,9 @@ class PlaneOptions:
     assembly_dir: Path | None = None  # an existing cloud assembly; synthesized into the state dir when None
     # Scheduled rules fire on their rate times this factor (0 disables the timers; /local/schedules/run still works).
     schedule_scale: float = 1.0
+    # Usage-plan rates and bursts times this factor; the buckets' clock (tests freeze it to count exactly).
+    throttle_scale: float = 1.0
+    throttle_clock: Callable[[], float] = time.monotonic
 
 
 def synthesize(outdir: Path, stack_name: str) -> Path:
@@ -117,13 +121,20 @@ class LocalPlane:
             self.scheduler = Scheduler(self.client, self.provisioner.schedules)
             if self.options.schedule_scale > 0:
                 self.scheduler.start(self.options.schedule_scale)
-            self.auth = LocalAuth(personas_in(template, self.provisioner.resolver, self.provisioner.physical))
+            self.auth = LocalAuth(
+                personas_in(template, self.provisioner.resolver, self.provisioner.physical),
+                api_keys=persona_api_keys(template, self.provisioner.api),
+            )
+            usage_plans = UsagePlans(
+                self.provisioner.api, clock=self.options.throttle_clock, scale=self.options.throttle_scale
+            )
             api = LocalApi(
                 self.provisioner.api,
                 self.client,
                 self._access_log,
                 local_routes={("POST", "/local/schedules/run"): self._run_schedules},
                 auth=self.auth,
+                usage_plans=usage_plans,
             )
             self.server = ApiServer(api, self.options.port)
             self.auth.serve(self.url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ class ApiDefinition:
     validators: dict[str, dict[str, Any]] = field(default_factory=dict)
     root_ids: set[str] = field(default_factory=set)
     gateway_responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    api_keys: dict[str, str] = field(default_factory=dict)  # key id -> value
+    usage_plans: dict[str, dict[str, Any]] = field(default_factory=dict)  # plan id -> {"Throttle": ...}
+    plan_of_key: dict[str, str] = field(default_factory=dict)  # key id -> plan id
 
 
 class Provisioner:
@@ -89,6 +93,9 @@ class Provisioner:
             "AWS::ApiGateway::Model": self._api_model,
             "AWS::ApiGateway::RequestValidator": self._api_validator,
             "AWS::ApiGateway::GatewayResponse": self._api_gateway_response,
+            "AWS::ApiGateway::ApiKey": self._api_key,
+            "AWS::ApiGateway::UsagePlan": self._usage_plan,
+            "AWS::ApiGateway::UsagePlanKey": self._usage_plan_key,
         }
         # Types whose effect the plane does not need locally (IAM is checked on the template, not here).
         self._inert = {
@@ -365,4 +372,19 @@ class Provisioner:
 
     def _api_gateway_response(self, logical_id: str, props: dict[str, Any]) -> Physical:
         self.api.gateway_responses[props["ResponseType"]] = props
+        return Physical(ref=logical_id)
+
+    def _api_key(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        key_id = f"key-{logical_id.lower()[:16]}"
+        # As API Gateway does when the template gives no value: a fresh secret per plane.
+        self.api.api_keys[key_id] = str(props.get("Value") or secrets.token_urlsafe(30))
+        return Physical(ref=key_id, attributes={"APIKeyId": key_id})
+
+    def _usage_plan(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        plan_id = f"plan-{logical_id.lower()[:16]}"
+        self.api.usage_plans[plan_id] = {"logical_id": logical_id, **props}
+        return Physical(ref=plan_id, attributes={"Id": plan_id})
+
+    def _usage_plan_key(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        self.api.plan_of_key[props["KeyId"]] = props["UsagePlanId"]
         return Physical(ref=logical_id)

@@ -36,6 +36,11 @@ def _keys(base: str, persona: str) -> Mapping[str, str] | None:
     return {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
 
 
+def _api_key(base: str, persona: str) -> str | None:
+    plane = served_at(base)
+    return None if plane is None else plane.defaults[persona].api_key
+
+
 def request(
     base: str,
     method: str,
@@ -50,6 +55,9 @@ def request(
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     sent = {"Content-Type": "application/json", **(headers or {})}
     keys = credentials or (_keys(base, persona) if persona is not None else None)
+    api_key = _api_key(base, persona or "admin")
+    if api_key is not None and not any(h.lower() == "x-api-key" for h in sent):
+        sent["x-api-key"] = api_key  # the persona's usage plan, as the CLI sends it
     if keys is not None:
         sent = sign(method, base + path, sent, data, **keys)
     req = urllib.request.Request(base + path, data=data, method=method, headers=sent)
@@ -81,11 +89,15 @@ def finished(
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run: dict[str, Any] = request(base, "GET", f"/v1/executions/{execution_id}").body
+        answer = request(base, "GET", f"/v1/executions/{execution_id}")
+        if answer.status == 429:  # the persona's usage plan: poll again later, as any client would
+            time.sleep(0.05)
+            continue
+        run: dict[str, Any] = answer.body
         if approve and run["status"] == "RUNNING":
             settle_approvals(base, execution_id, approve)
         done = run["status"] not in ("RUNNING", "PENDING")
         if done and (not enriched or any(s["agent"] == "entity-tagger" for s in run["steps"])):
             return run
         time.sleep(0.05)
-    raise AssertionError(f"execution {execution_id} did not finish in {timeout}s: {run['status']}")
+    raise AssertionError(f"execution {execution_id} did not finish in {timeout}s")

@@ -33,7 +33,9 @@ NEAR_VALID = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+    # Validation, not throttling, is under test here: the fuzz may outpace the admin's usage plan.
+    options = PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0, throttle_scale=100)
+    with LocalPlane(options) as running:
         yield running
 
 

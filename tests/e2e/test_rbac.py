@@ -148,8 +148,24 @@ def test_credentials_file_has_a_working_key_per_persona(plane: LocalPlane) -> No
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert set(written) == {"submitter", "approver", "auditor", "admin"}
     for persona, key in written.items():
-        answer = request(plane.url, "GET", "/v1/capabilities", credentials=key)
+        assert set(key) == {"access_key_id", "secret_access_key", "api_key"}, persona
+        signing = {"access_key_id": key["access_key_id"], "secret_access_key": key["secret_access_key"]}
+        answer = request(
+            plane.url, "GET", "/v1/capabilities", headers={"x-api-key": key["api_key"]}, credentials=signing
+        )
         assert answer.status == 200, (persona, answer.body)
+    assert len({key["api_key"] for key in written.values()}) == len(written)  # one usage plan each
+
+
+@pytest.mark.parametrize("api_key", [None, "not-a-key-of-this-plane"])
+def test_a_signed_request_without_a_known_api_key_is_forbidden(plane: LocalPlane, api_key: str | None) -> None:
+    headers = {"X-Api-Key": api_key} if api_key else {"x-api-key": ""}
+
+    answer = request(plane.url, "GET", "/v1/capabilities", headers=headers, persona="submitter")
+
+    assert answer.status == 403
+    assert answer.content_type == "application/problem+json"
+    assert "API key" in answer.body["detail"]
 
 
 def test_the_cli_signs_as_the_commands_persona(

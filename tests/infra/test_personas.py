@@ -133,3 +133,49 @@ def test_the_role_arns_are_outputs_and_the_api_knows_the_role_names(synthesized:
     # Only the API tells personas apart, by role name (a session name is the caller's choice).
     [setting] = settings
     assert json.loads(stand_in_resolver(synthesized).resolve(setting)) == roles
+
+
+# --- usage plans: per-persona throttling ------------------------------------------------------------
+
+
+def test_every_method_but_health_requires_the_api_key(synthesized: Synthesized) -> None:
+    methods = synthesized.of_type("AWS::ApiGateway::Method")
+    open_methods = [lid for lid, m in methods.items() if not m["Properties"].get("ApiKeyRequired")]
+
+    assert len(open_methods) == 1
+    assert methods[open_methods[0]]["Properties"]["AuthorizationType"] == "NONE"  # the health probe
+
+
+def test_each_persona_has_its_own_usage_plan_key_and_throttle(synthesized: Synthesized) -> None:
+    plans = synthesized.of_type("AWS::ApiGateway::UsagePlan")
+    keys = synthesized.of_type("AWS::ApiGateway::ApiKey")
+    links = synthesized.of_type("AWS::ApiGateway::UsagePlanKey")
+    expected = {"submitter": (50, 100), "approver": (10, 20), "auditor": (10, 20), "admin": (20, 40)}
+
+    by_persona = {plan["Metadata"]["agentplane:persona"]: lid for lid, plan in plans.items()}
+    assert set(by_persona) == set(expected)
+    for persona, (rate, burst) in expected.items():
+        plan = plans[by_persona[persona]]["Properties"]
+        assert plan["Throttle"] == {"RateLimit": rate, "BurstLimit": burst}, persona
+        assert len(plan["ApiStages"]) == 1
+        linked = [
+            link["Properties"]["KeyId"]["Ref"]
+            for link in links.values()
+            if link["Properties"]["UsagePlanId"] == {"Ref": by_persona[persona]}
+        ]
+        assert len(linked) == 1, persona
+        assert linked[0] in keys, persona
+    assert len(keys) == len(expected)
+
+
+def test_throttled_requests_get_problem_json_with_retry_after(synthesized: Synthesized) -> None:
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in synthesized.of_type("AWS::ApiGateway::GatewayResponse").values()
+    }
+
+    for kind in ("THROTTLED", "QUOTA_EXCEEDED"):
+        response = responses[kind]
+        assert response["StatusCode"] == "429"
+        assert response["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+        assert response["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
