@@ -81,6 +81,7 @@ class StandIn:
 
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # of each GET, names lower-cased
     # path -> (status, content type, body) overriding the canned routes
     answers: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
 
@@ -106,6 +107,7 @@ def api() -> Iterator[StandIn]:
 
         def do_GET(self) -> None:
             stand_in.requests.append({"method": "GET", "path": self.path})
+            stand_in.headers.append({k.lower(): v for k, v in self.headers.items()})
             if self.path in stand_in.answers:
                 self._reply(*stand_in.answers[self.path])
             elif self.path == "/v1/executions/x":
@@ -469,3 +471,35 @@ def test_status_from_something_that_is_not_the_plane_fails_in_one_line(
     # WHEN a status is asked for THEN it exits 1 with one line, not a traceback
     assert cli.main(["status", "x", "--api-url", api.url]) == 1
     one_line(capsys.readouterr().err)
+
+
+def test_a_deployed_api_gets_the_api_key_from_the_environment(
+    capsys: pytest.CaptureFixture[str], api: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(cli.API_KEY_SETTING, "key-of-the-submitter-plan")
+
+    assert cli.main(["status", "x", "--api-url", api.url]) == 0
+
+    assert api.headers[-1]["x-api-key"] == "key-of-the-submitter-plan"
+
+
+def test_local_credentials_carry_the_personas_api_key(tmp_path: Path) -> None:
+    (tmp_path / "credentials.json").write_text(
+        json.dumps({"auditor": {"access_key_id": "AKID", "secret_access_key": "s", "api_key": "k-auditor"}})
+    )
+
+    endpoint = cli.local_endpoint("http://127.0.0.1:1", tmp_path, "auditor")
+
+    assert endpoint.api_key == "k-auditor"
+    assert endpoint.key == cli.SigningKey("AKID", "s")
+
+
+def test_local_credentials_without_the_persona_fail_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "credentials.json").write_text(json.dumps({"auditor": "not an object"}))
+
+    code = cli.main(["status", "x", "--state-dir", str(tmp_path), "--persona", "auditor"])
+
+    assert code != 0
+    assert "auditor" in one_line(capsys.readouterr().err)
