@@ -66,6 +66,11 @@ class LambdaRuntime(_Strict):
     reserved_concurrency: int | None = Field(default=None, ge=1)
     provisioned_concurrency: int | None = Field(default=None, ge=1)
     bursty: bool = False
+    approximate_handler: str | None = Field(
+        default=None,
+        pattern=r"^functions\.[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\.[a-z_][a-z0-9_]*_handler$",
+        description="The degraded handler behind the fallback entry `approximate` (same code, its own function).",
+    )
 
     @field_validator("provisioned_concurrency")
     @classmethod
@@ -183,11 +188,16 @@ class CapabilityContract(_Strict):
 
     @field_validator("fallback")
     @classmethod
-    def _human_last(cls, entries: list[FallbackCapability | str]) -> list[FallbackCapability | str]:
+    def _human_last(
+        cls, entries: list[FallbackCapability | str], info: ValidationInfo
+    ) -> list[FallbackCapability | str]:
         if "human" in entries[:-1]:
             raise ValueError('"human" must be the last fallback')
         if len(set(entries)) != len(entries):
             raise ValueError("duplicate entries")
+        runtime = info.data.get("runtime")
+        if "approximate" in entries and not (isinstance(runtime, LambdaRuntime) and runtime.approximate_handler):
+            raise ValueError('"approximate" needs runtime.approximate_handler (the degraded handler to fall back to)')
         return entries
 
     @property

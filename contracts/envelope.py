@@ -27,6 +27,26 @@ def _key_from_causation(data: dict[str, Any]) -> str:
     return derive_idempotency_key(data["causation_id"])
 
 
+class RouteAttempt(BaseModel):
+    """An implementation dispatch tried before the chosen one, and how it failed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    implementation: str = Field(min_length=1, max_length=128)
+    error: str = Field(max_length=1000)
+
+
+class Route(BaseModel):
+    """How dispatch chose the implementation that runs this step (DESIGN §7), for its decision record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chosen: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=256)
+    tried: list[RouteAttempt] = Field(default_factory=list, max_length=16)
+    skipped: list[str] = Field(default_factory=list, max_length=16, description="Passed over, and why.")
+
+
 class Envelope(BaseModel):
     """Routing, lineage and budget of one message; the payload travels inline or as an S3 claim-check."""
 
@@ -48,6 +68,7 @@ class Envelope(BaseModel):
         description="Derived from causation_id unless given.",
     )
     traceparent: str | None = Field(default=None, pattern=TRACEPARENT_PATTERN, description="W3C trace context.")
+    route: Route | None = Field(default=None, description="Set by dispatch: the implementation chosen, and why.")
 
     @model_validator(mode="before")
     @classmethod

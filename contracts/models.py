@@ -86,6 +86,7 @@ class Verdict(StrictModel):
     confidence: float = Field(ge=0, le=1)
     evidence: list[Evidence] = Field(default_factory=list)
     rationale: str
+    escalated: bool = Field(default=False, description="No automatic check could be made: a person decides.")
 
 
 class RiskInput(StrictModel):

@@ -230,19 +230,27 @@ def follow(
         time.sleep(0.1)
 
 
+def _passed_over(route: dict[str, Any]) -> str:
+    tried = [f"{t['implementation']} failed ({t['error'][:80]})" for t in route.get("tried", [])]
+    return "".join(f"; {note}" for note in [*tried, *route.get("skipped", [])])
+
+
 def render(execution: dict[str, Any]) -> str:
     lines = [
         f"execution {execution['execution_id']}  workflow {execution['workflow']}  status {execution['status']}",
         f"trace {execution['trace_id']}",
         "",
-        f"  {'step':<18} {'agent':<20} {'version':<8} {'status':<10} {'ms':>8}",
+        f"  {'step':<18} {'agent':<20} {'version':<10} {'status':<10} {'ms':>8}",
     ]
-    lines.extend(
-        f"  {step['step']:<18} {step['agent']:<20} {step['agent_version']:<8} {step['status']:<10} "
-        f"{step['duration_ms']:>8.1f}"
-        + (f"  {step['error']['type']}: {step['error']['message']}" if "error" in step else "")
-        for step in execution["steps"]
-    )
+    for step in execution["steps"]:
+        lines.append(
+            f"  {step['step']:<18} {step['agent']:<20} {step['agent_version']:<10} {step['status']:<10} "
+            f"{step['duration_ms']:>8.1f}"
+            + (f"  {step['error']['type']}: {step['error']['message']}" if "error" in step else "")
+        )
+        route = step.get("route")
+        if route and (route.get("tried") or route.get("skipped") or route["chosen"] != step["agent"]):
+            lines.append(f"  {'':<18} dispatch: {route['chosen']} ({route['reason']})" + _passed_over(route))
     decision = execution.get("decision")
     if decision:
         lines += ["", f"decision {decision['decision_id']}: {decision['outcome'].upper()}", f"  {decision['summary']}"]
@@ -436,13 +444,14 @@ def cmd_contracts_check(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from contracts.loader import ContractError
     from infra.app import build_app
     from infra.components.layers import MissingLambdaDependencies
 
     out = Path(args.out)
     try:
         assembly = build_app(out).synth()
-    except MissingLambdaDependencies as error:
+    except (MissingLambdaDependencies, ContractError) as error:
         raise CliError(str(error)) from None
     except RuntimeError as error:
         first = str(error).splitlines()[0]

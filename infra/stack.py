@@ -20,6 +20,7 @@ from infra.components.layers import RuntimeLayers
 from infra.components.nag import acknowledge, logical_id
 from infra.components.personas import PERSONA_ROUTES, Personas
 from infra.components.public_api import ApiWorkflow, PublicApi
+from infra.components.registry import Registry
 from infra.workflows import doc_review, quick_check
 
 
@@ -60,6 +61,9 @@ class AgentPlaneStack(Stack):
             "EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function
         )
 
+        self.registry = Registry(
+            self, "Registry", data=self.data, pools=self.agents, layers=self.layers.all, removal_policy=removal_policy
+        )
         self.approvals = ApprovalGate(
             self, "Approvals", data=self.data, layers=self.layers.all, removal_policy=removal_policy
         )
@@ -67,13 +71,18 @@ class AgentPlaneStack(Stack):
             self,
             "DocReview",
             workflow_name=doc_review.WORKFLOW,
-            definition=doc_review.definition(self, self.agents, self.approvals.function),
+            definition=doc_review.definition(self, self.agents, self.approvals.function, self.registry.dispatcher),
             agents=[self.agents[name] for name in doc_review.AGENTS],
         )
         acknowledge(
             self.doc_review.state_machine.role,
             f"AwsSolutions-IAM5[Resource::<{logical_id(self.approvals.function)}.Arn>:*]",
             "invoke the approval gate by any of its published versions or aliases",
+        )
+        acknowledge(
+            self.doc_review.state_machine.role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(self.registry.dispatcher)}.Arn>:*]",
+            "invoke the dispatcher by any of its published versions or aliases",
         )
         self.quick_check = CoordinatorWorkflow(
             self,
@@ -107,6 +116,7 @@ class AgentPlaneStack(Stack):
                 ),
             ],
         )
+        self.registry.grant_read(self.api.function)
         Personas(self, "Personas", api=self.api.rest_api, routes=PERSONA_ROUTES, function=self.api.function)
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "DocReviewStateMachineArn", value=self.doc_review.state_machine.state_machine_arn)

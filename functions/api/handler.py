@@ -36,6 +36,7 @@ from functions.runtime.decisions import DynamoDecisionStore
 from functions.runtime.executions import DynamoExecutionStore
 from functions.runtime.ledger_aws import KmsSigner, S3DigestArchive
 from functions.runtime.ledger_store import DynamoLedgerStore
+from functions.runtime.registry import DynamoRegistry
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -48,6 +49,11 @@ workflows = load_workflows(os.environ["WORKFLOWS"])
 def shipped_contracts() -> dict[str, CapabilityContract]:
     """Read on the first capabilities request, not at cold start (YAML for every contract)."""
     return load_contracts()
+
+
+@cache
+def registry() -> DynamoRegistry:
+    return DynamoRegistry(table(os.environ["REGISTRY_TABLE"]))
 
 
 class StepFunctionsEngine:
@@ -235,7 +241,7 @@ def post_approval(approval_id: str) -> Response[str]:
 
 @app.get("/v1/capabilities")
 def list_capabilities() -> Response[str]:
-    return json_response(200, capabilities(shipped_contracts()))
+    return json_response(200, capabilities(shipped_contracts(), registry().implementations()))
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

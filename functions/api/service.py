@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ from contracts.capability import CapabilityContract
 from contracts.models import MODELS
 from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex
 from functions.runtime.executions import ExecutionItem, ExecutionStore
+from functions.runtime.routing import Implementation
 
 
 class ProblemError(Exception):
@@ -294,6 +295,7 @@ def describe(
             "input_sha256": r.input_sha256,
             "output_sha256": r.output_sha256,
             **({"error": {"type": r.error_type, "message": r.error_message}} if r.status == "FAILED" else {}),
+            **({"route": json.loads(r.route_json)} if r.route_json else {}),
         }
         for r in decisions.list(execution_id)
     ]
@@ -314,7 +316,34 @@ def describe(
     return body
 
 
-def capabilities(contracts: Mapping[str, CapabilityContract]) -> dict[str, Any]:
+def _implementation_view(implementation: Implementation) -> dict[str, Any]:
+    health = implementation.health
+    circuit = implementation.circuit
+    return {
+        "implementation": implementation.name,
+        "variant": implementation.variant,
+        "contract_version": implementation.contract_version,
+        "runtime": implementation.runtime,
+        "target": implementation.target,
+        "health": {
+            "samples": health.samples,
+            "p50_ms": health.p50_ms,
+            "p95_ms": health.p95_ms,
+            "error_rate": health.error_rate,
+            "last_heartbeat": health.last_heartbeat.isoformat() if health.last_heartbeat else None,
+        },
+        "circuit": {
+            "state": circuit.state,
+            "reason": circuit.reason,
+            "opened_at": circuit.opened_at.isoformat() if circuit.opened_at else None,
+        },
+    }
+
+
+def capabilities(
+    contracts: Mapping[str, CapabilityContract], registry: Sequence[Implementation] = ()
+) -> dict[str, Any]:
+    """Each contract, with the registry's entries for it: where it runs, how healthy, whether its circuit is open."""
     return {
         "capabilities": [
             {
@@ -326,6 +355,8 @@ def capabilities(contracts: Mapping[str, CapabilityContract]) -> dict[str, Any]:
                 "io": {"input": c.io.input, "output": c.io.output},
                 "side_effects": c.side_effects,
                 "slo": c.slo.model_dump(mode="json"),
+                "fallback": [f if isinstance(f, str) else f.model_dump(mode="json") for f in c.fallback],
+                "implementations": [_implementation_view(i) for i in registry if i.agent == c.name],
             }
             for c in contracts.values()
         ]

@@ -394,6 +394,27 @@ def verify(check: ClaimCheck, kb: KnowledgeBase) -> Verdict:
     )
 
 
+APPROXIMATE_CONFIDENCE = 0.3  # below any policy's trust: an approximate verdict informs, it never decides
+
+
+def approximate(check: ClaimCheck, kb: KnowledgeBase) -> Verdict:
+    """The declared degraded answer (contract fallback ``approximate``) when the full reader is unavailable.
+
+    Retrieval only: the best passages are attached as evidence, nothing is read for names, figures or
+    negation, so the label is always ``not-enough-info`` at a low, fixed confidence. A person or the full
+    verifier confirms later; the run goes on meanwhile.
+    """
+    evidence = kb.search(check.claim.text, k=EVIDENCE)
+    closest = f"closest passage {evidence[0].passage_id}" if evidence else "no passage shares a term with the claim"
+    return Verdict(
+        claim_id=check.claim.claim_id,
+        label="not-enough-info",
+        confidence=APPROXIMATE_CONFIDENCE,
+        evidence=evidence,
+        rationale=f"Approximate check (retrieval only, the full reader was unavailable): {closest}.",
+    )
+
+
 @lru_cache(maxsize=1)
 def default_kb() -> KnowledgeBase:
     """The knowledge base shipped next to this module, loaded and indexed once per process."""

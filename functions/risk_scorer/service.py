@@ -94,6 +94,9 @@ class Policy(_Strict):
     weights: Weights
     levels: Levels
     rules: list[Rule] = Field(default_factory=list)
+    escalated_at_least: Level = Field(
+        default="high", description="The level a run is raised to when any claim was escalated to a person."
+    )
     outcomes: Outcomes
 
     @model_validator(mode="after")
@@ -195,6 +198,15 @@ def score(risk_input: RiskInput, policy: Policy) -> RiskAssessment:
         )
         if raised:
             level = rule.at_least
+    escalated = [v.claim_id for v in risk_input.verdicts if v.escalated]
+    if escalated:
+        raised = _RANK[policy.escalated_at_least] > _RANK[level]
+        reasons.append(
+            f"{', '.join(escalated)} could not be checked automatically and went to a person, "
+            f"so at least {policy.escalated_at_least}" + (f" (raised from {level})" if raised else "")
+        )
+        if raised:
+            level = policy.escalated_at_least
     return RiskAssessment(
         level=level,
         score=value,

@@ -57,6 +57,11 @@ class AgentIdentity:
     name: str
     version: str
     capabilities: tuple[str, ...]
+    variant: str = "primary"  # "approximate": the contract's degraded handler
+
+    @property
+    def actor(self) -> str:
+        return f"agent:{self.name}" if self.variant == "primary" else f"agent:{self.name}~{self.variant}"
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> AgentIdentity:
@@ -65,6 +70,7 @@ class AgentIdentity:
                 name=env["AGENT_NAME"],
                 version=env["AGENT_VERSION"],
                 capabilities=tuple(c for c in env["AGENT_CAPABILITIES"].split(",") if c),
+                variant=env.get("AGENT_VARIANT", "primary"),
             )
         except KeyError as missing:
             raise RuntimeError(f"agent environment lacks {missing.args[0]}: deploy it from its contract") from None
@@ -188,13 +194,14 @@ class Agent(Generic[In, Out]):
             capability=envelope.capability,
             capability_version=envelope.capability_version,
             status="SUCCEEDED" if error is None else "FAILED",
-            actor=f"agent:{self.identity.name}",
+            actor=self.identity.actor,
             input_json=input_json,
             input_sha256=sha256_hex(input_json),
             output_json=output_json,
             output_sha256=None if output_json is None else sha256_hex(output_json),
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error)[:1000],
+            route_json=None if envelope.route is None else canonical_json(envelope.route.model_dump(mode="json")),
             started_at=started,
             finished_at=finished,
             duration_ms=max(0.0, (time.perf_counter() - clock_start) * 1000),

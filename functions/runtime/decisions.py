@@ -35,7 +35,7 @@ class DecisionRecord(BaseModel):
     agent_version: str
     capability: str
     capability_version: str
-    status: Literal["SUCCEEDED", "FAILED"]
+    status: Literal["SUCCEEDED", "FAILED", "ESCALATED"]
     actor: str  # who decided: "agent:<name>" for agent steps, "human:<principal>" for approvals
     input_json: str
     input_sha256: str
@@ -43,6 +43,7 @@ class DecisionRecord(BaseModel):
     output_sha256: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    route_json: str | None = None  # how dispatch chose this implementation (contracts.envelope.Route)
     started_at: datetime
     finished_at: datetime
     duration_ms: float = Field(ge=0)

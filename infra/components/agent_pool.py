@@ -156,33 +156,49 @@ class AgentPool(Construct):
         for statement in granted.statements:
             self.role.add_to_principal_policy(statement)
 
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            description=f"{contract.name} {contract.version}: {contract.description}"[:256],
-            runtime=LAMBDA_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
-            handler=runtime.handler,
-            code=lambda_.Code.from_asset(str(code_dir)),
-            layers=[*layers, *granted.layers],
-            memory_size=runtime.memory_mb,
-            timeout=Duration.seconds(timeout_s(contract)),
-            reserved_concurrent_executions=runtime.reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE,
-            role=self.role,
-            log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
-            environment={
-                "AGENT_NAME": contract.name,
-                "AGENT_VERSION": contract.version,
-                "AGENT_CAPABILITIES": ",".join(contract.capabilities),
-                "AGENT_TTL_MS": str(timeout_s(contract) * 1000),
-                "DECISIONS_TABLE": resources.data.decisions.table_name,
-                "POWERTOOLS_SERVICE_NAME": contract.name,
-                "POWERTOOLS_METRICS_NAMESPACE": "agentplane",
-                **granted.environment,
-            },
-        )
+        environment = {
+            "AGENT_NAME": contract.name,
+            "AGENT_VERSION": contract.version,
+            "AGENT_CAPABILITIES": ",".join(contract.capabilities),
+            "AGENT_TTL_MS": str(timeout_s(contract) * 1000),
+            "DECISIONS_TABLE": resources.data.decisions.table_name,
+            "POWERTOOLS_SERVICE_NAME": contract.name,
+            "POWERTOOLS_METRICS_NAMESPACE": "agentplane",
+            **granted.environment,
+        }
+
+        def function(construct_id: str, handler: str, log_group: logs.ILogGroup, **extra: str) -> lambda_.Function:
+            return lambda_.Function(
+                self,
+                construct_id,
+                description=f"{contract.name} {contract.version}: {contract.description}"[:256],
+                runtime=LAMBDA_RUNTIME,
+                architecture=lambda_.Architecture.ARM_64,
+                handler=handler,
+                code=lambda_.Code.from_asset(str(code_dir)),
+                layers=[*layers, *granted.layers],
+                memory_size=runtime.memory_mb,
+                timeout=Duration.seconds(timeout_s(contract)),
+                reserved_concurrent_executions=runtime.reserved_concurrency,
+                tracing=lambda_.Tracing.ACTIVE,
+                role=self.role,
+                log_group=log_group,
+                logging_format=lambda_.LoggingFormat.JSON,
+                environment={**environment, **extra},
+            )
+
+        self.function = function("Function", runtime.handler, self.log_group)
+        # The contract's degraded handler (fallback `approximate`): same code and grants, its own function, so
+        # dispatch can reach it while the primary's circuit is open.
+        self.approximate: lambda_.Function | None = None
+        if runtime.approximate_handler is not None:
+            approximate_logs = logs.LogGroup(
+                self, "ApproximateLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+            )
+            approximate_logs.grant_write(self.role)
+            self.approximate = function(
+                "ApproximateFunction", runtime.approximate_handler, approximate_logs, AGENT_VARIANT="approximate"
+            )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
         if "write:documents" in contract.permissions or "read:documents" in contract.permissions:
             acknowledge(

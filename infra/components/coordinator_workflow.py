@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -56,6 +57,52 @@ def agent_step(
         comment=f"{contract.name} {contract.version}",
     )
     return retry_transient(task)
+
+
+ESCALATED = "Escalated"  # what the dispatcher raises when only a person is left (functions.dispatcher)
+
+
+def dispatched_step(
+    scope: Construct,
+    construct_id: str,
+    dispatcher: lambda_.IFunction,
+    pool: AgentPool,
+    *,
+    accept: str,
+    payload: dict[str, Any],
+    causation: str,
+    result_path: str,
+) -> tasks.LambdaInvoke:
+    """A task that asks for the capability of ``pool``'s contract in the range ``accept``, not for one function.
+
+    The dispatcher picks a healthy implementation from the registry and follows the contract's fallback; it
+    raises ``Escalated`` when only a person is left, for the workflow to catch.
+    """
+    contract = pool.contract
+    envelope = {
+        "trace_id": sfn.JsonPath.string_at("$.trace_id"),
+        "correlation_id": sfn.JsonPath.string_at("$.correlation_id"),
+        "causation_id": causation,
+        "capability": contract.capabilities[0],
+        "capability_version": contract.version,
+        "deadline": sfn.JsonPath.string_at("$.deadline"),
+        "payload": payload,
+    }
+    task = tasks.LambdaInvoke(
+        scope,
+        construct_id,
+        lambda_function=dispatcher,
+        payload=sfn.TaskInput.from_object({"accept": accept, "envelope": envelope}),
+        payload_response_only=True,
+        retry_on_service_exceptions=False,
+        result_path=result_path,
+        task_timeout=sfn.Timeout.duration(Duration.seconds(DISPATCH_TIMEOUT_S)),
+        comment=f"dispatch {contract.capabilities[0]} {accept} (primary {contract.name} {contract.version})",
+    )
+    return retry_transient(task)
+
+
+DISPATCH_TIMEOUT_S = 60  # the dispatcher function's own timeout: every candidate it tries fits in it
 
 
 def retry_transient(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:

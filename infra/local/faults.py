@@ -7,7 +7,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-_SPEC = re.compile(r"^(?P<agent>[a-z][a-z0-9-]*)=(?P<error>[A-Za-z][A-Za-z0-9.]*)(:(?P<rate>[0-9.]+))?$")
+_SPEC = re.compile(r"^(?P<agent>[a-z][a-z0-9-]*(~[a-z]+)?)=(?P<error>[A-Za-z][A-Za-z0-9.]*)(:(?P<rate>[0-9.]+))?$")
 
 
 class FaultSpecError(ValueError):

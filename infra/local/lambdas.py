@@ -164,6 +164,8 @@ class InProcessLambdas:
             try:
                 handler = self._handler(spec)
                 agent = spec.environment.get("AGENT_NAME", spec.logical_id)
+                if spec.environment.get("AGENT_VARIANT", "primary") != "primary":
+                    agent += "~" + spec.environment["AGENT_VARIANT"]  # a fault on the primary spares its fallback
                 self.faults.before_invoke(agent)
                 context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s)
                 result = handler(event if event is not None else {}, context)

@@ -11,12 +11,13 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.components.agent_pool import AgentPool
-from infra.components.coordinator_workflow import agent_step, retry_transient
+from infra.components.coordinator_workflow import ESCALATED, agent_step, dispatched_step, retry_transient
 
 WORKFLOW = "doc-review"
 INPUT_MODEL = "DocReviewRequest"
 TTL_MS = 15 * 60 * 1000
 CLAIM_CONCURRENCY = 10
+FACT_CHECK_RANGE = "1.x"  # the fact-check versions this workflow accepts from dispatch
 APPROVAL_WINDOW_S = 60 * 60  # how long a high-risk run waits for a person before it escalates
 # What a finished run returns (state path per output field).
 OUTPUT_FIELDS = {
@@ -81,7 +82,9 @@ def approval(scope: Construct, gate: lambda_.IFunction, then: sfn.IChainable, fa
     )
 
 
-def definition(scope: Construct, pools: Mapping[str, AgentPool], gate: lambda_.IFunction) -> sfn.IChainable:
+def definition(
+    scope: Construct, pools: Mapping[str, AgentPool], gate: lambda_.IFunction, dispatcher: lambda_.IFunction
+) -> sfn.IChainable:
     at = sfn.JsonPath.string_at
     failed = agent_step(
         scope,
@@ -115,16 +118,32 @@ def definition(scope: Construct, pools: Mapping[str, AgentPool], gate: lambda_.I
             "document_ref": at("$.intake.document_ref"),
         },
     )
-    verify.item_processor(
-        agent_step(
-            scope,
-            "VerifyClaim",
-            pools["evidence-verifier"],
-            payload={"claim": at("$.claim"), "document_ref": at("$.document_ref")},
-            causation=_caused_by("VerifyClaim", at("$.index")),
-            result_path="$",
-        )
+    verify_claim = dispatched_step(
+        scope,
+        "VerifyClaim",
+        dispatcher,
+        pools["evidence-verifier"],
+        accept=FACT_CHECK_RANGE,
+        payload={"claim": at("$.claim"), "document_ref": at("$.document_ref")},
+        causation=_caused_by("VerifyClaim", at("$.index")),
+        result_path="$",
     )
+    # Only a person can check this claim now: it goes on as unchecked and escalated, which the risk policy
+    # turns into a high-risk run waiting at the approval gate.
+    escalated = sfn.Pass(
+        scope,
+        "ClaimEscalated",
+        parameters={
+            "claim_id": at("$.claim.claim_id"),
+            "label": "not-enough-info",
+            "confidence": 0,
+            "evidence": [],
+            "rationale": "No implementation of fact-check could check this claim: escalated to a person.",
+            "escalated": True,
+        },
+    )
+    verify_claim.add_catch(escalated, errors=[ESCALATED], result_path="$.escalation")
+    verify.item_processor(verify_claim)
     score = agent_step(
         scope,
         "ScoreRisk",

@@ -52,7 +52,7 @@ def test_shipped_policy_loads_with_its_version() -> None:
     policy = load_policy(DEFAULT_POLICY_PATH)
 
     # THEN it is the versioned policy the handler uses
-    assert policy.version == "2026-11-01"
+    assert policy.version == "2026-11-24"
     assert policy == default_policy()
     assert [rule.name for rule in policy.rules] == ["confident-refutation", "any-refutation", "mostly-unverified"]
 
@@ -64,7 +64,7 @@ def test_all_supported_is_low_risk_and_accepted() -> None:
 
     # THEN the risk is low and the document is accepted
     assert (assessment.level, assessment.score, assessment.recommended_outcome) == ("low", 0.0, "accept")
-    assert assessment.policy_version == "2026-11-01"
+    assert assessment.policy_version == "2026-11-24"
     assert assessment.reasons == [
         "score 0.00 from 0 refuted, 0 not-enough-info and 3 supported of 3 claim(s): low "
         "(medium from 0.20, high from 0.50)"

@@ -1,0 +1,148 @@
+"""Dispatch one step to a capability (DESIGN §7): plan from the registry, try in order, record every choice.
+
+The chosen implementation gets the step's envelope with the route (what was chosen, why, what was tried)
+and writes it into its decision record. When nothing automatic is left, the dispatcher records the
+escalation itself and raises :class:`Escalated`: the workflow hands the step to a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from contracts.envelope import Envelope, Route, RouteAttempt
+from functions.runtime.agent import first_error
+from functions.runtime.decisions import DecisionRecord, DecisionStore, canonical_json, sha256_hex
+from functions.runtime.errors import BadInput, DeadlineExceeded
+from functions.runtime.routing import HUMAN, Breaker, Implementation, plan
+
+DISPATCHER = "dispatcher"
+
+
+class DispatchRequest(BaseModel):
+    """The step's input: which versions of the envelope's capability are acceptable, and the envelope."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accept: str = Field(min_length=1, max_length=32, examples=["1.x"])
+    envelope: Envelope
+
+
+class ImplementationFailed(Exception):
+    """An implementation answered with an error (or not at all): the next candidate is tried."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class Escalated(Exception):
+    """No implementation could do the step: a person must (the workflow catches this by name)."""
+
+
+class NoImplementation(Exception):
+    """The registry has nothing for this capability and range, and the contract names no person."""
+
+
+class Registry(Protocol):
+    def implementations(self) -> list[Implementation]: ...
+
+    def observe(self, name: str, *, succeeded: bool, now: datetime, breaker: Breaker) -> None:
+        """Fold one outcome into the implementation's circuit."""
+        ...
+
+
+Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def parse(event: Any) -> DispatchRequest:
+    try:
+        return DispatchRequest.model_validate(event)
+    except ValidationError as exc:
+        raise BadInput(f"dispatch request {first_error(exc)}") from None
+
+
+def dispatch(
+    request: DispatchRequest,
+    *,
+    registry: Registry,
+    invoke: Invoke,
+    decisions: DecisionStore,
+    clock: Callable[[], datetime],
+    breaker: Breaker,
+) -> dict[str, Any]:
+    envelope = request.envelope
+    started = clock()
+    if envelope.is_expired(started):
+        raise DeadlineExceeded(f"deadline {envelope.deadline.isoformat()} passed before dispatch")
+    candidates, skipped = plan(
+        envelope.capability, request.accept, registry.implementations(), now=started, breaker=breaker
+    )
+    if not candidates:
+        raise NoImplementation(
+            f"no implementation of {envelope.capability} {request.accept} can take work"
+            + (f" ({'; '.join(skipped)})" if skipped else "")
+        )
+    tried: list[RouteAttempt] = []
+    for candidate in candidates:
+        route = Route(chosen=candidate.implementation, reason=candidate.reason, tried=list(tried), skipped=skipped)
+        if candidate.implementation == HUMAN:
+            _record_escalation(envelope, route, decisions, started, clock())
+            raise Escalated(
+                f"{envelope.capability}: every automatic implementation failed or is unavailable; a person decides"
+            )
+        now = clock()
+        if envelope.is_expired(now):  # the remaining budget is spent: refuse, never run stale work
+            raise DeadlineExceeded(
+                f"deadline {envelope.deadline.isoformat()} passed after trying "
+                + ", ".join(t.implementation for t in tried)
+            )
+        assert candidate.target is not None
+        try:
+            output = invoke(candidate.target, envelope.model_copy(update={"route": route}).model_dump(mode="json"))
+        except ImplementationFailed as failed:
+            registry.observe(candidate.implementation, succeeded=False, now=clock(), breaker=breaker)
+            tried.append(
+                RouteAttempt(implementation=candidate.implementation, error=f"{failed.error_type}: {failed.message}")
+            )
+            continue
+        registry.observe(candidate.implementation, succeeded=True, now=clock(), breaker=breaker)
+        return output
+    raise NoImplementation(
+        f"every implementation of {envelope.capability} {request.accept} failed: "
+        + "; ".join(f"{t.implementation} ({t.error})" for t in tried)
+    )
+
+
+def _record_escalation(
+    envelope: Envelope, route: Route, decisions: DecisionStore, started: datetime, finished: datetime
+) -> None:
+    """The escalation is a decision too: who (the dispatcher), on what input, and the route that led there."""
+    input_json = canonical_json(envelope.payload)
+    output_json = canonical_json({"escalated": True, "reason": route.reason})
+    decisions.put(
+        DecisionRecord(
+            correlation_id=envelope.correlation_id,
+            step_key=envelope.causation_id,
+            trace_id=envelope.trace_id,
+            causation_id=envelope.causation_id,
+            agent=DISPATCHER,
+            agent_version=envelope.capability_version,
+            capability=envelope.capability,
+            capability_version=envelope.capability_version,
+            status="ESCALATED",
+            actor=f"system:{DISPATCHER}",
+            input_json=input_json,
+            input_sha256=sha256_hex(input_json),
+            output_json=output_json,
+            output_sha256=sha256_hex(output_json),
+            route_json=canonical_json(route.model_dump(mode="json")),
+            started_at=started,
+            finished_at=finished,
+            duration_ms=max(0.0, (finished - started).total_seconds() * 1000),
+        )
+    )

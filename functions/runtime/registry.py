@@ -1,0 +1,115 @@
+"""The registry table: one item per implementation (static facts from deploy; health and circuit as it runs).
+
+Deploy writes the static attributes with an upsert that leaves health and circuit alone. The dispatcher folds
+each outcome into the circuit, the health updater folds decision records into the health; each is a
+read-modify-write guarded by its own version attribute, so the two never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from functions.runtime.routing import Breaker, Circuit, Health, Implementation, fold_health, observe
+
+KEY = "implementation"
+CACHE_S = 5.0  # how stale a dispatcher's view of the registry may be
+_RETRIES = 3
+
+
+def static_item(implementation: Implementation) -> dict[str, Any]:
+    """The attributes deploy owns (the rest are the registry's running state)."""
+    return {
+        "agent": implementation.agent,
+        "variant": implementation.variant,
+        "capabilities": list(implementation.capabilities),
+        "contract_version": implementation.contract_version,
+        "runtime": implementation.runtime,
+        "target": implementation.target,
+        "fallback_json": json.dumps(implementation.fallback, sort_keys=True),
+    }
+
+
+def from_item(item: dict[str, Any]) -> Implementation:
+    return Implementation(
+        name=item[KEY],
+        agent=item["agent"],
+        variant=item.get("variant", "primary"),
+        capabilities=list(item["capabilities"]),
+        contract_version=item["contract_version"],
+        runtime=item["runtime"],
+        target=item["target"],
+        fallback=json.loads(item.get("fallback_json", "[]")),
+        health=Health.model_validate_json(item["health_json"]) if "health_json" in item else Health(),
+        circuit=Circuit.model_validate_json(item["circuit_json"]) if "circuit_json" in item else Circuit(),
+    )
+
+
+class DynamoRegistry:
+    def __init__(self, table: Any, *, cache_s: float = CACHE_S, monotonic: Callable[[], float] = time.monotonic):
+        self._table = table
+        self._cache_s = cache_s
+        self._monotonic = monotonic
+        self._cached: tuple[float, list[Implementation]] | None = None
+
+    def implementations(self) -> list[Implementation]:
+        now = self._monotonic()
+        if self._cached is not None and now - self._cached[0] < self._cache_s:
+            return self._cached[1]
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self._table.scan(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found = sorted((from_item(i) for i in items), key=lambda i: i.name)
+        self._cached = (now, found)
+        return found
+
+    def observe(self, name: str, *, succeeded: bool, now: datetime, breaker: Breaker) -> None:
+        def change(item: dict[str, Any]) -> str:
+            current = Circuit.model_validate_json(item["circuit_json"]) if "circuit_json" in item else Circuit()
+            return observe(current, succeeded=succeeded, now=now, breaker=breaker).model_dump_json()
+
+        self._update(name, "circuit", change)
+        self._cached = None  # a circuit that just opened must not be chosen from the cache
+
+    def record_health(self, name: str, calls: list[tuple[float, bool, datetime]]) -> None:
+        def change(item: dict[str, Any]) -> str:
+            current = Health.model_validate_json(item["health_json"]) if "health_json" in item else Health()
+            return fold_health(current, calls).model_dump_json()
+
+        self._update(name, "health", change)
+
+    def set_circuit(self, name: str, circuit: Circuit) -> None:
+        """Operator override (e.g. force a circuit closed after a fix)."""
+        self._update(name, "circuit", lambda _item: circuit.model_dump_json())
+        self._cached = None
+
+    def _update(self, name: str, part: str, change: Callable[[dict[str, Any]], str]) -> None:
+        """Optimistic read-modify-write of ``<part>_json`` guarded by ``<part>_version``."""
+        conflict = self._table.meta.client.exceptions.ConditionalCheckFailedException
+        for _ in range(_RETRIES):
+            item = self._table.get_item(Key={KEY: name}, ConsistentRead=True).get("Item")
+            if item is None:
+                return  # not (or no longer) registered: nothing to keep health for
+            version = int(item.get(f"{part}_version", 0))
+            condition = f"attribute_not_exists({part}_version)" if version == 0 else f"{part}_version = :expected"
+            values: dict[str, Any] = {":value": change(item), ":next": version + 1}
+            if version:
+                values[":expected"] = version
+            try:
+                self._table.update_item(
+                    Key={KEY: name},
+                    UpdateExpression=f"SET {part}_json = :value, {part}_version = :next",
+                    ConditionExpression=f"attribute_exists({KEY}) AND {condition}",
+                    ExpressionAttributeValues=values,
+                )
+                return
+            except conflict:
+                continue

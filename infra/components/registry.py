@@ -1,0 +1,214 @@
+"""The capability registry (DESIGN §7): implementations written on deploy, health and circuits kept as they run.
+
+- One item per implementation, upserted by a custom resource at deploy (health and circuit survive redeploys).
+- The dispatcher function: steps that ask for a capability go through it; it picks, invokes, falls back.
+- The health updater: the decisions stream folded into p50/p95, error rate and heartbeat per implementation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from infra.components.agent_pool import AgentPool
+from infra.components.data_store import DataStore
+from infra.components.nag import XRAY_REASON, acknowledge
+from infra.components.platform_function import platform_function
+
+KEY = "implementation"
+APPROXIMATE_SUFFIX = "~approximate"  # functions.runtime.routing names degraded handlers so
+# When a circuit opens and how long it rests (functions.runtime.routing.Breaker).
+BREAKER = {
+    "CIRCUIT_CONSECUTIVE_FAILURES": "3",
+    "CIRCUIT_ERROR_RATE": "0.5",
+    "CIRCUIT_MIN_SAMPLES": "10",
+    "CIRCUIT_COOL_DOWN_S": "30",
+}
+
+
+def _fallback(pool: AgentPool) -> list[str | dict[str, str]]:
+    return [entry if isinstance(entry, str) else entry.model_dump() for entry in pool.contract.fallback]
+
+
+def entries(pools: Mapping[str, AgentPool]) -> dict[str, dict[str, object]]:
+    """Registry name -> the static attributes deploy writes (functions.runtime.registry.static_item)."""
+    found: dict[str, dict[str, object]] = {}
+    for pool in pools.values():
+        contract = pool.contract
+        variants: list[tuple[str, str, lambda_.Function]] = [(contract.name, "primary", pool.function)]
+        if pool.approximate is not None:
+            variants.append((contract.name + APPROXIMATE_SUFFIX, "approximate", pool.approximate))
+        for name, variant, function in variants:
+            found[name] = {
+                "agent": contract.name,
+                "variant": variant,
+                "capabilities": list(contract.capabilities),
+                "contract_version": contract.version,
+                "runtime": contract.runtime.kind,
+                "target": function.function_arn,
+                "fallback_json": json.dumps(_fallback(pool), sort_keys=True),
+                "function": function,
+            }
+    return found
+
+
+def _typed(value: object) -> dict[str, object]:
+    if isinstance(value, list):
+        return {"L": [{"S": str(v)} for v in value]}
+    return {"S": value}
+
+
+class Registry(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: DataStore,
+        pools: Mapping[str, AgentPool],
+        layers: list[lambda_.ILayerVersion],
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.table = data.private_table(self, "Table", partition=KEY, removal_policy=removal_policy)
+        registered = entries(pools)
+        self._register(data, registered)
+
+        self.dispatcher = platform_function(
+            self,
+            "Dispatcher",
+            "dispatcher",
+            layers,
+            data=data,
+            description="agentplane dispatcher: capability -> healthy implementation, with ranked fallback",
+            environment={
+                "REGISTRY_TABLE": self.table.table_name,
+                "DECISIONS_TABLE": data.decisions.table_name,
+                **BREAKER,
+            },
+        )
+        self.dispatcher.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn]
+            )
+        )
+        self.dispatcher.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[data.decisions.table_arn])
+        )
+        targets = [entry["function"] for entry in registered.values()]
+        self.dispatcher.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[f.function_arn for f in targets if isinstance(f, lambda_.Function)],
+            )
+        )
+
+        self.health = platform_function(
+            self,
+            "Health",
+            "registry_health",
+            layers,
+            data=data,
+            description="agentplane registry health: decisions stream -> latency, error rate, heartbeat",
+            environment={"REGISTRY_TABLE": self.table.table_name},
+            wildcard_reason=XRAY_REASON + "; dynamodb:ListStreams (granted with the stream event source) has no "
+            "resource-level permissions",
+        )
+        self.health.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn])
+        )
+        failed = sqs.Queue(
+            self,
+            "HealthFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(4),
+        )
+        acknowledge(failed, "AwsSolutions-SQS3", "this queue is the health updater's on-failure destination")
+        self.health.add_event_source(
+            sources.DynamoEventSource(
+                data.decisions,
+                starting_position=lambda_.StartingPosition.LATEST,
+                batch_size=100,
+                max_batching_window=Duration.seconds(1),
+                retry_attempts=2,  # health is advisory: a stuck batch must not hold the stream back
+                on_failure=sources.SqsDlq(failed),
+            )
+        )
+
+    def _register(self, data: DataStore, registered: Mapping[str, Mapping[str, object]]) -> None:
+        """Upsert each implementation's static attributes; delete it when it leaves the template."""
+        names = {f"#{k}": k for k in next(iter(registered.values())) if k != "function"}
+        policy = cr.AwsCustomResourcePolicy.from_statements(
+            [
+                iam.PolicyStatement(
+                    actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources=[self.table.table_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                    resources=[data.key.key_arn],
+                ),
+            ]
+        )
+        for name, attributes in sorted(registered.items()):
+            key = {KEY: {"S": name}}
+            upsert = cr.AwsSdkCall(
+                service="DynamoDB",
+                action="updateItem",
+                parameters={
+                    "TableName": self.table.table_name,
+                    "Key": key,
+                    "UpdateExpression": "SET " + ", ".join(f"{n} = :{n[1:]}" for n in sorted(names)),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {f":{k}": _typed(v) for k, v in attributes.items() if k != "function"},
+                },
+                physical_resource_id=cr.PhysicalResourceId.of(f"registry/{name}"),
+            )
+            resource = cr.AwsCustomResource(
+                self,
+                "Register" + "".join(p.capitalize() for p in name.replace("~", "-").split("-")),
+                on_create=upsert,
+                on_update=upsert,
+                on_delete=cr.AwsSdkCall(
+                    service="DynamoDB",
+                    action="deleteItem",
+                    parameters={"TableName": self.table.table_name, "Key": key},
+                ),
+                policy=policy,
+                install_latest_aws_sdk=False,
+                timeout=Duration.minutes(2),
+            )
+            resource.node.add_dependency(self.table)
+        self._acknowledge_provider()
+
+    def _acknowledge_provider(self) -> None:
+        stack_functions = [
+            child
+            for child in self.node.scope.node.children  # type: ignore[union-attr]
+            if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287")
+        ]
+        for function in stack_functions:
+            acknowledge(
+                function,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
+                "the CDK custom-resource function that writes registry entries at deploy: logs only",
+            )
+            acknowledge(
+                function,
+                "AwsSolutions-L1",
+                "the CDK-managed custom-resource runtime follows the aws-cdk-lib release pinned in the lockfile",
+            )
+
+    def grant_read(self, function: lambda_.Function) -> None:
+        """What the capabilities route needs: the whole (small) registry, nothing writable."""
+        function.add_environment("REGISTRY_TABLE", self.table.table_name)
+        function.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[self.table.table_arn]))
