@@ -163,14 +163,14 @@ def test_stale_work_is_refused_before_anything_is_called() -> None:
 def test_no_compatible_implementation_is_a_typed_error() -> None:
     registry = Registry(implementation("verifier", contract_version="2.0.0"))
 
-    with pytest.raises(NoImplementation, match="no implementation of fact-check 1.x"):
+    with pytest.raises(NoImplementation, match=r"no implementation of fact-check 1\.x"):
         run(registry, Invoker(failing=set()))
 
 
 def test_a_contract_without_a_person_fails_once_everything_failed() -> None:
     lonely = implementation("verifier").model_copy(update={"fallback": []})
 
-    with pytest.raises(NoImplementation, match="every implementation of fact-check 1.x failed"):
+    with pytest.raises(NoImplementation, match=r"every implementation of fact-check 1\.x failed"):
         run(Registry(lonely), Invoker(failing={"fn-verifier"}))
 
 
