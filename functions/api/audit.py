@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from functions.api.service import ProblemError, step_name
@@ -71,6 +72,7 @@ def lineage(trace_id: str, *, store: LedgerStore, archive: DigestArchive, public
                 "digest": None if digest is None else digest.body.seq,
                 "verification": "failed" if problem else ("pending-digest" if digest is None else "verified"),
                 **({"problem": problem} if problem else {}),
+                **({"route": json.loads(str(record["route_json"]))} if record.get("route_json") else {}),
             }
         )
     return {

@@ -76,8 +76,13 @@ class DynamoRegistry:
             current = Circuit.model_validate_json(item["circuit_json"]) if "circuit_json" in item else Circuit()
             return observe(current, succeeded=succeeded, now=now, breaker=breaker).model_dump_json()
 
-        self._update(name, "circuit", change)
-        self._cached = None  # a circuit that just opened must not be chosen from the cache
+        written = self._update(name, "circuit", change)
+        if written is not None and self._cached is not None:
+            # This instance sees its own outcomes at once (a circuit it just opened is not chosen from the cache);
+            # other instances' outcomes reach it within CACHE_S.
+            circuit = Circuit.model_validate_json(written)
+            stamp, cached = self._cached
+            self._cached = (stamp, [i.model_copy(update={"circuit": circuit}) if i.name == name else i for i in cached])
 
     def record_health(self, name: str, calls: list[tuple[float, bool, datetime]]) -> None:
         def change(item: dict[str, Any]) -> str:
@@ -91,16 +96,21 @@ class DynamoRegistry:
         self._update(name, "circuit", lambda _item: circuit.model_dump_json())
         self._cached = None
 
-    def _update(self, name: str, part: str, change: Callable[[dict[str, Any]], str]) -> None:
-        """Optimistic read-modify-write of ``<part>_json`` guarded by ``<part>_version``."""
+    def _update(self, name: str, part: str, change: Callable[[dict[str, Any]], str]) -> str | None:
+        """Optimistic read-modify-write of ``<part>_json`` guarded by ``<part>_version``; the value written.
+
+        None when the implementation is not registered, or when every attempt lost a race (the sample is
+        dropped: health and circuits are advisory, the next outcome corrects them).
+        """
         conflict = self._table.meta.client.exceptions.ConditionalCheckFailedException
         for _ in range(_RETRIES):
             item = self._table.get_item(Key={KEY: name}, ConsistentRead=True).get("Item")
             if item is None:
-                return  # not (or no longer) registered: nothing to keep health for
+                return None  # not (or no longer) registered: nothing to keep health for
             version = int(item.get(f"{part}_version", 0))
             condition = f"attribute_not_exists({part}_version)" if version == 0 else f"{part}_version = :expected"
-            values: dict[str, Any] = {":value": change(item), ":next": version + 1}
+            value = change(item)
+            values: dict[str, Any] = {":value": value, ":next": version + 1}
             if version:
                 values[":expected"] = version
             try:
@@ -110,6 +120,7 @@ class DynamoRegistry:
                     ConditionExpression=f"attribute_exists({KEY}) AND {condition}",
                     ExpressionAttributeValues=values,
                 )
-                return
+                return value
             except conflict:
                 continue
+        return None

@@ -7,6 +7,7 @@ mapping) ends in ``LambdaFunction._invoke_lambda``; routing it here gives them a
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 import threading
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any
 
 from moto.awslambda.models import LambdaFunction
@@ -77,6 +79,7 @@ class InProcessLambdas:
         self.faults = faults
         self.functions: dict[str, FunctionSpec] = {}
         self._handlers: dict[str, Handler] = {}
+        self._module_owners: dict[str, str] = {}  # handler module -> the function that imported it
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Lock()
         self._original: Any = None
@@ -135,10 +138,26 @@ class InProcessLambdas:
                     if str(path) not in sys.path:
                         sys.path.insert(0, str(path))
                 module_name, attribute = spec.handler.rsplit(".", 1)
-                self._forget_foreign(module_name, spec.code_dir)
-                module = importlib.import_module(module_name)
+                owner = self._module_owners.get(module_name)
+                if owner is not None and owner != spec.name and module_name in sys.modules:
+                    # Another function of the same asset (e.g. an agent's approximate handler) imported this
+                    # module under its own environment; on Lambda each runs in its own process, so load a copy.
+                    module = self._private_copy(module_name)
+                else:
+                    self._forget_foreign(module_name, spec.code_dir)
+                    module = importlib.import_module(module_name)
+                    self._module_owners[module_name] = spec.name
                 self._handlers[spec.name] = getattr(module, attribute)
             return self._handlers[spec.name]
+
+    @staticmethod
+    def _private_copy(module_name: str) -> ModuleType:
+        found = importlib.util.find_spec(module_name)
+        if found is None or found.loader is None:
+            raise ImportError(f"no module {module_name}")
+        module = importlib.util.module_from_spec(found)
+        found.loader.exec_module(module)
+        return module
 
     @staticmethod
     def _forget_foreign(module_name: str, code_dir: Path) -> None:

@@ -1,0 +1,140 @@
+"""Health-aware dispatch on the local plane: a sick primary is routed around, and says so; recovery closes it.
+
+Faults are injected into the primary's function (and then its approximate handler) while the plane runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from functions.runtime.registry import DynamoRegistry
+from functions.runtime.routing import Circuit
+from infra.local.faults import Fault
+from infra.local.plane import LocalPlane, PlaneOptions
+from tests.e2e.client import finished, request
+from tests.sample_events import load_event
+
+pytestmark = pytest.mark.e2e
+
+RUN = "/v1/workflows/doc-review/executions"
+PRIMARY = "evidence-verifier"
+APPROXIMATE = "evidence-verifier~approximate"
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
+    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def healthy(plane: LocalPlane) -> Iterator[None]:
+    yield
+    plane.options.faults.faults.clear()
+    registry(plane).set_circuit(PRIMARY, Circuit())
+    registry(plane).set_circuit(APPROXIMATE, Circuit())
+
+
+def registry(plane: LocalPlane) -> DynamoRegistry:
+    name = plane.physical("RegistryTable", "AWS::DynamoDB::Table")
+    return DynamoRegistry(boto3.resource("dynamodb").Table(name), cache_s=0)
+
+
+def run_doc_review(plane: LocalPlane, *, approve: str | None = None, enriched: bool = False) -> dict[str, Any]:
+    answer = request(plane.url, "POST", RUN, load_event("doc-review-request.json"), persona="submitter")
+    assert answer.status == 202, answer.body
+    return finished(plane.url, answer.body["execution_id"], approve=approve, enriched=enriched)
+
+
+def verify_steps(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in run["steps"] if s["step"].startswith("VerifyClaim/")]
+
+
+def implementations(plane: LocalPlane) -> dict[str, dict[str, Any]]:
+    listing = request(plane.url, "GET", "/v1/capabilities", persona="auditor").body["capabilities"]
+    return {i["implementation"]: i for c in listing for i in c["implementations"]}
+
+
+def test_the_registry_lists_every_implementation_from_deploy(plane: LocalPlane) -> None:
+    found = implementations(plane)
+
+    assert {PRIMARY, APPROXIMATE, "risk-scorer", "document-intake", "decision-recorder"} <= set(found)
+    assert found[APPROXIMATE]["variant"] == "approximate"
+    assert found[PRIMARY]["circuit"]["state"] == "closed"
+
+
+def test_a_healthy_run_goes_to_the_primary(plane: LocalPlane) -> None:
+    run = run_doc_review(plane, approve="approve")
+
+    routes = [s["route"] for s in verify_steps(run)]
+    assert len(routes) == 10
+    assert {r["chosen"] for r in routes} == {PRIMARY}
+    assert all(r["tried"] == [] for r in routes)
+
+
+def test_a_failing_primary_is_routed_around_and_the_ledger_says_so(plane: LocalPlane) -> None:
+    plane.options.faults.faults[PRIMARY] = Fault("ModelError")
+
+    run = run_doc_review(plane, enriched=True)
+    assert request(plane.url, "POST", "/local/schedules/run").status == 200  # sign a digest now
+
+    assert run["status"] == "SUCCEEDED"
+    routes = [s["route"] for s in verify_steps(run)]
+    assert {r["chosen"] for r in routes} == {APPROXIMATE}
+    assert all(r["reason"] == "fallback: approximate result" for r in routes)
+    tried = [t for r in routes for t in r["tried"]]
+    skipped = [note for r in routes for note in r["skipped"]]
+    assert tried  # the first calls failed on the primary...
+    assert all(t["implementation"] == PRIMARY and t["error"].startswith("ModelError") for t in tried)
+    assert any("circuit open" in note for note in skipped)  # ...then its circuit opened and it was skipped
+    assert implementations(plane)[PRIMARY]["circuit"]["state"] == "open"
+    lineage = request(plane.url, "GET", f"/v1/audit/traces/{run['trace_id']}", persona="auditor").body
+    assert lineage["verified"] is True
+    actors = {s["actor"] for s in lineage["steps"] if s["step"].startswith("VerifyClaim/")}
+    assert actors == {f"agent:{APPROXIMATE}"}
+    chained = [s["route"] for s in lineage["steps"] if s["step"].startswith("VerifyClaim/")]
+    assert {r["chosen"] for r in chained} == {APPROXIMATE}  # the choice and its reason are in the ledger
+
+
+def test_recovery_closes_the_circuit(plane: LocalPlane) -> None:
+    plane.options.faults.faults[PRIMARY] = Fault("ModelError")
+    run_doc_review(plane)
+    assert implementations(plane)[PRIMARY]["circuit"]["state"] == "open"
+    plane.options.faults.faults.clear()
+    # The cool-down passes: the circuit is as the dispatcher left it, opened long enough ago.
+    opened = registry(plane).implementations()
+    circuit = next(i.circuit for i in opened if i.name == PRIMARY)
+    registry(plane).set_circuit(
+        PRIMARY, circuit.model_copy(update={"opened_at": datetime.now(UTC) - timedelta(minutes=5)})
+    )
+
+    trial = None
+    deadline = time.monotonic() + 120  # dispatchers may serve a few seconds from their cached registry view
+    while trial is None and time.monotonic() < deadline:
+        run = run_doc_review(plane, approve="approve")
+        trial = next((s for s in verify_steps(run) if s["route"]["reason"] == "circuit half-open: trial request"), None)
+
+    assert trial is not None, "no trial request reached the primary"
+    assert trial["route"]["chosen"] == PRIMARY
+    assert implementations(plane)[PRIMARY]["circuit"]["state"] == "closed"
+
+
+def test_when_no_implementation_can_check_a_claim_a_person_decides(plane: LocalPlane) -> None:
+    plane.options.faults.faults[PRIMARY] = Fault("ModelError")
+    plane.options.faults.faults[APPROXIMATE] = Fault("ModelError")
+
+    run = run_doc_review(plane, approve="approve")
+
+    escalations = [s for s in verify_steps(run) if s["status"] == "ESCALATED"]
+    assert len(escalations) == 10
+    assert {s["actor"] for s in escalations} == {"system:dispatcher"}
+    assert {s["route"]["chosen"] for s in escalations} == {"human"}
+    assert run["output"]["risk"]["level"] == "high"
+    assert all(v["escalated"] for v in run["output"]["verdicts"])
+    assert run["decision"]["approval"]["decision"] == "approve"  # the approval gate was the person
