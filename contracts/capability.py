@@ -196,7 +196,7 @@ class CapabilityContract(_Strict):
         if len(set(entries)) != len(entries):
             raise ValueError("duplicate entries")
         runtime = info.data.get("runtime")
-        if "approximate" in entries and not (isinstance(runtime, LambdaRuntime) and runtime.approximate_handler):
+        if "approximate" in entries and isinstance(runtime, LambdaRuntime) and not runtime.approximate_handler:
             raise ValueError('"approximate" needs runtime.approximate_handler (the degraded handler to fall back to)')
         return entries
 

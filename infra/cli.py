@@ -298,6 +298,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def render_capabilities(listing: dict[str, Any]) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    lines = [
+        f"  {'capability':<20} {'implementation':<30} {'version':<8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}  circuit"
+    ]
+    for contract in listing["capabilities"]:
+        for impl in contract.get("implementations", []):
+            health, circuit = impl["health"], impl["circuit"]
+            state = circuit["state"] + (f" ({circuit['reason']})" if circuit.get("reason") else "")
+            lines.append(
+                f"  {','.join(contract['capabilities']):<20} {impl['implementation']:<30} "
+                f"{impl['contract_version']:<8} {ms(health['p50_ms']):>8} {ms(health['p95_ms']):>8} "
+                f"{health['error_rate']:>7.1%}  {state}"
+            )
+    return "\n".join(lines)
+
+
+def cmd_capabilities(args: argparse.Namespace) -> int:
+    plane = connect(args)
+    listing = expect(call(plane, "GET", "/v1/capabilities"), 200)
+    print(json.dumps(listing, indent=2) if args.json else render_capabilities(listing))
+    return 0
+
+
 def pending_approvals(endpoint: Endpoint, execution_id: str | None = None) -> list[dict[str, Any]]:
     body = expect(call(endpoint, "GET", "/v1/approvals?status=PENDING"), 200)
     approvals: list[dict[str, Any]] = body["approvals"]
@@ -610,6 +636,10 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("execution_id")
     client_options(status, "submitter")
     status.set_defaults(handler=cmd_status)
+
+    capabilities = commands.add_parser("capabilities", help="the registry: implementations, health, circuits")
+    client_options(capabilities, "submitter")
+    capabilities.set_defaults(handler=cmd_capabilities)
 
     approvals = commands.add_parser("approvals", help="human approval of high-risk runs").add_subparsers(
         dest="approvals_command", required=True, parser_class=_Parser

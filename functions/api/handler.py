@@ -53,7 +53,7 @@ def shipped_contracts() -> dict[str, CapabilityContract]:
 
 @cache
 def registry() -> DynamoRegistry:
-    return DynamoRegistry(table(os.environ["REGISTRY_TABLE"]))
+    return DynamoRegistry(table(os.environ["REGISTRY_TABLE"]), cache_s=0)  # callers see circuits as they are
 
 
 class StepFunctionsEngine:

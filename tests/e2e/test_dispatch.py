@@ -15,6 +15,7 @@ import pytest
 
 from functions.runtime.registry import DynamoRegistry
 from functions.runtime.routing import Circuit
+from infra.cli import main as agentplane
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
 from tests.e2e.client import finished, request
@@ -103,23 +104,24 @@ def test_a_failing_primary_is_routed_around_and_the_ledger_says_so(plane: LocalP
 
 
 def test_recovery_closes_the_circuit(plane: LocalPlane) -> None:
-    plane.options.faults.faults[PRIMARY] = Fault("ModelError")
-    run_doc_review(plane)
-    assert implementations(plane)[PRIMARY]["circuit"]["state"] == "open"
-    plane.options.faults.faults.clear()
-    # The cool-down passes: the circuit is as the dispatcher left it, opened long enough ago.
-    opened = registry(plane).implementations()
-    circuit = next(i.circuit for i in opened if i.name == PRIMARY)
-    registry(plane).set_circuit(
-        PRIMARY, circuit.model_copy(update={"opened_at": datetime.now(UTC) - timedelta(minutes=5)})
+    # GIVEN the primary is healthy again, and its circuit opened long enough ago for the cool-down to be over
+    opened = Circuit(
+        state="open",
+        consecutive_failures=3,
+        recent="FFF",
+        opened_at=datetime.now(UTC) - timedelta(minutes=5),
+        reason="3 consecutive failures",
     )
+    registry(plane).set_circuit(PRIMARY, opened)
 
+    # WHEN runs come in (a dispatcher may answer from its registry view for up to 5 s)
     trial = None
-    deadline = time.monotonic() + 120  # dispatchers may serve a few seconds from their cached registry view
+    deadline = time.monotonic() + 300
     while trial is None and time.monotonic() < deadline:
         run = run_doc_review(plane, approve="approve")
         trial = next((s for s in verify_steps(run) if s["route"]["reason"] == "circuit half-open: trial request"), None)
 
+    # THEN a trial request went to the primary, succeeded, and closed the circuit
     assert trial is not None, "no trial request reached the primary"
     assert trial["route"]["chosen"] == PRIMARY
     assert implementations(plane)[PRIMARY]["circuit"]["state"] == "closed"
@@ -138,3 +140,11 @@ def test_when_no_implementation_can_check_a_claim_a_person_decides(plane: LocalP
     assert run["output"]["risk"]["level"] == "high"
     assert all(v["escalated"] for v in run["output"]["verdicts"])
     assert run["decision"]["approval"]["decision"] == "approve"  # the approval gate was the person
+
+
+def test_the_cli_lists_the_registry(plane: LocalPlane, capsys: pytest.CaptureFixture[str]) -> None:
+    assert agentplane(["capabilities", "--api-url", plane.url]) == 0
+
+    rows = {line.split()[1]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows[APPROXIMATE][0] == "fact-check,confidence-scoring"
+    assert rows[PRIMARY][-1] == "closed"

@@ -86,12 +86,12 @@ def test_the_enrichment_event_is_handled_once(plane: LocalPlane) -> None:
 
 
 def test_a_failing_agent_is_caught_and_the_failure_recorded(plane: LocalPlane) -> None:
-    # GIVEN the evidence verifier fails every call with an error no retry can fix
-    plane.options.faults.faults["evidence-verifier"] = Fault(error="ModelError")
+    # GIVEN the risk scorer (bound directly, no fallback) fails every call with an error no retry can fix
+    plane.options.faults.faults["risk-scorer"] = Fault(error="ModelError")
     try:
         run = finished(plane.url, start(plane, load_event("doc-review-request.json")))
     finally:
-        del plane.options.faults.faults["evidence-verifier"]
+        del plane.options.faults.faults["risk-scorer"]
 
     # THEN the run fails with the agent's error, after the Catch path recorded it
     assert run["status"] == "FAILED"
@@ -99,7 +99,7 @@ def test_a_failing_agent_is_caught_and_the_failure_recorded(plane: LocalPlane) -
     steps = {s["step"]: s for s in run["steps"]}
     assert steps["RecordFailure"]["agent"] == "failure-recorder"
     assert steps["RecordFailure"]["status"] == "SUCCEEDED"
-    assert "ScoreRisk" not in steps
+    assert "RecordDecision" not in steps
     assert run["decision"]["outcome"] == "failed"
     assert "ModelError" in run["decision"]["summary"]
 

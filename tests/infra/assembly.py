@@ -72,8 +72,9 @@ class Synthesized:
         """Agent name (the ``AGENT_NAME`` its function runs as) -> the function's logical id."""
         found = {}
         for lid, res in self.of_type("AWS::Lambda::Function").items():
-            name = res["Properties"].get("Environment", {}).get("Variables", {}).get("AGENT_NAME")
-            if name is not None:
+            variables = res["Properties"].get("Environment", {}).get("Variables", {})
+            name = variables.get("AGENT_NAME")
+            if name is not None and "AGENT_VARIANT" not in variables:  # the primary, not a degraded handler
                 found[name] = lid
         return found
 

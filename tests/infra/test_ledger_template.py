@@ -23,8 +23,12 @@ def resource(synthesized: Synthesized, logical_id: str) -> dict[str, Any]:
 
 
 def test_the_decisions_stream_feeds_the_appender_with_partial_batch_reporting(synthesized: Synthesized) -> None:
-    (mapping,) = synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
-    props = mapping["Properties"]
+    (props,) = [
+        m["Properties"]
+        for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+        if resource(synthesized, m["Properties"]["FunctionName"]["Ref"])["Properties"]["Handler"]
+        == "functions.ledger_appender.handler.lambda_handler"
+    ]
 
     assert props["EventSourceArn"] == {"Fn::GetAtt": [DECISIONS_TABLE, "StreamArn"]}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

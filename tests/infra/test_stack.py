@@ -140,8 +140,15 @@ def test_agent_role_grants_exactly_its_contract(synthesized: Synthesized, agent:
     function_lid = synthesized.agent_functions()[agent]
     props = synthesized.resources[function_lid]["Properties"]
     log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
+    # A declared degraded handler runs as its own function, with its own log group, under the same role.
+    log_groups = [log_group] + [
+        fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        for fn in synthesized.of_type("AWS::Lambda::Function").values()
+        if fn["Properties"].get("Environment", {}).get("Variables", {}).get("AGENT_NAME") == agent
+        and "AGENT_VARIANT" in fn["Properties"]["Environment"]["Variables"]
+    ]
     runtime_own = [
-        {"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": get_att(log_group)},
+        *({"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": get_att(lg)} for lg in log_groups),
         {"Action": ["dynamodb:PutItem", "dynamodb:GetItem"], "Resource": get_att(DECISIONS_TABLE)},
         {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": get_att(DATA_KEY)},
         {"Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"},
@@ -619,19 +626,26 @@ def test_every_task_sends_its_agents_contract_capability(
     for name, state in tasks_of(doc_review_asl["States"]).items():
         if name == "RequestApproval":
             continue  # the approval gate is the plane's, not an agent: it takes the callback request, no envelope
-        # WHEN a task's target and envelope are read
-        contract = CONTRACTS[agent_of[lambda_function_lid(state["Resource"])]]
+        # WHEN a task's target and envelope are read (a dispatched step names its primary in the comment)
+        parameters = state["Parameters"]
+        target = lambda_function_lid(state["Resource"])
+        if target in agent_of:
+            contract = CONTRACTS[agent_of[target]]
+        else:
+            parameters = parameters["envelope"]
+            contract = CONTRACTS[state["Comment"].split("primary ")[1].split()[0]]
+            assert state["TimeoutSeconds"] >= contract.runtime.effective_timeout_s(contract.slo)  # type: ignore[union-attr]
         runtime = contract.runtime
         assert isinstance(runtime, LambdaRuntime)
         invoked.add(contract.name)
-        parameters = state["Parameters"]
 
         # THEN the envelope names the agent's capability at the contract's version, within its deadline
         assert parameters["capability"] == contract.capabilities[0], name
         assert parameters["capability_version"] == contract.version, name
         assert parameters["deadline.$"] == "$.deadline", name
         assert parameters["correlation_id.$"] == "$.correlation_id", name
-        assert state["TimeoutSeconds"] == runtime.effective_timeout_s(contract.slo), name
+        if target in agent_of:
+            assert state["TimeoutSeconds"] == runtime.effective_timeout_s(contract.slo), name
 
     # AND every agent the workflow declares is one of its steps
     assert invoked == set(doc_review.AGENTS)

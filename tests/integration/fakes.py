@@ -43,6 +43,7 @@ class Plane:
     decisions_table: str = "agentplane-decisions"
     executions_table: str = "agentplane-executions"
     idempotency_table: str = "agentplane-idempotency"
+    registry_table: str = "agentplane-registry"
     documents_bucket: str = "agentplane-documents"
     event_bus: str = "agentplane-bus"
 
@@ -50,6 +51,7 @@ class Plane:
         create_table(self.decisions_table, "correlation_id", "step_key")
         create_table(self.executions_table, "execution_id")
         create_table(self.idempotency_table, "id")
+        create_table(self.registry_table, "implementation")
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=self.documents_bucket)
         boto3.client("events", region_name=REGION).create_event_bus(Name=self.event_bus)
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore, canonical_json, sha256_hex
-from tests.integration.fakes import REGION, TRACE_ID, ColdStart, LambdaContext, Plane
+from tests.integration.fakes import REGION, TRACE_ID, ColdStart, LambdaContext, Plane, table
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.integration
@@ -113,6 +113,7 @@ def api(
     monkeypatch.setenv("WORKFLOWS", json.dumps(workflows))
     monkeypatch.setenv("EXECUTIONS_TABLE", plane.executions_table)
     monkeypatch.setenv("DECISIONS_TABLE", plane.decisions_table)
+    monkeypatch.setenv("REGISTRY_TABLE", plane.registry_table)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "agentplane-api")
     handler = cold_start("functions.api.handler").lambda_handler
 
@@ -338,8 +339,22 @@ def test_an_idempotency_marker_is_not_an_execution(api: Api, plane: Plane) -> No
     assert response["statusCode"] == 404
 
 
-def test_capabilities_lists_the_six_contracts(api: Api) -> None:
-    # GIVEN / WHEN the capabilities are listed
+def test_capabilities_lists_the_six_contracts(api: Api, plane: Plane) -> None:
+    # GIVEN the registry knows one implementation, with an open circuit
+    table(plane.registry_table).put_item(
+        Item={
+            "implementation": "evidence-verifier",
+            "agent": "evidence-verifier",
+            "variant": "primary",
+            "capabilities": ["fact-check"],
+            "contract_version": "1.0.0",
+            "runtime": "lambda",
+            "target": "arn:aws:lambda:us-east-1:123456789012:function:verifier",
+            "circuit_json": '{"state": "open", "reason": "3 consecutive failures"}',
+        }
+    )
+
+    # WHEN the capabilities are listed
     response = api("GET", "/v1/capabilities")
 
     # THEN every contract is there with its capabilities, io and SLO
@@ -350,6 +365,10 @@ def test_capabilities_lists_the_six_contracts(api: Api) -> None:
     assert listed["evidence-verifier"]["io"] == {"input": "ClaimCheck", "output": "Verdict"}
     assert listed["evidence-verifier"]["runtime"] == "lambda"
     assert listed["risk-scorer"]["slo"]["p95_ms"] == 300
+    (registered,) = listed["evidence-verifier"]["implementations"]
+    assert registered["circuit"]["state"] == "open"
+    assert registered["health"]["samples"] == 0
+    assert listed["risk-scorer"]["implementations"] == []
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,11 @@ version: 1.2.0
 description: Checks claims.
 capabilities: [fact-check]
 io: {input: ClaimCheck, output: Verdict}
-runtime: {kind: lambda, handler: functions.fact_checker.handler.lambda_handler, memory_mb: 512}
+runtime:
+  kind: lambda
+  handler: functions.fact_checker.handler.lambda_handler
+  approximate_handler: functions.fact_checker.handler.approximate_handler
+  memory_mb: 512
 permissions: ["read:kb"]
 side_effects: read-only
 slo: {p95_ms: 1500, availability: 99.9, error_budget_pct: 0.1}
@@ -155,6 +159,12 @@ BAD_CONTRACTS = [
     pytest.param(with_changes(permissions=["read:kb", "read:kb"]), "permissions", "duplicate", id="dup-permission"),
     pytest.param(with_changes(fallback=["human", "approximate"]), "fallback", "last", id="human-not-last"),
     pytest.param(with_changes(fallback=["humann"]), "fallback[0]", "'human'", id="unknown-fallback"),
+    pytest.param(
+        with_changes(runtime={"kind": "lambda", "handler": "functions.fact_checker.handler.lambda_handler"}),
+        "fallback",
+        "approximate_handler",
+        id="approximate-without-handler",
+    ),
     pytest.param(
         with_changes(fallback=[{"capability": "fact-check", "max_version": "one"}]),
         "fallback[0].max_version",
