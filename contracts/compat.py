@@ -594,10 +594,10 @@ class _SchemaDiff:
         for kind in after.keys() - before.keys():
             self.effect(path, "type-added", "widens", f"may now be {_a(kind)}", None, kind)
         for kind in sorted(before.keys() & after.keys()):
-            self.constraints(path, before[kind], after[kind], seen, root=root)
-        if len(before) > 1 or len(after) > 1:
-            self._default(path, old.get("default", _ABSENT), new.get("default", _ABSENT))
-            self.annotations(path, old, new, root=root)
+            self.constraints(path, before[kind], after[kind], seen)
+        # Defaults and annotations belong to the field, not to one of its alternatives.
+        self._default(path, old.get("default", _ABSENT), new.get("default", _ABSENT))
+        self.annotations(path, old, new, root=root)
 
     def _retyped(self, path: str, old: str, new: str) -> None:
         if new == "any" or (old, new) == _NUMBER_KINDS:
@@ -607,9 +607,7 @@ class _SchemaDiff:
         else:
             self.walker.add(path, "retyped", Bump.MAJOR, f"retyped {old} -> {new}: no caller survives both", old, new)
 
-    def constraints(
-        self, path: str, old: Mapping[str, Any], new: Mapping[str, Any], seen: frozenset[str], *, root: bool
-    ) -> None:
+    def constraints(self, path: str, old: Mapping[str, Any], new: Mapping[str, Any], seen: frozenset[str]) -> None:
         self._enum(path, old, new)
         for keyword in _LOWER_BOUNDS:
             self._bound(path, keyword, old.get(keyword), new.get(keyword), tighter=lambda a, b: a > b)
@@ -617,14 +615,12 @@ class _SchemaDiff:
             self._bound(path, keyword, old.get(keyword), new.get(keyword), tighter=lambda a, b: a < b)
         for keyword in (*_RESTRICTIONS, "uniqueItems"):
             self._restriction(path, keyword, old.get(keyword), new.get(keyword))
-        self._default(path, old.get("default", _ABSENT), new.get("default", _ABSENT))
         self._properties(path, old, new, seen)
         self._extra(path, old.get("additionalProperties", True), new.get("additionalProperties", True), seen)
         if "items" in old or "items" in new:
             self.node(f"{path}[]", old.get("items", {}), new.get("items", {}), seen)
         if old.get("prefixItems") != new.get("prefixItems"):
             self.walker.add(path, "tuple-changed", Bump.MAJOR, "tuple shape changed", old.get("prefixItems"), None)
-        self.annotations(path, old, new, root=root)
         for keyword in sorted((old.keys() | new.keys()) - _STRUCTURE - _ANNOTATIONS):
             if old.get(keyword) != new.get(keyword):
                 detail = f"no compatibility rule for schema keyword {keyword!r} yet: treated as breaking"
