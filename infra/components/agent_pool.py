@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from contracts.capability import CapabilityContract, LambdaRuntime
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.retention import log_group
 from infra.components.staging import stage
 from infra.paths import FUNCTIONS_DIR
 
@@ -127,7 +127,6 @@ class AgentPool(Construct):
         contract: CapabilityContract,
         resources: Resources,
         layers: list[lambda_.ILayerVersion],
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
         runtime = contract.runtime
@@ -138,7 +137,7 @@ class AgentPool(Construct):
         code_dir = stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"functions/{folder}")])
         granted = resolve_permissions(contract, resources)
 
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.log_group = log_group(self, "Logs", "agent-logs")
         self.role = iam.Role(
             self,
             "Role",
