@@ -23,6 +23,10 @@ Direction = Literal["input", "output"]
 Effect = Literal["narrows", "widens"]
 
 
+class CompatError(ValueError):
+    """Something that cannot be compared (a version that is not SemVer, a dangling ``$ref``); one line."""
+
+
 class Bump(IntEnum):
     """The least version bump a change needs (SemVer)."""
 
@@ -99,7 +103,7 @@ def snapshot(contract: CapabilityContract) -> Snapshot:
 def parse_version(version: str) -> tuple[int, int, int]:
     parts = version.split(".")
     if len(parts) != 3 or not all(part.isdigit() for part in parts):
-        raise ValueError(f"not a MAJOR.MINOR.PATCH version: {version!r}")
+        raise CompatError(f"not a MAJOR.MINOR.PATCH version: {version!r}")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
@@ -207,6 +211,8 @@ class ContractDiff:
 
 def diff(old: Snapshot, new: Snapshot) -> ContractDiff:
     """Every change from ``old`` to ``new``, classified."""
+    for version in (old.version, new.version):
+        parse_version(version)  # refuse now, not when the verdict is asked for
     walker = _Walker(_normalized(old.contract), _normalized(new.contract))
     walker.walk("", walker.old, walker.new)
     for direction in ("input", "output"):
@@ -243,7 +249,7 @@ class _Walker:
             return
         rule = RULES.get(path)
         if rule is not None:
-            rule(self, path, old, new)
+            rule(self, path, _shown(old), _shown(new))
         elif isinstance(old, Mapping) and isinstance(new, Mapping):
             for key in sorted(old.keys() | new.keys()):
                 if path == "" and key == "version":
@@ -262,8 +268,11 @@ class _Walker:
 
 def _same(old: Any, new: Any) -> bool:
     # A field one side lacks and the other leaves empty says the same thing.
-    empty = (None, _ABSENT)
-    return old == new or (old in empty and new in empty)
+    return old == new or (_empty(old) and _empty(new))
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is _ABSENT or value == [] or value == {}
 
 
 def _shown(value: Any) -> Any:
@@ -713,7 +722,7 @@ def _resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> tuple[Mapping[
     name = ref.removeprefix("#/$defs/")
     target = root.get("$defs", {}).get(name)
     if not isinstance(target, Mapping):
-        raise ValueError(f"cannot resolve $ref {ref!r}")
+        raise CompatError(f"cannot resolve $ref {ref!r}")
     siblings = {key: value for key, value in node.items() if key != "$ref"}
     return {**target, **siblings}, name
 

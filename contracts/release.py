@@ -116,9 +116,7 @@ def release(
 ) -> dict[str, Snapshot]:
     """The lock after releasing ``contracts``; refused while the gate has problems (removals only if allowed)."""
     report = gate(contracts, released)
-    problems = [p for d in report.diffs if (p := d.problem) is not None]
-    if report.removed and not allow_removed:
-        problems += [problem for problem in report.problems if problem not in problems]
+    problems = [p for d in report.diffs if (p := d.problem) is not None] if allow_removed else report.problems
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise LockError(f"not released: {problems[0]}{more}")

@@ -447,7 +447,7 @@ def _selected_contracts(names: list[str], directory: str | None) -> dict[str, An
 
 
 def cmd_contracts_diff(args: argparse.Namespace) -> int:
-    from contracts.compat import diff, snapshot
+    from contracts.compat import CompatError, diff, snapshot
     from contracts.loader import ContractError, load_contract
     from contracts.release import GateReport, LockError, gate, read_lock
 
@@ -463,8 +463,10 @@ def cmd_contracts_diff(args: argparse.Namespace) -> int:
             report = GateReport(diffs=(diff(snapshot(old), snapshot(new)),), unreleased=(), removed=())
         else:
             raise UsageError("agentplane contracts diff: give OLD and NEW contract files, or --against released")
-    except (ContractError, LockError) as error:
+    except (ContractError, LockError, CompatError) as error:
         raise CliError(str(error)) from None
+    except OSError as error:
+        raise CliError(f"cannot read {error.filename}: {error.strerror or error}") from None
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -480,6 +482,7 @@ def cmd_contracts_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts_release(args: argparse.Namespace) -> int:
+    from contracts.compat import CompatError
     from contracts.loader import ContractError
     from contracts.release import LockError, read_lock, release, write_lock
 
@@ -489,10 +492,10 @@ def cmd_contracts_release(args: argparse.Namespace) -> int:
         before = read_lock(lock)
         after = release(contracts, before, allow_removed=args.allow_removed)
         write_lock(after, lock)
-    except (ContractError, LockError) as error:
+    except (ContractError, LockError, CompatError) as error:
         raise CliError(str(error)) from None
     except OSError as error:
-        raise CliError(f"cannot write {lock}: {error.strerror or error}") from None
+        raise CliError(f"cannot use {error.filename or lock}: {error.strerror or error}") from None
     for name, released in sorted(after.items()):
         was = before.get(name)
         state = "new" if was is None else ("unchanged" if was == released else f"was {was.version}")

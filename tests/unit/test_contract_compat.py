@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.compat import RULES, Bump, Change, ContractDiff, Snapshot, bump_between, covers, diff, snapshot
+from contracts.compat import (
+    RULES,
+    Bump,
+    Change,
+    CompatError,
+    ContractDiff,
+    Snapshot,
+    bump_between,
+    covers,
+    diff,
+    snapshot,
+)
 from contracts.loader import load_contracts
 
 pytestmark = pytest.mark.unit
@@ -742,3 +754,25 @@ def test_human_lines_name_each_change_and_the_version_verdict() -> None:
 )
 def test_fallback_version_ranges(wide: str, narrow: str, expected: bool) -> None:
     assert covers(wide, narrow) is expected
+
+
+def test_a_released_document_today_s_model_cannot_read_is_compared_as_written() -> None:
+    # GIVEN a release that named a model since deleted, written before `fallback` had a default
+    old_document = {k: v for k, v in LAMBDA_CONTRACT.items() if k != "fallback"}
+    old = snapshot_of(edited(old_document, lambda c: c["io"].update(input="RetiredModel")))
+    new = snapshot_of(edited(LAMBDA_CONTRACT, lambda c: c.update(fallback=[])))
+    # WHEN compared THEN a missing list and an empty one say the same; only the model's name moved
+    change = only_change(diff(old, new))
+    assert (change.path, change.kind, change.bump) == ("io.input", "io-model-renamed", PATCH)
+
+
+@pytest.mark.parametrize(
+    ("old", "says"),
+    [
+        (Snapshot({**LAMBDA_CONTRACT, "version": "one"}, {"input": SCHEMA, "output": SCHEMA}), "not a MAJOR.MINOR"),
+        (Snapshot(LAMBDA_CONTRACT, {"input": {"$ref": "#/$defs/Gone"}, "output": SCHEMA}), "cannot resolve $ref"),
+    ],
+)
+def test_what_cannot_be_compared_is_a_compat_error(old: Snapshot, says: str) -> None:
+    with pytest.raises(CompatError, match=re.escape(says)):
+        diff(old, snapshot_of(LAMBDA_CONTRACT)).problem  # noqa: B018

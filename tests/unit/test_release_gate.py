@@ -223,6 +223,12 @@ def test_release_then_diff_against_released(tmp_path: Path, capsys: pytest.Captu
         (["contracts", "diff", "nope", "--against", "released"], "no contract 'nope'", 1),
         (["contracts", "diff", "a.yaml", "b.yaml"], "a.yaml: <document>: cannot read", 1),
         (["contracts", "diff", "--against", "yesterday"], "invalid choice: 'yesterday'", 2),
+        (
+            ["contracts", "diff", "--against", "released", "--contracts-dir", "/nonexistent"],
+            "cannot read /nonexistent",
+            1,
+        ),
+        (["contracts", "release", "--lock", "/nonexistent/dir/lock.json"], "cannot use /nonexistent/dir/lock.json", 1),
     ],
 )
 def test_diff_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], says: str, code: int) -> None:
@@ -230,3 +236,14 @@ def test_diff_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: list
     err = capsys.readouterr().err
     assert says in err
     assert err.count("\n") == 1
+
+
+def test_a_lock_with_a_version_that_is_not_semver_is_one_line(
+    released: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = json.loads(released.read_text())
+    lock["contracts"]["risk-scorer"]["contract"]["version"] = "latest"
+    released.write_text(json.dumps(lock))
+    assert cli.main(["contracts", "diff", "risk-scorer", "--against", "released", "--lock", str(released)]) == 1
+    err = capsys.readouterr().err
+    assert err == "agentplane: not a MAJOR.MINOR.PATCH version: 'latest'\n"
