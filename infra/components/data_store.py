@@ -67,11 +67,14 @@ class DataStore(Construct):
         construct_id: str,
         *,
         log_prefix: str,
-        retention: str,
+        retention: str | None = None,
         removal_policy: RemovalPolicy,
         **extra: Any,
     ) -> s3.Bucket:
-        """KMS (data key), versioned, TLS-only, never public, access-logged, expired as ``retention`` declares."""
+        """KMS (data key), versioned, TLS-only, never public, access-logged, expired as ``retention`` declares.
+
+        ``retention`` names a kind in ``contracts.retention``; the template tests require every bucket to have one.
+        """
         bucket = s3.Bucket(
             scope,
             construct_id,
@@ -83,11 +86,12 @@ class DataStore(Construct):
             versioned=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=log_prefix,
-            lifecycle_rules=lifecycle_rules(retention),
+            lifecycle_rules=lifecycle_rules(retention) if retention is not None else None,
             removal_policy=removal_policy,
             **extra,
         )
-        declare(bucket, retention)
+        if retention is not None:
+            declare(bucket, retention)
         return bucket
 
     def private_table(
@@ -105,8 +109,8 @@ class DataStore(Construct):
     ) -> dynamodb.Table:
         """On-demand, encrypted with the data key, point-in-time recoverable, protected when retained.
 
-        ``retention`` names the declared retention (``contracts.retention``) of the items; ``ttl`` is the attribute
-        that expires them, required exactly when the declaration expires items.
+        ``retention`` names a kind in ``contracts.retention`` (the template tests require every table to have one);
+        ``ttl`` is the attribute that expires items, required exactly when that kind expires them.
         """
         if retention is not None and (retention_of(retention).days is None) != (ttl is None):
             expires = retention_of(retention).days is not None

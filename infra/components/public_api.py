@@ -114,7 +114,7 @@ class PublicApi(Construct):
             self,
             "ExecutionLogs",
             "api-execution-logs",
-            log_group_name=(f"API-Gateway-Execution-Logs_{self.rest_api.rest_api_id}/{STAGE_NAME}"),
+            log_group_name=f"API-Gateway-Execution-Logs_{self.rest_api.rest_api_id}/{STAGE_NAME}",
         )
         self.rest_api.deployment_stage.node.add_dependency(execution_logs)
         acknowledge(
