@@ -598,9 +598,9 @@ class _SchemaDiff:
         if len(before) == 1 and len(after) == 1 and next(iter(before)) != next(iter(after)):
             self._retyped(path, next(iter(before)), next(iter(after)))
             return
-        for kind in before.keys() - after.keys():
+        for kind in sorted(before.keys() - after.keys()):
             self.effect(path, "type-removed", "narrows", f"no longer {_a(kind)}", kind, None)
-        for kind in after.keys() - before.keys():
+        for kind in sorted(after.keys() - before.keys()):
             self.effect(path, "type-added", "widens", f"may now be {_a(kind)}", None, kind)
         for kind in sorted(before.keys() & after.keys()):
             self.constraints(path, before[kind], after[kind], seen)
