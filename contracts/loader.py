@@ -30,8 +30,8 @@ class ContractError(Exception):
         super().__init__(f"{self.file}: {self.field}: {self.reason}")
 
 
-def load_contract(path: Path) -> CapabilityContract:
-    """Parse and validate one contract file; its stem must be the contract's name."""
+def load_contract(path: Path, *, check_name: bool = True) -> CapabilityContract:
+    """Parse and validate one contract file; its stem must be the contract's name unless ``check_name`` is off."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -45,7 +45,7 @@ def load_contract(path: Path) -> CapabilityContract:
         first = errors[0]
         reason = _reason(first) + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
         raise ContractError(file, _field_path(first["loc"]), reason) from exc
-    if contract.name != path.stem:
+    if check_name and contract.name != path.stem:
         raise ContractError(file, "name", f"{contract.name!r} must match the file name {path.stem!r}")
     return contract
 

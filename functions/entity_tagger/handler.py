@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts.models import DecisionRecordedDetail, EntityTags
+from contracts.retention import RETENTION
 from functions.entity_tagger.service import Gazetteer, tag
 from functions.runtime import Agent
 from functions.runtime.events import envelope_from_event
@@ -22,7 +23,11 @@ from functions.runtime.events import envelope_from_event
 agent = Agent.from_environment(input_model=DecisionRecordedDetail, output_model=EntityTags)
 gazetteer = Gazetteer.load(Path(os.environ["KNOWLEDGE_BASE_PATH"]))
 # Keyed on the decision, not the event: a re-published decision.recorded is tagged once.
-idempotency = IdempotencyConfig(event_key_jmespath="detail.decision.decision_id", expires_after_seconds=24 * 3600)
+# Records expire as declared (the idempotency table's TTL deletes them after that).
+idempotency = IdempotencyConfig(
+    event_key_jmespath="detail.decision.decision_id",
+    expires_after_seconds=RETENTION["idempotency-records"].seconds,
+)
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -14,6 +14,7 @@ from constructs import Construct
 from contracts.capability import CapabilityContract, LambdaRuntime
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.retention import log_group
 from infra.components.staging import stage
 from infra.paths import FUNCTIONS_DIR
 
@@ -127,7 +128,6 @@ class AgentPool(Construct):
         contract: CapabilityContract,
         resources: Resources,
         layers: list[lambda_.ILayerVersion],
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
         runtime = contract.runtime
@@ -138,7 +138,7 @@ class AgentPool(Construct):
         code_dir = stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"functions/{folder}")])
         granted = resolve_permissions(contract, resources)
 
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.log_group = log_group(self, "Logs", "agent-logs")
         self.role = iam.Role(
             self,
             "Role",
@@ -167,7 +167,7 @@ class AgentPool(Construct):
             **granted.environment,
         }
 
-        def function(construct_id: str, handler: str, log_group: logs.ILogGroup, **extra: str) -> lambda_.Function:
+        def function(construct_id: str, handler: str, logs_to: logs.ILogGroup, **extra: str) -> lambda_.Function:
             return lambda_.Function(
                 self,
                 construct_id,
@@ -182,7 +182,7 @@ class AgentPool(Construct):
                 reserved_concurrent_executions=runtime.reserved_concurrency,
                 tracing=lambda_.Tracing.ACTIVE,
                 role=self.role,
-                log_group=log_group,
+                log_group=logs_to,
                 logging_format=lambda_.LoggingFormat.JSON,
                 environment={**environment, **extra},
             )
@@ -192,9 +192,7 @@ class AgentPool(Construct):
         # dispatch can reach it while the primary's circuit is open.
         self.approximate: lambda_.Function | None = None
         if runtime.approximate_handler is not None:
-            approximate_logs = logs.LogGroup(
-                self, "ApproximateLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
-            )
+            approximate_logs = log_group(self, "ApproximateLogs", "agent-logs")
             approximate_logs.grant_write(self.role)
             self.approximate = function(
                 "ApproximateFunction", runtime.approximate_handler, approximate_logs, AGENT_VARIANT="approximate"

@@ -22,7 +22,9 @@ class ApprovalGate(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.table = data.private_table(self, "Approvals", partition="approval_id", removal_policy=removal_policy)
+        self.table = data.private_table(
+            self, "Approvals", partition="approval_id", retention="approvals", removal_policy=removal_policy
+        )
         self.function = platform_function(
             self,
             "Gate",

@@ -17,6 +17,7 @@ from constructs import Construct
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
 from infra.components.platform_function import platform_function
+from infra.components.retention import declare, period
 
 TRACE_INDEX = "ByTrace"
 
@@ -32,7 +33,6 @@ class AuditLedger(Construct):
         data: DataStore,
         layers: list[lambda_.ILayerVersion],
         digest_interval: Duration = Duration.minutes(15),
-        digest_retention: Duration = Duration.days(365 * 7),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -43,6 +43,7 @@ class AuditLedger(Construct):
             partition="chain_id",
             sort="seq",
             sort_type=dynamodb.AttributeType.NUMBER,
+            retention="ledger-entries",
             removal_policy=removal_policy,
         )
         self.table.add_global_secondary_index(
@@ -62,9 +63,10 @@ class AuditLedger(Construct):
             self,
             "Digests",
             log_prefix="digests/",
+            retention="ledger-digests",
             removal_policy=removal_policy,
             object_lock_enabled=True,
-            object_lock_default_retention=s3.ObjectLockRetention.compliance(digest_retention),
+            object_lock_default_retention=s3.ObjectLockRetention.compliance(period("ledger-digests", locked=True)),
         )
         self.appender = platform_function(
             self,
@@ -82,8 +84,9 @@ class AuditLedger(Construct):
             "AppenderFailures",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            retention_period=Duration.days(14),
+            retention_period=period("dead-letters"),
         )
+        declare(self.failed_batches, "dead-letters")
         acknowledge(self.failed_batches, "AwsSolutions-SQS3", "this queue is the appender's on-failure destination")
         self.appender.add_event_source(
             sources.DynamoEventSource(

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.components.agent_pool import AgentPool, timeout_s
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.retention import log_group
 
 # Transient failures worth retrying; an agent's typed errors (BadInput, DeadlineExceeded, ...) are not.
 TRANSIENT_ERRORS = [
@@ -134,9 +134,7 @@ class CoordinatorWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.workflow_name = workflow_name
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
-        )
+        self.log_group = log_group(self, "Logs", "workflow-logs")
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",

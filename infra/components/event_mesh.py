@@ -10,20 +10,22 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.components.nag import acknowledge
+from infra.components.retention import declare, period
 
 EVENT_SOURCE = "agentplane"
 
 
 class EventMesh(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, archive_retention: Duration = Duration.days(90)):
+    def __init__(self, scope: Construct, construct_id: str):
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"{Stack.of(self).stack_name}-agents")
         self.archive = self.bus.archive(
             "Archive",
             description="Every agentplane event, for replay",
             event_pattern=events.EventPattern(source=[EVENT_SOURCE]),
-            retention=archive_retention,
+            retention=period("event-archive"),
         )
+        declare(self.archive, "event-archive")
 
     def subscribe(self, construct_id: str, *, detail_type: str, function: lambda_.IFunction) -> events.Rule:
         """Deliver one event type to a function, with retries and a dead-letter queue of its own."""
@@ -32,8 +34,9 @@ class EventMesh(Construct):
             f"{construct_id}Dlq",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            retention_period=Duration.days(14),
+            retention_period=period("dead-letters"),
         )
+        declare(dlq, "dead-letters")
         acknowledge(dlq, "AwsSolutions-SQS3", "this queue is the dead-letter queue of the rule's target")
         rule = events.Rule(
             self,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.components.agent_pool import LAMBDA_RUNTIME
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge
+from infra.components.retention import log_group
 from infra.components.staging import stage
 from infra.paths import FUNCTIONS_DIR
 
@@ -27,11 +27,9 @@ def platform_function(
     reserved_concurrency: int | None = None,
     wildcard_reason: str = XRAY_REASON,
 ) -> lambda_.Function:
-    log_group = logs.LogGroup(
-        scope, f"{construct_id}Logs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.DESTROY
-    )
+    logs = log_group(scope, f"{construct_id}Logs", "platform-logs")
     role = iam.Role(scope, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-    log_group.grant_write(role)
+    logs.grant_write(role)
     # The plane's tables and buckets are encrypted with its data key.
     role.add_to_principal_policy(
         iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[data.key.key_arn])
@@ -51,7 +49,7 @@ def platform_function(
         reserved_concurrent_executions=reserved_concurrency,
         tracing=lambda_.Tracing.ACTIVE,
         role=role,
-        log_group=log_group,
+        log_group=logs,
         logging_format=lambda_.LoggingFormat.JSON,
         environment={"POWERTOOLS_SERVICE_NAME": folder.replace("_", "-"), **environment},
     )

@@ -11,7 +11,6 @@ from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -21,8 +20,11 @@ from infra.components.approval_gate import ApprovalGate
 from infra.components.audit_ledger import AuditLedger
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.retention import log_group
 from infra.components.staging import stage
 from infra.paths import FUNCTIONS_DIR
+
+STAGE_NAME = "api"
 
 PROBLEM_JSON = "application/problem+json"
 # A body sent with another content type must not skip validation: "$default" catches it (DESIGN §14).
@@ -79,9 +81,7 @@ class PublicApi(Construct):
             iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[data.decisions.table_arn])
         )
 
-        self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.RETAIN
-        )
+        self.access_logs = log_group(self, "AccessLogs", "api-access-logs", removal_policy=RemovalPolicy.RETAIN)
         self.rest_api = apigw.RestApi(
             self,
             "RestApi",
@@ -90,7 +90,7 @@ class PublicApi(Construct):
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
-                stage_name="api",
+                stage_name=STAGE_NAME,
                 tracing_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 metrics_enabled=True,
@@ -115,6 +115,14 @@ class PublicApi(Construct):
             ),
         )
         self._problem_responses()
+        # API Gateway creates its execution log group on first use, kept forever; create it first, retained as declared.
+        execution_logs = log_group(
+            self,
+            "ExecutionLogs",
+            "api-execution-logs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.rest_api.rest_api_id}/{STAGE_NAME}",
+        )
+        self.rest_api.deployment_stage.node.add_dependency(execution_logs)
         acknowledge(
             self.rest_api,
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
@@ -190,16 +198,14 @@ class PublicApi(Construct):
         self, data: DataStore, workflows: list[ApiWorkflow], layers: list[lambda_.ILayerVersion]
     ) -> lambda_.Function:
         code_dir = stage("fn-api", [(FUNCTIONS_DIR / "api", "functions/api")])
-        log_group = logs.LogGroup(
-            self, "FunctionLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
-        )
+        function_logs = log_group(self, "FunctionLogs", "api-function-logs")
         role = iam.Role(
             self,
             "FunctionRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="agentplane API: start and read its workflows' runs, nothing else",
         )
-        log_group.grant_write(role)
+        function_logs.grant_write(role)
         settings: dict[str, Mapping[str, Any]] = {}
         for workflow in workflows:
             machine = workflow.state_machine
@@ -258,7 +264,7 @@ class PublicApi(Construct):
             memory_size=512,
             tracing=lambda_.Tracing.ACTIVE,
             role=role,
-            log_group=log_group,
+            log_group=function_logs,
             logging_format=lambda_.LoggingFormat.JSON,
             environment={
                 "WORKFLOWS": Stack.of(self).to_json_string(settings),

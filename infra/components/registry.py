@@ -22,6 +22,7 @@ from infra.components.agent_pool import AgentPool
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge
 from infra.components.platform_function import platform_function
+from infra.components.retention import declare, period
 
 KEY = "implementation"
 APPROXIMATE_SUFFIX = "~approximate"  # functions.runtime.routing names degraded handlers so
@@ -78,7 +79,9 @@ class Registry(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.table = data.private_table(self, "Table", partition=KEY, removal_policy=removal_policy)
+        self.table = data.private_table(
+            self, "Table", partition=KEY, retention="registry", removal_policy=removal_policy
+        )
         registered = entries(pools)
         self._register(data, registered)
 
@@ -130,8 +133,9 @@ class Registry(Construct):
             "HealthFailures",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            retention_period=Duration.days(4),
+            retention_period=period("dead-letters"),
         )
+        declare(failed, "dead-letters")
         acknowledge(failed, "AwsSolutions-SQS3", "this queue is the health updater's on-failure destination")
         self.health.add_event_source(
             sources.DynamoEventSource(
