@@ -22,7 +22,7 @@ from infra.components.agent_pool import AgentPool
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge
 from infra.components.platform_function import platform_function
-from infra.components.retention import declare, period
+from infra.components.retention import declare, log_group, period
 
 KEY = "implementation"
 APPROXIMATE_SUFFIX = "~approximate"  # functions.runtime.routing names degraded handlers so
@@ -162,6 +162,8 @@ class Registry(Construct):
                 ),
             ]
         )
+        # The custom-resource function CDK provides logs here, not to an implicit group kept forever.
+        provider_logs = log_group(self, "RegisterLogs", "platform-logs")
         for name, attributes in sorted(registered.items()):
             key = {KEY: {"S": name}}
             upsert = cr.AwsSdkCall(
@@ -188,6 +190,7 @@ class Registry(Construct):
                 ),
                 policy=policy,
                 install_latest_aws_sdk=False,
+                log_group=provider_logs,
                 timeout=Duration.minutes(2),
             )
             resource.node.add_dependency(self.table)
