@@ -59,7 +59,7 @@ def retried_states(history: list[dict[str, Any]]) -> Counter[str]:
     """State name -> how many times its task was scheduled again after a failed attempt (its Retry fired)."""
     by_id = {event["id"]: event for event in history}
 
-    def state_of(event: dict[str, Any]) -> str | None:
+    def state_of(event: dict[str, Any] | None) -> str | None:
         seen = 0
         while event is not None and seen < len(by_id):
             if event["type"] == "TaskStateEntered":
@@ -179,7 +179,9 @@ def run_scenario(plane: LocalPlane, scenario: Scenario, *, timeout: float = 120.
     return report
 
 
-def _verdicts(scenario: Scenario, report: ScenarioReport, runs: dict[str, dict[str, Any]], conserved: bool) -> list[Outcome]:
+def _verdicts(
+    scenario: Scenario, report: ScenarioReport, runs: dict[str, dict[str, Any]], conserved: bool
+) -> list[Outcome]:
     expect = scenario.expect
     c = report.conservation
     checks = [
@@ -201,8 +203,9 @@ def _verdicts(scenario: Scenario, report: ScenarioReport, runs: dict[str, dict[s
             json.dumps(report.runs),
         ),
     ]
-    for state in expect.retried:
-        checks.append(Outcome(f"Retry fired on {state}", report.retried_states.get(state, 0) > 0))
+    checks.extend(
+        Outcome(f"Retry fired on {state}", report.retried_states.get(state, 0) > 0) for state in expect.retried
+    )
     if expect.caught:
         checks.append(Outcome("Catch recorded the failure", report.caught_runs > 0, f"{report.caught_runs} runs"))
     if expect.dead_lettered:

@@ -10,28 +10,11 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from functions.runtime.ledger import read_export, record_id_for, verify_export
 from infra.cli import TERMINAL, Endpoint, call, expect, local_key
-
-
-class Plane(Protocol):
-    """What conservation needs of a running local plane (``LocalPlane``)."""
-
-    url: str
-
-    @property
-    def state_dir(self) -> Any: ...
-
-    def settle(self, timeout: float = 30.0) -> bool: ...
-
-    def client(self, service: str) -> Any: ...
-
-    def physical(self, logical_prefix: str, kind: str) -> str: ...
-
-    @property
-    def scheduler(self) -> Any: ...
+from infra.local.plane import LocalPlane
 
 
 @dataclass
@@ -86,7 +69,7 @@ def _record_id(item: dict[str, Any]) -> str:
     return record_id_for(correlation_id, item["step_key"]["S"].removeprefix(f"{correlation_id}/"))
 
 
-def check(plane: Plane, submissions: Iterable[Submission], *, settle_timeout: float = 60.0) -> Conservation:
+def check(plane: LocalPlane, submissions: Iterable[Submission], *, settle_timeout: float = 60.0) -> Conservation:
     result = Conservation()
     result.settled = plane.settle(settle_timeout)
     admin = Endpoint(plane.url, local_key(plane.state_dir, "admin"))
@@ -126,6 +109,7 @@ def check(plane: Plane, submissions: Iterable[Submission], *, settle_timeout: fl
     decisions_table = plane.physical("DataDecisions", "AWS::DynamoDB::Table")
     records = {_record_id(item) for item in _scan(ddb, decisions_table, "correlation_id, step_key")}
     result.decision_records = len(records)
+    assert plane.scheduler is not None
     plane.scheduler.run()
     export = read_export(io.StringIO(expect(call(admin, "GET", "/v1/audit/export", raw=True), 200)))
     in_ledger = {entry.record_id for entry in export.all_entries()}
@@ -136,4 +120,3 @@ def check(plane: Plane, submissions: Iterable[Submission], *, settle_timeout: fl
     if report.first_problem is not None:
         result.ledger_problem = f"{report.first_problem.subject}: {report.first_problem.reason}"
     return result
-

@@ -52,7 +52,8 @@ class EndpointFault:
 
 
 def _injected(name: str, message: str) -> Exception:
-    return type(name, (Exception,), {})(message)
+    error: Exception = type(name, (Exception,), {})(message)
+    return error
 
 
 @dataclass
@@ -153,6 +154,8 @@ class FaultPlan:
 # --- chaos scenario files ---------------------------------------------------------------------------
 
 Rate = float
+RunStatus = Literal["SUCCEEDED", "FAILED"]
+RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED")
 
 
 class _Strict(BaseModel):
@@ -189,7 +192,7 @@ class Expect(_Strict):
 
     retried: list[str] = Field(default_factory=list)  # states whose Retry fired at least once
     caught: bool = False  # some run took the Catch path and recorded its failure
-    outcomes: list[Literal["SUCCEEDED", "FAILED"]] = Field(default_factory=lambda: ["SUCCEEDED", "FAILED"])
+    outcomes: list[RunStatus] = Field(default_factory=lambda: list(RUN_STATUSES))
     dead_lettered: bool = False  # some bus event reached the DLQ (then it is replayed)
     duplicates_absorbed: bool = False  # duplicated deliveries left one record each
 
