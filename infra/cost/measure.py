@@ -153,7 +153,7 @@ def _schedules(plane: LocalPlane) -> list[Schedule]:
         before = _function_snapshot(plane)
         plane.scheduler.run(rule)
         found.append(
-            Schedule(rule=rule, per_month=SECONDS_PER_MONTH / every, functions=_function_use(plane, before, 1))
+            Schedule(rule=rule.split("-", 1)[-1], per_month=SECONDS_PER_MONTH / every, functions=_function_use(plane, before, 1))
         )
     return found
 

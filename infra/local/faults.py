@@ -214,7 +214,7 @@ class Scenario(_Strict):
         except OSError as error:
             raise FaultSpecError(f"cannot read scenario {path}: {error.strerror}") from None
         except yaml.YAMLError as error:
-            raise FaultSpecError(f"scenario {path} is not YAML: {error}") from None
+            raise FaultSpecError(f"scenario {path} is not YAML: {' '.join(str(error).split())}") from None
         try:
             return cls.model_validate(raw)
         except ValidationError as error:
