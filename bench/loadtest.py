@@ -152,7 +152,7 @@ def run_locust(plane: LocalPlane, args: argparse.Namespace, samples_path: Path) 
         "--exit-code-on-error",
         "0",
     ]
-    done = subprocess.run(command, env=env, cwd=REPO, timeout=args.duration + 60, check=False)  # noqa: S603
+    done = subprocess.run(command, env=env, cwd=REPO, timeout=args.duration + 60, check=False)
     return done.returncode
 
 
@@ -186,12 +186,13 @@ def main() -> int:
     parser.add_argument("--surge", action="store_true", help="double the submitters half-way through")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--state-dir", default=str(REPO / ".agentplane" / "loadtest"))
     args = parser.parse_args()
     if not 1 <= args.duration <= MAX_DURATION_S or args.users < 2:
         print(f"loadtest: --duration must be 1..{MAX_DURATION_S} s and --users at least 2", file=sys.stderr)
         return 2
 
-    state_dir = REPO / ".agentplane" / "loadtest"
+    state_dir = Path(args.state_dir)
     samples_path = state_dir / "locust-samples.json"
     with LocalPlane(PlaneOptions(state_dir=state_dir, schedule_scale=0)) as plane:
         samples_path.unlink(missing_ok=True)
