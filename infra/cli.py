@@ -465,7 +465,10 @@ def cmd_cost(args: argparse.Namespace) -> int:
     except CostError as error:
         raise CliError(str(error)) from None
     if args.save_profile:
-        Path(args.save_profile).write_text(profile.model_dump_json(indent=2) + "\n")
+        try:
+            Path(args.save_profile).write_text(profile.model_dump_json(indent=2) + "\n")
+        except OSError as error:
+            raise CliError(f"cannot write {args.save_profile}: {error.strerror}") from None
     print(result.model_dump_json(indent=2) if args.json else render(result, profile))
     return 0
 

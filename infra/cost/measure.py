@@ -153,7 +153,11 @@ def _schedules(plane: LocalPlane) -> list[Schedule]:
         before = _function_snapshot(plane)
         plane.scheduler.run(rule)
         found.append(
-            Schedule(rule=rule.split("-", 1)[-1], per_month=SECONDS_PER_MONTH / every, functions=_function_use(plane, before, 1))
+            Schedule(
+                rule=rule.split("-", 1)[-1],
+                per_month=SECONDS_PER_MONTH / every,
+                functions=_function_use(plane, before, 1),
+            )
         )
     return found
 
@@ -253,5 +257,9 @@ def measure_locally(
         request = REPO_ROOT / "events" / DEFAULT_REQUESTS[workflow]
     if not request.is_file():
         raise CostError(f"--request {request}: no such file")
+    if runs < 1:
+        raise CostError(f"--runs {runs}: measure at least one run")
+    if assembly is not None and not assembly.is_dir():
+        raise CostError(f"--assembly {assembly}: no such cloud assembly directory")
     with LocalPlane(PlaneOptions(state_dir=state_dir, schedule_scale=0, assembly_dir=assembly)) as plane:
         return measure(plane, workflow, request, runs=runs)

@@ -220,3 +220,27 @@ def test_cost_refuses_bad_input_in_one_line(
     assert err.count("\n") == 1
     assert err.startswith("agentplane: ")
     assert says in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        pytest.param(["--runs", "0"], "--runs 0: measure at least one run", id="no runs"),
+        pytest.param(["--assembly", "/nonexistent/cdk.out"], "--assembly /nonexistent/cdk.out: no such", id="assembly"),
+        pytest.param(["--request", "/nonexistent/body.json"], "--request /nonexistent/body.json: no such", id="body"),
+        pytest.param(["--workflow", "nightly-batch"], "no sample request for 'nightly-batch'", id="no sample"),
+    ],
+)
+def test_a_measurement_that_cannot_start_says_why_before_starting_a_plane(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str], says: str
+) -> None:
+    def no_plane(*_: Any, **__: Any) -> None:
+        raise AssertionError("a local plane was started for a measurement that cannot run")
+
+    monkeypatch.setattr("infra.cost.measure.LocalPlane", no_plane)
+    given = {"--workflow": "doc-review", "--rate": "50/s", **dict(zip(argv[::2], argv[1::2], strict=True))}
+
+    code = cli.main(["cost", *[item for pair in given.items() for item in pair]])
+
+    assert code == 1
+    assert says in capsys.readouterr().err
