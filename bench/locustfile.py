@@ -27,6 +27,7 @@ SAMPLES = Path(os.environ.get("AGENTPLANE_SAMPLES", "loadtest-samples.json"))
 PER_USER_RPS = float(os.environ.get("AGENTPLANE_PER_USER_RPS", "1"))
 USERS = int(os.environ.get("AGENTPLANE_USERS", "4"))
 DURATION_S = float(os.environ.get("AGENTPLANE_DURATION_S", "30"))
+SPAWN_RATE = float(os.environ.get("AGENTPLANE_SPAWN_RATE", "5"))
 SURGE = os.environ.get("AGENTPLANE_SURGE") == "1"
 HIGH_RISK_SHARE = 0.3  # of submissions: these stop at the approval gate
 RETRY_SHARE = 0.2  # of submissions: sent again with the same Idempotency-Key, as a client retrying
@@ -95,8 +96,8 @@ class Submitter(_Signed):
     @task(3)
     def submit(self) -> None:
         key = uuid.uuid4().hex
-        body = HIGH_RISK if random.random() < HIGH_RISK_SHARE else LOW_RISK  # noqa: S311 - a load mix
-        tries = 2 if random.random() < RETRY_SHARE else 1  # noqa: S311
+        body = HIGH_RISK if random.random() < HIGH_RISK_SHARE else LOW_RISK
+        tries = 2 if random.random() < RETRY_SHARE else 1
         for _ in range(tries):
             answer = self.send("POST", "/v1/workflows/doc-review/executions", SUBMIT, body, **{"Idempotency-Key": key})
             if answer.status_code == 202:
@@ -108,13 +109,13 @@ class Submitter(_Signed):
 
     @task(3)
     def quick_check(self) -> None:
-        body = json.dumps({"claim": random.choice(CLAIMS)}).encode()  # noqa: S311
+        body = json.dumps({"claim": random.choice(CLAIMS)}).encode()
         self.send("POST", "/v1/workflows/quick-check/invoke", INVOKE, body)
 
     @task(4)
     def poll(self) -> None:
         if self.mine:
-            self.send("GET", f"/v1/executions/{random.choice(self.mine[-20:])}", POLL)  # noqa: S311
+            self.send("GET", f"/v1/executions/{random.choice(self.mine[-20:])}", POLL)
 
 
 class Approver(_Signed):
@@ -143,4 +144,4 @@ if SURGE:
             if elapsed >= DURATION_S:
                 return None
             users = USERS if elapsed < DURATION_S / 2 else 2 * USERS - 1  # the one approver is not doubled
-            return users, float(USERS)
+            return users, SPAWN_RATE
