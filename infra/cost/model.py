@@ -18,7 +18,9 @@ PRICING_DIR = Path(__file__).resolve().parent / "pricing"
 HOURS_PER_MONTH = 730  # AWS's billing month
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 EXPRESS_MEMORY_CHUNK_GB = 64 / 1024  # Express duration is billed in 64 MB chunks, 100 ms increments
-_RATE = re.compile(r"^\s*(?P<n>[0-9]+(\.[0-9]+)?)\s*/\s*(?P<unit>s|sec|second|min|minute|h|hour|day|month)\s*$")
+_RATE = re.compile(
+    r"^\s*(?P<n>[0-9]+(\.[0-9]+)?([eE][0-9]+)?)\s*/\s*(?P<unit>s|sec|second|min|minute|h|hour|day|month)\s*$"
+)
 _PER_SECOND = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "day": 86400}
 
 
