@@ -38,7 +38,11 @@ def main() -> int:
         for scenario in scenarios:
             report = run_scenario(plane, scenario)
             failed = [c.check for c in report.checks if not c.ok]
-            print(f"{'ok  ' if report.ok else 'FAIL'}  {scenario.name} ({report.seconds:.1f}s)" + (f": {failed}" if failed else ""), flush=True)
+            print(
+                f"{'ok  ' if report.ok else 'FAIL'}  {scenario.name} ({report.seconds:.1f}s)"
+                + (f": {failed}" if failed else ""),
+                flush=True,
+            )
             reports.append(report.as_dict())
     write_report(
         "chaos",
