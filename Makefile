@@ -18,7 +18,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup demo serve test lint format synth deploy bench bench-check lambda-deps clean
+.PHONY: help setup demo serve test lint format synth deploy bench bench-check loadtest chaos lambda-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -51,6 +51,13 @@ bench: setup ## benchmarks (JSON reports in bench/results/); never a pass/fail g
 
 bench-check: .venv/.installed ## compare the newest bench reports with their targets; says what misses
 	python bench/check.py
+
+loadtest: setup ## Locust against a local plane (steady, then a surge); conservation checks; JSON in bench/results/
+	python bench/loadtest.py
+	python bench/loadtest.py --surge
+
+chaos: setup ## every chaos/scenarios/*.yaml on a local plane; a report in bench/results/; fails if a check does
+	python bench/chaos.py
 
 synth: setup ## synthesize with the pinned CDK CLI (offline; cdk-nag runs)
 	$(CDK) synth -q

@@ -27,6 +27,16 @@ CHECKS: list[Check] = [
         "<=",
     ),
     ("local-plane", "local plane doc-review runs/s", lambda r: r["runs_per_s"], 10, ">="),
+    ("loadtest", "load test: conservation holds (1 yes, 0 no)", lambda r: float(r["conservation"]["ok"]), 1, ">="),
+    (
+        "loadtest",
+        "load test: contracts and routes whose SLO was missed",
+        lambda r: sum(v["verdict"] == "missed" for part in r["slo"].values() for v in part.values()),
+        0,
+        "<=",
+    ),
+    ("loadtest-surge", "surge: conservation holds (1 yes, 0 no)", lambda r: float(r["conservation"]["ok"]), 1, ">="),
+    ("chaos", "chaos scenarios failed", lambda r: len(r["scenarios"]) - r["passed"], 0, "<="),
 ]
 
 

@@ -1,13 +1,31 @@
-"""Fault injection per agent: the local plane's way to show retries, catches and fallbacks for real."""
+"""Fault injection per agent: the local plane's way to show retries, catches and fallbacks for real.
+
+Two ways in: ``--fault agent=Error[:rate]`` (``FaultPlan.parse``) and a chaos scenario file
+(``Scenario.load``, YAML) that adds latency, timeouts, malformed outputs, dropped or duplicated
+events and endpoint throttling. The plane asks the plan at each place a fault can happen:
+``before_invoke``/``after_invoke`` around a Lambda handler, ``event_copies``/``drops_event`` on bus
+delivery, ``before_endpoint`` where it invokes a SageMaker endpoint.
+"""
 
 from __future__ import annotations
 
 import random
 import re
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 _SPEC = re.compile(r"^(?P<agent>[a-z][a-z0-9-]*(~[a-z]+)?)=(?P<error>[A-Za-z][A-Za-z0-9.]*)(:(?P<rate>[0-9.]+))?$")
+# What Lambda reports when a function runs past its timeout; Step Functions sees it as the task's error.
+TIMEOUT_ERROR = "Sandbox.Timedout"
+THROTTLE_ERROR = "ThrottlingException"
+MALFORMED_OUTPUT: dict[str, Any] = {"malformed": "injected by the chaos scenario"}
 
 
 class FaultSpecError(ValueError):
@@ -16,15 +34,35 @@ class FaultSpecError(ValueError):
 
 @dataclass(frozen=True)
 class Fault:
-    error: str
-    rate: float = 1.0
+    """What goes wrong with one agent. Rates are per invocation (per delivery for events)."""
+
+    error: str | None = None
+    rate: float = 1.0  # of ``error``
+    latency_ms: float = 0.0
+    timeout_rate: float = 0.0
+    malformed_rate: float = 0.0
+    drop_rate: float = 0.0  # bus events to this agent: every delivery attempt fails, the event is dead-lettered
+    duplicate_rate: float = 0.0  # bus events and invocations of this agent: delivered twice
+
+
+@dataclass(frozen=True)
+class EndpointFault:
+    throttle_rate: float = 0.0
+    latency_ms: float = 0.0
+
+
+def _injected(name: str, message: str) -> Exception:
+    error: Exception = type(name, (Exception,), {})(message)
+    return error
 
 
 @dataclass
 class FaultPlan:
     faults: dict[str, Fault] = field(default_factory=dict)
     seed: int = 7
-    injected: dict[str, int] = field(default_factory=dict)
+    injected: dict[str, int] = field(default_factory=dict)  # errors raised, per agent
+    endpoints: dict[str, EndpointFault] = field(default_factory=dict)
+    observed: Counter[str] = field(default_factory=Counter)  # "<agent>:<kind>" -> how many times it fired
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)  # noqa: S311 - reproducible fault schedule, not security
@@ -46,13 +84,159 @@ class FaultPlan:
             faults[match["agent"]] = Fault(error=match["error"], rate=rate)
         return cls(faults=faults)
 
+    def use(self, other: FaultPlan) -> None:
+        """Take another plan's faults in place (the plane's parts hold this object)."""
+        with self._lock:
+            self.faults = dict(other.faults)
+            self.endpoints = dict(other.endpoints)
+            self._random = random.Random(other.seed)  # noqa: S311 - reproducible fault schedule
+            self.injected.clear()
+            self.observed.clear()
+
+    def clear(self) -> None:
+        self.use(FaultPlan())
+
+    def _fires(self, agent: str, kind: str, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            fire = self._random.random() < rate
+            if fire:
+                self.observed[f"{agent}:{kind}"] += 1
+        return fire
+
     def before_invoke(self, agent: str) -> None:
         fault = self.faults.get(agent)
         if fault is None:
             return
-        with self._lock:
-            fire = self._random.random() < fault.rate
-            if fire:
+        if fault.latency_ms > 0:
+            time.sleep(fault.latency_ms / 1000)
+            with self._lock:
+                self.observed[f"{agent}:latency"] += 1
+        if self._fires(agent, "timeout", fault.timeout_rate):
+            raise _injected(TIMEOUT_ERROR, f"injected fault: {agent} ran past its timeout")
+        if fault.error is not None and self._fires(agent, "error", fault.rate):
+            with self._lock:
                 self.injected[agent] = self.injected.get(agent, 0) + 1
-        if fire:
-            raise type(fault.error, (Exception,), {})(f"injected fault: {agent} raised {fault.error}")
+            raise _injected(fault.error, f"injected fault: {agent} raised {fault.error}")
+
+    def after_invoke(self, agent: str, result: Any) -> Any:
+        """The handler's answer, or a malformed one in its place."""
+        fault = self.faults.get(agent)
+        if fault is not None and self._fires(agent, "malformed", fault.malformed_rate):
+            return dict(MALFORMED_OUTPUT)
+        return result
+
+    def invocations(self, agent: str) -> int:
+        """How many times to run the handler for one invocation: 2 redelivers it (at-least-once)."""
+        fault = self.faults.get(agent)
+        return 2 if fault is not None and self._fires(agent, "duplicate-invoke", fault.duplicate_rate) else 1
+
+    def event_copies(self, agent: str) -> int:
+        fault = self.faults.get(agent)
+        return 2 if fault is not None and self._fires(agent, "duplicate-event", fault.duplicate_rate) else 1
+
+    def drops_event(self, agent: str) -> bool:
+        fault = self.faults.get(agent)
+        return fault is not None and self._fires(agent, "drop", fault.drop_rate)
+
+    def before_endpoint(self, endpoint: str) -> None:
+        """Where the plane invokes a SageMaker endpoint: latency, then throttling as the runtime reports it."""
+        fault = self.endpoints.get(endpoint)
+        if fault is None:
+            return
+        if fault.latency_ms > 0:
+            time.sleep(fault.latency_ms / 1000)
+        if self._fires(endpoint, "throttle", fault.throttle_rate):
+            raise _injected(THROTTLE_ERROR, f"injected fault: endpoint {endpoint} throttled the request")
+
+
+# --- chaos scenario files ---------------------------------------------------------------------------
+
+Rate = float
+RunStatus = Literal["SUCCEEDED", "FAILED"]
+RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentChaos(_Strict):
+    latency_ms: float = Field(default=0, ge=0, le=10_000)
+    error: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9.]*$")
+    error_rate: Rate = Field(default=1.0, ge=0, le=1)
+    timeout_rate: Rate = Field(default=0, ge=0, le=1)
+    malformed_rate: Rate = Field(default=0, ge=0, le=1)
+    drop_rate: Rate = Field(default=0, ge=0, le=1)
+    duplicate_rate: Rate = Field(default=0, ge=0, le=1)
+
+
+class EndpointChaos(_Strict):
+    throttle_rate: Rate = Field(default=0, ge=0, le=1)
+    latency_ms: float = Field(default=0, ge=0, le=10_000)
+
+
+class Workload(_Strict):
+    """What the scenario sends: doc-review submissions (each with an Idempotency-Key), some sent twice."""
+
+    submissions: int = Field(default=4, ge=1, le=200)
+    resubmitted: int = Field(default=1, ge=0)  # how many of them are sent again with the same key
+    request: str = "doc-review-low-risk.json"  # under events/
+    high_risk_request: str | None = None  # every other submission uses it (the approver approves)
+    quick_checks: int = Field(default=0, ge=0, le=200)
+
+
+class Expect(_Strict):
+    """What the plane must do about the faults, checked from the runs and their histories."""
+
+    retried: list[str] = Field(default_factory=list)  # states whose Retry fired at least once
+    caught: bool = False  # some run took the Catch path and recorded its failure
+    outcomes: list[RunStatus] = Field(default_factory=lambda: list(RUN_STATUSES))
+    dead_lettered: bool = False  # some bus event reached the DLQ (then it is replayed)
+    duplicates_absorbed: bool = False  # duplicated deliveries left one record each
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    description: str = ""
+    seed: int = 7
+    agents: dict[str, AgentChaos] = Field(default_factory=dict)
+    # SageMaker endpoints by name; applied where the plane invokes an endpoint.
+    endpoints: dict[str, EndpointChaos] = Field(default_factory=dict)
+    workload: Workload = Field(default_factory=Workload)
+    expect: Expect = Field(default_factory=Expect)
+
+    @classmethod
+    def load(cls, path: Path) -> Scenario:
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except OSError as error:
+            raise FaultSpecError(f"cannot read scenario {path}: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise FaultSpecError(f"scenario {path} is not YAML: {' '.join(str(error).split())}") from None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            raise FaultSpecError(f"scenario {path}: {where}: {first['msg']}") from None
+
+    def plan(self) -> FaultPlan:
+        faults = {
+            agent: Fault(
+                error=chaos.error,
+                rate=chaos.error_rate,
+                latency_ms=chaos.latency_ms,
+                timeout_rate=chaos.timeout_rate,
+                malformed_rate=chaos.malformed_rate,
+                drop_rate=chaos.drop_rate,
+                duplicate_rate=chaos.duplicate_rate,
+            )
+            for agent, chaos in self.agents.items()
+        }
+        endpoints = {
+            name: EndpointFault(throttle_rate=e.throttle_rate, latency_ms=e.latency_ms)
+            for name, e in self.endpoints.items()
+        }
+        return FaultPlan(faults=faults, seed=self.seed, endpoints=endpoints)

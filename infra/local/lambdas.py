@@ -6,6 +6,7 @@ mapping) ends in ``LambdaFunction._invoke_lambda``; routing it here gives them a
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import json
@@ -41,6 +42,7 @@ class FunctionSpec:
     memory_mb: int
     invocations: int = 0
     errors: int = 0
+    busy_s: float = 0.0  # handler time of successful invocations (what Lambda bills as duration)
     # A Lambda instance handles one event at a time; its module state (loggers, metrics) assumes it.
     instance: threading.RLock = field(default_factory=threading.RLock)
 
@@ -186,9 +188,14 @@ class InProcessLambdas:
                 if spec.environment.get("AGENT_VARIANT", "primary") != "primary":
                     agent += "~" + spec.environment["AGENT_VARIANT"]  # a fault on the primary spares its fallback
                 self.faults.before_invoke(agent)
-                context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s)
-                result = handler(event if event is not None else {}, context)
-                return json.dumps(result), False, ""
+                started = time.perf_counter()
+                deliveries = self.faults.invocations(agent)  # 2: at-least-once redelivery runs the handler again
+                for _ in range(deliveries):
+                    context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s)
+                    payload = event if event is not None else {}
+                    result = handler(copy.deepcopy(payload) if deliveries > 1 else payload, context)
+                spec.busy_s += time.perf_counter() - started
+                return json.dumps(self.faults.after_invoke(agent, result)), False, ""
             except Exception as exc:
                 spec.errors += 1
                 trace = traceback.format_exception(exc)

@@ -79,7 +79,7 @@ class LocalPlane:
         self.state_dir = self.options.state_dir.resolve()
         self.isolation = Isolation()
         self.lambdas = InProcessLambdas(self.isolation, self.state_dir / "logs", self.options.faults)
-        self.events = EventDelivery(self.client)
+        self.events = EventDelivery(self.client, self.options.faults, self._agent_of)
         self.transactions = LeanTransactions()
         self.streams = StreamDelivery(self.client)
         self.sync_executions = SyncExecutions()
@@ -132,7 +132,10 @@ class LocalPlane:
                 self.provisioner.api,
                 self.client,
                 self._access_log,
-                local_routes={("POST", "/local/schedules/run"): self._run_schedules},
+                local_routes={
+                    ("POST", "/local/schedules/run"): self._run_schedules,
+                    ("POST", "/local/dead-letters/replay"): self._replay_dead_letters,
+                },
                 auth=self.auth,
                 usage_plans=usage_plans,
             )
@@ -167,6 +170,18 @@ class LocalPlane:
         results = self.scheduler.run(rule)
         status = 502 if any(r["error"] for r in results) else 200
         return Reply(status, {"Content-Type": "application/json"}, json.dumps({"fired": results}).encode())
+
+    def _replay_dead_letters(self, _: dict[str, list[str]]) -> Reply:
+        self.settle()  # what is still being retried is not in a DLQ yet
+        replayed = self.events.replay_dead_letters()
+        self.settle()
+        body = {"replayed": replayed, "dead_lettered_again": self.events.stats.dead_lettered}
+        return Reply(200, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    def _agent_of(self, function_arn: str) -> str:
+        """The name faults know a function by: its contract's agent name, else its logical id."""
+        spec = self.lambdas.functions.get(function_arn.rsplit(":", 1)[-1])
+        return spec.environment.get("AGENT_NAME", spec.logical_id) if spec else function_arn
 
     def stop(self) -> None:
         if self.scheduler is not None:

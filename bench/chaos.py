@@ -1,0 +1,63 @@
+"""`make chaos`: every scenario under chaos/scenarios/ on one local plane; bench/results/chaos-<timestamp>.json.
+
+Exits 1 when a scenario's checks fail (lost runs, missing retries or catches, an unverified ledger).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from report import write_report  # bench/ is this script's folder
+
+from infra.local.chaos import load_scenarios, run_scenario
+from infra.local.faults import FaultSpecError
+from infra.local.plane import LocalPlane, PlaneOptions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("scenarios", nargs="*", type=Path, default=[REPO / "chaos" / "scenarios"])
+    parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    args = parser.parse_args()
+    try:
+        scenarios = load_scenarios(args.scenarios)
+    except FaultSpecError as error:
+        print(f"chaos: {error}", file=sys.stderr)
+        return 2
+
+    started = time.perf_counter()
+    with LocalPlane(PlaneOptions(state_dir=REPO / ".agentplane" / "chaos", schedule_scale=0)) as plane:
+        reports = []
+        for scenario in scenarios:
+            report = run_scenario(plane, scenario)
+            failed = [c.check for c in report.checks if not c.ok]
+            print(
+                f"{'ok  ' if report.ok else 'FAIL'}  {scenario.name} ({report.seconds:.1f}s)"
+                + (f": {failed}" if failed else ""),
+                flush=True,
+            )
+            reports.append(report.as_dict())
+    write_report(
+        "chaos",
+        {
+            "benchmark": "chaos-scenarios",
+            "when": datetime.now(UTC).isoformat(),
+            "machine": {"python": platform.python_version(), "cpu": platform.machine(), "system": platform.system()},
+            "seconds": round(time.perf_counter() - started, 1),
+            "passed": sum(r["ok"] for r in reports),
+            "scenarios": reports,
+        },
+        args.out,
+    )
+    return 0 if all(r["ok"] for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

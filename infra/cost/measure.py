@@ -1,0 +1,265 @@
+"""Measure what one run of a workflow uses, on a running local plane: the profile the cost model prices.
+
+State transitions come from the execution's history, Lambda invocations and handler time from the
+plane's in-process functions, DynamoDB, S3 and EventBridge requests from every AWS call the handlers
+make (counted at botocore's one call method), sizes and fixed resources from the synthesized template.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.client import BaseClient
+
+from infra.cli import Endpoint as ApiEndpoint
+from infra.cli import call, expect, local_key
+from infra.cost.model import SECONDS_PER_MONTH, CostError, Endpoint, FunctionUse, Profile, RunUse, Schedule
+from infra.local.plane import LocalPlane
+from infra.local.schedules import rate_seconds
+
+_DDB_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+_DDB_READS = {"GetItem", "Query", "Scan"}
+_S3_PUTS = {"PutObject", "CopyObject", "ListObjects", "ListObjectsV2", "CreateMultipartUpload", "UploadPart"}
+_S3_GETS = {"GetObject", "HeadObject"}
+
+
+def _units(value: Any) -> int:
+    """Request units of an item: its JSON size rounded up to 1 KB (DynamoDB's write unit)."""
+    return max(1, math.ceil(len(json.dumps(value, default=str)) / 1024))
+
+
+@dataclass
+class Calls:
+    write_units: float = 0.0
+    read_units: float = 0.0
+    s3_put: int = 0
+    s3_get: int = 0
+    events: int = 0
+
+    def count(self, service: str, operation: str, params: dict[str, Any]) -> None:
+        if service == "dynamodb":
+            self._dynamodb(operation, params)
+        elif service == "s3":
+            self.s3_put += operation in _S3_PUTS
+            self.s3_get += operation in _S3_GETS
+        elif service == "events" and operation == "PutEvents":
+            self.events += len(params.get("Entries", []))
+
+    def _dynamodb(self, operation: str, params: dict[str, Any]) -> None:
+        read = 1.0 if params.get("ConsistentRead") else 0.5  # per 4 KB; eventually consistent costs half
+        if operation in _DDB_WRITES:
+            self.write_units += _units(params.get("Item", params.get("Key")))
+        elif operation in _DDB_READS:
+            self.read_units += read
+        elif operation == "TransactWriteItems":  # transactions cost two units per item
+            self.write_units += sum(2 * _units(item) for item in params.get("TransactItems", []))
+        elif operation == "TransactGetItems":
+            self.read_units += 2 * len(params.get("TransactItems", []))
+        elif operation == "BatchWriteItem":
+            self.write_units += sum(_units(r) for rs in params.get("RequestItems", {}).values() for r in rs)
+        elif operation == "BatchGetItem":
+            self.read_units += sum(read * len(t.get("Keys", [])) for t in params.get("RequestItems", {}).values())
+
+
+@contextmanager
+def counting_calls() -> Iterator[Calls]:
+    """Count every AWS call made in this process while inside (handlers, the plane's threads) by operation."""
+    calls = Calls()
+    lock = threading.Lock()
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            calls.count(client.meta.service_model.service_name, operation, params)
+        return original(client, operation, params)
+
+    BaseClient._make_api_call = counted  # type: ignore[attr-defined]
+    try:
+        yield calls
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[attr-defined]
+
+
+def _function_snapshot(plane: LocalPlane) -> dict[str, tuple[int, float]]:
+    return {name: (spec.invocations, spec.busy_s) for name, spec in plane.lambdas.functions.items()}
+
+
+def _function_use(plane: LocalPlane, before: dict[str, tuple[int, float]], runs: int) -> list[FunctionUse]:
+    assert plane.provisioner is not None
+    resources = plane.provisioner.template.resources
+    used = []
+    for name, spec in sorted(plane.lambdas.functions.items()):
+        calls, busy = before.get(name, (0, 0.0))
+        if spec.invocations == calls:
+            continue
+        architectures = resources[spec.logical_id].get("Properties", {}).get("Architectures", ["x86_64"])
+        used.append(
+            FunctionUse(
+                function=spec.logical_id,
+                memory_mb=spec.memory_mb,
+                architecture=architectures[0],
+                invocations=(spec.invocations - calls) / runs,
+                duration_ms=(spec.busy_s - busy) * 1000 / runs,
+            )
+        )
+    return used
+
+
+def _workflows(plane: LocalPlane) -> dict[str, dict[str, Any]]:
+    for spec in plane.lambdas.functions.values():
+        if "WORKFLOWS" in spec.environment:
+            workflows: dict[str, dict[str, Any]] = json.loads(spec.environment["WORKFLOWS"])
+            return workflows
+    raise CostError("the template's API has no WORKFLOWS setting")
+
+
+def _endpoints(plane: LocalPlane) -> list[Endpoint]:
+    """Instances each SageMaker endpoint configuration keeps running (serverless variants have none)."""
+    assert plane.provisioner is not None
+    found = []
+    for lid, resource in sorted(plane.provisioner.template.resources.items()):
+        if resource["Type"] != "AWS::SageMaker::EndpointConfig":
+            continue
+        for variant in resource.get("Properties", {}).get("ProductionVariants", []):
+            if "InstanceType" in variant:
+                name = f"{lid}/{variant.get('VariantName', 'AllTraffic')}"
+                found.append(
+                    Endpoint(
+                        name=name,
+                        instance_type=variant["InstanceType"],
+                        instances=int(variant.get("InitialInstanceCount", 1)),
+                    )
+                )
+    return found
+
+
+def _schedules(plane: LocalPlane) -> list[Schedule]:
+    """Each scheduled rule fired once, measured, and multiplied by its firings per month."""
+    assert plane.provisioner is not None
+    assert plane.scheduler is not None
+    found = []
+    for rule, (expression, _) in sorted(plane.provisioner.schedules.items()):
+        every = rate_seconds(expression)
+        if every is None:
+            continue
+        before = _function_snapshot(plane)
+        plane.scheduler.run(rule)
+        found.append(
+            Schedule(
+                rule=rule.split("-", 1)[-1],
+                per_month=SECONDS_PER_MONTH / every,
+                functions=_function_use(plane, before, 1),
+            )
+        )
+    return found
+
+
+def measure(plane: LocalPlane, workflow: str, request: Path, *, runs: int = 2, timeout: float = 120.0) -> Profile:
+    """Run ``workflow`` ``runs`` times on the plane (approving what waits for a person) and average its use."""
+    workflows = _workflows(plane)
+    if workflow not in workflows:
+        raise CostError(f"no workflow {workflow!r} in the template (have: {', '.join(sorted(workflows))})")
+    spec = workflows[workflow]
+    synchronous = bool(spec.get("synchronous", False))
+    body = request.read_bytes()
+    submitter = ApiEndpoint(plane.url, local_key(plane.state_dir, "submitter"))
+    approver = ApiEndpoint(plane.url, local_key(plane.state_dir, "approver"))
+    sfn = plane.client("stepfunctions")
+    machine_arn = spec["state_machine_arn"]
+    machine_type = sfn.describe_state_machine(stateMachineArn=machine_arn).get("type", "STANDARD")
+
+    plane.settle()
+    schedules = _schedules(plane)  # before the runs: their digest covers an idle ledger too
+    transitions = 0
+    duration_ms = 0.0
+    api_before = sum(s.invocations for s in plane.lambdas.functions.values() if "WORKFLOWS" in s.environment)
+    before = _function_snapshot(plane)
+    with counting_calls() as calls:
+        for _ in range(runs):
+            if synchronous:
+                answer = expect(call(submitter, "POST", f"/v1/workflows/{workflow}/invoke", body), 200)
+            else:
+                answer = expect(call(submitter, "POST", f"/v1/workflows/{workflow}/executions", body), 202)
+            execution_arn = machine_arn.replace(":stateMachine:", ":execution:") + f":{answer['execution_id']}"
+            run = _wait(sfn, execution_arn, approver, answer["execution_id"], timeout)
+            history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+            transitions += sum(1 for event in history if event["type"].endswith("StateEntered"))
+            duration_ms += (run["stopDate"] - run["startDate"]).total_seconds() * 1000
+            plane.settle()
+    api_requests = sum(s.invocations for s in plane.lambdas.functions.values() if "WORKFLOWS" in s.environment)
+    return Profile(
+        workflow=workflow,
+        state_machine_type=machine_type,
+        request=request.name,
+        runs_measured=runs,
+        per_run=RunUse(
+            state_transitions=transitions / runs,
+            duration_ms=duration_ms / runs,
+            api_requests=(api_requests - api_before) / runs,
+            events_published=calls.events / runs,
+            dynamodb_write_units=calls.write_units / runs,
+            dynamodb_read_units=calls.read_units / runs,
+            s3_put_requests=calls.s3_put / runs,
+            s3_get_requests=calls.s3_get / runs,
+            functions=_function_use(plane, before, runs),
+        ),
+        endpoints=_endpoints(plane),
+        schedules=schedules,
+    )
+
+
+def _wait(sfn: Any, execution_arn: str, approver: ApiEndpoint, execution_id: str, timeout: float) -> dict[str, Any]:
+    """The run once it has ended; when it waits for a task token, the approver lists and approves it once."""
+    deadline = time.monotonic() + timeout
+    approved = False
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if run["status"] != "RUNNING":
+            return run
+        if not approved and _waits_for_token(sfn, execution_arn):
+            pending = expect(call(approver, "GET", "/v1/approvals?status=PENDING"), 200)["approvals"]
+            for approval in (a for a in pending if a["execution_id"] == execution_id):
+                decision = {"decision": "approve", "reason": "cost measurement", "args_sha256": approval["args_sha256"]}
+                path = f"/v1/approvals/{approval['approval_id']}"
+                expect(call(approver, "POST", path, json.dumps(decision).encode()), 200)
+                approved = True
+        time.sleep(0.05)
+    raise CostError(f"execution {execution_id} did not finish in {timeout:.0f}s")
+
+
+def _waits_for_token(sfn: Any, execution_arn: str) -> bool:
+    history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return any("waitForTaskToken" in json.dumps(event, default=str) for event in history[-6:])
+
+
+# A run with no person in the loop: the cost of the automated path (an approval adds two API requests).
+DEFAULT_REQUESTS = {"doc-review": "doc-review-low-risk.json", "quick-check": "quick-check-request.json"}
+
+
+def measure_locally(
+    workflow: str, request: Path | None, *, runs: int, state_dir: Path, assembly: Path | None = None
+) -> Profile:
+    """Stand the template up on a local plane of its own, measure, and stop it."""
+    from infra.local.plane import PlaneOptions
+    from infra.paths import REPO_ROOT
+
+    if request is None:
+        if workflow not in DEFAULT_REQUESTS:
+            raise CostError(f"no sample request for {workflow!r}: pass --request FILE")
+        request = REPO_ROOT / "events" / DEFAULT_REQUESTS[workflow]
+    if not request.is_file():
+        raise CostError(f"--request {request}: no such file")
+    if runs < 1:
+        raise CostError(f"--runs {runs}: measure at least one run")
+    if assembly is not None and not assembly.is_dir():
+        raise CostError(f"--assembly {assembly}: no such cloud assembly directory")
+    with LocalPlane(PlaneOptions(state_dir=state_dir, schedule_scale=0, assembly_dir=assembly)) as plane:
+        return measure(plane, workflow, request, runs=runs)

@@ -1,0 +1,236 @@
+"""Chaos scenarios on the local plane: inject a scenario's faults, drive its workload, check what the plane did.
+
+A scenario passes when no accepted run is lost, the declared retries and catches show in the runs and their
+histories, dead-lettered events replay, duplicated deliveries leave one record each, and the ledger verifies.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.cli import TERMINAL, Endpoint, call, local_key
+from infra.local.conservation import Submission, check
+from infra.local.faults import Scenario
+from infra.local.plane import LocalPlane
+from infra.paths import REPO_ROOT
+
+EVENTS = REPO_ROOT / "events"
+
+
+@dataclass
+class Outcome:
+    check: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class ScenarioReport:
+    scenario: str
+    description: str
+    runs: dict[str, int] = field(default_factory=dict)
+    quick_checks: dict[str, int] = field(default_factory=dict)
+    faults_fired: dict[str, int] = field(default_factory=dict)
+    retried_states: dict[str, int] = field(default_factory=dict)
+    caught_runs: int = 0
+    dead_lettered: int = 0
+    replayed: int = 0
+    conservation: dict[str, Any] = field(default_factory=dict)
+    checks: list[Outcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        body = {k: v for k, v in self.__dict__.items() if k != "checks"}
+        return {**body, "checks": [c.__dict__ for c in self.checks], "ok": self.ok}
+
+
+def retried_states(history: list[dict[str, Any]]) -> Counter[str]:
+    """State name -> how many times its task was scheduled again after a failed attempt (its Retry fired)."""
+    by_id = {event["id"]: event for event in history}
+
+    def state_of(event: dict[str, Any] | None) -> str | None:
+        seen = 0
+        while event is not None and seen < len(by_id):
+            if event["type"] == "TaskStateEntered":
+                return str(event["stateEnteredEventDetails"]["name"])
+            event = by_id.get(event.get("previousEventId", 0))
+            seen += 1
+        return None
+
+    scheduled: Counter[str] = Counter()
+    entered: Counter[str] = Counter()
+    for event in history:
+        if event["type"] == "TaskStateEntered":
+            entered[event["stateEnteredEventDetails"]["name"]] += 1
+        elif event["type"] == "LambdaFunctionScheduled":
+            name = state_of(event)
+            if name is not None:
+                scheduled[name] += 1
+    return Counter({name: scheduled[name] - entered[name] for name in scheduled if scheduled[name] > entered[name]})
+
+
+class Driver:
+    """Drives one scenario's workload over signed HTTP, as the submitter and approver personas would."""
+
+    def __init__(self, plane: LocalPlane, *, timeout: float = 120.0) -> None:
+        self.plane = plane
+        self.timeout = timeout
+        self.submitter = Endpoint(plane.url, local_key(plane.state_dir, "submitter"))
+        self.approver = Endpoint(plane.url, local_key(plane.state_dir, "approver"))
+
+    def submit(self, body: bytes, key: str) -> str | None:
+        answer = call(self.submitter, "POST", "/v1/workflows/doc-review/executions", body, {"Idempotency-Key": key})
+        return str(answer.body["execution_id"]) if answer.status == 202 else None
+
+    def quick_check(self, claim: str) -> int:
+        body = json.dumps({"claim": claim}).encode()
+        return call(self.submitter, "POST", "/v1/workflows/quick-check/invoke", body).status
+
+    def approve_pending(self) -> None:
+        pending = call(self.approver, "GET", "/v1/approvals?status=PENDING")
+        for approval in pending.body.get("approvals", []) if pending.status == 200 else []:
+            decision = {"decision": "approve", "reason": "chaos: reviewed", "args_sha256": approval["args_sha256"]}
+            call(self.approver, "POST", f"/v1/approvals/{approval['approval_id']}", json.dumps(decision).encode())
+
+    def wait_all(self, execution_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """Each run once it has ended (approving what waits for a person), or as it stood at the deadline."""
+        runs: dict[str, dict[str, Any]] = {}
+        open_ids = set(execution_ids)
+        deadline = time.monotonic() + self.timeout
+        while open_ids and time.monotonic() < deadline:
+            self.approve_pending()
+            for execution_id in sorted(open_ids):
+                answer = call(self.submitter, "GET", f"/v1/executions/{execution_id}")
+                if answer.status == 200:
+                    runs[execution_id] = answer.body
+                    if answer.body["status"] in TERMINAL:
+                        open_ids.discard(execution_id)
+            time.sleep(0.1)
+        return runs
+
+
+def run_scenario(plane: LocalPlane, scenario: Scenario, *, timeout: float = 120.0) -> ScenarioReport:
+    started = time.monotonic()
+    report = ScenarioReport(scenario.name, scenario.description)
+    driver = Driver(plane, timeout=timeout)
+    workload = scenario.workload
+    bodies = [(EVENTS / workload.request).read_bytes()]
+    if workload.high_risk_request:
+        bodies.append((EVENTS / workload.high_risk_request).read_bytes())
+    dead_before, replayed_before = plane.events.stats.dead_lettered, plane.events.stats.replayed
+
+    plane.options.faults.use(scenario.plan())
+    try:
+        submissions: list[Submission] = []
+        for i in range(workload.submissions):
+            key = f"{scenario.name}-{uuid.uuid4().hex[:12]}-{i}"
+            body = bodies[i % len(bodies)]
+            submission = Submission(key)
+            for _ in range(2 if i < workload.resubmitted else 1):  # a client retrying with the same key
+                execution_id = driver.submit(body, key)
+                if execution_id is not None:
+                    submission.execution_ids.add(execution_id)
+            submissions.append(submission)
+        quick = Counter(driver.quick_check(f"Northwind Analytics claim {i}.") for i in range(workload.quick_checks))
+        report.quick_checks = {str(status): n for status, n in sorted(quick.items())}
+        accepted = {eid for s in submissions for eid in s.execution_ids}
+        runs = driver.wait_all(accepted)
+        plane.settle()
+        report.faults_fired = dict(plane.options.faults.observed)
+    finally:
+        plane.options.faults.clear()  # the fault is fixed; what it parked is replayed below
+
+    report.dead_lettered = plane.events.stats.dead_lettered - dead_before
+    plane.settle()
+    plane.events.replay_dead_letters()
+    plane.settle()
+    report.replayed = plane.events.stats.replayed - replayed_before
+    runs = driver.wait_all(accepted)  # again: the replayed enrichment shows in the runs' steps
+
+    sfn = plane.client("stepfunctions")
+    machine = plane.physical("DocReviewStateMachine", "AWS::StepFunctions::StateMachine")
+    retried: Counter[str] = Counter()
+    for execution_id in accepted:
+        arn = machine.replace(":stateMachine:", ":execution:") + f":{execution_id}"
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        retried.update(retried_states(history))
+    report.retried_states = dict(retried)
+    report.runs = dict(Counter(run["status"] for run in runs.values()))
+    report.caught_runs = sum(any(s["step"] == "RecordFailure" for s in run["steps"]) for run in runs.values())
+
+    conservation = check(plane, submissions)
+    report.conservation = conservation.as_dict()
+    report.checks = _verdicts(scenario, report, runs, conservation.ok)
+    for endpoint in scenario.endpoints:
+        if not any(kind.startswith(f"{endpoint}:") for kind in report.faults_fired):
+            report.notes.append(f"endpoint {endpoint}: not invoked by this plane's workflows; its faults did not fire")
+    report.seconds = round(time.monotonic() - started, 2)
+    return report
+
+
+def _verdicts(
+    scenario: Scenario, report: ScenarioReport, runs: dict[str, dict[str, Any]], conserved: bool
+) -> list[Outcome]:
+    expect = scenario.expect
+    c = report.conservation
+    checks = [
+        Outcome("no run lost", not c["lost"] and c["settled"], f"lost {c['lost']}" if c["lost"] else ""),
+        Outcome(
+            "one execution per idempotency key",
+            not c["keys_answered_twice"] and not c["keys_stored_twice"],
+            f"{c['idempotency_keys']} keys",
+        ),
+        Outcome(
+            "ledger entries = decision records",
+            c["ledger_entries"] == c["decision_records"] and not c["decisions_not_in_ledger"],
+            f"{c['ledger_entries']} entries, {c['decision_records']} records",
+        ),
+        Outcome("ledger verifies", c["ledger_verified"], c["ledger_problem"] or ""),
+        Outcome(
+            "outcomes as declared",
+            all(run["status"] in expect.outcomes or run["status"] == "RUNNING" for run in runs.values()),
+            json.dumps(report.runs),
+        ),
+    ]
+    checks.extend(
+        Outcome(f"Retry fired on {state}", report.retried_states.get(state, 0) > 0) for state in expect.retried
+    )
+    if expect.caught:
+        checks.append(Outcome("Catch recorded the failure", report.caught_runs > 0, f"{report.caught_runs} runs"))
+    if expect.dead_lettered:
+        checks.append(
+            Outcome(
+                "dropped events dead-lettered and replayed",
+                report.dead_lettered > 0 and report.replayed >= report.dead_lettered,
+                f"{report.dead_lettered} dead-lettered, {report.replayed} replayed",
+            )
+        )
+    succeeded = [run for run in runs.values() if run["status"] == "SUCCEEDED"]
+    enriched = [sum(s["agent"] == "entity-tagger" for s in run["steps"]) for run in succeeded]
+    checks.append(
+        Outcome(
+            "every decision enriched exactly once",
+            all(n == 1 for n in enriched),
+            f"{sum(n == 1 for n in enriched)}/{len(enriched)} runs",
+        )
+    )
+    if expect.duplicates_absorbed:
+        fired = sum(n for kind, n in report.faults_fired.items() if ":duplicate" in kind)
+        checks.append(Outcome("duplicates absorbed", fired > 0 and conserved, f"{fired} duplicated deliveries"))
+    return checks
+
+
+def load_scenarios(paths: list[Path]) -> list[Scenario]:
+    files = sorted(p for path in paths for p in ([path] if path.is_file() else path.glob("*.yaml")))
+    return [Scenario.load(p) for p in files]

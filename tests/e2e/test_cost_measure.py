@@ -1,0 +1,64 @@
+"""The cost profile measured from real local runs: transitions from the execution history, invocations, requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from infra.cost import estimate, load_pricing
+from infra.cost.measure import measure
+from infra.local.plane import LocalPlane, PlaneOptions
+from infra.paths import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+
+EVENTS = REPO_ROOT / "events"
+# doc-review on a low-risk memo with 5 claims, state by state: Intake, VerifyClaims (Map), VerifyClaim x5,
+# ScoreRisk, NeedsApproval (Choice), NoApprovalNeeded, RecordDecision, Summarize, Done.
+LOW_RISK_TRANSITIONS = 13
+# ... and with 10 claims and a person: Intake, VerifyClaims, VerifyClaim x10, ScoreRisk, NeedsApproval,
+# RequestApproval, RecordDecision, Summarize, Done.
+HIGH_RISK_TRANSITIONS = 18
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
+    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+        yield running
+
+
+def test_a_low_risk_review_is_measured_state_by_state(plane: LocalPlane) -> None:
+    profile = measure(plane, "doc-review", EVENTS / "doc-review-low-risk.json", runs=2)
+
+    use = profile.per_run
+    assert profile.state_machine_type == "STANDARD"
+    assert use.state_transitions == LOW_RISK_TRANSITIONS
+    calls = {f.function.split("Function")[0]: f.invocations for f in use.functions}
+    assert calls["AgentEvidenceVerifier"] == 5  # one per claim
+    assert calls["AgentDocumentIntake"] == calls["AgentRiskScorer"] == calls["AgentDecisionRecorder"] == 1
+    assert calls["AgentEntityTagger"] == 1  # decision.recorded, enriched once
+    assert calls["Api"] == use.api_requests == 1  # the submission; nobody polled through the API
+    assert use.events_published == 1
+    assert use.s3_put_requests == 1  # the document, claim-checked
+    assert use.dynamodb_write_units >= 9  # at least each step's decision record
+    assert all(f.architecture == "arm64" and f.duration_ms > 0 for f in use.functions)
+    assert any("Digest" in s.rule and s.per_month > 0 for s in profile.schedules)  # the ledger digest, fixed cost
+
+
+def test_a_review_that_waits_for_a_person_adds_the_approval(plane: LocalPlane) -> None:
+    profile = measure(plane, "doc-review", EVENTS / "doc-review-request.json", runs=1)
+
+    assert profile.per_run.state_transitions == HIGH_RISK_TRANSITIONS
+    assert profile.per_run.api_requests == 3  # submit, the approver's list, the approval
+
+
+def test_quick_check_is_measured_as_express(plane: LocalPlane) -> None:
+    profile = measure(plane, "quick-check", EVENTS / "quick-check-request.json", runs=1)
+    result = estimate(profile, load_pricing("us-east-1"), 50.0)
+
+    assert profile.state_machine_type == "EXPRESS"
+    assert profile.per_run.state_transitions >= 1
+    lines = {line.item for line in result.lines}
+    assert "Step Functions Express requests" in lines
+    assert "Step Functions Standard transitions" not in lines

@@ -1,0 +1,56 @@
+"""A small bounded `make loadtest` run: Locust against a local plane, a surge half-way, then conservation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.paths import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+
+SUBMIT = "POST /v1/workflows/doc-review/executions"
+
+
+def test_a_short_surge_run_reports_routes_slos_and_conservation(tmp_path: Path) -> None:
+    # GIVEN the load command, bounded: 3 users (one approver), 8 s, the submitters doubled at 4 s
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "bench" / "loadtest.py"),
+        "--users=3",
+        "--duration=8",
+        "--surge",
+        f"--out={tmp_path / 'results'}",
+        f"--state-dir={tmp_path / 'state'}",
+    ]
+
+    # WHEN it runs (its plane and Locust stop with it)
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+    # THEN it succeeds and writes one report
+    assert done.returncode == 0, done.stderr[-2000:]
+    [path] = (tmp_path / "results").glob("loadtest-surge-*.json")
+    report = json.loads(path.read_text())
+    # with every route of the mix measured, and its percentiles in order
+    routes = report["routes"]
+    assert {SUBMIT, "POST /v1/workflows/quick-check/invoke", "GET /v1/approvals"} <= routes.keys()
+    assert all(r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] for r in routes.values())
+    assert report["totals"]["requests"] == sum(r["count"] for r in routes.values())
+    # and the surge split in two halves
+    assert report["surge"]["at_s"] == 4
+    assert report["surge"]["before"]["totals"]["requests"] > 0
+    assert report["surge"]["after"]["totals"]["requests"] > 0
+    # and a verdict per contract and per route, against targets the report states
+    assert "laptop targets" in report["targets"]["statement"]
+    assert report["slo"]["contracts"]["evidence-verifier"]["verdict"] in {"met", "missed"}
+    assert report["slo"]["routes"][SUBMIT]["target_p95_ms"] == 1000
+    # and conservation held: every accepted run accounted for, the ledger complete and verified
+    conservation = report["conservation"]
+    assert conservation["ok"] is True
+    assert conservation["accepted"] == report["runs"]["accepted"] > 0
+    assert conservation["lost"] == []
+    assert conservation["ledger_entries"] == conservation["decision_records"]
