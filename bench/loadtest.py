@@ -23,7 +23,7 @@ from typing import Any
 from report import write_report  # bench/ is this script's folder
 
 from contracts.loader import load_contracts
-from infra.cli import TERMINAL, Endpoint, call, local_key
+from infra.cli import TERMINAL, call, local_endpoint
 from infra.local.conservation import Submission, check
 from infra.local.plane import LocalPlane, PlaneOptions
 
@@ -156,8 +156,8 @@ def run_locust(plane: LocalPlane, args: argparse.Namespace, samples_path: Path) 
 
 def drain(plane: LocalPlane, execution_ids: set[str], timeout: float) -> list[dict[str, Any]]:
     """After the load: approve what still waits, let every accepted run end, and read each one."""
-    admin = Endpoint(plane.url, local_key(plane.state_dir, "admin"))
-    approver = Endpoint(plane.url, local_key(plane.state_dir, "approver"))
+    admin = local_endpoint(plane.url, plane.state_dir, "admin")
+    approver = local_endpoint(plane.url, plane.state_dir, "approver")
     deadline = time.monotonic() + timeout
     runs: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:

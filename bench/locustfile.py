@@ -18,7 +18,7 @@ from typing import Any
 
 from locust import HttpUser, LoadTestShape, constant_throughput, events, task
 
-from infra.cli import local_key
+from infra.cli import local_endpoint
 from infra.local.auth import sign
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,13 +67,16 @@ class _Signed(HttpUser):
     wait_time = constant_throughput(PER_USER_RPS)
 
     def on_start(self) -> None:
-        self.key = local_key(STATE_DIR, self.persona)
+        endpoint = local_endpoint(str(self.host), STATE_DIR, self.persona)
+        assert endpoint.key is not None
+        self.key = endpoint.key
+        self.api_key = endpoint.api_key  # the persona's usage plan
 
     def send(self, method: str, path: str, name: str, body: bytes | None = None, **headers: str) -> Any:
         sent = sign(
             method,
             f"{self.host}{path}",
-            {"Content-Type": "application/json", **headers},
+            {"Content-Type": "application/json", **({"x-api-key": self.api_key} if self.api_key else {}), **headers},
             body,
             access_key_id=self.key.access_key_id,
             secret_access_key=self.key.secret_access_key,

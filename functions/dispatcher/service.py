@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.envelope import Envelope, Route, RouteAttempt
+from contracts.models import MODELS
 from functions.runtime.agent import first_error
 from functions.runtime.decisions import DecisionRecord, DecisionStore, canonical_json, sha256_hex
 from functions.runtime.errors import BadInput, DeadlineExceeded
@@ -104,6 +105,7 @@ def dispatch(
         assert candidate.target is not None
         try:
             output = invoke(candidate.target, envelope.model_copy(update={"route": route}).model_dump(mode="json"))
+            _conforms(output, candidate.output_model, candidate.implementation)
         except ImplementationFailed as failed:
             registry.observe(candidate.implementation, succeeded=False, now=clock(), breaker=breaker)
             tried.append(
@@ -116,6 +118,18 @@ def dispatch(
         f"every implementation of {envelope.capability} {request.accept} failed: "
         + "; ".join(f"{t.implementation} ({t.error})" for t in tried)
     )
+
+
+def _conforms(output: dict[str, Any], model_name: str | None, implementation: str) -> None:
+    """An answer outside the contract's output model is a failure of that implementation, not a result."""
+    model = MODELS.get(model_name or "")
+    if model is None:
+        return
+    try:
+        model.model_validate(output)
+    except ValidationError as exc:
+        detail = f"{implementation} answered outside {model_name}: {first_error(exc)}"
+        raise ImplementationFailed("BadOutput", detail) from None
 
 
 def _record_escalation(

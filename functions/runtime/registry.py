@@ -29,6 +29,7 @@ def static_item(implementation: Implementation) -> dict[str, Any]:
         "contract_version": implementation.contract_version,
         "runtime": implementation.runtime,
         "target": implementation.target,
+        "output_model": implementation.output_model or "",
         "fallback_json": json.dumps(implementation.fallback, sort_keys=True),
     }
 
@@ -42,6 +43,7 @@ def from_item(item: dict[str, Any]) -> Implementation:
         contract_version=item["contract_version"],
         runtime=item["runtime"],
         target=item["target"],
+        output_model=item.get("output_model") or None,
         fallback=json.loads(item.get("fallback_json", "[]")),
         health=Health.model_validate_json(item["health_json"]) if "health_json" in item else Health(),
         circuit=Circuit.model_validate_json(item["circuit_json"]) if "circuit_json" in item else Circuit(),

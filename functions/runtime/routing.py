@@ -125,6 +125,7 @@ class Implementation(BaseModel):
     contract_version: str
     runtime: str
     target: str  # what to invoke: a function name or ARN, an endpoint name
+    output_model: str | None = None  # the contract's io.output: an answer that does not conform is a failure
     fallback: list[str | dict[str, str]] = Field(default_factory=list)
     health: Health = Field(default_factory=Health)
     circuit: Circuit = Field(default_factory=Circuit)
@@ -152,6 +153,7 @@ class Candidate(BaseModel):
     implementation: str  # a registry name, or "human"
     target: str | None
     reason: str
+    output_model: str | None = None
 
 
 def _rank(implementations: list[Implementation]) -> list[Implementation]:
@@ -188,7 +190,14 @@ def plan(
             if trial
             else ("healthy and compatible" if position == 0 else f"alternate {capability} implementation")
         )
-        chosen.append(Candidate(implementation=implementation.name, target=implementation.target, reason=why))
+        chosen.append(
+            Candidate(
+                implementation=implementation.name,
+                target=implementation.target,
+                reason=why,
+                output_model=implementation.output_model,
+            )
+        )
     owner = ranked[0] if ranked else None
     for entry in owner.fallback if owner else []:
         if isinstance(entry, dict):
@@ -203,14 +212,28 @@ def plan(
             for alternate in alternates:
                 if alternate.circuit.admits(now, breaker):
                     reason = f"fallback: {entry['capability']} {entry['max_version']}"
-                    chosen.append(Candidate(implementation=alternate.name, target=alternate.target, reason=reason))
+                    chosen.append(
+                        Candidate(
+                            implementation=alternate.name,
+                            target=alternate.target,
+                            reason=reason,
+                            output_model=alternate.output_model,
+                        )
+                    )
         elif entry == "approximate":
             assert owner is not None
             degraded = [i for i in registry if i.name == owner.name + APPROXIMATE_SUFFIX]
             for approximate in degraded:
                 if approximate.circuit.admits(now, breaker):
                     reason = "fallback: approximate result"
-                    chosen.append(Candidate(implementation=approximate.name, target=approximate.target, reason=reason))
+                    chosen.append(
+                        Candidate(
+                            implementation=approximate.name,
+                            target=approximate.target,
+                            reason=reason,
+                            output_model=approximate.output_model,
+                        )
+                    )
                 else:
                     skipped.append(f"{approximate.name}: circuit open ({approximate.circuit.reason})")
         elif entry == HUMAN:

@@ -55,6 +55,7 @@ def entries(pools: Mapping[str, AgentPool]) -> dict[str, dict[str, object]]:
                 "contract_version": contract.version,
                 "runtime": contract.runtime.kind,
                 "target": function.function_arn,
+                "output_model": contract.io.output,
                 "fallback_json": json.dumps(_fallback(pool), sort_keys=True),
                 "function": function,
             }

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.client import BaseClient
 
 from infra.cli import Endpoint as ApiEndpoint
-from infra.cli import call, expect, local_key
+from infra.cli import call, expect, local_endpoint
 from infra.cost.model import SECONDS_PER_MONTH, CostError, Endpoint, FunctionUse, Profile, RunUse, Schedule
 from infra.local.plane import LocalPlane
 from infra.local.schedules import rate_seconds
@@ -170,8 +170,8 @@ def measure(plane: LocalPlane, workflow: str, request: Path, *, runs: int = 2, t
     spec = workflows[workflow]
     synchronous = bool(spec.get("synchronous", False))
     body = request.read_bytes()
-    submitter = ApiEndpoint(plane.url, local_key(plane.state_dir, "submitter"))
-    approver = ApiEndpoint(plane.url, local_key(plane.state_dir, "approver"))
+    submitter = local_endpoint(plane.url, plane.state_dir, "submitter")
+    approver = local_endpoint(plane.url, plane.state_dir, "approver")
     sfn = plane.client("stepfunctions")
     machine_arn = spec["state_machine_arn"]
     machine_type = sfn.describe_state_machine(stateMachineArn=machine_arn).get("type", "STANDARD")

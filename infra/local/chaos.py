@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.cli import TERMINAL, Endpoint, call, local_key
+from infra.cli import TERMINAL, call, local_endpoint
 from infra.local.conservation import Submission, check
 from infra.local.faults import Scenario
 from infra.local.plane import LocalPlane
@@ -39,6 +39,7 @@ class ScenarioReport:
     faults_fired: dict[str, int] = field(default_factory=dict)
     retried_states: dict[str, int] = field(default_factory=dict)
     caught_runs: int = 0
+    fallbacks: dict[str, int] = field(default_factory=dict)  # implementation dispatch fell back to -> steps
     dead_lettered: int = 0
     replayed: int = 0
     conservation: dict[str, Any] = field(default_factory=dict)
@@ -86,8 +87,8 @@ class Driver:
     def __init__(self, plane: LocalPlane, *, timeout: float = 120.0) -> None:
         self.plane = plane
         self.timeout = timeout
-        self.submitter = Endpoint(plane.url, local_key(plane.state_dir, "submitter"))
-        self.approver = Endpoint(plane.url, local_key(plane.state_dir, "approver"))
+        self.submitter = local_endpoint(plane.url, plane.state_dir, "submitter")
+        self.approver = local_endpoint(plane.url, plane.state_dir, "approver")
 
     def submit(self, body: bytes, key: str) -> str | None:
         answer = call(self.submitter, "POST", "/v1/workflows/doc-review/executions", body, {"Idempotency-Key": key})
@@ -168,6 +169,14 @@ def run_scenario(plane: LocalPlane, scenario: Scenario, *, timeout: float = 120.
     report.retried_states = dict(retried)
     report.runs = dict(Counter(run["status"] for run in runs.values()))
     report.caught_runs = sum(any(s["step"] == "RecordFailure" for s in run["steps"]) for run in runs.values())
+    report.fallbacks = dict(
+        Counter(
+            step["route"]["chosen"]
+            for run in runs.values()
+            for step in run["steps"]
+            if step.get("route", {}).get("reason", "").startswith("fallback")
+        )
+    )
 
     conservation = check(plane, submissions)
     report.conservation = conservation.as_dict()
@@ -205,6 +214,10 @@ def _verdicts(
     ]
     checks.extend(
         Outcome(f"Retry fired on {state}", report.retried_states.get(state, 0) > 0) for state in expect.retried
+    )
+    checks.extend(
+        Outcome(f"fell back to {name}", report.fallbacks.get(name, 0) > 0, f"{report.fallbacks.get(name, 0)} steps")
+        for name in expect.fell_back
     )
     if expect.caught:
         checks.append(Outcome("Catch recorded the failure", report.caught_runs > 0, f"{report.caught_runs} runs"))

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from functions.runtime.ledger import read_export, record_id_for, verify_export
-from infra.cli import TERMINAL, Endpoint, call, expect, local_key
+from infra.cli import TERMINAL, call, expect, local_endpoint
 from infra.local.plane import LocalPlane
 
 
@@ -72,7 +72,7 @@ def _record_id(item: dict[str, Any]) -> str:
 def check(plane: LocalPlane, submissions: Iterable[Submission], *, settle_timeout: float = 60.0) -> Conservation:
     result = Conservation()
     result.settled = plane.settle(settle_timeout)
-    admin = Endpoint(plane.url, local_key(plane.state_dir, "admin"))
+    admin = local_endpoint(plane.url, plane.state_dir, "admin")
     submitted = list(submissions)
 
     accepted = {eid for s in submitted for eid in s.execution_ids}

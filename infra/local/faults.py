@@ -195,6 +195,7 @@ class Expect(_Strict):
     outcomes: list[RunStatus] = Field(default_factory=lambda: list(RUN_STATUSES))
     dead_lettered: bool = False  # some bus event reached the DLQ (then it is replayed)
     duplicates_absorbed: bool = False  # duplicated deliveries left one record each
+    fell_back: list[str] = Field(default_factory=list)  # implementations dispatch fell back to, at least once
 
 
 class Scenario(_Strict):

@@ -111,3 +111,11 @@ def test_a_declared_retry_that_never_happened_fails_the_scenario(plane: LocalPla
     # THEN the scenario fails on that check alone
     assert not report.ok
     assert failed(report) == ["Retry fired on ScoreRisk: "]
+
+
+def test_a_failing_primary_is_routed_to_its_fallback_on_every_run(reports: Callable[[str], ScenarioReport]) -> None:
+    report = reports("primary-down")
+
+    assert report.runs == {"SUCCEEDED": 3}
+    assert report.caught_runs == 0
+    assert report.fallbacks["evidence-verifier~approximate"] >= 3  # every claim of every run

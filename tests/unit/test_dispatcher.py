@@ -183,3 +183,14 @@ def test_a_malformed_request_is_bad_input(event: dict[str, Any]) -> None:
 def test_circuit_state_in_an_implementation_survives_json() -> None:
     opened = implementation("verifier", circuit=Circuit(state="open", opened_at=T0, reason="r"))
     assert Implementation.model_validate_json(opened.model_dump_json()) == opened
+
+
+def test_an_answer_outside_the_output_model_is_a_failure_and_the_fallback_answers() -> None:
+    registry = Registry(implementation("verifier", output_model="Verdict"), implementation("verifier~approximate"))
+    invoker = Invoker(failing=set())  # answers {"answered_by": ...}: not a Verdict
+
+    output = run(registry, invoker)
+
+    assert output == {"answered_by": "fn-verifier~approximate"}
+    assert invoker.calls[1][1]["route"]["tried"][0]["error"].startswith("BadOutput: verifier answered outside Verdict")
+    assert registry.observed == [("verifier", False), ("verifier~approximate", True)]
