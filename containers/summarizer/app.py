@@ -1,0 +1,100 @@
+"""The summarizer's serving app: the shared core behind the SageMaker contract, batched.
+
+The model comes from the model directory (``/opt/ml/model/model.onnx``, what SageMaker extracts from the
+model's artefact) when one is there, else from the small scorer that ships in the image: the same file the
+CPU Lambda uses, so both implementations of the capability give the same answer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from containers.base import BadRequest, BatchMetrics, ServingApp, ServingSettings
+from contracts.models import SummarizeRequest, Summary
+from functions.summarizer.core import (
+    MODEL_FILE,
+    MODEL_PATH,
+    EncodedDocument,
+    OnnxScorer,
+    Scorer,
+    encode_document,
+    summarize_encoded,
+)
+
+SERVICE = "summarizer"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    request: SummarizeRequest
+    encoded: EncodedDocument
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "<root>"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+class SummarizerPredictor:
+    content_types = ("application/json",)
+
+    def __init__(self, scorer_factory: Callable[[Path], Scorer] = OnnxScorer, bundled: Path = MODEL_PATH) -> None:
+        self._factory = scorer_factory
+        self._bundled = bundled
+        self.scorer: Scorer | None = None
+        self.model_path: Path | None = None
+
+    def load(self, model_dir: Path) -> None:
+        candidate = model_dir / MODEL_FILE
+        self.model_path = candidate if candidate.is_file() else self._bundled
+        self.scorer = self._factory(self.model_path)
+
+    def parse(self, body: bytes) -> Parsed:
+        try:
+            request = SummarizeRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise BadRequest(_first_error(exc)) from None
+        # Tokenising here, on the request's own time, keeps the batch's model call short.
+        return Parsed(request, encode_document([claim.text for claim in request.claims]))
+
+    def predict(self, items: list[Parsed]) -> Sequence[Summary | Exception]:
+        if self.scorer is None:
+            raise RuntimeError("predict before load")
+        return summarize_encoded([p.request for p in items], [p.encoded for p in items], self.scorer)
+
+    def render(self, result: Summary) -> bytes:
+        return result.model_dump_json().encode()
+
+
+def create_app(
+    settings: ServingSettings,
+    *,
+    predictor: SummarizerPredictor | None = None,
+    emit: Callable[[str], None] | None = None,
+) -> ServingApp[Parsed, Summary]:
+    metrics = BatchMetrics(service=SERVICE, emit=emit)
+    return ServingApp(predictor or SummarizerPredictor(), settings, metrics=metrics)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``serve`` (SageMaker starts containers with it) on 0.0.0.0 and the port from the environment."""
+    from containers.base.serve import serve_forever
+
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] != "serve":
+        print(f"usage: serve (got {' '.join(args)})", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2)
+    settings = ServingSettings.from_environment(os.environ)
+    serve_forever(create_app(settings, emit=print), "0.0.0.0", settings.port)  # noqa: S104 - inside the container
+
+
+if __name__ == "__main__":
+    main()
