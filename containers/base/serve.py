@@ -16,6 +16,7 @@ READY_TIMEOUT_S = 10.0
 def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it on Linux
     sock.bind((host, port))
     sock.listen(2048)
     sock.setblocking(False)

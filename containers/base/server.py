@@ -44,7 +44,7 @@ class BadRequest(Exception):
 class Predictor(Protocol[Item, Result]):
     content_types: tuple[str, ...]
 
-    def load(self, model_dir: Path) -> None: ...
+    def load(self, model_dir: Path, threads: int) -> None: ...
 
     def parse(self, body: bytes) -> Item: ...
 
@@ -92,7 +92,7 @@ class ServingApp(Generic[Item, Result]):
         """Load the model on first use, once: SageMaker pings before traffic, so the first ping pays for it."""
         with self._load_lock:
             if not self.loaded:
-                self.predictor.load(self.settings.model_dir)
+                self.predictor.load(self.settings.model_dir, self.settings.model_threads)
                 self.loaded = True
 
     def _predict(self, items: list[Item]) -> Sequence[Result | Exception]:

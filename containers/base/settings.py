@@ -13,6 +13,7 @@ PORT = 8080
 MAX_BATCH_ENV = "AGENTPLANE_MAX_BATCH"
 MAX_WAIT_MS_ENV = "AGENTPLANE_MAX_WAIT_MS"
 MAX_QUEUE_ENV = "AGENTPLANE_MAX_QUEUE"
+MODEL_THREADS_ENV = "AGENTPLANE_MODEL_THREADS"
 # SageMaker's own: where the model is, and the port it expects (8080 unless told).
 MODEL_DIR_ENV = "SM_MODEL_DIR"
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
@@ -43,6 +44,9 @@ class ServingSettings:
     max_wait_ms: int = 0
     max_queue: int = 1024
     """Requests waiting beyond this are refused with 429: shed load instead of queueing past any deadline."""
+    model_threads: int = 1
+    """CPU threads per model call. One: small graphs run faster without a spinning pool, and the event loop
+    (parsing, encoding) keeps the other cores; a large CPU model may want more."""
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> ServingSettings:
@@ -53,6 +57,7 @@ class ServingSettings:
             max_batch=max_batch,
             max_wait_ms=_int(env, MAX_WAIT_MS_ENV, 0, 0),
             max_queue=_int(env, MAX_QUEUE_ENV, max(1024, 8 * max_batch), 1),
+            model_threads=_int(env, MODEL_THREADS_ENV, 1, 1),
         )
 
     def environment(self) -> dict[str, str]:

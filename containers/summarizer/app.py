@@ -46,16 +46,16 @@ def _first_error(exc: ValidationError) -> str:
 class SummarizerPredictor:
     content_types = ("application/json",)
 
-    def __init__(self, scorer_factory: Callable[[Path], Scorer] = OnnxScorer, bundled: Path = MODEL_PATH) -> None:
-        self._factory = scorer_factory
+    def __init__(self, scorer_factory: Callable[[Path, int], Scorer] | None = None, bundled: Path = MODEL_PATH) -> None:
+        self._factory = scorer_factory or (lambda path, threads: OnnxScorer(path, threads=threads))
         self._bundled = bundled
         self.scorer: Scorer | None = None
         self.model_path: Path | None = None
 
-    def load(self, model_dir: Path) -> None:
+    def load(self, model_dir: Path, threads: int = 1) -> None:
         candidate = model_dir / MODEL_FILE
         self.model_path = candidate if candidate.is_file() else self._bundled
-        self.scorer = self._factory(self.model_path)
+        self.scorer = self._factory(self.model_path, threads)
 
     def parse(self, body: bytes) -> Parsed:
         try:
@@ -85,15 +85,18 @@ def create_app(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``serve`` (SageMaker starts containers with it) on 0.0.0.0 and the port from the environment."""
+    """``serve [--host H] [--port P]``: SageMaker starts containers with ``serve`` (all interfaces, port 8080)."""
+    import argparse
+
     from containers.base.serve import serve_forever
 
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] != "serve":
-        print(f"usage: serve (got {' '.join(args)})", file=sys.stderr)  # noqa: T201
-        raise SystemExit(2)
+    parser = argparse.ArgumentParser(prog="serve", description="the summarizer's SageMaker serving app")
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - inside the container, SageMaker connects from outside
+    parser.add_argument("--port", type=int, default=None, help="default: SAGEMAKER_BIND_TO_PORT or 8080")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     settings = ServingSettings.from_environment(os.environ)
-    serve_forever(create_app(settings, emit=print), "0.0.0.0", settings.port)  # noqa: S104 - inside the container
+    serve_forever(create_app(settings, emit=print), args.host, settings.port if args.port is None else args.port)
 
 
 if __name__ == "__main__":

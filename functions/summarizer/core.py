@@ -172,11 +172,12 @@ def build_summary(request: SummarizeRequest, scores: Sequence[float], model: str
     claims = request.claims
     ranked = sorted(range(len(claims)), key=lambda i: (-scores[i], i))
     chosen = set(ranked[: summary_length(len(claims))])
-    return Summary(
+    # Built from a validated request and floats: construct without validating again (it is on the hot path).
+    return Summary.model_construct(
         summary=" ".join(claims[i].text for i in sorted(chosen)),
         claims=claims,
         salience=[
-            Salience(claim_id=claim.claim_id, score=round(float(scores[i]), 4), selected=i in chosen)
+            Salience.model_construct(claim_id=claim.claim_id, score=round(float(scores[i]), 4), selected=i in chosen)
             for i, claim in enumerate(claims)
         ],
         model=model,
