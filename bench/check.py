@@ -27,6 +27,20 @@ CHECKS: list[Check] = [
         "<=",
     ),
     ("local-plane", "local plane doc-review runs/s", lambda r: r["runs_per_s"], 10, ">="),
+    (
+        "summarizer",
+        "summarizer throughput at concurrency 32, batching on / off",
+        lambda r: r["c32_throughput_gain"],
+        4,
+        ">=",
+    ),
+    (
+        "summarizer",
+        "summarizer p95 at concurrency 32 (batching on) / (max_wait_ms + 2 x single-request latency)",
+        lambda r: r["c32_p95_ms"] / r["c32_p95_budget_ms"],
+        1.0,
+        "<=",
+    ),
 ]
 
 

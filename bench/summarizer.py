@@ -63,7 +63,7 @@ class Server:
             "SM_MODEL_DIR": str(REPO / "build" / "bench-no-model"),  # none there: the bundled scorer serves
         }
         command = [sys.executable, "-m", "containers.summarizer.app", "serve", "--host", "127.0.0.1"]
-        self.process = subprocess.Popen(  # noqa: S603 - our own module
+        self.process = subprocess.Popen(
             [*command, "--port", str(self.port)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
         )
         self.batch_sizes: list[int] = []

@@ -44,7 +44,7 @@ def _first_error(exc: ValidationError) -> str:
 
 
 class SummarizerPredictor:
-    content_types = ("application/json",)
+    content_types: tuple[str, ...] = ("application/json",)
 
     def __init__(self, scorer_factory: Callable[[Path, int], Scorer] | None = None, bundled: Path = MODEL_PATH) -> None:
         self._factory = scorer_factory or (lambda path, threads: OnnxScorer(path, threads=threads))

@@ -41,7 +41,7 @@ def projection_table(vocabulary: int = VOCABULARY, dim: int = EMBEDDING_DIM) -> 
     """Rows of uniform values with unit variance per component over sqrt(dim); row 0 (padding) is zero."""
     words = np.frombuffer(hashlib.shake_256(SEED).digest(vocabulary * dim * 4), dtype="<u4")
     uniform = words.astype(np.float64) / 2**32 * 2 - 1  # [-1, 1)
-    table = (uniform * np.sqrt(3.0 / dim)).astype(np.float32).reshape(vocabulary, dim)
+    table: np.ndarray = (uniform * np.sqrt(3.0 / dim)).astype(np.float32).reshape(vocabulary, dim)
     table[0] = 0.0
     return table
 

@@ -24,7 +24,13 @@ NEW_SESSION = "NEW_SESSION"
 MAX_ATTRIBUTES = 1024  # SageMaker's limit on CustomAttributes
 THROTTLED_CODES = frozenset({"ThrottlingException"})
 UNAVAILABLE_CODES = frozenset(
-    {"ServiceUnavailable", "InternalFailure", "InternalDependencyException", "ModelNotReadyException", "ValidationError"}
+    {
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalDependencyException",
+        "ModelNotReadyException",
+        "ValidationError",
+    }
 )
 
 

@@ -10,6 +10,7 @@ so synth stays offline and Docker-free.
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ecr_assets as ecr_assets

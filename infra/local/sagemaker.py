@@ -123,7 +123,7 @@ class LocalEndpoints:
             return _error(
                 424,
                 "ModelError",
-                f"Received client error ({status}) from primary with message \"{raw.decode(errors='replace')}\"",
+                f'Received client error ({status}) from primary with message "{raw.decode(errors="replace")}"',
                 original_status=status,
             )
         returned = {_title(key): got[key] for key in RETURNED if key in got}

@@ -1,4 +1,4 @@
-"""doc-review: intake -> summarize -> verify each claim (Map) -> score risk -> record the decision; failures recorded."""
+"""doc-review: intake -> summarize -> verify each claim (Map) -> score risk -> record the decision; failures too."""
 
 from __future__ import annotations
 

@@ -26,6 +26,8 @@ CONTRACTS = {
     "evidence-verifier",
     "failure-recorder",
     "risk-scorer",
+    "summarizer",
+    "summarizer-cpu",
 }
 Api = Callable[..., dict[str, Any]]
 
@@ -338,7 +340,7 @@ def test_an_idempotency_marker_is_not_an_execution(api: Api, plane: Plane) -> No
     assert response["statusCode"] == 404
 
 
-def test_capabilities_lists_the_six_contracts(api: Api) -> None:
+def test_capabilities_lists_the_shipped_contracts(api: Api) -> None:
     # GIVEN / WHEN the capabilities are listed
     response = api("GET", "/v1/capabilities")
 
@@ -350,6 +352,7 @@ def test_capabilities_lists_the_six_contracts(api: Api) -> None:
     assert listed["evidence-verifier"]["io"] == {"input": "ClaimCheck", "output": "Verdict"}
     assert listed["evidence-verifier"]["runtime"] == "lambda"
     assert listed["risk-scorer"]["slo"]["p95_ms"] == 300
+    assert listed["summarizer"]["runtime"] == "sagemaker"
 
 
 @pytest.mark.parametrize(
