@@ -173,10 +173,8 @@ def test_work_whose_deadline_passed_in_the_queue_is_refused_not_run() -> None:
 
 
 def test_a_full_queue_sheds_new_work() -> None:
-    gate_open = asyncio.Event
-
     async def scenario() -> object:
-        gate = gate_open()
+        gate = asyncio.Event()
         entered = asyncio.Event()
         loop = asyncio.get_running_loop()
 
