@@ -24,6 +24,7 @@ OUTPUT_FIELDS = {
     "execution_id": "$.correlation_id",
     "decision": "$.decision",
     "risk": "$.risk",
+    "summary": "$.summary.summary",
     "verdicts": "$.verdicts",
 }
 AGENTS = (

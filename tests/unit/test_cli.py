@@ -471,3 +471,11 @@ def test_status_from_something_that_is_not_the_plane_fails_in_one_line(
     # WHEN a status is asked for THEN it exits 1 with one line, not a traceback
     assert cli.main(["status", "x", "--api-url", api.url]) == 1
     one_line(capsys.readouterr().err)
+
+
+def test_render_shows_the_runs_summary() -> None:
+    # GIVEN a finished run whose output carries the summarizer's summary
+    run = {**EXECUTION, "output": {**(EXECUTION.get("output") or {}), "summary": "Northwind was founded in 2012."}}
+
+    # THEN the rendered status shows it under the decision
+    assert "  summary: Northwind was founded in 2012." in cli.render(run).splitlines()
