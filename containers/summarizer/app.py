@@ -7,16 +7,18 @@ CPU Lambda uses, so both implementations of the capability give the same answer.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from containers.base import BadRequest, BatchMetrics, ServingApp, ServingSettings
-from contracts.models import SummarizeRequest, Summary
+from contracts.models import SummarizeRequest
 from functions.summarizer.core import (
     MODEL_FILE,
     MODEL_PATH,
@@ -24,7 +26,8 @@ from functions.summarizer.core import (
     OnnxScorer,
     Scorer,
     encode_document,
-    summarize_encoded,
+    score_documents,
+    summary_document,
 )
 
 SERVICE = "summarizer"
@@ -65,13 +68,16 @@ class SummarizerPredictor:
         # Tokenising here, on the request's own time, keeps the batch's model call short.
         return Parsed(request, encode_document([claim.text for claim in request.claims]))
 
-    def predict(self, items: list[Parsed]) -> Sequence[Summary | Exception]:
+    def predict(self, items: list[Parsed]) -> Sequence[dict[str, Any] | Exception]:
+        """One model call for the batch; the JSON-ready Summary of each item, in order."""
         if self.scorer is None:
             raise RuntimeError("predict before load")
-        return summarize_encoded([p.request for p in items], [p.encoded for p in items], self.scorer)
+        rows = score_documents([p.encoded for p in items], self.scorer)
+        model = self.scorer.model_id
+        return [summary_document(p.request, row, model) for p, row in zip(items, rows, strict=True)]
 
-    def render(self, result: Summary) -> bytes:
-        return result.model_dump_json().encode()
+    def render(self, result: dict[str, Any]) -> bytes:
+        return json.dumps(result, separators=(",", ":")).encode()
 
 
 def create_app(
@@ -79,7 +85,7 @@ def create_app(
     *,
     predictor: SummarizerPredictor | None = None,
     emit: Callable[[str], None] | None = None,
-) -> ServingApp[Parsed, Summary]:
+) -> ServingApp[Parsed, dict[str, Any]]:
     metrics = BatchMetrics(service=SERVICE, emit=emit)
     return ServingApp(predictor or SummarizerPredictor(), settings, metrics=metrics)
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from contracts.models import Salience, SummarizeRequest, Summary
+from contracts.models import SummarizeRequest, Summary
 
 VOCABULARY = 2048
 """Hash buckets for tokens; bucket 0 is padding."""
@@ -34,6 +34,7 @@ MODEL_FILE = "model.onnx"
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _NAME = re.compile(r"(?<!^)\b[A-Z][a-z]+")
+_DIGIT = re.compile(r"[0-9]")
 _STOPWORDS = frozenset(
     [
         "a",
@@ -92,7 +93,7 @@ def token_ids(text: str) -> list[int]:
 
 def features(index: int, text: str, tokens: int) -> tuple[float, float, float, float]:
     """Lead position (1, 1/2, 1/3...), has a figure, length (saturating at 40 tokens), names (at 3)."""
-    has_figure = 1.0 if any(ch.isdigit() for ch in text) else 0.0
+    has_figure = 1.0 if _DIGIT.search(text) else 0.0
     return (1.0 / (1 + index), has_figure, min(tokens, 40) / 40, min(len(_NAME.findall(text)), 3) / 3)
 
 
@@ -112,18 +113,25 @@ def encode_document(sentences: Sequence[str]) -> EncodedDocument:
 
 
 def pad(documents: Sequence[EncodedDocument]) -> Encoded:
-    """Pad a batch to its longest document and longest sentence."""
+    """Pad a batch to its longest document and longest sentence (one array conversion per input)."""
     sentences = max((len(doc.token_ids) for doc in documents), default=0) or 1
     tokens = max((len(ids) for doc in documents for ids in doc.token_ids), default=0) or 1
-    ids = np.zeros((len(documents), sentences, tokens), dtype=np.int64)
-    feats = np.zeros((len(documents), sentences, len(FEATURE_WEIGHTS)), dtype=np.float32)
-    mask = np.zeros((len(documents), sentences), dtype=np.float32)
-    for b, doc in enumerate(documents):
-        for s, sentence_ids in enumerate(doc.token_ids):
-            ids[b, s, : len(sentence_ids)] = sentence_ids
-        if doc.features:
-            feats[b, : len(doc.features)] = doc.features
-            mask[b, : len(doc.features)] = 1.0
+    empty_sentence = [0] * tokens
+    no_features = (0.0,) * len(FEATURE_WEIGHTS)
+    ids = np.array(
+        [
+            [[*sentence, *empty_sentence[len(sentence) :]] for sentence in doc.token_ids]
+            + [empty_sentence] * (sentences - len(doc.token_ids))
+            for doc in documents
+        ],
+        dtype=np.int64,
+    ).reshape(len(documents), sentences, tokens)
+    feats = np.array(
+        [[*doc.features, *[no_features] * (sentences - len(doc.features))] for doc in documents], dtype=np.float32
+    ).reshape(len(documents), sentences, len(FEATURE_WEIGHTS))
+    mask = np.array(
+        [[1.0] * len(doc.features) + [0.0] * (sentences - len(doc.features)) for doc in documents], dtype=np.float32
+    ).reshape(len(documents), sentences)
     return Encoded(ids, feats, mask)
 
 
@@ -168,33 +176,41 @@ def summary_length(sentences: int) -> int:
     return max(1, min(3, math.ceil(sentences / 3)))
 
 
-def build_summary(request: SummarizeRequest, scores: Sequence[float], model: str) -> Summary:
+def summary_document(request: SummarizeRequest, scores: Sequence[float], model: str) -> dict[str, Any]:
+    """The :class:`~contracts.models.Summary` as JSON-ready data: what the container sends as is (building
+    pydantic models per sentence would cost more than the model call on the batch's hot path)."""
     claims = request.claims
     ranked = sorted(range(len(claims)), key=lambda i: (-scores[i], i))
     chosen = set(ranked[: summary_length(len(claims))])
-    # Built from a validated request and floats: construct without validating again (it is on the hot path).
-    return Summary.model_construct(
-        summary=" ".join(claims[i].text for i in sorted(chosen)),
-        claims=claims,
-        salience=[
-            Salience.model_construct(claim_id=claim.claim_id, score=round(float(scores[i]), 4), selected=i in chosen)
+    return {
+        "summary": " ".join(claims[i].text for i in sorted(chosen)),
+        "claims": request.model_dump(mode="json")["claims"],
+        "salience": [
+            {"claim_id": claim.claim_id, "score": round(float(scores[i]), 4), "selected": i in chosen}
             for i, claim in enumerate(claims)
         ],
-        model=model,
-    )
+        "model": model,
+    }
+
+
+def build_summary(request: SummarizeRequest, scores: Sequence[float], model: str) -> Summary:
+    return Summary.model_validate(summary_document(request, scores, model))
+
+
+def score_documents(documents: Sequence[EncodedDocument], scorer: Scorer) -> list[list[float]]:
+    """One scorer run for the whole batch; each document's scores, padding dropped."""
+    if not documents:
+        return []
+    scores = scorer.score(pad(documents))
+    return [scores[b, : len(doc.token_ids)].tolist() for b, doc in enumerate(documents)]
 
 
 def summarize_encoded(
     requests: Sequence[SummarizeRequest], documents: Sequence[EncodedDocument], scorer: Scorer
 ) -> list[Summary]:
     """One scorer run for the whole batch; each request gets its own summary, in order."""
-    if not requests:
-        return []
-    scores = scorer.score(pad(documents))
-    return [
-        build_summary(request, [float(v) for v in scores[b, : len(request.claims)]], scorer.model_id)
-        for b, request in enumerate(requests)
-    ]
+    rows = score_documents(documents, scorer)
+    return [build_summary(request, row, scorer.model_id) for request, row in zip(requests, rows, strict=True)]
 
 
 def summarize_batch(requests: Sequence[SummarizeRequest], scorer: Scorer) -> list[Summary]:
