@@ -71,21 +71,27 @@ def invoker_contract(contract: CapabilityContract) -> CapabilityContract:
     )
 
 
+def within(version: str, max_version: str) -> bool:
+    """Whether ``version`` (x.y.z) is at most ``max_version`` ("1.x", "1.2.x" or "1.2.3"; x: any)."""
+    for have, wanted in zip(version.split("."), max_version.split("."), strict=False):
+        if wanted == "x":
+            return True
+        if int(have) != int(wanted):
+            return int(have) < int(wanted)
+    return True
+
+
 def fallback_for(contract: CapabilityContract, pools: Mapping[str, AgentPool]) -> AgentPool:
     """The first Lambda pool the contract's fallback names: same capability, version within the range."""
     for entry in contract.fallback:
         if not isinstance(entry, FallbackCapability):
             continue
-        major, _, rest = entry.max_version.partition(".")
         for name, pool in pools.items():
             candidate = pool.contract
             if name == contract.name or entry.capability not in candidate.capabilities:
                 continue
-            if not isinstance(candidate.runtime, LambdaRuntime) or str(candidate.major) != major:
-                continue
-            if rest not in ("x", "") and not candidate.version.startswith(f"{major}.{rest.removesuffix('.x')}"):
-                continue
-            return pool
+            if isinstance(candidate.runtime, LambdaRuntime) and within(candidate.version, entry.max_version):
+                return pool
     raise ContractInfraError(f"contract {contract.name}: fallback: no Lambda implementation serves it")
 
 

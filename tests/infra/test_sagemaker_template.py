@@ -14,6 +14,7 @@ from infra.components.sagemaker_endpoint import (
     VARIANT,
     has_local_storage,
     is_gpu,
+    within,
 )
 from infra.conventions import CONTAINER_METADATA
 from tests.infra.assembly import DATA_KEY, Synthesized, lambda_function_lid
@@ -79,6 +80,22 @@ def test_the_endpoint_config_follows_the_contract(synthesized: Synthesized) -> N
 )
 def test_kms_and_image_choice_by_instance_family(instance_type: str, local: bool, gpu: bool) -> None:
     assert (has_local_storage(instance_type), is_gpu(instance_type)) == (local, gpu)
+
+
+@pytest.mark.parametrize(
+    ("version", "max_version", "ok"),
+    [
+        ("1.4.2", "1.x", True),
+        ("2.0.0", "1.x", False),
+        ("1.2.9", "1.2.x", True),
+        ("1.20.0", "1.2.x", False),
+        ("1.1.5", "1.2.x", True),
+        ("1.2.3", "1.2.3", True),
+        ("1.2.4", "1.2.3", False),
+    ],
+)
+def test_fallback_version_ranges(version: str, max_version: str, ok: bool) -> None:
+    assert within(version, max_version) is ok
 
 
 def test_the_warm_minimum_is_the_scaling_floor_with_target_tracking(synthesized: Synthesized) -> None:
