@@ -159,4 +159,6 @@ def _error(
     body: dict[str, Any] = {"__type": code, "message": message}
     if original_status is not None:
         body |= {"OriginalStatusCode": original_status, "OriginalMessage": message}
-    return status, {"Content-Type": "application/json", "x-amzn-ErrorType": code}, json.dumps(body)
+    # moto takes the status from a "status" header, not from the tuple
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code, "status": str(status)}
+    return status, headers, json.dumps(body)

@@ -6,9 +6,14 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from functions.endpoint_invoker.runtime_client import TypedErrors
+from functions.endpoint_invoker.service import EndpointUnavailable, ModelError
 from infra.local.sagemaker import LocalEndpoints
 
 pytestmark = pytest.mark.integration
@@ -67,3 +72,39 @@ def test_stopping_closes_the_port(tmp_path: Path) -> None:
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
     assert local.endpoints == {}
+
+
+@pytest.fixture
+def routed(endpoints: LocalEndpoints, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """boto3's sagemaker-runtime client, through moto, reaching the endpoint's container."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        endpoints.install()
+        try:
+            yield boto3.client("sagemaker-runtime")
+        finally:
+            endpoints.uninstall()
+
+
+def test_boto3_reaches_the_container_with_sessions_and_attributes(routed: Any) -> None:
+    answer = routed.invoke_endpoint(
+        EndpointName="summarizer-ep",
+        Body=json.dumps(DOCUMENT).encode(),
+        ContentType="application/json",
+        CustomAttributes="trace_id=1-abc",
+        SessionId="NEW_SESSION",
+    )
+    assert json.loads(answer["Body"].read())["claims"] == DOCUMENT["claims"]
+    assert answer["CustomAttributes"] == "trace_id=1-abc"
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert len(answer["NewSessionId"].split(";")[0]) == 32
+
+
+def test_the_invokers_error_names_come_from_real_sagemaker_errors(routed: Any) -> None:
+    typed = TypedErrors(routed)
+    with pytest.raises(ModelError, match="400"):  # the container's 400 problem, as SageMaker's ModelError
+        typed.invoke_endpoint(EndpointName="summarizer-ep", Body=b"{}", ContentType="application/json")
+    with pytest.raises(EndpointUnavailable, match="ValidationError"):
+        typed.invoke_endpoint(EndpointName="missing", Body=b"{}", ContentType="application/json")
