@@ -48,6 +48,7 @@ bench: setup ## benchmarks (JSON reports in bench/results/); never a pass/fail g
 	python bench/runtime.py
 	python bench/ledger.py
 	python bench/local_plane.py
+	python bench/summarizer.py
 
 bench-check: .venv/.installed ## compare the newest bench reports with their targets; says what misses
 	python bench/check.py

@@ -37,6 +37,20 @@ CHECKS: list[Check] = [
     ),
     ("loadtest-surge", "surge: conservation holds (1 yes, 0 no)", lambda r: float(r["conservation"]["ok"]), 1, ">="),
     ("chaos", "chaos scenarios failed", lambda r: len(r["scenarios"]) - r["passed"], 0, "<="),
+    (
+        "summarizer",
+        "summarizer throughput at concurrency 32, batching on / off",
+        lambda r: r["c32_throughput_gain"],
+        4,
+        ">=",
+    ),
+    (
+        "summarizer",
+        "summarizer p95 at concurrency 32 (batching on) / (max_wait_ms + 2 x single-request latency)",
+        lambda r: r["c32_p95_ms"] / r["c32_p95_budget_ms"],
+        1.0,
+        "<=",
+    ),
 ]
 
 

@@ -94,6 +94,9 @@ class SageMakerRuntime(_Strict):
     max_instances: int = Field(ge=1)
     container: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Folder under containers/.")
     stateful: bool = Field(default=False, description="Sticky sessions.")
+    target_invocations_per_minute: int = Field(
+        default=1000, ge=1, description="Per instance: what target-tracking autoscaling holds the endpoint at."
+    )
 
     @field_validator("max_instances")
     @classmethod

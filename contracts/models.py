@@ -89,6 +89,28 @@ class Verdict(StrictModel):
     escalated: bool = Field(default=False, description="No automatic check could be made: a person decides.")
 
 
+class SummarizeRequest(StrictModel):
+    """Input of a summarization step: the document's title and the claims intake extracted from it."""
+
+    title: str = Field(min_length=1, max_length=200)
+    claims: list[Claim] = Field(min_length=1, max_length=100)
+
+
+class Salience(StrictModel):
+    claim_id: str
+    score: float
+    selected: bool = Field(description="Whether the sentence is part of the summary.")
+
+
+class Summary(StrictModel):
+    """An extractive summary and the claims, in document order, that the review then verifies."""
+
+    summary: str
+    claims: list[Claim] = Field(min_length=1)
+    salience: list[Salience]
+    model: str = Field(description="Which scorer produced it: file name and digest prefix.")
+
+
 class RiskInput(StrictModel):
     claims: list[Claim] = Field(min_length=1)
     verdicts: list[Verdict] = Field(min_length=1)
@@ -182,6 +204,9 @@ MODELS: dict[str, type[BaseModel]] = {
         Claim,
         IntakeResult,
         ClaimCheck,
+        SummarizeRequest,
+        Salience,
+        Summary,
         Evidence,
         Verdict,
         RiskInput,

@@ -255,6 +255,8 @@ def render(execution: dict[str, Any]) -> str:
     if decision:
         lines += ["", f"decision {decision['decision_id']}: {decision['outcome'].upper()}", f"  {decision['summary']}"]
     output = execution.get("output") or {}
+    if output.get("summary"):
+        lines.append(f"  summary: {output['summary']}")
     for verdict in output.get("verdicts", []):
         lines.append(
             f"  {verdict['claim_id']} {verdict['label']:<16} {verdict['confidence']:.2f}  {verdict['rationale']}"

@@ -21,6 +21,7 @@ from infra.components.nag import acknowledge, logical_id
 from infra.components.personas import PERSONA_ROUTES, Personas
 from infra.components.public_api import ApiWorkflow, PublicApi
 from infra.components.registry import Registry
+from infra.components.sagemaker_endpoint import SageMakerPool
 from infra.workflows import doc_review, quick_check
 
 
@@ -56,13 +57,22 @@ class AgentPlaneStack(Stack):
             for name, contract in contracts.items()
             if contract.runtime.kind == "lambda"
         }
+        # Latency-critical agents: a warm SageMaker endpoint each; workflows call it through its invoker Lambda.
+        self.endpoints = {
+            name: SageMakerPool(
+                self, f"Endpoint{construct_id(name)}", contract=contract, resources=resources, layers=self.layers.all
+            )
+            for name, contract in contracts.items()
+            if contract.runtime.kind == "sagemaker"
+        }
+        steps = {**self.agents, **{name: endpoint.invoker for name, endpoint in self.endpoints.items()}}
         self.ledger = AuditLedger(self, "Ledger", data=self.data, layers=self.layers.all, removal_policy=removal_policy)
         self.mesh.subscribe(
             "EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function
         )
 
         self.registry = Registry(
-            self, "Registry", data=self.data, pools=self.agents, layers=self.layers.all, removal_policy=removal_policy
+            self, "Registry", data=self.data, pools=steps, layers=self.layers.all, removal_policy=removal_policy
         )
         self.approvals = ApprovalGate(
             self, "Approvals", data=self.data, layers=self.layers.all, removal_policy=removal_policy
@@ -71,8 +81,8 @@ class AgentPlaneStack(Stack):
             self,
             "DocReview",
             workflow_name=doc_review.WORKFLOW,
-            definition=doc_review.definition(self, self.agents, self.approvals.function, self.registry.dispatcher),
-            agents=[self.agents[name] for name in doc_review.AGENTS],
+            definition=doc_review.definition(self, steps, self.approvals.function, self.registry.dispatcher),
+            agents=[steps[name] for name in doc_review.AGENTS],
         )
         acknowledge(
             self.doc_review.state_machine.role,

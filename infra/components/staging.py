@@ -18,7 +18,8 @@ from pathlib import Path
 from infra.paths import STAGING_DIR
 
 _IGNORED = {"__pycache__", ".mypy_cache", ".pytest_cache"}
-_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".jsonl", ".txt"}
+# .onnx: models that ship with their code; .Dockerfile: container build files (cpu.Dockerfile, ...).
+_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".jsonl", ".txt", ".onnx", ".Dockerfile"}
 
 
 def _files(source: Path) -> list[Path]:

@@ -25,6 +25,7 @@ from infra.local.http_api import ApiServer, LocalApi, Reply
 from infra.local.isolation import Isolation
 from infra.local.lambdas import InProcessLambdas
 from infra.local.provision import Provisioner
+from infra.local.sagemaker import LocalEndpoints
 from infra.local.schedules import Scheduler
 from infra.local.stepfunctions import SyncExecutions
 from infra.local.streams import StreamDelivery
@@ -83,6 +84,7 @@ class LocalPlane:
         self.transactions = LeanTransactions()
         self.streams = StreamDelivery(self.client)
         self.sync_executions = SyncExecutions()
+        self.endpoints = LocalEndpoints(self.state_dir)
         self.provisioner: Provisioner | None = None
         self.server: ApiServer | None = None
         self.auth: LocalAuth | None = None
@@ -114,8 +116,9 @@ class LocalPlane:
         self.transactions.install()
         self.streams.install()
         self.sync_executions.install()
+        self.endpoints.install()
         try:
-            self.provisioner = Provisioner(template, self.client, self.lambdas, self.streams)
+            self.provisioner = Provisioner(template, self.client, self.lambdas, self.streams, self.endpoints)
             self.provisioner.provision()
             self._access_log = (self.state_dir / "logs").joinpath("api-access.log").open("a", buffering=1)
             self.scheduler = Scheduler(self.client, self.provisioner.schedules)
@@ -191,6 +194,8 @@ class LocalPlane:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        self.endpoints.stop()
+        self.endpoints.uninstall()
         self.sync_executions.uninstall()
         self.streams.uninstall()
         self.transactions.uninstall()

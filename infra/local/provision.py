@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.conventions import LAYER_KIND_METADATA
+from infra.conventions import CONTAINER_METADATA, LAYER_KIND_METADATA
 from infra.local.lambdas import FunctionSpec, InProcessLambdas
+from infra.local.sagemaker import LocalEndpoints
 from infra.local.streams import StreamDelivery
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError
 
@@ -63,9 +64,11 @@ class Provisioner:
         clients: Callable[[str], Any],
         lambdas: InProcessLambdas,
         streams: StreamDelivery | None = None,
+        endpoints: LocalEndpoints | None = None,
     ) -> None:
         self.template = template
         self.streams = streams
+        self.endpoints = endpoints
         self.client = clients
         self.lambdas = lambdas
         self.physical: dict[str, Physical] = {}
@@ -98,6 +101,9 @@ class Provisioner:
             "AWS::ApiGateway::ApiKey": self._api_key,
             "AWS::ApiGateway::UsagePlan": self._usage_plan,
             "AWS::ApiGateway::UsagePlanKey": self._usage_plan_key,
+            "AWS::SageMaker::Model": self._sagemaker_model,
+            "AWS::SageMaker::EndpointConfig": self._sagemaker_endpoint_config,
+            "AWS::SageMaker::Endpoint": self._sagemaker_endpoint,
         }
         # Types whose effect the plane does not need locally (IAM is checked on the template, not here).
         self._inert = {
@@ -109,6 +115,9 @@ class Provisioner:
             "AWS::ApiGateway::Deployment",
             "AWS::ApiGateway::Stage",
             "AWS::CDK::Metadata",
+            # One local instance serves each endpoint: there is nothing to scale.
+            "AWS::ApplicationAutoScaling::ScalableTarget",
+            "AWS::ApplicationAutoScaling::ScalingPolicy",
         }
 
     def provision(self) -> None:
@@ -350,6 +359,34 @@ class Provisioner:
             type=props.get("StateMachineType", "STANDARD"),
         )["stateMachineArn"]
         return Physical(ref=arn, attributes={"Arn": arn, "Name": name, "StateMachineName": name})
+
+    # --- SageMaker (endpoints served by their container's app on 127.0.0.1) ---------------------
+
+    def _sagemaker_model(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("ModelName") or self._name(logical_id)
+        container = self.template.resources[logical_id].get("Metadata", {}).get(CONTAINER_METADATA)
+        if container is None:
+            raise TemplateError(f"{logical_id}: model names no container ({CONTAINER_METADATA} metadata)")
+        if self.endpoints is not None:
+            environment = props.get("PrimaryContainer", {}).get("Environment", {})
+            self.endpoints.add_model(name, container, {k: str(v) for k, v in environment.items()})
+        return Physical(ref=_arn("sagemaker", f"model/{name.lower()}"), attributes={"ModelName": name})
+
+    def _sagemaker_endpoint_config(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("EndpointConfigName") or self._name(logical_id)
+        variants = props["ProductionVariants"]
+        if len(variants) != 1:
+            raise TemplateError(f"{logical_id}: the local plane serves one production variant, not {len(variants)}")
+        if self.endpoints is not None:
+            self.endpoints.add_config(name, variants[0]["VariantName"], variants[0]["ModelName"])
+        arn = _arn("sagemaker", f"endpoint-config/{name.lower()}")
+        return Physical(ref=arn, attributes={"EndpointConfigName": name})
+
+    def _sagemaker_endpoint(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("EndpointName") or self._name(logical_id)
+        if self.endpoints is not None:
+            self.endpoints.start(name, props["EndpointConfigName"], logical_id)
+        return Physical(ref=_arn("sagemaker", f"endpoint/{name.lower()}"), attributes={"EndpointName": name})
 
     # --- API Gateway (served by the plane's HTTP server) -----------------------------------------
 

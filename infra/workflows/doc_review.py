@@ -1,4 +1,4 @@
-"""doc-review: intake -> verify each claim (Map) -> score risk -> record the decision; any failure is recorded too."""
+"""doc-review: intake -> summarize -> verify each claim (Map) -> score risk -> record the decision; failures too."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra.components.agent_pool import AgentPool
 from infra.components.coordinator_workflow import ESCALATED, agent_step, dispatched_step, retry_transient
+from infra.components.sagemaker_endpoint import FALLBACK_ERRORS, fallback_for
 
 WORKFLOW = "doc-review"
 INPUT_MODEL = "DocReviewRequest"
@@ -24,9 +25,18 @@ OUTPUT_FIELDS = {
     "execution_id": "$.correlation_id",
     "decision": "$.decision",
     "risk": "$.risk",
+    "summary": "$.summary.summary",
     "verdicts": "$.verdicts",
 }
-AGENTS = ("document-intake", "evidence-verifier", "risk-scorer", "decision-recorder", "failure-recorder")
+AGENTS = (
+    "document-intake",
+    "summarizer",
+    "summarizer-cpu",
+    "evidence-verifier",
+    "risk-scorer",
+    "decision-recorder",
+    "failure-recorder",
+)
 
 
 def _caused_by(step: str, *extra: str) -> str:
@@ -82,6 +92,35 @@ def approval(scope: Construct, gate: lambda_.IFunction, then: sfn.IChainable, fa
     )
 
 
+def summarize(
+    scope: Construct, pools: Mapping[str, AgentPool], failed: sfn.IChainable, then: sfn.IChainable
+) -> sfn.IChainable:
+    """The summarizer endpoint (batched, warm); on its errors or throttling, the contract's CPU fallback."""
+    at = sfn.JsonPath.string_at
+    payload = {"title": at("$.intake.title"), "claims": at("$.intake.claims")}
+    primary = agent_step(
+        scope,
+        "SummarizeDocument",
+        pools["summarizer"],
+        payload=payload,
+        causation=_caused_by("SummarizeDocument"),
+        result_path="$.summary",
+    )
+    fallback = agent_step(
+        scope,
+        "SummarizeOnCpu",
+        fallback_for(pools["summarizer"].contract, pools),
+        payload=payload,
+        causation=_caused_by("SummarizeOnCpu"),
+        result_path="$.summary",
+    )
+    primary.add_catch(fallback, errors=FALLBACK_ERRORS, result_path="$.summary_fallback")
+    for step in (primary, fallback):
+        step.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.failure")
+    fallback.next(then)
+    return primary.next(then)
+
+
 def definition(
     scope: Construct, pools: Mapping[str, AgentPool], gate: lambda_.IFunction, dispatcher: lambda_.IFunction
 ) -> sfn.IChainable:
@@ -106,7 +145,7 @@ def definition(
     verify = sfn.Map(
         scope,
         "VerifyClaims",
-        items_path="$.intake.claims",
+        items_path="$.summary.claims",
         max_concurrency=CLAIM_CONCURRENCY,
         result_path="$.verdicts",
         item_selector={
@@ -172,4 +211,5 @@ def definition(
     for step in (intake, verify, score, record):
         step.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.failure")
     record.next(summary).next(sfn.Succeed(scope, "Done"))
-    return intake.next(verify).next(score).next(approval(scope, gate, record, failed))
+    verify.next(score).next(approval(scope, gate, record, failed))
+    return intake.next(summarize(scope, pools, failed, verify))

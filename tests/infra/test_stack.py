@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from contracts.capability import CapabilityContract, LambdaRuntime
+from contracts.capability import CapabilityContract, LambdaRuntime, SageMakerRuntime
 from contracts.loader import load_contracts
 from infra.components.agent_pool import PERMISSION_VERBS, Resources
+from infra.components.sagemaker_endpoint import invoker_contract
 from infra.workflows import doc_review
 from tests.infra.assembly import (
     ACCESS_LOGS_BUCKET,
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.infra
 
 CONTRACTS = load_contracts()
 LAMBDA_AGENTS = sorted(name for name, contract in CONTRACTS.items() if isinstance(contract.runtime, LambdaRuntime))
+ENDPOINT_AGENTS = sorted(name for name, c in CONTRACTS.items() if isinstance(c.runtime, SageMakerRuntime))
 
 TABLES = (DECISIONS_TABLE, EXECUTIONS_TABLE, IDEMPOTENCY_TABLE)
 BUCKETS = (ACCESS_LOGS_BUCKET, DOCUMENTS_BUCKET)
@@ -49,6 +51,7 @@ RESOURCELESS_ACTIONS = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    "ecr:GetAuthorizationToken",  # a SageMaker execution role pulling its image
 }
 
 
@@ -101,8 +104,9 @@ def assertions(synthesized: Synthesized) -> Template:
 
 def test_every_lambda_contract_has_a_function(synthesized: Synthesized) -> None:
     # GIVEN the contracts in the repository WHEN the plane is synthesized
-    # THEN each Lambda contract has exactly one function that runs as it, and no function runs as an unknown agent
-    assert sorted(synthesized.agent_functions()) == LAMBDA_AGENTS
+    # THEN each Lambda contract has exactly one function that runs as it, each SageMaker contract its endpoint's
+    # invoker, and no function runs as an unknown agent
+    assert sorted(synthesized.agent_functions()) == sorted(LAMBDA_AGENTS + ENDPOINT_AGENTS)
 
 
 @pytest.mark.parametrize("agent", LAMBDA_AGENTS)
@@ -548,10 +552,13 @@ def test_doc_review_has_the_designed_steps(doc_review_asl: dict[str, Any]) -> No
     # GIVEN the resolved doc-review definition
     states = doc_review_asl["States"]
 
-    # THEN intake runs first, claims are verified in a Map, then scored and recorded; failures are recorded too
+    # THEN intake runs first, the document is summarized (on CPU if the endpoint fails), its claims are verified in
+    # a Map, then scored and recorded; failures are recorded too
     assert doc_review_asl["StartAt"] == "Intake"
     expected = {
         "Intake": "Task",
+        "SummarizeDocument": "Task",
+        "SummarizeOnCpu": "Task",
         "VerifyClaims": "Map",
         "ScoreRisk": "Task",
         "NeedsApproval": "Choice",
@@ -564,12 +571,13 @@ def test_doc_review_has_the_designed_steps(doc_review_asl: dict[str, Any]) -> No
         "Done": "Succeed",
     }
     assert {name: states[name]["Type"] for name in expected if name in states} == expected
-    assert states["Intake"]["Next"] == "VerifyClaims"
+    assert states["Intake"]["Next"] == "SummarizeDocument"
+    assert states["SummarizeDocument"]["Next"] == states["SummarizeOnCpu"]["Next"] == "VerifyClaims"
     assert states["VerifyClaims"]["Next"] == "ScoreRisk"
     assert states["ScoreRisk"]["Next"] == "NeedsApproval"
     assert states["RequestApproval"]["Next"] == "RecordDecision"
     assert states["RecordFailure"]["Next"] == "Failed"
-    assert states["VerifyClaims"]["ItemsPath"] == "$.intake.claims"
+    assert states["VerifyClaims"]["ItemsPath"] == "$.summary.claims"
     assert states["VerifyClaims"]["MaxConcurrency"] == doc_review.CLAIM_CONCURRENCY
 
 
@@ -631,6 +639,8 @@ def test_every_task_sends_its_agents_contract_capability(
         target = lambda_function_lid(state["Resource"])
         if target in agent_of:
             contract = CONTRACTS[agent_of[target]]
+            if isinstance(contract.runtime, SageMakerRuntime):
+                contract = invoker_contract(contract)  # its step runs the endpoint's invoker, as the contract
         else:
             parameters = parameters["envelope"]
             contract = CONTRACTS[state["Comment"].split("primary ")[1].split()[0]]

@@ -26,6 +26,8 @@ CONTRACTS = {
     "evidence-verifier",
     "failure-recorder",
     "risk-scorer",
+    "summarizer",
+    "summarizer-cpu",
 }
 Api = Callable[..., dict[str, Any]]
 
@@ -339,7 +341,7 @@ def test_an_idempotency_marker_is_not_an_execution(api: Api, plane: Plane) -> No
     assert response["statusCode"] == 404
 
 
-def test_capabilities_lists_the_six_contracts(api: Api, plane: Plane) -> None:
+def test_capabilities_lists_the_shipped_contracts(api: Api, plane: Plane) -> None:
     # GIVEN the registry knows one implementation, with an open circuit
     table(plane.registry_table).put_item(
         Item={
@@ -365,6 +367,7 @@ def test_capabilities_lists_the_six_contracts(api: Api, plane: Plane) -> None:
     assert listed["evidence-verifier"]["io"] == {"input": "ClaimCheck", "output": "Verdict"}
     assert listed["evidence-verifier"]["runtime"] == "lambda"
     assert listed["risk-scorer"]["slo"]["p95_ms"] == 300
+    assert listed["summarizer"]["runtime"] == "sagemaker"
     (registered,) = listed["evidence-verifier"]["implementations"]
     assert registered["circuit"]["state"] == "open"
     assert registered["health"]["samples"] == 0

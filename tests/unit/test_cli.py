@@ -260,11 +260,11 @@ def test_run_with_an_input_that_is_not_json_fails_in_one_line(
 # --- contracts ------------------------------------------------------------------------------------
 
 
-def test_contracts_check_lists_the_six_contracts(capsys: pytest.CaptureFixture[str]) -> None:
+def test_contracts_check_lists_the_shipped_contracts(capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN / WHEN the shipped contracts are checked
     code = cli.main(["contracts", "check"])
 
-    # THEN each is listed as ok, and the summary counts six
+    # THEN each is listed as ok, and the summary counts them
     out, err = capsys.readouterr()
     assert code == 0
     assert err == ""
@@ -276,8 +276,10 @@ def test_contracts_check_lists_the_six_contracts(capsys: pytest.CaptureFixture[s
         "evidence-verifier",
         "failure-recorder",
         "risk-scorer",
+        "summarizer",
+        "summarizer-cpu",
     ]
-    assert out.splitlines()[-1] == "6 contracts valid; schemas in sync"
+    assert out.splitlines()[-1] == "8 contracts valid; schemas in sync"
 
 
 def test_contracts_check_names_file_field_and_reason_of_a_broken_contract(
@@ -503,3 +505,11 @@ def test_local_credentials_without_the_persona_fail_in_one_line(
 
     assert code != 0
     assert "auditor" in one_line(capsys.readouterr().err)
+
+
+def test_render_shows_the_runs_summary() -> None:
+    # GIVEN a finished run whose output carries the summarizer's summary
+    run = {**EXECUTION, "output": {**(EXECUTION.get("output") or {}), "summary": "Northwind was founded in 2012."}}
+
+    # THEN the rendered status shows it under the decision
+    assert "  summary: Northwind was founded in 2012." in cli.render(run).splitlines()

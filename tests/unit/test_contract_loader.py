@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from contracts import CONTRACTS_DIR, MODELS, CapabilityContract, ContractError, load_contract, load_contracts
-from contracts.capability import FallbackCapability, LambdaRuntime
+from contracts.capability import FallbackCapability, LambdaRuntime, SageMakerRuntime
 
 pytestmark = pytest.mark.unit
 
@@ -17,6 +17,8 @@ REFERENCE_AGENTS = {
     "evidence-verifier",
     "failure-recorder",
     "risk-scorer",
+    "summarizer",
+    "summarizer-cpu",
 }
 
 GOOD = """\
@@ -64,8 +66,23 @@ def test_shipped_contracts_all_load() -> None:
         assert contract.name == name
         assert contract.input_model is MODELS[contract.io.input]
         assert contract.output_model is MODELS[contract.io.output]
-        assert isinstance(contract.runtime, LambdaRuntime)
-        assert contract.runtime.handler.endswith(".lambda_handler")
+        if isinstance(contract.runtime, SageMakerRuntime):
+            assert (Path(__file__).parents[2] / "containers" / contract.runtime.container).is_dir()
+        else:
+            assert isinstance(contract.runtime, LambdaRuntime)
+            assert contract.runtime.handler.endswith(".lambda_handler")
+
+
+def test_the_summarizer_is_a_batched_endpoint_with_a_cpu_fallback() -> None:
+    contracts = load_contracts(CONTRACTS_DIR)
+    summarizer, cpu = contracts["summarizer"], contracts["summarizer-cpu"]
+    assert isinstance(summarizer.runtime, SageMakerRuntime)
+    assert summarizer.runtime.min_instances >= 1  # a warm floor
+    assert summarizer.batching is not None
+    assert summarizer.batching.max_wait_ms < summarizer.slo.p95_ms
+    assert isinstance(cpu.runtime, LambdaRuntime)
+    assert (cpu.capabilities, cpu.io, cpu.major) == (summarizer.capabilities, summarizer.io, summarizer.major)
+    assert summarizer.fallback[0] == FallbackCapability(capability="summarization", max_version="1.x")
 
 
 def test_shipped_contracts_match_their_design() -> None:

@@ -1,0 +1,109 @@
+"""The summarizer's serving app: the shared core behind the SageMaker contract, batched.
+
+The model comes from the model directory (``/opt/ml/model/model.onnx``, what SageMaker extracts from the
+model's artefact) when one is there, else from the small scorer that ships in the image: the same file the
+CPU Lambda uses, so both implementations of the capability give the same answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from containers.base import BadRequest, BatchMetrics, ServingApp, ServingSettings
+from contracts.models import SummarizeRequest
+from functions.summarizer.core import (
+    MODEL_FILE,
+    MODEL_PATH,
+    EncodedDocument,
+    OnnxScorer,
+    Scorer,
+    encode_document,
+    score_documents,
+    summary_document,
+)
+
+SERVICE = "summarizer"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    request: SummarizeRequest
+    encoded: EncodedDocument
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "<root>"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+class SummarizerPredictor:
+    content_types: tuple[str, ...] = ("application/json",)
+
+    def __init__(self, scorer_factory: Callable[[Path, int], Scorer] | None = None, bundled: Path = MODEL_PATH) -> None:
+        self._factory = scorer_factory or (lambda path, threads: OnnxScorer(path, threads=threads))
+        self._bundled = bundled
+        self.scorer: Scorer | None = None
+        self.model_path: Path | None = None
+
+    def load(self, model_dir: Path, threads: int = 1) -> None:
+        candidate = model_dir / MODEL_FILE
+        self.model_path = candidate if candidate.is_file() else self._bundled
+        self.scorer = self._factory(self.model_path, threads)
+
+    def parse(self, body: bytes) -> Parsed:
+        try:
+            request = SummarizeRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise BadRequest(_first_error(exc)) from None
+        # Tokenising here, on the request's own time, keeps the batch's model call short.
+        return Parsed(request, encode_document([claim.text for claim in request.claims]))
+
+    def predict(self, items: list[Parsed]) -> Sequence[dict[str, Any] | Exception]:
+        """One model call for the batch; the JSON-ready Summary of each item, in order."""
+        if self.scorer is None:
+            raise RuntimeError("predict before load")
+        rows = score_documents([p.encoded for p in items], self.scorer)
+        model = self.scorer.model_id
+        return [summary_document(p.request, row, model) for p, row in zip(items, rows, strict=True)]
+
+    def render(self, result: dict[str, Any]) -> bytes:
+        return json.dumps(result, separators=(",", ":")).encode()
+
+
+def create_app(
+    settings: ServingSettings,
+    *,
+    predictor: SummarizerPredictor | None = None,
+    emit: Callable[[str], None] | None = None,
+) -> ServingApp[Parsed, dict[str, Any]]:
+    metrics = BatchMetrics(service=SERVICE, emit=emit)
+    return ServingApp(predictor or SummarizerPredictor(), settings, metrics=metrics)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``serve [--host H] [--port P]``: SageMaker starts containers with ``serve`` (all interfaces, port 8080)."""
+    import argparse
+
+    from containers.base.serve import serve_forever
+
+    parser = argparse.ArgumentParser(prog="serve", description="the summarizer's SageMaker serving app")
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - inside the container, SageMaker connects from outside
+    parser.add_argument("--port", type=int, default=None, help="default: SAGEMAKER_BIND_TO_PORT or 8080")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    settings = ServingSettings.from_environment(os.environ)
+    serve_forever(create_app(settings, emit=print), args.host, settings.port if args.port is None else args.port)
+
+
+if __name__ == "__main__":
+    main()

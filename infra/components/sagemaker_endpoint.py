@@ -1,0 +1,248 @@
+"""A ``runtime: sagemaker`` contract's pool: its image, model, endpoint config, endpoint, autoscaling, and the
+invoker Lambda that workflow steps call (the only principal allowed to invoke the endpoint).
+
+The image is a ``DockerImageAsset`` over a staged build context (``containers/``, ``contracts/`` and
+``functions/<container>/`` when the container shares its core with a Lambda). Synth only hashes and copies
+the context: Docker builds it at deploy time (``cdk deploy`` publishes it to the bootstrap ECR repository),
+so synth stays offline and Docker-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from containers.base.settings import MAX_BATCH_ENV, MAX_WAIT_MS_ENV
+from contracts.capability import CapabilityContract, FallbackCapability, LambdaRuntime, SageMakerRuntime
+from infra.components.agent_pool import AgentPool, ContractInfraError, Resources
+from infra.components.coordinator_workflow import TRANSIENT_ERRORS
+from infra.components.nag import acknowledge
+from infra.components.staging import stage
+from infra.conventions import CONTAINER_METADATA
+from infra.paths import CONTAINERS_DIR, CONTRACTS_DIR, FUNCTIONS_DIR
+
+VARIANT = "AllTraffic"
+INVOKER_HANDLER = "functions.endpoint_invoker.handler.lambda_handler"
+# Nitro instances with local NVMe storage refuse an endpoint config KmsKeyId (their instance store is
+# hardware-encrypted with XTS-AES-256 instead); everything else gets the plane's data key.
+LOCAL_STORAGE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3dn", "p4d", "p4de", "p5", "c5d", "m5d", "r5d", "inf2", "trn1")
+GPU_FAMILIES = ("g", "p")
+SCALING_SERVICE_LINKED_ROLE = (
+    "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
+# What the workflow catches on an endpoint step to follow the contract's fallback; DeadlineExceeded and
+# BadInput are not among them: stale or malformed work fails the same way on any implementation.
+FALLBACK_ERRORS = ["EndpointThrottled", "ModelError", "EndpointUnavailable", "States.Timeout", *TRANSIENT_ERRORS]
+
+
+def instance_family(instance_type: str) -> str:
+    return instance_type.removeprefix("ml.").split(".", 1)[0]
+
+
+def has_local_storage(instance_type: str) -> bool:
+    return instance_family(instance_type) in LOCAL_STORAGE_FAMILIES
+
+
+def is_gpu(instance_type: str) -> bool:
+    family = instance_family(instance_type)
+    return family.startswith(GPU_FAMILIES) and family[1:2].isdigit()
+
+
+def container_environment(contract: CapabilityContract) -> dict[str, str]:
+    """The serving base's settings (containers/base/settings.py) from the contract's ``batching``."""
+    batching = contract.batching
+    if batching is None:
+        return {}
+    return {MAX_BATCH_ENV: str(batching.max_batch), MAX_WAIT_MS_ENV: str(batching.max_wait_ms)}
+
+
+def invoker_contract(contract: CapabilityContract) -> CapabilityContract:
+    """The contract as its invoker Lambda serves it: same identity, io and SLO, a Lambda runtime."""
+    return contract.model_copy(
+        update={"runtime": LambdaRuntime(kind="lambda", handler=INVOKER_HANDLER, memory_mb=256), "batching": None}
+    )
+
+
+def within(version: str, max_version: str) -> bool:
+    """Whether ``version`` (x.y.z) is at most ``max_version`` ("1.x", "1.2.x" or "1.2.3"; x: any)."""
+    for have, wanted in zip(version.split("."), max_version.split("."), strict=False):
+        if wanted == "x":
+            return True
+        if int(have) != int(wanted):
+            return int(have) < int(wanted)
+    return True
+
+
+def fallback_for(contract: CapabilityContract, pools: Mapping[str, AgentPool]) -> AgentPool:
+    """The first Lambda pool the contract's fallback names: same capability, version within the range."""
+    for entry in contract.fallback:
+        if not isinstance(entry, FallbackCapability):
+            continue
+        for name, pool in pools.items():
+            candidate = pool.contract
+            if name == contract.name or entry.capability not in candidate.capabilities:
+                continue
+            if isinstance(candidate.runtime, LambdaRuntime) and within(candidate.version, entry.max_version):
+                return pool
+    raise ContractInfraError(f"contract {contract.name}: fallback: no Lambda implementation serves it")
+
+
+class SageMakerPool(Construct):
+    """One SageMaker-served agent: a warm endpoint (floor = ``min_instances``), target tracking, its invoker."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        contract: CapabilityContract,
+        resources: Resources,
+        layers: list[lambda_.ILayerVersion],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        runtime = contract.runtime
+        if not isinstance(runtime, SageMakerRuntime):
+            raise ContractInfraError(f"contract {contract.name}: runtime.kind: {runtime.kind} is not a SageMaker pool")
+        folder = CONTAINERS_DIR / runtime.container
+        if not folder.is_dir():
+            raise ContractInfraError(f"contract {contract.name}: runtime.container: no folder containers/{folder.name}")
+        self.contract = contract
+        self.runtime = runtime
+        dockerfile = "cuda.Dockerfile" if is_gpu(runtime.instance_type) else "cpu.Dockerfile"
+        layout = [(CONTAINERS_DIR, "containers"), (CONTRACTS_DIR, "contracts")]
+        if (FUNCTIONS_DIR / runtime.container).is_dir():
+            layout.append((FUNCTIONS_DIR / runtime.container, f"functions/{runtime.container}"))
+        self.image = ecr_assets.DockerImageAsset(
+            self,
+            "Image",
+            directory=str(stage(f"image-{runtime.container}", layout)),
+            file=f"containers/{runtime.container}/{dockerfile}",
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+
+        self.execution_role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"agentplane endpoint {contract.name} {contract.version}: pull its image, write its logs",
+        )
+        self.image.repository.grant_pull(self.execution_role)
+        stack = Stack.of(self)
+        self.execution_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/Endpoints/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        acknowledge(
+            self.execution_role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken supports no resource-level permissions; the image pull itself is limited "
+            "to the asset repository",
+        )
+        acknowledge(
+            self.execution_role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            "/aws/sagemaker/Endpoints/*]",
+            "SageMaker names the endpoint's log group after the endpoint, which CloudFormation names at deploy",
+        )
+
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.execution_role.role_arn,
+            enable_network_isolation=True,  # the container needs no network: its model ships in the image
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=self.image.image_uri, environment=container_environment(contract)
+            ),
+        )
+        self.model.add_metadata(CONTAINER_METADATA, runtime.container)
+        self.model.node.add_dependency(self.execution_role)
+
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT,
+                    model_name=self.model.attr_model_name,
+                    instance_type=runtime.instance_type,
+                    initial_instance_count=runtime.min_instances,
+                    initial_variant_weight=1.0,
+                )
+            ],
+            kms_key_id=None if has_local_storage(runtime.instance_type) else resources.data.key.key_arn,
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_config_name=self.endpoint_config.attr_endpoint_config_name
+        )
+        self.endpoint_arn = self.endpoint.ref  # Ref of an AWS::SageMaker::Endpoint is its ARN
+
+        # The warm minimum is the floor; target tracking on invocations per instance scales between the bounds.
+        self.scaling = appscaling.ScalableTarget(
+            self,
+            "Scaling",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            resource_id=f"endpoint/{self.endpoint.attr_endpoint_name}/variant/{VARIANT}",
+            min_capacity=runtime.min_instances,
+            max_capacity=runtime.max_instances,
+            # Application Auto Scaling's own service-linked role for SageMaker variants, not a new role.
+            role=iam.Role.from_role_arn(
+                self,
+                "ScalingRole",
+                stack.format_arn(
+                    service="iam",
+                    region="",
+                    resource="role",
+                    resource_name=SCALING_SERVICE_LINKED_ROLE,
+                ),
+                mutable=False,
+            ),
+        )
+        self.scaling.node.add_dependency(self.endpoint)
+        self.scaling.scale_to_track_metric(
+            "InvocationsPerInstance",
+            target_value=runtime.target_invocations_per_minute,
+            predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+            scale_out_cooldown=Duration.minutes(1),
+            scale_in_cooldown=Duration.minutes(5),
+        )
+
+        # The invoker: the contract's identity on Lambda; the only grant on the endpoint is its InvokeEndpoint.
+        self.invoker = AgentPool(
+            self, "Invoker", contract=invoker_contract(contract), resources=resources, layers=layers
+        )
+        self.invoker.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[self.endpoint_arn])
+        )
+        for key, value in self.invoker_environment().items():
+            self.invoker.function.add_environment(key, value)
+
+    def invoker_environment(self) -> dict[str, str]:
+        timeout = self.invoker.contract.runtime
+        assert isinstance(timeout, LambdaRuntime)
+        # Leave the invoker a second to record its decision after the endpoint's answer (or its timeout).
+        budget = max(1, timeout.effective_timeout_s(self.contract.slo) - 1)
+        return {
+            "ENDPOINT_NAME": self.endpoint.attr_endpoint_name,
+            "ENDPOINT_STATEFUL": "true" if self.runtime.stateful else "false",
+            "ENDPOINT_TIMEOUT_S": str(budget),
+            "AGENT_INPUT_MODEL": self.contract.io.input,
+            "AGENT_OUTPUT_MODEL": self.contract.io.output,
+        }

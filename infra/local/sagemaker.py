@@ -1,0 +1,164 @@
+"""SageMaker endpoints on the local plane: each endpoint in the template is served by its container's app on
+127.0.0.1 (an ephemeral port, started and stopped with the plane), and ``sagemaker-runtime`` InvokeEndpoint
+calls are forwarded to it over HTTP, so invokers run the same code and see the same errors as on AWS.
+
+moto answers InvokeEndpoint with canned bodies; its one response method is replaced here (as
+``stepfunctions.py`` adds StartSyncExecution). A container's non-2xx answer becomes SageMaker's ``ModelError``
+(status 424, ``OriginalStatusCode``), an unknown endpoint a ``ValidationError``, as on AWS.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+from containers.base.serve import BackgroundServer
+from containers.base.settings import MODEL_DIR_ENV, ServingSettings
+
+INVOKE_TIMEOUT_S = 60.0  # SageMaker's real-time invocation limit
+FORWARDED = {
+    "content-type": "Content-Type",
+    "accept": "Accept",
+    "x-amzn-sagemaker-custom-attributes": "X-Amzn-SageMaker-Custom-Attributes",
+    "x-amzn-sagemaker-session-id": "X-Amzn-SageMaker-Session-Id",
+}
+RETURNED = ("content-type", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-new-session-id")
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    container: str
+    environment: dict[str, str]
+
+
+@dataclass
+class LocalEndpoint:
+    name: str
+    variant: str
+    server: BackgroundServer
+    log: IO[str]
+
+
+class LocalEndpoints:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.models: dict[str, LocalModel] = {}
+        self.configs: dict[str, tuple[str, str]] = {}  # config name -> (variant name, model name)
+        self.endpoints: dict[str, LocalEndpoint] = {}
+        self._lock = threading.Lock()
+        self._saved: Any = None
+
+    # --- resources, as the provisioner meets them ------------------------------------------------
+
+    def add_model(self, name: str, container: str, environment: dict[str, str]) -> None:
+        self.models[name] = LocalModel(container, environment)
+
+    def add_config(self, name: str, variant: str, model: str) -> None:
+        self.configs[name] = (variant, model)
+
+    def start(self, name: str, config: str, logical_id: str) -> LocalEndpoint:
+        """Serve the endpoint's model with its container's app (``containers.<name>.app.create_app``)."""
+        variant, model_name = self.configs[config]
+        model = self.models[model_name]
+        model_dir = self.state_dir / "models" / name  # empty: the image's bundled model serves, as in the image
+        model_dir.mkdir(parents=True, exist_ok=True)
+        settings = ServingSettings.from_environment({**model.environment, MODEL_DIR_ENV: str(model_dir)})
+        app_module = importlib.import_module(f"containers.{model.container}.app")
+        log = (self.state_dir / "logs" / f"{logical_id}.log").open("a", buffering=1)
+        app = app_module.create_app(settings, emit=lambda line: log.write(line + "\n"))
+        endpoint = LocalEndpoint(name, variant, BackgroundServer(app).start(), log)
+        status = _ping(endpoint.server)
+        if status != 200:  # SageMaker puts an endpoint in service only once its container answers the ping
+            endpoint.server.stop()
+            log.close()
+            raise RuntimeError(f"endpoint {name}: the {model.container} container answered /ping with {status}")
+        with self._lock:
+            self.endpoints[name] = endpoint
+        return endpoint
+
+    # --- the InvokeEndpoint route ------------------------------------------------------------------
+
+    def install(self) -> None:
+        self._saved = SageMakerRuntimeResponse.invoke_endpoint
+        endpoints = self
+
+        def invoke_endpoint(response: SageMakerRuntimeResponse) -> tuple[int, dict[str, str], bytes | str]:
+            return endpoints.forward(
+                str(response._get_param("EndpointName") or response.path.split("/")[2]),
+                {key.lower(): value for key, value in response.headers.items()},
+                response.body if isinstance(response.body, bytes) else str(response.body).encode(),
+            )
+
+        SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign,assignment]
+
+    def uninstall(self) -> None:
+        if self._saved is not None:
+            SageMakerRuntimeResponse.invoke_endpoint = self._saved  # type: ignore[method-assign]
+            self._saved = None
+
+    def forward(self, name: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str]:
+        with self._lock:
+            endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            return _error(400, "ValidationError", f"Endpoint {name} not found.")
+        sent = {FORWARDED[key]: value for key, value in headers.items() if key in FORWARDED}
+        connection = http.client.HTTPConnection(endpoint.server.host, endpoint.server.port, timeout=INVOKE_TIMEOUT_S)
+        try:
+            connection.request("POST", "/invocations", body=body, headers=sent)
+            answer = connection.getresponse()
+            status, raw = answer.status, answer.read()
+            got = {key.lower(): value for key, value in answer.getheaders()}
+        except OSError as exc:
+            return _error(424, "ModelError", f"the container did not answer: {exc}", original_status=500)
+        finally:
+            connection.close()
+        if status != 200:
+            return _error(
+                424,
+                "ModelError",
+                f'Received client error ({status}) from primary with message "{raw.decode(errors="replace")}"',
+                original_status=status,
+            )
+        returned = {_title(key): got[key] for key in RETURNED if key in got}
+        returned["X-Amzn-Invoked-Production-Variant"] = endpoint.variant
+        return 200, returned, raw
+
+    def stop(self) -> None:
+        with self._lock:
+            endpoints, self.endpoints = list(self.endpoints.values()), {}
+        for endpoint in endpoints:
+            endpoint.server.stop()
+            endpoint.log.close()
+
+
+def _ping(server: BackgroundServer) -> int:
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=INVOKE_TIMEOUT_S)
+    try:
+        connection.request("GET", "/ping")
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        connection.close()
+
+
+def _title(header: str) -> str:
+    return "-".join(part.capitalize() if part != "sagemaker" else "SageMaker" for part in header.split("-"))
+
+
+def _error(
+    status: int, code: str, message: str, *, original_status: int | None = None
+) -> tuple[int, dict[str, str], str]:
+    body: dict[str, Any] = {"__type": code, "message": message}
+    if original_status is not None:
+        body |= {"OriginalStatusCode": original_status, "OriginalMessage": message}
+    # moto takes the status from a "status" header, not from the tuple
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code, "status": str(status)}
+    return status, headers, json.dumps(body)
