@@ -14,12 +14,13 @@ from infra.paths import REPO_ROOT
 pytestmark = pytest.mark.e2e
 
 EVENTS = REPO_ROOT / "events"
-# doc-review on a low-risk memo with 5 claims, state by state: Intake, VerifyClaims (Map), VerifyClaim x5,
-# ScoreRisk, NeedsApproval (Choice), NoApprovalNeeded, RecordDecision, Summarize, Done.
-LOW_RISK_TRANSITIONS = 13
-# ... and with 10 claims and a person: Intake, VerifyClaims, VerifyClaim x10, ScoreRisk, NeedsApproval,
-# RequestApproval, RecordDecision, Summarize, Done.
-HIGH_RISK_TRANSITIONS = 18
+# doc-review on a low-risk memo with 5 claims, state by state: Intake, SummarizeDocument, VerifyClaims (Map),
+# VerifyClaim x5 (each through the dispatcher), ScoreRisk, NeedsApproval (Choice), NoApprovalNeeded,
+# RecordDecision, Summarize, Done.
+LOW_RISK_TRANSITIONS = 14
+# ... and with 10 claims and a person: Intake, SummarizeDocument, VerifyClaims, VerifyClaim x10, ScoreRisk,
+# NeedsApproval, RequestApproval, RecordDecision, Summarize, Done.
+HIGH_RISK_TRANSITIONS = 19
 
 
 @pytest.fixture(scope="module")
