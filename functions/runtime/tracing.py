@@ -67,7 +67,8 @@ def traceparent_of(context: SpanContext) -> str:
 
 
 def xray_header_of(context: SpanContext) -> str:
-    return f"Root={xray_trace_id(context.trace_id)};Parent={context.span_id:016x};Sampled={int(context.trace_flags.sampled)}"
+    sampled = int(context.trace_flags.sampled)
+    return f"Root={xray_trace_id(context.trace_id)};Parent={context.span_id:016x};Sampled={sampled}"
 
 
 def _from_traceparent(traceparent: str) -> SpanContext | None:
