@@ -153,6 +153,7 @@ class Agent(Generic[In, Out]):
         for key, value in ids.items():  # high-cardinality ids: EMF properties, never dimensions
             self.metrics.add_metadata(key=key, value=value)
         attributes: dict[str, tracing.AttributeValue] = {
+            "agentplane.hop": "agent",
             "agentplane.capability": envelope.capability,
             "agentplane.version": self.identity.version,
             "agentplane.agent": self.identity.name,

@@ -8,23 +8,31 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import re
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from moto.awslambda.models import LambdaFunction
+from opentelemetry.trace import SpanKind
 
+from contracts.envelope import TRACE_ID_PATTERN
+from functions.runtime import tracing
+from functions.runtime.agent import step_name
 from infra.local.faults import FaultPlan
 from infra.local.isolation import Isolation
 from infra.local.template import ACCOUNT_ID, REGION
 
 Handler = Callable[[Any, Any], Any]
+TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
 
 @dataclass
@@ -80,6 +88,8 @@ class InProcessLambdas:
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Lock()
         self._original: Any = None
+        # Set by the plane: where functions export their spans (its OTLP receiver).
+        self.telemetry_environment: dict[str, str] = {}
 
     def register(self, spec: FunctionSpec) -> None:
         module = spec.handler.rsplit(".", 1)[0]
@@ -125,6 +135,7 @@ class InProcessLambdas:
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             **spec.environment,
+            **self.telemetry_environment,
         }
 
     def _handler(self, spec: FunctionSpec) -> Handler:
@@ -162,11 +173,12 @@ class InProcessLambdas:
         with spec.instance, self.isolation.scoped(self._environment(spec), sink):
             spec.invocations += 1
             try:
-                handler = self._handler(spec)
-                agent = spec.environment.get("AGENT_NAME", spec.logical_id)
-                self.faults.before_invoke(agent)
-                context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s)
-                result = handler(event if event is not None else {}, context)
+                with invocation_span(spec, event):
+                    handler = self._handler(spec)
+                    agent = spec.environment.get("AGENT_NAME", spec.logical_id)
+                    self.faults.before_invoke(agent)
+                    context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s)
+                    result = handler(event if event is not None else {}, context)
                 return json.dumps(result), False, ""
             except Exception as exc:
                 spec.errors += 1
@@ -178,3 +190,38 @@ class InProcessLambdas:
                     "stackTrace": trace[-5:],
                 }
                 return json.dumps(error), True, ""
+
+
+def _trace_of(event: Any) -> tuple[str | None, str | None, str | None]:
+    """(trace id, traceparent, step) an invocation belongs to: from a step's envelope or a bus event's detail."""
+    if not isinstance(event, dict):
+        return None, None, None
+    detail = event.get("detail")
+    carrier: dict[str, Any] = detail if isinstance(detail, dict) else event
+    trace_id, traceparent = carrier.get("trace_id"), carrier.get("traceparent")
+    causation, run = event.get("causation_id"), event.get("correlation_id")
+    step = step_name(causation, run) if isinstance(causation, str) and isinstance(run, str) else None
+    valid = isinstance(trace_id, str) and TRACE_ID.match(trace_id) is not None
+    return (trace_id if valid else None), (traceparent if isinstance(traceparent, str) else None), step
+
+
+@contextmanager
+def invocation_span(spec: FunctionSpec, event: Any) -> Iterator[None]:
+    """What Lambda's own segment is in X-Ray: one span per invocation (retries and injected faults included),
+    whose context the function sees in ``_X_AMZN_TRACE_ID``, as on Lambda with active tracing."""
+    trace_id, traceparent, step = _trace_of(event)
+    if trace_id is None:
+        yield
+        return
+    attributes: dict[str, tracing.AttributeValue] = {
+        "agentplane.hop": "invoke",
+        "agentplane.agent": spec.environment.get("AGENT_NAME", spec.name),
+        "faas.name": spec.name,
+    }
+    if step:
+        attributes["agentplane.step"] = step
+    with tracing.span(
+        f"Lambda {spec.name}", attributes, trace_id=trace_id, traceparent=traceparent, kind=SpanKind.SERVER
+    ):
+        os.environ[tracing.LAMBDA_TRACE_ENV] = tracing.current_headers()[tracing.XRAY_HEADER]
+        yield
