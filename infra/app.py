@@ -32,11 +32,15 @@ def build_app(
     removal = app.node.try_get_context("agentplane:removal-policy") or "retain"
     if removal not in ("retain", "destroy"):
         raise ContextError(f"context agentplane:removal-policy must be 'retain' or 'destroy', not {removal!r}")
+    fault_injection = str(app.node.try_get_context("agentplane:fault-injection") or "false").lower()
+    if fault_injection not in ("true", "false"):
+        raise ContextError(f"context agentplane:fault-injection must be 'true' or 'false', not {fault_injection!r}")
     AgentPlaneStack(
         app,
         stack_name,
         contracts=load_contracts(contracts_dir),
         removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
+        fault_injection=fault_injection == "true",
         description="agentplane: orchestration plane for AI agents",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())
