@@ -45,10 +45,13 @@ _providers_lock = threading.Lock()
 
 def otel_trace_id(xray_trace_id: str) -> int:
     """``1-5f84c7a1-0123456789abcdef01234567`` -> the same 128 bits as an OpenTelemetry trace id."""
-    version, epoch, unique = xray_trace_id.split("-")
-    if version != "1" or len(epoch) != 8 or len(unique) != 24:
-        raise ValueError(f"not an X-Ray trace id: {xray_trace_id!r}")
-    return int(epoch + unique, 16)
+    parts = xray_trace_id.split("-")
+    try:
+        if len(parts) != 3 or parts[0] != "1" or len(parts[1]) != 8 or len(parts[2]) != 24:
+            raise ValueError
+        return int(parts[1] + parts[2], 16)
+    except ValueError:
+        raise ValueError(f"not an X-Ray trace id: {xray_trace_id!r}") from None
 
 
 def xray_trace_id(trace_id: int) -> str:
