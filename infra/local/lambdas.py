@@ -220,6 +220,8 @@ def invocation_span(spec: FunctionSpec, event: Any) -> Iterator[None]:
     }
     if step:
         attributes["agentplane.step"] = step
+    if isinstance(event, dict) and isinstance(event.get("detail-type"), str):
+        attributes["agentplane.event"] = event["detail-type"]
     with tracing.span(
         f"Lambda {spec.name}", attributes, trace_id=trace_id, traceparent=traceparent, kind=SpanKind.SERVER
     ):
