@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -38,6 +39,7 @@ class AgentPlaneStack(Stack):
         contracts: Mapping[str, CapabilityContract],
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         fault_injection: bool = False,
+        otel_collector_layer_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, stack_id, **kwargs)
@@ -112,6 +114,9 @@ class AgentPlaneStack(Stack):
         )
         Personas(self, "Personas", api=self.api.rest_api, routes=PERSONA_ROUTES, function=self.api.function)
         self.observability = self._observe(contracts)
+        if otel_collector_layer_arn:
+            functions = [c for c in self.node.find_all() if isinstance(c, lambda_.Function)]
+            self.observability.export_spans(functions, otel_collector_layer_arn)
         if fault_injection:
             FaultInjection(
                 self,

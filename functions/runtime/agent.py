@@ -178,14 +178,11 @@ class Agent(Generic[In, Out]):
             redelivered = recorded is not output
             span.set_attribute("agentplane.outcome", "duplicate" if redelivered else "succeeded")
         duration_ms = (time.perf_counter() - clock_start) * 1000
-        self._emit(
-            {
-                "latency_ms": duration_ms,
-                "success_count": 1,
-                "retry_count": 1 if redelivered else 0,
-                **(measure(result) if measure is not None else {}),
-            }
-        )
+        self._emit({"latency_ms": duration_ms, "success_count": 1})
+        if "retry_count" in self.identity.metrics:
+            self._emit({"retry_count": 1 if redelivered else 0})
+        if measure is not None:
+            self._emit(measure(result))
         return recorded
 
     def _emit(self, values: Mapping[str, float]) -> None:

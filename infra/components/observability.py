@@ -31,6 +31,8 @@ from constructs import Construct
 from contracts.capability import CapabilityContract
 
 RUNBOOKS = "docs/runbooks"
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+COLLECTOR_ENDPOINT = "http://localhost:4318/v1/traces"
 # A p95 objective lets 5 % of requests be slower than p95_ms: that is the latency error budget.
 LATENCY_BUDGET = 0.05
 LEDGER_LAG_S = 300
@@ -201,6 +203,16 @@ class Observability(Construct):
             + runbook(self.runbook_base, "slo-errors"),
         )
         return alarm
+
+    # --- span export ------------------------------------------------------------------------------------
+
+    def export_spans(self, functions: list[lambda_.Function], collector_layer_arn: str) -> None:
+        """Our OpenTelemetry spans to X-Ray: the ADOT collector layer listens for OTLP on localhost and
+        exports to X-Ray; the tracing seam exports only when this endpoint is set."""
+        layer = lambda_.LayerVersion.from_layer_version_arn(self, "OtelCollector", collector_layer_arn)
+        for function in functions:
+            function.add_layers(layer)
+            function.add_environment(OTLP_ENDPOINT_ENV, COLLECTOR_ENDPOINT)
 
     # --- plane alarms ---------------------------------------------------------------------------------
 

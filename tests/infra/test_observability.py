@@ -20,6 +20,7 @@ from tests.infra.assembly import SYNTH_CONTEXT, Synthesized, synthesize
 pytestmark = pytest.mark.infra
 
 CONTRACTS = load_contracts()
+COLLECTOR = "arn:aws:lambda:us-east-1:901920570463:layer:aws-otel-collector-arm64-ver-0-117-0:1"
 LAMBDA_AGENTS = sorted(name for name, contract in CONTRACTS.items() if isinstance(contract.runtime, LambdaRuntime))
 
 
@@ -208,9 +209,9 @@ def test_fault_injection_is_off_unless_asked(synthesized: Synthesized) -> None:
 
 @pytest.fixture(scope="module")
 def with_faults(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(
-        tmp_path_factory.mktemp("cdk-fis"), context={**SYNTH_CONTEXT, "agentplane:fault-injection": "true"}
-    )
+    """The plane with both options on: FIS experiments, and spans exported through the ADOT collector layer."""
+    context = {**SYNTH_CONTEXT, "agentplane:fault-injection": "true", "agentplane:otel-collector-layer-arn": COLLECTOR}
+    return synthesize(tmp_path_factory.mktemp("cdk-options"), context=context)
 
 
 def test_fis_experiments_delay_and_fail_every_agent_and_stop_on_slo_burn(with_faults: Synthesized) -> None:
@@ -245,6 +246,20 @@ def test_agents_carry_the_fis_extension_only_when_fault_injection_is_on(
             variables = template.resources[lid]["Properties"]["Environment"]["Variables"]
             assert ("AWS_LAMBDA_EXEC_WRAPPER" in variables) is expected
             assert ("AWS_FIS_CONFIGURATION_LOCATION" in variables) is expected
+
+
+def test_spans_are_exported_through_the_collector_layer_only_when_it_is_given(
+    synthesized: Synthesized, with_faults: Synthesized
+) -> None:
+    for template, exported in ((synthesized, False), (with_faults, True)):
+        for lid, function in template.of_type("AWS::Lambda::Function").items():
+            variables = function["Properties"].get("Environment", {}).get("Variables", {})
+            assert (
+                variables.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "http://localhost:4318/v1/traces"
+            ) is exported, lid
+            assert (COLLECTOR in function["Properties"].get("Layers", [])) is exported, lid
+    with pytest.raises(ContextError, match="otel-collector-layer-arn"):
+        build_app(context={"agentplane:otel-collector-layer-arn": "not-an-arn"})
 
 
 def test_the_fault_injection_template_is_cfn_lint_clean(with_faults: Synthesized) -> None:
