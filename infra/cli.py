@@ -419,6 +419,11 @@ def _spans(args: argparse.Namespace) -> list[dict[str, Any]]:
         from infra.traces import spans_from_xray
 
         return spans_from_xray(_xray_traces(args.trace_id, _ambient(url).region))
+    journal = Path(args.state_dir) / "spans.jsonl"
+    if not args.api_url and _plane_url(Path(args.state_dir)) is None and journal.is_file():
+        from infra.local.otlp import read_journal
+
+        return read_journal(journal, args.trace_id)  # a stopped plane (e.g. after `make demo`)
     body = expect(call(connect(args), "GET", f"/local/traces?trace_id={args.trace_id}"), 200)
     spans: list[dict[str, Any]] = body["spans"]
     return spans
@@ -587,6 +592,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("enrichment: decision.recorded was NOT handled by entity-tagger")
         auditor = Endpoint(plane.url, local_key(plane.state_dir, "auditor"))
         verified = _demo_ledger(plane, auditor, execution["trace_id"])
+        plane.settle()
+        spans = plane.spans.trace(execution["trace_id"])
+        print(f"trace: {len(spans)} spans; `agentplane trace {execution['trace_id']}` prints the waterfall")
         ok = execution["status"] == "SUCCEEDED" and bool(enriched) and verified
         print("demo " + ("passed" if ok else "FAILED"))
         return 0 if ok else 1

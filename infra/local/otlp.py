@@ -60,6 +60,13 @@ def decode(body: bytes) -> list[dict[str, Any]]:
     return spans
 
 
+def read_journal(path: Path, trace_id: str) -> list[dict[str, Any]]:
+    """A trace's spans from a stopped plane's ``spans.jsonl``, oldest first."""
+    with path.open() as journal:
+        spans = [span for line in journal if line.strip() and (span := json.loads(line))["trace_id"] == trace_id]
+    return sorted(spans, key=lambda s: s["start_ns"])
+
+
 class SpanStore:
     def __init__(self, journal: Path | None = None) -> None:
         self._spans: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -209,3 +209,17 @@ def test_an_x_ray_error_is_one_line(
     assert code == 1
     assert err.startswith(f"agentplane: cannot read trace {TRACE_ID} from X-Ray in eu-west-1:")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_after_the_plane_stopped_trace_reads_its_span_journal(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a state dir a stopped plane left (no plane.json), with spans of two traces
+    other = {**SPANS[0], "trace_id": "1-00000000-000000000000000000000001", "span_id": "z"}
+    (tmp_path / "spans.jsonl").write_text("".join(json.dumps(s) + "\n" for s in [*SPANS, other]))
+
+    assert cli.main(["trace", TRACE_ID, "--state-dir", str(tmp_path)]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith(f"trace {TRACE_ID}  6 spans")
+    assert "Intake  (document-intake 1.0.0)" in out
