@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.capability import CapabilityContract
 from contracts.models import MODELS
-from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
 
 
@@ -270,12 +270,6 @@ def submit(
         )
     )
     return Submitted(execution_id=execution_id, trace_id=trace_id, replayed=False)
-
-
-def step_name(step_key: str, correlation_id: str) -> str:
-    """`<run>/VerifyClaim/2` -> `VerifyClaim/2`; what follows "#" (attempt, event id) is not part of the name."""
-    name = step_key.removeprefix(f"{correlation_id}/")
-    return name.split("#", 1)[0]
 
 
 def describe(

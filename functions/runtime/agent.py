@@ -22,6 +22,7 @@ from functions.runtime.decisions import (
     DynamoDecisionStore,
     canonical_json,
     sha256_hex,
+    step_name,
 )
 from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded
 from functions.runtime.telemetry import agent_logger, agent_metrics
@@ -34,11 +35,6 @@ Out = TypeVar("Out", bound=BaseModel)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def step_name(causation_id: str, correlation_id: str) -> str:
-    """`<run>/VerifyClaim/2` -> `VerifyClaim/2`; what follows "#" (attempt, event id) is not part of the name."""
-    return causation_id.removeprefix(f"{correlation_id}/").split("#", 1)[0]
 
 
 def first_error(exc: ValidationError) -> str:

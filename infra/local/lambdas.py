@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind
 
 from contracts.envelope import TRACE_ID_PATTERN
 from functions.runtime import tracing
-from functions.runtime.agent import step_name
+from functions.runtime.decisions import step_name
 from infra.local.faults import FaultPlan
 from infra.local.isolation import Isolation
 from infra.local.template import ACCOUNT_ID, REGION
