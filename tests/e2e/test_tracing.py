@@ -196,3 +196,25 @@ def test_every_contracts_declared_metrics_are_emitted(
         key = (contract.name, contract.capabilities[0], contract.version)
         missing = set(contract.telemetry.metrics) - emitted.get(key, set())
         assert not missing, f"{contract.name} never emitted {sorted(missing)}"
+
+
+def test_the_synchronous_route_traces_its_express_run_under_the_callers_context(plane: LocalPlane) -> None:
+    caller = "00-6b04e26dde7be3c2396b4ad591589611-1111111111111111-01"
+    answer = request(
+        plane.url,
+        "POST",
+        "/v1/workflows/quick-check/invoke",
+        {"claim": "Northwind Analytics was founded in 2012."},
+        {"traceparent": caller},
+    )
+    assert answer.status == 200, answer.body
+
+    trace_id = answer.body["trace_id"]
+    assert trace_id == trace_id_from_traceparent(caller)
+    returned = {k.lower(): v for k, v in answer.headers.items()}["traceparent"]
+    found = spans(plane, trace_id)
+    [api] = by_hop(found, "api")
+    assert (api["parent_id"], api["span_id"]) == ("1111111111111111", returned.split("-")[2])
+    [agent] = by_hop(found, "agent")
+    assert agent["attributes"]["agentplane.agent"] == "evidence-verifier"
+    assert {s["span_id"]: s for s in found}[agent["parent_id"]]["parent_id"] == api["span_id"]
