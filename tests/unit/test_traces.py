@@ -146,7 +146,8 @@ def test_trace_refuses_a_malformed_id_in_one_line(capsys: pytest.CaptureFixture[
 def test_against_a_deployed_plane_trace_reads_x_ray(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:
-    # GIVEN a deployed API and X-Ray holding the trace (stubbed: moto's X-Ray keeps no segments to read back)
+    # GIVEN a deployed API and X-Ray holding the trace (stubbed: moto's X-Ray backend imports the X-Ray SDK,
+    # which the plane deliberately does not depend on)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     xray = boto3.client("xray", region_name="eu-west-1")
