@@ -2,6 +2,9 @@
 
 - cold start: each handler's init (imports + module setup) in a fresh interpreter, beside a bare
   Powertools handler (Logger + Metrics) — target: ours adds <= 50 ms;
+- tracing: per handler, init plus its first span with spans exported over OTLP (to a receiver on
+  127.0.0.1, as the ADOT collector layer listens on localhost in Lambda), beside the same with tracing
+  off (no endpoint: the OpenTelemetry API's no-op) — what turning tracing on adds to a cold start;
 - warm per-step overhead: `Agent.run` (envelope parse and checks, idempotency key, contract validation,
   decision record, hashing) on a ~2 KB payload with an in-memory store, beside plain pydantic validation
   of the same payload — target: <= 0.5 ms p50 over the anchor.
@@ -60,14 +63,14 @@ ENV = {
 }
 
 
-def init_ms(code: str, runs: int) -> float:
+def init_ms(code: str, runs: int, env: dict[str, str] | None = None) -> float:
     """Median wall time of ``code`` in a fresh interpreter (the interpreter's own start excluded)."""
     probe = f"import time\nt0 = time.perf_counter()\n{code}\nprint((time.perf_counter() - t0) * 1000)"
     samples = []
     for _ in range(runs):
         out = subprocess.run(
             [sys.executable, "-c", probe],
-            env={**os.environ, **ENV},
+            env={**os.environ, **ENV, **(env or {})},
             capture_output=True,
             text=True,
             check=True,
@@ -137,6 +140,35 @@ def warm_overhead(iterations: int) -> dict[str, float]:
     }
 
 
+def tracing_cold_start(runs: int) -> dict[str, Any]:
+    """Each handler's init and first span, traced (OTLP export to a local receiver) and untraced."""
+    from functions.runtime.tracing import ENDPOINT_ENV
+    from infra.local.otlp import OtlpReceiver, SpanStore
+
+    first_span = (
+        "from functions.runtime import tracing\n"
+        "with tracing.span('bench', {}, trace_id='1-6b000000-0123456789abcdef01234567'):\n"
+        "    pass"
+    )
+    receiver = OtlpReceiver(SpanStore()).start()
+    try:
+        handlers = {}
+        for name, module in HANDLERS.items():
+            code = f"import {module}\n{first_span}"
+            off = init_ms(code, runs, {ENDPOINT_ENV: ""})
+            on = init_ms(code, runs, {ENDPOINT_ENV: receiver.endpoint, "OTEL_SERVICE_NAME": name})
+            handlers[name] = {"untraced_ms": round(off, 1), "traced_ms": round(on, 1), "added_ms": round(on - off, 1)}
+        sdk = init_ms(first_span, runs, {ENDPOINT_ENV: receiver.endpoint})
+        noop = init_ms(first_span, runs, {ENDPOINT_ENV: ""})
+    finally:
+        receiver.stop()
+    return {
+        "what": "init + first span (exported), traced vs untraced",
+        "seam_alone": {"untraced_ms": round(noop, 1), "traced_ms": round(sdk, 1), "added_ms": round(sdk - noop, 1)},
+        "handlers": handlers,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
@@ -154,6 +186,7 @@ def main() -> int:
         "when": datetime.now(UTC).isoformat(),
         "cold_start": {"bare_powertools_init_ms": round(bare, 1), "target_added_ms": 50, "handlers": cold},
         "warm_step": warm_overhead(args.iterations),
+        "tracing_cold_start": tracing_cold_start(args.runs),
     }
     write_report("runtime", report, args.out)
     return 0

@@ -8,11 +8,10 @@ from typing import Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from contracts.models import S3Ref
+from contracts.models import TRACEPARENT_PATTERN, S3Ref
 
 SEMVER_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
 TRACE_ID_PATTERN = r"^1-[0-9a-f]{8}-[0-9a-f]{24}$"
-TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 CAPABILITY_PATTERN = r"^[a-z][a-z0-9-]*(\.v[0-9]+)?$"
 IDEMPOTENCY_KEY_LENGTH = 32
 

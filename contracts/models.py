@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+
 Sha256Hex = Field(pattern=r"^[0-9a-f]{64}$")
 
 
@@ -180,6 +182,9 @@ class DecisionRecordedDetail(StrictModel):
     trace_id: str
     decision: Decision
     claims: list[Claim] = Field(default_factory=list)
+    traceparent: str | None = Field(
+        default=None, pattern=TRACEPARENT_PATTERN, description="W3C trace context of the step that published it."
+    )
 
 
 class Entity(StrictModel):

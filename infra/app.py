@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from contracts.loader import CONTRACTS_DIR, load_contracts
 from infra.stack import AgentPlaneStack
 
 DEFAULT_STACK_NAME = "agentplane"
+LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 # CDK feature flags, set here so `cdk synth` and in-process synth (tests, the local plane) agree.
 FEATURE_FLAGS = {
     # Grant S3 log delivery with a bucket policy, not the legacy LogDeliveryWrite ACL (cfn-lint W3045).
@@ -32,11 +34,21 @@ def build_app(
     removal = app.node.try_get_context("agentplane:removal-policy") or "retain"
     if removal not in ("retain", "destroy"):
         raise ContextError(f"context agentplane:removal-policy must be 'retain' or 'destroy', not {removal!r}")
+    fault_injection = str(app.node.try_get_context("agentplane:fault-injection") or "false").lower()
+    if fault_injection not in ("true", "false"):
+        raise ContextError(f"context agentplane:fault-injection must be 'true' or 'false', not {fault_injection!r}")
+    collector = app.node.try_get_context("agentplane:otel-collector-layer-arn")
+    if collector is not None and not LAYER_ARN.match(str(collector)):
+        raise ContextError(
+            f"context agentplane:otel-collector-layer-arn must be a Lambda layer version ARN, not {collector!r}"
+        )
     AgentPlaneStack(
         app,
         stack_name,
         contracts=load_contracts(contracts_dir),
         removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
+        fault_injection=fault_injection == "true",
+        otel_collector_layer_arn=str(collector) if collector else None,
         description="agentplane: orchestration plane for AI agents",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())

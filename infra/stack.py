@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -16,8 +17,10 @@ from infra.components.audit_ledger import AuditLedger
 from infra.components.coordinator_workflow import CoordinatorWorkflow
 from infra.components.data_store import DataStore
 from infra.components.event_mesh import EventMesh
+from infra.components.fault_injection import FaultInjection
 from infra.components.layers import RuntimeLayers
 from infra.components.nag import acknowledge, logical_id
+from infra.components.observability import Observability
 from infra.components.personas import PERSONA_ROUTES, Personas
 from infra.components.public_api import ApiWorkflow, PublicApi
 from infra.components.registry import Registry
@@ -37,6 +40,8 @@ class AgentPlaneStack(Stack):
         *,
         contracts: Mapping[str, CapabilityContract],
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        fault_injection: bool = False,
+        otel_collector_layer_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, stack_id, **kwargs)
@@ -128,8 +133,36 @@ class AgentPlaneStack(Stack):
         )
         self.registry.grant_read(self.api.function)
         Personas(self, "Personas", api=self.api.rest_api, routes=PERSONA_ROUTES, function=self.api.function)
+        self.observability = self._observe(contracts)
+        if otel_collector_layer_arn:
+            functions = [c for c in self.node.find_all() if isinstance(c, lambda_.Function)]
+            self.observability.export_spans(functions, otel_collector_layer_arn)
+        if fault_injection:
+            FaultInjection(
+                self,
+                "FaultInjection",
+                functions={name: pool.function for name, pool in self.agents.items()},
+                stop_when=self.observability.slo_breach(),
+                data=self.data,
+                removal_policy=removal_policy,
+            )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "DocReviewStateMachineArn", value=self.doc_review.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.mesh.bus.event_bus_name)
         CfnOutput(self, "LedgerSigningKeyArn", value=self.ledger.signing_key.key_arn)
         CfnOutput(self, "LedgerDigestsBucket", value=self.ledger.digests.bucket_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+
+    def _observe(self, contracts: Mapping[str, CapabilityContract]) -> Observability:
+        """SLO alarms per contract, plane alarms, sampling rules and the dashboard."""
+        observability = Observability(self, "Observability")
+        for name, pool in self.agents.items():
+            observability.add_capability(contracts[name], pool.function)
+        observability.add_api(self.api.rest_api)
+        observability.add_workflow(doc_review.WORKFLOW, self.doc_review.state_machine)
+        observability.add_workflow(quick_check.WORKFLOW, self.quick_check.state_machine)
+        for name, queue in self.mesh.dead_letter_queues.items():
+            observability.add_dead_letter_queue(name, queue)
+        observability.add_dead_letter_queue("LedgerAppender", self.ledger.failed_batches)
+        observability.add_ledger(self.ledger.appender)
+        return observability

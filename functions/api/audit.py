@@ -6,7 +6,8 @@ import io
 import json
 from typing import Any
 
-from functions.api.service import ProblemError, step_name
+from functions.api.service import ProblemError
+from functions.runtime.decisions import step_name
 from functions.runtime.ledger import LedgerEntry, SignedDigest, check_entry, verify_signature, write_export
 from functions.runtime.ledger_store import DigestArchive, LedgerStore
 

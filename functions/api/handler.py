@@ -7,6 +7,8 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from opentelemetry.trace import Span, SpanKind
 
 from contracts.capability import CapabilityContract
 from contracts.loader import load_contracts
@@ -30,6 +33,7 @@ from functions.api.service import (
     load_workflows,
     submit,
 )
+from functions.runtime import tracing
 from functions.runtime.approvals import DynamoApprovalStore
 from functions.runtime.aws import client, table
 from functions.runtime.decisions import DynamoDecisionStore
@@ -77,7 +81,10 @@ class StepFunctionsEngine:
 
 
 def trace_id_from(headers: dict[str, str]) -> str:
-    """The X-Ray root from API Gateway's trace header, or a new X-Ray-format id."""
+    """The caller's W3C ``traceparent`` trace, else the X-Ray root from API Gateway's header, else a new id."""
+    from_caller = tracing.trace_id_from_traceparent(headers.get("traceparent", ""))
+    if from_caller is not None:
+        return from_caller
     for part in headers.get("x-amzn-trace-id", "").split(";"):
         key, _, value = part.strip().partition("=")
         if key == "Root" and value:
@@ -121,24 +128,51 @@ def health() -> Response[str]:
     return json_response(200, {"status": "ok", "workflows": sorted(workflows)})
 
 
+@contextmanager
+def request_span(route: str, workflow: str, headers: dict[str, str], trace_id: str) -> Iterator[Span]:
+    """The API's span: a child of the caller's ``traceparent`` when it sent one, the parent of every step."""
+    attributes: dict[str, tracing.AttributeValue] = {
+        "agentplane.hop": "api",
+        "http.request.method": app.current_event.http_method,
+        "http.route": route,
+        "agentplane.workflow": workflow,
+        "agentplane.trace_id": trace_id,
+    }
+    with tracing.span(
+        f"{app.current_event.http_method} {route}",
+        attributes,
+        trace_id=trace_id,
+        traceparent=headers.get("traceparent"),
+        kind=SpanKind.SERVER,
+    ) as span:
+        yield span
+
+
 @app.post("/v1/workflows/<name>/executions")
 def start_execution(name: str) -> Response[str]:
     headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
     identity = app.current_event.raw_event.get("requestContext", {}).get("identity")
     caller = caller_from(identity, persona_roles=load_persona_roles(os.environ.get("PERSONA_ROLES")))
-    submitted = submit(
-        name,
-        app.current_event.body,
-        idempotency_key=headers.get("idempotency-key"),
-        trace_id=trace_id_from(headers),
-        workflows=workflows,
-        engine=StepFunctionsEngine(),
-        executions=DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])),
-        now=datetime.now(UTC),
-        new_id=lambda: str(uuid.uuid4()),
-        caller=caller,
-    )
+    trace_id = trace_id_from(headers)
+    with request_span("/v1/workflows/{name}/executions", name, headers, trace_id) as span:
+        traceparent = tracing.current_traceparent()
+        submitted = submit(
+            name,
+            app.current_event.body,
+            idempotency_key=headers.get("idempotency-key"),
+            trace_id=trace_id,
+            workflows=workflows,
+            engine=StepFunctionsEngine(),
+            executions=DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])),
+            now=datetime.now(UTC),
+            new_id=lambda: str(uuid.uuid4()),
+            caller=caller,
+            traceparent=traceparent,
+        )
+        span.set_attribute("agentplane.execution_id", submitted.execution_id)
     extra = {"Idempotent-Replayed": "true"} if submitted.replayed else {}
+    if traceparent:
+        extra["traceparent"] = traceparent
     return json_response(202, submitted.body(), Location=f"/v1/executions/{submitted.execution_id}", **extra)
 
 
@@ -159,16 +193,20 @@ class StepFunctionsSyncEngine:
 @app.post("/v1/workflows/<name>/invoke")
 def invoke_workflow(name: str) -> Response[str]:
     headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
-    body = invoke(
-        name,
-        app.current_event.body,
-        trace_id=trace_id_from(headers),
-        workflows=workflows,
-        engine=StepFunctionsSyncEngine(),
-        now=datetime.now(UTC),
-        new_id=lambda: str(uuid.uuid4()),
-    )
-    return json_response(200, body)
+    trace_id = trace_id_from(headers)
+    with request_span("/v1/workflows/{name}/invoke", name, headers, trace_id):
+        traceparent = tracing.current_traceparent()
+        body = invoke(
+            name,
+            app.current_event.body,
+            trace_id=trace_id,
+            workflows=workflows,
+            engine=StepFunctionsSyncEngine(),
+            now=datetime.now(UTC),
+            new_id=lambda: str(uuid.uuid4()),
+            traceparent=traceparent,
+        )
+    return json_response(200, body, **({"traceparent": traceparent} if traceparent else {}))
 
 
 @app.get("/v1/executions/<execution_id>")

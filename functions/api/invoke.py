@@ -34,12 +34,15 @@ def invoke(
     engine: SyncEngine,
     now: datetime,
     new_id: Callable[[], str],
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
     workflow = find_workflow(workflows, workflow_name, synchronous=True)
     request = parse_body(raw_body, workflow.input_model)
     execution_id = new_id()
     request_json = canonical_json(request.model_dump(mode="json"))
-    run_input = workflow_input(workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now)
+    run_input = workflow_input(
+        workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now, traceparent=traceparent
+    )
     run = engine.run_sync(
         state_machine_arn=workflow.state_machine_arn,
         name=execution_id,

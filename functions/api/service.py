@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.capability import CapabilityContract
 from contracts.models import MODELS
-from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
 from functions.runtime.routing import Implementation
 
@@ -154,12 +155,23 @@ def find_workflow(workflows: Mapping[str, Workflow], name: str, *, synchronous: 
 
 
 def workflow_input(
-    workflow: Workflow, request_json: str, *, execution_id: str, trace_id: str, now: datetime
+    workflow: Workflow,
+    request_json: str,
+    *,
+    execution_id: str,
+    trace_id: str,
+    now: datetime,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
-    """What a run starts with: its ids, its deadline (the workflow's budget from now) and the caller's request."""
+    """What a run starts with: its ids, its deadline (the workflow's budget from now) and the caller's request.
+
+    ``traceparent`` (the API's span) parents every step's span; without one the run still gets a valid
+    context in its trace, since every step's envelope reads it.
+    """
     return {
         "workflow": workflow.name,
         "trace_id": trace_id,
+        "traceparent": traceparent or f"00-{trace_id[2:10]}{trace_id[11:]}-{secrets.token_hex(8)}-01",
         "correlation_id": execution_id,
         "submitted_at": now.isoformat(),
         "deadline": (now + timedelta(milliseconds=workflow.ttl_ms)).isoformat(),
@@ -202,6 +214,7 @@ def submit(
     now: datetime,
     new_id: Callable[[], str],
     caller: Caller | None = None,
+    traceparent: str | None = None,
 ) -> Submitted:
     workflow = find_workflow(workflows, workflow_name, synchronous=False)
     request = parse_body(raw_body, workflow.input_model)
@@ -231,7 +244,9 @@ def submit(
                     kind="idempotency-key-reused",
                 )
             return Submitted(execution_id=owner_id, trace_id=existing.trace_id if existing else trace_id, replayed=True)
-    run_input = workflow_input(workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now)
+    run_input = workflow_input(
+        workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now, traceparent=traceparent
+    )
     try:
         execution_arn = engine.start(
             state_machine_arn=workflow.state_machine_arn,
@@ -256,12 +271,6 @@ def submit(
         )
     )
     return Submitted(execution_id=execution_id, trace_id=trace_id, replayed=False)
-
-
-def step_name(step_key: str, correlation_id: str) -> str:
-    """`<run>/VerifyClaim/2` -> `VerifyClaim/2`; what follows "#" (attempt, event id) is not part of the name."""
-    name = step_key.removeprefix(f"{correlation_id}/")
-    return name.split("#", 1)[0]
 
 
 def describe(

@@ -23,4 +23,4 @@ def record(request: DecisionInput, step: Step) -> Decision:
 @agent.logger.inject_lambda_context
 @agent.metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return agent.run(event, record)
+    return agent.run(event, record, lambda _decision: {"decisions_recorded": 1})

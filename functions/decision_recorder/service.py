@@ -65,6 +65,8 @@ def record_failure(request: FailureInput, *, decision_id: str, now: datetime) ->
 
 
 def recorded_detail(
-    decision: Decision, *, execution_id: str, trace_id: str, claims: list[Claim]
+    decision: Decision, *, execution_id: str, trace_id: str, claims: list[Claim], traceparent: str | None = None
 ) -> DecisionRecordedDetail:
-    return DecisionRecordedDetail(execution_id=execution_id, trace_id=trace_id, decision=decision, claims=claims)
+    return DecisionRecordedDetail(
+        execution_id=execution_id, trace_id=trace_id, decision=decision, claims=claims, traceparent=traceparent
+    )

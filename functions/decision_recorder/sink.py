@@ -7,11 +7,24 @@ import os
 from contracts.envelope import Envelope
 from contracts.models import Claim, Decision
 from functions.decision_recorder.service import recorded_detail
+from functions.runtime import tracing
 from functions.runtime.aws import EventPublisher, table
 from functions.runtime.executions import DynamoExecutionStore
 
 
 def publish_decision(decision: Decision, *, envelope: Envelope, claims: list[Claim]) -> None:
     DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])).set_decision(envelope.correlation_id, decision)
-    detail = recorded_detail(decision, execution_id=envelope.correlation_id, trace_id=envelope.trace_id, claims=claims)
-    EventPublisher(os.environ["EVENT_BUS_NAME"]).publish("decision.recorded", detail.model_dump(mode="json"))
+    # The trace crosses the bus twice over: in the detail (our spans) and as PutEvents' TraceHeader (X-Ray).
+    headers = tracing.current_headers()
+    detail = recorded_detail(
+        decision,
+        execution_id=envelope.correlation_id,
+        trace_id=envelope.trace_id,
+        claims=claims,
+        traceparent=headers.get(tracing.TRACEPARENT),
+    )
+    EventPublisher(os.environ["EVENT_BUS_NAME"]).publish(
+        "decision.recorded",
+        detail.model_dump(mode="json", exclude_none=True),
+        trace_header=headers.get(tracing.XRAY_HEADER),
+    )

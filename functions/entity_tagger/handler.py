@@ -42,4 +42,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         ttl_ms=int(os.environ.get("AGENT_TTL_MS", "60000")),
         now=datetime.now(UTC),
     )
-    return agent.run(envelope, lambda detail, _step: tag(detail, gazetteer=gazetteer))
+    return agent.run(
+        envelope,
+        lambda detail, _step: tag(detail, gazetteer=gazetteer),
+        lambda tags: {"entities_tagged": len(tags.entities)},
+    )

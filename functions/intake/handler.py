@@ -23,4 +23,4 @@ def take_in(request: DocReviewRequest, step: Step) -> IntakeResult:
 @agent.logger.inject_lambda_context
 @agent.metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return agent.run(event, take_in)
+    return agent.run(event, take_in, lambda result: {"claims_extracted": len(result.claims)})

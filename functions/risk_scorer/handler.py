@@ -17,4 +17,8 @@ policy = default_policy()
 @agent.logger.inject_lambda_context
 @agent.metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return agent.run(event, lambda request, _step: score(request, policy))
+    return agent.run(
+        event,
+        lambda request, _step: score(request, policy),
+        lambda risk: {"high_risk_count": int(risk.level == "high")},
+    )

@@ -22,11 +22,14 @@ from functions.runtime.decisions import (
     DynamoDecisionStore,
     canonical_json,
     sha256_hex,
+    step_name,
 )
 from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded
 from functions.runtime.telemetry import agent_logger, agent_metrics
 
 In = TypeVar("In", bound=BaseModel)
+# What the SLO alarms read: emitted by every agent, declared or not.
+RUNTIME_METRICS = frozenset({"latency_ms", "success_count", "error_count"})
 Out = TypeVar("Out", bound=BaseModel)
 
 
@@ -57,6 +60,7 @@ class AgentIdentity:
     name: str
     version: str
     capabilities: tuple[str, ...]
+    metrics: tuple[str, ...] = ()  # the contract's telemetry.metrics
     variant: str = "primary"  # "approximate": the contract's degraded handler
 
     @property
@@ -70,6 +74,7 @@ class AgentIdentity:
                 name=env["AGENT_NAME"],
                 version=env["AGENT_VERSION"],
                 capabilities=tuple(c for c in env["AGENT_CAPABILITIES"].split(",") if c),
+                metrics=tuple(m for m in env.get("AGENT_METRICS", "").split(",") if m),
                 variant=env.get("AGENT_VARIANT", "primary"),
             )
         except KeyError as missing:
@@ -115,8 +120,17 @@ class Agent(Generic[In, Out]):
     def store(self) -> DecisionStore:
         return self._store_factory()
 
-    def run(self, event: Mapping[str, Any], service: Callable[[In, Step], Out]) -> dict[str, Any]:
-        """Run one step; returns the output payload (JSON-ready) or raises a typed error."""
+    def run(
+        self,
+        event: Mapping[str, Any],
+        service: Callable[[In, Step], Out],
+        measure: Callable[[Out], Mapping[str, float]] | None = None,
+    ) -> dict[str, Any]:
+        """Run one step; returns the output payload (JSON-ready) or raises a typed error.
+
+        ``measure`` gives the contract's own metrics from the output (e.g. ``evidence_hits``); the runtime
+        emits ``latency_ms``, ``success_count``, ``retry_count`` and ``error_count`` itself.
+        """
         started = self._clock()
         clock_start = time.perf_counter()
         try:
@@ -128,35 +142,63 @@ class Agent(Generic[In, Out]):
                 f"capability {envelope.capability!r} is not served by {self.identity.name} "
                 f"(serves {', '.join(self.identity.capabilities)})"
             )
+        step = step_name(envelope.causation_id, envelope.correlation_id)
+        ids = {
+            "trace_id": envelope.trace_id,
+            "correlation_id": envelope.correlation_id,
+            "execution_id": envelope.correlation_id,
+            "causation_id": envelope.causation_id,
+        }
         self.logger.append_keys(
-            trace_id=envelope.trace_id,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.causation_id,
-            capability=envelope.capability,
+            **ids, capability=envelope.capability, capability_version=envelope.capability_version, step=step
         )
+        for key, value in ids.items():  # high-cardinality ids: EMF properties, never dimensions
+            self.metrics.add_metadata(key=key, value=value)
         attributes: dict[str, tracing.AttributeValue] = {
+            "agentplane.hop": "agent",
             "agentplane.capability": envelope.capability,
             "agentplane.version": self.identity.version,
+            "agentplane.agent": self.identity.name,
             "agentplane.trace_id": envelope.trace_id,
-            "agentplane.correlation_id": envelope.correlation_id,
+            "agentplane.execution_id": envelope.correlation_id,
+            "agentplane.causation_id": envelope.causation_id,
+            "agentplane.step": step,
         }
-        with tracing.span(f"agent {self.identity.name}", attributes) as span:
+        with tracing.span(
+            f"{step} {self.identity.name}", attributes, trace_id=envelope.trace_id, traceparent=envelope.traceparent
+        ) as span:
             try:
-                output = self._decide(envelope, service, started)
+                result, output = self._decide(envelope, service, started)
             except Exception as exc:
                 self._record(envelope, started, clock_start, error=exc)
                 self.metrics.add_metric(name="error_count", unit=MetricUnit.Count, value=1)
+                self.metrics.add_metadata(key="error_type", value=type(exc).__name__)
                 span.set_attribute("agentplane.outcome", "failed")
                 self.logger.warning("step failed", error_type=type(exc).__name__, error=str(exc))
                 raise
             recorded = self._record(envelope, started, clock_start, output=output)
-            span.set_attribute("agentplane.outcome", "succeeded")
+            redelivered = recorded is not output
+            span.set_attribute("agentplane.outcome", "duplicate" if redelivered else "succeeded")
         duration_ms = (time.perf_counter() - clock_start) * 1000
-        self.metrics.add_metric(name="latency_ms", unit=MetricUnit.Milliseconds, value=duration_ms)
-        self.metrics.add_metric(name="success_count", unit=MetricUnit.Count, value=1)
+        self._emit({"latency_ms": duration_ms, "success_count": 1})
+        if "retry_count" in self.identity.metrics:
+            self._emit({"retry_count": 1 if redelivered else 0})
+        if measure is not None:
+            self._emit(measure(result))
         return recorded
 
-    def _decide(self, envelope: Envelope, service: Callable[[In, Step], Out], started: datetime) -> dict[str, Any]:
+    def _emit(self, values: Mapping[str, float]) -> None:
+        """The contract's declared metrics; the runtime's SLO metrics are emitted whether declared or not."""
+        for name, value in values.items():
+            if name in self.identity.metrics or name in RUNTIME_METRICS:
+                unit = MetricUnit.Milliseconds if name.endswith("_ms") else MetricUnit.Count
+                self.metrics.add_metric(name=name, unit=unit, value=value)
+            else:
+                self.logger.warning("metric not declared by the contract; not emitted", metric=name)
+
+    def _decide(
+        self, envelope: Envelope, service: Callable[[In, Step], Out], started: datetime
+    ) -> tuple[Out, dict[str, Any]]:
         if envelope.is_expired(started):
             raise DeadlineExceeded(f"deadline {envelope.deadline.isoformat()} passed before the step started")
         if envelope.payload is None:
@@ -168,7 +210,7 @@ class Agent(Generic[In, Out]):
         result = service(request, Step(envelope=envelope, started=started))
         if not isinstance(result, self.output_model):
             raise BadOutput(f"{self.identity.name} returned {type(result).__name__}, not {self.output_model.__name__}")
-        return result.model_dump(mode="json")
+        return result, result.model_dump(mode="json")
 
     def _record(
         self,
@@ -207,7 +249,7 @@ class Agent(Generic[In, Out]):
             duration_ms=max(0.0, (time.perf_counter() - clock_start) * 1000),
         )
         if self.store.put(record) or output is None:
-            return output or {}
+            return output if output is not None else {}
         first = self.store.get(record.correlation_id, record.step_key)
         if first is not None and first.status == "SUCCEEDED":
             self.logger.info("duplicate delivery: returning the recorded decision", step_key=step_key)

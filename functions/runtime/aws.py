@@ -42,17 +42,16 @@ class EventPublisher:
         self.bus_name = bus_name
         self.source = source
 
-    def publish(self, detail_type: str, detail: dict[str, Any]) -> str:
-        response = client("events").put_events(
-            Entries=[
-                {
-                    "EventBusName": self.bus_name,
-                    "Source": self.source,
-                    "DetailType": detail_type,
-                    "Detail": json.dumps(detail, separators=(",", ":")),
-                }
-            ]
-        )
+    def publish(self, detail_type: str, detail: dict[str, Any], *, trace_header: str | None = None) -> str:
+        entry: dict[str, Any] = {
+            "EventBusName": self.bus_name,
+            "Source": self.source,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail, separators=(",", ":")),
+        }
+        if trace_header:
+            entry["TraceHeader"] = trace_header  # X-Ray links the targets' segments to this trace
+        response = client("events").put_events(Entries=[entry])
         entry = response["Entries"][0]
         if response.get("FailedEntryCount", 0) or "EventId" not in entry:
             raise RuntimeError(f"event {detail_type} was not accepted: {entry.get('ErrorMessage', 'unknown error')}")

@@ -25,4 +25,5 @@ def envelope_from_event(
         "capability_version": version,
         "deadline": (now + timedelta(milliseconds=ttl_ms)).isoformat(),
         "payload": dict(detail),
+        **({"traceparent": detail["traceparent"]} if isinstance(detail.get("traceparent"), str) else {}),
     }

@@ -160,6 +160,7 @@ class AgentPool(Construct):
             "AGENT_NAME": contract.name,
             "AGENT_VERSION": contract.version,
             "AGENT_CAPABILITIES": ",".join(contract.capabilities),
+            "AGENT_METRICS": ",".join(contract.telemetry.metrics),
             "AGENT_TTL_MS": str(timeout_s(contract) * 1000),
             "DECISIONS_TABLE": resources.data.decisions.table_name,
             "POWERTOOLS_SERVICE_NAME": contract.name,

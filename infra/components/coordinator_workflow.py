@@ -43,6 +43,7 @@ def agent_step(
         "capability": contract.capabilities[0],
         "capability_version": contract.version,
         "deadline": sfn.JsonPath.string_at("$.deadline"),
+        "traceparent": sfn.JsonPath.string_at("$.traceparent"),  # the API's span parents each step's
         "payload": payload,
     }
     task = tasks.LambdaInvoke(

@@ -18,6 +18,7 @@ EVENT_SOURCE = "agentplane"
 class EventMesh(Construct):
     def __init__(self, scope: Construct, construct_id: str):
         super().__init__(scope, construct_id)
+        self.dead_letter_queues: dict[str, sqs.Queue] = {}
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"{Stack.of(self).stack_name}-agents")
         self.archive = self.bus.archive(
             "Archive",
@@ -38,6 +39,7 @@ class EventMesh(Construct):
         )
         declare(dlq, "dead-letters")
         acknowledge(dlq, "AwsSolutions-SQS3", "this queue is the dead-letter queue of the rule's target")
+        self.dead_letter_queues[construct_id] = dlq
         rule = events.Rule(
             self,
             construct_id,

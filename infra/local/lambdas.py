@@ -10,24 +10,32 @@ import copy
 import importlib
 import importlib.util
 import json
+import os
+import re
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
 from moto.awslambda.models import LambdaFunction
+from opentelemetry.trace import SpanKind
 
+from contracts.envelope import TRACE_ID_PATTERN
+from functions.runtime import tracing
+from functions.runtime.decisions import step_name
 from infra.local.faults import FaultPlan
 from infra.local.isolation import Isolation
 from infra.local.template import ACCOUNT_ID, REGION
 
 Handler = Callable[[Any, Any], Any]
+TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
 
 @dataclass
@@ -85,6 +93,8 @@ class InProcessLambdas:
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Lock()
         self._original: Any = None
+        # Set by the plane: where functions export their spans (its OTLP receiver).
+        self.telemetry_environment: dict[str, str] = {}
 
     def register(self, spec: FunctionSpec) -> None:
         module = spec.handler.rsplit(".", 1)[0]
@@ -130,6 +140,7 @@ class InProcessLambdas:
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             **spec.environment,
+            **self.telemetry_environment,
         }
 
     def _handler(self, spec: FunctionSpec) -> Handler:
@@ -183,18 +194,19 @@ class InProcessLambdas:
         with spec.instance, self.isolation.scoped(self._environment(spec), sink):
             spec.invocations += 1
             try:
-                handler = self._handler(spec)
-                agent = spec.environment.get("AGENT_NAME", spec.logical_id)
-                if spec.environment.get("AGENT_VARIANT", "primary") != "primary":
-                    agent += "~" + spec.environment["AGENT_VARIANT"]  # a fault on the primary spares its fallback
-                self.faults.before_invoke(agent)
-                started = time.perf_counter()
-                deliveries = self.faults.invocations(agent)  # 2: at-least-once redelivery runs the handler again
-                for _ in range(deliveries):
-                    context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s)
-                    payload = event if event is not None else {}
-                    result = handler(copy.deepcopy(payload) if deliveries > 1 else payload, context)
-                spec.busy_s += time.perf_counter() - started
+                with invocation_span(spec, event):
+                    handler = self._handler(spec)
+                    agent = spec.environment.get("AGENT_NAME", spec.logical_id)
+                    if spec.environment.get("AGENT_VARIANT", "primary") != "primary":
+                        agent += "~" + spec.environment["AGENT_VARIANT"]  # a fault on the primary spares its fallback
+                    self.faults.before_invoke(agent)
+                    started = time.perf_counter()
+                    deliveries = self.faults.invocations(agent)  # 2: at-least-once redelivery runs the handler again
+                    for _ in range(deliveries):
+                        context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s)
+                        payload = event if event is not None else {}
+                        result = handler(copy.deepcopy(payload) if deliveries > 1 else payload, context)
+                    spec.busy_s += time.perf_counter() - started
                 return json.dumps(self.faults.after_invoke(agent, result)), False, ""
             except Exception as exc:
                 spec.errors += 1
@@ -206,3 +218,40 @@ class InProcessLambdas:
                     "stackTrace": trace[-5:],
                 }
                 return json.dumps(error), True, ""
+
+
+def _trace_of(event: Any) -> tuple[str | None, str | None, str | None]:
+    """(trace id, traceparent, step) an invocation belongs to: from a step's envelope or a bus event's detail."""
+    if not isinstance(event, dict):
+        return None, None, None
+    detail = event.get("detail")
+    carrier: dict[str, Any] = detail if isinstance(detail, dict) else event
+    trace_id, traceparent = carrier.get("trace_id"), carrier.get("traceparent")
+    causation, run = event.get("causation_id"), event.get("correlation_id")
+    step = step_name(causation, run) if isinstance(causation, str) and isinstance(run, str) else None
+    valid = isinstance(trace_id, str) and TRACE_ID.match(trace_id) is not None
+    return (trace_id if valid else None), (traceparent if isinstance(traceparent, str) else None), step
+
+
+@contextmanager
+def invocation_span(spec: FunctionSpec, event: Any) -> Iterator[None]:
+    """What Lambda's own segment is in X-Ray: one span per invocation (retries and injected faults included),
+    whose context the function sees in ``_X_AMZN_TRACE_ID``, as on Lambda with active tracing."""
+    trace_id, traceparent, step = _trace_of(event)
+    if trace_id is None:
+        yield
+        return
+    attributes: dict[str, tracing.AttributeValue] = {
+        "agentplane.hop": "invoke",
+        "agentplane.agent": spec.environment.get("AGENT_NAME", spec.name),
+        "faas.name": spec.name,
+    }
+    if step:
+        attributes["agentplane.step"] = step
+    if isinstance(event, dict) and isinstance(event.get("detail-type"), str):
+        attributes["agentplane.event"] = event["detail-type"]
+    with tracing.span(
+        f"Lambda {spec.name}", attributes, trace_id=trace_id, traceparent=traceparent, kind=SpanKind.SERVER
+    ):
+        os.environ[tracing.LAMBDA_TRACE_ENV] = tracing.current_headers()[tracing.XRAY_HEADER]
+        yield

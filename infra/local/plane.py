@@ -6,6 +6,7 @@ import importlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from infra.local.faults import FaultPlan
 from infra.local.http_api import ApiServer, LocalApi, Reply
 from infra.local.isolation import Isolation
 from infra.local.lambdas import InProcessLambdas
+from infra.local.otlp import OtlpReceiver, SpanStore
 from infra.local.provision import Provisioner
 from infra.local.sagemaker import LocalEndpoints
 from infra.local.schedules import Scheduler
@@ -33,6 +35,7 @@ from infra.local.template import REGION, Template
 from infra.local.throttle import UsagePlans, persona_api_keys
 
 DEFAULT_STATE_DIR = Path(".agentplane")
+TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 # The one place moto's interpreter sleeps between retries; only its clock is replaced (DESIGN §14).
 retrier_decl: Any = importlib.import_module("moto.stepfunctions.parser.asl.component.common.retry.retrier_decl")
 
@@ -96,6 +99,8 @@ class LocalPlane:
         self._serving: threading.Thread | None = None
         self._saved_clock: Any = None
         self._moto_log: logging.FileHandler | None = None
+        self.spans = SpanStore()
+        self.otlp: OtlpReceiver | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -105,6 +110,9 @@ class LocalPlane:
         template = Template.load(assembly, self.options.stack_name)
 
         self._quiet_moto()
+        self.spans = SpanStore(self.state_dir / "spans.jsonl")
+        self.otlp = OtlpReceiver(self.spans).start()
+        self.lambdas.telemetry_environment = {TRACES_ENDPOINT_ENV: self.otlp.endpoint}
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
@@ -138,6 +146,7 @@ class LocalPlane:
                 local_routes={
                     ("POST", "/local/schedules/run"): self._run_schedules,
                     ("POST", "/local/dead-letters/replay"): self._replay_dead_letters,
+                    ("GET", "/local/traces"): self._trace,
                 },
                 auth=self.auth,
                 usage_plans=usage_plans,
@@ -186,6 +195,13 @@ class LocalPlane:
         spec = self.lambdas.functions.get(function_arn.rsplit(":", 1)[-1])
         return spec.environment.get("AGENT_NAME", spec.logical_id) if spec else function_arn
 
+    def _trace(self, query: dict[str, list[str]]) -> Reply:
+        """The spans the receiver holds for ``?trace_id=``, oldest first (what `agentplane trace` reads)."""
+        self.settle()
+        trace_id = query.get("trace_id", [""])[-1]
+        body = json.dumps({"trace_id": trace_id, "spans": self.spans.trace(trace_id)}).encode()
+        return Reply(200, {"Content-Type": "application/json"}, body)
+
     def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
@@ -217,6 +233,13 @@ class LocalPlane:
             moto_logger.propagate = True
             self._moto_log.close()
             self._moto_log = None
+        if self.otlp is not None:
+            # Providers exporting to this receiver are flushed first: they die with it.
+            tracing = sys.modules.get("functions.runtime.tracing")
+            if tracing is not None:
+                tracing.shutdown()
+            self.otlp.stop()
+            self.otlp = None
         if self.auth is not None:
             self.auth.withdraw()  # its keys die with the plane
             self.auth = None

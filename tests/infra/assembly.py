@@ -128,8 +128,10 @@ class Synthesized:
         return definition
 
 
-def synthesize(outdir: Path, *, contracts_dir: Path = CONTRACTS_DIR) -> Synthesized:
-    app = build_app(outdir, contracts_dir=contracts_dir, context=SYNTH_CONTEXT)
+def synthesize(
+    outdir: Path, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, Any] | None = None
+) -> Synthesized:
+    app = build_app(outdir, contracts_dir=contracts_dir, context=context or SYNTH_CONTEXT)
     stack = app.node.find_child(DEFAULT_STACK_NAME)
     assert isinstance(stack, AgentPlaneStack)
     app.synth()

@@ -100,6 +100,7 @@ def deploy(plane: Plane, cold_start: ColdStart) -> Deploy:
             "AGENT_NAME": contract.name,
             "AGENT_VERSION": contract.version,
             "AGENT_CAPABILITIES": ",".join(contract.capabilities),
+            "AGENT_METRICS": ",".join(contract.telemetry.metrics),
             "AGENT_TTL_MS": str(runtime.effective_timeout_s(contract.slo) * 1000),
             "DECISIONS_TABLE": plane.decisions_table,
             "POWERTOOLS_SERVICE_NAME": contract.name,

@@ -1,0 +1,105 @@
+"""The tracing seam: X-Ray-compatible ids, where a span hangs, propagation helpers, export to an OTLP receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from functions.runtime import tracing
+from infra.local.otlp import OtlpReceiver, SpanStore
+
+pytestmark = pytest.mark.unit
+
+TRACE_ID = "1-6745a1b2-5e0c3d9a7b1f42e68c0d9a31"
+TRACEPARENT = "00-6745a1b25e0c3d9a7b1f42e68c0d9a31-00f067aa0ba902b7-01"
+
+
+def test_xray_and_w3c_trace_ids_are_the_same_128_bits() -> None:
+    assert tracing.xray_trace_id(tracing.otel_trace_id(TRACE_ID)) == TRACE_ID
+    assert tracing.trace_id_from_traceparent(TRACEPARENT) == TRACE_ID
+    assert tracing.trace_id_from_traceparent("00-zz-00f067aa0ba902b7-01") is None
+    assert tracing.trace_id_from_traceparent("00-" + "0" * 32 + "-00f067aa0ba902b7-01") is None
+    with pytest.raises(ValueError, match="not an X-Ray trace id"):
+        tracing.otel_trace_id("abc")
+
+
+def parent_of(context: object) -> SpanContext:
+    span = trace.get_current_span(context)  # type: ignore[arg-type]
+    return span.get_span_context()
+
+
+def test_a_span_hangs_under_the_lambda_segment_of_its_trace_else_the_callers_traceparent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN Lambda's segment header for the same trace
+    monkeypatch.setenv(tracing.LAMBDA_TRACE_ENV, f"Root={TRACE_ID};Parent=1111111111111111;Sampled=1")
+    assert parent_of(tracing.parent_context(trace_id=TRACE_ID, traceparent=TRACEPARENT)).span_id == 0x1111111111111111
+
+    # WHEN the segment belongs to another trace, the envelope's traceparent wins
+    monkeypatch.setenv(tracing.LAMBDA_TRACE_ENV, "Root=1-00000000-000000000000000000000001;Parent=1111111111111111")
+    assert parent_of(tracing.parent_context(trace_id=TRACE_ID, traceparent=TRACEPARENT)).span_id == 0x00F067AA0BA902B7
+
+    # AND with neither, the span still joins the trace
+    monkeypatch.delenv(tracing.LAMBDA_TRACE_ENV)
+    orphan = parent_of(tracing.parent_context(trace_id=TRACE_ID))
+    assert tracing.xray_trace_id(orphan.trace_id) == TRACE_ID
+
+
+def test_sagemaker_custom_attributes_carry_the_traceparent_both_ways() -> None:
+    context = SpanContext(tracing.otel_trace_id(TRACE_ID), 0x1234, is_remote=False, trace_flags=TraceFlags(1))
+    with trace.use_span(NonRecordingSpan(context)):
+        value = tracing.sagemaker_custom_attributes("tenant=a;traceparent=00-old")
+        headers = tracing.current_headers()
+
+    assert value is not None
+    assert value.startswith("tenant=a;traceparent=00-6745a1b2")
+    assert tracing.traceparent_from_custom_attributes(value) == headers["traceparent"]
+    assert headers["X-Amzn-Trace-Id"] == f"Root={TRACE_ID};Parent=0000000000001234;Sampled=1"
+    assert tracing.traceparent_from_custom_attributes("tenant=a") is None
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    running = OtlpReceiver(SpanStore()).start()
+    try:
+        yield running
+    finally:
+        tracing.shutdown()
+        running.stop()
+
+
+def test_spans_reach_the_otlp_receiver_with_x_ray_ids_parents_and_annotations(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the exporter endpoint set as the local plane (or the ADOT layer) sets it
+    monkeypatch.setenv(tracing.ENDPOINT_ENV, receiver.endpoint)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "risk-scorer")
+
+    # WHEN a step's span runs under the caller's traceparent and fails
+    with (
+        pytest.raises(KeyError),
+        tracing.span(
+            "ScoreRisk", {"agentplane.capability": "risk-scoring"}, trace_id=TRACE_ID, traceparent=TRACEPARENT
+        ),
+    ):
+        raise KeyError("policy")
+
+    # THEN the receiver holds it in the same trace, under the caller, with its status and indexed attributes
+    [span] = receiver.store.trace(TRACE_ID)
+    assert span["parent_id"] == "00f067aa0ba902b7"
+    assert (span["name"], span["service"], span["status"]) == ("ScoreRisk", "risk-scorer", "error")
+    assert span["attributes"]["agentplane.error_type"] == "KeyError"
+    assert span["attributes"]["aws.xray.annotations"] == ["agentplane.capability"]
+    assert int(span["span_id"], 16) != 0
+
+
+def test_without_an_endpoint_spans_cost_nothing_and_export_nothing(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(tracing.ENDPOINT_ENV, raising=False)
+    with tracing.span("quiet", {}, trace_id=TRACE_ID) as span:
+        assert not span.is_recording()
+    assert receiver.store.trace(TRACE_ID) == []
