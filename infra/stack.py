@@ -70,7 +70,8 @@ class AgentPlaneStack(Stack):
             for name, contract in contracts.items()
             if contract.runtime.kind == "sagemaker"
         }
-        steps = {**self.agents, **{name: endpoint.invoker for name, endpoint in self.endpoints.items()}}
+        # Every step a workflow can run, by agent name: Lambda agents and each endpoint's invoker.
+        self.steps = steps = {**self.agents, **{name: endpoint.invoker for name, endpoint in self.endpoints.items()}}
         self.ledger = AuditLedger(self, "Ledger", data=self.data, layers=self.layers.all, removal_policy=removal_policy)
         self.mesh.subscribe(
             "EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function
@@ -141,7 +142,7 @@ class AgentPlaneStack(Stack):
             FaultInjection(
                 self,
                 "FaultInjection",
-                functions={name: pool.function for name, pool in self.agents.items()},
+                functions={name: pool.function for name, pool in self.steps.items()},
                 stop_when=self.observability.slo_breach(),
                 data=self.data,
                 removal_policy=removal_policy,
@@ -156,13 +157,16 @@ class AgentPlaneStack(Stack):
     def _observe(self, contracts: Mapping[str, CapabilityContract]) -> Observability:
         """SLO alarms per contract, plane alarms, sampling rules and the dashboard."""
         observability = Observability(self, "Observability")
-        for name, pool in self.agents.items():
-            observability.add_capability(contracts[name], pool.function)
+        for pool in self.steps.values():
+            observability.add_capability(pool.contract, pool.function)
+        for name, endpoint in self.endpoints.items():
+            observability.add_endpoint(contracts[name], endpoint.endpoint.attr_endpoint_name)
         observability.add_api(self.api.rest_api)
         observability.add_workflow(doc_review.WORKFLOW, self.doc_review.state_machine)
         observability.add_workflow(quick_check.WORKFLOW, self.quick_check.state_machine)
         for name, queue in self.mesh.dead_letter_queues.items():
             observability.add_dead_letter_queue(name, queue)
         observability.add_dead_letter_queue("LedgerAppender", self.ledger.failed_batches)
+        observability.add_dead_letter_queue("RegistryHealth", self.registry.health_failures)
         observability.add_ledger(self.ledger.appender)
         return observability

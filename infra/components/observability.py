@@ -149,7 +149,8 @@ class Observability(Construct):
             latency,
             threshold=contract.slo.p95_ms * 1000,  # ModelLatency is in microseconds
             evaluation_periods=3,
-            what=f"{contract.name} endpoint {endpoint_name}: model latency p95 over {contract.slo.p95_ms} ms",
+            # The endpoint's name is generated at deploy; the capability names it in the description.
+            what=f"{contract.name} endpoint: model latency p95 over {contract.slo.p95_ms} ms",
             playbook="endpoint-latency",
         )
 

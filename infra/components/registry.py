@@ -129,7 +129,7 @@ class Registry(Construct):
         self.health.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn])
         )
-        failed = sqs.Queue(
+        self.health_failures = failed = sqs.Queue(
             self,
             "HealthFailures",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -198,12 +198,21 @@ class Registry(Construct):
         self._acknowledge_provider()
 
     def _acknowledge_provider(self) -> None:
+        """CDK's shared custom-resource function: traced like every function of the plane, and acknowledged."""
         stack_functions = [
             child
             for child in self.node.scope.node.children  # type: ignore[union-attr]
             if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287")
         ]
         for function in stack_functions:
+            resource = function.node.default_child
+            assert isinstance(resource, lambda_.CfnFunction)
+            resource.add_property_override("TracingConfig.Mode", "Active")
+            if isinstance(function, lambda_.Function) and function.role is not None:
+                function.role.add_to_principal_policy(
+                    iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
+                )
+                acknowledge(function.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
             acknowledge(
                 function,
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
