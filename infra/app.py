@@ -10,6 +10,7 @@ from aws_cdk import RemovalPolicy
 from cdk_nag import AwsSolutionsChecks
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
+from infra.paths import FUNCTIONS_DIR
 from infra.stack import AgentPlaneStack
 
 DEFAULT_STACK_NAME = "agentplane"
@@ -25,7 +26,11 @@ class ContextError(ValueError):
 
 
 def build_app(
-    outdir: str | Path | None = None, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, Any] | None = None
+    outdir: str | Path | None = None,
+    *,
+    contracts_dir: Path = CONTRACTS_DIR,
+    context: dict[str, Any] | None = None,
+    functions_dir: Path = FUNCTIONS_DIR,
 ) -> cdk.App:
     app = cdk.App(outdir=str(outdir) if outdir else None, context={**FEATURE_FLAGS, **(context or {})})
     stack_name = app.node.try_get_context("agentplane:stack-name") or DEFAULT_STACK_NAME
@@ -37,6 +42,7 @@ def build_app(
         stack_name,
         contracts=load_contracts(contracts_dir),
         removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
+        functions_dir=functions_dir,
         description="agentplane: orchestration plane for AI agents",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())

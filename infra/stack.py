@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
@@ -20,6 +21,7 @@ from infra.components.layers import RuntimeLayers
 from infra.components.nag import acknowledge, logical_id
 from infra.components.personas import PERSONA_ROUTES, Personas
 from infra.components.public_api import ApiWorkflow, PublicApi
+from infra.paths import FUNCTIONS_DIR
 from infra.workflows import doc_review, quick_check
 
 
@@ -35,6 +37,7 @@ class AgentPlaneStack(Stack):
         *,
         contracts: Mapping[str, CapabilityContract],
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        functions_dir: Path = FUNCTIONS_DIR,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, stack_id, **kwargs)
@@ -50,14 +53,24 @@ class AgentPlaneStack(Stack):
         )
         self.agents = {
             name: AgentPool(
-                self, f"Agent{construct_id(name)}", contract=contract, resources=resources, layers=self.layers.all
+                self,
+                f"Agent{construct_id(name)}",
+                contract=contract,
+                resources=resources,
+                layers=self.layers.all,
+                functions_dir=functions_dir,
             )
             for name, contract in contracts.items()
             if contract.runtime.kind == "lambda"
         }
         self.ledger = AuditLedger(self, "Ledger", data=self.data, layers=self.layers.all, removal_policy=removal_policy)
+        tagger = self.agents["entity-tagger"]
         self.mesh.subscribe(
-            "EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function
+            "EntityTagger",
+            detail_type="decision.recorded",
+            function=tagger.target,
+            buffering=tagger.buffering,
+            timeout=tagger.function.timeout,
         )
 
         self.approvals = ApprovalGate(

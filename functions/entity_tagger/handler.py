@@ -1,16 +1,23 @@
-"""entity-tagger: enrich each recorded decision with the entities its claims mention (EventBridge target)."""
+"""entity-tagger: enrich each recorded decision with the entities its claims mention (EventBridge, via SQS).
+
+Bursty, so its events arrive through a queue in batches (SQS event source); a rule can also target it
+directly, so a bare EventBridge event is handled too.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
-    idempotent,
+    idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,12 +31,11 @@ gazetteer = Gazetteer.load(Path(os.environ["KNOWLEDGE_BASE_PATH"]))
 # Keyed on the decision, not the event: a re-published decision.recorded is tagged once.
 idempotency = IdempotencyConfig(event_key_jmespath="detail.decision.decision_id", expires_after_seconds=24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
+processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@agent.logger.inject_lambda_context
-@agent.metrics.log_metrics
-@idempotent(config=idempotency, persistence_store=persistence)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@idempotent_function(data_keyword_argument="event", config=idempotency, persistence_store=persistence)
+def tag_event(event: dict[str, Any]) -> dict[str, Any]:
     envelope = envelope_from_event(
         event,
         capability=agent.identity.capabilities[0],
@@ -38,3 +44,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=datetime.now(UTC),
     )
     return agent.run(envelope, lambda detail, _step: tag(detail, gazetteer=gazetteer))
+
+
+def tag_record(record: SQSRecord) -> dict[str, Any]:
+    return tag_event(event=json.loads(record.body))
+
+
+@agent.logger.inject_lambda_context
+@agent.metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    if "Records" in event:
+        return process_partial_response(event=event, record_handler=tag_record, processor=processor, context=context)
+    return tag_event(event=event)

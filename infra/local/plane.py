@@ -25,6 +25,7 @@ from infra.local.http_api import ApiServer, LocalApi, Reply
 from infra.local.isolation import Isolation
 from infra.local.lambdas import InProcessLambdas
 from infra.local.provision import Provisioner
+from infra.local.queues import QueueDelivery
 from infra.local.schedules import Scheduler
 from infra.local.stepfunctions import SyncExecutions
 from infra.local.streams import StreamDelivery
@@ -46,6 +47,8 @@ class PlaneOptions:
     assembly_dir: Path | None = None  # an existing cloud assembly; synthesized into the state dir when None
     # Scheduled rules fire on their rate times this factor (0 disables the timers; /local/schedules/run still works).
     schedule_scale: float = 1.0
+    # SQS batching windows (bursty agents) shrink by this factor locally, as retry intervals do.
+    batching_window_scale: float = 0.01
 
 
 def synthesize(outdir: Path, stack_name: str) -> Path:
@@ -78,6 +81,7 @@ class LocalPlane:
         self.events = EventDelivery(self.client)
         self.transactions = LeanTransactions()
         self.streams = StreamDelivery(self.client)
+        self.queues = QueueDelivery(self.client, window_scale=self.options.batching_window_scale)
         self.sync_executions = SyncExecutions()
         self.provisioner: Provisioner | None = None
         self.server: ApiServer | None = None
@@ -109,9 +113,10 @@ class LocalPlane:
         self.events.install()
         self.transactions.install()
         self.streams.install()
+        self.queues.install()
         self.sync_executions.install()
         try:
-            self.provisioner = Provisioner(template, self.client, self.lambdas, self.streams)
+            self.provisioner = Provisioner(template, self.client, self.lambdas, self.streams, self.queues)
             self.provisioner.provision()
             self._access_log = (self.state_dir / "logs").joinpath("api-access.log").open("a", buffering=1)
             self.scheduler = Scheduler(self.client, self.provisioner.schedules)
@@ -146,8 +151,13 @@ class LocalPlane:
         moto_logger.propagate = False
 
     def settle(self, timeout: float = 30.0) -> bool:
-        """Wait until asynchronous deliveries (stream batches, bus events) have drained."""
-        return self.streams.wait_idle(timeout) and self.events.wait_idle(timeout) and self.streams.wait_idle(timeout)
+        """Wait until asynchronous deliveries (stream batches, bus events, buffered queues) have drained."""
+        return (
+            self.streams.wait_idle(timeout)
+            and self.events.wait_idle(timeout)
+            and self.queues.wait_idle(timeout)
+            and self.streams.wait_idle(timeout)
+        )
 
     def _run_schedules(self, query: dict[str, list[str]]) -> Reply:
         assert self.scheduler is not None
@@ -166,6 +176,7 @@ class LocalPlane:
             self.server.server_close()
             self.server = None
         self.sync_executions.uninstall()
+        self.queues.uninstall()
         self.streams.uninstall()
         self.transactions.uninstall()
         self.events.uninstall()
