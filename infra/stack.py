@@ -64,14 +64,15 @@ class AgentPlaneStack(Stack):
             if contract.runtime.kind == "lambda"
         }
         self.ledger = AuditLedger(self, "Ledger", data=self.data, layers=self.layers.all, removal_policy=removal_policy)
-        tagger = self.agents["entity-tagger"]
-        self.mesh.subscribe(
-            "EntityTagger",
-            detail_type="decision.recorded",
-            function=tagger.target,
-            buffering=tagger.buffering,
-            timeout=tagger.function.timeout,
-        )
+        for name, pool in self.agents.items():
+            if pool.contract.subscribes:
+                self.mesh.subscribe(
+                    construct_id(name),
+                    detail_types=pool.contract.subscribes,
+                    function=pool.target,
+                    buffering=pool.buffering,
+                    timeout=pool.function.timeout,
+                )
 
         self.approvals = ApprovalGate(
             self, "Approvals", data=self.data, layers=self.layers.all, removal_policy=removal_policy

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from contracts.capability import CapabilityContract
+from contracts.card import agent_card
 from contracts.models import MODELS
 from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex
 from functions.runtime.executions import ExecutionItem, ExecutionStore
@@ -314,7 +315,8 @@ def describe(
     return body
 
 
-def capabilities(contracts: Mapping[str, CapabilityContract]) -> dict[str, Any]:
+def capabilities(contracts: Mapping[str, CapabilityContract], *, base_url: str = "") -> dict[str, Any]:
+    """Each contract with its A2A Agent Card (``base_url``: where callers reach this plane)."""
     return {
         "capabilities": [
             {
@@ -326,6 +328,7 @@ def capabilities(contracts: Mapping[str, CapabilityContract]) -> dict[str, Any]:
                 "io": {"input": c.io.input, "output": c.io.output},
                 "side_effects": c.side_effects,
                 "slo": c.slo.model_dump(mode="json"),
+                "card": agent_card(c, url=base_url),
             }
             for c in contracts.values()
         ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,7 @@ persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@idempotent_function(data_keyword_argument="event", config=idempotency, persistence_store=persistence)
-def tag_event(event: dict[str, Any]) -> dict[str, Any]:
+def _tag_event(event: dict[str, Any]) -> dict[str, Any]:
     envelope = envelope_from_event(
         event,
         capability=agent.identity.capabilities[0],
@@ -44,6 +44,11 @@ def tag_event(event: dict[str, Any]) -> dict[str, Any]:
         now=datetime.now(UTC),
     )
     return agent.run(envelope, lambda detail, _step: tag(detail, gazetteer=gazetteer))
+
+
+tag_event: Callable[..., dict[str, Any]] = idempotent_function(
+    data_keyword_argument="event", config=idempotency, persistence_store=persistence
+)(_tag_event)
 
 
 def tag_record(record: SQSRecord) -> dict[str, Any]:
@@ -55,5 +60,8 @@ def tag_record(record: SQSRecord) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
     if "Records" in event:
-        return process_partial_response(event=event, record_handler=tag_record, processor=processor, context=context)
+        response = process_partial_response(
+            event=event, record_handler=tag_record, processor=processor, context=context
+        )
+        return dict(response)
     return tag_event(event=event)

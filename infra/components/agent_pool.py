@@ -16,6 +16,7 @@ from contracts.capability import CapabilityContract, LambdaRuntime
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
 from infra.components.staging import stage
+from infra.conventions import agent_environment
 from infra.paths import FUNCTIONS_DIR
 
 # Event-driven bursty agents take their events from a queue, in batches of up to this many.
@@ -208,13 +209,8 @@ class AgentPool(Construct):
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             environment={
-                "AGENT_NAME": contract.name,
-                "AGENT_VERSION": contract.version,
-                "AGENT_CAPABILITIES": ",".join(contract.capabilities),
-                "AGENT_TTL_MS": str(timeout_s(contract) * 1000),
+                **agent_environment(contract),
                 "DECISIONS_TABLE": resources.data.decisions.table_name,
-                "POWERTOOLS_SERVICE_NAME": contract.name,
-                "POWERTOOLS_METRICS_NAMESPACE": "agentplane",
                 **granted.environment,
             },
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -31,12 +33,12 @@ class EventMesh(Construct):
         self,
         construct_id: str,
         *,
-        detail_type: str,
+        detail_types: Sequence[str],
         function: lambda_.IFunction,
         buffering: Buffering | None = None,
         timeout: Duration | None = None,
     ) -> events.Rule:
-        """Deliver one event type to a function, with retries and a dead-letter queue of its own.
+        """Deliver events of the given types to a function, with retries and a dead-letter queue of its own.
 
         With ``buffering`` (bursty agents) the rule feeds a queue the function drains in batches, reporting
         failed records one by one; a record that keeps failing goes to the same dead-letter queue.
@@ -53,8 +55,8 @@ class EventMesh(Construct):
             self,
             construct_id,
             event_bus=self.bus,
-            description=f"{detail_type} -> {construct_id}",
-            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[detail_type]),
+            description=f"{', '.join(detail_types)} -> {construct_id}",
+            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=list(detail_types)),
         )
         if buffering is None:
             rule.add_target(

@@ -205,7 +205,7 @@ class Provisioner:
 
     def _sqs_queue(self, logical_id: str, props: dict[str, Any]) -> Physical:
         name = props.get("QueueName") or self._name(logical_id, 80)
-        attributes = {
+        attributes: dict[str, str] = {
             key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
             for key in ("MessageRetentionPeriod", "VisibilityTimeout", "SqsManagedSseEnabled", "DelaySeconds")
             if key in props

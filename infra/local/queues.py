@@ -72,7 +72,7 @@ class QueueDelivery:
             if mapping is not None:
                 mapping.wake.set()
 
-        Queue.add_message = add_message  # type: ignore[method-assign]
+        Queue.add_message = add_message  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         if self._original is not None:

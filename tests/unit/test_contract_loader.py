@@ -76,7 +76,7 @@ def test_shipped_contracts_match_their_design() -> None:
         True,
     )
     assert verifier.fallback == ["approximate", "human"]
-    assert contracts["decision-recorder"].permissions == ["write:executions", "publish:events"]
+    assert contracts["decision-recorder"].permissions == ["write:executions", "publish:events", "write:idempotency"]
     assert contracts["entity-tagger"].io.input == "DecisionRecordedDetail"
     assert {contract.side_effects for contract in contracts.values()} == {"read-only", "idempotent-write"}
 
