@@ -21,10 +21,12 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from contracts.models import DecisionRecordedDetail, EntityTags
 from functions.entity_tagger.service import Gazetteer, tag
-from functions.runtime import Agent
+from functions.runtime import Agent, BadInput
+from functions.runtime.agent import first_error
 from functions.runtime.events import envelope_from_event
 
 agent = Agent.from_environment(input_model=DecisionRecordedDetail, output_model=EntityTags)
@@ -46,9 +48,18 @@ def _tag_event(event: dict[str, Any]) -> dict[str, Any]:
     return agent.run(envelope, lambda detail, _step: tag(detail, gazetteer=gazetteer))
 
 
-tag_event: Callable[..., dict[str, Any]] = idempotent_function(
+_tag_once: Callable[..., dict[str, Any]] = idempotent_function(
     data_keyword_argument="event", config=idempotency, persistence_store=persistence
 )(_tag_event)
+
+
+def tag_event(event: dict[str, Any]) -> dict[str, Any]:
+    # Checked before the idempotency lookup: a malformed event is refused, never answered from an earlier one.
+    try:
+        DecisionRecordedDetail.model_validate(event.get("detail"))
+    except ValidationError as exc:
+        raise BadInput(f"event detail {first_error(exc)}") from None
+    return _tag_once(event=event)
 
 
 def tag_record(record: SQSRecord) -> dict[str, Any]:

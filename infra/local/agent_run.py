@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 from unittest import mock
 
@@ -171,7 +171,7 @@ class LocalAgents:
         self._mock: Any = None
         self._handlers: dict[str, Any] = {}
         self._calls: list[AwsCall] = []
-        self._imported: set[str] = set()
+        self._replaced: dict[str, ModuleType | None] = {}  # module -> what was loaded before (restored at exit)
         self._path_added = False
         self._env: Any = None
 
@@ -199,6 +199,8 @@ class LocalAgents:
         aws.table.cache_clear()
         self._create_resources()
         self._count_calls()
+        if self.functions_dir.name != FUNCTIONS_DIR.name:
+            raise AgentRunError(f"{self.functions_dir}: agents' code lives in a folder named {FUNCTIONS_DIR.name!r}")
         if self.functions_dir.parent != FUNCTIONS_DIR.parent:
             # ``functions`` is a namespace package: a second root adds the agents under it.
             sys.path.append(str(self.functions_dir.parent))
@@ -208,8 +210,17 @@ class LocalAgents:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         from functions.runtime import aws
 
-        for name in self._imported:
-            sys.modules.pop(name, None)
+        for name, original in self._replaced.items():
+            parent, _, child = name.rpartition(".")
+            if original is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = original
+            if parent in sys.modules:
+                if original is None and hasattr(sys.modules[parent], child):
+                    delattr(sys.modules[parent], child)
+                elif original is not None:
+                    setattr(sys.modules[parent], child, original)
         if self._path_added:
             sys.path.remove(str(self.functions_dir.parent))
         aws.client.cache_clear()
@@ -263,7 +274,9 @@ class LocalAgents:
         folder = module_name.split(".")[1]
         if not (self.functions_dir / folder).is_dir():
             raise AgentRunError(f"{contract.name}: no folder {self.functions_dir / folder} for {runtime.handler}")
-        for stale in [m for m in sys.modules if m == module_name or m.startswith(f"functions.{folder}.")]:
+        package = f"functions.{folder}"
+        for stale in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+            self._replaced.setdefault(stale, sys.modules[stale])
             sys.modules.pop(stale)  # a cold start: module-level code runs under this agent's environment
         with self._environment(contract):
             try:
@@ -272,7 +285,8 @@ class LocalAgents:
                 raise AgentRunError(
                     f"{contract.name}: cannot import {module_name}: {type(exc).__name__}: {exc}"
                 ) from exc
-        self._imported |= {m for m in sys.modules if m == module_name or m.startswith(f"functions.{folder}.")}
+        for loaded in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+            self._replaced.setdefault(loaded, None)
         handler = getattr(module, attribute, None)
         if not callable(handler):
             raise AgentRunError(f"{contract.name}: {module_name} has no function {attribute}")
