@@ -14,6 +14,7 @@ from typing import Any
 from contracts.loader import CONTRACTS_DIR
 from infra.app import DEFAULT_STACK_NAME, build_app
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver
+from infra.paths import FUNCTIONS_DIR
 from infra.stack import AgentPlaneStack
 
 # Asset metadata lets readers of the template (the local plane, these tests) find staged code.
@@ -127,8 +128,10 @@ class Synthesized:
         return definition
 
 
-def synthesize(outdir: Path, *, contracts_dir: Path = CONTRACTS_DIR) -> Synthesized:
-    app = build_app(outdir, contracts_dir=contracts_dir, context=SYNTH_CONTEXT)
+def synthesize(
+    outdir: Path, *, contracts_dir: Path = CONTRACTS_DIR, functions_dir: Path = FUNCTIONS_DIR
+) -> Synthesized:
+    app = build_app(outdir, contracts_dir=contracts_dir, context=SYNTH_CONTEXT, functions_dir=functions_dir)
     stack = app.node.find_child(DEFAULT_STACK_NAME)
     assert isinstance(stack, AgentPlaneStack)
     app.synth()
