@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -176,6 +177,15 @@ class LocalAgents:
         self._env: Any = None
 
     def __enter__(self) -> LocalAgents:
+        if self.functions_dir.name != FUNCTIONS_DIR.name:
+            raise AgentRunError(f"{self.functions_dir}: agents' code lives in a folder named {FUNCTIONS_DIR.name!r}")
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _start(self) -> LocalAgents:
         from moto import mock_aws
 
         from functions.runtime import aws
@@ -199,8 +209,6 @@ class LocalAgents:
         aws.table.cache_clear()
         self._create_resources()
         self._count_calls()
-        if self.functions_dir.name != FUNCTIONS_DIR.name:
-            raise AgentRunError(f"{self.functions_dir}: agents' code lives in a folder named {FUNCTIONS_DIR.name!r}")
         if self.functions_dir.parent != FUNCTIONS_DIR.parent:
             # ``functions`` is a namespace package: a second root adds the agents under it.
             sys.path.append(str(self.functions_dir.parent))
@@ -278,6 +286,10 @@ class LocalAgents:
         for stale in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
             self._replaced.setdefault(stale, sys.modules[stale])
             sys.modules.pop(stale)  # a cold start: module-level code runs under this agent's environment
+        # Powertools reuses a named logger's handler: point one made in an earlier run at this run's stdout.
+        for sink in logging.getLogger(contract.name).handlers:
+            if isinstance(sink, logging.StreamHandler):
+                sink.stream = sys.stdout  # not setStream: it flushes the old stream, which may be closed
         with self._environment(contract):
             try:
                 module = importlib.import_module(module_name)
