@@ -24,7 +24,12 @@ from tests.generated_contracts import CONTRACTS_DIR_ENV, FUNCTIONS_DIR_ENV
 pytestmark = pytest.mark.e2e
 
 AGENT = "claim-sniffer"
-GENERATED_TESTS = ("tests/integration/test_generated_contracts.py", "tests/infra/test_generated_iam.py")
+GENERATED_TESTS = (
+    "tests/integration/test_generated_contracts.py",
+    "tests/infra/test_generated_environment.py",
+    "tests/infra/test_stack.py::test_agent_function_follows_its_contract",
+    "tests/infra/test_stack.py::test_agent_role_grants_exactly_its_contract",
+)
 
 
 def fingerprint(*roots: Path) -> dict[str, str]:
@@ -108,6 +113,7 @@ def test_it_is_synthesized_and_covered_by_the_generated_tests(throwaway: Throwaw
     assert kinds == {
         "test_the_sample_input_is_accepted_and_the_output_conforms",
         "test_each_invalid_field_is_rejected_as_bad_input",
-        "test_declared_permissions_equal_the_iam_granted",
         "test_the_local_runner_sets_what_the_pool_sets",
+        "test_agent_function_follows_its_contract",
+        "test_agent_role_grants_exactly_its_contract",
     }

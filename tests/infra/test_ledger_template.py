@@ -23,7 +23,11 @@ def resource(synthesized: Synthesized, logical_id: str) -> dict[str, Any]:
 
 
 def test_the_decisions_stream_feeds_the_appender_with_partial_batch_reporting(synthesized: Synthesized) -> None:
-    (mapping,) = synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [
+        m
+        for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [DECISIONS_TABLE, "StreamArn"]}
+    ]
     props = mapping["Properties"]
 
     assert props["EventSourceArn"] == {"Fn::GetAtt": [DECISIONS_TABLE, "StreamArn"]}
