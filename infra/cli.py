@@ -572,7 +572,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 print("approval: approved by the approver persona; the run resumes", flush=True)
 
         execution = follow(submitter, started["execution_id"], timeout=args.timeout, while_running=approve_when_asked)
-        plane.events.wait_idle(timeout=args.timeout)
+        plane.settle(timeout=args.timeout)  # bus deliveries, buffered queues, decision streams
         execution = follow(submitter, started["execution_id"], timeout=args.timeout)
         print(render(execution))
         enriched = [s for s in execution["steps"] if s["agent"] == "entity-tagger" and s["status"] == "SUCCEEDED"]

@@ -44,7 +44,7 @@ class AgentPlaneStack(Stack):
         self.data = DataStore(self, "Data", removal_policy=removal_policy)
         self.mesh = EventMesh(self, "Events")
         self.layers = RuntimeLayers(self, "Layers")
-        self.resources = resources = Resources(
+        resources = Resources(
             data=self.data,
             event_bus_arn=self.mesh.bus.event_bus_arn,
             event_bus_name=self.mesh.bus.event_bus_name,
