@@ -135,7 +135,10 @@ class Agent(Generic[In, Out]):
                     f"{identity.name} has side effects ({identity.side_effects}) but no IDEMPOTENCY_TABLE: "
                     "its contract needs the write:idempotency permission"
                 )
-            return DynamoDBPersistenceLayer(table_name=table)
+            from functions.runtime.aws import client
+
+            # The runtime's one DynamoDB client: no second client to build on a cold start.
+            return DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
 
         side_effects = identity.side_effects != SIDE_EFFECTS_FREE
         return cls(
