@@ -21,8 +21,11 @@ HANDLER_PATTERN = r"^functions\.[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\.lambda_ha
 PERMISSION_PATTERN = r"^(read|write|publish|invoke):[a-z][a-z0-9_-]*$"
 METRIC_PATTERN = r"^[a-z][a-z0-9_]*$"
 ERROR_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
+# A bus event's detail-type, e.g. "decision.recorded".
+DETAIL_TYPE_PATTERN = r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$"
 
 LAMBDA_MAX_TIMEOUT_S = 900
+IDEMPOTENCY_PERMISSION = "write:idempotency"
 
 Kebab = Annotated[str, Field(pattern=KEBAB_PATTERN)]
 
@@ -163,11 +166,24 @@ class CapabilityContract(_Strict):
     batching: Batching | None = None
     fallback: list[FallbackEntry] = Field(default_factory=list)
     telemetry: Telemetry
+    subscribes: list[Annotated[str, Field(pattern=DETAIL_TYPE_PATTERN)]] = Field(
+        default_factory=list,
+        description="Bus events (detail-type) that run this agent (choreography); empty for workflow-called agents.",
+    )
 
-    @field_validator("capabilities", "permissions")
+    @field_validator("capabilities", "permissions", "subscribes")
     @classmethod
     def _no_duplicates(cls, values: list[str]) -> list[str]:
         return _unique(values)
+
+    @field_validator("side_effects")
+    @classmethod
+    def _idempotent_side_effects(cls, side_effects: str, info: ValidationInfo) -> str:
+        # Redelivery must not repeat a side effect: the runtime keeps its idempotency records there.
+        permissions = info.data.get("permissions")
+        if side_effects != "read-only" and permissions is not None and IDEMPOTENCY_PERMISSION not in permissions:
+            raise ValueError(f"{side_effects} needs the {IDEMPOTENCY_PERMISSION!r} permission (redelivery guard)")
+        return side_effects
 
     @field_validator("slo")
     @classmethod

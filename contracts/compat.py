@@ -446,6 +446,10 @@ RULES: dict[str, Rule] = {
         removed=Outcome("capability-removed", Bump.MAJOR, "no longer offers {item!r}: callers dispatching to it fail"),
         added=Outcome("capability-added", Bump.MINOR, "now also offers {item!r}"),
     ),
+    "subscribes": _members(
+        removed=Outcome("subscription-removed", Bump.MAJOR, "no longer handles {item!r} events: publishers lose it"),
+        added=Outcome("subscription-added", Bump.MINOR, "now also handles {item!r} events"),
+    ),
     "io.input": _io_model,
     "io.output": _io_model,
     "runtime": _runtime,

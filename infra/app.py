@@ -11,6 +11,7 @@ from aws_cdk import RemovalPolicy
 from cdk_nag import AwsSolutionsChecks
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
+from infra.paths import FUNCTIONS_DIR
 from infra.stack import AgentPlaneStack
 
 DEFAULT_STACK_NAME = "agentplane"
@@ -27,7 +28,11 @@ class ContextError(ValueError):
 
 
 def build_app(
-    outdir: str | Path | None = None, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, Any] | None = None
+    outdir: str | Path | None = None,
+    *,
+    contracts_dir: Path = CONTRACTS_DIR,
+    context: dict[str, Any] | None = None,
+    functions_dir: Path = FUNCTIONS_DIR,
 ) -> cdk.App:
     app = cdk.App(outdir=str(outdir) if outdir else None, context={**FEATURE_FLAGS, **(context or {})})
     stack_name = app.node.try_get_context("agentplane:stack-name") or DEFAULT_STACK_NAME
@@ -49,6 +54,7 @@ def build_app(
         removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
         fault_injection=fault_injection == "true",
         otel_collector_layer_arn=str(collector) if collector else None,
+        functions_dir=functions_dir,
         description="agentplane: orchestration plane for AI agents",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from infra.local.auth import served_at, sign
 from infra.local.template import REGION as LOCAL_REGION
-from infra.paths import REPO_ROOT
+from infra.paths import CONTRACTS_DIR, FUNCTIONS_DIR, REPO_ROOT
 
 DEFAULT_PORT = 4577
 DEFAULT_STATE_DIR = Path(".agentplane")
@@ -627,6 +627,73 @@ def cmd_contracts_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contracts(directory: str | None) -> dict[str, Any]:
+    from contracts.loader import ContractError, load_contracts
+
+    try:
+        return dict(load_contracts(Path(directory))) if directory else dict(load_contracts())
+    except (ContractError, OSError) as error:
+        raise CliError(str(error)) from None
+
+
+def cmd_contracts_card(args: argparse.Namespace) -> int:
+    from contracts.card import agent_card
+
+    contracts = _contracts(args.directory)
+    if args.name not in contracts:
+        raise CliError(f"no contract named {args.name!r} (known: {', '.join(contracts)})")
+    url = str(args.url or _plane_url(Path(args.state_dir)) or f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
+    print(json.dumps(agent_card(contracts[args.name], url=url), indent=2))
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from infra.local.agent_run import AgentRunError, LocalAgents, step_event
+
+    contracts = _contracts(args.contracts)
+    if args.agent not in contracts:
+        raise CliError(f"no contract named {args.agent!r} (known: {', '.join(contracts)})")
+    sample = json.loads(read_json_file(args.event))
+    try:
+        # The agent's own logs go to stderr: stdout is its output, for pipes.
+        with contextlib.redirect_stdout(sys.stderr), LocalAgents(contracts, functions_dir=Path(args.functions)) as run:
+            result = run.invoke(args.agent, step_event(contracts[args.agent], sample))
+    except AgentRunError as error:
+        raise CliError(str(error)) from None
+    calls = ", ".join(str(call) for call in result.calls) or "none"
+    if result.failure is not None:
+        raise CliError(f"{args.agent} failed: {result.failure} (AWS calls: {calls})")
+    print(json.dumps(result.output, indent=2))
+    print(f"{args.agent}: ok in {result.duration_ms:.1f} ms; AWS calls: {calls}", file=sys.stderr)
+    return 0
+
+
+def cmd_new_agent(args: argparse.Namespace) -> int:
+    from infra.scaffold import ScaffoldError, new_agent
+
+    try:
+        made = new_agent(
+            args.name,
+            contracts_dir=Path(args.contracts),
+            functions_dir=Path(args.functions),
+            description=args.description or "",
+        )
+    except (ScaffoldError, OSError) as error:
+        raise CliError(str(error)) from None
+    print(f"contract: {made.contract}")
+    print(f"handler:  {made.handler}")
+    where = ""
+    if (
+        Path(args.contracts).resolve() != (CONTRACTS_DIR / "agents").resolve()
+        or Path(args.functions).resolve() != FUNCTIONS_DIR
+    ):
+        where = f" --contracts {args.contracts} --functions {args.functions}"
+    print(f"try it:   agentplane invoke {args.name} --event events/payloads/ClaimCheck.json{where}")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from contracts.loader import ContractError
     from infra.app import build_app
@@ -736,7 +803,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 print("approval: approved by the approver persona; the run resumes", flush=True)
 
         execution = follow(submitter, started["execution_id"], timeout=args.timeout, while_running=approve_when_asked)
-        plane.events.wait_idle(timeout=args.timeout)
+        plane.settle(timeout=args.timeout)  # bus deliveries, buffered queues, decision streams
         execution = follow(submitter, started["execution_id"], timeout=args.timeout)
         print(render(execution))
         enriched = [s for s in execution["steps"] if s["agent"] == "entity-tagger" and s["status"] == "SUCCEEDED"]
@@ -913,6 +980,32 @@ def parser() -> argparse.ArgumentParser:
     cost.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR / "cost"))
     cost.add_argument("--json", action="store_true", help="print the estimate as JSON")
     cost.set_defaults(handler=cmd_cost)
+
+    card = contracts.add_parser("card", help="print a contract as an A2A Agent Card")
+    card.add_argument("name")
+    card.add_argument("--directory", help="contracts directory (default: the shipped contracts)")
+    card.add_argument("--url", help="where the plane is reached (default: the local plane)")
+    card.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="where `local serve` wrote plane.json")
+    card.set_defaults(handler=cmd_contracts_card)
+
+    def agent_dirs(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--contracts", default=str(CONTRACTS_DIR / "agents"), help="contracts directory")
+        p.add_argument("--functions", default=str(FUNCTIONS_DIR), help="functions directory (agents' code)")
+
+    invoke_cmd = commands.add_parser("invoke", help="run one agent in-process on a sample event (moto for AWS)")
+    invoke_cmd.add_argument("agent")
+    invoke_cmd.add_argument("--event", required=True, help="JSON file: a payload, an envelope or a bus event")
+    agent_dirs(invoke_cmd)
+    invoke_cmd.set_defaults(handler=cmd_invoke)
+
+    new = commands.add_parser("new", help="scaffold a new component").add_subparsers(
+        dest="new_command", required=True, parser_class=_Parser
+    )
+    new_agent_cmd = new.add_parser("agent", help="write a contract and a handler for a new agent")
+    new_agent_cmd.add_argument("name", help="kebab-case agent name")
+    new_agent_cmd.add_argument("--description")
+    agent_dirs(new_agent_cmd)
+    new_agent_cmd.set_defaults(handler=cmd_new_agent)
 
     synth = commands.add_parser("synth", help="synthesize the CDK app (cdk-nag runs)")
     synth.add_argument("--out", default="cdk.out")

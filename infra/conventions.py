@@ -1,5 +1,9 @@
 """What the CDK app writes into the template and the local plane reads back."""
 
+from __future__ import annotations
+
+from contracts.capability import CapabilityContract, LambdaRuntime
+
 # Resource metadata on each Lambda layer: "runtime" (our code), "dependencies" (arm64 wheels the local
 # plane skips: its interpreter has the same lockfile's packages) or "data" (mounted files, e.g. the KB).
 LAYER_KIND_METADATA = "agentplane:layer-kind"
@@ -7,3 +11,19 @@ LAYER_KIND_METADATA = "agentplane:layer-kind"
 # Metadata on each SageMaker model: the folder under containers/ whose app serves it (the local plane runs that
 # app on loopback for the endpoints that use the model).
 CONTAINER_METADATA = "agentplane:container"
+
+
+def agent_environment(contract: CapabilityContract) -> dict[str, str]:
+    """What every agent's function knows about itself, from its contract (the pool adds what its grants name)."""
+    runtime = contract.runtime
+    ttl_ms = runtime.effective_timeout_s(contract.slo) * 1000 if isinstance(runtime, LambdaRuntime) else 0
+    return {
+        "AGENT_NAME": contract.name,
+        "AGENT_VERSION": contract.version,
+        "AGENT_CAPABILITIES": ",".join(contract.capabilities),
+        "AGENT_METRICS": ",".join(contract.telemetry.metrics),
+        "AGENT_SIDE_EFFECTS": contract.side_effects,
+        "AGENT_TTL_MS": str(ttl_ms),
+        "POWERTOOLS_SERVICE_NAME": contract.name,
+        "POWERTOOLS_METRICS_NAMESPACE": "agentplane",
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
@@ -25,6 +26,7 @@ from infra.components.personas import PERSONA_ROUTES, Personas
 from infra.components.public_api import ApiWorkflow, PublicApi
 from infra.components.registry import Registry
 from infra.components.sagemaker_endpoint import SageMakerPool
+from infra.paths import FUNCTIONS_DIR
 from infra.workflows import doc_review, quick_check
 
 
@@ -42,6 +44,7 @@ class AgentPlaneStack(Stack):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         fault_injection: bool = False,
         otel_collector_layer_arn: str | None = None,
+        functions_dir: Path = FUNCTIONS_DIR,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, stack_id, **kwargs)
@@ -57,7 +60,12 @@ class AgentPlaneStack(Stack):
         )
         self.agents = {
             name: AgentPool(
-                self, f"Agent{construct_id(name)}", contract=contract, resources=resources, layers=self.layers.all
+                self,
+                f"Agent{construct_id(name)}",
+                contract=contract,
+                resources=resources,
+                layers=self.layers.all,
+                functions_dir=functions_dir,
             )
             for name, contract in contracts.items()
             if contract.runtime.kind == "lambda"
@@ -73,9 +81,15 @@ class AgentPlaneStack(Stack):
         # Every step a workflow can run, by agent name: Lambda agents and each endpoint's invoker.
         self.steps = steps = {**self.agents, **{name: endpoint.invoker for name, endpoint in self.endpoints.items()}}
         self.ledger = AuditLedger(self, "Ledger", data=self.data, layers=self.layers.all, removal_policy=removal_policy)
-        self.mesh.subscribe(
-            "EntityTagger", detail_type="decision.recorded", function=self.agents["entity-tagger"].function
-        )
+        for name, pool in self.agents.items():
+            if pool.contract.subscribes:
+                self.mesh.subscribe(
+                    construct_id(name),
+                    detail_types=pool.contract.subscribes,
+                    function=pool.target,
+                    buffering=pool.buffering,
+                    timeout=pool.function.timeout,
+                )
 
         self.registry = Registry(
             self, "Registry", data=self.data, pools=steps, layers=self.layers.all, removal_policy=removal_policy

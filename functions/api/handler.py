@@ -277,9 +277,26 @@ def post_approval(approval_id: str) -> Response[str]:
     return json_response(200, body)
 
 
+def base_url(event: dict[str, Any]) -> str:
+    """Where the caller reached this API (what an Agent Card's url names): https://<domain>/<stage>, or the
+    local plane's loopback address."""
+    context = event.get("requestContext") or {}
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    host = context.get("domainName") or headers.get("host")
+    if not host:
+        return ""
+    if str(host).startswith(("127.0.0.1", "localhost")):
+        return f"http://{host}"
+    stage = context.get("stage")
+    return f"https://{host}/{stage}" if stage else f"https://{host}"
+
+
 @app.get("/v1/capabilities")
 def list_capabilities() -> Response[str]:
-    return json_response(200, capabilities(shipped_contracts(), registry().implementations()))
+    return json_response(
+        200,
+        capabilities(shipped_contracts(), registry().implementations(), base_url=base_url(app.current_event.raw_event)),
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from contracts.capability import CapabilityContract
+from contracts.card import agent_card
 from contracts.models import MODELS
 from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
@@ -350,9 +351,10 @@ def _implementation_view(implementation: Implementation) -> dict[str, Any]:
 
 
 def capabilities(
-    contracts: Mapping[str, CapabilityContract], registry: Sequence[Implementation] = ()
+    contracts: Mapping[str, CapabilityContract], registry: Sequence[Implementation] = (), *, base_url: str = ""
 ) -> dict[str, Any]:
-    """Each contract, with the registry's entries for it: where it runs, how healthy, whether its circuit is open."""
+    """Each contract with its A2A Agent Card (``base_url``: where callers reach this plane) and the registry's
+    entries for it: where it runs, how healthy, whether its circuit is open."""
     return {
         "capabilities": [
             {
@@ -366,6 +368,7 @@ def capabilities(
                 "slo": c.slo.model_dump(mode="json"),
                 "fallback": [f if isinstance(f, str) else f.model_dump(mode="json") for f in c.fallback],
                 "implementations": [_implementation_view(i) for i in registry if i.agent == c.name],
+                "card": agent_card(c, url=base_url),
             }
             for c in contracts.values()
         ]

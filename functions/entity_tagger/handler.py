@@ -1,23 +1,33 @@
-"""entity-tagger: enrich each recorded decision with the entities its claims mention (EventBridge target)."""
+"""entity-tagger: enrich each recorded decision with the entities its claims mention (EventBridge, via SQS).
+
+Bursty, so its events arrive through a queue in batches (SQS event source); a rule can also target it
+directly, so a bare EventBridge event is handled too.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
-    idempotent,
+    idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from contracts.models import DecisionRecordedDetail, EntityTags
 from contracts.retention import RETENTION
 from functions.entity_tagger.service import Gazetteer, tag
-from functions.runtime import Agent
+from functions.runtime import Agent, BadInput
+from functions.runtime.agent import first_error
 from functions.runtime.events import envelope_from_event
 
 agent = Agent.from_environment(input_model=DecisionRecordedDetail, output_model=EntityTags)
@@ -29,12 +39,10 @@ idempotency = IdempotencyConfig(
     expires_after_seconds=RETENTION["idempotency-records"].seconds,
 )
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
+processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@agent.logger.inject_lambda_context
-@agent.metrics.log_metrics
-@idempotent(config=idempotency, persistence_store=persistence)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _tag_event(event: dict[str, Any]) -> dict[str, Any]:
     envelope = envelope_from_event(
         event,
         capability=agent.identity.capabilities[0],
@@ -47,3 +55,33 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         lambda detail, _step: tag(detail, gazetteer=gazetteer),
         lambda tags: {"entities_tagged": len(tags.entities)},
     )
+
+
+_tag_once: Callable[..., dict[str, Any]] = idempotent_function(
+    data_keyword_argument="event", config=idempotency, persistence_store=persistence
+)(_tag_event)
+
+
+def tag_event(event: dict[str, Any]) -> dict[str, Any]:
+    # Checked before the idempotency lookup: a malformed event is refused, never answered from an earlier one.
+    try:
+        DecisionRecordedDetail.model_validate(event.get("detail"))
+    except ValidationError as exc:
+        raise BadInput(f"event detail {first_error(exc)}") from None
+    return _tag_once(event=event)
+
+
+def tag_record(record: SQSRecord) -> dict[str, Any]:
+    return tag_event(event=json.loads(record.body))
+
+
+@agent.logger.inject_lambda_context
+@agent.metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    if "Records" in event:
+        response = process_partial_response(
+            event=event, record_handler=tag_record, processor=processor, context=context
+        )
+        return dict(response)
+    return tag_event(event=event)

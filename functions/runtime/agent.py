@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,10 +27,18 @@ from functions.runtime.decisions import (
 from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded
 from functions.runtime.telemetry import agent_logger, agent_metrics
 
+if TYPE_CHECKING:  # the idempotency utility loads only for agents with side effects
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
 In = TypeVar("In", bound=BaseModel)
 # What the SLO alarms read: emitted by every agent, declared or not.
 RUNTIME_METRICS = frozenset({"latency_ms", "success_count", "error_count"})
 Out = TypeVar("Out", bound=BaseModel)
+
+# A redelivery later than this runs again; Step Functions and EventBridge retry well within a day.
+IDEMPOTENCY_TTL_S = 24 * 3600
+SIDE_EFFECTS_FREE = "read-only"
 
 
 def utcnow() -> datetime:
@@ -54,8 +62,19 @@ class Step:
 
 
 @dataclass(frozen=True)
+class _Deadline:
+    """The part of a Lambda context the idempotency utility reads, answered from the envelope's deadline."""
+
+    envelope: Envelope
+    clock: Callable[[], datetime]
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self.envelope.remaining_ms(self.clock()))
+
+
+@dataclass(frozen=True)
 class AgentIdentity:
-    """Who decides: the contract's name and version, and the capabilities it serves."""
+    """Who decides: the contract's name and version, the capabilities it serves, and its side effects."""
 
     name: str
     version: str
@@ -67,6 +86,8 @@ class AgentIdentity:
     def actor(self) -> str:
         return f"agent:{self.name}" if self.variant == "primary" else f"agent:{self.name}~{self.variant}"
 
+    side_effects: str = SIDE_EFFECTS_FREE
+
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> AgentIdentity:
         try:
@@ -76,6 +97,7 @@ class AgentIdentity:
                 capabilities=tuple(c for c in env["AGENT_CAPABILITIES"].split(",") if c),
                 metrics=tuple(m for m in env.get("AGENT_METRICS", "").split(",") if m),
                 variant=env.get("AGENT_VARIANT", "primary"),
+                side_effects=env.get("AGENT_SIDE_EFFECTS", SIDE_EFFECTS_FREE),
             )
         except KeyError as missing:
             raise RuntimeError(f"agent environment lacks {missing.args[0]}: deploy it from its contract") from None
@@ -91,6 +113,7 @@ class Agent(Generic[In, Out]):
         input_model: type[In],
         output_model: type[Out],
         store: Callable[[], DecisionStore],
+        idempotency: Callable[[], BasePersistenceLayer] | None = None,
         clock: Callable[[], datetime] = utcnow,
         logger: Logger | None = None,
         metrics: Metrics | None = None,
@@ -99,6 +122,7 @@ class Agent(Generic[In, Out]):
         self.input_model = input_model
         self.output_model = output_model
         self._store_factory = store
+        self._idempotency_factory = idempotency
         self._clock = clock
         self.logger = logger or agent_logger(identity.name)
         self.metrics = metrics or agent_metrics(
@@ -114,11 +138,53 @@ class Agent(Generic[In, Out]):
 
             return DynamoDecisionStore(boto3.resource("dynamodb").Table(os.environ["DECISIONS_TABLE"]))
 
-        return cls(identity, input_model=input_model, output_model=output_model, store=dynamo_store)
+        def dynamo_idempotency() -> BasePersistenceLayer:
+            from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+            table = os.environ.get("IDEMPOTENCY_TABLE")
+            if not table:
+                raise RuntimeError(
+                    f"{identity.name} has side effects ({identity.side_effects}) but no IDEMPOTENCY_TABLE: "
+                    "its contract needs the write:idempotency permission"
+                )
+            from functions.runtime.aws import client
+
+            # The runtime's one DynamoDB client: no second client to build on a cold start.
+            return DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
+
+        side_effects = identity.side_effects != SIDE_EFFECTS_FREE
+        return cls(
+            identity,
+            input_model=input_model,
+            output_model=output_model,
+            store=dynamo_store,
+            idempotency=dynamo_idempotency if side_effects else None,
+        )
 
     @cached_property
     def store(self) -> DecisionStore:
         return self._store_factory()
+
+    @cached_property
+    def _once(self) -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]] | None:
+        """The service call made at most once per idempotency key (Powertools idempotency), for side effects.
+
+        The decision record's conditional put only detects a duplicate after the service ran; a side effect
+        needs the in-progress marker before it, so a redelivered message finds the first result instead.
+        """
+        if self._idempotency_factory is None:
+            return None
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+        config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_TTL_S)
+
+        def decide(idempotency_key: str, decide: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            return decide()
+
+        decide_once: Callable[..., dict[str, Any]] = idempotent_function(
+            data_keyword_argument="idempotency_key", config=config, persistence_store=self._idempotency_factory()
+        )(decide)
+        return config, decide_once
 
     def run(
         self,
@@ -168,7 +234,17 @@ class Agent(Generic[In, Out]):
             f"{step} {self.identity.name}", attributes, trace_id=envelope.trace_id, traceparent=envelope.traceparent
         ) as span:
             try:
-                result, output = self._decide(envelope, service, started)
+                if self._once is None:
+                    result, output = self._decide(envelope, service, started)
+                else:
+                    config, decide_once = self._once
+                    # An in-progress marker lasts as long as the step may: until the envelope's deadline.
+                    config.register_lambda_context(_Deadline(envelope, self._clock))  # type: ignore[arg-type]
+                    output = decide_once(
+                        idempotency_key=envelope.idempotency_key,
+                        decide=lambda: self._decide(envelope, service, started)[1],
+                    )
+                    result = self.output_model.model_validate(output)  # a replay answers what was decided
             except Exception as exc:
                 self._record(envelope, started, clock_start, error=exc)
                 self.metrics.add_metric(name="error_count", unit=MetricUnit.Count, value=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
@@ -16,7 +17,13 @@ from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
 from infra.components.retention import log_group
 from infra.components.staging import stage
+from infra.conventions import agent_environment
 from infra.paths import FUNCTIONS_DIR
+
+# Event-driven bursty agents take their events from a queue, in batches of up to this many.
+BUFFER_BATCH_SIZE = 10
+BUFFER_MAX_WINDOW_S = 20
+LIVE_ALIAS = "live"
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 
@@ -99,6 +106,29 @@ def timeout_s(contract: CapabilityContract) -> int:
     return runtime.effective_timeout_s(contract.slo)
 
 
+@dataclass(frozen=True)
+class Buffering:
+    """How a bursty agent's events wait for it: a queue drained in batches (SQS event source)."""
+
+    batch_size: int
+    max_window: Duration
+
+
+def buffering(contract: CapabilityContract) -> Buffering | None:
+    """Batches for bursty agents; the window is the p95 budget in whole seconds (1 to 20 s): waiting for a
+    batch may cost an asynchronous agent about one p95 of latency, never more than SQS allows."""
+    runtime = contract.runtime
+    if not isinstance(runtime, LambdaRuntime) or not runtime.bursty:
+        return None
+    window_s = min(BUFFER_MAX_WINDOW_S, max(1, contract.slo.p95_ms // 1000))
+    return Buffering(batch_size=BUFFER_BATCH_SIZE, max_window=Duration.seconds(window_s))
+
+
+def _unbounded(statement: iam.PolicyStatement) -> bool:
+    resources = statement.resources
+    return not resources or any(resource == "*" for resource in resources)
+
+
 def resolve_permissions(contract: CapabilityContract, resources: Resources) -> Granted:
     statements: list[iam.PolicyStatement] = []
     environment: dict[str, str] = {}
@@ -111,6 +141,10 @@ def resolve_permissions(contract: CapabilityContract, resources: Resources) -> G
                 f"(known: {', '.join(sorted(PERMISSION_VERBS))})"
             )
         granted = grant(resources)
+        if not (granted.statements or granted.layers) or any(_unbounded(s) for s in granted.statements):
+            raise ContractInfraError(
+                f"contract {contract.name}: permissions: {permission!r} has no resource to grant it on"
+            )
         statements.extend(granted.statements)
         environment.update(granted.environment)
         layers.extend(granted.layers)
@@ -128,14 +162,16 @@ class AgentPool(Construct):
         contract: CapabilityContract,
         resources: Resources,
         layers: list[lambda_.ILayerVersion],
+        functions_dir: Path = FUNCTIONS_DIR,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.buffering = buffering(contract)
         runtime = contract.runtime
         if not isinstance(runtime, LambdaRuntime):
             raise ContractInfraError(f"contract {contract.name}: runtime.kind: {runtime.kind} is not a Lambda pool")
         self.contract = contract
         folder = runtime.handler.split(".")[1]
-        code_dir = stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"functions/{folder}")])
+        code_dir = stage(f"fn-{folder}", [(functions_dir / folder, f"functions/{folder}")])
         granted = resolve_permissions(contract, resources)
 
         self.log_group = log_group(self, "Logs", "agent-logs")
@@ -157,14 +193,8 @@ class AgentPool(Construct):
             self.role.add_to_principal_policy(statement)
 
         environment = {
-            "AGENT_NAME": contract.name,
-            "AGENT_VERSION": contract.version,
-            "AGENT_CAPABILITIES": ",".join(contract.capabilities),
-            "AGENT_METRICS": ",".join(contract.telemetry.metrics),
-            "AGENT_TTL_MS": str(timeout_s(contract) * 1000),
+            **agent_environment(contract),
             "DECISIONS_TABLE": resources.data.decisions.table_name,
-            "POWERTOOLS_SERVICE_NAME": contract.name,
-            "POWERTOOLS_METRICS_NAMESPACE": "agentplane",
             **granted.environment,
         }
 
@@ -198,6 +228,17 @@ class AgentPool(Construct):
             self.approximate = function(
                 "ApproximateFunction", runtime.approximate_handler, approximate_logs, AGENT_VARIANT="approximate"
             )
+        self.alias: lambda_.Alias | None = None
+        if runtime.provisioned_concurrency is not None:
+            # Provisioned concurrency lives on a published version; callers reach it through the alias.
+            self.alias = lambda_.Alias(
+                self,
+                "Live",
+                alias_name=LIVE_ALIAS,
+                version=self.function.current_version,
+                provisioned_concurrent_executions=runtime.provisioned_concurrency,
+                description=f"{contract.name} with {runtime.provisioned_concurrency} warm instance(s)",
+            )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
         if "write:documents" in contract.permissions or "read:documents" in contract.permissions:
             acknowledge(
@@ -205,3 +246,8 @@ class AgentPool(Construct):
                 f"AwsSolutions-IAM5[Resource::<{logical_id(resources.data.documents)}.Arn>/documents/*]",
                 "documents are content-addressed objects under documents/: the key is only known at run time",
             )
+
+    @property
+    def target(self) -> lambda_.IFunction:
+        """What callers invoke: the warm alias when the contract asks for provisioned concurrency."""
+        return self.alias or self.function

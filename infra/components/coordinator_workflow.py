@@ -49,7 +49,7 @@ def agent_step(
     task = tasks.LambdaInvoke(
         scope,
         construct_id,
-        lambda_function=pool.function,
+        lambda_function=pool.target,
         payload=sfn.TaskInput.from_object(envelope),
         payload_response_only=True,
         retry_on_service_exceptions=False,

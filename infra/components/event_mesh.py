@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.components.agent_pool import Buffering
 from infra.components.nag import acknowledge
 from infra.components.retention import declare, period
 
@@ -28,8 +32,20 @@ class EventMesh(Construct):
         )
         declare(self.archive, "event-archive")
 
-    def subscribe(self, construct_id: str, *, detail_type: str, function: lambda_.IFunction) -> events.Rule:
-        """Deliver one event type to a function, with retries and a dead-letter queue of its own."""
+    def subscribe(
+        self,
+        construct_id: str,
+        *,
+        detail_types: Sequence[str],
+        function: lambda_.IFunction,
+        buffering: Buffering | None = None,
+        timeout: Duration | None = None,
+    ) -> events.Rule:
+        """Deliver events of the given types to a function, with retries and a dead-letter queue of its own.
+
+        With ``buffering`` (bursty agents) the rule feeds a queue the function drains in batches, reporting
+        failed records one by one; a record that keeps failing goes to the same dead-letter queue.
+        """
         dlq = sqs.Queue(
             self,
             f"{construct_id}Dlq",
@@ -44,10 +60,38 @@ class EventMesh(Construct):
             self,
             construct_id,
             event_bus=self.bus,
-            description=f"{detail_type} -> {construct_id}",
-            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[detail_type]),
+            description=f"{', '.join(detail_types)} -> {construct_id}",
+            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=list(detail_types)),
+        )
+        if buffering is None:
+            rule.add_target(
+                targets.LambdaFunction(
+                    function, dead_letter_queue=dlq, retry_attempts=4, max_event_age=Duration.hours(2)
+                )
+            )
+            return rule
+        # SQS wants the visibility timeout to cover the function's timeout and the batching window, six-fold.
+        visibility = Duration.seconds(
+            6 * ((timeout or Duration.seconds(30)).to_seconds() + buffering.max_window.to_seconds())
+        )
+        buffer = sqs.Queue(
+            self,
+            f"{construct_id}Buffer",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(4),
+            visibility_timeout=visibility,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=5),
         )
         rule.add_target(
-            targets.LambdaFunction(function, dead_letter_queue=dlq, retry_attempts=4, max_event_age=Duration.hours(2))
+            targets.SqsQueue(buffer, dead_letter_queue=dlq, retry_attempts=4, max_event_age=Duration.hours(2))
+        )
+        function.add_event_source(
+            sources.SqsEventSource(
+                buffer,
+                batch_size=buffering.batch_size,
+                max_batching_window=buffering.max_window,
+                report_batch_item_failures=True,
+            )
         )
         return rule

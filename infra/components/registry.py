@@ -44,7 +44,7 @@ def entries(pools: Mapping[str, AgentPool]) -> dict[str, dict[str, object]]:
     found: dict[str, dict[str, object]] = {}
     for pool in pools.values():
         contract = pool.contract
-        variants: list[tuple[str, str, lambda_.Function]] = [(contract.name, "primary", pool.function)]
+        variants: list[tuple[str, str, lambda_.IFunction]] = [(contract.name, "primary", pool.target)]
         if pool.approximate is not None:
             variants.append((contract.name + APPROXIMATE_SUFFIX, "approximate", pool.approximate))
         for name, variant, function in variants:
@@ -111,7 +111,7 @@ class Registry(Construct):
         self.dispatcher.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
-                resources=[f.function_arn for f in targets if isinstance(f, lambda_.Function)],
+                resources=[f.function_arn for f in targets],  # type: ignore[attr-defined]
             )
         )
 

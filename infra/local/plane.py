@@ -27,6 +27,7 @@ from infra.local.isolation import Isolation
 from infra.local.lambdas import InProcessLambdas
 from infra.local.otlp import OtlpReceiver, SpanStore
 from infra.local.provision import Provisioner
+from infra.local.queues import QueueDelivery
 from infra.local.sagemaker import LocalEndpoints
 from infra.local.schedules import Scheduler
 from infra.local.stepfunctions import SyncExecutions
@@ -54,6 +55,8 @@ class PlaneOptions:
     # Usage-plan rates and bursts times this factor; the buckets' clock (tests freeze it to count exactly).
     throttle_scale: float = 1.0
     throttle_clock: Callable[[], float] = time.monotonic
+    # SQS batching windows (bursty agents) shrink by this factor locally, as retry intervals do.
+    batching_window_scale: float = 0.01
 
 
 def synthesize(outdir: Path, stack_name: str) -> Path:
@@ -86,6 +89,7 @@ class LocalPlane:
         self.events = EventDelivery(self.client, self.options.faults, self._agent_of)
         self.transactions = LeanTransactions()
         self.streams = StreamDelivery(self.client)
+        self.queues = QueueDelivery(self.client, window_scale=self.options.batching_window_scale)
         self.sync_executions = SyncExecutions()
         self.endpoints = LocalEndpoints(self.state_dir)
         self.provisioner: Provisioner | None = None
@@ -123,10 +127,13 @@ class LocalPlane:
         self.events.install()
         self.transactions.install()
         self.streams.install()
+        self.queues.install()
         self.sync_executions.install()
         self.endpoints.install()
         try:
-            self.provisioner = Provisioner(template, self.client, self.lambdas, self.streams, self.endpoints)
+            self.provisioner = Provisioner(
+                template, self.client, self.lambdas, self.streams, endpoints=self.endpoints, queues=self.queues
+            )
             self.provisioner.provision()
             self._access_log = (self.state_dir / "logs").joinpath("api-access.log").open("a", buffering=1)
             self.scheduler = Scheduler(self.client, self.provisioner.schedules)
@@ -172,8 +179,13 @@ class LocalPlane:
         moto_logger.propagate = False
 
     def settle(self, timeout: float = 30.0) -> bool:
-        """Wait until asynchronous deliveries (stream batches, bus events) have drained."""
-        return self.streams.wait_idle(timeout) and self.events.wait_idle(timeout) and self.streams.wait_idle(timeout)
+        """Wait until asynchronous deliveries (stream batches, bus events, buffered queues) have drained."""
+        return (
+            self.streams.wait_idle(timeout)
+            and self.events.wait_idle(timeout)
+            and self.queues.wait_idle(timeout)
+            and self.streams.wait_idle(timeout)
+        )
 
     def _run_schedules(self, query: dict[str, list[str]]) -> Reply:
         assert self.scheduler is not None
@@ -213,6 +225,7 @@ class LocalPlane:
         self.endpoints.stop()
         self.endpoints.uninstall()
         self.sync_executions.uninstall()
+        self.queues.uninstall()
         self.streams.uninstall()
         self.transactions.uninstall()
         self.events.uninstall()

@@ -14,6 +14,7 @@ from typing import Any
 
 from infra.conventions import CONTAINER_METADATA, LAYER_KIND_METADATA
 from infra.local.lambdas import FunctionSpec, InProcessLambdas
+from infra.local.queues import QueueDelivery
 from infra.local.sagemaker import LocalEndpoints
 from infra.local.streams import StreamDelivery
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError
@@ -65,10 +66,12 @@ class Provisioner:
         lambdas: InProcessLambdas,
         streams: StreamDelivery | None = None,
         endpoints: LocalEndpoints | None = None,
+        queues: QueueDelivery | None = None,
     ) -> None:
         self.template = template
         self.streams = streams
         self.endpoints = endpoints
+        self.queues = queues
         self.client = clients
         self.lambdas = lambdas
         self.physical: dict[str, Physical] = {}
@@ -89,6 +92,8 @@ class Provisioner:
             "AWS::Logs::LogGroup": self._log_group,
             "AWS::Lambda::LayerVersion": self._layer_version,
             "AWS::Lambda::Function": self._lambda_function,
+            "AWS::Lambda::Version": self._lambda_version,
+            "AWS::Lambda::Alias": self._lambda_alias,
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::ApiGateway::RestApi": self._rest_api,
@@ -218,11 +223,13 @@ class Provisioner:
 
     def _sqs_queue(self, logical_id: str, props: dict[str, Any]) -> Physical:
         name = props.get("QueueName") or self._name(logical_id, 80)
-        attributes = {
+        attributes: dict[str, str] = {
             key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
             for key in ("MessageRetentionPeriod", "VisibilityTimeout", "SqsManagedSseEnabled", "DelaySeconds")
             if key in props
         }
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
         url = self.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         return Physical(ref=url, attributes={"Arn": _arn("sqs", name), "QueueName": name, "QueueUrl": url})
 
@@ -324,7 +331,22 @@ class Provisioner:
         )
         return Physical(ref=name, attributes={"Arn": function["FunctionArn"]})
 
+    def _lambda_version(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        version = self.client("lambda").publish_version(FunctionName=props["FunctionName"])
+        return Physical(ref=version["FunctionArn"], attributes={"Version": version["Version"]})
+
+    def _lambda_alias(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        # Provisioned concurrency is warm capacity on AWS; locally every instance is already warm.
+        alias = self.client("lambda").create_alias(
+            FunctionName=props["FunctionName"], Name=props["Name"], FunctionVersion=str(props["FunctionVersion"])
+        )
+        return Physical(ref=alias["AliasArn"], attributes={"AliasArn": alias["AliasArn"]})
+
     def _event_source_mapping(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        if self.queues is not None and ":sqs:" in str(props.get("EventSourceArn", "")):
+            # Polled here, not by moto (which would invoke inside SendMessage): see infra/local/queues.py.
+            self.queues.register(props)
+            return Physical(ref=f"{logical_id}-local", attributes={"Id": f"{logical_id}-local"})
         request = {
             key: props[key]
             for key in (

@@ -78,7 +78,7 @@ def test_a_review_runs_every_agent_and_records_the_decision(plane: LocalPlane) -
 
 def test_the_enrichment_event_is_handled_once(plane: LocalPlane) -> None:
     run = finished(plane.url, start(plane, load_event("doc-review-low-risk.json")), enriched=True)
-    assert plane.events.wait_idle(timeout=10)
+    assert plane.settle(timeout=10)
 
     tagging = [s for s in run["steps"] if s["agent"] == "entity-tagger"]
     assert len(tagging) == 1

@@ -14,6 +14,7 @@ from typing import Any
 from contracts.loader import CONTRACTS_DIR
 from infra.app import DEFAULT_STACK_NAME, build_app
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver
+from infra.paths import FUNCTIONS_DIR
 from infra.stack import AgentPlaneStack
 
 # Asset metadata lets readers of the template (the local plane, these tests) find staged code.
@@ -129,9 +130,13 @@ class Synthesized:
 
 
 def synthesize(
-    outdir: Path, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, Any] | None = None
+    outdir: Path,
+    *,
+    contracts_dir: Path = CONTRACTS_DIR,
+    functions_dir: Path = FUNCTIONS_DIR,
+    context: dict[str, Any] | None = None,
 ) -> Synthesized:
-    app = build_app(outdir, contracts_dir=contracts_dir, context=context or SYNTH_CONTEXT)
+    app = build_app(outdir, contracts_dir=contracts_dir, context=context or SYNTH_CONTEXT, functions_dir=functions_dir)
     stack = app.node.find_child(DEFAULT_STACK_NAME)
     assert isinstance(stack, AgentPlaneStack)
     app.synth()

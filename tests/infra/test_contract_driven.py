@@ -8,11 +8,18 @@ from typing import Any
 
 import pytest
 import yaml
+from aws_cdk import aws_iam as iam
 
-from contracts.loader import CONTRACTS_DIR
+from contracts.loader import CONTRACTS_DIR, load_contracts
 from infra.app import build_app
-from infra.components.agent_pool import ContractInfraError
-from tests.infra.assembly import PINNED_LOGICAL_IDS, synthesize
+from infra.components.agent_pool import (
+    BUFFER_BATCH_SIZE,
+    PERMISSION_VERBS,
+    ContractInfraError,
+    Granted,
+    buffering,
+)
+from tests.infra.assembly import PINNED_LOGICAL_IDS, Synthesized, synthesize
 
 pytestmark = pytest.mark.infra
 
@@ -71,3 +78,114 @@ def test_a_new_contract_file_adds_an_agent(tmp_path: Path) -> None:
     assert "events:PutEvents" not in granted_actions(synthesized.role_statements(original_role))
     # AND no stateful resource moved to make room for it
     assert {lid: synthesized.resources[lid]["Type"] for lid in PINNED_LOGICAL_IDS} == PINNED_LOGICAL_IDS
+
+
+def test_a_permission_with_no_resource_is_refused_with_contract_and_verb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a verb whose grant names actions but no resource, and a contract that asks for it
+    monkeypatch.setitem(
+        PERMISSION_VERBS, "read:nowhere", lambda _r: Granted([iam.PolicyStatement(actions=["s3:GetObject"])])
+    )
+    contracts = copy_contracts(tmp_path / "contracts")
+    path = contracts / "risk-scorer.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["permissions"] = ["read:nowhere"]
+    path.write_text(yaml.safe_dump(document))
+
+    # WHEN the app is built THEN it refuses, naming the contract and the verb
+    with pytest.raises(ContractInfraError, match=r"contract risk-scorer: permissions: 'read:nowhere' has no resource"):
+        build_app(tmp_path / "cdk", contracts_dir=contracts)
+
+
+def test_a_bursty_event_driven_agent_drains_a_queue_in_batches(synthesized: Synthesized) -> None:
+    # GIVEN entity-tagger: bursty, and run by decision.recorded events
+    tagger = synthesized.agent_functions()["entity-tagger"]
+    [rule] = [
+        r
+        for r in synthesized.of_type("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail-type") == ["decision.recorded"]
+    ]
+    # THEN the rule feeds a queue, not the function
+    [target] = rule["Properties"]["Targets"]
+    queue_lid = target["Arn"]["Fn::GetAtt"][0]
+    queue = synthesized.resources[queue_lid]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    # AND the function drains it in batches within a window, reporting failed records one by one
+    [mapping] = [
+        m["Properties"]
+        for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_lid, "Arn"]}
+    ]
+    assert mapping["FunctionName"] == {"Ref": tagger}
+    assert mapping["BatchSize"] == BUFFER_BATCH_SIZE
+    assert mapping["MaximumBatchingWindowInSeconds"] == 1  # its p95 budget (1000 ms) in whole seconds
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # AND a record that keeps failing ends in the rule's dead-letter queue, as an undeliverable event does
+    dlq = target["DeadLetterConfig"]["Arn"]
+    assert queue["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": dlq, "maxReceiveCount": 5}
+    # AND the queue outlasts the function's timeout plus the window while a batch is in flight
+    timeout = synthesized.resources[tagger]["Properties"]["Timeout"]
+    assert queue["Properties"]["VisibilityTimeout"] >= timeout + 1
+
+
+def test_a_bursty_workflow_agent_is_called_directly(synthesized: Synthesized) -> None:
+    # evidence-verifier is bursty too, but a workflow awaits its answer: reserved concurrency and the Map's
+    # retries absorb its bursts, and no queue stands between the task and the function
+    verifier = synthesized.agent_functions()["evidence-verifier"]
+    mappings = synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+    assert not [m for m in mappings if m["Properties"]["FunctionName"] == {"Ref": verifier}]
+    assert synthesized.resources[verifier]["Properties"]["ReservedConcurrentExecutions"] == 20
+
+
+def test_buffering_window_follows_the_slo() -> None:
+    contract = load_contracts()["entity-tagger"]
+    slow = contract.model_copy(update={"slo": contract.slo.model_copy(update={"p95_ms": 45_000})})
+    assert buffering(contract) is not None
+    assert buffering(slow).max_window.to_seconds() == 20  # type: ignore[union-attr]  # SQS's most
+    assert buffering(load_contracts()["risk-scorer"]) is None  # not bursty
+
+
+def _states(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every state, including those inside Map iterators and Parallel branches."""
+    found = []
+    for state in definition.get("States", {}).values():
+        found.append(state)
+        for inner in [state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])]:
+            if inner:
+                found.extend(_states(inner))
+    return found
+
+
+def test_warm_capacity_is_provisioned_on_an_alias_the_workflows_call(tmp_path: Path) -> None:
+    # GIVEN the evidence verifier's contract asking for two warm instances
+    contracts = copy_contracts(tmp_path / "contracts")
+    path = contracts / "evidence-verifier.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["runtime"]["provisioned_concurrency"] = 2
+    path.write_text(yaml.safe_dump(document))
+    (cdk_out := tmp_path / "cdk").mkdir()
+
+    # WHEN the plane is synthesized
+    synthesized = synthesize(cdk_out, contracts_dir=contracts)
+
+    # THEN a published version of its function carries the provisioned concurrency, behind the "live" alias
+    verifier = synthesized.agent_functions()["evidence-verifier"]
+    [(alias_lid, alias)] = synthesized.of_type("AWS::Lambda::Alias").items()
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionName"] == {"Ref": verifier}
+    assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+    version_lid = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+    assert synthesized.resources[version_lid]["Properties"]["FunctionName"] == {"Ref": verifier}
+    # AND both workflows call the alias, so the warm instances serve them
+    for machine in synthesized.of_type("AWS::StepFunctions::StateMachine"):
+        tasks = [
+            state["Resource"]
+            for state in _states(synthesized.state_machine_definition(machine))
+            if state["Type"] == "Task" and not state["Resource"].startswith("arn:aws:states:")
+        ]
+        assert f"{alias_lid}-ref" in tasks  # Ref of an alias: its ARN
+        assert not [task for task in tasks if task.endswith(f":function:{verifier}")], tasks
+    # AND agents that did not ask for warm capacity get none
+    assert len(synthesized.of_type("AWS::Lambda::Version")) == 1

@@ -10,10 +10,10 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from contracts.capability import CapabilityContract, LambdaRuntime, SageMakerRuntime
-from contracts.loader import load_contracts
 from infra.components.agent_pool import PERMISSION_VERBS, Resources
 from infra.components.sagemaker_endpoint import invoker_contract
 from infra.workflows import doc_review
+from tests import generated_contracts
 from tests.infra.assembly import (
     ACCESS_LOGS_BUCKET,
     DATA_KEY,
@@ -29,7 +29,7 @@ from tests.infra.assembly import (
 
 pytestmark = pytest.mark.infra
 
-CONTRACTS = load_contracts()
+CONTRACTS = generated_contracts.CONTRACTS  # the shipped contracts, or the set the generated tests are pointed at
 LAMBDA_AGENTS = sorted(name for name, contract in CONTRACTS.items() if isinstance(contract.runtime, LambdaRuntime))
 ENDPOINT_AGENTS = sorted(name for name, c in CONTRACTS.items() if isinstance(c.runtime, SageMakerRuntime))
 
@@ -53,6 +53,15 @@ RESOURCELESS_ACTIONS = {
     "logs:DescribeLogGroups",
     "ecr:GetAuthorizationToken",  # a SageMaker execution role pulling its image
 }
+
+
+SQS_EVENT_SOURCE = (
+    "sqs:ReceiveMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueUrl",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+)
 
 
 def get_att(lid: str, attribute: str = "Arn") -> dict[str, Any]:
@@ -157,6 +166,14 @@ def test_agent_role_grants_exactly_its_contract(synthesized: Synthesized, agent:
         {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": get_att(DATA_KEY)},
         {"Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"},
     ]
+    if isinstance(contract.runtime, LambdaRuntime) and contract.runtime.bursty and contract.subscribes:
+        # A buffered agent drains its queue (the event source's grant); the queue itself is tested on its own.
+        [queue] = [
+            m["Properties"]["EventSourceArn"]
+            for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+            if m["Properties"]["FunctionName"] == {"Ref": function_lid}
+        ]
+        runtime_own.append({"Action": list(SQS_EVENT_SOURCE), "Resource": queue})
     from_contract = [stack.resolve(s.to_statement_json()) for grant in grants for s in grant.statements]
     expected = [{"Effect": "Allow", **statement} for statement in runtime_own] + from_contract
 
@@ -192,10 +209,11 @@ def test_decision_recorder_publishes_to_the_bus_and_updates_only_executions(synt
     # THEN it may put events on the plane's bus only
     put_events = statements_on(statements, "events:PutEvents")
     assert [statement["Resource"] for statement in put_events] == [get_att(EVENT_BUS)]
-    # AND update items in the executions table only (its decision record is a conditional put, never an update)
+    # AND update items in the executions table and its idempotency records only (its decision record is a
+    # conditional put, never an update)
     updates = statements_on(statements, "dynamodb:UpdateItem")
-    assert [statement["Resource"] for statement in updates] == [get_att(EXECUTIONS_TABLE)]
-    assert not [s for s in statements if s["Resource"] in (get_att(IDEMPOTENCY_TABLE), get_att(DOCUMENTS_BUCKET))]
+    assert [statement["Resource"] for statement in updates] == [get_att(EXECUTIONS_TABLE), get_att(IDEMPOTENCY_TABLE)]
+    assert not [s for s in statements if s["Resource"] == get_att(DOCUMENTS_BUCKET)]
 
 
 def test_document_intake_writes_only_under_the_documents_prefix(synthesized: Synthesized) -> None:
@@ -481,9 +499,15 @@ def test_decision_recorded_reaches_the_entity_tagger_with_retries_and_a_dlq(synt
     _, rule = decision_recorded_rule(synthesized)
     assert rule["EventBusName"] == {"Ref": EVENT_BUS}
 
-    # THEN it targets the entity tagger, retries, and dead-letters what it cannot deliver to an SQS queue
+    # THEN it targets the entity tagger's buffer queue (it is bursty), retries, and dead-letters what it cannot
+    # deliver to an SQS queue
     (target,) = rule["Targets"]
-    assert target["Arn"] == get_att(synthesized.agent_functions()["entity-tagger"])
+    [drained] = [
+        m["Properties"]["EventSourceArn"]
+        for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": synthesized.agent_functions()["entity-tagger"]}
+    ]
+    assert target["Arn"] == drained
     assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
     assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
     dlq = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]

@@ -521,3 +521,36 @@ def test_entity_tagger_takes_what_the_recorder_publishes(
     # THEN the contract between them holds: the event parses, and a decision without claims has no entities
     assert tags == {"execution_id": run, "decision_id": decision_id_for(run), "entities": []}
     assert {r.agent for r in records(plane, run)} == {"failure-recorder", "entity-tagger"}
+
+
+def test_entity_tagger_takes_a_batch_from_its_queue_and_reports_the_bad_record(
+    deploy: Deploy, plane: Plane, lambda_context: LambdaContext
+) -> None:
+    # GIVEN a batch from the tagger's buffer queue: a decision.recorded event and a malformed one
+    tagger = deploy("entity-tagger")
+    good = load_event("decision-recorded.json")
+    bad = {**good, "id": "malformed", "detail": {"execution_id": "x", "trace_id": good["detail"]["trace_id"]}}
+    batch = {
+        "Records": [
+            {
+                "messageId": f"m-{n}",
+                "receiptHandle": f"r-{n}",
+                "body": json.dumps(event),
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "awsRegion": REGION,
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:buffer",
+            }
+            for n, event in enumerate((good, bad))
+        ]
+    }
+
+    # WHEN it handles the batch
+    answer = tagger(batch, lambda_context)
+
+    # THEN only the malformed record goes back to the queue, and the good one was tagged
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    [record] = records(plane, good["detail"]["execution_id"])
+    assert (record.agent, record.status) == ("entity-tagger", "SUCCEEDED")

@@ -374,6 +374,19 @@ def test_capabilities_lists_the_shipped_contracts(api: Api, plane: Plane) -> Non
     assert listed["risk-scorer"]["implementations"] == []
 
 
+def test_capabilities_carry_each_agents_card(api: Api) -> None:
+    # GIVEN / WHEN the capabilities are listed through the API's domain
+    response = api("GET", "/v1/capabilities", headers={"Host": "abc123.execute-api.us-east-1.amazonaws.com"})
+
+    # THEN each contract comes with its A2A Agent Card, naming where the API was reached
+    listed = {c["name"]: c for c in json.loads(response["body"])["capabilities"]}
+    card = listed["evidence-verifier"]["card"]
+    assert (card["name"], card["version"]) == ("evidence-verifier", "1.0.0")
+    assert [skill["id"] for skill in card["skills"]] == ["fact-check", "confidence-scoring"]
+    assert card["security"] == [{"sigv4": []}]
+    assert card["url"] == "https://abc123.execute-api.us-east-1.amazonaws.com/v1"
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", "/v1/nope"), ("DELETE", "/v1/capabilities"), ("GET", "/v1/workflows/doc-review/executions")],

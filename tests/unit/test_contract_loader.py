@@ -97,7 +97,7 @@ def test_shipped_contracts_match_their_design() -> None:
         True,
     )
     assert verifier.fallback == ["approximate", "human"]
-    assert contracts["decision-recorder"].permissions == ["write:executions", "publish:events"]
+    assert contracts["decision-recorder"].permissions == ["write:executions", "publish:events", "write:idempotency"]
     assert contracts["entity-tagger"].io.input == "DecisionRecordedDetail"
     assert {contract.side_effects for contract in contracts.values()} == {"read-only", "idempotent-write"}
 
@@ -298,3 +298,26 @@ def test_duplicate_names_across_extensions_are_rejected(tmp_path: Path) -> None:
     # WHEN the directory is loaded
     with pytest.raises(ContractError, match="duplicate contract name 'fact-checker'"):
         load_contracts(tmp_path)
+
+
+def test_side_effects_need_the_idempotency_permission(tmp_path: Path) -> None:
+    # GIVEN a contract that writes but holds no idempotency records
+    document = yaml.safe_load((CONTRACTS_DIR / "decision-recorder.yaml").read_text())
+    document["permissions"] = ["write:executions", "publish:events"]
+    path = tmp_path / "decision-recorder.yaml"
+    path.write_text(yaml.safe_dump(document))
+
+    # WHEN it is loaded THEN it is refused, naming the field and what it needs
+    with pytest.raises(ContractError, match=r"side_effects: idempotent-write needs the 'write:idempotency' permission"):
+        load_contract(path)
+
+
+@pytest.mark.parametrize("detail_type", ["Decision.Recorded", "recorded", "decision..recorded"])
+def test_subscriptions_name_bus_event_types(tmp_path: Path, detail_type: str) -> None:
+    document = yaml.safe_load((CONTRACTS_DIR / "entity-tagger.yaml").read_text())
+    document["subscribes"] = [detail_type]
+    path = tmp_path / "entity-tagger.yaml"
+    path.write_text(yaml.safe_dump(document))
+
+    with pytest.raises(ContractError, match=r"subscribes\[0\]: String should match pattern"):
+        load_contract(path)
