@@ -81,6 +81,9 @@ RETENTION: dict[str, Retention] = {
     ),
     "access-log-objects": Retention("bucket", 365, "S3 server access logs of the plane's buckets"),
     # --- messaging
+    "work-buffers": Retention(
+        "queue", 4, "bursty agents' pending events (SQS's default); a record failing 5 times moves to dead letters"
+    ),
     "dead-letters": Retention("queue", 14, "failed deliveries wait for a person to redrive them; SQS's maximum"),
     "event-archive": Retention("archive", 90, "every plane event, for replay after an incident"),
     # --- kept by AWS

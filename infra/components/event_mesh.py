@@ -79,10 +79,11 @@ class EventMesh(Construct):
             f"{construct_id}Buffer",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            retention_period=Duration.days(4),
+            retention_period=period("work-buffers"),
             visibility_timeout=visibility,
             dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=5),
         )
+        declare(buffer, "work-buffers")
         rule.add_target(
             targets.SqsQueue(buffer, dead_letter_queue=dlq, retry_attempts=4, max_event_age=Duration.hours(2))
         )

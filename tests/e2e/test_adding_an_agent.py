@@ -117,3 +117,49 @@ def test_it_is_synthesized_and_covered_by_the_generated_tests(throwaway: Throwaw
         "test_agent_function_follows_its_contract",
         "test_agent_role_grants_exactly_its_contract",
     }
+
+
+def test_it_is_registered_and_routed_to_on_the_local_plane(
+    throwaway: Throwaway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from infra.app import build_app
+    from infra.local.plane import LocalPlane, PlaneOptions
+
+    # GIVEN the plane stood up from a template synthesized with the new agent's contract and handler
+    assembly = tmp_path / "cdk.out"
+    build_app(assembly, contracts_dir=throwaway.contracts, functions_dir=throwaway.functions).synth()
+    options = PlaneOptions(state_dir=tmp_path / "plane", assembly_dir=assembly, schedule_scale=0)
+    with LocalPlane(options) as plane:
+        # WHEN its capabilities are listed, and a step asks the dispatcher for the new capability
+        assert main(["capabilities", "--api-url", plane.url, "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)["capabilities"]
+        request = {
+            "accept": "0.x",
+            "envelope": {
+                "trace_id": "1-6745a1b2-5e0c3d9a7b1f42e68c0d9a31",
+                "causation_id": "tutorial-run/Sniff",
+                "correlation_id": "tutorial-run",
+                "capability": AGENT,
+                "capability_version": "0.1.0",
+                "deadline": (datetime.now(UTC) + timedelta(minutes=1)).isoformat(),
+                "payload": json.loads((REPO_ROOT / "events" / "payloads" / "ClaimCheck.json").read_text()),
+            },
+        }
+        dispatcher = plane.physical("RegistryDispatcher", "AWS::Lambda::Function")
+        answer = plane.client("lambda").invoke(FunctionName=dispatcher, Payload=json.dumps(request).encode())
+        verdict = json.loads(answer["Payload"].read())
+        decisions = plane.physical("DataDecisions", "AWS::DynamoDB::Table")
+        recorded = plane.client("dynamodb").get_item(
+            TableName=decisions, Key={"correlation_id": {"S": "tutorial-run"}, "step_key": {"S": "tutorial-run/Sniff"}}
+        )["Item"]
+
+    # THEN the registry knows it, and dispatch routed the step to it
+    (entry,) = [c for c in listed if c["name"] == AGENT]
+    assert [i["implementation"] for i in entry["implementations"]] == [AGENT]
+    assert entry["implementations"][0]["circuit"]["state"] == "closed"
+    assert "FunctionError" not in answer, verdict
+    assert verdict["claim_id"] == "c-001"
+    assert recorded["actor"]["S"] == f"agent:{AGENT}"
+    assert json.loads(recorded["route_json"]["S"])["chosen"] == AGENT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -178,14 +179,26 @@ def test_warm_capacity_is_provisioned_on_an_alias_the_workflows_call(tmp_path: P
     assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
     version_lid = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
     assert synthesized.resources[version_lid]["Properties"]["FunctionName"] == {"Ref": verifier}
-    # AND both workflows call the alias, so the warm instances serve them
+    # AND every caller reaches the alias, so the warm instances serve them: workflows that bind the agent
+    # directly call it, and dispatch (doc-review's claims) has it as the registered target
     for machine in synthesized.of_type("AWS::StepFunctions::StateMachine"):
         tasks = [
             state["Resource"]
             for state in _states(synthesized.state_machine_definition(machine))
             if state["Type"] == "Task" and not state["Resource"].startswith("arn:aws:states:")
         ]
-        assert f"{alias_lid}-ref" in tasks  # Ref of an alias: its ARN
         assert not [task for task in tasks if task.endswith(f":function:{verifier}")], tasks
+    registered = [
+        res["Properties"]["Create"]
+        for res in synthesized.of_type("Custom::AWS").values()
+        if '{"S":"evidence-verifier"}' in json.dumps(res["Properties"]["Create"]).replace("\\", "")
+    ]
+    assert registered
+    assert {"Ref": alias_lid} in registered[0]["Fn::Join"][1]
+    quick_check = [m for m in synthesized.of_type("AWS::StepFunctions::StateMachine") if m.startswith("QuickCheck")]
+    tasks = [
+        s["Resource"] for s in _states(synthesized.state_machine_definition(quick_check[0])) if s["Type"] == "Task"
+    ]
+    assert f"{alias_lid}-ref" in tasks  # Ref of an alias: its ARN
     # AND agents that did not ask for warm capacity get none
     assert len(synthesized.of_type("AWS::Lambda::Version")) == 1

@@ -122,8 +122,12 @@ def test_plane_alarms_cover_api_5xx_failed_executions_dead_letters_and_ledger_la
     machines = synthesized.of_type("AWS::StepFunctions::StateMachine")
     assert {alarm["Properties"]["Dimensions"][0]["Value"]["Ref"] for alarm in failed} == set(machines)
     depth = plane_alarm(synthesized, "ApproximateNumberOfMessagesVisible")
-    queues = synthesized.of_type("AWS::SQS::Queue")
-    assert {alarm["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for alarm in depth} == set(queues)
+    dead_letters = {
+        lid
+        for lid, queue in synthesized.of_type("AWS::SQS::Queue").items()
+        if queue.get("Metadata", {}).get("agentplane:retention") == "dead-letters"
+    }
+    assert {alarm["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for alarm in depth} == dead_letters
     assert all(alarm["Properties"]["Threshold"] == 0 for alarm in depth)
     [lag] = plane_alarm(synthesized, "IteratorAge")
     assert lag["Properties"]["Dimensions"][0]["Value"]["Ref"].startswith("LedgerAppender")

@@ -135,7 +135,7 @@ def test_intake_stores_the_document_and_records_the_decision(
     # AND one decision record says who decided what, on which input, keyed by the causation id
     [record] = records(plane, event["correlation_id"])
     assert record.step_key == event["causation_id"] == f"{event['correlation_id']}/Intake"
-    assert (record.status, record.agent, record.agent_version) == ("SUCCEEDED", "document-intake", "1.0.0")
+    assert (record.status, record.agent, record.agent_version) == ("SUCCEEDED", "document-intake", "2.0.0")
     assert (record.capability, record.capability_version, record.trace_id) == ("document-intake", "1.0.0", TRACE_ID)
     assert record.input_sha256 == hashlib.sha256(record.input_json.encode()).hexdigest()
     assert json.loads(record.input_json) == event["payload"]

@@ -32,7 +32,7 @@ def test_the_card_says_who_the_agent_is_and_what_it_can_do() -> None:
     assert set(card) >= REQUIRED
     assert (card["name"], card["version"], card["protocolVersion"]) == (
         "evidence-verifier",
-        "1.0.0",
+        contract.version,
         A2A_PROTOCOL_VERSION,
     )
     assert card["description"] == contract.description

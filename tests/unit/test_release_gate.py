@@ -111,10 +111,11 @@ def test_a_released_contract_that_is_gone_fails_the_gate_and_release_needs_allow
 
 
 def test_release_refuses_a_breaking_change_without_a_major_bump_and_records_one_with_it(released: Path) -> None:
-    breaking = changed("evidence-verifier", side_effects="external-action")
+    widened = ["read:kb", "write:idempotency"]
+    breaking = changed("evidence-verifier", side_effects="external-action", permissions=widened)
     with pytest.raises(LockError, match=r"^not released: evidence-verifier 1.1.0 -> 1.1.0: breaking change"):
         release(breaking, read_lock(released))
-    bumped = changed("evidence-verifier", version="2.0.0", side_effects="external-action")
+    bumped = changed("evidence-verifier", version="2.0.0", side_effects="external-action", permissions=widened)
     write_lock(release(bumped, read_lock(released)), released)
     relocked = read_lock(released)
     assert relocked["evidence-verifier"] == snapshot(bumped["evidence-verifier"])
