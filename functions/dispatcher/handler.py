@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dispatcher.service import ImplementationFailed, dispatch, parse
+from functions.runtime import tracing
 from functions.runtime.aws import client, table
 from functions.runtime.decisions import DynamoDecisionStore
 from functions.runtime.registry import DynamoRegistry
@@ -34,6 +35,9 @@ def utcnow() -> datetime:
 
 def invoke(target: str, event: dict[str, Any]) -> dict[str, Any]:
     """One synchronous call; an error answer, a throttle or a timeout is the implementation's failure."""
+    traceparent = tracing.current_traceparent()
+    if traceparent is not None:  # the implementation's work hangs under this dispatch in the trace
+        event = {**event, "traceparent": traceparent}
     try:
         response = client("lambda").invoke(FunctionName=target, Payload=json.dumps(event).encode())
     except (ClientError, BotoCoreError) as error:
@@ -57,4 +61,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         causation_id=request.envelope.causation_id,
         capability=request.envelope.capability,
     )
-    return dispatch(request, registry=registry, invoke=invoke, decisions=decisions, clock=utcnow, breaker=breaker)
+    envelope = request.envelope
+    attributes: dict[str, tracing.AttributeValue] = {
+        "agentplane.hop": "dispatch",
+        "agentplane.capability": envelope.capability,
+        "agentplane.trace_id": envelope.trace_id,
+        "agentplane.execution_id": envelope.correlation_id,
+        "agentplane.causation_id": envelope.causation_id,
+    }
+    with tracing.span(f"dispatch {envelope.capability} {request.accept}", attributes, trace_id=envelope.trace_id):
+        return dispatch(request, registry=registry, invoke=invoke, decisions=decisions, clock=utcnow, breaker=breaker)

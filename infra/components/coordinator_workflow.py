@@ -11,6 +11,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from contracts.capability import CapabilityContract
 from infra.components.agent_pool import AgentPool, timeout_s
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
 from infra.components.retention import log_group
@@ -25,6 +26,20 @@ TRANSIENT_ERRORS = [
 ]
 
 
+def step_envelope(contract: CapabilityContract, *, causation: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The envelope a step sends, from the run's state: same trace, run and deadline; the contract's capability."""
+    return {
+        "trace_id": sfn.JsonPath.string_at("$.trace_id"),
+        "correlation_id": sfn.JsonPath.string_at("$.correlation_id"),
+        "causation_id": causation,
+        "capability": contract.capabilities[0],
+        "capability_version": contract.version,
+        "deadline": sfn.JsonPath.string_at("$.deadline"),
+        "traceparent": sfn.JsonPath.string_at("$.traceparent"),  # the API's span parents each step's
+        "payload": payload,
+    }
+
+
 def agent_step(
     scope: Construct,
     construct_id: str,
@@ -36,16 +51,7 @@ def agent_step(
 ) -> tasks.LambdaInvoke:
     """A task whose input is the envelope (DESIGN §4) the agent's contract expects."""
     contract = pool.contract
-    envelope = {
-        "trace_id": sfn.JsonPath.string_at("$.trace_id"),
-        "correlation_id": sfn.JsonPath.string_at("$.correlation_id"),
-        "causation_id": causation,
-        "capability": contract.capabilities[0],
-        "capability_version": contract.version,
-        "deadline": sfn.JsonPath.string_at("$.deadline"),
-        "traceparent": sfn.JsonPath.string_at("$.traceparent"),  # the API's span parents each step's
-        "payload": payload,
-    }
+    envelope = step_envelope(contract, causation=causation, payload=payload)
     task = tasks.LambdaInvoke(
         scope,
         construct_id,
@@ -80,15 +86,7 @@ def dispatched_step(
     raises ``Escalated`` when only a person is left, for the workflow to catch.
     """
     contract = pool.contract
-    envelope = {
-        "trace_id": sfn.JsonPath.string_at("$.trace_id"),
-        "correlation_id": sfn.JsonPath.string_at("$.correlation_id"),
-        "causation_id": causation,
-        "capability": contract.capabilities[0],
-        "capability_version": contract.version,
-        "deadline": sfn.JsonPath.string_at("$.deadline"),
-        "payload": payload,
-    }
+    envelope = step_envelope(contract, causation=causation, payload=payload)
     task = tasks.LambdaInvoke(
         scope,
         construct_id,

@@ -52,8 +52,9 @@ class EventDelivery:
         self._original = original
 
         def send_to_targets(rule: Rule, event: Any, transform_input: bool = True) -> None:
-            lambdas = [t for t in rule.targets if ":lambda:" in t["Arn"]]
-            others = [t for t in rule.targets if ":lambda:" not in t["Arn"]]
+            # Ours: Lambda targets, and queues an agent drains (bursty agents): both are where faults apply.
+            lambdas = [t for t in rule.targets if delivery.delivers(t["Arn"])]
+            others = [t for t in rule.targets if not delivery.delivers(t["Arn"])]
             if others:  # moto's own delivery (queues, log groups, archives, buses) for the rest
                 view = copy.copy(rule)
                 view.targets = others
@@ -97,12 +98,22 @@ class EventDelivery:
                     self._pending -= 1
                     self._idle.notify_all()
 
+    def delivers(self, target_arn: str) -> bool:
+        """Whether this delivery (not moto's) takes events to the target: a function, or an agent's buffer."""
+        return ":lambda:" in target_arn or (":sqs:" in target_arn and self.agent_of(target_arn) != target_arn)
+
     def _deliver(self, event: dict[str, Any], target: dict[str, Any]) -> None:
         attempts = 1 + int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185))
         error = ""
         if self.faults.drops_event(self.agent_of(target["Arn"])):
             self.stats.failed_attempts += min(attempts, 5)
             self._dead_letter(event, target, "injected fault: the target never acknowledged the event")
+            return
+        if ":sqs:" in target["Arn"]:  # a bursty agent's buffer: the event is the message, as EventBridge sends it
+            url = self.client("sqs").get_queue_url(QueueName=target["Arn"].rsplit(":", 1)[1])["QueueUrl"]
+            self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
+            self.stats.delivered += 1
+            self.stats.by_target[target["Arn"]] = self.stats.by_target.get(target["Arn"], 0) + 1
             return
         for _ in range(min(attempts, 5)):  # locally a handful of attempts shows the behaviour
             response = self.client("lambda").invoke(

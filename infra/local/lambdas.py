@@ -220,10 +220,25 @@ class InProcessLambdas:
                 return json.dumps(error), True, ""
 
 
+def _unwrapped(event: Any) -> dict[str, Any]:
+    """The step or bus event an invocation is about: a dispatch request's envelope, an SQS batch's first event."""
+    if not isinstance(event, dict):
+        return {}
+    if isinstance(event.get("envelope"), dict):
+        return dict(event["envelope"])
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict) and "body" in records[0]:
+        try:  # a bursty agent's buffer: Lambda links the batch to its first message's trace
+            body = json.loads(records[0]["body"])
+        except (TypeError, ValueError):
+            return {}
+        return body if isinstance(body, dict) else {}
+    return event
+
+
 def _trace_of(event: Any) -> tuple[str | None, str | None, str | None]:
     """(trace id, traceparent, step) an invocation belongs to: from a step's envelope or a bus event's detail."""
-    if not isinstance(event, dict):
-        return None, None, None
+    event = _unwrapped(event)
     detail = event.get("detail")
     carrier: dict[str, Any] = detail if isinstance(detail, dict) else event
     trace_id, traceparent = carrier.get("trace_id"), carrier.get("traceparent")
@@ -231,6 +246,12 @@ def _trace_of(event: Any) -> tuple[str | None, str | None, str | None]:
     step = step_name(causation, run) if isinstance(causation, str) and isinstance(run, str) else None
     valid = isinstance(trace_id, str) and TRACE_ID.match(trace_id) is not None
     return (trace_id if valid else None), (traceparent if isinstance(traceparent, str) else None), step
+
+
+def _event_of(event: Any) -> str | None:
+    """The bus event's detail-type an invocation handles, directly or as the first record of an SQS batch."""
+    kind = _unwrapped(event).get("detail-type")
+    return kind if isinstance(kind, str) else None
 
 
 @contextmanager
@@ -248,8 +269,9 @@ def invocation_span(spec: FunctionSpec, event: Any) -> Iterator[None]:
     }
     if step:
         attributes["agentplane.step"] = step
-    if isinstance(event, dict) and isinstance(event.get("detail-type"), str):
-        attributes["agentplane.event"] = event["detail-type"]
+    delivered = _event_of(event)
+    if delivered is not None:
+        attributes["agentplane.event"] = delivered
     with tracing.span(
         f"Lambda {spec.name}", attributes, trace_id=trace_id, traceparent=traceparent, kind=SpanKind.SERVER
     ):

@@ -203,8 +203,15 @@ class LocalPlane:
         return Reply(200, {"Content-Type": "application/json"}, json.dumps(body).encode())
 
     def _agent_of(self, function_arn: str) -> str:
-        """The name faults know a function by: its contract's agent name, else its logical id."""
-        spec = self.lambdas.functions.get(function_arn.rsplit(":", 1)[-1])
+        """The name faults know a function by: its contract's agent name, else its logical id.
+
+        A queue an agent drains (a bursty agent's buffer) is known by that agent's name too.
+        """
+        drained = self.queues.mappings.get(function_arn)
+        if drained is not None:
+            function_arn = drained.function_arn
+        name = function_arn.split(":function:", 1)[1].split(":", 1)[0] if ":function:" in function_arn else function_arn
+        spec = self.lambdas.functions.get(name)
         return spec.environment.get("AGENT_NAME", spec.logical_id) if spec else function_arn
 
     def _trace(self, query: dict[str, list[str]]) -> Reply:

@@ -48,6 +48,8 @@ def runs(plane: LocalPlane) -> dict[str, dict[str, Any]]:
     assert run["status"] == "SUCCEEDED"
 
     plane.options.faults.faults["risk-scorer"] = Fault(error="Lambda.ServiceException")
+    # ... and the summarizer endpoint throttled, so its CPU fallback runs (and emits its metrics) too.
+    plane.options.faults.faults["summarizer"] = Fault(error="EndpointThrottled")
     try:
         failing = request(
             plane.url, "POST", "/v1/workflows/doc-review/executions", load_event("doc-review-request.json")
@@ -55,6 +57,7 @@ def runs(plane: LocalPlane) -> dict[str, dict[str, Any]]:
         failed_run = finished(plane.url, failing.body["execution_id"], enriched=True)
     finally:
         del plane.options.faults.faults["risk-scorer"]
+        del plane.options.faults.faults["summarizer"]
     assert failed_run["status"] == "FAILED"
 
     plane.settle()
@@ -115,7 +118,7 @@ def test_every_step_of_a_run_has_a_span_under_its_invocation_under_the_api(
     assert set(agents) == steps
     for step, span in agents.items():
         invocation = ids[span["parent_id"]]
-        assert invocation["attributes"]["agentplane.hop"] == "invoke"
+        assert invocation["attributes"]["agentplane.hop"] == "invoke", (step, invocation["name"])
         assert invocation["attributes"]["agentplane.agent"] == span["attributes"]["agentplane.agent"]
         assert span["attributes"]["agentplane.trace_id"] == reviewed["trace_id"]
         assert span["status"] == "ok"
@@ -123,6 +126,14 @@ def test_every_step_of_a_run_has_a_span_under_its_invocation_under_the_api(
             # across EventBridge: the tagger's invocation hangs under the step that published decision.recorded
             assert invocation["parent_id"] == agents["RecordDecision"]["span_id"]
             assert invocation["attributes"]["agentplane.event"] == "decision.recorded"
+        elif step.startswith("VerifyClaim/"):
+            # a dispatched step: the dispatcher's invocation (under the API) dispatched it, then called the agent
+            dispatch = ids[invocation["parent_id"]]
+            assert dispatch["attributes"]["agentplane.hop"] == "dispatch"
+            dispatcher = ids[dispatch["parent_id"]]
+            assert dispatcher["attributes"]["agentplane.hop"] == "invoke"
+            assert dispatcher["attributes"]["agentplane.step"] == step
+            assert dispatcher["parent_id"] == api["span_id"]
         else:
             assert invocation["attributes"]["agentplane.step"] == step
             assert invocation["parent_id"] == api["span_id"]
