@@ -10,6 +10,7 @@ from aws_cdk import RemovalPolicy
 from cdk_nag import AwsSolutionsChecks
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
+from infra.context import ContextError as ContextError  # re-exported: callers catch it from here
 from infra.stack import AgentPlaneStack
 
 DEFAULT_STACK_NAME = "agentplane"
@@ -20,10 +21,6 @@ FEATURE_FLAGS = {
 }
 
 
-class ContextError(ValueError):
-    pass
-
-
 def build_app(
     outdir: str | Path | None = None, *, contracts_dir: Path = CONTRACTS_DIR, context: dict[str, Any] | None = None
 ) -> cdk.App:
@@ -32,19 +29,31 @@ def build_app(
     removal = app.node.try_get_context("agentplane:removal-policy") or "retain"
     if removal not in ("retain", "destroy"):
         raise ContextError(f"context agentplane:removal-policy must be 'retain' or 'destroy', not {removal!r}")
-    AgentPlaneStack(
-        app,
-        stack_name,
-        contracts=load_contracts(contracts_dir),
-        removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
-        description="agentplane: orchestration plane for AI agents",
-    )
+    removal_policy = RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY
+    if str(app.node.try_get_context("agentplane:pipeline")).lower() == "true":
+        from infra.pipeline import PipelineStack  # imported only here: the default synth never loads CDK Pipelines
+
+        PipelineStack.from_context(
+            app, plane_stack_name=stack_name, contracts_dir=contracts_dir, removal=removal_policy
+        )
+    else:
+        AgentPlaneStack(
+            app,
+            stack_name,
+            contracts=load_contracts(contracts_dir),
+            removal_policy=removal_policy,
+            description="agentplane: orchestration plane for AI agents",
+        )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())
     return app
 
 
 def main() -> None:
-    build_app().synth()
+    try:
+        app = build_app()
+    except ContextError as error:
+        raise SystemExit(f"agentplane: {error}") from None
+    app.synth()
 
 
 if __name__ == "__main__":
