@@ -25,7 +25,7 @@ from constructs import Construct, IConstruct
 
 from contracts.capability import CapabilityContract
 from contracts.loader import load_contracts
-from infra.components.nag import acknowledge, logical_id
+from infra.components.nag import acknowledge, logical_id, region_account
 from infra.context import ContextError
 from infra.paths import REPO_ROOT
 from infra.stack import AgentPlaneStack
@@ -235,9 +235,8 @@ class PipelineStack(cdk.Stack):
 
     def _acknowledge_generated_grants(self) -> None:
         """CDK Pipelines writes these roles' policies; each wildcard below is one of its grants, scoped as it can be."""
-        region = "<AWS::Region>" if cdk.Token.is_unresolved(self.region) else self.region
-        account = "<AWS::AccountId>" if cdk.Token.is_unresolved(self.account) else self.account
-        arn = f"arn:<AWS::Partition>:{{service}}:{region}:{account}:"
+        account = region_account(self).split(":")[1]
+        arn = f"arn:<AWS::Partition>:{{service}}:{region_account(self)}:"
         artifacts = logical_id(self.artifacts)
         read = {
             **dict.fromkeys(

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.infra
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE_STACK = "agentplane-pipeline"
-# Stand-ins: the pipeline never hard-codes an account, so the test names one.
+# Stand-ins: the pipeline never hard-codes an account, so the test names them.
+PROD_ACCOUNT = "222222222222"
 CONNECTION = "arn:aws:codeconnections:eu-west-1:111111111111:connection/0b0c8f2e-5a4d-4e63-9d6e-1f2a3b4c5d6e"
 SETTINGS = {
     PIPELINE: "true",
@@ -30,6 +31,7 @@ SETTINGS = {
     REPOSITORY: "example/agentplane",
     BRANCH: "release",
     PIPELINE_ENV: "aws://111111111111/eu-west-1",
+    "agentplane:pipeline-prod-env": f"aws://{PROD_ACCOUNT}/eu-west-1",  # prod in an account of its own
 }
 
 
@@ -128,6 +130,24 @@ def test_prod_waits_for_a_manual_approval_dev_does_not(pipeline: Pipeline) -> No
     deploys = [a for a in prod if a["ActionTypeId"]["Category"] == "Deploy"]
     assert {a["Configuration"]["StackName"] for a in deploys} == {"prod-agentplane"}
     assert all(approval["RunOrder"] < a["RunOrder"] for a in deploys)
+
+
+def test_prod_in_another_account_deploys_there_and_can_read_the_artifacts(pipeline: Pipeline) -> None:
+    # GIVEN prod in its own account (context agentplane:pipeline-prod-env), dev in the pipeline's
+    deploy_role = f"role/cdk-hnb659fds-deploy-role-{PROD_ACCOUNT}-eu-west-1"
+    prod = [a for a in pipeline.stage("prod") if a["ActionTypeId"]["Category"] == "Deploy"]
+    dev = pipeline.stage("dev")
+
+    # THEN prod deploys through that account's bootstrap deploy role, dev through the pipeline account's
+    assert all(deploy_role in json.dumps(a["RoleArn"]) for a in prod)
+    assert not any(PROD_ACCOUNT in json.dumps(a.get("RoleArn")) for a in dev)
+    # AND that role, alone of the prod account, may decrypt the artifacts (the key never opens to the account root)
+    store = pipeline.pipeline["Properties"]["ArtifactStore"]
+    key = pipeline.template["Resources"][store["EncryptionKey"]["Id"]["Fn::GetAtt"][0]]
+    grants = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if PROD_ACCOUNT in json.dumps(s["Principal"])]
+    assert [(g["Action"], deploy_role in json.dumps(g["Principal"])) for g in grants] == [
+        (["kms:Decrypt", "kms:DescribeKey"], True)
+    ]
 
 
 def test_each_stage_deploys_the_plane_the_default_app_deploys(pipeline: Pipeline, synthesized: Synthesized) -> None:
