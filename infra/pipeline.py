@@ -75,8 +75,8 @@ class PipelineSettings:
 
     def context_flags(self, app_context: Mapping[str, str]) -> list[str]:
         """The ``-c`` flags that make the pipeline's own synth rebuild this same pipeline (and the same plane)."""
-        values = {**app_context, PIPELINE: "true", CONNECTION_ARN: self.connection_arn, REPOSITORY: self.repository}
-        values[BRANCH] = self.branch
+        values = {**app_context, PIPELINE: "true", CONNECTION_ARN: self.connection_arn}
+        values.update({REPOSITORY: self.repository, BRANCH: self.branch})
         if self.env is not None:
             values[PIPELINE_ENV] = f"aws://{self.env.account}/{self.env.region}"
         for stage, env in self.stage_envs.items():
@@ -202,13 +202,12 @@ class PipelineStack(cdk.Stack):
             env={"CDK_DISABLE_CLI_TELEMETRY": "true", "CDK_DISABLE_VERSION_CHECK": "1"},
             primary_output_directory="cdk.out",
         )
-        cli = pinned_cdk_cli()
         self.pipeline = pipelines.CodePipeline(
             self,
             "Pipeline",
             synth=self.synth_step,
             artifact_bucket=self.artifacts,
-            cli_version=cli,
+            cli_version=pinned_cdk_cli(),
             pipeline_type=codepipeline.PipelineType.V2,
             publish_assets_in_parallel=False,  # one asset project for all the plane's files, not one per asset
             code_build_defaults=pipelines.CodeBuildOptions(
