@@ -8,6 +8,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import RemovalPolicy
 from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
 from infra.context import ContextError as ContextError  # re-exported: callers catch it from here
@@ -29,21 +30,23 @@ def build_app(
     removal = app.node.try_get_context("agentplane:removal-policy") or "retain"
     if removal not in ("retain", "destroy"):
         raise ContextError(f"context agentplane:removal-policy must be 'retain' or 'destroy', not {removal!r}")
-    removal_policy = RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY
+
+    def plane(scope: Construct, stack_id: str, description: str) -> AgentPlaneStack:
+        """The plane stack; the pipeline's stages build theirs here too, so they deploy what `cdk deploy` does."""
+        return AgentPlaneStack(
+            scope,
+            stack_id,
+            contracts=load_contracts(contracts_dir),
+            removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
+            description=description,
+        )
+
     if str(app.node.try_get_context("agentplane:pipeline")).lower() == "true":
         from infra.pipeline import PipelineStack  # imported only here: the default synth never loads CDK Pipelines
 
-        PipelineStack.from_context(
-            app, plane_stack_name=stack_name, contracts_dir=contracts_dir, removal=removal_policy
-        )
+        PipelineStack.from_context(app, plane_stack_name=stack_name, plane=plane)
     else:
-        AgentPlaneStack(
-            app,
-            stack_name,
-            contracts=load_contracts(contracts_dir),
-            removal_policy=removal_policy,
-            description="agentplane: orchestration plane for AI agents",
-        )
+        plane(app, stack_name, "agentplane: orchestration plane for AI agents")
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())
     return app
 

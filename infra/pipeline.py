@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -23,8 +22,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import pipelines
 from constructs import Construct, IConstruct
 
-from contracts.capability import CapabilityContract
-from contracts.loader import load_contracts
 from infra.components.nag import acknowledge, logical_id, region_account
 from infra.context import ContextError
 from infra.paths import REPO_ROOT
@@ -37,6 +34,8 @@ BRANCH = "agentplane:pipeline-branch"
 PIPELINE_ENV = "agentplane:pipeline-env"
 STAGE_ENV = "agentplane:pipeline-{stage}-env"
 STAGES = ("dev", "prod")
+# Builds the plane stack (scope, stack id, description): `infra.app` passes the one the default app uses.
+PlaneFactory = Callable[[Construct, str, str], AgentPlaneStack]
 
 _CONNECTION = re.compile(
     r"arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}"
@@ -121,23 +120,10 @@ class PlaneStage(cdk.Stage):
     """One deployment of the plane (dev, prod): the same stack the default app deploys."""
 
     def __init__(
-        self,
-        scope: Construct,
-        stage_id: str,
-        *,
-        stack_name: str,
-        contracts: Mapping[str, CapabilityContract],
-        removal_policy: cdk.RemovalPolicy,
-        env: cdk.Environment | None,
+        self, scope: Construct, stage_id: str, *, stack_name: str, plane: PlaneFactory, env: cdk.Environment | None
     ) -> None:
         super().__init__(scope, stage_id, env=env)
-        self.plane = AgentPlaneStack(
-            self,
-            stack_name,
-            contracts=contracts,
-            removal_policy=removal_policy,
-            description=f"agentplane ({stage_id}): orchestration plane for AI agents",
-        )
+        self.plane = plane(self, stack_name, f"agentplane ({stage_id}): orchestration plane for AI agents")
 
 
 class PipelineStack(cdk.Stack):
@@ -150,8 +136,8 @@ class PipelineStack(cdk.Stack):
         *,
         settings: PipelineSettings,
         plane_stack_name: str,
-        contracts: Mapping[str, CapabilityContract],
-        removal_policy: cdk.RemovalPolicy,
+        plane: PlaneFactory,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
         app_context: Mapping[str, str] | None = None,
         stage_steps: Mapping[str, StageSteps] | None = None,
         **kwargs: Any,
@@ -223,8 +209,7 @@ class PipelineStack(cdk.Stack):
                 self,
                 stage,
                 stack_name=plane_stack_name,
-                contracts=contracts,
-                removal_policy=removal_policy,
+                plane=plane,
                 env=settings.stage_envs.get(stage),
             )
             steps = self.stage_steps.get(stage, StageSteps())
@@ -305,21 +290,19 @@ class PipelineStack(cdk.Stack):
                 acknowledge(role, f"AwsSolutions-IAM5[{rule}]", reason)
 
     @classmethod
-    def from_context(
-        cls, app: cdk.App, *, plane_stack_name: str, contracts_dir: Path, removal: cdk.RemovalPolicy
-    ) -> PipelineStack:
+    def from_context(cls, app: cdk.App, *, plane_stack_name: str, plane: PlaneFactory) -> PipelineStack:
         """The pipeline as `cdk synth -c agentplane:pipeline=true ...` builds it; settings are checked first."""
         settings = PipelineSettings.from_context(app)
+        # Every agentplane setting the app was given travels to the pipeline's own synth, so it rebuilds this app.
+        app_context = {k: str(v) for k, v in app.node.get_all_context().items() if k.startswith("agentplane:")}
+        retain = app_context.get("agentplane:removal-policy", "retain") == "retain"
         return cls(
             app,
             f"{plane_stack_name}-pipeline",
             settings=settings,
             plane_stack_name=plane_stack_name,
-            contracts=load_contracts(contracts_dir),
-            removal_policy=removal,
-            app_context={
-                "agentplane:stack-name": plane_stack_name,
-                "agentplane:removal-policy": "retain" if removal == cdk.RemovalPolicy.RETAIN else "destroy",
-            },
+            plane=plane,
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+            app_context=app_context,
             description="agentplane: deployment pipeline (make test, dev, approval, prod)",
         )

@@ -32,6 +32,7 @@ SETTINGS = {
     BRANCH: "release",
     PIPELINE_ENV: "aws://111111111111/eu-west-1",
     "agentplane:pipeline-prod-env": f"aws://{PROD_ACCOUNT}/eu-west-1",  # prod in an account of its own
+    "agentplane:removal-policy": "retain",
 }
 
 
@@ -104,8 +105,8 @@ def test_build_runs_make_test_before_synthesizing_this_pipeline(pipeline: Pipeli
     assert spec["phases"]["install"]["commands"] == ["make setup"]
     assert commands[0] == "make test"
     assert commands[1].startswith("npx --no-install cdk synth")
-    # AND the synth passes the same context, so the self-mutation step keeps this pipeline and this plane
-    for key, value in {**SETTINGS, "agentplane:stack-name": "agentplane"}.items():
+    # AND the synth passes every agentplane setting it was given, so the self-mutation keeps this pipeline and plane
+    for key, value in SETTINGS.items():
         assert f"-c {key}={value}" in commands[1]
     assert spec["artifacts"]["base-directory"] == "cdk.out"
 
