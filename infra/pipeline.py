@@ -253,7 +253,9 @@ class PipelineStack(cdk.Stack):
 
         code_pipeline = self.pipeline.pipeline
         source_role = code_pipeline.node.find_child("Source").node.children[0].node.find_child("CodePipelineActionRole")
-        file_role = self.pipeline.node.find_child("Assets").node.find_child("FileRole")
+        assets = self.pipeline.node.try_find_child("Assets")
+        # One role per kind of asset the plane has: files (code, layers) and, with a container, Docker images.
+        asset_roles = [assets.node.try_find_child(role) for role in ("FileRole", "DockerRole")] if assets else []
         mutation = self.pipeline.self_mutation_project
         findings: list[tuple[IConstruct | None, dict[str, str]]] = [
             (code_pipeline.role, {**read, **write}),
@@ -271,19 +273,17 @@ class PipelineStack(cdk.Stack):
                     "condition requires their aws-cdk:bootstrap-role tag, their names carry the bootstrap qualifier",
                 },
             ),
-            (
-                file_role,
-                {
-                    **read,
-                    "Resource::*": "start and follow the asset-publishing builds CDK Pipelines creates "
-                    "(codebuild:StartBuild/BatchGetBuilds); read-only artifact access otherwise",
-                    f"Resource::{arn.format(service='logs')}log-group:/aws/codebuild/*": "logs of the asset-publishing "
-                    "projects, whose names CDK Pipelines generates",
-                    f"Resource::{arn.format(service='codebuild')}report-group/*": "report groups of the "
-                    "asset-publishing projects, whose names CDK Pipelines generates",
-                },
-            ),
         ]
+        asset_rules = {
+            **read,
+            "Resource::*": "start and follow the asset-publishing builds CDK Pipelines creates "
+            "(codebuild:StartBuild/BatchGetBuilds); read-only artifact access otherwise",
+            f"Resource::{arn.format(service='logs')}log-group:/aws/codebuild/*": "logs of the asset-publishing "
+            "projects, whose names CDK Pipelines generates",
+            f"Resource::{arn.format(service='codebuild')}report-group/*": "report groups of the "
+            "asset-publishing projects, whose names CDK Pipelines generates",
+        }
+        findings += [(role, asset_rules) for role in asset_roles if role is not None]
         for role, rules in findings:
             assert role is not None
             for rule, reason in rules.items():
