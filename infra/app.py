@@ -9,8 +9,10 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import RemovalPolicy
 from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
+from infra.context import ContextError as ContextError  # re-exported: callers catch it from here
 from infra.paths import FUNCTIONS_DIR
 from infra.stack import AgentPlaneStack
 
@@ -21,10 +23,6 @@ FEATURE_FLAGS = {
     # Grant S3 log delivery with a bucket policy, not the legacy LogDeliveryWrite ACL (cfn-lint W3045).
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
 }
-
-
-class ContextError(ValueError):
-    pass
 
 
 def build_app(
@@ -47,22 +45,36 @@ def build_app(
         raise ContextError(
             f"context agentplane:otel-collector-layer-arn must be a Lambda layer version ARN, not {collector!r}"
         )
-    AgentPlaneStack(
-        app,
-        stack_name,
-        contracts=load_contracts(contracts_dir),
-        removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
-        fault_injection=fault_injection == "true",
-        otel_collector_layer_arn=str(collector) if collector else None,
-        functions_dir=functions_dir,
-        description="agentplane: orchestration plane for AI agents",
-    )
+
+    def plane(scope: Construct, stack_id: str, description: str) -> AgentPlaneStack:
+        """The plane stack; the pipeline's stages build theirs here too, so they deploy what `cdk deploy` does."""
+        return AgentPlaneStack(
+            scope,
+            stack_id,
+            contracts=load_contracts(contracts_dir),
+            removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
+            fault_injection=fault_injection == "true",
+            otel_collector_layer_arn=str(collector) if collector else None,
+            functions_dir=functions_dir,
+            description=description,
+        )
+
+    if str(app.node.try_get_context("agentplane:pipeline")).lower() == "true":
+        from infra.pipeline import PipelineStack  # imported only here: the default synth never loads CDK Pipelines
+
+        PipelineStack.from_context(app, plane_stack_name=stack_name, plane=plane)
+    else:
+        plane(app, stack_name, "agentplane: orchestration plane for AI agents")
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())
     return app
 
 
 def main() -> None:
-    build_app().synth()
+    try:
+        app = build_app()
+    except ContextError as error:
+        raise SystemExit(f"agentplane: {error}") from None
+    app.synth()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Token, Validations
 from constructs import IConstruct
 
 XRAY_REASON = (
@@ -21,3 +21,11 @@ def logical_id(resource: IConstruct) -> str:
     assert isinstance(child, CfnResource)
     resolved: str = Stack.of(resource).resolve(child.logical_id)
     return resolved
+
+
+def region_account(scope: IConstruct) -> str:
+    """``REGION:ACCOUNT`` as cdk-nag prints it inside an ARN: pseudo parameters, or the stack's literal environment."""
+    stack = Stack.of(scope)
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    return f"{region}:{account}"

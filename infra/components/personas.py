@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.components.nag import acknowledge, logical_id
+from infra.components.nag import acknowledge, logical_id, region_account
 from infra.local.auth import PERSONA_METADATA
 
 Route = tuple[str, str]  # (METHOD, path); "*" stands for a path parameter
@@ -108,7 +108,7 @@ class Personas(Construct):
                 if "*" in path:
                     acknowledge(
                         role,
-                        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+                        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:{region_account(role)}:"
                         f"<{logical_id(api)}>/<{logical_id(stage)}>/{method}{path}]",
                         f"{method} {path}: '*' stands for a path parameter (a run, trace or approval id, "
                         "a workflow name) of this one API and stage",

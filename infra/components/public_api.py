@@ -19,7 +19,7 @@ from infra.components.agent_pool import LAMBDA_RUNTIME
 from infra.components.approval_gate import ApprovalGate
 from infra.components.audit_ledger import AuditLedger
 from infra.components.data_store import DataStore
-from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.nag import XRAY_REASON, acknowledge, logical_id, region_account
 from infra.components.retention import log_group
 from infra.components.staging import stage
 from infra.paths import FUNCTIONS_DIR
@@ -248,7 +248,7 @@ class PublicApi(Construct):
         for workflow in (w for w in workflows if not w.synchronous):
             acknowledge(
                 role,
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{region_account(role)}:execution:"
                 f"<{logical_id(workflow.state_machine)}.Name>:*]",
                 "DescribeExecution on the runs of this one state machine; run names are made per request",
             )

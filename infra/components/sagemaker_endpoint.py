@@ -23,7 +23,7 @@ from containers.base.settings import MAX_BATCH_ENV, MAX_WAIT_MS_ENV
 from contracts.capability import CapabilityContract, FallbackCapability, LambdaRuntime, SageMakerRuntime
 from infra.components.agent_pool import AgentPool, ContractInfraError, Resources
 from infra.components.coordinator_workflow import TRANSIENT_ERRORS
-from infra.components.nag import acknowledge
+from infra.components.nag import acknowledge, region_account
 from infra.components.staging import stage
 from infra.conventions import CONTAINER_METADATA
 from infra.paths import CONTAINERS_DIR, CONTRACTS_DIR, FUNCTIONS_DIR
@@ -157,7 +157,7 @@ class SageMakerPool(Construct):
         )
         acknowledge(
             self.execution_role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{region_account(self.execution_role)}:log-group:"
             "/aws/sagemaker/Endpoints/*]",
             "SageMaker names the endpoint's log group after the endpoint, which CloudFormation names at deploy",
         )
