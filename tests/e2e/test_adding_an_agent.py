@@ -12,12 +12,17 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import pytest
 
 from contracts.loader import CONTRACTS_DIR
+from functions.runtime.registry import DynamoRegistry
+from infra.app import build_app
 from infra.cli import main
+from infra.local.plane import LocalPlane, PlaneOptions
 from infra.paths import FUNCTIONS_DIR, REPO_ROOT
 from tests.generated_contracts import CONTRACTS_DIR_ENV, FUNCTIONS_DIR_ENV
 
@@ -119,22 +124,20 @@ def test_it_is_synthesized_and_covered_by_the_generated_tests(throwaway: Throwaw
     }
 
 
-def test_it_is_registered_and_routed_to_on_the_local_plane(
-    throwaway: Throwaway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from infra.app import build_app
-    from infra.local.plane import LocalPlane, PlaneOptions
-
+def test_it_is_registered_and_routed_to_on_the_local_plane(throwaway: Throwaway, tmp_path: Path) -> None:
     # GIVEN the plane stood up from a template synthesized with the new agent's contract and handler
     assembly = tmp_path / "cdk.out"
-    build_app(assembly, contracts_dir=throwaway.contracts, functions_dir=throwaway.functions).synth()
+    build_app(
+        assembly,
+        contracts_dir=throwaway.contracts,
+        functions_dir=throwaway.functions,
+        context={"aws:cdk:enable-asset-metadata": "true"},  # the plane finds staged code by its metadata
+    ).synth()
     options = PlaneOptions(state_dir=tmp_path / "plane", assembly_dir=assembly, schedule_scale=0)
     with LocalPlane(options) as plane:
         # WHEN its capabilities are listed, and a step asks the dispatcher for the new capability
-        assert main(["capabilities", "--api-url", plane.url, "--json"]) == 0
-        listed = json.loads(capsys.readouterr().out)["capabilities"]
+        table = plane.physical("RegistryTable", "AWS::DynamoDB::Table")
+        registered = DynamoRegistry(boto3.resource("dynamodb").Table(table), cache_s=0).implementations()
         request = {
             "accept": "0.x",
             "envelope": {
@@ -156,9 +159,9 @@ def test_it_is_registered_and_routed_to_on_the_local_plane(
         )["Item"]
 
     # THEN the registry knows it, and dispatch routed the step to it
-    (entry,) = [c for c in listed if c["name"] == AGENT]
-    assert [i["implementation"] for i in entry["implementations"]] == [AGENT]
-    assert entry["implementations"][0]["circuit"]["state"] == "closed"
+    (entry,) = [i for i in registered if i.agent == AGENT]
+    assert (entry.name, entry.capabilities, entry.contract_version) == (AGENT, [AGENT], "0.1.0")
+    assert entry.circuit.state == "closed"
     assert "FunctionError" not in answer, verdict
     assert verdict["claim_id"] == "c-001"
     assert recorded["actor"]["S"] == f"agent:{AGENT}"
