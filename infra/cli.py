@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -363,9 +364,21 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def fetch_export(endpoint: Endpoint) -> str:
+    """The whole export, page by page (each page names the next in ``X-Next-Cursor``)."""
+    pages: list[str] = []
+    cursor: str | None = None
+    while True:
+        query = "" if cursor is None else f"?cursor={urllib.parse.quote(cursor)}"
+        answer = call(endpoint, "GET", f"/v1/audit/export{query}", raw=True)
+        pages.append(expect(answer, 200))
+        cursor = {k.lower(): v for k, v in answer.headers.items()}.get("x-next-cursor")
+        if not cursor:
+            return "".join(pages)
+
+
 def _fetch_export(args: argparse.Namespace) -> str:
-    text: str = expect(call(connect(args), "GET", "/v1/audit/export", raw=True), 200)
-    return text
+    return fetch_export(connect(args))
 
 
 def _read_export(path: str) -> Any:
@@ -832,7 +845,7 @@ def _demo_ledger(plane: Any, auditor: Endpoint, trace_id: str) -> bool:
 
     plane.scheduler.run()
     lineage = expect(call(auditor, "GET", f"/v1/audit/traces/{trace_id}"), 200)
-    export = read_export(io.StringIO(expect(call(auditor, "GET", "/v1/audit/export", raw=True), 200)))
+    export = read_export(io.StringIO(fetch_export(auditor)))
     report = verify_export(export)
     steps = len(lineage["steps"])
     state = "verified" if lineage["verified"] else "NOT verified"

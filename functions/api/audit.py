@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 from functions.api.service import ProblemError
 from functions.runtime.decisions import step_name
-from functions.runtime.ledger import LedgerEntry, SignedDigest, check_entry, verify_signature, write_export
+from functions.runtime.ledger import (
+    LedgerEntry,
+    SignedDigest,
+    check_entry,
+    digest_line,
+    entry_line,
+    key_line,
+    verify_signature,
+)
 from functions.runtime.ledger_store import DigestArchive, LedgerStore
 
 
@@ -83,9 +92,44 @@ def lineage(trace_id: str, *, store: LedgerStore, archive: DigestArchive, public
     }
 
 
-def export(*, store: LedgerStore, archive: DigestArchive, public_key_pem: str, key_id: str) -> str:
-    """Every entry of every chain and every digest, as JSON Lines (see functions.runtime.ledger.export)."""
-    entries = [entry for chain_id in store.chains() for entry in store.entries(chain_id)]
+PAGE_BYTES = 4 * 1024 * 1024  # under Lambda's 6 MB response and API Gateway's 10 MB, with room for encoding
+_CURSOR = re.compile(r"^(?P<chain>[A-Za-z0-9_-]{1,64}):(?P<seq>[0-9]{1,12})$")
+
+
+def export(
+    *,
+    store: LedgerStore,
+    archive: DigestArchive,
+    public_key_pem: str,
+    key_id: str,
+    cursor: str | None = None,
+    page_bytes: int = PAGE_BYTES,
+) -> tuple[str, str | None]:
+    """One page of the export as JSON Lines, and the cursor of the next page (None on the last).
+
+    Pages follow the chains in order, each chain by seq; the first page starts with the public key, the last
+    ends with every digest, so the pages concatenated are one export (functions.runtime.ledger.export).
+    """
+    chains = sorted(store.chains())
+    start_chain, after_seq = chains[0] if chains else "", 0
+    if cursor is not None:
+        found = _CURSOR.match(cursor)
+        if found is None or found["chain"] not in chains:
+            raise ProblemError(
+                400, "Invalid cursor", f"cursor {cursor!r} is not one this export gave", kind="validation"
+            )
+        start_chain, after_seq = found["chain"], int(found["seq"])
     buffer = io.StringIO()
-    write_export(buffer, public_key_pem=public_key_pem, key_id=key_id, entries=entries, digests=archive.all())
-    return buffer.getvalue()
+    if cursor is None:
+        buffer.write(key_line(public_key_pem=public_key_pem, key_id=key_id))
+    written = 0
+    for chain_id in chains[chains.index(start_chain) :] if chains else []:
+        for entry in store.entries(chain_id, after_seq=after_seq if chain_id == start_chain else 0):
+            line = entry_line(entry)
+            if written and buffer.tell() + len(line) > page_bytes:
+                return buffer.getvalue(), f"{chain_id}:{entry.seq - 1}"
+            buffer.write(line)
+            written += 1
+    for digest in archive.all():
+        buffer.write(digest_line(digest))
+    return buffer.getvalue(), None

@@ -237,13 +237,15 @@ def audit_trace(trace_id: str) -> Response[str]:
 @app.get("/v1/audit/export")
 def audit_export() -> Response[str]:
     signer = KmsSigner(os.environ["SIGNING_KEY_ID"])
-    lines = export(
+    lines, following = export(
         store=DynamoLedgerStore(table(os.environ["LEDGER_TABLE"])),
         archive=S3DigestArchive(os.environ["DIGESTS_BUCKET"]),
         public_key_pem=signer.public_key_pem(),
         key_id=signer.key_id,
+        cursor=(app.current_event.query_string_parameters or {}).get("cursor"),
     )
-    return Response(status_code=200, content_type="application/x-ndjson", body=lines)
+    headers = {} if following is None else {"X-Next-Cursor": following}
+    return Response(status_code=200, content_type="application/x-ndjson", body=lines, headers=headers)
 
 
 class StepFunctionsCallbacks:

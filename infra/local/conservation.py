@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from functions.runtime.ledger import read_export, record_id_for, verify_export
-from infra.cli import TERMINAL, call, expect, local_endpoint
+from infra.cli import TERMINAL, call, expect, fetch_export, local_endpoint
 from infra.local.plane import LocalPlane
 
 
@@ -111,7 +111,7 @@ def check(plane: LocalPlane, submissions: Iterable[Submission], *, settle_timeou
     result.decision_records = len(records)
     assert plane.scheduler is not None
     plane.scheduler.run()
-    export = read_export(io.StringIO(expect(call(admin, "GET", "/v1/audit/export", raw=True), 200)))
+    export = read_export(io.StringIO(fetch_export(admin)))
     in_ledger = {entry.record_id for entry in export.all_entries()}
     result.ledger_entries = export.entry_count
     result.decisions_not_in_ledger = sorted(records - in_ledger)[:20]

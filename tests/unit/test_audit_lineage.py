@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
-from functions.api.audit import lineage
+from functions.api.audit import export, lineage
 from functions.api.service import ProblemError
 from functions.ledger_appender.service import append_record
 from functions.ledger_digest.service import run_digest
-from functions.runtime.ledger import LocalSigner, make_entry
+from functions.runtime.ledger import LocalSigner, make_entry, read_export, verify_export
 from functions.runtime.ledger_store import InMemoryDigestArchive, InMemoryLedgerStore
 
 pytestmark = pytest.mark.unit
@@ -72,3 +74,42 @@ def test_an_unknown_trace_is_404() -> None:
             public_key_pem="",
         )
     assert missing.value.status == 404
+
+
+def test_the_export_comes_in_pages_that_join_into_one_verifiable_export() -> None:
+    # GIVEN a ledger across several runs (so several chains), digested
+    store, archive, signer = InMemoryLedgerStore(), InMemoryDigestArchive(), LocalSigner.generate()
+    for run in range(12):
+        for step in ("Intake", "ScoreRisk", "RecordDecision"):
+            record = {"correlation_id": f"run-{run}", "step_key": f"run-{run}/{step}", "trace_id": TRACE}
+            append_record({**record, "actor": "agent:x"}, store=store, now=lambda: AT)
+    run_digest(store=store, signer=signer, archive=archive, now="2026-11-23T12:05:00+00:00", interval_s=900)
+    settings = {"store": store, "archive": archive, "public_key_pem": signer.public_key_pem(), "key_id": signer.key_id}
+
+    # WHEN it is read page by page with a small page size
+    pages, cursor = [], None
+    while True:
+        page, cursor = export(**settings, cursor=cursor, page_bytes=2000)
+        pages.append(page)
+        if cursor is None:
+            break
+    whole, none_after = export(**settings, page_bytes=10**9)
+
+    # THEN there were several pages, and together they are the one-page export, which verifies
+    assert len(pages) > 3
+    assert none_after is None
+    assert "".join(pages) == whole
+    assert pages[0].startswith('{"kind":"public_key"')
+    report = verify_export(read_export(io.StringIO("".join(pages))))
+    assert report.ok
+    assert report.entries == 36
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "chain-99:3", "chain-01:x"])
+def test_a_cursor_the_export_did_not_give_is_a_400(cursor: str) -> None:
+    store = ledger(["Intake"])
+
+    with pytest.raises(ProblemError) as raised:
+        export(store=store, archive=InMemoryDigestArchive(), public_key_pem="pem", key_id="k", cursor=cursor)
+
+    assert raised.value.status == 400

@@ -34,7 +34,7 @@ from functions.runtime.ledger.errors import (
     LedgerError,
     ProofError,
 )
-from functions.runtime.ledger.export import Export, read_export, write_export
+from functions.runtime.ledger.export import Export, digest_line, entry_line, key_line, read_export, write_export
 from functions.runtime.ledger.proof import InclusionProof, prove, verify_proof
 from functions.runtime.ledger.verify import Problem, VerifyReport, verify_export
 
@@ -62,7 +62,10 @@ __all__ = [
     "chain_ids",
     "check_entry",
     "digest_leaves",
+    "digest_line",
+    "entry_line",
     "from_dynamodb_image",
+    "key_line",
     "make_entry",
     "merkle",
     "plain_json",

@@ -52,6 +52,18 @@ def _line(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
+def key_line(*, public_key_pem: str, key_id: str) -> str:
+    return _line({"kind": "public_key", "key_id": key_id, "pem": public_key_pem})
+
+
+def entry_line(entry: LedgerEntry) -> str:
+    return _line({"kind": "entry", **entry.model_dump()})
+
+
+def digest_line(digest: SignedDigest) -> str:
+    return _line({"kind": "digest", **digest.model_dump(mode="json")})
+
+
 def write_export(
     fp: TextSink,
     *,
@@ -61,11 +73,11 @@ def write_export(
     digests: Iterable[SignedDigest],
 ) -> None:
     """Write the key line, then the entries in the order given, then the digests in the order given."""
-    fp.write(_line({"kind": "public_key", "key_id": key_id, "pem": public_key_pem}))
+    fp.write(key_line(public_key_pem=public_key_pem, key_id=key_id))
     for entry in entries:
-        fp.write(_line({"kind": "entry", **entry.model_dump()}))
+        fp.write(entry_line(entry))
     for digest in digests:
-        fp.write(_line({"kind": "digest", **digest.model_dump(mode="json")}))
+        fp.write(digest_line(digest))
 
 
 def _reason(error: ValidationError) -> str:
