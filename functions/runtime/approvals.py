@@ -7,6 +7,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from functions.runtime.aws import scan_all
+
 Status = Literal["PENDING", "APPROVED", "REJECTED", "EXPIRED"]
 
 
@@ -91,19 +93,13 @@ class DynamoApprovalStore:
         return None if found is None else ApprovalItem.model_validate(found)
 
     def by_status(self, status: Status) -> list[ApprovalItem]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "FilterExpression": "#s = :s",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":s": status},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._table.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = scan_all(
+            self._table,
+            FilterExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": status},
+            ConsistentRead=True,
+        )
         return sorted((ApprovalItem.model_validate(i) for i in items), key=lambda i: i.requested_at)
 
     def settle(self, approval_id: str, *, status: Status, decided_by: str, reason: str, decided_at: str) -> bool:

@@ -21,6 +21,17 @@ def table(name: str) -> Any:
     return boto3.resource("dynamodb").Table(name)
 
 
+def scan_all(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item a Scan returns, page after page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = table.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
 class S3DocumentStore:
     """Documents bucket (claim-check). Matches the intake service's DocumentStore protocol."""
 

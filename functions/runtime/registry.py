@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from functions.runtime.aws import scan_all
 from functions.runtime.routing import Breaker, Circuit, Health, Implementation, fold_health, observe
 
 KEY = "implementation"
@@ -61,15 +62,7 @@ class DynamoRegistry:
         now = self._monotonic()
         if self._cached is not None and now - self._cached[0] < self._cache_s:
             return self._cached[1]
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self._table.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        found = sorted((from_item(i) for i in items), key=lambda i: i.name)
+        found = sorted((from_item(i) for i in scan_all(self._table)), key=lambda i: i.name)
         self._cached = (now, found)
         return found
 

@@ -155,6 +155,15 @@ class Candidate(BaseModel):
     reason: str
     output_model: str | None = None
 
+    @classmethod
+    def of(cls, implementation: Implementation, reason: str) -> Candidate:
+        return cls(
+            implementation=implementation.name,
+            target=implementation.target,
+            reason=reason,
+            output_model=implementation.output_model,
+        )
+
 
 def _rank(implementations: list[Implementation]) -> list[Implementation]:
     """Healthiest first: lower error rate, then lower p95, then name (deterministic)."""
@@ -190,14 +199,7 @@ def plan(
             if trial
             else ("healthy and compatible" if position == 0 else f"alternate {capability} implementation")
         )
-        chosen.append(
-            Candidate(
-                implementation=implementation.name,
-                target=implementation.target,
-                reason=why,
-                output_model=implementation.output_model,
-            )
-        )
+        chosen.append(Candidate.of(implementation, why))
     owner = ranked[0] if ranked else None
     for entry in owner.fallback if owner else []:
         if isinstance(entry, dict):
@@ -212,28 +214,14 @@ def plan(
             for alternate in alternates:
                 if alternate.circuit.admits(now, breaker):
                     reason = f"fallback: {entry['capability']} {entry['max_version']}"
-                    chosen.append(
-                        Candidate(
-                            implementation=alternate.name,
-                            target=alternate.target,
-                            reason=reason,
-                            output_model=alternate.output_model,
-                        )
-                    )
+                    chosen.append(Candidate.of(alternate, reason))
         elif entry == "approximate":
             assert owner is not None
             degraded = [i for i in registry if i.name == owner.name + APPROXIMATE_SUFFIX]
             for approximate in degraded:
                 if approximate.circuit.admits(now, breaker):
                     reason = "fallback: approximate result"
-                    chosen.append(
-                        Candidate(
-                            implementation=approximate.name,
-                            target=approximate.target,
-                            reason=reason,
-                            output_model=approximate.output_model,
-                        )
-                    )
+                    chosen.append(Candidate.of(approximate, reason))
                 else:
                     skipped.append(f"{approximate.name}: circuit open ({approximate.circuit.reason})")
         elif entry == HUMAN:
