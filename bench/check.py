@@ -64,7 +64,8 @@ def main() -> int:
     for prefix, what, value, target, comparison in CHECKS:
         path = newest(prefix)
         if path is None:
-            print(f"NO REPORT  {what}: run `make bench` first")
+            maker = {"loadtest": "make loadtest", "loadtest-surge": "make loadtest", "chaos": "make chaos"}
+            print(f"NO REPORT  {what}: run `{maker.get(prefix, 'make bench')}` first")
             missed += 1
             continue
         measured = value(json.loads(path.read_text()))
