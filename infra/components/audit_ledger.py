@@ -11,13 +11,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.components.data_store import DataStore
-from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.nag import STREAM_CONSUMER_REASON, acknowledge, logical_id
 from infra.components.platform_function import platform_function
-from infra.components.retention import declare, period
+from infra.components.queues import dead_letter_queue
+from infra.components.retention import period
 
 TRACE_INDEX = "ByTrace"
 
@@ -76,18 +76,9 @@ class AuditLedger(Construct):
             data=data,
             description="agentplane ledger appender: decisions stream -> hash chains",
             environment={"LEDGER_TABLE": self.table.table_name},
-            wildcard_reason=XRAY_REASON + "; dynamodb:ListStreams (granted with the stream event source) has no "
-            "resource-level permissions",
+            wildcard_reason=STREAM_CONSUMER_REASON,
         )
-        self.failed_batches = sqs.Queue(
-            self,
-            "AppenderFailures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=period("dead-letters"),
-        )
-        declare(self.failed_batches, "dead-letters")
-        acknowledge(self.failed_batches, "AwsSolutions-SQS3", "this queue is the appender's on-failure destination")
+        self.failed_batches = dead_letter_queue(self, "AppenderFailures", holds="the appender's on-failure destination")
         self.appender.add_event_source(
             sources.DynamoEventSource(
                 data.decisions,

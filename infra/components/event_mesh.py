@@ -13,7 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.components.agent_pool import Buffering
-from infra.components.nag import acknowledge
+from infra.components.queues import dead_letter_queue
 from infra.components.retention import declare, period
 
 EVENT_SOURCE = "agentplane"
@@ -46,15 +46,7 @@ class EventMesh(Construct):
         With ``buffering`` (bursty agents) the rule feeds a queue the function drains in batches, reporting
         failed records one by one; a record that keeps failing goes to the same dead-letter queue.
         """
-        dlq = sqs.Queue(
-            self,
-            f"{construct_id}Dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=period("dead-letters"),
-        )
-        declare(dlq, "dead-letters")
-        acknowledge(dlq, "AwsSolutions-SQS3", "this queue is the dead-letter queue of the rule's target")
+        dlq = dead_letter_queue(self, f"{construct_id}Dlq", holds="the dead-letter queue of the rule's target")
         self.dead_letter_queues[construct_id] = dlq
         rule = events.Rule(
             self,

@@ -9,6 +9,9 @@ XRAY_REASON = (
     "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level permissions; "
     "the statement grants nothing else"
 )
+STREAM_CONSUMER_REASON = (
+    XRAY_REASON + "; dynamodb:ListStreams (granted with the stream event source) has no resource-level permissions"
+)
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:

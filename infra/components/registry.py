@@ -7,25 +7,25 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from functions.runtime.registry import KEY, static_item
+from functions.runtime.routing import APPROXIMATE_SUFFIX, Implementation, Variant
 from infra.components.agent_pool import AgentPool
 from infra.components.data_store import DataStore
-from infra.components.nag import XRAY_REASON, acknowledge
+from infra.components.nag import STREAM_CONSUMER_REASON, XRAY_REASON, acknowledge
 from infra.components.platform_function import platform_function
-from infra.components.retention import declare, log_group, period
+from infra.components.queues import dead_letter_queue
+from infra.components.retention import log_group
 
-KEY = "implementation"
-APPROXIMATE_SUFFIX = "~approximate"  # functions.runtime.routing names degraded handlers so
 # When a circuit opens and how long it rests (functions.runtime.routing.Breaker).
 BREAKER = {
     "CIRCUIT_CONSECUTIVE_FAILURES": "3",
@@ -35,30 +35,35 @@ BREAKER = {
 }
 
 
-def _fallback(pool: AgentPool) -> list[str | dict[str, str]]:
-    return [entry if isinstance(entry, str) else entry.model_dump() for entry in pool.contract.fallback]
+@dataclass(frozen=True)
+class Entry:
+    """One implementation as deploy registers it: the static attributes, and the function dispatch invokes."""
+
+    attributes: dict[str, object]
+    function: lambda_.IFunction
 
 
-def entries(pools: Mapping[str, AgentPool]) -> dict[str, dict[str, object]]:
-    """Registry name -> the static attributes deploy writes (functions.runtime.registry.static_item)."""
-    found: dict[str, dict[str, object]] = {}
+def entries(pools: Mapping[str, AgentPool]) -> dict[str, Entry]:
+    """Registry name -> its entry; the attributes are laid out by functions.runtime.registry.static_item."""
+    found: dict[str, Entry] = {}
     for pool in pools.values():
         contract = pool.contract
-        variants: list[tuple[str, str, lambda_.IFunction]] = [(contract.name, "primary", pool.target)]
+        variants: list[tuple[str, Variant, lambda_.IFunction]] = [(contract.name, "primary", pool.target)]
         if pool.approximate is not None:
             variants.append((contract.name + APPROXIMATE_SUFFIX, "approximate", pool.approximate))
         for name, variant, function in variants:
-            found[name] = {
-                "agent": contract.name,
-                "variant": variant,
-                "capabilities": list(contract.capabilities),
-                "contract_version": contract.version,
-                "runtime": contract.runtime.kind,
-                "target": function.function_arn,
-                "output_model": contract.io.output,
-                "fallback_json": json.dumps(_fallback(pool), sort_keys=True),
-                "function": function,
-            }
+            implementation = Implementation(
+                name=name,
+                agent=contract.name,
+                variant=variant,
+                capabilities=list(contract.capabilities),
+                contract_version=contract.version,
+                runtime=contract.runtime.kind,
+                target=function.function_arn,
+                output_model=contract.io.output,
+                fallback=[f if isinstance(f, str) else f.model_dump() for f in contract.fallback],
+            )
+            found[name] = Entry(static_item(implementation), function)
     return found
 
 
@@ -107,11 +112,9 @@ class Registry(Construct):
         self.dispatcher.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[data.decisions.table_arn])
         )
-        targets = [entry["function"] for entry in registered.values()]
         self.dispatcher.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[f.function_arn for f in targets],  # type: ignore[attr-defined]
+                actions=["lambda:InvokeFunction"], resources=[e.function.function_arn for e in registered.values()]
             )
         )
 
@@ -123,21 +126,14 @@ class Registry(Construct):
             data=data,
             description="agentplane registry health: decisions stream -> latency, error rate, heartbeat",
             environment={"REGISTRY_TABLE": self.table.table_name},
-            wildcard_reason=XRAY_REASON + "; dynamodb:ListStreams (granted with the stream event source) has no "
-            "resource-level permissions",
+            wildcard_reason=STREAM_CONSUMER_REASON,
         )
         self.health.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn])
         )
-        self.health_failures = failed = sqs.Queue(
-            self,
-            "HealthFailures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=period("dead-letters"),
+        self.health_failures = dead_letter_queue(
+            self, "HealthFailures", holds="the health updater's on-failure destination"
         )
-        declare(failed, "dead-letters")
-        acknowledge(failed, "AwsSolutions-SQS3", "this queue is the health updater's on-failure destination")
         self.health.add_event_source(
             sources.DynamoEventSource(
                 data.decisions,
@@ -145,13 +141,13 @@ class Registry(Construct):
                 batch_size=100,
                 max_batching_window=Duration.seconds(1),
                 retry_attempts=2,  # health is advisory: a stuck batch must not hold the stream back
-                on_failure=sources.SqsDlq(failed),
+                on_failure=sources.SqsDlq(self.health_failures),
             )
         )
 
-    def _register(self, data: DataStore, registered: Mapping[str, Mapping[str, object]]) -> None:
+    def _register(self, data: DataStore, registered: Mapping[str, Entry]) -> None:
         """Upsert each implementation's static attributes; delete it when it leaves the template."""
-        names = {f"#{k}": k for k in next(iter(registered.values())) if k != "function"}
+        names = {f"#{k}": k for k in next(iter(registered.values())).attributes}
         policy = cr.AwsCustomResourcePolicy.from_statements(
             [
                 iam.PolicyStatement(
@@ -165,7 +161,7 @@ class Registry(Construct):
         )
         # The custom-resource function CDK provides logs here, not to an implicit group kept forever.
         provider_logs = log_group(self, "RegisterLogs", "platform-logs")
-        for name, attributes in sorted(registered.items()):
+        for name, entry in sorted(registered.items()):
             key = {KEY: {"S": name}}
             upsert = cr.AwsSdkCall(
                 service="DynamoDB",
@@ -175,7 +171,7 @@ class Registry(Construct):
                     "Key": key,
                     "UpdateExpression": "SET " + ", ".join(f"{n} = :{n[1:]}" for n in sorted(names)),
                     "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": {f":{k}": _typed(v) for k, v in attributes.items() if k != "function"},
+                    "ExpressionAttributeValues": {f":{k}": _typed(v) for k, v in entry.attributes.items()},
                 },
                 physical_resource_id=cr.PhysicalResourceId.of(f"registry/{name}"),
             )
