@@ -67,6 +67,7 @@ def agent_step(
 
 
 ESCALATED = "Escalated"  # what the dispatcher raises when only a person is left (functions.dispatcher)
+DISPATCH_TIMEOUT_S = 60  # the dispatcher function's own timeout: every candidate it tries fits in it
 
 
 def dispatched_step(
@@ -99,9 +100,6 @@ def dispatched_step(
         comment=f"dispatch {contract.capabilities[0]} {accept} (primary {contract.name} {contract.version})",
     )
     return retry_transient(task)
-
-
-DISPATCH_TIMEOUT_S = 60  # the dispatcher function's own timeout: every candidate it tries fits in it
 
 
 def retry_transient(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
