@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -216,6 +216,8 @@ class AgentPool(Construct):
                 log_group=logs_to,
                 logging_format=lambda_.LoggingFormat.JSON,
                 environment={**environment, **extra},
+                # A new version does not delete the previous one: a rollout can shift back to it.
+                current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
             )
 
         self.function = function("Function", runtime.handler, self.log_group)
@@ -230,7 +232,6 @@ class AgentPool(Construct):
             )
         # Every caller reaches a published version through the alias: a rollout shifts the alias between versions
         # (infra.components.rollout), and provisioned concurrency, when the contract asks, lives on it.
-        # current_version keeps CDK's RETAIN removal policy: the previous version stays for a rollback.
         self.alias = lambda_.Alias(
             self,
             "Live",
