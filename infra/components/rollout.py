@@ -54,7 +54,9 @@ def deployment_config(scope: Construct, construct_id: str, rollout: Rollout) -> 
     predefined = PREDEFINED.get((rollout.strategy, rollout.percent, rollout.interval_minutes))
     if predefined is not None:
         return predefined
-    assert rollout.percent is not None and rollout.interval_minutes is not None  # all-at-once is predefined
+    # all-at-once is predefined: what is left shifts by a percent at an interval
+    assert rollout.percent is not None
+    assert rollout.interval_minutes is not None
     interval = Duration.minutes(rollout.interval_minutes)
     routing: codedeploy.TrafficRouting
     if rollout.strategy == "canary":
