@@ -14,7 +14,7 @@ from constructs import Construct
 
 from contracts.capability import DEFAULT_ROLLOUT, CapabilityContract, Rollout
 from infra.components.agent_pool import LIVE_ALIAS, AgentPool, timeout_s
-from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.nag import XRAY_REASON, acknowledge
 from infra.components.retention import log_group
 
 # Transient failures worth retrying; an agent's typed errors (BadInput, DeadlineExceeded, ...) are not.
@@ -160,12 +160,6 @@ class CoordinatorWorkflow(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             XRAY_REASON + "; CloudWatch Logs delivery APIs (logs:CreateLogDelivery, ...) require Resource '*'",
         )
-        for agent in self.agents:
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::<{logical_id(agent.function)}.Arn>:*]",
-                f"invoke {agent.contract.name} by any of its published versions or aliases (canary rollouts)",
-            )
         machine = self.state_machine.node.default_child
         assert isinstance(machine, sfn.CfnStateMachine)
         # A new revision (definition or settings) publishes a new version; the old one is kept for rolling back.
