@@ -15,7 +15,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.schema_export import SCHEMAS_DIR
-from infra.components.agent_pool import LAMBDA_RUNTIME
+from infra.components.agent_pool import LAMBDA_RUNTIME, LIVE_ALIAS
 from infra.components.approval_gate import ApprovalGate
 from infra.components.audit_ledger import AuditLedger
 from infra.components.data_store import DataStore
@@ -39,6 +39,17 @@ class ApiWorkflow:
     input_model: str
     ttl_ms: int
     synchronous: bool = False  # an Express workflow answered inside the request (StartSyncExecution)
+
+
+def through_alias(actions: list[str], workflow: ApiWorkflow) -> iam.PolicyStatement:
+    """``actions`` on the workflow's live alias only. Step Functions authorizes a qualified ARN against the state
+    machine's own ARN and exposes the alias in ``states:StateMachineQualifier``; both ARNs are named, so the grant
+    holds however the request is matched, and the condition keeps it to the alias."""
+    return iam.PolicyStatement(
+        actions=actions,
+        resources=[workflow.state_machine.state_machine_arn, workflow.alias_arn],
+        conditions={"StringEquals": {"states:StateMachineQualifier": LIVE_ALIAS}},
+    )
 
 
 def draft4_schema(model_name: str) -> dict[str, Any]:
@@ -211,7 +222,7 @@ class PublicApi(Construct):
         for workflow in workflows:
             machine = workflow.state_machine
             start = "states:StartSyncExecution" if workflow.synchronous else "states:StartExecution"
-            role.add_to_principal_policy(iam.PolicyStatement(actions=[start], resources=[workflow.alias_arn]))
+            role.add_to_principal_policy(through_alias([start], workflow))
             if not workflow.synchronous:
                 role.add_to_principal_policy(
                     iam.PolicyStatement(

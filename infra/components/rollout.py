@@ -21,7 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from contracts.capability import Rollout
-from infra.components.agent_pool import AgentPool
+from infra.components.agent_pool import LIVE_ALIAS, AgentPool
 from infra.components.coordinator_workflow import CoordinatorWorkflow
 from infra.components.nag import acknowledge
 from infra.components.observability import Observability, construct_name
@@ -151,8 +151,11 @@ class Rollouts(Construct):
                 resources=[group.deployment_group_arn for group in self.groups.values()],
             )
         )
+        # Named by the machine and by the alias, limited to the alias (see public_api.through_alias).
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["states:DescribeStateMachineAlias"], resources=[w.alias_arn for w in self.workflows]
+                actions=["states:DescribeStateMachineAlias"],
+                resources=[arn for w in self.workflows for arn in (w.state_machine.state_machine_arn, w.alias_arn)],
+                conditions={"StringEquals": {"states:StateMachineQualifier": LIVE_ALIAS}},
             )
         )

@@ -39,9 +39,11 @@ def test_the_api_runs_express_only_synchronously_and_standard_only_asynchronousl
             by_action.setdefault(action, []).append(statement["Resource"])
     lids = {m["Properties"].get("StateMachineType", "STANDARD"): lid for lid, m in machines(synthesized).items()}
 
-    # each through its live alias (a rollout decides which version serves the run)
-    assert by_action["states:StartSyncExecution"] == [{"Ref": synthesized.state_machine_alias(lids["EXPRESS"])}]
-    assert by_action["states:StartExecution"] == [{"Ref": synthesized.state_machine_alias(lids["STANDARD"])}]
+    # each through its live alias only (a rollout decides which version serves the run)
+    for action, kind in (("states:StartSyncExecution", "EXPRESS"), ("states:StartExecution", "STANDARD")):
+        (statement,) = [s for s in statements if s["Action"] == action]
+        assert statement["Resource"] == [{"Ref": lids[kind]}, {"Ref": synthesized.state_machine_alias(lids[kind])}]
+        assert statement["Condition"] == {"StringEquals": {"states:StateMachineQualifier": "live"}}
 
 
 def test_the_invoke_route_validates_its_body(synthesized: Synthesized) -> None:

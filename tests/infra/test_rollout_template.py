@@ -377,10 +377,16 @@ def test_the_api_reads_aliases_and_deployments_on_exact_resources(synthesized: S
             assert "deploymentgroup:" in parts
             assert "*" not in parts
             assert any(f'"Ref": "{lid}"' in parts for lid in groups)
-    workflow_aliases = [{"Ref": lid} for lid in synthesized.of_type("AWS::StepFunctions::StateMachineAlias")]
-    assert sorted(map(json.dumps, resources_of("states:DescribeStateMachineAlias"))) == sorted(
-        map(json.dumps, workflow_aliases)
-    )
+    # each workflow's live alias, named by its machine and by itself, and limited to the alias by the qualifier
+    stack = synthesized.stack
+    workflow_arns = [
+        {"Ref": lid}
+        for w in (stack.doc_review, stack.quick_check)
+        for lid in (logical_id(w.state_machine), synthesized.state_machine_alias(logical_id(w.state_machine)))
+    ]
+    assert resources_of("states:DescribeStateMachineAlias") == workflow_arns
+    (describe,) = [s for s in statements if s["Action"] == "states:DescribeStateMachineAlias"]
+    assert describe["Condition"] == {"StringEquals": {"states:StateMachineQualifier": "live"}}
     # AND nothing that could change a rollout
     changing = {"lambda:UpdateAlias", "codedeploy:CreateDeployment", "codedeploy:StopDeployment"}
     assert not changing & {

@@ -278,8 +278,9 @@ def test_api_function_starts_only_the_doc_review_state_machine(synthesized: Synt
     alias = synthesized.state_machine_alias(machine)
 
     # THEN it may start the doc-review state machine, through its live alias, and nothing else
-    starts = statements_on(statements, "states:StartExecution")
-    assert [statement["Resource"] for statement in starts] == [{"Ref": alias}]
+    (start,) = statements_on(statements, "states:StartExecution")
+    assert start["Resource"] == [{"Ref": machine}, {"Ref": alias}]
+    assert start["Condition"] == {"StringEquals": {"states:StateMachineQualifier": "live"}}
     # AND its other Step Functions rights are to read that machine's runs (and run quick-check synchronously),
     # and to read the workflows' aliases (rollouts)
     others = {a for a in actions(statements) if a.startswith("states:")} - {"states:StartExecution"}
