@@ -140,9 +140,13 @@ class Rollouts(Construct):
     def grant_status_read(self, function: lambda_.Function) -> None:
         """What the rollouts route needs: read aliases and deployments, change nothing."""
         function.add_environment(CODEDEPLOY_APPLICATION_ENV, self.application.application_name)
+        # Named by alias and by function: IAM may match an alias call against either ARN; read-only either way.
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["lambda:GetAlias"], resources=list(dict.fromkeys(a.function_arn for a in self.aliases))
+                actions=["lambda:GetAlias"],
+                resources=list(
+                    dict.fromkeys(arn for a in self.aliases for arn in (a.function_arn, a.version.lambda_.function_arn))
+                ),
             )
         )
         function.add_to_role_policy(

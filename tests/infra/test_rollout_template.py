@@ -365,8 +365,13 @@ def test_the_api_reads_aliases_and_deployments_on_exact_resources(synthesized: S
         resource = found[0]["Resource"]
         return resource if isinstance(resource, list) else [resource]
 
-    # every live alias callers invoke: the agents', their approximate variants' and the invokers'
-    aliases = [{"Ref": lid} for lid, a in synthesized.of_type("AWS::Lambda::Alias").items()]
+    # every live alias callers invoke (the agents', their approximate variants' and the invokers'), by alias and
+    # by function ARN, and no other function
+    aliases = [
+        named
+        for lid, alias in synthesized.of_type("AWS::Lambda::Alias").items()
+        for named in ({"Ref": lid}, {"Fn::GetAtt": [alias["Properties"]["FunctionName"]["Ref"], "Arn"]})
+    ]
     assert sorted(map(json.dumps, resources_of("lambda:GetAlias"))) == sorted(map(json.dumps, aliases))
     groups = synthesized.of_type("AWS::CodeDeploy::DeploymentGroup")
     for action in ("codedeploy:ListDeployments", "codedeploy:GetDeployment"):
