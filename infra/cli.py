@@ -327,6 +327,51 @@ def cmd_capabilities(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(versions: list[dict[str, Any]]) -> str:
+    return ", ".join(f"v{v['version']} {v['weight']:.0%}" for v in versions) or "-"
+
+
+def render_rollouts(listing: dict[str, Any]) -> str:
+    """One line per alias: its versions and weights, and the newest deployment of its group."""
+    lines = [f"  {'agent':<32} {'traffic':<22} deployment"]
+    for agent in listing["agents"]:
+        if "error" in agent:
+            lines.append(f"  {agent['agent']:<32} {'?':<22} cannot read its alias: {agent['error']}")
+            continue
+        deployment = agent.get("deployment")
+        shown = "-"
+        if deployment:
+            shown = (
+                f"{deployment['deployment_id']} {deployment['status']} "
+                f"v{deployment['from_version']} -> v{deployment['to_version']}"
+            )
+            if deployment.get("message"):
+                shown += f": {deployment['message']}"
+        lines.append(f"  {agent['agent']:<32} {_weights(agent['versions']):<22} {shown}")
+    lines.append(f"  {'workflow':<32} traffic")
+    for workflow in listing["workflows"]:
+        if "error" in workflow:
+            lines.append(f"  {workflow['workflow']:<32} cannot read its alias: {workflow['error']}")
+        else:
+            lines.append(f"  {workflow['workflow']:<32} {_weights(workflow['versions'])}")
+    return "\n".join(lines)
+
+
+def cmd_rollout_status(args: argparse.Namespace) -> int:
+    listing = expect(call(connect(args), "GET", "/v1/rollouts"), 200)
+    print(json.dumps(listing, indent=2) if args.json else render_rollouts(listing))
+    return 0
+
+
+def cmd_rollout_start(args: argparse.Namespace) -> int:
+    """Local plane only: on AWS a deploy of the changed stack starts the rollout (CodeDeploy)."""
+    query = urllib.parse.urlencode({"agent": args.agent, **({"fault": args.fault} if args.fault else {})})
+    started = expect(call(connect(args), "POST", f"/local/rollouts?{query}"), 202)
+    latest = started["history"][-1]["event"]
+    print(json.dumps(started, indent=2) if args.json else f"{started['deployment_id']}: {latest}")
+    return 0
+
+
 def pending_approvals(endpoint: Endpoint, execution_id: str | None = None) -> list[dict[str, Any]]:
     body = expect(call(endpoint, "GET", "/v1/approvals?status=PENDING"), 200)
     approvals: list[dict[str, Any]] = body["approvals"]
@@ -910,6 +955,20 @@ def parser() -> argparse.ArgumentParser:
     capabilities = commands.add_parser("capabilities", help="the registry: implementations, health, circuits")
     client_options(capabilities, "submitter")
     capabilities.set_defaults(handler=cmd_capabilities)
+
+    rollout = commands.add_parser("rollout", help="canary rollouts of agent versions").add_subparsers(
+        dest="rollout_command", required=True, parser_class=_Parser
+    )
+    rollout_status = rollout.add_parser("status", help="each agent's and workflow's live versions and weights")
+    client_options(rollout_status, "auditor")
+    rollout_status.set_defaults(handler=cmd_rollout_status)
+    rollout_start = rollout.add_parser(
+        "start", help="local plane: publish an agent's new version and shift traffic to it as its group says"
+    )
+    rollout_start.add_argument("agent")
+    rollout_start.add_argument("--fault", help="Error[:rate] injected into the new version only, e.g. ModelError")
+    client_options(rollout_start, "admin")
+    rollout_start.set_defaults(handler=cmd_rollout_start)
 
     approvals = commands.add_parser("approvals", help="human approval of high-risk runs").add_subparsers(
         dest="approvals_command", required=True, parser_class=_Parser
