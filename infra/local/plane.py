@@ -60,7 +60,7 @@ class PlaneOptions:
     batching_window_scale: float = 0.01
     # A rollout's deployment minute lasts this many seconds locally; its clock (tests drive it by hand); how often
     # rollouts move (0: only when ``deployments.tick()`` is called).
-    rollout_minute_s: float = 1.0
+    rollout_minute_s: float = 6.0  # a default canary (10 % for 5 minutes) lasts 30 s
     rollout_clock: Callable[[], float] = time.monotonic
     rollout_tick_s: float = 0.25
 

@@ -104,7 +104,7 @@ class SyncExecutions:
         def through_alias(backend: StepFunctionsParserBackend, state_machine_arn: str, *args: Any, **kw: Any) -> Any:
             return start(backend, resolve_alias(backend, state_machine_arn), *args, **kw)
 
-        StepFunctionsParserBackend.start_execution = through_alias  # type: ignore[method-assign]
+        StepFunctionsParserBackend.start_execution = through_alias  # type: ignore[method-assign,assignment]
         StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
         stepfunctions_urls.url_bases.append(SYNC_URL_BASE)
         backend_index.backend_url_patterns.insert(0, self._pattern)
