@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from contracts.envelope import SEMVER_PATTERN
 from contracts.models import MODELS
@@ -130,6 +130,31 @@ class FallbackCapability(_Strict):
     max_version: str = Field(pattern=VERSION_RANGE_PATTERN)
 
 
+class Rollout(_Strict):
+    """How a new version takes traffic: a canary slice then the rest, equal linear steps, or all at once."""
+
+    strategy: Literal["canary", "linear", "all-at-once"]
+    percent: int | None = Field(
+        default=None, ge=1, le=99, description="Canary: the first slice; linear: each step (percent of traffic)."
+    )
+    interval_minutes: int | None = Field(
+        default=None, ge=1, le=60, description="Minutes between shifts; the SLO alarms can roll back meanwhile."
+    )
+
+    @model_validator(mode="after")
+    def _shape_fits_strategy(self) -> Rollout:
+        shifting = self.strategy != "all-at-once"
+        if shifting and (self.percent is None or self.interval_minutes is None):
+            raise ValueError(f"{self.strategy} needs percent (1..99) and interval_minutes (1..60)")
+        if not shifting and (self.percent is not None or self.interval_minutes is not None):
+            raise ValueError("all-at-once shifts every request at once: leave out percent and interval_minutes")
+        return self
+
+
+# The plane's policy when a contract states none: 10 % of traffic, then the rest after 5 minutes.
+DEFAULT_ROLLOUT = Rollout(strategy="canary", percent=10, interval_minutes=5)
+
+
 def _fallback_tag(value: Any) -> str:
     return "builtin" if isinstance(value, str) else "capability"
 
@@ -169,6 +194,10 @@ class CapabilityContract(_Strict):
     subscribes: list[Annotated[str, Field(pattern=DETAIL_TYPE_PATTERN)]] = Field(
         default_factory=list,
         description="Bus events (detail-type) that run this agent (choreography); empty for workflow-called agents.",
+    )
+    rollout: Rollout | None = Field(
+        default=None,
+        description="How a new version takes traffic (Lambda agents); unset: canary 10 %, the rest after 5 minutes.",
     )
 
     @field_validator("capabilities", "permissions", "subscribes")
@@ -218,6 +247,10 @@ class CapabilityContract(_Strict):
         if "approximate" in entries and isinstance(runtime, LambdaRuntime) and not runtime.approximate_handler:
             raise ValueError('"approximate" needs runtime.approximate_handler (the degraded handler to fall back to)')
         return entries
+
+    @property
+    def effective_rollout(self) -> Rollout:
+        return self.rollout or DEFAULT_ROLLOUT
 
     @property
     def major(self) -> int:

@@ -478,6 +478,8 @@ RULES: dict[str, Rule] = {
         cleared=Outcome("sessions-dropped", Bump.MAJOR, "no longer sticky: a session's calls may reach any instance"),
         set_=Outcome("sessions-added", Bump.MINOR, "now keeps sticky sessions"),
     ),
+    # How a new version takes traffic is the plane's business: callers see the same contract either way.
+    "rollout": _fixed(Outcome("rollout", Bump.PATCH, "rollout policy {old} -> {new} (not visible to callers)")),
     "runtime.model_id": _fixed(
         Outcome("model-changed", Bump.MINOR, "model {old} -> {new}: same schemas, possibly different answers")
     ),

@@ -25,6 +25,7 @@ from infra.components.observability import Observability
 from infra.components.personas import PERSONA_ROUTES, Personas
 from infra.components.public_api import ApiWorkflow, PublicApi
 from infra.components.registry import Registry
+from infra.components.rollout import Rollouts, deployment_group_name
 from infra.components.sagemaker_endpoint import SageMakerPool
 from infra.paths import FUNCTIONS_DIR
 from infra.workflows import doc_review, quick_check
@@ -92,7 +93,13 @@ class AgentPlaneStack(Stack):
                 )
 
         self.registry = Registry(
-            self, "Registry", data=self.data, pools=steps, layers=self.layers.all, removal_policy=removal_policy
+            self,
+            "Registry",
+            data=self.data,
+            pools=steps,
+            layers=self.layers.all,
+            removal_policy=removal_policy,
+            deployment_groups={name: deployment_group_name(self, name) for name in self.agents},
         )
         self.approvals = ApprovalGate(
             self, "Approvals", data=self.data, layers=self.layers.all, removal_policy=removal_policy
@@ -103,6 +110,7 @@ class AgentPlaneStack(Stack):
             workflow_name=doc_review.WORKFLOW,
             definition=doc_review.definition(self, steps, self.approvals.function, self.registry.dispatcher),
             agents=[steps[name] for name in doc_review.AGENTS],
+            rollout=doc_review.ROLLOUT,
         )
         acknowledge(
             self.doc_review.state_machine.role,
@@ -122,6 +130,7 @@ class AgentPlaneStack(Stack):
             agents=[self.agents[name] for name in quick_check.AGENTS],
             state_machine_type=sfn.StateMachineType.EXPRESS,
             timeout=Duration.minutes(1),
+            rollout=quick_check.ROLLOUT,
         )
         self.api = PublicApi(
             self,
@@ -134,12 +143,14 @@ class AgentPlaneStack(Stack):
                 ApiWorkflow(
                     name=doc_review.WORKFLOW,
                     state_machine=self.doc_review.state_machine,
+                    alias_arn=self.doc_review.alias_arn,
                     input_model=doc_review.INPUT_MODEL,
                     ttl_ms=doc_review.TTL_MS,
                 ),
                 ApiWorkflow(
                     name=quick_check.WORKFLOW,
                     state_machine=self.quick_check.state_machine,
+                    alias_arn=self.quick_check.alias_arn,
                     input_model=quick_check.INPUT_MODEL,
                     ttl_ms=quick_check.TTL_MS,
                     synchronous=True,
@@ -149,6 +160,15 @@ class AgentPlaneStack(Stack):
         self.registry.grant_read(self.api.function)
         Personas(self, "Personas", api=self.api.rest_api, routes=PERSONA_ROUTES, function=self.api.function)
         self.observability = self._observe(contracts)
+        self.rollouts = Rollouts(
+            self,
+            "Rollouts",
+            agents=self.agents,
+            pools=steps,
+            workflows=[self.doc_review, self.quick_check],
+            observability=self.observability,
+        )
+        self.rollouts.grant_status_read(self.api.function)
         if otel_collector_layer_arn:
             functions = [c for c in self.node.find_all() if isinstance(c, lambda_.Function)]
             self.observability.export_spans(functions, otel_collector_layer_arn)
@@ -163,6 +183,7 @@ class AgentPlaneStack(Stack):
             )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "DocReviewStateMachineArn", value=self.doc_review.state_machine.state_machine_arn)
+        CfnOutput(self, "DocReviewAliasArn", value=self.doc_review.alias_arn)
         CfnOutput(self, "EventBusName", value=self.mesh.bus.event_bus_name)
         CfnOutput(self, "LedgerSigningKeyArn", value=self.ledger.signing_key.key_arn)
         CfnOutput(self, "LedgerDigestsBucket", value=self.ledger.digests.bucket_name)

@@ -127,7 +127,7 @@ class Implementation(BaseModel):
     target: str  # what to invoke: a function name or ARN, an endpoint name
     output_model: str | None = None  # the contract's io.output: an answer that does not conform is a failure
     fallback: list[str | dict[str, str]] = Field(default_factory=list)
-    deployment_group: str = ""  # the CodeDeploy group that rolls out new versions of it; "" if none
+    deployment_group: str = ""  # the CodeDeploy group rolling this target out; empty when none does
     health: Health = Field(default_factory=Health)
     circuit: Circuit = Field(default_factory=Circuit)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -216,6 +216,8 @@ class AgentPool(Construct):
                 log_group=logs_to,
                 logging_format=lambda_.LoggingFormat.JSON,
                 environment={**environment, **extra},
+                # A new version does not delete the previous one: a rollout can shift back to it.
+                current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
             )
 
         self.function = function("Function", runtime.handler, self.log_group)
@@ -228,16 +230,25 @@ class AgentPool(Construct):
             self.approximate = function(
                 "ApproximateFunction", runtime.approximate_handler, approximate_logs, AGENT_VARIANT="approximate"
             )
-        self.alias: lambda_.Alias | None = None
-        if runtime.provisioned_concurrency is not None:
-            # Provisioned concurrency lives on a published version; callers reach it through the alias.
-            self.alias = lambda_.Alias(
+        # Every caller reaches a published version through the alias: a rollout shifts the alias between versions
+        # (infra.components.rollout), and provisioned concurrency, when the contract asks, lives on it.
+        self.alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name=LIVE_ALIAS,
+            version=self.function.current_version,
+            provisioned_concurrent_executions=runtime.provisioned_concurrency,
+            description=f"{contract.name}: the version callers invoke"
+            + (f", {runtime.provisioned_concurrency} warm instance(s)" if runtime.provisioned_concurrency else ""),
+        )
+        self.approximate_alias: lambda_.Alias | None = None
+        if self.approximate is not None:
+            self.approximate_alias = lambda_.Alias(
                 self,
-                "Live",
+                "ApproximateLive",
                 alias_name=LIVE_ALIAS,
-                version=self.function.current_version,
-                provisioned_concurrent_executions=runtime.provisioned_concurrency,
-                description=f"{contract.name} with {runtime.provisioned_concurrency} warm instance(s)",
+                version=self.approximate.current_version,
+                description=f"{contract.name} approximate: the version dispatch falls back to",
             )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
         if "write:documents" in contract.permissions or "read:documents" in contract.permissions:
@@ -248,6 +259,11 @@ class AgentPool(Construct):
             )
 
     @property
-    def target(self) -> lambda_.IFunction:
-        """What callers invoke: the warm alias when the contract asks for provisioned concurrency."""
-        return self.alias or self.function
+    def target(self) -> lambda_.Alias:
+        """What callers invoke: the ``live`` alias (never the function's unqualified ARN)."""
+        return self.alias
+
+    @property
+    def approximate_target(self) -> lambda_.Alias | None:
+        """The degraded handler's ``live`` alias, when the contract declares one."""
+        return self.approximate_alias

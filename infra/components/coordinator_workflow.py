@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contracts.capability import CapabilityContract
-from infra.components.agent_pool import AgentPool, timeout_s
-from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from contracts.capability import DEFAULT_ROLLOUT, CapabilityContract, Rollout
+from infra.components.agent_pool import LIVE_ALIAS, AgentPool, timeout_s
+from infra.components.nag import XRAY_REASON, acknowledge
 from infra.components.retention import log_group
 
 # Transient failures worth retrying; an agent's typed errors (BadInput, DeadlineExceeded, ...) are not.
@@ -115,8 +116,17 @@ def retry_transient(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
     return task
 
 
+# Step Functions' names for a rollout strategy (an alias's deployment preference).
+SFN_DEPLOYMENT_TYPES = {"canary": "CANARY", "linear": "LINEAR", "all-at-once": "ALL_AT_ONCE"}
+
+
 class CoordinatorWorkflow(Construct):
-    """A state machine with tracing and full execution logging; Standard unless told otherwise."""
+    """A state machine with tracing and full execution logging; Standard unless told otherwise.
+
+    Callers start it through its ``live`` alias on a published version: a changed definition publishes a new
+    version, and the alias shifts to it as ``rollout`` says, rolling back when an alarm given to
+    :meth:`roll_back_on` fires.
+    """
 
     def __init__(
         self,
@@ -128,9 +138,11 @@ class CoordinatorWorkflow(Construct):
         workflow_name: str,
         state_machine_type: sfn.StateMachineType = sfn.StateMachineType.STANDARD,
         timeout: Duration = Duration.minutes(30),
+        rollout: Rollout = DEFAULT_ROLLOUT,
     ) -> None:
         super().__init__(scope, construct_id)
         self.workflow_name = workflow_name
+        self.agents = list(agents)
         self.log_group = log_group(self, "Logs", "workflow-logs")
         self.state_machine = sfn.StateMachine(
             self,
@@ -148,9 +160,41 @@ class CoordinatorWorkflow(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             XRAY_REASON + "; CloudWatch Logs delivery APIs (logs:CreateLogDelivery, ...) require Resource '*'",
         )
-        for agent in agents:
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::<{logical_id(agent.function)}.Arn>:*]",
-                f"invoke {agent.contract.name} by any of its published versions or aliases (canary rollouts)",
-            )
+        machine = self.state_machine.node.default_child
+        assert isinstance(machine, sfn.CfnStateMachine)
+        # A new revision (definition or settings) publishes a new version; the old one is kept for rolling back.
+        self.version = sfn.CfnStateMachineVersion(
+            self,
+            "Version",
+            state_machine_arn=self.state_machine.state_machine_arn,
+            state_machine_revision_id=machine.attr_state_machine_revision_id,
+            description=f"agentplane workflow {workflow_name}",
+        )
+        self.version.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.rollout = rollout
+        self.alias = sfn.CfnStateMachineAlias(
+            self,
+            "Live",
+            name=LIVE_ALIAS,
+            description=f"agentplane workflow {workflow_name}: the version callers start",
+            deployment_preference=self._preference([]),
+        )
+
+    @property
+    def alias_arn(self) -> str:
+        """What callers start (Ref of a state machine alias is its ARN)."""
+        return self.alias.ref
+
+    def roll_back_on(self, alarms: Sequence[cloudwatch.IAlarm]) -> None:
+        """Alarms that stop a shift to a new version and send every run back to the previous one."""
+        self.alias.deployment_preference = self._preference(alarms)
+
+    def _preference(self, alarms: Sequence[cloudwatch.IAlarm]) -> sfn.CfnStateMachineAlias.DeploymentPreferenceProperty:
+        shifting = self.rollout.strategy != "all-at-once"
+        return sfn.CfnStateMachineAlias.DeploymentPreferenceProperty(
+            state_machine_version_arn=self.version.ref,
+            type=SFN_DEPLOYMENT_TYPES[self.rollout.strategy],
+            percentage=self.rollout.percent if shifting else None,
+            interval=self.rollout.interval_minutes if shifting else None,
+            alarms=[alarm.alarm_name for alarm in alarms] or None,
+        )

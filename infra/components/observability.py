@@ -83,6 +83,10 @@ class Observability(Construct):
         self.topic = sns.Topic(self, "Alarms", display_name="agentplane alarms", master_key=self.key, enforce_ssl=True)
         self.action = actions.SnsAction(self.topic)
         self.slo_alarms: dict[str, list[cloudwatch.CompositeAlarm]] = {}
+        # Per capability, the fast pair's metric alarms (errors 60 and 5 min, latency 60 and 5 min): what rollouts
+        # roll back on. CodeDeploy and Step Functions take alarm names, and document no composite alarms.
+        self.rollback_alarms: dict[str, list[cloudwatch.Alarm]] = {}
+        self.workflow_alarms: dict[str, cloudwatch.Alarm] = {}
         self.plane_alarms: list[cloudwatch.Alarm] = []
         self.dashboard = cloudwatch.Dashboard(
             self,
@@ -107,6 +111,7 @@ class Observability(Construct):
         """Burn-rate alarms on the agent's errors and latency, and its row of golden signals."""
         who = f"{contract.name} {contract.version} ({', '.join(contract.capabilities)})"
         composites = []
+        rollback: list[cloudwatch.Alarm] = []
 
         def errors(period: Duration) -> cloudwatch.IMetric:
             return _error_ratio(function, period)
@@ -115,7 +120,7 @@ class Observability(Construct):
             return _slow_ratio(function, period, contract.slo.p95_ms)
 
         for window in WINDOWS:
-            error_burn = self._burn_pair(
+            error_burn, error_pair = self._burn_pair(
                 f"{construct_name(contract.name)}Errors{window.name.capitalize()}",
                 window,
                 budget=error_budget(contract),
@@ -123,7 +128,7 @@ class Observability(Construct):
                 what=f"{who}: errors burn the {contract.slo.availability}% availability budget",
                 playbook="slo-errors",
             )
-            latency_burn = self._burn_pair(
+            latency_burn, latency_pair = self._burn_pair(
                 f"{construct_name(contract.name)}Latency{window.name.capitalize()}",
                 window,
                 budget=LATENCY_BUDGET,
@@ -132,7 +137,10 @@ class Observability(Construct):
                 playbook="slo-latency",
             )
             composites += [error_burn, latency_burn]
+            if window is FAST:
+                rollback += [*error_pair, *latency_pair]
         self.slo_alarms[contract.name] = composites
+        self.rollback_alarms[contract.name] = rollback
         self._golden_signals(contract, function)
 
     def add_endpoint(self, contract: CapabilityContract, endpoint_name: str, variant: str = "AllTraffic") -> None:
@@ -163,9 +171,10 @@ class Observability(Construct):
         ratio: Callable[[Duration], cloudwatch.IMetric],
         what: str,
         playbook: str,
-    ) -> cloudwatch.CompositeAlarm:
+    ) -> tuple[cloudwatch.CompositeAlarm, list[cloudwatch.Alarm]]:
+        """The composite that notifies, and its long- and short-window metric alarms."""
         threshold = round(min(1.0, window.burn_rate * budget), 9)
-        pair = []
+        pair: list[cloudwatch.Alarm] = []
         for period in (window.long, window.short):
             minutes = int(period.to_minutes())
             pair.append(
@@ -191,7 +200,7 @@ class Observability(Construct):
         )
         composite.add_alarm_action(self.action)
         composite.add_ok_action(self.action)
-        return composite
+        return composite, pair
 
     def slo_breach(self) -> cloudwatch.CompositeAlarm:
         """Any capability burning its budget fast: the stop condition of fault-injection experiments."""
@@ -249,7 +258,7 @@ class Observability(Construct):
         )
 
     def add_workflow(self, name: str, state_machine: sfn.StateMachine) -> None:
-        self._plane_alarm(
+        self.workflow_alarms[name] = self._plane_alarm(
             f"{construct_name(name)}ExecutionsFailed",
             state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
             threshold=0,

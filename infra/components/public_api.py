@@ -35,6 +35,7 @@ VALIDATED_CONTENT_TYPES = ("application/json", "$default")
 class ApiWorkflow:
     name: str
     state_machine: sfn.StateMachine
+    alias_arn: str  # runs start through the workflow's live alias, so a rollout decides which version serves them
     input_model: str
     ttl_ms: int
     synchronous: bool = False  # an Express workflow answered inside the request (StartSyncExecution)
@@ -210,10 +211,9 @@ class PublicApi(Construct):
         settings: dict[str, Mapping[str, Any]] = {}
         for workflow in workflows:
             machine = workflow.state_machine
-            if workflow.synchronous:
-                machine.grant_start_sync_execution(role)
-            else:
-                machine.grant_start_execution(role)
+            start = "states:StartSyncExecution" if workflow.synchronous else "states:StartExecution"
+            role.add_to_principal_policy(iam.PolicyStatement(actions=[start], resources=[workflow.alias_arn]))
+            if not workflow.synchronous:
                 role.add_to_principal_policy(
                     iam.PolicyStatement(
                         actions=["states:DescribeExecution"],
@@ -228,7 +228,7 @@ class PublicApi(Construct):
                     )
                 )
             settings[workflow.name] = {
-                "state_machine_arn": machine.state_machine_arn,
+                "state_machine_arn": workflow.alias_arn,
                 "input_model": workflow.input_model,
                 "ttl_ms": workflow.ttl_ms,
                 "synchronous": workflow.synchronous,

@@ -43,15 +43,20 @@ class Entry:
     function: lambda_.IFunction
 
 
-def entries(pools: Mapping[str, AgentPool]) -> dict[str, Entry]:
-    """Registry name -> its entry; the attributes are laid out by functions.runtime.registry.static_item."""
+def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]) -> dict[str, Entry]:
+    """Registry name -> its entry; the attributes are laid out by functions.runtime.registry.static_item.
+
+    Targets are the ``live`` aliases; ``deployment_groups`` (agent -> CodeDeploy group name) names the group that
+    rolls each primary out (none for approximate variants and SageMaker invokers).
+    """
     found: dict[str, Entry] = {}
     for pool in pools.values():
         contract = pool.contract
-        variants: list[tuple[str, Variant, lambda_.IFunction]] = [(contract.name, "primary", pool.target)]
-        if pool.approximate is not None:
-            variants.append((contract.name + APPROXIMATE_SUFFIX, "approximate", pool.approximate))
-        for name, variant, function in variants:
+        group = deployment_groups.get(contract.name, "")
+        variants: list[tuple[str, Variant, lambda_.IFunction, str]] = [(contract.name, "primary", pool.target, group)]
+        if pool.approximate_target is not None:
+            variants.append((contract.name + APPROXIMATE_SUFFIX, "approximate", pool.approximate_target, ""))
+        for name, variant, function, deployment_group in variants:
             implementation = Implementation(
                 name=name,
                 agent=contract.name,
@@ -62,6 +67,7 @@ def entries(pools: Mapping[str, AgentPool]) -> dict[str, Entry]:
                 target=function.function_arn,
                 output_model=contract.io.output,
                 fallback=[f if isinstance(f, str) else f.model_dump() for f in contract.fallback],
+                deployment_group=deployment_group,
             )
             found[name] = Entry(static_item(implementation), function)
     return found
@@ -83,12 +89,13 @@ class Registry(Construct):
         pools: Mapping[str, AgentPool],
         layers: list[lambda_.ILayerVersion],
         removal_policy: RemovalPolicy,
+        deployment_groups: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.table = data.private_table(
             self, "Table", partition=KEY, retention="registry", removal_policy=removal_policy
         )
-        registered = entries(pools)
+        registered = entries(pools, deployment_groups)
         self._register(data, registered)
 
         self.dispatcher = platform_function(

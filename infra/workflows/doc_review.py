@@ -10,6 +10,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from contracts.capability import DEFAULT_ROLLOUT
 from infra.components.agent_pool import AgentPool
 from infra.components.coordinator_workflow import ESCALATED, agent_step, dispatched_step, retry_transient
 from infra.components.sagemaker_endpoint import FALLBACK_ERRORS, fallback_for
@@ -20,6 +21,8 @@ TTL_MS = 15 * 60 * 1000
 CLAIM_CONCURRENCY = 10
 FACT_CHECK_RANGE = "1.x"  # the fact-check versions this workflow accepts from dispatch
 APPROVAL_WINDOW_S = 60 * 60  # how long a high-risk run waits for a person before it escalates
+# How a changed definition takes traffic through the "live" alias (a contracts.capability.Rollout).
+ROLLOUT = DEFAULT_ROLLOUT
 # What a finished run returns (state path per output field).
 OUTPUT_FIELDS = {
     "execution_id": "$.correlation_id",

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from contracts.capability import DEFAULT_ROLLOUT
 from infra.components.agent_pool import AgentPool
 from infra.components.coordinator_workflow import agent_step
 
@@ -14,6 +15,8 @@ WORKFLOW = "quick-check"
 INPUT_MODEL = "QuickCheckRequest"
 TTL_MS = 10 * 1000  # the hot path's whole budget; stale work is refused, not run
 AGENTS = ("evidence-verifier",)
+# How a changed definition takes traffic through the "live" alias (a contracts.capability.Rollout).
+ROLLOUT = DEFAULT_ROLLOUT
 
 
 def definition(scope: Construct, pools: Mapping[str, AgentPool]) -> sfn.IChainable:

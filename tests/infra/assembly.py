@@ -79,6 +79,29 @@ class Synthesized:
                 found[name] = lid
         return found
 
+    def live_alias(self, function_lid: str) -> str:
+        """The logical id of a function's ``live`` alias: what every caller of an agent invokes."""
+        [lid] = [
+            lid
+            for lid, res in self.of_type("AWS::Lambda::Alias").items()
+            if res["Properties"]["FunctionName"] == {"Ref": function_lid} and res["Properties"]["Name"] == "live"
+        ]
+        return lid
+
+    def state_machine_alias(self, machine_lid: str) -> str:
+        """The logical id of the ``live`` alias whose version publishes this state machine: what callers start."""
+        versions = {
+            lid
+            for lid, res in self.of_type("AWS::StepFunctions::StateMachineVersion").items()
+            if res["Properties"]["StateMachineArn"] == {"Ref": machine_lid}
+        }
+        [lid] = [
+            lid
+            for lid, res in self.of_type("AWS::StepFunctions::StateMachineAlias").items()
+            if res["Properties"]["DeploymentPreference"]["StateMachineVersionArn"].get("Ref") in versions
+        ]
+        return lid
+
     def role_of(self, function_lid: str) -> str:
         role = self.resources[function_lid]["Properties"]["Role"]
         assert set(role) == {"Fn::GetAtt"}, f"{function_lid} must use a role of this stack, not {role}"
@@ -121,6 +144,11 @@ class Synthesized:
             )
             for other in self.resources
         }
+        for other, res in self.of_type("AWS::Lambda::Alias").items():
+            # Ref of an alias is the function's ARN qualified by the alias name
+            function = res["Properties"]["FunctionName"]["Ref"]
+            arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}:{res['Properties']['Name']}"
+            physical[other] = Physical(ref=arn, attributes={"AliasArn": arn})
         resolved = Resolver(DEFAULT_STACK_NAME, physical).resolve(props["DefinitionString"])
         substitutions = Resolver(DEFAULT_STACK_NAME, physical).resolve(props.get("DefinitionSubstitutions", {}))
         for name, value in substitutions.items():
@@ -144,8 +172,21 @@ def synthesize(
     return Synthesized(outdir=outdir, stack=stack, template=template)
 
 
+def qualified_name(alias_lid: str, alias: str = "live") -> dict[str, Any]:
+    """How CDK names a function by its alias where a name is asked for (event source mappings): ``name:alias``."""
+    return {"Fn::Join": ["", [{"Fn::Select": [6, {"Fn::Split": [":", {"Ref": alias_lid}]}]}, f":{alias}"]]}
+
+
 def lambda_function_lid(arn: str) -> str:
-    """The logical id a stand-in Lambda ARN from :meth:`Synthesized.state_machine_definition` names."""
+    """The function's logical id a stand-in Lambda ARN from :meth:`Synthesized.state_machine_definition` names
+    (an alias's ARN names its function, qualified)."""
     prefix = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:"
     assert arn.startswith(prefix), f"not a Lambda function ARN of this stack: {arn}"
-    return arn.removeprefix(prefix)
+    return arn.removeprefix(prefix).split(":")[0]
+
+
+def lambda_qualifier(arn: str) -> str | None:
+    """The alias (or version) a stand-in Lambda ARN is qualified by; None for the unqualified function."""
+    lambda_function_lid(arn)
+    parts = arn.split(":")
+    return parts[7] if len(parts) > 7 else None

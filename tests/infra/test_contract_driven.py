@@ -20,7 +20,7 @@ from infra.components.agent_pool import (
     Granted,
     buffering,
 )
-from tests.infra.assembly import PINNED_LOGICAL_IDS, Synthesized, synthesize
+from tests.infra.assembly import PINNED_LOGICAL_IDS, Synthesized, qualified_name, synthesize
 
 pytestmark = pytest.mark.infra
 
@@ -119,7 +119,7 @@ def test_a_bursty_event_driven_agent_drains_a_queue_in_batches(synthesized: Synt
         for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
         if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_lid, "Arn"]}
     ]
-    assert mapping["FunctionName"] == {"Ref": tagger}
+    assert mapping["FunctionName"] == qualified_name(synthesized.live_alias(tagger))  # its live alias
     assert mapping["BatchSize"] == BUFFER_BATCH_SIZE
     assert mapping["MaximumBatchingWindowInSeconds"] == 1  # its p95 budget (1000 ms) in whole seconds
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -173,9 +173,8 @@ def test_warm_capacity_is_provisioned_on_an_alias_the_workflows_call(tmp_path: P
 
     # THEN a published version of its function carries the provisioned concurrency, behind the "live" alias
     verifier = synthesized.agent_functions()["evidence-verifier"]
-    [(alias_lid, alias)] = synthesized.of_type("AWS::Lambda::Alias").items()
-    assert alias["Properties"]["Name"] == "live"
-    assert alias["Properties"]["FunctionName"] == {"Ref": verifier}
+    alias_lid = synthesized.live_alias(verifier)
+    alias = synthesized.resources[alias_lid]
     assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
     version_lid = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
     assert synthesized.resources[version_lid]["Properties"]["FunctionName"] == {"Ref": verifier}
@@ -199,6 +198,11 @@ def test_warm_capacity_is_provisioned_on_an_alias_the_workflows_call(tmp_path: P
     tasks = [
         s["Resource"] for s in _states(synthesized.state_machine_definition(quick_check[0])) if s["Type"] == "Task"
     ]
-    assert f"{alias_lid}-ref" in tasks  # Ref of an alias: its ARN
+    assert [task.rsplit(":", 2)[1:] for task in tasks] == [[verifier, "live"]]
     # AND agents that did not ask for warm capacity get none
-    assert len(synthesized.of_type("AWS::Lambda::Version")) == 1
+    warm = [
+        a
+        for a in synthesized.of_type("AWS::Lambda::Alias").values()
+        if "ProvisionedConcurrencyConfig" in a["Properties"]
+    ]
+    assert warm == [alias]

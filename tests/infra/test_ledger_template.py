@@ -26,7 +26,8 @@ def test_the_decisions_stream_feeds_the_appender_with_partial_batch_reporting(sy
     (props,) = [
         m["Properties"]
         for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
-        if resource(synthesized, m["Properties"]["FunctionName"]["Ref"])["Properties"]["Handler"]
+        if "Ref" in m["Properties"]["FunctionName"]  # agents' mappings name their alias, qualified
+        and resource(synthesized, m["Properties"]["FunctionName"]["Ref"])["Properties"]["Handler"]
         == "functions.ledger_appender.handler.lambda_handler"
     ]
 

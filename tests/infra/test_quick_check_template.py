@@ -39,8 +39,9 @@ def test_the_api_runs_express_only_synchronously_and_standard_only_asynchronousl
             by_action.setdefault(action, []).append(statement["Resource"])
     lids = {m["Properties"].get("StateMachineType", "STANDARD"): lid for lid, m in machines(synthesized).items()}
 
-    assert by_action["states:StartSyncExecution"] == [{"Ref": lids["EXPRESS"]}]
-    assert by_action["states:StartExecution"] == [{"Ref": lids["STANDARD"]}]
+    # each through its live alias (a rollout decides which version serves the run)
+    assert by_action["states:StartSyncExecution"] == [{"Ref": synthesized.state_machine_alias(lids["EXPRESS"])}]
+    assert by_action["states:StartExecution"] == [{"Ref": synthesized.state_machine_alias(lids["STANDARD"])}]
 
 
 def test_the_invoke_route_validates_its_body(synthesized: Synthesized) -> None:

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from infra.app import DEFAULT_STACK_NAME
 from infra.local.template import Physical, Resolver
+from tests.generated_contracts import CONTRACTS
 from tests.infra.assembly import Synthesized, lambda_function_lid
 
 pytestmark = pytest.mark.infra
@@ -37,15 +39,26 @@ def test_every_implementation_is_registered_at_deploy_with_its_target(synthesize
     calls = registered(synthesized)
     agents = synthesized.agent_functions()
 
+    groups = {
+        res["Properties"]["DeploymentGroupName"]
+        for res in synthesized.of_type("AWS::CodeDeploy::DeploymentGroup").values()
+    }
+    rolled_out = {name for name, c in CONTRACTS.items() if c.runtime.kind == "lambda"}
+
     assert set(calls) == {*agents, "evidence-verifier~approximate"}
     for name, call in calls.items():
         assert call["service"] == "DynamoDB"
         assert call["action"] == "updateItem"  # an upsert: health and circuit survive a redeploy
         values = call["parameters"]["ExpressionAttributeValues"]
-        target = values[":target"]["S"].removeprefix("arn:")
-        assert (
-            synthesized.resources[target]["Properties"]["Environment"]["Variables"]["AGENT_NAME"] == name.split("~")[0]
-        )
+        # the target is the agent's live alias (Ref of an alias: its ARN), never the unqualified function
+        alias = synthesized.resources[values[":target"]["S"]]
+        assert (alias["Type"], alias["Properties"]["Name"]) == ("AWS::Lambda::Alias", "live")
+        function = synthesized.resources[alias["Properties"]["FunctionName"]["Ref"]]
+        assert function["Properties"]["Environment"]["Variables"]["AGENT_NAME"] == name.split("~")[0]
+        # AND a primary Lambda agent names the deployment group that rolls it out; the others have none
+        group = values[":deployment_group"]["S"]
+        assert group == (f"{DEFAULT_STACK_NAME}-{name}" if name in rolled_out else ""), name
+        assert not group or group in groups
     approximate = calls["evidence-verifier~approximate"]["parameters"]["ExpressionAttributeValues"]
     assert approximate[":variant"] == {"S": "approximate"}
 
@@ -64,11 +77,9 @@ def test_the_dispatcher_may_invoke_exactly_the_registered_functions(synthesized:
     invoke = [s for s in statements if "lambda:InvokeFunction" in json.dumps(s["Action"])]
 
     (statement,) = invoke
-    invoked = {r["Fn::GetAtt"][0] for r in statement["Resource"]}
+    invoked = {r["Ref"] for r in statement["Resource"]}  # live aliases
     calls = registered(synthesized)
-    targets = {
-        call["parameters"]["ExpressionAttributeValues"][":target"]["S"].removeprefix("arn:") for call in calls.values()
-    }
+    targets = {call["parameters"]["ExpressionAttributeValues"][":target"]["S"] for call in calls.values()}
     assert invoked == targets
 
 

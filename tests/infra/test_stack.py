@@ -25,6 +25,7 @@ from tests.infra.assembly import (
     PINNED_LOGICAL_IDS,
     Synthesized,
     lambda_function_lid,
+    qualified_name,
 )
 
 pytestmark = pytest.mark.infra
@@ -171,7 +172,7 @@ def test_agent_role_grants_exactly_its_contract(synthesized: Synthesized, agent:
         [queue] = [
             m["Properties"]["EventSourceArn"]
             for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
-            if m["Properties"]["FunctionName"] == {"Ref": function_lid}
+            if m["Properties"]["FunctionName"] == qualified_name(synthesized.live_alias(function_lid))
         ]
         runtime_own.append({"Action": list(SQS_EVENT_SOURCE), "Resource": queue})
     from_contract = [stack.resolve(s.to_statement_json()) for grant in grants for s in grant.statements]
@@ -274,22 +275,25 @@ def test_api_function_starts_only_the_doc_review_state_machine(synthesized: Synt
     ]
     statements = synthesized.role_statements(synthesized.role_of(api_lid))
     machine = doc_review_machine(synthesized)
+    alias = synthesized.state_machine_alias(machine)
 
-    # THEN it may start the doc-review state machine and nothing else
+    # THEN it may start the doc-review state machine, through its live alias, and nothing else
     starts = statements_on(statements, "states:StartExecution")
-    assert [statement["Resource"] for statement in starts] == [{"Ref": machine}]
-    # AND its other Step Functions rights are to read that machine's runs (and run quick-check synchronously)
+    assert [statement["Resource"] for statement in starts] == [{"Ref": alias}]
+    # AND its other Step Functions rights are to read that machine's runs (and run quick-check synchronously),
+    # and to read the workflows' aliases (rollouts)
     others = {a for a in actions(statements) if a.startswith("states:")} - {"states:StartExecution"}
     assert others == {
         "states:DescribeExecution",
         "states:StartSyncExecution",
         "states:SendTaskSuccess",  # approvals resume the run waiting at the gate
         "states:SendTaskFailure",
+        "states:DescribeStateMachineAlias",
     }
     (describe,) = statements_on(statements, "states:DescribeExecution")
     assert get_att(machine, "Name") in describe["Resource"]["Fn::Join"][1]
-    # AND it invokes no agent directly
-    assert not {a for a in actions(statements) if a.startswith(("lambda:", "events:"))}
+    # AND it invokes no agent directly: in Lambda it only reads the agents' aliases
+    assert {a for a in actions(statements) if a.startswith(("lambda:", "events:"))} == {"lambda:GetAlias"}
     # AND in S3 it only reads the ledger's digests (for audit lineage and export)
     s3_reads = {a for a in actions(statements) if a.startswith("s3:")}
     assert s3_reads == {"s3:GetObject", "s3:ListBucket"}
@@ -505,7 +509,8 @@ def test_decision_recorded_reaches_the_entity_tagger_with_retries_and_a_dlq(synt
     [drained] = [
         m["Properties"]["EventSourceArn"]
         for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
-        if m["Properties"]["FunctionName"] == {"Ref": synthesized.agent_functions()["entity-tagger"]}
+        if m["Properties"]["FunctionName"]
+        == qualified_name(synthesized.live_alias(synthesized.agent_functions()["entity-tagger"]))
     ]
     assert target["Arn"] == drained
     assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0

@@ -30,7 +30,7 @@ def table(mocked_aws: None):  # type: ignore[no-untyped-def]
     return created
 
 
-def deploy(table, name: str = "verifier", version: str = "1.0.0") -> None:  # type: ignore[no-untyped-def]
+def deploy(table, name: str = "verifier", version: str = "1.0.0", group: str = "") -> None:  # type: ignore[no-untyped-def]
     """What the deploy-time custom resource does: SET the static attributes only."""
     implementation = Implementation(
         name=name,
@@ -38,8 +38,9 @@ def deploy(table, name: str = "verifier", version: str = "1.0.0") -> None:  # ty
         capabilities=["fact-check"],
         contract_version=version,
         runtime="lambda",
-        target=f"arn:fn:{name}",
+        target=f"arn:fn:{name}:live",
         fallback=["approximate", "human"],
+        deployment_group=group,
     )
     attributes = static_item(implementation)
     table.update_item(
@@ -79,6 +80,30 @@ def test_a_deployed_entry_reads_back_with_a_closed_circuit_and_no_health(table) 
     assert found.fallback == ["approximate", "human"]
     assert found.circuit.state == "closed"
     assert found.health.samples == 0
+
+
+def test_an_entry_records_the_deployment_group_that_rolls_it_out(table) -> None:  # type: ignore[no-untyped-def]
+    # GIVEN a primary rolled out by a deployment group, and a variant no group rolls out
+    deploy(table, group="agentplane-verifier")
+    deploy(table, name="verifier~approximate")
+
+    # WHEN the registry is read
+    found = {i.name: i for i in DynamoRegistry(table).implementations()}
+
+    # THEN each entry carries its group's name, or none, beside the alias it targets
+    assert found["verifier"].deployment_group == "agentplane-verifier"
+    assert found["verifier"].target == "arn:fn:verifier:live"
+    assert found["verifier~approximate"].deployment_group == ""
+
+
+def test_an_entry_written_before_rollouts_reads_back_with_no_deployment_group(table) -> None:  # type: ignore[no-untyped-def]
+    # GIVEN an entry a previous release wrote, without the attribute
+    deploy(table)
+    table.update_item(Key={KEY: "verifier"}, UpdateExpression="REMOVE deployment_group")
+
+    (found,) = DynamoRegistry(table).implementations()
+
+    assert found.deployment_group == ""
 
 
 def test_outcomes_open_the_circuit_and_a_redeploy_keeps_it(table) -> None:  # type: ignore[no-untyped-def]

@@ -280,6 +280,22 @@ CONTRACT_CASES: list[tuple[str, dict[str, Any], Edit, str, tuple[str, Bump], tup
         ("error-removed", MINOR),
     ),
     (
+        "rollout policy set",  # unset means the plane's default canary
+        LAMBDA_CONTRACT,
+        lambda c: c.update(rollout={"strategy": "linear", "percent": 20, "interval_minutes": 2}),
+        "rollout",
+        ("rollout", PATCH),
+        ("rollout", PATCH),
+    ),
+    (
+        "rollout policy changed",
+        {**LAMBDA_CONTRACT, "rollout": {"strategy": "canary", "percent": 10, "interval_minutes": 5}},
+        lambda c: c.update(rollout={"strategy": "all-at-once", "percent": None, "interval_minutes": None}),
+        "rollout",
+        ("rollout", PATCH),
+        ("rollout", PATCH),
+    ),
+    (
         "description",
         LAMBDA_CONTRACT,
         lambda c: c.update(description="Checks claims."),

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from contracts import CONTRACTS_DIR, MODELS, CapabilityContract, ContractError, load_contract, load_contracts
-from contracts.capability import FallbackCapability, LambdaRuntime, SageMakerRuntime
+from contracts.capability import FallbackCapability, LambdaRuntime, Rollout, SageMakerRuntime
 
 pytestmark = pytest.mark.unit
 
@@ -119,6 +119,18 @@ def test_good_contract_loads_with_defaults_and_derived_values(tmp_path: Path) ->
     assert contract.fallback == [FallbackCapability(capability="fact-check", max_version="1.x"), "approximate", "human"]
 
 
+def test_rollout_defaults_to_the_planes_canary_and_takes_a_declared_policy(tmp_path: Path) -> None:
+    # GIVEN a contract that states no rollout policy, and one that asks for linear steps
+    default = load_contract(write_contract(tmp_path, GOOD))
+    linear = with_changes(rollout={"strategy": "linear", "percent": 25, "interval_minutes": 3})
+    declared = load_contract(write_contract(tmp_path, linear))
+
+    # THEN the first rolls out as the plane's canary (10 %, the rest after 5 minutes), the second as declared
+    assert default.rollout is None
+    assert default.effective_rollout == Rollout(strategy="canary", percent=10, interval_minutes=5)
+    assert declared.effective_rollout == Rollout(strategy="linear", percent=25, interval_minutes=3)
+
+
 def test_timeout_defaults_to_at_least_three_seconds(tmp_path: Path) -> None:
     fast = with_changes(slo={"p95_ms": 100, "availability": 99.9, "error_budget_pct": 0.1})
 
@@ -220,6 +232,33 @@ BAD_CONTRACTS = [
         id="max-below-min",
     ),
     pytest.param(with_changes(version="1.2"), "version", "pattern", id="bad-version"),
+    pytest.param(
+        with_changes(rollout={"strategy": "blue-green"}), "rollout.strategy", "'canary'", id="unknown-rollout"
+    ),
+    pytest.param(
+        with_changes(rollout={"strategy": "canary", "percent": 100, "interval_minutes": 5}),
+        "rollout.percent",
+        "less than or equal to 99",
+        id="rollout-percent-all",
+    ),
+    pytest.param(
+        with_changes(rollout={"strategy": "linear", "percent": 10, "interval_minutes": 61}),
+        "rollout.interval_minutes",
+        "less than or equal to 60",
+        id="rollout-interval-too-long",
+    ),
+    pytest.param(
+        with_changes(rollout={"strategy": "linear", "percent": 10}),
+        "rollout",
+        "linear needs percent (1..99) and interval_minutes (1..60)",
+        id="rollout-linear-without-interval",
+    ),
+    pytest.param(
+        with_changes(rollout={"strategy": "all-at-once", "percent": 10}),
+        "rollout",
+        "leave out percent and interval_minutes",
+        id="rollout-all-at-once-with-percent",
+    ),
     pytest.param(with_changes(name="other-agent"), "name", "file name", id="stem-differs-from-name"),
 ]
 
