@@ -259,8 +259,9 @@ class LocalPlane:
         drained = self.queues.mappings.get(function_arn)
         if drained is not None:
             function_arn = drained.function_arn
-        name = function_arn.split(":function:", 1)[1].split(":", 1)[0] if ":function:" in function_arn else function_arn
-        spec = self.lambdas.functions.get(name)
+        # An ARN or a name, either with a version or alias qualifier: the function is what comes before it.
+        name = function_arn.split(":function:", 1)[1] if ":function:" in function_arn else function_arn
+        spec = self.lambdas.functions.get(name.split(":", 1)[0])
         return spec.environment.get("AGENT_NAME", spec.logical_id) if spec else function_arn
 
     def _trace(self, query: dict[str, list[str]]) -> Reply:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -387,7 +388,10 @@ class Provisioner:
             roleArn=props["RoleArn"],
             type=props.get("StateMachineType", "STANDARD"),
         )["stateMachineArn"]
-        return Physical(ref=arn, attributes={"Arn": arn, "Name": name, "StateMachineName": name})
+        # A revision per definition, as AWS makes one per update: what a version resource publishes.
+        revision = hashlib.sha256(definition.encode()).hexdigest()[:32]
+        attributes = {"Arn": arn, "Name": name, "StateMachineName": name, "StateMachineRevisionId": revision}
+        return Physical(ref=arn, attributes=attributes)
 
     def _state_machine_version(self, logical_id: str, props: dict[str, Any]) -> Physical:
         # moto publishes through UpdateStateMachine (``publish``), as the API also allows: same definition.
