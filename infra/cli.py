@@ -327,6 +327,84 @@ def cmd_capabilities(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(versions: list[dict[str, Any]]) -> str:
+    return ", ".join(f"v{v['version']} {v['weight']:.0%}" for v in versions) or "-"
+
+
+def render_rollouts(listing: dict[str, Any]) -> str:
+    """One line per alias: its versions and weights, and the newest deployment of its group."""
+    lines = [f"  {'agent':<32} {'traffic':<22} deployment"]
+    for agent in listing["agents"]:
+        if "error" in agent:
+            lines.append(f"  {agent['agent']:<32} {'?':<22} cannot read its alias: {agent['error']}")
+            continue
+        deployment = agent.get("deployment")
+        shown = "-"
+        if deployment:
+            shown = (
+                f"{deployment['deployment_id']} {deployment['status']} "
+                f"v{deployment['from_version']} -> v{deployment['to_version']}"
+            )
+            if deployment.get("message"):
+                shown += f": {deployment['message']}"
+        lines.append(f"  {agent['agent']:<32} {_weights(agent['versions']):<22} {shown}")
+    lines.append(f"  {'workflow':<32} traffic")
+    for workflow in listing["workflows"]:
+        if "error" in workflow:
+            lines.append(f"  {workflow['workflow']:<32} cannot read its alias: {workflow['error']}")
+        else:
+            lines.append(f"  {workflow['workflow']:<32} {_weights(workflow['versions'])}")
+    return "\n".join(lines)
+
+
+def cmd_rollout_status(args: argparse.Namespace) -> int:
+    listing = expect(call(connect(args), "GET", "/v1/rollouts"), 200)
+    print(json.dumps(listing, indent=2) if args.json else render_rollouts(listing))
+    return 0
+
+
+def cmd_rollout_start(args: argparse.Namespace) -> int:
+    """Local plane only: on AWS a deploy of the changed stack starts the rollout (CodeDeploy)."""
+    query = urllib.parse.urlencode({"agent": args.agent, **({"fault": args.fault} if args.fault else {})})
+    started = expect(call(connect(args), "POST", f"/local/rollouts?{query}"), 202)
+    latest = started["history"][-1]["event"]
+    print(json.dumps(started, indent=2) if args.json else f"{started['deployment_id']}: {latest}")
+    return 0
+
+
+def cmd_rollout_demo(args: argparse.Namespace) -> int:
+    """A rollout on a fresh local plane, with doc-review traffic until it completes or rolls back."""
+    if args.runs < 1:
+        raise CliError(f"--runs must be at least 1, not {args.runs}")
+    print("starting the local plane (synthesizing the CDK app, standing it up on moto)...", flush=True)
+    plane = _start_plane(args)
+    try:
+        admin = local_endpoint(plane.url, plane.state_dir, "admin")
+        query = urllib.parse.urlencode({"agent": args.agent, **({"fault": args.new_fault} if args.new_fault else {})})
+        started = expect(call(admin, "POST", f"/local/rollouts?{query}"), 202)
+        fault = f", the new version failing with {args.new_fault}" if args.new_fault else ""
+        print(f"rollout {started['deployment_id']} of {started['agent']}: {started['config']}{fault}")
+        print(f"  (a deployment minute lasts {plane.options.rollout_minute_s:g} s on this plane)")
+        body = read_json_file(args.request)
+        deployment: dict[str, Any] = started
+        for number in range(1, args.runs + 1):
+            run = expect(call(admin, "POST", "/v1/workflows/doc-review/executions", body), 202)
+            ended = follow(admin, run["execution_id"], timeout=args.timeout)
+            listing = expect(call(admin, "GET", "/v1/rollouts"), 200)
+            agent = next(a for a in listing["agents"] if a["agent"] == started["agent"])
+            deployment = agent["deployment"] or deployment
+            traffic = _weights(agent["versions"])
+            print(f"run {number}: {ended['status']:<9} traffic {traffic:<20} {deployment['status']}")
+            if deployment["status"] != "InProgress":
+                break
+        print(f"deployment {deployment['deployment_id']}: {deployment['status']}: {deployment.get('message', '')}")
+        for event in plane.deployments.deployments[started["deployment_id"]].history:
+            print(f"  minute {event['minute']:>5}: {event['event']}")
+        return 0 if deployment["status"] != "InProgress" else 1
+    finally:
+        plane.stop()
+
+
 def pending_approvals(endpoint: Endpoint, execution_id: str | None = None) -> list[dict[str, Any]]:
     body = expect(call(endpoint, "GET", "/v1/approvals?status=PENDING"), 200)
     approvals: list[dict[str, Any]] = body["approvals"]
@@ -767,6 +845,10 @@ def _start_plane(args: argparse.Namespace) -> Any:
     if assembly is not None and not assembly.is_dir():
         raise CliError(f"--assembly {assembly}: no such cloud assembly directory")
     options = PlaneOptions(state_dir=Path(args.state_dir), port=args.port, faults=faults, assembly_dir=assembly)
+    if getattr(args, "rollout_minute_s", None) is not None:
+        if args.rollout_minute_s <= 0:
+            raise CliError(f"--rollout-minute-s must be positive, not {args.rollout_minute_s}")
+        options.rollout_minute_s = args.rollout_minute_s
     try:
         return LocalPlane(options).start()
     except OSError as error:
@@ -887,6 +969,9 @@ def parser() -> argparse.ArgumentParser:
         dest="local_command", required=True, parser_class=_Parser
     )
     serve = local.add_parser("serve", help="serve the plane on 127.0.0.1 until stopped")
+    serve.add_argument(
+        "--rollout-minute-s", type=float, help="seconds a rollout's deployment minute lasts here (default 6)"
+    )
     plane_options(serve, DEFAULT_PORT)
     serve.add_argument(
         "--assembly", help="serve this synthesized cloud assembly (e.g. cdk.out) instead of synthesizing"
@@ -910,6 +995,31 @@ def parser() -> argparse.ArgumentParser:
     capabilities = commands.add_parser("capabilities", help="the registry: implementations, health, circuits")
     client_options(capabilities, "submitter")
     capabilities.set_defaults(handler=cmd_capabilities)
+
+    rollout = commands.add_parser("rollout", help="canary rollouts of agent versions").add_subparsers(
+        dest="rollout_command", required=True, parser_class=_Parser
+    )
+    rollout_status = rollout.add_parser("status", help="each agent's and workflow's live versions and weights")
+    client_options(rollout_status, "auditor")
+    rollout_status.set_defaults(handler=cmd_rollout_status)
+    rollout_start = rollout.add_parser(
+        "start", help="local plane: publish an agent's new version and shift traffic to it as its group says"
+    )
+    rollout_start.add_argument("agent")
+    rollout_start.add_argument("--fault", help="Error[:rate] injected into the new version only, e.g. ModelError")
+    client_options(rollout_start, "admin")
+    rollout_start.set_defaults(handler=cmd_rollout_start)
+    rollout_demo = rollout.add_parser(
+        "demo", help="a rollout on a fresh local plane under doc-review traffic, until it completes or rolls back"
+    )
+    rollout_demo.add_argument("agent", nargs="?", default="evidence-verifier")
+    rollout_demo.add_argument("--new-fault", metavar="ERROR[:RATE]", help="make the new version fail, e.g. ModelError")
+    rollout_demo.add_argument("--runs", type=int, default=40, help="at most this many doc-review runs (default 40)")
+    rollout_demo.add_argument("--rollout-minute-s", type=float, default=0.5, help="seconds per deployment minute")
+    rollout_demo.add_argument("--request", default=str(REPO_ROOT / "events" / "doc-review-low-risk.json"))
+    rollout_demo.add_argument("--timeout", type=float, default=60.0)
+    plane_options(rollout_demo, 0)
+    rollout_demo.set_defaults(handler=cmd_rollout_demo)
 
     approvals = commands.add_parser("approvals", help="human approval of high-risk runs").add_subparsers(
         dest="approvals_command", required=True, parser_class=_Parser

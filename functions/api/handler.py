@@ -23,6 +23,7 @@ from contracts.loader import load_contracts
 from functions.api.approvals import decide_approval, list_approvals
 from functions.api.audit import export, lineage
 from functions.api.invoke import SyncRun, invoke
+from functions.api.rollouts import rollouts
 from functions.api.service import (
     ProblemError,
     RunStatus,
@@ -299,6 +300,39 @@ def list_capabilities() -> Response[str]:
         200,
         capabilities(shipped_contracts(), registry().implementations(), base_url=base_url(app.current_event.raw_event)),
     )
+
+
+class AwsRollouts:
+    """What ``GET /v1/rollouts`` reads: Lambda and Step Functions aliases, CodeDeploy deployments."""
+
+    def agent_alias(self, function_name: str, alias: str) -> dict[str, Any]:
+        answer: dict[str, Any] = client("lambda").get_alias(FunctionName=function_name, Name=alias)
+        return answer
+
+    def workflow_alias(self, alias_arn: str) -> dict[str, Any]:
+        answer: dict[str, Any] = client("stepfunctions").describe_state_machine_alias(stateMachineAliasArn=alias_arn)
+        return answer
+
+    def latest_deployment(self, application: str, group: str) -> dict[str, Any] | None:
+        codedeploy = client("codedeploy")
+        ids = codedeploy.list_deployments(applicationName=application, deploymentGroupName=group)["deployments"]
+        if not ids:
+            return None
+        found = codedeploy.batch_get_deployments(deploymentIds=ids[:25])["deploymentsInfo"]
+        newest: dict[str, Any] = max(found, key=lambda d: d["createTime"])
+        return newest
+
+
+@app.get("/v1/rollouts")
+def list_rollouts() -> Response[str]:
+    aliases = {name: w.state_machine_arn for name, w in workflows.items()}
+    answer = rollouts(
+        registry().implementations(),
+        aliases,
+        AwsRollouts(),
+        application=os.environ.get("CODEDEPLOY_APPLICATION", ""),
+    )
+    return json_response(200, answer)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

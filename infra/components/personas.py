@@ -33,6 +33,7 @@ AUDITOR: list[Route] = [
     ("GET", "/v1/audit/traces/*"),
     ("GET", "/v1/executions/*"),
     ("GET", "/v1/capabilities"),
+    ("GET", "/v1/rollouts"),
 ]
 PERSONA_ROUTES: dict[str, list[Route]] = {
     "submitter": SUBMITTER,

@@ -162,6 +162,7 @@ class PublicApi(Construct):
         )
         acknowledge(health, "AwsSolutions-APIG4", "readiness probe: answers with liveness and workflow names only")
         v1.add_resource("capabilities").add_method("GET", integration)
+        v1.add_resource("rollouts").add_method("GET", integration)
         approvals_resource = v1.add_resource("approvals")
         approvals_resource.add_method(
             "GET", integration, request_parameters={"method.request.querystring.status": False}

@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.client import BaseClient
 
+from functions.api.rollouts import split_alias
 from infra.cli import Endpoint as ApiEndpoint
 from infra.cli import call, expect, local_endpoint
 from infra.cost.model import SECONDS_PER_MONTH, CostError, Endpoint, FunctionUse, Profile, RunUse, Schedule
@@ -173,7 +174,9 @@ def measure(plane: LocalPlane, workflow: str, request: Path, *, runs: int = 2, t
     submitter = local_endpoint(plane.url, plane.state_dir, "submitter")
     approver = local_endpoint(plane.url, plane.state_dir, "approver")
     sfn = plane.client("stepfunctions")
-    machine_arn = spec["state_machine_arn"]
+    # Runs start through the workflow's live alias; its state machine names their executions.
+    aliased = split_alias(spec["state_machine_arn"])
+    machine_arn = aliased[0] if aliased else spec["state_machine_arn"]
     machine_type = sfn.describe_state_machine(stateMachineArn=machine_arn).get("type", "STANDARD")
 
     plane.settle()

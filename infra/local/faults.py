@@ -21,7 +21,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-_SPEC = re.compile(r"^(?P<agent>[a-z][a-z0-9-]*(~[a-z]+)?)=(?P<error>[A-Za-z][A-Za-z0-9.]*)(:(?P<rate>[0-9.]+))?$")
+_SPEC = re.compile(
+    r"^(?P<agent>[a-z][a-z0-9-]*(~[a-z]+)?(@[1-9][0-9]*)?)=(?P<error>[A-Za-z][A-Za-z0-9.]*)(:(?P<rate>[0-9.]+))?$"
+)
 # What Lambda reports when a function runs past its timeout; Step Functions sees it as the task's error.
 TIMEOUT_ERROR = "Sandbox.Timedout"
 THROTTLE_ERROR = "ThrottlingException"
@@ -70,7 +72,8 @@ class FaultPlan:
 
     @classmethod
     def parse(cls, specs: list[str]) -> FaultPlan:
-        """``agent=ErrorName[:rate]``: ``evidence-verifier=ModelError``, ``risk-scorer=Lambda.ServiceException:0.5``."""
+        """``agent[@version]=ErrorName[:rate]``: ``evidence-verifier=ModelError``,
+        ``risk-scorer=Lambda.ServiceException:0.5``, ``evidence-verifier@2=ModelError`` (only its version 2 fails)."""
         faults: dict[str, Fault] = {}
         for spec in specs:
             match = _SPEC.match(spec.strip())
@@ -95,6 +98,16 @@ class FaultPlan:
 
     def clear(self) -> None:
         self.use(FaultPlan())
+
+    def add(self, agent: str, fault: Fault) -> None:
+        """One more fault while the plane runs (a rollout's new version, ``agent@version``)."""
+        with self._lock:
+            self.faults[agent] = fault
+
+    def key_for(self, agent: str, version: str) -> str:
+        """``agent@version`` when a fault targets that published version, else ``agent``."""
+        versioned = f"{agent}@{version}"
+        return versioned if versioned in self.faults else agent
 
     def _fires(self, agent: str, kind: str, rate: float) -> bool:
         if rate <= 0:

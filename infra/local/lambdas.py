@@ -35,6 +35,7 @@ from infra.local.isolation import Isolation
 from infra.local.template import ACCOUNT_ID, REGION
 
 Handler = Callable[[Any, Any], Any]
+LATEST = "$LATEST"
 TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
 
@@ -51,8 +52,31 @@ class FunctionSpec:
     invocations: int = 0
     errors: int = 0
     busy_s: float = 0.0  # handler time of successful invocations (what Lambda bills as duration)
+    # Per executed version (CloudWatch's ExecutedVersion dimension): what rollout alarms are evaluated on.
+    versions: dict[str, VersionStats] = field(default_factory=dict)
     # A Lambda instance handles one event at a time; its module state (loggers, metrics) assumes it.
     instance: threading.RLock = field(default_factory=threading.RLock)
+
+
+@dataclass
+class VersionStats:
+    """One published version's invocations: outcome and duration of each, oldest first."""
+
+    samples: list[tuple[bool, float]] = field(default_factory=list)  # (failed, duration ms)
+
+    @property
+    def invocations(self) -> int:
+        return len(self.samples)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for failed, _ in self.samples if failed)
+
+    def share_within(self, limit_ms: float) -> float:
+        """The percentage of invocations that took ``limit_ms`` or less (CloudWatch's ``PR(:limit)``)."""
+        if not self.samples:
+            return 100.0
+        return 100.0 * sum(1 for _, ms in self.samples if ms <= limit_ms) / len(self.samples)
 
 
 @dataclass
@@ -63,12 +87,13 @@ class LambdaContext:
     memory_limit_in_mb: int
     timeout_s: int
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
+    function_version: str = LATEST
     started: float = field(default_factory=time.monotonic)
 
     @property
     def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+        qualifier = "" if self.function_version == LATEST else f":{self.function_version}"
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}{qualifier}"
 
     @property
     def log_group_name(self) -> str:
@@ -109,7 +134,7 @@ class InProcessLambdas:
         plane = self
 
         def invoke(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
-            return plane.invoke(function.function_name, event)
+            return plane.invoke(function.function_name, event, version=str(function.version))
 
         self._original = LambdaFunction._invoke_lambda
         LambdaFunction._invoke_lambda = invoke  # type: ignore[method-assign,assignment]
@@ -128,7 +153,7 @@ class InProcessLambdas:
                 self._logs[spec.name] = (self.logs_dir / f"{spec.logical_id}.log").open("a", buffering=1)
             return self._logs[spec.name]
 
-    def _environment(self, spec: FunctionSpec) -> dict[str, str]:
+    def _environment(self, spec: FunctionSpec, version: str = LATEST) -> dict[str, str]:
         return {
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
@@ -136,7 +161,7 @@ class InProcessLambdas:
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_VERSION": version,
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             **spec.environment,
@@ -185,13 +210,15 @@ class InProcessLambdas:
                 for stale in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
                     del sys.modules[stale]
 
-    def invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
+    def invoke(self, function_name: str, event: Any, version: str = LATEST) -> tuple[str, bool, str]:
         spec = self.functions.get(function_name)
         if spec is None:
             missing = {"errorType": "ResourceNotFoundException", "errorMessage": f"{function_name} is not emulated"}
             return json.dumps(missing), True, ""
         sink = self._log(spec)
-        with spec.instance, self.isolation.scoped(self._environment(spec), sink):
+        failed = True
+        with spec.instance, self.isolation.scoped(self._environment(spec, version), sink):
+            started = time.perf_counter()  # Lambda's Duration: from the handler's instance, not the queue before it
             spec.invocations += 1
             try:
                 with invocation_span(spec, event):
@@ -199,15 +226,18 @@ class InProcessLambdas:
                     agent = spec.environment.get("AGENT_NAME", spec.logical_id)
                     if spec.environment.get("AGENT_VARIANT", "primary") != "primary":
                         agent += "~" + spec.environment["AGENT_VARIANT"]  # a fault on the primary spares its fallback
+                    agent = self.faults.key_for(agent, version)  # a fault on one version spares the others
                     self.faults.before_invoke(agent)
-                    started = time.perf_counter()
+                    began = time.perf_counter()
                     deliveries = self.faults.invocations(agent)  # 2: at-least-once redelivery runs the handler again
                     for _ in range(deliveries):
-                        context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s)
+                        context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s, function_version=version)
                         payload = event if event is not None else {}
                         result = handler(copy.deepcopy(payload) if deliveries > 1 else payload, context)
-                    spec.busy_s += time.perf_counter() - started
-                return json.dumps(self.faults.after_invoke(agent, result)), False, ""
+                    spec.busy_s += time.perf_counter() - began
+                answer = json.dumps(self.faults.after_invoke(agent, result)), False, ""
+                failed = False
+                return answer
             except Exception as exc:
                 spec.errors += 1
                 trace = traceback.format_exception(exc)
@@ -218,6 +248,10 @@ class InProcessLambdas:
                     "stackTrace": trace[-5:],
                 }
                 return json.dumps(error), True, ""
+            finally:
+                if version != LATEST:
+                    elapsed_ms = (time.perf_counter() - started) * 1000
+                    spec.versions.setdefault(version, VersionStats()).samples.append((failed, elapsed_ms))
 
 
 def _unwrapped(event: Any) -> dict[str, Any]:

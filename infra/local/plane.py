@@ -21,13 +21,14 @@ from moto import mock_aws
 from infra.local.auth import LocalAuth, personas_in
 from infra.local.dynamodb import LeanTransactions
 from infra.local.events import EventDelivery
-from infra.local.faults import FaultPlan
-from infra.local.http_api import ApiServer, LocalApi, Reply
+from infra.local.faults import FaultPlan, FaultSpecError
+from infra.local.http_api import ApiServer, LocalApi, Reply, problem
 from infra.local.isolation import Isolation
 from infra.local.lambdas import InProcessLambdas
 from infra.local.otlp import OtlpReceiver, SpanStore
 from infra.local.provision import Provisioner
 from infra.local.queues import QueueDelivery
+from infra.local.rollout import LocalDeployments, RolloutError, WeightedAliases, deployment_groups
 from infra.local.sagemaker import LocalEndpoints
 from infra.local.schedules import Scheduler
 from infra.local.stepfunctions import SyncExecutions
@@ -57,6 +58,11 @@ class PlaneOptions:
     throttle_clock: Callable[[], float] = time.monotonic
     # SQS batching windows (bursty agents) shrink by this factor locally, as retry intervals do.
     batching_window_scale: float = 0.01
+    # A rollout's deployment minute lasts this many seconds locally; its clock (tests drive it by hand); how often
+    # rollouts move (0: only when ``deployments.tick()`` is called).
+    rollout_minute_s: float = 6.0  # a default canary (10 % for 5 minutes) lasts 30 s
+    rollout_clock: Callable[[], float] = time.monotonic
+    rollout_tick_s: float = 0.25
 
 
 def synthesize(outdir: Path, stack_name: str) -> Path:
@@ -93,6 +99,8 @@ class LocalPlane:
         self.sync_executions = SyncExecutions()
         self.endpoints = LocalEndpoints(self.state_dir)
         self.provisioner: Provisioner | None = None
+        self.aliases = WeightedAliases()
+        self.deployments: LocalDeployments | None = None
         self.server: ApiServer | None = None
         self.auth: LocalAuth | None = None
         self.scheduler: Scheduler | None = None
@@ -124,6 +132,7 @@ class LocalPlane:
         self._saved_clock = retrier_decl.time
         retrier_decl.time = _ScaledClock(self.options.retry_delay_scale)
         self.lambdas.install()
+        self.aliases.install()
         self.events.install()
         self.transactions.install()
         self.streams.install()
@@ -135,6 +144,7 @@ class LocalPlane:
                 template, self.client, self.lambdas, self.streams, endpoints=self.endpoints, queues=self.queues
             )
             self.provisioner.provision()
+            self.deployments = self._deployments(template)
             self._access_log = (self.state_dir / "logs").joinpath("api-access.log").open("a", buffering=1)
             self.scheduler = Scheduler(self.client, self.provisioner.schedules)
             if self.options.schedule_scale > 0:
@@ -154,6 +164,7 @@ class LocalPlane:
                     ("POST", "/local/schedules/run"): self._run_schedules,
                     ("POST", "/local/dead-letters/replay"): self._replay_dead_letters,
                     ("GET", "/local/traces"): self._trace,
+                    ("POST", "/local/rollouts"): self._start_rollout,
                 },
                 auth=self.auth,
                 usage_plans=usage_plans,
@@ -170,6 +181,44 @@ class LocalPlane:
             json.dumps({"url": self.url, "pid": os.getpid(), "stack": self.options.stack_name}) + "\n"
         )
         return self
+
+    def _deployments(self, template: Template) -> LocalDeployments:
+        assert self.provisioner is not None
+        provisioner = self.provisioner
+        groups = deployment_groups(
+            template.resources,
+            provisioner.resolver.resolve,
+            lambda logical_id: provisioner.physical[logical_id].ref,
+            provisioner.alarms,
+            {name: spec.environment.get("AGENT_NAME", name) for name, spec in self.lambdas.functions.items()},
+        )
+        deployments = LocalDeployments(
+            self.client,
+            self.lambdas,
+            self.options.faults,
+            groups,
+            clock=self.options.rollout_clock,
+            minute_s=self.options.rollout_minute_s,
+        )
+        if self.options.rollout_tick_s > 0:
+            deployments.start_ticking(self.options.rollout_tick_s)
+        return deployments
+
+    def _start_rollout(self, query: dict[str, list[str]]) -> Reply:
+        """``POST /local/rollouts?agent=NAME[&fault=Error[:rate]]``: what a deploy of a new agent version starts
+        on AWS; the fault, if any, is injected into the new version only."""
+        assert self.deployments is not None
+        agent = query.get("agent", [""])[-1]
+        try:
+            group = self.deployments.group_for(agent)
+            fault = None
+            if spec := query.get("fault", [""])[-1]:
+                fault = FaultPlan.parse([f"{group.agent}={spec}"]).faults[group.agent]
+            deployment = self.deployments.start(group.agent, fault)
+        except (RolloutError, FaultSpecError) as error:
+            status = error.status if isinstance(error, RolloutError) else 400
+            return problem(status, "Rollout refused", str(error), kind="refused", instance="/local/rollouts")
+        return Reply(202, {"Content-Type": "application/json"}, json.dumps(deployment.to_json()).encode())
 
     def _quiet_moto(self) -> None:
         """moto logs every failed state at ERROR with its whole parse tree: keep that in a file, not the console."""
@@ -210,8 +259,9 @@ class LocalPlane:
         drained = self.queues.mappings.get(function_arn)
         if drained is not None:
             function_arn = drained.function_arn
-        name = function_arn.split(":function:", 1)[1].split(":", 1)[0] if ":function:" in function_arn else function_arn
-        spec = self.lambdas.functions.get(name)
+        # An ARN or a name, either with a version or alias qualifier: the function is what comes before it.
+        name = function_arn.split(":function:", 1)[1] if ":function:" in function_arn else function_arn
+        spec = self.lambdas.functions.get(name.split(":", 1)[0])
         return spec.environment.get("AGENT_NAME", spec.logical_id) if spec else function_arn
 
     def _trace(self, query: dict[str, list[str]]) -> Reply:
@@ -222,6 +272,9 @@ class LocalPlane:
         return Reply(200, {"Content-Type": "application/json"}, body)
 
     def stop(self) -> None:
+        if self.deployments is not None:
+            self.deployments.stop()
+            self.deployments = None
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
@@ -236,6 +289,7 @@ class LocalPlane:
         self.streams.uninstall()
         self.transactions.uninstall()
         self.events.uninstall()
+        self.aliases.uninstall()
         self.lambdas.uninstall()
         if self._saved_clock is not None:
             retrier_decl.time = self._saved_clock

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -80,6 +81,7 @@ class Provisioner:
         self.layer_dirs: dict[str, tuple[str, Path]] = {}  # layer ARN -> (kind, dir)
         self.skipped: dict[str, str] = {}  # logical id -> type the plane does not emulate
         self.schedules: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # rule -> (expression, targets)
+        self.alarms: dict[str, dict[str, Any]] = {}  # alarm name -> its definition (rollouts evaluate them)
         self._providers: dict[str, Callable[[str, dict[str, Any]], Physical]] = {
             "AWS::KMS::Key": self._kms_key,
             "AWS::DynamoDB::Table": self._dynamodb_table,
@@ -109,6 +111,12 @@ class Provisioner:
             "AWS::SageMaker::Model": self._sagemaker_model,
             "AWS::SageMaker::EndpointConfig": self._sagemaker_endpoint_config,
             "AWS::SageMaker::Endpoint": self._sagemaker_endpoint,
+            "AWS::StepFunctions::StateMachineVersion": self._state_machine_version,
+            "AWS::StepFunctions::StateMachineAlias": self._state_machine_alias,
+            "AWS::CloudWatch::Alarm": self._alarm,
+            "AWS::CodeDeploy::Application": self._codedeploy_application,
+            "AWS::CodeDeploy::DeploymentConfig": self._codedeploy_config,
+            "AWS::CodeDeploy::DeploymentGroup": self._codedeploy_group,
         }
         # Types whose effect the plane does not need locally (IAM is checked on the template, not here).
         self._inert = {
@@ -380,7 +388,64 @@ class Provisioner:
             roleArn=props["RoleArn"],
             type=props.get("StateMachineType", "STANDARD"),
         )["stateMachineArn"]
-        return Physical(ref=arn, attributes={"Arn": arn, "Name": name, "StateMachineName": name})
+        # A revision per definition, as AWS makes one per update: what a version resource publishes.
+        revision = hashlib.sha256(definition.encode()).hexdigest()[:32]
+        attributes = {"Arn": arn, "Name": name, "StateMachineName": name, "StateMachineRevisionId": revision}
+        return Physical(ref=arn, attributes=attributes)
+
+    def _state_machine_version(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        # moto publishes through UpdateStateMachine (``publish``), as the API also allows: same definition.
+        machines = self.client("stepfunctions")
+        machine = props["StateMachineArn"]
+        definition = machines.describe_state_machine(stateMachineArn=machine)["definition"]
+        arn = machines.update_state_machine(stateMachineArn=machine, definition=definition, publish=True)[
+            "stateMachineVersionArn"
+        ]
+        return Physical(ref=arn, attributes={"Arn": arn})
+
+    def _state_machine_alias(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """The alias starts whole on its version: a gradual ``DeploymentPreference`` shifts on update, and a
+        fresh plane is a create."""
+        routing = props.get("RoutingConfiguration") or [
+            {"StateMachineVersionArn": props["DeploymentPreference"]["StateMachineVersionArn"], "Weight": 100}
+        ]
+        alias = self.client("stepfunctions").create_state_machine_alias(
+            name=props.get("Name") or logical_id,
+            description=props.get("Description", ""),
+            routingConfiguration=[
+                {"stateMachineVersionArn": r["StateMachineVersionArn"], "weight": int(r["Weight"])} for r in routing
+            ],
+        )
+        arn = alias["stateMachineAliasArn"]
+        return Physical(ref=arn, attributes={"Arn": arn})
+
+    # --- alarms and deployments (what canary rollouts read; infra.local.rollout moves them) ---------
+
+    def _alarm(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("AlarmName") or self._name(logical_id, 255)
+        self.alarms[name] = props
+        return Physical(ref=name, attributes={"Arn": _arn("cloudwatch", f"alarm:{name}")})
+
+    def _codedeploy_application(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("ApplicationName") or self._name(logical_id, 100)
+        self.client("codedeploy").create_application(
+            applicationName=name, computePlatform=props.get("ComputePlatform", "Server")
+        )
+        return Physical(ref=name)
+
+    def _codedeploy_config(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        # Read by infra.local.rollout from the template; moto has no deployment configs to create.
+        return Physical(ref=props.get("DeploymentConfigName") or self._name(logical_id, 100))
+
+    def _codedeploy_group(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("DeploymentGroupName") or self._name(logical_id, 100)
+        self.client("codedeploy").create_deployment_group(
+            applicationName=props["ApplicationName"],
+            deploymentGroupName=name,
+            serviceRoleArn=props["ServiceRoleArn"],
+            **({"deploymentConfigName": props["DeploymentConfigName"]} if "DeploymentConfigName" in props else {}),
+        )
+        return Physical(ref=name)
 
     # --- SageMaker (endpoints served by their container's app on 127.0.0.1) ---------------------
 

@@ -1,4 +1,5 @@
 """``StartSyncExecution`` for Express state machines, which moto lacks: start, wait for the end, answer.
+Runs started through a state machine alias go to one of its versions by the alias's weights.
 
 boto3 sends it to the ``sync-states`` host, so that host is routed to moto's Step Functions too.
 """
@@ -15,6 +16,8 @@ from moto import backend_index
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.stepfunctions import urls as stepfunctions_urls
+from moto.stepfunctions.models import StepFunctionBackend
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 SYNC_URL_BASE = r"https?://sync-states\.(.+)\.amazonaws.com"
@@ -26,9 +29,44 @@ class StateMachineTypeNotSupported(JsonRESTError):
         super().__init__("StateMachineTypeNotSupported", "This operation is only supported by EXPRESS state machines")
 
 
+_ALIAS_PARTS = 8  # arn:aws:states:REGION:ACCOUNT:stateMachine:NAME:ALIAS
+
+
+class AliasSplit:
+    """Which version of an alias a run goes to: exactly by the weights (smooth weighted round robin)."""
+
+    def __init__(self) -> None:
+        self._credit: dict[str, float] = {}
+
+    def pick(self, alias_arn: str, routing: list[dict[str, Any]]) -> str:
+        best, best_credit = "", float("-inf")
+        for route in routing:
+            version = str(route["stateMachineVersionArn"])
+            credit = self._credit.get(version, 0.0) + int(route["weight"]) / 100
+            self._credit[version] = credit
+            if credit > best_credit:
+                best, best_credit = version, credit
+        self._credit[best] -= 1.0
+        return best
+
+
+_split = AliasSplit()
+
+
+def resolve_alias(backend: StepFunctionBackend, arn: str) -> str:
+    """The state machine a run through ``arn`` starts on: for an alias, the source of the version its weights
+    pick. The local plane publishes every version from the template's one definition, so the source runs it."""
+    parts = arn.split(":")
+    if len(parts) != _ALIAS_PARTS or parts[-1].isdigit():
+        return arn
+    alias = backend.describe_state_machine_alias(arn)
+    version = _split.pick(arn, alias.routing_configuration)
+    return version.rsplit(":", 1)[0]
+
+
 def start_sync_execution(response: StepFunctionResponse) -> ActionResult:
     backend = response.stepfunction_backend
-    arn = response._get_param("stateMachineArn")
+    arn = resolve_alias(backend, response._get_param("stateMachineArn"))
     machine = backend.describe_state_machine(arn)
     if getattr(machine, "type", "STANDARD") != "EXPRESS":
         raise StateMachineTypeNotSupported()
@@ -58,13 +96,23 @@ def start_sync_execution(response: StepFunctionResponse) -> ActionResult:
 class SyncExecutions:
     def __init__(self) -> None:
         self._pattern = ("stepfunctions", re.compile(SYNC_URL_BASE))
+        self._start: Any = None
 
     def install(self) -> None:
+        start = self._start = StepFunctionsParserBackend.start_execution
+
+        def through_alias(backend: StepFunctionsParserBackend, state_machine_arn: str, *args: Any, **kw: Any) -> Any:
+            return start(backend, resolve_alias(backend, state_machine_arn), *args, **kw)
+
+        StepFunctionsParserBackend.start_execution = through_alias  # type: ignore[method-assign,assignment]
         StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
         stepfunctions_urls.url_bases.append(SYNC_URL_BASE)
         backend_index.backend_url_patterns.insert(0, self._pattern)
 
     def uninstall(self) -> None:
+        if self._start is not None:
+            StepFunctionsParserBackend.start_execution = self._start  # type: ignore[method-assign]
+            self._start = None
         if SYNC_URL_BASE in stepfunctions_urls.url_bases:
             stepfunctions_urls.url_bases.remove(SYNC_URL_BASE)
         if self._pattern in backend_index.backend_url_patterns:

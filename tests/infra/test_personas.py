@@ -30,6 +30,7 @@ AUDITOR = {
     ("GET", "/v1/audit/traces/*"),
     ("GET", "/v1/executions/*"),
     ("GET", "/v1/capabilities"),
+    ("GET", "/v1/rollouts"),
 }
 EXPECTED_ROUTES = {
     "submitter": SUBMITTER,
