@@ -151,7 +151,7 @@ class Rollouts(Construct):
         )
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["codedeploy:ListDeployments", "codedeploy:GetDeployment"],
+                actions=["codedeploy:ListDeployments", "codedeploy:GetDeployment", "codedeploy:BatchGetDeployments"],
                 resources=[group.deployment_group_arn for group in self.groups.values()],
             )
         )

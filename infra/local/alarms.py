@@ -1,8 +1,8 @@
-"""The plane's rollback alarms, evaluated locally over one Lambda version's invocations.
+"""The plane's rollback alarms, evaluated locally over a function's recorded invocations.
 
 A deployment group names CloudWatch alarms; on AWS, CloudWatch evaluates them and CodeDeploy rolls back
 when one is in ALARM. Locally there is no CloudWatch, so the plane evaluates the alarm definitions the
-template holds, over the invocations of the version being rolled out (CloudWatch's ``ExecutedVersion``).
+template holds, over the invocations it recorded per version (what CloudWatch's ``ExecutedVersion`` holds).
 It knows the two shapes the plane's SLO alarms use (``infra.components.observability``): an error ratio
 (``Errors`` / ``Invocations``) and a slow ratio (``Duration`` at ``PR(:p95)``). Any other alarm is refused
 when the plane starts, naming it, rather than silently never firing.

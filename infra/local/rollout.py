@@ -7,7 +7,8 @@ group's config (canary, linear, all at once) and rolls back when one of the grou
 - a rollout publishes the function's code and settings as a new version, records a CodeDeploy deployment
   (moto), and moves the alias's ``RoutingConfig`` weights on the plane's clock, where a deployment minute
   lasts ``minute_s`` seconds;
-- the group's alarms are evaluated over the new version's own invocations (``infra.local.alarms``);
+- the group's alarms are evaluated over the function's invocations since the deployment began, both
+  versions together, as the alarms (on the function) see them on AWS (``infra.local.alarms``);
 - invocations through an alias are split by its weights, exactly (smooth weighted round robin), so a 10 %
   canary sends every tenth invocation to the new version.
 """
@@ -122,6 +123,7 @@ class Deployment:
     started: float
     status: Status = "InProgress"
     weight: float = 0.0
+    baseline: int = 0  # the old version's invocations before the deployment began
     message: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -238,7 +240,9 @@ class LocalDeployments:
             if fault is not None:
                 self.faults.add(f"{group.agent}@{target}", fault)
             self._record(group, deployment_id, current, target)
-            deployment = Deployment(deployment_id, group, current, target, started=self.clock())
+            spec = self.lambdas.functions[group.function_name]
+            before = spec.versions.get(current, VersionStats()).invocations
+            deployment = Deployment(deployment_id, group, current, target, started=self.clock(), baseline=before)
             self.deployments[deployment_id] = deployment
             self._note(
                 deployment,
@@ -315,8 +319,12 @@ class LocalDeployments:
             self._note(deployment, f"{round(weight * 100)}% to version {deployment.to_version}")
 
     def alarm_states(self, deployment: Deployment) -> list[AlarmState]:
-        spec = self.lambdas.functions[deployment.group.function_name]
-        stats = spec.versions.get(deployment.to_version, VersionStats())
+        """The group's alarms over what they measure on AWS: the function's invocations (old and new version
+        alike) since the deployment began."""
+        versions = self.lambdas.functions[deployment.group.function_name].versions
+        old = versions.get(deployment.from_version, VersionStats()).samples[deployment.baseline :]
+        new = versions.get(deployment.to_version, VersionStats()).samples
+        stats = VersionStats([*old, *new])
         return [alarm.evaluate(stats) for alarm in deployment.group.alarms]
 
     def _finish(self, deployment: Deployment, status: Status, version: str, message: str) -> None:

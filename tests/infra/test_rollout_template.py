@@ -374,7 +374,7 @@ def test_the_api_reads_aliases_and_deployments_on_exact_resources(synthesized: S
     ]
     assert sorted(map(json.dumps, resources_of("lambda:GetAlias"))) == sorted(map(json.dumps, aliases))
     groups = synthesized.of_type("AWS::CodeDeploy::DeploymentGroup")
-    for action in ("codedeploy:ListDeployments", "codedeploy:GetDeployment"):
+    for action in ("codedeploy:ListDeployments", "codedeploy:GetDeployment", "codedeploy:BatchGetDeployments"):
         found = resources_of(action)
         assert len(found) == len(groups) == len(LAMBDA_AGENTS)
         for arn in found:  # arn:...:deploymentgroup:<application>/<group>, nothing wider
