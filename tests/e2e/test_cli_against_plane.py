@@ -86,6 +86,16 @@ def test_the_demo_completes_a_review(tmp_path: Path) -> None:
     assert "Traceback" not in demo.stderr
 
 
+def test_the_rollout_demo_rolls_a_failing_canary_back(tmp_path: Path) -> None:
+    demo = agentplane("rollout", "demo", "evidence-verifier", "--new-fault", "ModelError", "--state-dir", str(tmp_path))
+
+    assert demo.returncode == 0, demo.stderr
+    assert "canary 10% for 5 min, then all, the new version failing with ModelError" in demo.stdout
+    assert "Stopped: rolled back: alarm " in demo.stdout
+    assert "10% to version 2" in demo.stdout
+    assert "Traceback" not in demo.stderr
+
+
 def test_run_against_no_plane_is_one_clear_line(tmp_path: Path) -> None:
     ran = agentplane(
         "run", "doc-review", "--input", "events/doc-review-request.json", "--api-url", "http://127.0.0.1:9"
