@@ -19,7 +19,7 @@ Sha256Hex = Field(pattern=r"^[0-9a-f]{64}$")
 class StrictModel(BaseModel):
     """Unknown fields are refused: a typo in a request is an error, not silently dropped data."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # --- API bodies -------------------------------------------------------------------------------

@@ -268,15 +268,22 @@ def get_approvals() -> Response[str]:
 @app.post("/v1/approvals/<approval_id>")
 def post_approval(approval_id: str) -> Response[str]:
     identity = app.current_event.raw_event.get("requestContext", {}).get("identity") or {}
-    body = decide_approval(
-        approval_id,
-        app.current_event.body,
-        caller_arn=identity.get("userArn"),
-        store=DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"])),
-        runs=StepFunctionsCallbacks(),
-        decisions=DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"])),
-        now=datetime.now(UTC),
-    )
+    store = DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"]))
+    pending = store.get(approval_id)  # its run's trace: the decision is a hop of that trace
+    attributes: dict[str, tracing.AttributeValue] = {"agentplane.hop": "approval", "agentplane.step": "Approval"}
+    if pending is not None:
+        attributes["agentplane.execution_id"] = pending.execution_id
+    with tracing.span("approval decided", attributes, trace_id=pending.trace_id if pending else None) as span:
+        body = decide_approval(
+            approval_id,
+            app.current_event.body,
+            caller_arn=identity.get("userArn"),
+            store=store,
+            runs=StepFunctionsCallbacks(),
+            decisions=DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"])),
+            now=datetime.now(UTC),
+        )
+        span.set_attribute("agentplane.outcome", str(body["status"]))
     return json_response(200, body)
 
 

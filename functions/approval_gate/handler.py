@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.approval_gate.service import open_approval
+from functions.runtime import tracing
 from functions.runtime.approvals import DynamoApprovalStore
 from functions.runtime.aws import table
 from functions.runtime.executions import DynamoExecutionStore
@@ -20,13 +21,27 @@ logger = Logger(service="approval-gate")
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    execution = DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])).get(str(event.get("execution_id")))
-    item = open_approval(
-        event,
-        approval_id=str(uuid.uuid4()),
-        now=datetime.now(UTC),
-        submitted_by=getattr(execution, "submitted_by", None) if execution else None,
-    )
-    DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"])).put(item)
+    execution_id = str(event.get("execution_id"))
+    attributes: dict[str, tracing.AttributeValue] = {
+        "agentplane.hop": "approval",
+        "agentplane.capability": "human-approval",
+        "agentplane.execution_id": execution_id,
+        "agentplane.step": "RequestApproval",
+    }
+    trace_id, traceparent = event.get("trace_id"), event.get("traceparent")
+    with tracing.span(
+        "approval requested",
+        attributes,
+        trace_id=trace_id if isinstance(trace_id, str) else None,
+        traceparent=traceparent if isinstance(traceparent, str) else None,
+    ):
+        execution = DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])).get(execution_id)
+        item = open_approval(
+            event,
+            approval_id=str(uuid.uuid4()),
+            now=datetime.now(UTC),
+            submitted_by=getattr(execution, "submitted_by", None) if execution else None,
+        )
+        DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"])).put(item)
     logger.info("approval opened", approval_id=item.approval_id, execution_id=item.execution_id)
     return {"approval_id": item.approval_id}

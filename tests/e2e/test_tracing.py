@@ -140,6 +140,25 @@ def test_every_step_of_a_run_has_a_span_under_its_invocation_under_the_api(
     assert all(s["trace_id"] == reviewed["trace_id"] for s in found)
 
 
+def test_the_approval_is_traced_where_it_is_asked_for_and_where_a_person_decides(
+    plane: LocalPlane, reviewed: dict[str, Any]
+) -> None:
+    found = spans(plane, reviewed["trace_id"])
+    ids = {s["span_id"]: s for s in found}
+    approvals = {s["name"]: s for s in by_hop(found, "approval")}
+
+    assert set(approvals) == {"approval requested", "approval decided"}
+    requested, decided = approvals["approval requested"], approvals["approval decided"]
+    # asked for by the gate's invocation, a step of the run under the API's span
+    gate = ids[requested["parent_id"]]
+    assert gate["attributes"]["agentplane.hop"] == "invoke"
+    assert requested["attributes"]["agentplane.execution_id"] == reviewed["run"]["execution_id"]
+    # decided later, over the API, as a hop of the same trace, with its outcome
+    assert decided["attributes"]["agentplane.outcome"] == "APPROVED"
+    assert decided["attributes"]["agentplane.execution_id"] == reviewed["run"]["execution_id"]
+    assert decided["start_ns"] >= requested["end_ns"]
+
+
 def test_agentplane_trace_prints_every_step_with_its_duration(
     plane: LocalPlane, reviewed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
