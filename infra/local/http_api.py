@@ -176,7 +176,8 @@ class LocalApi:
         parts = [unquote(p) for p in path.split("/") if p]
         candidates = [(route, params) for route in self.routes if (params := route.match(parts)) is not None]
         if not candidates:
-            return problem(404, "Not found", f"no route for {path}", kind="not-found", instance=path)
+            # API Gateway's MISSING_AUTHENTICATION_TOKEN, rendered by the template's DEFAULT_4XX problem.
+            return problem(403, "Request refused", "Missing Authentication Token", kind="refused", instance=path)
         allowed = [(r, p) for r, p in candidates if r.method == method]
         if not allowed:
             methods = ", ".join(sorted({r.method for r, _ in candidates}))

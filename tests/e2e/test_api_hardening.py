@@ -109,3 +109,12 @@ def test_racing_retries_with_one_key_start_exactly_one_run(plane: LocalPlane) ->
     assert {a.status for a in answers} == {202}
     assert len({a.body["execution_id"] for a in answers}) == 1
     assert started(plane) == before + 1
+
+
+def test_a_path_with_no_route_is_refused_as_api_gateway_refuses_it(plane: LocalPlane) -> None:
+    answer = request(plane.url, "GET", "/v1/no-such-route", persona="admin")
+
+    assert answer.status == 403
+    assert answer.content_type == "application/problem+json"
+    assert answer.body["detail"] == "Missing Authentication Token"
+    assert answer.body["type"].endswith("/refused")
