@@ -190,3 +190,14 @@ def lambda_qualifier(arn: str) -> str | None:
     lambda_function_lid(arn)
     parts = arn.split(":")
     return parts[7] if len(parts) > 7 else None
+
+
+def all_states(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every state of an ASL definition, including those inside Map iterators and Parallel branches."""
+    found = []
+    for state in definition.get("States", {}).values():
+        found.append(state)
+        for inner in [state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])]:
+            if inner:
+                found.extend(all_states(inner))
+    return found

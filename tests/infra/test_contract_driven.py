@@ -20,7 +20,7 @@ from infra.components.agent_pool import (
     Granted,
     buffering,
 )
-from tests.infra.assembly import PINNED_LOGICAL_IDS, Synthesized, qualified_name, synthesize
+from tests.infra.assembly import PINNED_LOGICAL_IDS, Synthesized, all_states, qualified_name, synthesize
 
 pytestmark = pytest.mark.infra
 
@@ -148,17 +148,6 @@ def test_buffering_window_follows_the_slo() -> None:
     assert buffering(load_contracts()["risk-scorer"]) is None  # not bursty
 
 
-def _states(definition: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every state, including those inside Map iterators and Parallel branches."""
-    found = []
-    for state in definition.get("States", {}).values():
-        found.append(state)
-        for inner in [state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])]:
-            if inner:
-                found.extend(_states(inner))
-    return found
-
-
 def test_warm_capacity_is_provisioned_on_an_alias_the_workflows_call(tmp_path: Path) -> None:
     # GIVEN the evidence verifier's contract asking for two warm instances
     contracts = copy_contracts(tmp_path / "contracts")
@@ -183,7 +172,7 @@ def test_warm_capacity_is_provisioned_on_an_alias_the_workflows_call(tmp_path: P
     for machine in synthesized.of_type("AWS::StepFunctions::StateMachine"):
         tasks = [
             state["Resource"]
-            for state in _states(synthesized.state_machine_definition(machine))
+            for state in all_states(synthesized.state_machine_definition(machine))
             if state["Type"] == "Task" and not state["Resource"].startswith("arn:aws:states:")
         ]
         assert not [task for task in tasks if task.endswith(f":function:{verifier}")], tasks
@@ -196,7 +185,7 @@ def test_warm_capacity_is_provisioned_on_an_alias_the_workflows_call(tmp_path: P
     assert {"Ref": alias_lid} in registered[0]["Fn::Join"][1]
     quick_check = [m for m in synthesized.of_type("AWS::StepFunctions::StateMachine") if m.startswith("QuickCheck")]
     tasks = [
-        s["Resource"] for s in _states(synthesized.state_machine_definition(quick_check[0])) if s["Type"] == "Task"
+        s["Resource"] for s in all_states(synthesized.state_machine_definition(quick_check[0])) if s["Type"] == "Task"
     ]
     assert [task.rsplit(":", 2)[1:] for task in tasks] == [[verifier, "live"]]
     # AND agents that did not ask for warm capacity get none

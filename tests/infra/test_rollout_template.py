@@ -19,7 +19,14 @@ from infra.components.nag import logical_id
 from infra.components.rollout import MAX_ALARMS, workflow_alarms
 from infra.workflows import doc_review, quick_check
 from tests.generated_contracts import CONTRACTS
-from tests.infra.assembly import Synthesized, lambda_function_lid, lambda_qualifier, qualified_name, synthesize
+from tests.infra.assembly import (
+    Synthesized,
+    all_states,
+    lambda_function_lid,
+    lambda_qualifier,
+    qualified_name,
+    synthesize,
+)
 from tests.infra.test_contract_driven import copy_contracts
 
 pytestmark = pytest.mark.infra
@@ -71,16 +78,6 @@ def api_statements(synthesized: Synthesized) -> list[dict[str, Any]]:
     return synthesized.role_statements(synthesized.role_of(api))
 
 
-def _states(definition: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for state in definition.get("States", {}).values():
-        found.append(state)
-        for inner in [state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])]:
-            if inner:
-                found.extend(_states(inner))
-    return found
-
-
 # --- every Lambda agent is a version behind "live", and every caller invokes the alias -----------------------
 
 
@@ -121,7 +118,7 @@ def test_workflow_tasks_invoke_agents_through_their_live_alias(synthesized: Synt
     }
     invoked = []
     for machine in synthesized.of_type("AWS::StepFunctions::StateMachine"):
-        for state in _states(synthesized.state_machine_definition(machine)):
+        for state in all_states(synthesized.state_machine_definition(machine)):
             if state["Type"] != "Task":
                 continue
             arns = [state["Resource"], state.get("Parameters", {}).get("FunctionName", "")]
