@@ -140,6 +140,7 @@ def rollouts(
             "agent": implementation.name,
             "contract_version": implementation.contract_version,
             "alias": implementation.target,
+            "published_version": implementation.published_version or None,
             "deployment_group": implementation.deployment_group or None,
         }
         try:

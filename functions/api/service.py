@@ -335,6 +335,8 @@ def _implementation_view(implementation: Implementation) -> dict[str, Any]:
         "contract_version": implementation.contract_version,
         "runtime": implementation.runtime,
         "target": implementation.target,
+        "published_version": implementation.published_version or None,
+        "deployment_group": implementation.deployment_group or None,
         "health": {
             "samples": health.samples,
             "p50_ms": health.p50_ms,

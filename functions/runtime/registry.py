@@ -33,6 +33,7 @@ def static_item(implementation: Implementation) -> dict[str, Any]:
         "output_model": implementation.output_model or "",
         "fallback_json": json.dumps(implementation.fallback, sort_keys=True),
         "deployment_group": implementation.deployment_group,
+        "published_version": implementation.published_version,
     }
 
 
@@ -48,6 +49,7 @@ def from_item(item: dict[str, Any]) -> Implementation:
         output_model=item.get("output_model") or None,
         fallback=json.loads(item.get("fallback_json", "[]")),
         deployment_group=item.get("deployment_group", ""),
+        published_version=item.get("published_version", ""),
         health=Health.model_validate_json(item["health_json"]) if "health_json" in item else Health(),
         circuit=Circuit.model_validate_json(item["circuit_json"]) if "circuit_json" in item else Circuit(),
     )

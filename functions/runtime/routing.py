@@ -128,6 +128,7 @@ class Implementation(BaseModel):
     output_model: str | None = None  # the contract's io.output: an answer that does not conform is a failure
     fallback: list[str | dict[str, str]] = Field(default_factory=list)
     deployment_group: str = ""  # the CodeDeploy group rolling this target out; empty when none does
+    published_version: str = ""  # the version the last deploy published behind the alias (it may still be shifting)
     health: Health = Field(default_factory=Health)
     circuit: Circuit = Field(default_factory=Circuit)
 

@@ -53,7 +53,7 @@ def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]
     for pool in pools.values():
         contract = pool.contract
         group = deployment_groups.get(contract.name, "")
-        variants: list[tuple[str, Variant, lambda_.IFunction, str]] = [(contract.name, "primary", pool.target, group)]
+        variants: list[tuple[str, Variant, lambda_.Alias, str]] = [(contract.name, "primary", pool.target, group)]
         if pool.approximate_target is not None:
             variants.append((contract.name + APPROXIMATE_SUFFIX, "approximate", pool.approximate_target, ""))
         for name, variant, function, deployment_group in variants:
@@ -68,6 +68,7 @@ def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]
                 output_model=contract.io.output,
                 fallback=[f if isinstance(f, str) else f.model_dump() for f in contract.fallback],
                 deployment_group=deployment_group,
+                published_version=function.version.version,
             )
             found[name] = Entry(static_item(implementation), function)
     return found

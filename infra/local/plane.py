@@ -18,6 +18,7 @@ from typing import IO, Any
 import boto3
 from moto import mock_aws
 
+from functions.runtime.registry import KEY
 from infra.local.auth import LocalAuth, personas_in
 from infra.local.dynamodb import LeanTransactions
 from infra.local.events import EventDelivery
@@ -199,10 +200,29 @@ class LocalPlane:
             groups,
             clock=self.options.rollout_clock,
             minute_s=self.options.rollout_minute_s,
+            published=self._record_published,
         )
         if self.options.rollout_tick_s > 0:
             deployments.start_ticking(self.options.rollout_tick_s)
         return deployments
+
+    def _record_published(self, alias_arn: str, version: str) -> None:
+        """A rollout publishes a version as a deploy would: the registry entries behind that alias name it."""
+        dynamodb = self.client("dynamodb")
+        table = self.physical("RegistryTable", "AWS::DynamoDB::Table")
+        pages = dynamodb.get_paginator("scan").paginate(
+            TableName=table,
+            FilterExpression="#target = :alias",
+            ExpressionAttributeNames={"#target": "target"},
+            ExpressionAttributeValues={":alias": {"S": alias_arn}},
+        )
+        for item in (item for page in pages for item in page["Items"]):
+            dynamodb.update_item(
+                TableName=table,
+                Key={KEY: item[KEY]},
+                UpdateExpression="SET published_version = :version",
+                ExpressionAttributeValues={":version": {"S": version}},
+            )
 
     def _start_rollout(self, query: dict[str, list[str]]) -> Reply:
         """``POST /local/rollouts?agent=NAME[&fault=Error[:rate]]``: what a deploy of a new agent version starts

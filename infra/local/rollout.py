@@ -200,6 +200,7 @@ class LocalDeployments:
         *,
         clock: Callable[[], float] = time.monotonic,
         minute_s: float = 1.0,
+        published: Callable[[str, str], None] | None = None,
     ) -> None:
         self.client = client
         self.lambdas = lambdas
@@ -207,6 +208,8 @@ class LocalDeployments:
         self.groups = dict(groups)
         self.clock = clock
         self.minute_s = minute_s
+        # Told (alias ARN, version) when a rollout publishes a version: what the deploy's registry write does on AWS.
+        self.published = published
         self.deployments: dict[str, Deployment] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -239,6 +242,9 @@ class LocalDeployments:
             target = str(lam.publish_version(FunctionName=group.function_name)["Version"])
             if fault is not None:
                 self.faults.add(f"{group.agent}@{target}", fault)
+            if self.published is not None:
+                alias_arn = lam.get_alias(FunctionName=group.function_name, Name=group.alias)["AliasArn"]
+                self.published(str(alias_arn), target)
             self._record(group, deployment_id, current, target)
             spec = self.lambdas.functions[group.function_name]
             before = spec.versions.get(current, VersionStats()).invocations

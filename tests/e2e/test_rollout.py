@@ -106,6 +106,7 @@ def test_every_lambda_agent_and_workflow_is_live_through_an_alias_on_one_version
         assert live[agent]["versions"] == [{"version": "1", "weight": 1.0}]
         assert live[agent]["deployment_group"], f"{agent} has no deployment group"
         assert live[agent]["deployment"] is None
+        assert live[agent]["published_version"] == "1"
     for workflow in ("doc-review", "quick-check"):
         entry = live[f"workflow:{workflow}"]
         assert entry["alias"].endswith(":live")
@@ -131,6 +132,7 @@ def test_a_healthy_canary_takes_its_slice_then_all_traffic(
     # THEN exactly one invocation in ten runs the new version, and the status says it is shifting
     assert version_invocations(plane, "risk-scorer", new) == (2, 0)
     live = rollouts(plane)["risk-scorer"]
+    assert live["published_version"] == new  # the registry knows the version the rollout published
     assert live["versions"] == [{"version": "1", "weight": 0.9}, {"version": new, "weight": 0.1}]
     assert live["shifting"] is True
     assert live["deployment"]["status"] == "InProgress"

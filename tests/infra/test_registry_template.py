@@ -26,7 +26,10 @@ def function_with(synthesized: Synthesized, handler: str) -> str:
 
 def registered(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     """Registry name -> the updateItem call its custom resource makes at deploy (Refs/GetAtts as logical ids)."""
-    physical = {lid: Physical(ref=lid, attributes={"Arn": f"arn:{lid}"}) for lid in synthesized.resources}
+    physical = {
+        lid: Physical(ref=lid, attributes={"Arn": f"arn:{lid}", "Version": f"version-of:{lid}"})
+        for lid in synthesized.resources
+    }
     resolver = Resolver("agentplane", physical)
     found = {}
     for resource in synthesized.of_type("Custom::AWS").values():
@@ -55,6 +58,10 @@ def test_every_implementation_is_registered_at_deploy_with_its_target(synthesize
         assert (alias["Type"], alias["Properties"]["Name"]) == ("AWS::Lambda::Alias", "live")
         function = synthesized.resources[alias["Properties"]["FunctionName"]["Ref"]]
         assert function["Properties"]["Environment"]["Variables"]["AGENT_NAME"] == name.split("~")[0]
+        # AND the version this deploy published behind that alias
+        assert (
+            values[":published_version"]["S"] == "version-of:" + alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+        )
         # AND a primary Lambda agent names the deployment group that rolls it out; the others have none
         group = values[":deployment_group"]["S"]
         assert group == (f"{DEFAULT_STACK_NAME}-{name}" if name in rolled_out else ""), name
