@@ -365,6 +365,12 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
 
 def cmd_rollout_start(args: argparse.Namespace) -> int:
     """Local plane only: on AWS a deploy of the changed stack starts the rollout (CodeDeploy)."""
+    url = api_url(args)
+    if served_at(url) is None and args.api_url and _plane_url(Path(args.state_dir)) != url:
+        raise CliError(
+            "rollout start drives the local plane; on AWS, deploying the changed stack starts the rollout "
+            "(CodeDeploy): follow it with `agentplane rollout status`"
+        )
     query = urllib.parse.urlencode({"agent": args.agent, **({"fault": args.fault} if args.fault else {})})
     started = expect(call(connect(args), "POST", f"/local/rollouts?{query}"), 202)
     latest = started["history"][-1]["event"]

@@ -191,7 +191,7 @@ def test_unknown_routes_and_executions_are_problems(plane: LocalPlane) -> None:
     wrong_method = request(plane.url, "DELETE", "/v1/health")
 
     assert (missing.status, missing.content_type) == (404, PROBLEM_JSON)
-    assert (nowhere.status, nowhere.content_type) == (404, PROBLEM_JSON)
+    assert (nowhere.status, nowhere.content_type) == (403, PROBLEM_JSON)  # API Gateway: no such route
     assert wrong_method.status == 405
 
 

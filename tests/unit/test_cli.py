@@ -176,6 +176,8 @@ def free_port() -> int:
         pytest.param(["run", "doc-review"], "required: --input", id="run without --input"),
         pytest.param(["contracts"], "required: contracts_command", id="contracts without a subcommand"),
         pytest.param(["local", "serve", "--port", "eighty"], "invalid int value: 'eighty'", id="bad --port"),
+        pytest.param(["rollout"], "required: rollout_command", id="rollout without a subcommand"),
+        pytest.param(["rollout", "start"], "required: agent", id="rollout start without an agent"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], says: str) -> None:
@@ -193,6 +195,23 @@ def test_usage_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], a
 
 
 # --- talking to a plane ---------------------------------------------------------------------------
+
+
+def test_rollout_start_against_a_deployed_api_says_a_deploy_starts_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/api"
+    code = cli.main(["rollout", "start", "risk-scorer", "--api-url", url, "--state-dir", str(tmp_path)])
+
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert one_line(err) == err.strip()
+    assert "deploying the changed stack starts the rollout (CodeDeploy)" in err
+
+
+def test_rollout_demo_refuses_no_runs_before_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["rollout", "demo", "--runs", "0"]) == 1
+    assert "--runs must be at least 1" in capsys.readouterr().err
 
 
 def test_status_without_a_plane_says_it_cannot_reach_it(capsys: pytest.CaptureFixture[str]) -> None:
