@@ -36,6 +36,7 @@ COLLECTOR_ENDPOINT = "http://localhost:4318/v1/traces"
 # A p95 objective lets 5 % of requests be slower than p95_ms: that is the latency error budget.
 LATENCY_BUDGET = 0.05
 LEDGER_LAG_S = 300
+CANARY_PERIOD = Duration.minutes(1)  # a 5-minute canary gets five looks at its new version
 API_5XX_RATE = 0.01
 
 
@@ -255,6 +256,48 @@ class Observability(Construct):
                 left=[api.metric_latency(statistic="p50"), api.metric_latency(statistic="p95")],
                 width=12,
             ),
+        )
+
+    def add_canary(self, contract: CapabilityContract, alias: lambda_.Alias) -> cloudwatch.Alarm:
+        """The error ratio of the version a deploy just published, alone (``ExecutedVersion``), minute by minute.
+
+        The SLO alarms see the whole function, where a canary's errors are diluted by the old version's
+        traffic; this one sees only the new version, at the fast burn threshold. A deployment guard: it
+        rolls back, it does not page.
+        """
+        function = alias.version.lambda_
+        dimensions = {
+            "FunctionName": function.function_name,
+            "Resource": f"{function.function_name}:{alias.alias_name}",
+            "ExecutedVersion": alias.version.version,
+        }
+
+        def metric(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/Lambda",
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic="Sum",
+                period=CANARY_PERIOD,
+            )
+
+        threshold = round(min(1.0, FAST.burn_rate * error_budget(contract)), 9)
+        return cloudwatch.Alarm(
+            self,
+            f"{construct_name(contract.name)}CanaryErrors",
+            metric=cloudwatch.MathExpression(
+                expression="IF(invocations > 0, errors / invocations, 0)",
+                using_metrics={"errors": metric("Errors"), "invocations": metric("Invocations")},
+                period=CANARY_PERIOD,
+                label="new version's error ratio",
+            ),
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"{contract.name} {contract.version}: the version being deployed fails over "
+            f"{threshold:g} of its calls (burn rate {FAST.burn_rate} x budget {error_budget(contract):g}); "
+            "rolls the deployment back. " + runbook(self.runbook_base, "slo-errors"),
         )
 
     def add_workflow(self, name: str, state_machine: sfn.StateMachine) -> None:

@@ -52,22 +52,25 @@ class LocalAlarm:
     threshold: float
     compare: Callable[[float, float], bool]
     limit_ms: float = 0.0  # the slow ratio's latency limit
+    # Its metrics name one version (``ExecutedVersion``): the version a deploy published, i.e. the one being
+    # rolled out; otherwise they cover the whole function.
+    per_version: bool = False
 
     @classmethod
     def from_properties(cls, name: str, props: Mapping[str, Any]) -> LocalAlarm:
         compare = _COMPARE.get(str(props.get("ComparisonOperator")))
         if compare is None or "Threshold" not in props:
             raise UnsupportedAlarm(f"alarm {name}: the local plane evaluates threshold alarms only")
-        stats = {
-            query["MetricStat"]["Metric"]["MetricName"]: str(query["MetricStat"]["Stat"])
-            for query in props.get("Metrics", [])
-            if "MetricStat" in query
-        }
+        queried = [query["MetricStat"] for query in props.get("Metrics", []) if "MetricStat" in query]
+        stats = {stat["Metric"]["MetricName"]: str(stat["Stat"]) for stat in queried}
+        per_version = any(
+            d.get("Name") == "ExecutedVersion" for stat in queried for d in stat["Metric"].get("Dimensions", [])
+        )
         threshold = float(props["Threshold"])
         if stats.keys() == {"Errors", "Invocations"}:
-            return cls(name, "errors", threshold, compare)
+            return cls(name, "errors", threshold, compare, per_version=per_version)
         if stats.keys() == {"Duration"} and (rank := _PERCENTILE_RANK.match(stats["Duration"])) is not None:
-            return cls(name, "slow", threshold, compare, limit_ms=float(rank["limit"]))
+            return cls(name, "slow", threshold, compare, limit_ms=float(rank["limit"]), per_version=per_version)
         raise UnsupportedAlarm(
             f"alarm {name}: the local plane evaluates Lambda error-ratio and slow-ratio alarms "
             f"(Errors/Invocations, Duration PR(:ms)), not {sorted(stats) or 'this expression'}"

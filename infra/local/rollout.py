@@ -7,8 +7,9 @@ group's config (canary, linear, all at once) and rolls back when one of the grou
 - a rollout publishes the function's code and settings as a new version, records a CodeDeploy deployment
   (moto), and moves the alias's ``RoutingConfig`` weights on the plane's clock, where a deployment minute
   lasts ``minute_s`` seconds;
-- the group's alarms are evaluated over the function's invocations since the deployment began, both
-  versions together, as the alarms (on the function) see them on AWS (``infra.local.alarms``);
+- the group's alarms are evaluated over what they measure on AWS since the deployment began: the new
+  version alone for the canary alarm (``ExecutedVersion``), both versions for the SLO alarms on the
+  function (``infra.local.alarms``);
 - invocations through an alias are split by its weights, exactly (smooth weighted round robin), so a 10 %
   canary sends every tenth invocation to the new version.
 """
@@ -325,13 +326,13 @@ class LocalDeployments:
             self._note(deployment, f"{round(weight * 100)}% to version {deployment.to_version}")
 
     def alarm_states(self, deployment: Deployment) -> list[AlarmState]:
-        """The group's alarms over what they measure on AWS: the function's invocations (old and new version
-        alike) since the deployment began."""
+        """The group's alarms over what they measure on AWS since the deployment began: the new version alone
+        for an alarm on ``ExecutedVersion``, else the function's invocations, old and new version alike."""
         versions = self.lambdas.functions[deployment.group.function_name].versions
+        new = versions.get(deployment.to_version, VersionStats())
         old = versions.get(deployment.from_version, VersionStats()).samples[deployment.baseline :]
-        new = versions.get(deployment.to_version, VersionStats()).samples
-        stats = VersionStats([*old, *new])
-        return [alarm.evaluate(stats) for alarm in deployment.group.alarms]
+        whole = VersionStats([*old, *new.samples])
+        return [alarm.evaluate(new if alarm.per_version else whole) for alarm in deployment.group.alarms]
 
     def _finish(self, deployment: Deployment, status: Status, version: str, message: str) -> None:
         group = deployment.group

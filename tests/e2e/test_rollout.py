@@ -173,7 +173,8 @@ def test_a_canary_whose_new_version_breaks_its_slo_rolls_back(
     assert live["versions"] == [{"version": old, "weight": 1.0}]
     assert live["deployment"]["status"] == "Stopped"
     assert live["deployment"]["message"].startswith("rolled back: alarm ")
-    assert "error ratio" in live["deployment"]["message"]
+    assert "CanaryErrors" in live["deployment"]["message"]  # the new version's own errors, first
+    assert "error ratio 1 " in live["deployment"]["message"]
 
     # AND the new version gets no more traffic
     invoke_alias(plane, "evidence-verifier", 10)

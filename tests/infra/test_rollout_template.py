@@ -172,13 +172,15 @@ def test_a_deployment_rolls_back_on_exactly_the_agents_fast_burn_alarms(synthesi
     group = groups_by_agent(synthesized)[agent]["Properties"]
     fast = [lid_of(alarm) for alarm in synthesized.stack.observability.rollback_alarms[agent]]
 
-    # THEN the group watches exactly those: errors and latency, over 60 and 5 minutes, on this agent
+    # THEN the group watches the new version's own error ratio, then exactly those: errors and latency, over 60
+    # and 5 minutes, on this agent
     watched = [alarm["Name"]["Ref"] for alarm in group["AlarmConfiguration"]["Alarms"]]
-    assert watched == fast
+    canary = lid_of(synthesized.stack.rollouts.canary_alarms[agent])
+    assert watched == [canary, *fast]
     assert group["AlarmConfiguration"]["Enabled"] is True
-    assert len(watched) == 4 <= MAX_ALARMS
+    assert len(watched) == 5 <= MAX_ALARMS
     periods = []
-    for lid in watched:
+    for lid in watched[1:]:
         alarm = synthesized.resources[lid]
         assert alarm["Type"] == "AWS::CloudWatch::Alarm"
         assert "fast window" in alarm["Properties"]["AlarmDescription"]
@@ -192,6 +194,27 @@ def test_a_deployment_rolls_back_on_exactly_the_agents_fast_burn_alarms(synthesi
     }
     # AND the group's name is the one the registry records and the API looks up
     assert group["DeploymentGroupName"] == f"{DEFAULT_STACK_NAME}-{agent}"
+
+
+@pytest.mark.parametrize("agent", LAMBDA_AGENTS)
+def test_the_canary_alarm_watches_only_the_version_being_deployed(synthesized: Synthesized, agent: str) -> None:
+    alarm = synthesized.resources[lid_of(synthesized.stack.rollouts.canary_alarms[agent])]["Properties"]
+    function = synthesized.agent_functions()[agent]
+    alias = synthesized.resources[synthesized.live_alias(function)]["Properties"]
+
+    # THEN its errors and invocations are the Lambda metrics of the alias's current version, minute by minute
+    stats = [query["MetricStat"] for query in alarm["Metrics"] if "MetricStat" in query]
+    assert sorted(stat["Metric"]["MetricName"] for stat in stats) == ["Errors", "Invocations"]
+    for stat in stats:
+        dimensions = {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]}
+        assert dimensions["FunctionName"] == {"Ref": function}
+        assert dimensions["ExecutedVersion"] == alias["FunctionVersion"]  # the version this deploy published
+        assert (stat["Period"], stat["Stat"]) == (60, "Sum")
+    # AND it trips at the fast burn rate of the contract's error budget, and never on missing data
+    budget = 1 - CONTRACTS[agent].slo.availability / 100
+    assert alarm["Threshold"] == pytest.approx(min(1.0, 14.4 * budget))
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert "AlarmActions" not in alarm  # a deployment guard: it rolls back, it does not page
 
 
 def test_without_a_policy_an_agent_rolls_out_as_a_ten_percent_canary_for_five_minutes(

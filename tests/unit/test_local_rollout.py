@@ -118,6 +118,18 @@ def test_a_slow_ratio_alarm_fires_when_too_many_invocations_exceed_the_p95() -> 
     assert alarm.evaluate(VersionStats([(False, 2000.0)] * 8 + [(False, 10.0)] * 2)).firing
 
 
+def test_an_alarm_on_one_executed_version_is_known_as_such() -> None:
+    whole = _alarm("errors", 0.0144)
+    versioned = _alarm("errors", 0.0144)
+    for query in versioned["Metrics"][1:]:
+        query["MetricStat"]["Metric"]["Dimensions"] = [
+            {"Name": "FunctionName", "Value": "fn"},
+            {"Name": "ExecutedVersion", "Value": "7"},
+        ]
+    assert not LocalAlarm.from_properties("whole", whole).per_version
+    assert LocalAlarm.from_properties("canary", versioned).per_version
+
+
 def test_an_alarm_the_plane_cannot_evaluate_is_refused_by_name() -> None:
     props = _alarm("errors", 1)
     props["Metrics"][1]["MetricStat"]["Metric"]["MetricName"] = "Throttles"
