@@ -258,12 +258,12 @@ class Observability(Construct):
             ),
         )
 
-    def add_canary(self, contract: CapabilityContract, alias: lambda_.Alias) -> cloudwatch.Alarm:
-        """The error ratio of the version a deploy just published, alone (``ExecutedVersion``), minute by minute.
+    def add_canary(self, contract: CapabilityContract, alias: lambda_.Alias) -> list[cloudwatch.Alarm]:
+        """The version a deploy just published, alone (``ExecutedVersion``), minute by minute: its error ratio
+        and its share of calls over the contract's p95, each at the fast burn threshold.
 
-        The SLO alarms see the whole function, where a canary's errors are diluted by the old version's
-        traffic; this one sees only the new version, at the fast burn threshold. A deployment guard: it
-        rolls back, it does not page.
+        The SLO alarms see the whole function, where a canary is diluted by the old version's traffic; these
+        see only the new version. Deployment guards: they roll back, they do not page.
         """
         function = alias.version.lambda_
         dimensions = {
@@ -272,33 +272,59 @@ class Observability(Construct):
             "ExecutedVersion": alias.version.version,
         }
 
-        def metric(name: str) -> cloudwatch.Metric:
+        def metric(name: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace="AWS/Lambda",
                 metric_name=name,
                 dimensions_map=dimensions,
-                statistic="Sum",
+                statistic=statistic,
                 period=CANARY_PERIOD,
             )
 
-        threshold = round(min(1.0, FAST.burn_rate * error_budget(contract)), 9)
-        return cloudwatch.Alarm(
-            self,
-            f"{construct_name(contract.name)}CanaryErrors",
-            metric=cloudwatch.MathExpression(
-                expression="IF(invocations > 0, errors / invocations, 0)",
-                using_metrics={"errors": metric("Errors"), "invocations": metric("Invocations")},
-                period=CANARY_PERIOD,
-                label="new version's error ratio",
+        who = f"{contract.name} {contract.version}: the version being deployed"
+        guards = [
+            (
+                "CanaryErrors",
+                cloudwatch.MathExpression(
+                    expression="IF(invocations > 0, errors / invocations, 0)",
+                    using_metrics={"errors": metric("Errors", "Sum"), "invocations": metric("Invocations", "Sum")},
+                    period=CANARY_PERIOD,
+                    label="new version's error ratio",
+                ),
+                error_budget(contract),
+                f"{who} fails",
+                "slo-errors",
             ),
-            threshold=threshold,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"{contract.name} {contract.version}: the version being deployed fails over "
-            f"{threshold:g} of its calls (burn rate {FAST.burn_rate} x budget {error_budget(contract):g}); "
-            "rolls the deployment back. " + runbook(self.runbook_base, "slo-errors"),
-        )
+            (
+                "CanaryLatency",
+                cloudwatch.MathExpression(
+                    expression="(100 - fast) / 100",
+                    using_metrics={"fast": metric("Duration", f"PR(:{contract.slo.p95_ms})")},
+                    period=CANARY_PERIOD,
+                    label=f"new version's ratio over {contract.slo.p95_ms} ms",
+                ),
+                LATENCY_BUDGET,
+                f"{who} takes longer than p95 {contract.slo.p95_ms} ms",
+                "slo-latency",
+            ),
+        ]
+        alarms = []
+        for suffix, ratio, budget, what, playbook in guards:
+            threshold = round(min(1.0, FAST.burn_rate * budget), 9)
+            alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    f"{construct_name(contract.name)}{suffix}",
+                    metric=ratio,
+                    threshold=threshold,
+                    evaluation_periods=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    alarm_description=f"{what} on over {threshold:g} of its calls (burn rate {FAST.burn_rate} x "
+                    f"budget {budget:g}); rolls the deployment back. " + runbook(self.runbook_base, playbook),
+                )
+            )
+        return alarms
 
     def add_workflow(self, name: str, state_machine: sfn.StateMachine) -> None:
         self.workflow_alarms[name] = self._plane_alarm(

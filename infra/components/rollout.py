@@ -102,11 +102,11 @@ class Rollouts(Construct):
         super().__init__(scope, construct_id)
         self.application = codedeploy.LambdaApplication(self, "Application")
         self.groups: dict[str, codedeploy.LambdaDeploymentGroup] = {}
-        self.canary_alarms: dict[str, cloudwatch.Alarm] = {}
+        self.canary_alarms: dict[str, list[cloudwatch.Alarm]] = {}
         for name, pool in agents.items():
-            # The new version's own errors first, then the agent's SLO alarms on the whole function.
+            # The new version's own errors and latency first, then the agent's SLO alarms on the whole function.
             canary = self.canary_alarms[name] = observability.add_canary(pool.contract, pool.target)
-            alarms = [canary, *observability.rollback_alarms[name]][:MAX_ALARMS]
+            alarms = [*canary, *observability.rollback_alarms[name]][:MAX_ALARMS]
             group = codedeploy.LambdaDeploymentGroup(
                 self,
                 construct_name(name),

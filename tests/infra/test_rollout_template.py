@@ -175,12 +175,12 @@ def test_a_deployment_rolls_back_on_exactly_the_agents_fast_burn_alarms(synthesi
     # THEN the group watches the new version's own error ratio, then exactly those: errors and latency, over 60
     # and 5 minutes, on this agent
     watched = [alarm["Name"]["Ref"] for alarm in group["AlarmConfiguration"]["Alarms"]]
-    canary = lid_of(synthesized.stack.rollouts.canary_alarms[agent])
-    assert watched == [canary, *fast]
+    canary = [lid_of(alarm) for alarm in synthesized.stack.rollouts.canary_alarms[agent]]
+    assert watched == [*canary, *fast]
     assert group["AlarmConfiguration"]["Enabled"] is True
-    assert len(watched) == 5 <= MAX_ALARMS
+    assert len(watched) == 6 <= MAX_ALARMS
     periods = []
-    for lid in watched[1:]:
+    for lid in watched[2:]:
         alarm = synthesized.resources[lid]
         assert alarm["Type"] == "AWS::CloudWatch::Alarm"
         assert "fast window" in alarm["Properties"]["AlarmDescription"]
@@ -197,24 +197,32 @@ def test_a_deployment_rolls_back_on_exactly_the_agents_fast_burn_alarms(synthesi
 
 
 @pytest.mark.parametrize("agent", LAMBDA_AGENTS)
-def test_the_canary_alarm_watches_only_the_version_being_deployed(synthesized: Synthesized, agent: str) -> None:
-    alarm = synthesized.resources[lid_of(synthesized.stack.rollouts.canary_alarms[agent])]["Properties"]
+def test_the_canary_alarms_watch_only_the_version_being_deployed(synthesized: Synthesized, agent: str) -> None:
+    errors, latency = (
+        synthesized.resources[lid_of(alarm)]["Properties"] for alarm in synthesized.stack.rollouts.canary_alarms[agent]
+    )
     function = synthesized.agent_functions()[agent]
     alias = synthesized.resources[synthesized.live_alias(function)]["Properties"]
+    contract = CONTRACTS[agent]
 
-    # THEN its errors and invocations are the Lambda metrics of the alias's current version, minute by minute
-    stats = [query["MetricStat"] for query in alarm["Metrics"] if "MetricStat" in query]
-    assert sorted(stat["Metric"]["MetricName"] for stat in stats) == ["Errors", "Invocations"]
-    for stat in stats:
+    def stats(alarm: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {q["MetricStat"]["Metric"]["MetricName"]: q["MetricStat"] for q in alarm["Metrics"] if "MetricStat" in q}
+
+    # THEN they read the Lambda metrics of the alias's current version alone, minute by minute
+    assert {name: stat["Stat"] for name, stat in stats(errors).items()} == {"Errors": "Sum", "Invocations": "Sum"}
+    assert {name: stat["Stat"] for name, stat in stats(latency).items()} == {"Duration": f"PR(:{contract.slo.p95_ms})"}
+    for stat in [*stats(errors).values(), *stats(latency).values()]:
         dimensions = {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]}
         assert dimensions["FunctionName"] == {"Ref": function}
         assert dimensions["ExecutedVersion"] == alias["FunctionVersion"]  # the version this deploy published
-        assert (stat["Period"], stat["Stat"]) == (60, "Sum")
-    # AND it trips at the fast burn rate of the contract's error budget, and never on missing data
-    budget = 1 - CONTRACTS[agent].slo.availability / 100
-    assert alarm["Threshold"] == pytest.approx(min(1.0, 14.4 * budget))
-    assert alarm["TreatMissingData"] == "notBreaching"
-    assert "AlarmActions" not in alarm  # a deployment guard: it rolls back, it does not page
+        assert stat["Period"] == 60
+    # AND they trip at the fast burn rate of the contract's budgets, never on missing data, and page nobody
+    budget = 1 - contract.slo.availability / 100
+    assert errors["Threshold"] == pytest.approx(min(1.0, 14.4 * budget))
+    assert latency["Threshold"] == pytest.approx(min(1.0, 14.4 * 0.05))
+    for alarm in (errors, latency):
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert "AlarmActions" not in alarm
 
 
 def test_without_a_policy_an_agent_rolls_out_as_a_ten_percent_canary_for_five_minutes(
