@@ -69,6 +69,7 @@ def lineage(trace_id: str, *, store: LedgerStore, archive: DigestArchive, public
                 "step": step_name(str(record.get("step_key", "")), str(record.get("correlation_id", ""))),
                 "agent": record.get("agent"),
                 "agent_version": record.get("agent_version"),
+                "function_version": record.get("function_version"),
                 "capability": record.get("capability"),
                 "actor": record.get("actor"),
                 "status": record.get("status"),

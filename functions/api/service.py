@@ -295,6 +295,7 @@ def describe(
             "step": step_name(r.step_key, execution_id),
             "agent": r.agent,
             "agent_version": r.agent_version,
+            "function_version": r.function_version,
             "capability": r.capability,
             "capability_version": r.capability_version,
             "status": r.status,

@@ -72,6 +72,13 @@ class _Deadline:
         return max(0, self.envelope.remaining_ms(self.clock()))
 
 
+def executed_version() -> str | None:
+    """The published version of this function that runs (Lambda sets it per instance; an alias may split
+    traffic between two during a rollout); None when unpublished code runs ($LATEST, tests)."""
+    version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+    return version if version and version != "$LATEST" else None
+
+
 @dataclass(frozen=True)
 class AgentIdentity:
     """Who decides: the contract's name and version, the capabilities it serves, and its side effects."""
@@ -320,6 +327,7 @@ class Agent(Generic[In, Out]):
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error)[:1000],
             route_json=None if envelope.route is None else canonical_json(envelope.route.model_dump(mode="json")),
+            function_version=executed_version(),
             started_at=started,
             finished_at=finished,
             duration_ms=max(0.0, (time.perf_counter() - clock_start) * 1000),

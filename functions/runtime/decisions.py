@@ -49,6 +49,7 @@ class DecisionRecord(BaseModel):
     error_type: str | None = None
     error_message: str | None = None
     route_json: str | None = None  # how dispatch chose this implementation (contracts.envelope.Route)
+    function_version: str | None = None  # the published version of the agent's function that ran (canaries)
     started_at: datetime
     finished_at: datetime
     duration_ms: float = Field(ge=0)

@@ -114,8 +114,12 @@ def test_every_lambda_agent_and_workflow_is_live_through_an_alias_on_one_version
     # Runs start through the workflow alias and reach the agents through theirs.
     run = request(plane.url, "POST", "/v1/workflows/doc-review/executions", load_event("doc-review-low-risk.json"))
     assert run.status == 202, run.body
-    assert finished(plane.url, run.body["execution_id"])["status"] == "SUCCEEDED"
+    done = finished(plane.url, run.body["execution_id"])
+    assert done["status"] == "SUCCEEDED"
     assert version_invocations(plane, "risk-scorer", "1")[0] >= 1
+    # AND each agent step records the published version that decided
+    steps = {s["step"]: s for s in done["steps"]}
+    assert steps["ScoreRisk"]["function_version"] == "1"
 
 
 def test_a_healthy_canary_takes_its_slice_then_all_traffic(
@@ -149,6 +153,10 @@ def test_a_healthy_canary_takes_its_slice_then_all_traffic(
     assert live["deployment"]["status"] == "Succeeded"
     invoke_alias(plane, "risk-scorer", 3)
     assert version_invocations(plane, "risk-scorer", new) == (5, 0)
+    # AND a run's decision says which version decided it
+    run = request(plane.url, "POST", "/v1/workflows/doc-review/executions", load_event("doc-review-low-risk.json"))
+    scored = {s["step"]: s for s in finished(plane.url, run.body["execution_id"])["steps"]}["ScoreRisk"]
+    assert scored["function_version"] == new
 
 
 def test_a_canary_whose_new_version_breaks_its_slo_rolls_back(

@@ -69,6 +69,26 @@ def test_a_step_returns_the_output_and_records_the_decision(
     assert len(record.input_sha256) == 64
 
 
+@pytest.mark.parametrize(("running", "recorded"), [("7", "7"), ("$LATEST", None), (None, None)])
+def test_the_record_names_the_published_version_that_decided(
+    agent: Agent[RiskInput, RiskAssessment],
+    store: InMemoryDecisionStore,
+    monkeypatch: pytest.MonkeyPatch,
+    running: str | None,
+    recorded: str | None,
+) -> None:
+    if running is None:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_VERSION", raising=False)
+    else:
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", running)
+
+    agent.run(envelope(), CountingService())
+
+    record = store.get("run-1", "run-1/ScoreRisk")
+    assert record is not None
+    assert record.function_version == recorded
+
+
 def test_a_redelivered_step_returns_the_first_decision_and_records_once(
     agent: Agent[RiskInput, RiskAssessment], store: InMemoryDecisionStore
 ) -> None:
