@@ -206,23 +206,15 @@ class LocalPlane:
             deployments.start_ticking(self.options.rollout_tick_s)
         return deployments
 
-    def _record_published(self, alias_arn: str, version: str) -> None:
-        """A rollout publishes a version as a deploy would: the registry entries behind that alias name it."""
-        dynamodb = self.client("dynamodb")
-        table = self.physical("RegistryTable", "AWS::DynamoDB::Table")
-        pages = dynamodb.get_paginator("scan").paginate(
-            TableName=table,
-            FilterExpression="#target = :alias",
-            ExpressionAttributeNames={"#target": "target"},
-            ExpressionAttributeValues={":alias": {"S": alias_arn}},
+    def _record_published(self, agent: str, version: str) -> None:
+        """A rollout publishes a version as a deploy would: the agent's registry entry names it."""
+        self.client("dynamodb").update_item(
+            TableName=self.physical("RegistryTable", "AWS::DynamoDB::Table"),
+            Key={KEY: {"S": agent}},  # the primary implementation is registered under the agent's name
+            UpdateExpression="SET published_version = :version",
+            ConditionExpression=f"attribute_exists({KEY})",
+            ExpressionAttributeValues={":version": {"S": version}},
         )
-        for item in (item for page in pages for item in page["Items"]):
-            dynamodb.update_item(
-                TableName=table,
-                Key={KEY: item[KEY]},
-                UpdateExpression="SET published_version = :version",
-                ExpressionAttributeValues={":version": {"S": version}},
-            )
 
     def _start_rollout(self, query: dict[str, list[str]]) -> Reply:
         """``POST /local/rollouts?agent=NAME[&fault=Error[:rate]]``: what a deploy of a new agent version starts

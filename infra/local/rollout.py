@@ -209,7 +209,7 @@ class LocalDeployments:
         self.groups = dict(groups)
         self.clock = clock
         self.minute_s = minute_s
-        # Told (alias ARN, version) when a rollout publishes a version: what the deploy's registry write does on AWS.
+        # Told (agent, version) when a rollout publishes a version: what the deploy's registry write does on AWS.
         self.published = published
         self.deployments: dict[str, Deployment] = {}
         self._lock = threading.RLock()
@@ -244,8 +244,7 @@ class LocalDeployments:
             if fault is not None:
                 self.faults.add(f"{group.agent}@{target}", fault)
             if self.published is not None:
-                alias_arn = lam.get_alias(FunctionName=group.function_name, Name=group.alias)["AliasArn"]
-                self.published(str(alias_arn), target)
+                self.published(group.agent, target)
             self._record(group, deployment_id, current, target)
             spec = self.lambdas.functions[group.function_name]
             before = spec.versions.get(current, VersionStats()).invocations
