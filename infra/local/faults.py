@@ -21,9 +21,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-_SPEC = re.compile(
-    r"^(?P<agent>[a-z][a-z0-9-]*(~[a-z]+)?(@[1-9][0-9]*)?)=(?P<error>[A-Za-z][A-Za-z0-9.]*)(:(?P<rate>[0-9.]+))?$"
-)
+_FAULT = r"(?P<error>[A-Za-z][A-Za-z0-9.]*)(:(?P<rate>[0-9.]+))?"
+_SPEC = re.compile(rf"^(?P<agent>[a-z][a-z0-9-]*(~[a-z]+)?(@[1-9][0-9]*)?)={_FAULT}$")
+_ERROR_SPEC = re.compile(rf"^{_FAULT}$")
 # What Lambda reports when a function runs past its timeout; Step Functions sees it as the task's error.
 TIMEOUT_ERROR = "Sandbox.Timedout"
 THROTTLE_ERROR = "ThrottlingException"
@@ -51,6 +51,13 @@ class Fault:
 class EndpointFault:
     throttle_rate: float = 0.0
     latency_ms: float = 0.0
+
+
+def _fault(match: re.Match[str], spec: str) -> Fault:
+    rate = float(match["rate"]) if match["rate"] else 1.0
+    if not 0 < rate <= 1:
+        raise FaultSpecError(f"fault {spec!r}: rate must be in (0, 1]")
+    return Fault(error=match["error"], rate=rate)
 
 
 def _injected(name: str, message: str) -> Exception:
@@ -81,11 +88,16 @@ class FaultPlan:
                 raise FaultSpecError(
                     f"fault {spec!r}: expected agent=ErrorName[:rate], e.g. evidence-verifier=ModelError"
                 )
-            rate = float(match["rate"]) if match["rate"] else 1.0
-            if not 0 < rate <= 1:
-                raise FaultSpecError(f"fault {spec!r}: rate must be in (0, 1]")
-            faults[match["agent"]] = Fault(error=match["error"], rate=rate)
+            faults[match["agent"]] = _fault(match, spec)
         return cls(faults=faults)
+
+    @staticmethod
+    def parse_error(spec: str) -> Fault:
+        """``ErrorName[:rate]``: a fault for an agent named elsewhere (a rollout's new version)."""
+        match = _ERROR_SPEC.match(spec.strip())
+        if match is None:
+            raise FaultSpecError(f"fault {spec!r}: expected ErrorName[:rate], e.g. ModelError")
+        return _fault(match, spec)
 
     def use(self, other: FaultPlan) -> None:
         """Take another plan's faults in place (the plane's parts hold this object)."""

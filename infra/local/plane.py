@@ -222,11 +222,8 @@ class LocalPlane:
         assert self.deployments is not None
         agent = query.get("agent", [""])[-1]
         try:
-            group = self.deployments.group_for(agent)
-            fault = None
-            if spec := query.get("fault", [""])[-1]:
-                fault = FaultPlan.parse([f"{group.agent}={spec}"]).faults[group.agent]
-            deployment = self.deployments.start(group.agent, fault)
+            spec = query.get("fault", [""])[-1]
+            deployment = self.deployments.start(agent, FaultPlan.parse_error(spec) if spec else None)
         except (RolloutError, FaultSpecError) as error:
             status = error.status if isinstance(error, RolloutError) else 400
             return problem(status, "Rollout refused", str(error), kind="refused", instance="/local/rollouts")

@@ -203,6 +203,9 @@ def test_rollouts_refuse_an_unknown_agent_and_a_second_rollout_in_progress(
     assert agentplane(["rollout", "start", "no-such-agent", "--api-url", plane.url]) == 1
     assert "no deployment group for 'no-such-agent'" in capsys.readouterr().err
 
+    assert agentplane(["rollout", "start", "document-intake", "--fault", "no good", "--api-url", plane.url]) == 1
+    assert "expected ErrorName[:rate]" in capsys.readouterr().err  # refused before anything is published
+
     start(plane, "document-intake", capsys)
     assert agentplane(["rollout", "start", "document-intake", "--api-url", plane.url]) == 1
     assert "is still in progress" in capsys.readouterr().err

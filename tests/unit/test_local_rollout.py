@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from infra.local.alarms import LocalAlarm, UnsupportedAlarm
-from infra.local.faults import FaultPlan, FaultSpecError
+from infra.local.faults import Fault, FaultPlan, FaultSpecError
 from infra.local.lambdas import VersionStats
 from infra.local.rollout import RolloutError, TrafficRouting, WeightedAliases
 from infra.local.stepfunctions import AliasSplit
@@ -145,3 +145,6 @@ def test_a_fault_can_target_one_published_version() -> None:
     assert plan.key_for("evidence-verifier", "1") == "evidence-verifier"
     with pytest.raises(FaultSpecError):
         FaultPlan.parse(["evidence-verifier@0=ModelError"])
+    assert FaultPlan.parse_error("ModelError:0.5") == Fault(error="ModelError", rate=0.5)
+    with pytest.raises(FaultSpecError, match="rate must be in"):
+        FaultPlan.parse_error("ModelError:2")
