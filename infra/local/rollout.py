@@ -10,7 +10,7 @@ group's config (canary, linear, all at once) and rolls back when one of the grou
 - the group's alarms are evaluated over what they measure on AWS since the deployment began: the new
   version alone for the canary alarm (``ExecutedVersion``), both versions for the SLO alarms on the
   function (``infra.local.alarms``);
-- invocations through an alias are split by its weights, exactly (smooth weighted round robin), so a 10 %
+- invocations through an alias are split by its weights, exactly (``ExactSplit``), so a 10 %
   canary sends every tenth invocation to the new version.
 """
 
@@ -143,13 +143,32 @@ class Deployment:
         }
 
 
+class ExactSplit:
+    """Where the next request through a weighted alias goes, exactly by the weights: each additional version
+    earns its weight per request and takes the request its credit reaches one; the rest go to the primary.
+    At 10 %, every tenth request goes to the new version."""
+
+    def __init__(self) -> None:
+        self._credit: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def pick(self, key: str, primary: str, additional: Mapping[str, float]) -> str:
+        with self._lock:
+            for version, weight in additional.items():
+                credit = self._credit.get((key, version), 0.0) + weight
+                if credit >= 1.0 - 1e-9:
+                    self._credit[(key, version)] = credit - 1.0
+                    return version
+                self._credit[(key, version)] = credit
+        return primary
+
+
 class WeightedAliases:
     """Invocations through an alias with ``AdditionalVersionWeights`` go to each version in proportion, as on
     Lambda; moto always resolves an alias to its primary version. The split is exact, not random."""
 
     def __init__(self) -> None:
-        self._credit: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
+        self._split = ExactSplit()
         self._original: Any = None
 
     def install(self) -> None:
@@ -178,15 +197,7 @@ class WeightedAliases:
         """The version this invocation runs; ``routing`` is the alias's RoutingConfig as the API took it."""
         additional = routing.get("AdditionalVersionWeights") if isinstance(routing, Mapping) else None
         weights = {str(v): float(w) for v, w in (additional or {}).items()}
-        with self._lock:
-            for version, weight in weights.items():
-                key = (f"{function}:{alias}", version)
-                credit = self._credit.get(key, 0.0) + weight
-                if credit >= 1.0 - 1e-9:
-                    self._credit[key] = credit - 1.0
-                    return version
-                self._credit[key] = credit
-        return primary
+        return self._split.pick(f"{function}:{alias}", primary, weights)
 
 
 class LocalDeployments:

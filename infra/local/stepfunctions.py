@@ -20,6 +20,8 @@ from moto.stepfunctions.models import StepFunctionBackend
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from infra.local.rollout import ExactSplit
+
 SYNC_URL_BASE = r"https?://sync-states\.(.+)\.amazonaws.com"
 SYNC_TIMEOUT_S = 300  # Express workflows run at most five minutes
 
@@ -33,21 +35,15 @@ _ALIAS_PARTS = 8  # arn:aws:states:REGION:ACCOUNT:stateMachine:NAME:ALIAS
 
 
 class AliasSplit:
-    """Which version of an alias a run goes to: exactly by the weights (smooth weighted round robin)."""
+    """Which version of an alias a run goes to, exactly by the weights: the heaviest route is the primary."""
 
     def __init__(self) -> None:
-        self._credit: dict[str, float] = {}
+        self._split = ExactSplit()
 
     def pick(self, alias_arn: str, routing: list[dict[str, Any]]) -> str:
-        best, best_credit = "", float("-inf")
-        for route in routing:
-            version = str(route["stateMachineVersionArn"])
-            credit = self._credit.get(version, 0.0) + int(route["weight"]) / 100
-            self._credit[version] = credit
-            if credit > best_credit:
-                best, best_credit = version, credit
-        self._credit[best] -= 1.0
-        return best
+        routes = sorted(routing, key=lambda route: -int(route["weight"]))
+        additional = {str(r["stateMachineVersionArn"]): int(r["weight"]) / 100 for r in routes[1:]}
+        return self._split.pick(alias_arn, str(routes[0]["stateMachineVersionArn"]), additional)
 
 
 _split = AliasSplit()
