@@ -115,10 +115,10 @@ class Observability(Construct):
         rollback: list[cloudwatch.Alarm] = []
 
         def errors(period: Duration) -> cloudwatch.IMetric:
-            return _error_ratio(function, period)
+            return _error_ratio(_of(function), period)
 
         def slow(period: Duration) -> cloudwatch.IMetric:
-            return _slow_ratio(function, period, contract.slo.p95_ms)
+            return _slow_ratio(_of(function), period, contract.slo.p95_ms)
 
         for window in WINDOWS:
             error_burn, error_pair = self._burn_pair(
@@ -282,27 +282,18 @@ class Observability(Construct):
             )
 
         who = f"{contract.name} {contract.version}: the version being deployed"
+        p95_ms = contract.slo.p95_ms
         guards = [
             (
                 "CanaryErrors",
-                cloudwatch.MathExpression(
-                    expression="IF(invocations > 0, errors / invocations, 0)",
-                    using_metrics={"errors": metric("Errors", "Sum"), "invocations": metric("Invocations", "Sum")},
-                    period=CANARY_PERIOD,
-                    label="new version's error ratio",
-                ),
+                _error_ratio(metric, CANARY_PERIOD, "new version's error ratio"),
                 error_budget(contract),
                 f"{who} fails",
                 "slo-errors",
             ),
             (
                 "CanaryLatency",
-                cloudwatch.MathExpression(
-                    expression="(100 - fast) / 100",
-                    using_metrics={"fast": metric("Duration", f"PR(:{contract.slo.p95_ms})")},
-                    period=CANARY_PERIOD,
-                    label=f"new version's ratio over {contract.slo.p95_ms} ms",
-                ),
+                _slow_ratio(metric, CANARY_PERIOD, p95_ms, f"new version's ratio over {p95_ms} ms"),
                 LATENCY_BUDGET,
                 f"{who} takes longer than p95 {contract.slo.p95_ms} ms",
                 "slo-latency",
@@ -415,7 +406,7 @@ class Observability(Construct):
             cloudwatch.GraphWidget(
                 title=f"{title}: errors",
                 left=[function.metric_errors()],
-                right=[_error_ratio(function, Duration.minutes(5))],
+                right=[_error_ratio(_of(function), Duration.minutes(5))],
                 width=6,
             ),
             cloudwatch.GraphWidget(
@@ -468,25 +459,29 @@ class Observability(Construct):
         )
 
 
-def _error_ratio(function: lambda_.IFunction, period: Duration) -> cloudwatch.MathExpression:
+LambdaMetric = Callable[[str, str], cloudwatch.IMetric]  # (metric name, statistic) -> one function's metric
+
+
+def _of(function: lambda_.IFunction) -> LambdaMetric:
+    return lambda name, statistic: function.metric(name, statistic=statistic)
+
+
+def _error_ratio(metric: LambdaMetric, period: Duration, label: str = "error ratio") -> cloudwatch.MathExpression:
     return cloudwatch.MathExpression(
         expression="IF(invocations > 0, errors / invocations, 0)",
-        using_metrics={
-            "errors": function.metric_errors(statistic="Sum"),
-            "invocations": function.metric_invocations(statistic="Sum"),
-        },
+        using_metrics={"errors": metric("Errors", "Sum"), "invocations": metric("Invocations", "Sum")},
         period=period,
-        label="error ratio",
+        label=label,
     )
 
 
-def _slow_ratio(function: lambda_.IFunction, period: Duration, p95_ms: int) -> cloudwatch.MathExpression:
+def _slow_ratio(metric: LambdaMetric, period: Duration, p95_ms: int, label: str = "") -> cloudwatch.MathExpression:
     # PR(:x) is the percentage of requests at or under x ms; the rest are slow.
     return cloudwatch.MathExpression(
         expression="(100 - fast) / 100",
-        using_metrics={"fast": function.metric_duration(statistic=f"PR(:{p95_ms})")},
+        using_metrics={"fast": metric("Duration", f"PR(:{p95_ms})")},
         period=period,
-        label=f"ratio over {p95_ms} ms",
+        label=label or f"ratio over {p95_ms} ms",
     )
 
 
