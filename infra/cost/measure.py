@@ -11,7 +11,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +192,7 @@ def measure(plane: LocalPlane, workflow: str, request: Path, *, runs: int = 2, t
             else:
                 answer = expect(call(submitter, "POST", f"/v1/workflows/{workflow}/executions", body), 202)
             execution_arn = machine_arn.replace(":stateMachine:", ":execution:") + f":{answer['execution_id']}"
-            run = _wait(sfn, execution_arn, approver, answer["execution_id"], timeout, _pending_approval(plane))
+            run = _wait(sfn, execution_arn, approver, answer["execution_id"], timeout)
             history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
             transitions += sum(1 for event in history if event["type"].endswith("StateEntered"))
             duration_ms += (run["stopDate"] - run["startDate"]).total_seconds() * 1000
@@ -219,32 +219,7 @@ def measure(plane: LocalPlane, workflow: str, request: Path, *, runs: int = 2, t
     )
 
 
-def _pending_approval(plane: LocalPlane) -> Callable[[str], bool]:
-    """Whether a run's approval is stored (the gate has answered): read from the table, so waiting for it
-    costs no API request of the approver's."""
-    table = plane.physical("Approvals", "AWS::DynamoDB::Table")
-
-    def stored(execution_id: str) -> bool:
-        found = plane.client("dynamodb").scan(
-            TableName=table,
-            FilterExpression="execution_id = :run AND #s = :pending",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":run": {"S": execution_id}, ":pending": {"S": "PENDING"}},
-            ConsistentRead=True,
-        )
-        return bool(found["Items"])
-
-    return stored
-
-
-def _wait(
-    sfn: Any,
-    execution_arn: str,
-    approver: ApiEndpoint,
-    execution_id: str,
-    timeout: float,
-    stored: Callable[[str], bool],
-) -> dict[str, Any]:
+def _wait(sfn: Any, execution_arn: str, approver: ApiEndpoint, execution_id: str, timeout: float) -> dict[str, Any]:
     """The run once it has ended; when its approval is waiting, the approver lists and approves it once."""
     deadline = time.monotonic() + timeout
     approved = False
@@ -252,7 +227,7 @@ def _wait(
         run: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
         if run["status"] != "RUNNING":
             return run
-        if not approved and _waits_for_token(sfn, execution_arn) and stored(execution_id):
+        if not approved and _waits_for_token(sfn, execution_arn):
             pending = expect(call(approver, "GET", "/v1/approvals?status=PENDING"), 200)["approvals"]
             for approval in (a for a in pending if a["execution_id"] == execution_id):
                 decision = {"decision": "approve", "reason": "cost measurement", "args_sha256": approval["args_sha256"]}
@@ -264,8 +239,13 @@ def _wait(
 
 
 def _waits_for_token(sfn: Any, execution_arn: str) -> bool:
+    """Whether the run waits for a person: the gate's task is submitted, i.e. the gate has stored the approval.
+    (Read from the run's history, never the approvals table: the measurement's own reads must not count.)"""
     history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-    return any("waitForTaskToken" in json.dumps(event, default=str) for event in history[-6:])
+    return any(
+        event["type"] == "TaskSubmitted" and "waitForTaskToken" in json.dumps(event, default=str)
+        for event in history[-6:]
+    )
 
 
 # A run with no person in the loop: the cost of the automated path (an approval adds two API requests).
