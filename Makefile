@@ -23,7 +23,8 @@ CDK := npx --no-install cdk --no-notices
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-setup: .venv/.installed $(CACHE)/node/.installed node_modules/.installed build/lambda-deps/.installed ## everything the other targets need
+setup: .venv/.installed $(CACHE)/node/.installed node_modules/.installed build/lambda-deps/.installed \
+  build/lambda-deps-local/.installed build/lambda-runtime-local/.installed ## everything the other targets need
 
 demo: setup ## run doc-review end to end on the local plane and print its steps and decision
 	agentplane demo
@@ -101,6 +102,23 @@ build/lambda-deps/.installed: uv.lock | $(UV)
 	$(UV) export --frozen --only-group lambda --no-hashes --no-emit-project --quiet -o build/lambda-requirements.txt
 	$(UV) pip install --quiet --target build/lambda-deps/python --python-platform aarch64-manylinux_2_28 \
 	  --python-version $(LAMBDA_PYTHON) --only-binary :all: -r build/lambda-requirements.txt
+	touch $@
+
+# The local plane's twin of that layer: the same group for this machine's interpreter, which function instances
+# import instead of the virtualenv; and the libraries Lambda's Python runtime ships (boto3 and its own needs).
+build/lambda-deps-local/.installed: uv.lock .venv/.installed | $(UV)
+	rm -rf build/lambda-deps-local && mkdir -p build
+	$(UV) export --frozen --only-group lambda --no-hashes --no-emit-project --quiet -o build/lambda-requirements.txt
+	$(UV) pip install --quiet --target build/lambda-deps-local/python --python .venv/bin/python \
+	  -r build/lambda-requirements.txt
+	touch $@
+
+build/lambda-runtime-local/.installed: uv.lock .venv/.installed | $(UV)
+	rm -rf build/lambda-runtime-local && mkdir -p build
+	$(UV) export --frozen --no-default-groups --no-hashes --no-emit-project --quiet \
+	  | grep -E '^(boto3|botocore|s3transfer|jmespath|python-dateutil|six|urllib3)==' > build/lambda-runtime-requirements.txt
+	$(UV) pip install --quiet --no-deps --target build/lambda-runtime-local --python .venv/bin/python \
+	  -r build/lambda-runtime-requirements.txt
 	touch $@
 
 lambda-deps: build/lambda-deps/.installed ## build the arm64 dependencies layer from uv.lock

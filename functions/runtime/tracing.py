@@ -124,11 +124,11 @@ def _service() -> str:
     return env.get("OTEL_SERVICE_NAME") or env.get("POWERTOOLS_SERVICE_NAME") or env.get("AGENT_NAME") or "agentplane"
 
 
-def _tracer() -> trace.Tracer:
-    endpoint = os.environ.get(ENDPOINT_ENV)
+def _tracer(endpoint: str | None = None, service: str | None = None) -> trace.Tracer:
+    endpoint = endpoint or os.environ.get(ENDPOINT_ENV)
     if not endpoint:
         return trace.get_tracer("agentplane")
-    key = (endpoint, _service())
+    key = (endpoint, service or _service())
     with _providers_lock:
         provider = _providers.get(key)
         if provider is None:
@@ -174,11 +174,17 @@ def span(
     trace_id: str | None = None,
     traceparent: str | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
+    service: str | None = None,
+    endpoint: str | None = None,
 ) -> Iterator[Span]:
-    """A span in ``trace_id`` (X-Ray form), under ``traceparent`` or the Lambda segment when they belong to it."""
+    """A span in ``trace_id`` (X-Ray form), under ``traceparent`` or the Lambda segment when they belong to it.
+
+    ``service`` and ``endpoint`` name whose span it is and where it goes when that is not this process's own
+    environment (the local plane emitting Lambda's segment of a function it runs).
+    """
     context = parent_context(trace_id=trace_id, traceparent=traceparent)
     indexed = [key for key in ANNOTATED if key in attributes]
-    with _tracer().start_as_current_span(
+    with _tracer(endpoint, service).start_as_current_span(
         name,
         context=context,
         kind=kind,

@@ -1,27 +1,20 @@
-"""Lambda functions run in-process from their staged asset and handler, behind moto's one invoke method.
+"""Lambda functions run as deployed: each instance in its own process, behind moto's one invoke method.
 
 Every path that invokes a function in moto (direct invoke, a Step Functions task, an event source
-mapping) ends in ``LambdaFunction._invoke_lambda``; routing it here gives them all real handler code.
+mapping) ends in ``LambdaFunction._invoke_lambda``; routing it here gives them all real handler code, run by
+``infra/local/workers.py`` with the function's own packages, environment, role credentials, timeout and memory.
 """
 
 from __future__ import annotations
 
-import copy
-import importlib
-import importlib.util
 import json
-import os
 import re
-import sys
 import threading
-import time
 import traceback
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import IO, Any
 
 from moto.awslambda.models import LambdaFunction
@@ -31,12 +24,13 @@ from contracts.envelope import TRACE_ID_PATTERN
 from functions.runtime import tracing
 from functions.runtime.decisions import step_name
 from infra.local.faults import FaultPlan
-from infra.local.isolation import Isolation
 from infra.local.template import ACCOUNT_ID, REGION
+from infra.local.workers import InstanceConfig, InvocationFailed, Pool
 
-Handler = Callable[[Any, Any], Any]
 LATEST = "$LATEST"
 TRACE_ID = re.compile(TRACE_ID_PATTERN)
+# What an import outside the deployed packages is fixed by (named in the function's ImportModuleError).
+IMPORT_FIX = "a third-party package belongs in the `lambda` dependency group of pyproject.toml (the layer)"
 
 
 @dataclass
@@ -49,13 +43,17 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout_s: int
     memory_mb: int
+    role_arn: str = ""
+    reserved_concurrency: int | None = None
     invocations: int = 0
     errors: int = 0
     busy_s: float = 0.0  # handler time of successful invocations (what Lambda bills as duration)
     # Per executed version (CloudWatch's ExecutedVersion dimension): what rollout alarms are evaluated on.
     versions: dict[str, VersionStats] = field(default_factory=dict)
-    # A Lambda instance handles one event at a time; its module state (loggers, metrics) assumes it.
-    instance: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def agent(self) -> str:
+        return self.environment.get("AGENT_NAME", self.logical_id)
 
 
 @dataclass
@@ -80,46 +78,26 @@ class VersionStats:
 
 
 @dataclass
-class LambdaContext:
-    """The attributes handlers (and Powertools) read from Lambda's context object."""
+class RuntimeSettings:
+    """What the plane gives every instance: where AWS is, the runtime's own libraries, the clock, the limits."""
 
-    function_name: str
-    memory_limit_in_mb: int
-    timeout_s: int
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = LATEST
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        qualifier = "" if self.function_version == LATEST else f":{self.function_version}"
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}{qualifier}"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return f"local/{self.aws_request_id}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+    runtime_dirs: list[Path] = field(default_factory=list)  # boto3, botocore...: what Lambda's runtime ships
+    aws_environment: dict[str, str] = field(default_factory=dict)  # endpoint, telemetry
+    timeout_scale: float = 1.0
+    max_concurrency: int = 4  # instances of one function at once, whatever its reserved concurrency
 
 
-class InProcessLambdas:
-    def __init__(self, isolation: Isolation, logs_dir: Path, faults: FaultPlan) -> None:
-        self.isolation = isolation
+class LocalLambdas:
+    def __init__(self, logs_dir: Path, faults: FaultPlan, settings: RuntimeSettings | None = None) -> None:
         self.logs_dir = logs_dir
         self.faults = faults
+        self.settings = settings or RuntimeSettings()
         self.functions: dict[str, FunctionSpec] = {}
-        self._handlers: dict[str, Handler] = {}
-        self._module_owners: dict[str, str] = {}  # handler module -> the function that imported it
+        self.credentials: dict[str, dict[str, str]] = {}  # function name -> its role's session (set by the plane)
+        self._pools: dict[tuple[str, str], Pool] = {}
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Lock()
         self._original: Any = None
-        # Set by the plane: where functions export their spans (its OTLP receiver).
-        self.telemetry_environment: dict[str, str] = {}
 
     def register(self, spec: FunctionSpec) -> None:
         module = spec.handler.rsplit(".", 1)[0]
@@ -143,8 +121,24 @@ class InProcessLambdas:
         if self._original is not None:
             LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
             self._original = None
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
         for sink in self._logs.values():
             sink.close()
+        self._logs.clear()
+
+    def recycle(self, function_name: str) -> None:
+        """Ends a function's warm instances, as a new deployment or idle reclaim does on Lambda."""
+        with self._lock:
+            pools = [pool for (name, _), pool in self._pools.items() if name == function_name]
+        for pool in pools:
+            pool.recycle()
+
+    def cold_starts(self, function_name: str) -> int:
+        with self._lock:
+            return sum(pool.cold_starts for (name, _), pool in self._pools.items() if name == function_name)
 
     def _log(self, spec: FunctionSpec) -> IO[str]:
         with self._lock:
@@ -153,105 +147,92 @@ class InProcessLambdas:
                 self._logs[spec.name] = (self.logs_dir / f"{spec.logical_id}.log").open("a", buffering=1)
             return self._logs[spec.name]
 
-    def _environment(self, spec: FunctionSpec, version: str = LATEST) -> dict[str, str]:
+    def _environment(self, spec: FunctionSpec, version: str) -> dict[str, str]:
         return {
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python_local",
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": version,
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "PYTHONDONTWRITEBYTECODE": "1",  # the staged asset is shared by every plane: keep it as staged
+            **self.settings.aws_environment,
+            **self.credentials.get(spec.name, {}),
             **spec.environment,
-            **self.telemetry_environment,
         }
 
-    def _handler(self, spec: FunctionSpec) -> Handler:
+    def _pool(self, spec: FunctionSpec, version: str) -> Pool:
+        key = (spec.name, version)
         with self._lock:
-            if spec.name not in self._handlers:
-                # The asset and layers come first, as /var/task and /opt/python do on Lambda.
-                for path in [*spec.layer_dirs, spec.code_dir]:
-                    if str(path) not in sys.path:
-                        sys.path.insert(0, str(path))
-                module_name, attribute = spec.handler.rsplit(".", 1)
-                owner = self._module_owners.get(module_name)
-                if owner is not None and owner != spec.name and module_name in sys.modules:
-                    # Another function of the same asset (e.g. an agent's approximate handler) imported this
-                    # module under its own environment; on Lambda each runs in its own process, so load a copy.
-                    module = self._private_copy(module_name)
-                else:
-                    self._forget_foreign(module_name, spec.code_dir)
-                    module = importlib.import_module(module_name)
-                    self._module_owners[module_name] = spec.name
-                self._handlers[spec.name] = getattr(module, attribute)
-            return self._handlers[spec.name]
-
-    @staticmethod
-    def _private_copy(module_name: str) -> ModuleType:
-        found = importlib.util.find_spec(module_name)
-        if found is None or found.loader is None:
-            raise ImportError(f"no module {module_name}")
-        module = importlib.util.module_from_spec(found)
-        found.loader.exec_module(module)
-        return module
-
-    @staticmethod
-    def _forget_foreign(module_name: str, code_dir: Path) -> None:
-        """Drop a same-named module imported from elsewhere (the repo, another plane): it was set up
-        under another environment. The handler must come from this function's asset."""
-        parts = module_name.split(".")
-        for depth in range(2, len(parts) + 1):
-            name = ".".join(parts[:depth])
-            loaded = sys.modules.get(name)
-            origin = getattr(loaded, "__file__", None)
-            if loaded is not None and origin and not Path(origin).is_relative_to(code_dir):
-                for stale in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
-                    del sys.modules[stale]
+            pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        qualifier = "" if version == LATEST else f":{version}"
+        config = InstanceConfig(
+            function_name=spec.name,
+            version=version,
+            function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.name}{qualifier}",
+            handler=spec.handler,
+            task_root=spec.code_dir,
+            # /var/task first, then the layers (a later layer's files win, as when Lambda extracts them in order),
+            # then the runtime's own libraries.
+            sys_path=[str(spec.code_dir), *(str(d) for d in reversed(spec.layer_dirs))]
+            + [str(d) for d in self.settings.runtime_dirs],
+            environment=self._environment(spec, version),
+            timeout_s=spec.timeout_s * self.settings.timeout_scale,
+            memory_mb=spec.memory_mb,
+            import_fix=IMPORT_FIX,
+        )
+        concurrency = min(spec.reserved_concurrency or self.settings.max_concurrency, self.settings.max_concurrency)
+        log = self._log(spec)
+        with self._lock:
+            return self._pools.setdefault(key, Pool(config, log, concurrency))
 
     def invoke(self, function_name: str, event: Any, version: str = LATEST) -> tuple[str, bool, str]:
         spec = self.functions.get(function_name)
         if spec is None:
             missing = {"errorType": "ResourceNotFoundException", "errorMessage": f"{function_name} is not emulated"}
             return json.dumps(missing), True, ""
-        sink = self._log(spec)
         failed = True
-        with spec.instance, self.isolation.scoped(self._environment(spec, version), sink):
-            started = time.perf_counter()  # Lambda's Duration: from the handler's instance, not the queue before it
-            spec.invocations += 1
-            try:
-                with invocation_span(spec, event):
-                    handler = self._handler(spec)
-                    agent = spec.environment.get("AGENT_NAME", spec.logical_id)
-                    if spec.environment.get("AGENT_VARIANT", "primary") != "primary":
-                        agent += "~" + spec.environment["AGENT_VARIANT"]  # a fault on the primary spares its fallback
-                    agent = self.faults.key_for(agent, version)  # a fault on one version spares the others
-                    self.faults.before_invoke(agent)
-                    began = time.perf_counter()
-                    deliveries = self.faults.invocations(agent)  # 2: at-least-once redelivery runs the handler again
-                    for _ in range(deliveries):
-                        context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s, function_version=version)
-                        payload = event if event is not None else {}
-                        result = handler(copy.deepcopy(payload) if deliveries > 1 else payload, context)
-                    spec.busy_s += time.perf_counter() - began
-                answer = json.dumps(self.faults.after_invoke(agent, result)), False, ""
-                failed = False
-                return answer
-            except Exception as exc:
-                spec.errors += 1
-                trace = traceback.format_exception(exc)
-                sink.write("".join(trace))
-                error: dict[str, Any] = {
-                    "errorType": type(exc).__name__,
-                    "errorMessage": str(exc),
-                    "stackTrace": trace[-5:],
-                }
-                return json.dumps(error), True, ""
-            finally:
-                if version != LATEST:
-                    elapsed_ms = (time.perf_counter() - started) * 1000
-                    spec.versions.setdefault(version, VersionStats()).samples.append((failed, elapsed_ms))
+        duration_ms = 0.0  # Lambda's Duration: the handler's time, not a cold start's init nor the queue before it
+        spec.invocations += 1
+        try:
+            endpoint = self.settings.aws_environment.get(tracing.ENDPOINT_ENV)
+            with invocation_span(spec, event, endpoint) as trace_header:
+                agent = spec.agent
+                if spec.environment.get("AGENT_VARIANT", "primary") != "primary":
+                    agent += "~" + spec.environment["AGENT_VARIANT"]  # a fault on the primary spares its fallback
+                agent = self.faults.key_for(agent, version)  # a fault on one version spares the others
+                self.faults.before_invoke(agent)
+                pool = self._pool(spec, version)
+                # 2: at-least-once redelivery runs the handler again
+                for _ in range(self.faults.invocations(agent)):
+                    outcome = pool.invoke(event if event is not None else {}, {tracing.LAMBDA_TRACE_ENV: trace_header})
+                duration_ms = outcome.duration_ms
+                spec.busy_s += duration_ms / 1000
+            answer = json.dumps(self.faults.after_invoke(agent, outcome.result)), False, ""
+            failed = False
+            return answer
+        except InvocationFailed as failure:
+            spec.errors += 1
+            duration_ms = failure.duration_ms
+            return json.dumps(failure.error), True, ""
+        except Exception as exc:  # an injected fault, raised here rather than in the instance
+            spec.errors += 1
+            trace = traceback.format_exception(exc)
+            self._log(spec).write("".join(trace))
+            error: dict[str, Any] = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": trace[-5:],
+            }
+            return json.dumps(error), True, ""
+        finally:
+            if version != LATEST:
+                spec.versions.setdefault(version, VersionStats()).samples.append((failed, duration_ms))
 
 
 def _unwrapped(event: Any) -> dict[str, Any]:
@@ -289,12 +270,12 @@ def _event_of(event: Any) -> str | None:
 
 
 @contextmanager
-def invocation_span(spec: FunctionSpec, event: Any) -> Iterator[None]:
+def invocation_span(spec: FunctionSpec, event: Any, endpoint: str | None) -> Iterator[str | None]:
     """What Lambda's own segment is in X-Ray: one span per invocation (retries and injected faults included),
-    whose context the function sees in ``_X_AMZN_TRACE_ID``, as on Lambda with active tracing."""
+    whose context (yielded) the function sees in ``_X_AMZN_TRACE_ID``, as on Lambda with active tracing."""
     trace_id, traceparent, step = _trace_of(event)
     if trace_id is None:
-        yield
+        yield None
         return
     attributes: dict[str, tracing.AttributeValue] = {
         "agentplane.hop": "invoke",
@@ -306,8 +287,14 @@ def invocation_span(spec: FunctionSpec, event: Any) -> Iterator[None]:
     delivered = _event_of(event)
     if delivered is not None:
         attributes["agentplane.event"] = delivered
+    service = spec.environment.get("POWERTOOLS_SERVICE_NAME") or spec.agent
     with tracing.span(
-        f"Lambda {spec.name}", attributes, trace_id=trace_id, traceparent=traceparent, kind=SpanKind.SERVER
+        f"Lambda {spec.name}",
+        attributes,
+        trace_id=trace_id,
+        traceparent=traceparent,
+        kind=SpanKind.SERVER,
+        service=service,
+        endpoint=endpoint,
     ):
-        os.environ[tracing.LAMBDA_TRACE_ENV] = tracing.current_headers()[tracing.XRAY_HEADER]
-        yield
+        yield tracing.current_headers()[tracing.XRAY_HEADER]

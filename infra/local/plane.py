@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import boto3
 from moto import mock_aws
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from functions.runtime.registry import KEY
 from infra.local.auth import LocalAuth, personas_in
@@ -24,8 +25,8 @@ from infra.local.dynamodb import LeanTransactions
 from infra.local.events import EventDelivery
 from infra.local.faults import FaultPlan, FaultSpecError
 from infra.local.http_api import ApiServer, LocalApi, Reply, problem
-from infra.local.isolation import Isolation
-from infra.local.lambdas import InProcessLambdas
+from infra.local.iam import IamEnforcement
+from infra.local.lambdas import LocalLambdas, RuntimeSettings
 from infra.local.otlp import OtlpReceiver, SpanStore
 from infra.local.provision import Provisioner
 from infra.local.queues import QueueDelivery
@@ -36,6 +37,7 @@ from infra.local.stepfunctions import SyncExecutions
 from infra.local.streams import StreamDelivery
 from infra.local.template import REGION, Template
 from infra.local.throttle import UsagePlans, persona_api_keys
+from infra.paths import LOCAL_LAMBDA_DEPS_DIR, LOCAL_LAMBDA_RUNTIME_DIR
 
 DEFAULT_STATE_DIR = Path(".agentplane")
 TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -64,6 +66,14 @@ class PlaneOptions:
     rollout_minute_s: float = 6.0  # a default canary (10 % for 5 minutes) lasts 30 s
     rollout_clock: Callable[[], float] = time.monotonic
     rollout_tick_s: float = 0.25
+    # Function timeouts (the template's) times this factor: 1 keeps them as deployed.
+    function_timeout_scale: float = 1.0
+    # Instances of one function running at once (its reserved concurrency, when lower, bounds it too).
+    function_concurrency: int = 4
+
+
+class MissingLocalRuntime(RuntimeError):
+    pass
 
 
 def synthesize(outdir: Path, stack_name: str) -> Path:
@@ -91,8 +101,18 @@ class LocalPlane:
     def __init__(self, options: PlaneOptions | None = None) -> None:
         self.options = options or PlaneOptions()
         self.state_dir = self.options.state_dir.resolve()
-        self.isolation = Isolation()
-        self.lambdas = InProcessLambdas(self.isolation, self.state_dir / "logs", self.options.faults)
+        self.lambdas = LocalLambdas(
+            self.state_dir / "logs",
+            self.options.faults,
+            RuntimeSettings(
+                runtime_dirs=[LOCAL_LAMBDA_RUNTIME_DIR],
+                timeout_scale=self.options.function_timeout_scale,
+                max_concurrency=self.options.function_concurrency,
+            ),
+        )
+        self.iam: IamEnforcement | None = None
+        self._iam_log: IO[str] | None = None
+        self.aws_server: ThreadedMotoServer | None = None
         self.events = EventDelivery(self.client, self.options.faults, self._agent_of)
         self.transactions = LeanTransactions()
         self.streams = StreamDelivery(self.client)
@@ -118,6 +138,11 @@ class LocalPlane:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> LocalPlane:
+        for built in (LOCAL_LAMBDA_DEPS_DIR, LOCAL_LAMBDA_RUNTIME_DIR):
+            if not (built / ".installed").is_file():
+                raise MissingLocalRuntime(
+                    f"{built} is missing: run `make setup` (it builds the functions' local layer)"
+                )
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         assembly = self.options.assembly_dir or synthesize(self.state_dir / "cdk.out", self.options.stack_name)
         template = Template.load(assembly, self.options.stack_name)
@@ -125,11 +150,19 @@ class LocalPlane:
         self._quiet_moto()
         self.spans = SpanStore(self.state_dir / "spans.jsonl")
         self.otlp = OtlpReceiver(self.spans).start()
-        self.lambdas.telemetry_environment = {TRACES_ENDPOINT_ENV: self.otlp.endpoint}
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-        self.isolation.install()
+        # Function instances are processes: they reach the same emulated account over loopback.
+        self.aws_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.aws_server.start()
+        host, port = self.aws_server.get_host_and_port()
+        self.lambdas.settings.aws_environment = {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            # StartSyncExecution's "sync-" host prefix would name a host that loopback does not have.
+            "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+            TRACES_ENDPOINT_ENV: self.otlp.endpoint,
+        }
         self._saved_clock = retrier_decl.time
         retrier_decl.time = _ScaledClock(self.options.retry_delay_scale)
         self.lambdas.install()
@@ -145,6 +178,9 @@ class LocalPlane:
                 template, self.client, self.lambdas, self.streams, endpoints=self.endpoints, queues=self.queues
             )
             self.provisioner.provision()
+            self._iam_log = (self.state_dir / "logs").joinpath("iam.log").open("a", buffering=1)
+            self.iam = IamEnforcement(self.provisioner.roles, self._iam_log)
+            self.iam.install()
             self.deployments = self._deployments(template)
             self._access_log = (self.state_dir / "logs").joinpath("api-access.log").open("a", buffering=1)
             self.scheduler = Scheduler(self.client, self.provisioner.schedules)
@@ -235,6 +271,12 @@ class LocalPlane:
         self._moto_log = logging.FileHandler(self.state_dir / "logs" / "moto.log")
         moto_logger.addHandler(self._moto_log)
         moto_logger.propagate = False
+        # The functions' AWS endpoint logs every request, and a failed one with its traceback: keep them in the file.
+        for name in ("werkzeug", "flask.app"):
+            server_logger = logging.getLogger(name)
+            server_logger.addHandler(self._moto_log)
+            server_logger.setLevel(logging.ERROR)
+            server_logger.propagate = False
 
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait until asynchronous deliveries (stream batches, bus events, buffered queues) have drained."""
@@ -300,10 +342,18 @@ class LocalPlane:
         self.events.uninstall()
         self.aliases.uninstall()
         self.lambdas.uninstall()
+        if self.iam is not None:
+            self.iam.uninstall()
+            self.iam = None
+        if self._iam_log is not None:
+            self._iam_log.close()
+            self._iam_log = None
+        if self.aws_server is not None:
+            self.aws_server.stop()
+            self.aws_server = None
         if self._saved_clock is not None:
             retrier_decl.time = self._saved_clock
             self._saved_clock = None
-        self.isolation.uninstall()
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -311,9 +361,10 @@ class LocalPlane:
             self._access_log.close()
             self._access_log = None
         if self._moto_log is not None:
-            moto_logger = logging.getLogger("moto")
-            moto_logger.removeHandler(self._moto_log)
-            moto_logger.propagate = True
+            for name in ("moto", "werkzeug", "flask.app"):
+                logger = logging.getLogger(name)
+                logger.removeHandler(self._moto_log)
+                logger.propagate = True
             self._moto_log.close()
             self._moto_log = None
         if self.otlp is not None:

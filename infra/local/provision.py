@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from infra.conventions import CONTAINER_METADATA, LAYER_KIND_METADATA
-from infra.local.lambdas import FunctionSpec, InProcessLambdas
+from infra.local.iam import RoleCredentials
+from infra.local.lambdas import FunctionSpec, LocalLambdas
 from infra.local.queues import QueueDelivery
 from infra.local.sagemaker import LocalEndpoints
 from infra.local.streams import StreamDelivery
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError
+from infra.paths import LOCAL_LAMBDA_DEPS_DIR
 
 
 def _arn(service: str, resource: str) -> str:
@@ -64,7 +66,7 @@ class Provisioner:
         self,
         template: Template,
         clients: Callable[[str], Any],
-        lambdas: InProcessLambdas,
+        lambdas: LocalLambdas,
         streams: StreamDelivery | None = None,
         endpoints: LocalEndpoints | None = None,
         queues: QueueDelivery | None = None,
@@ -75,6 +77,7 @@ class Provisioner:
         self.queues = queues
         self.client = clients
         self.lambdas = lambdas
+        self.roles = RoleCredentials(clients)
         self.physical: dict[str, Physical] = {}
         self.resolver = Resolver(template.stack_name, self.physical)
         self.api = ApiDefinition()
@@ -91,6 +94,7 @@ class Provisioner:
             "AWS::Events::Rule": self._event_rule,
             "AWS::SQS::Queue": self._sqs_queue,
             "AWS::IAM::Role": self._iam_role,
+            "AWS::IAM::Policy": self._iam_policy,
             "AWS::Logs::LogGroup": self._log_group,
             "AWS::Lambda::LayerVersion": self._layer_version,
             "AWS::Lambda::Function": self._lambda_function,
@@ -118,9 +122,8 @@ class Provisioner:
             "AWS::CodeDeploy::DeploymentConfig": self._codedeploy_config,
             "AWS::CodeDeploy::DeploymentGroup": self._codedeploy_group,
         }
-        # Types whose effect the plane does not need locally (IAM is checked on the template, not here).
+        # Types whose effect the plane does not need locally (resource policies: see docs/architecture.md).
         self._inert = {
-            "AWS::IAM::Policy",
             "AWS::Lambda::Permission",
             "AWS::S3::BucketPolicy",
             "AWS::SQS::QueuePolicy",
@@ -253,6 +256,12 @@ class Provisioner:
         )["Role"]
         return Physical(ref=name, attributes={"Arn": role["Arn"], "RoleId": role["RoleId"]})
 
+    def _iam_policy(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """A role's inline policy, which moto evaluates for the functions that call AWS with that role."""
+        for role in props.get("Roles", []):
+            self.roles.put_policy(role, props["PolicyName"], props["PolicyDocument"])
+        return Physical(ref=props["PolicyName"], attributes={})
+
     # --- events ----------------------------------------------------------------------------------
 
     def _event_bus(self, logical_id: str, props: dict[str, Any]) -> Physical:
@@ -306,11 +315,11 @@ class Provisioner:
         if code_dir is None:
             raise TemplateError(f"{logical_id}: function has no staged asset (aws:asset:path metadata)")
         environment = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
-        # Dependency layers hold arm64 binaries; the host's packages come from the same lockfile.
+        # A dependency layer holds arm64 binaries: its local twin is the same lockfile group built for this host.
         mounted = [
-            self.layer_dirs[arn][1]
+            LOCAL_LAMBDA_DEPS_DIR if self.layer_dirs[arn][0] == "dependencies" else self.layer_dirs[arn][1]
             for arn in props.get("Layers", [])
-            if arn in self.layer_dirs and self.layer_dirs[arn][0] != "dependencies"
+            if arn in self.layer_dirs
         ]
         layer_dirs = [d / "python" for d in mounted if (d / "python").is_dir()]
         environment = {key: _opt_path(value, mounted) for key, value in environment.items()}
@@ -335,8 +344,11 @@ class Provisioner:
                 environment=environment,
                 timeout_s=int(props.get("Timeout", 3)),
                 memory_mb=int(props.get("MemorySize", 128)),
+                role_arn=str(props["Role"]),
+                reserved_concurrency=props.get("ReservedConcurrentExecutions"),
             )
         )
+        self.lambdas.credentials[name] = self.roles.issue(str(props["Role"]), name)
         return Physical(ref=name, attributes={"Arn": function["FunctionArn"]})
 
     def _lambda_version(self, logical_id: str, props: dict[str, Any]) -> Physical:

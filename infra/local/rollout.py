@@ -31,7 +31,7 @@ from moto.codedeploy.models import codedeploy_backends
 
 from infra.local.alarms import AlarmState, LocalAlarm
 from infra.local.faults import Fault, FaultPlan
-from infra.local.lambdas import InProcessLambdas, VersionStats
+from infra.local.lambdas import LocalLambdas, VersionStats
 from infra.local.template import ACCOUNT_ID, REGION
 
 Strategy = Literal["canary", "linear", "all-at-once"]
@@ -206,7 +206,7 @@ class LocalDeployments:
     def __init__(
         self,
         client: Callable[[str], Any],
-        lambdas: InProcessLambdas,
+        lambdas: LocalLambdas,
         faults: FaultPlan,
         groups: Mapping[str, DeploymentGroup],
         *,

@@ -5,7 +5,6 @@ Faults are injected into the primary's function (and then its approximate handle
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -115,9 +114,8 @@ def test_recovery_closes_the_circuit(plane: LocalPlane) -> None:
     )
     registry(plane).set_circuit(PRIMARY, opened)
     # A dispatcher instance reads the registry at most every 5 s: a view from before the override (circuit
-    # closed) would send the next claims to the primary as healthy, not as a trial. The dispatcher runs in this
-    # process; age its view out, as those 5 s would.
-    sys.modules["functions.dispatcher.handler"].registry._cached = None
+    # closed) would send the next claims to the primary as healthy, not as a trial. New instances read it afresh.
+    plane.lambdas.recycle(plane.physical("RegistryDispatcher", "AWS::Lambda::Function"))
 
     # WHEN runs come in
     trial = None

@@ -1,9 +1,7 @@
-"""Local plane building blocks: intrinsic functions, resource order, routing, validation, isolation, faults."""
+"""Local plane building blocks: intrinsic functions, resource order, routing, validation, faults."""
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any
 
 import pytest
@@ -12,7 +10,6 @@ from jsonschema import Draft4Validator
 from contracts.schema_export import generate
 from infra.local.faults import FaultPlan, FaultSpecError
 from infra.local.http_api import Route, build_routes, schema_errors
-from infra.local.isolation import ThreadLocalEnviron
 from infra.local.provision import ApiDefinition
 from infra.local.template import Physical, Resolver, Template, TemplateError
 
@@ -116,23 +113,6 @@ def test_schema_errors_name_nested_fields() -> None:
 
     fields = {e["field"] for e in errors}
     assert {"document.title", "document.text", "surplus"} <= fields
-
-
-def test_environment_overlays_are_per_thread() -> None:
-    environ = ThreadLocalEnviron(dict(os.environ))
-    seen: dict[str, str | None] = {}
-
-    def in_function() -> None:
-        with environ.scoped({"AGENT_NAME": "risk-scorer"}):
-            seen["inside"] = environ.get("AGENT_NAME")
-            seen["path"] = environ.get("PATH")
-
-    worker = threading.Thread(target=in_function)
-    worker.start()
-    worker.join(timeout=5)
-
-    assert seen == {"inside": "risk-scorer", "path": None}
-    assert environ.get("AGENT_NAME") == os.environ.get("AGENT_NAME")
 
 
 def test_fault_specs_parse_and_fire_reproducibly() -> None:
