@@ -109,7 +109,7 @@ build/lambda-deps/.installed: uv.lock | $(UV)
 build/lambda-deps-local/.installed: uv.lock .venv/.installed | $(UV)
 	rm -rf build/lambda-deps-local && mkdir -p build
 	$(UV) export --frozen --only-group lambda --no-hashes --no-emit-project --quiet -o build/lambda-requirements.txt
-	$(UV) pip install --quiet --target build/lambda-deps-local/python --python .venv/bin/python \
+	$(UV) pip install --quiet --compile-bytecode --target build/lambda-deps-local/python --python .venv/bin/python \
 	  -r build/lambda-requirements.txt
 	touch $@
 
@@ -117,7 +117,7 @@ build/lambda-runtime-local/.installed: uv.lock .venv/.installed | $(UV)
 	rm -rf build/lambda-runtime-local && mkdir -p build
 	$(UV) export --frozen --no-default-groups --no-hashes --no-emit-project --quiet \
 	  | grep -E '^(boto3|botocore|s3transfer|jmespath|python-dateutil|six|urllib3)==' > build/lambda-runtime-requirements.txt
-	$(UV) pip install --quiet --no-deps --target build/lambda-runtime-local --python .venv/bin/python \
+	$(UV) pip install --quiet --compile-bytecode --no-deps --target build/lambda-runtime-local --python .venv/bin/python \
 	  -r build/lambda-runtime-requirements.txt
 	touch $@
 

@@ -1,14 +1,16 @@
 """The Lambda runtime of one local function instance: run as a script in its own process, standard library only.
 
-The local plane starts one process per function instance, as Lambda does, with ``python -I -S``: no site
+The local plane runs one process per function instance, as Lambda does, under ``python -I -S``: no site
 packages, no ``PYTHONPATH``, nothing of the development virtualenv. ``sys.path`` is what the deployed function
 has (its asset as ``/var/task``, its layers as ``/opt/python``, the runtime's own boto3 and botocore), so an import
-that would fail on AWS fails here. The plane sends invocations over one pipe and reads results from another, each
-a length-prefixed JSON frame; the handler's prints and logs go to stdout, which the plane writes to the
-function's log file.
+that would fail on AWS fails here.
 
-Frames from the plane: ``{"init": {...}}`` once, then ``{"event", "request_id", "deadline_ms", "environment"}``.
-Frames to the plane: ``{"init": null | error}`` once, then ``{"result": ..., "duration_ms"}`` or ``{"error": ...}``.
+Instances are forked from a zygote (``--zygote``): a process that has already imported the third-party modules
+the functions' layers hold, on exactly those layers' path, so a cold start pays for the function's own code only.
+The zygote gets one request per instance (its init, and the instance's two pipes and log file as descriptors);
+the instance reports its init on the reply pipe, then serves invocations, each a length-prefixed JSON frame:
+``{"event", "request_id", "deadline_ms", "environment"}`` in, ``{"result" | "error", "duration_ms"}`` out.
+The handler's prints and logs go to stdout: the function's log file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
+import socket
 import struct
 import sys
 import time
@@ -97,10 +101,10 @@ def load_handler(init: dict[str, Any]) -> Any:
     return getattr(module, attribute)
 
 
-def serve(requests: int, replies: int) -> None:
-    init = read_frame(requests)["init"]
+def serve(requests: int, replies: int, init: dict[str, Any]) -> None:
     # What the deployed function imports from, in Lambda's order: /var/task, /opt/python, the runtime, the stdlib.
-    sys.path[:0] = init["sys_path"]
+    sys.path[:0] = [path for path in init["sys_path"] if path not in sys.path]
+    os.environ.clear()
     os.environ.update(init["environment"])
     os.chdir(init["task_root"])
     module_name = init["handler"].rsplit(".", 1)[0]
@@ -140,5 +144,45 @@ def serve(requests: int, replies: int) -> None:
             write_frame(replies, {"error": error_of(exc, "Runtime.MarshalError"), "duration_ms": reply["duration_ms"]})
 
 
+def zygote(control: int) -> None:
+    """Preload the layers' modules, then fork one instance per request until the plane closes the socket."""
+    channel = socket.socket(fileno=control)
+    setup = json.loads(channel.recv(1 << 20))
+    sys.path[:0] = setup["sys_path"]
+    for name in setup["preload"]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: S112 - not in these layers: a function importing it fails on its own import
+            continue
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # instances are reaped as they end
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 3)
+        except OSError:
+            return
+        if not message:
+            return
+        pid = os.fork()
+        if pid == 0:
+            _instance(channel, json.loads(message), *fds)
+        for fd in fds:
+            os.close(fd)
+        channel.send(json.dumps({"pid": pid}).encode())
+
+
+def _instance(channel: socket.socket, init: dict[str, Any], requests: int, replies: int, log: int) -> None:
+    try:
+        channel.close()
+        os.setsid()  # its own process group: a timed-out instance is killed with whatever it started
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        serve(requests, replies, init)
+    finally:
+        sys.stdout.flush()
+        os._exit(0)
+
+
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), int(sys.argv[2]))
+    zygote(int(sys.argv[1]))

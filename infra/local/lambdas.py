@@ -25,7 +25,7 @@ from functions.runtime import tracing
 from functions.runtime.decisions import step_name
 from infra.local.faults import FaultPlan
 from infra.local.template import ACCOUNT_ID, REGION
-from infra.local.workers import InstanceConfig, InvocationFailed, Pool
+from infra.local.workers import InstanceConfig, InvocationFailed, Pool, Zygote
 
 LATEST = "$LATEST"
 TRACE_ID = re.compile(TRACE_ID_PATTERN)
@@ -95,6 +95,7 @@ class LocalLambdas:
         self.functions: dict[str, FunctionSpec] = {}
         self.credentials: dict[str, dict[str, str]] = {}  # function name -> its role's session (set by the plane)
         self._pools: dict[tuple[str, str], Pool] = {}
+        self._zygotes: dict[tuple[str, ...], Zygote] = {}  # one per set of layers
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Lock()
         self._original: Any = None
@@ -123,8 +124,11 @@ class LocalLambdas:
             self._original = None
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
+            zygotes, self._zygotes = list(self._zygotes.values()), {}
         for pool in pools:
             pool.close()
+        for zygote in zygotes:
+            zygote.close()
         for sink in self._logs.values():
             sink.close()
         self._logs.clear()
@@ -171,16 +175,16 @@ class LocalLambdas:
         if pool is not None:
             return pool
         qualifier = "" if version == LATEST else f":{version}"
+        # /var/task first, then the layers (a later layer's files win, as when Lambda extracts them in order),
+        # then the runtime's own libraries.
+        packages = [*(str(d) for d in reversed(spec.layer_dirs)), *(str(d) for d in self.settings.runtime_dirs)]
         config = InstanceConfig(
             function_name=spec.name,
             version=version,
             function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.name}{qualifier}",
             handler=spec.handler,
             task_root=spec.code_dir,
-            # /var/task first, then the layers (a later layer's files win, as when Lambda extracts them in order),
-            # then the runtime's own libraries.
-            sys_path=[str(spec.code_dir), *(str(d) for d in reversed(spec.layer_dirs))]
-            + [str(d) for d in self.settings.runtime_dirs],
+            sys_path=[str(spec.code_dir), *packages],
             environment=self._environment(spec, version),
             timeout_s=spec.timeout_s * self.settings.timeout_scale,
             memory_mb=spec.memory_mb,
@@ -189,7 +193,17 @@ class LocalLambdas:
         concurrency = min(spec.reserved_concurrency or self.settings.max_concurrency, self.settings.max_concurrency)
         log = self._log(spec)
         with self._lock:
-            return self._pools.setdefault(key, Pool(config, log, concurrency))
+            zygote = self._zygotes.get(tuple(packages))
+            if zygote is None:
+                zygote = self._zygotes[tuple(packages)] = Zygote(packages, self._runtime_log())
+            return self._pools.setdefault(key, Pool(config, zygote, log, concurrency))
+
+    def _runtime_log(self) -> IO[str]:
+        """The zygotes' own output (nothing, unless the runtime itself fails)."""
+        if "" not in self._logs:
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            self._logs[""] = (self.logs_dir / "lambda-runtime.log").open("a", buffering=1)
+        return self._logs[""]
 
     def invoke(self, function_name: str, event: Any, version: str = LATEST) -> tuple[str, bool, str]:
         spec = self.functions.get(function_name)

@@ -1,10 +1,11 @@
 """Function instances as processes: one per concurrent invocation, as Lambda runs them.
 
-Each instance is ``infra/local/lambda_runtime.py`` in a fresh interpreter that sees only the function's deployed
-packages. An instance handles one event at a time; a pool keeps the idle ones warm and starts another (a cold
-start) when all are busy, up to the function's concurrency. An invocation past the function's timeout ends as
-Lambda ends it (``Sandbox.Timedout``) and the instance is replaced; so is one whose peak memory went past the
-function's ``MemorySize`` (``Runtime.OutOfMemory``) or whose process died (``Runtime.ExitError``).
+Each instance runs ``infra/local/lambda_runtime.py``, forked from a zygote that sees only the function's deployed
+packages (one zygote per set of layers). An instance handles one event at a time; a pool keeps the idle ones warm
+and starts another (a cold start) when all are busy, up to the function's concurrency. An invocation past the
+function's timeout ends as Lambda ends it (``Sandbox.Timedout``) and the instance is replaced; so is one whose peak
+memory went past the function's ``MemorySize`` (``Runtime.OutOfMemory``) or whose process died
+(``Runtime.ExitError``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +31,60 @@ from infra.local import lambda_runtime
 RUNTIME_SCRIPT = Path(lambda_runtime.__file__).resolve()
 # Lambda gives a function's init phase up to 10 s of its own, apart from the invocation's timeout.
 INIT_LIMIT_S = 10.0
+# What a zygote imports before forking instances, where its layers have it: the heavy, environment-free modules
+# every function here imports. A module its layers lack is skipped, so a function importing it still fails.
+PRELOAD = (
+    "boto3",
+    "botocore.session",
+    "botocore.client",
+    "pydantic",
+    "aws_lambda_powertools",
+    "aws_lambda_powertools.logging",
+    "aws_lambda_powertools.metrics",
+    "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools.utilities.idempotency",
+    "opentelemetry.sdk.trace",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.sdk.extension.aws.trace",
+    "yaml",
+    "jsonschema",
+)
+
+
+class Zygote:
+    """A process on one set of layers that has imported :data:`PRELOAD` and forks an instance per request."""
+
+    def __init__(self, sys_path: list[str], log: IO[str]) -> None:
+        self._channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, the plane's own runtime script
+            [sys.executable, "-I", "-S", str(RUNTIME_SCRIPT), str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": "UTC"},
+            start_new_session=True,
+        )
+        theirs.close()
+        self._channel.send(json.dumps({"sys_path": sys_path, "preload": PRELOAD}).encode())
+        self._lock = threading.Lock()
+
+    def fork(self, init: dict[str, Any], requests: int, replies: int, log: IO[str]) -> int:
+        """Start an instance reading ``requests`` and answering on ``replies``; its pid."""
+        with self._lock:
+            socket.send_fds(self._channel, [json.dumps(init).encode()], [requests, replies, log.fileno()])
+            self._channel.settimeout(60)  # the zygote is still importing its preloads on the first fork
+            answer = self._channel.recv(4096)
+        if not answer:
+            raise RuntimeError(f"the function runtime exited: {self.process.poll()}")
+        pid: int = json.loads(answer)["pid"]
+        return pid
+
+    def close(self) -> None:
+        self._channel.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 class InvocationFailed(Exception):
@@ -67,23 +123,12 @@ class _Deadline(Exception):
 
 
 class Instance:
-    def __init__(self, config: InstanceConfig, log: IO[str]) -> None:
+    def __init__(self, config: InstanceConfig, zygote: Zygote, log: IO[str]) -> None:
         self.config = config
         requests_read, self._requests = os.pipe()
         self._replies, replies_write = os.pipe()
-        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, the plane's own runtime script
-            [sys.executable, "-I", "-S", str(RUNTIME_SCRIPT), str(requests_read), str(replies_write)],
-            pass_fds=(requests_read, replies_write),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": "UTC"},
-            cwd=config.task_root,
-            start_new_session=True,  # a timed-out instance is killed with anything it started
-        )
-        os.close(requests_read)
-        os.close(replies_write)
         self.init_error: dict[str, Any] | None = None
+        self.pid = 0
         init = {
             "function_name": config.function_name,
             "function_version": config.version,
@@ -96,7 +141,14 @@ class Instance:
             "import_fix": config.import_fix,
         }
         try:
-            lambda_runtime.write_frame(self._requests, {"init": init})
+            self.pid = zygote.fork(init, requests_read, replies_write, log)
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            os.close(requests_read)
+            os.close(replies_write)
+        try:
             reply = self._read(time.monotonic() + max(INIT_LIMIT_S, config.timeout_s))
         except _Deadline:
             self.kill()
@@ -106,7 +158,13 @@ class Instance:
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        if self._requests < 0:  # killed
+            return False
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X")
 
     def invoke(self, event: Any, environment: Mapping[str, str | None]) -> Outcome:
         request_id = str(uuid.uuid4())
@@ -174,19 +232,15 @@ class Instance:
         return b"".join(chunks)
 
     def _exit_error(self, request_id: str = "") -> dict[str, Any]:
-        try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            code = -signal.SIGKILL
+        self.kill()
         return {
             "errorType": "Runtime.ExitError",
-            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}",
+            "errorMessage": f"RequestId: {request_id} Error: Runtime exited without providing a reason",
         }
 
     def _peak_memory_mb(self) -> float:
         try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
+            status = Path(f"/proc/{self.pid}/status").read_text()
         except OSError:
             return 0.0
         for line in status.splitlines():
@@ -195,10 +249,9 @@ class Instance:
         return 0.0
 
     def kill(self) -> None:
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        if self.pid > 0:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         for fd in (self._requests, self._replies):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -208,8 +261,9 @@ class Instance:
 class Pool:
     """The instances of one function version: warm ones reused, new ones started up to ``concurrency``."""
 
-    def __init__(self, config: InstanceConfig, log: IO[str], concurrency: int) -> None:
+    def __init__(self, config: InstanceConfig, zygote: Zygote, log: IO[str], concurrency: int) -> None:
         self.config = config
+        self.zygote = zygote
         self.log = log
         self.concurrency = max(1, concurrency)
         self.cold_starts = 0
@@ -242,7 +296,7 @@ class Pool:
                 return self._idle.pop()
             self.cold_starts += 1
         try:
-            return Instance(self.config, self.log)
+            return Instance(self.config, self.zygote, self.log)
         except BaseException:
             with self._changed:
                 self._running -= 1
