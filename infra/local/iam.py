@@ -1,11 +1,12 @@
 """IAM as deployed: each function calls AWS with its own role's credentials, and moto evaluates its role's policies.
 
 The plane creates every template role and its inline policies in moto's IAM, assumes each function's role, and
-hands the function those temporary credentials. moto authenticates a signed request and evaluates the role's
-policies with its own evaluator (``moto.iam.access_control``), but for most services it evaluates every action
-against the resource ``*``, which never matches a policy scoped to one table or bus. The gate below names the
-resource each request acts on, as IAM does (the table, index, function qualifier, state machine, bus, key,
-endpoint), and the condition keys the template uses (``states:StateMachineQualifier``); moto's evaluator decides.
+hands the function those temporary credentials. moto finds the session a request's access key belongs to and
+evaluates the role's policies with its own evaluator (``moto.iam.access_control``), but for most services it
+evaluates every action against the resource ``*``, which never matches a policy scoped to one table or bus. The
+gate below names the resource each request acts on, as IAM does (the table, index, function qualifier, state
+machine, bus, key, endpoint), and the condition keys the template uses (``states:StateMachineQualifier``);
+moto's evaluator decides.
 
 Only the functions' own requests are evaluated: the plane's provisioning and moto's internal calls (a state
 machine invoking its tasks, event rules delivering to targets) carry no function credentials. What is not
@@ -135,12 +136,16 @@ class IamEnforcement:
             headers=response.headers,
             action=response._get_action(),
         )
-        if iam_request_cls is not IAMRequest:
-            # S3 names its own resource (bucket and key). moto recomputes S3 signatures from the request as its
-            # server received it, which differs from what was signed for some queries: S3 skips that check.
-            request.check_action_permitted(resource)
+        # moto found the session the access key belongs to. Signatures are not re-checked: moto recomputes them
+        # from the request as its server received it, which differs from what botocore signed for some paths
+        # (an ARN in a Lambda path, some S3 queries).
+        if iam_request_cls is not IAMRequest:  # S3 names its own resource (bucket and key) and its own error
+            try:
+                request.check_action_permitted(resource)
+            except Exception:
+                self._refused(request._access_key.arn, Check(request._action, resource))
+                raise
             return
-        request.check_signature()
         service, _, operation = request._action.partition(":")
         if service not in EVALUATED_SERVICES:
             return
@@ -148,10 +153,13 @@ class IamEnforcement:
         caller = request._access_key.arn
         for check in checks_for(service, operation, response, resource):
             if not _permitted(policies, check):
-                self.denied.append((caller, check))
-                if self.log is not None:
-                    self.log.write(f"AccessDenied {caller} {check.action} {check.resource} {check.conditions or ''}\n")
+                self._refused(caller, check)
                 raise AccessDenied(caller, check, 403 if service in ("lambda", "sagemaker") else 400)
+
+    def _refused(self, caller: str, check: Check) -> None:
+        self.denied.append((caller, check))
+        if self.log is not None:
+            self.log.write(f"AccessDenied {caller} {check.action} {check.resource} {check.conditions or ''}\n")
 
 
 def _permitted(policies: list[Any], check: Check) -> bool:
@@ -231,7 +239,7 @@ def _function_arn(name: str, qualifier: str | None) -> str:
 
 
 def _states(action: str, body: dict[str, Any]) -> Iterator[Check]:
-    machine = body.get("stateMachineArn")
+    machine = body.get("stateMachineArn") or body.get("stateMachineAliasArn") or body.get("stateMachineVersionArn")
     if isinstance(machine, str):
         # A call through an alias or version names the machine ARN with a qualifier: IAM sees the qualifier.
         parts = machine.split(":")
