@@ -102,7 +102,7 @@ def proxy_bytes(text: str) -> int:
     """The most bytes ``text`` takes as the body of a Lambda proxy response, however that is encoded.
 
     The response is JSON: the body is a JSON string, escaped (non-ASCII as ``\\uXXXX``, 12 bytes for an emoji;
-    ``\\`` and ``"`` doubled; control characters as ``\\u00XX``; HTML-safe writers also escape ``<>&'`` and
+    ``\\`` and ``"`` behind a backslash; control characters as ``\\u00XX``; HTML-safe writers also escape ``<>&'`` and
     ``/``), or base64 of its UTF-8 when the body is binary. Counting characters undercounts either by up to 12x.
     """
     escaped = len(json.dumps(text)) - 2 + 5 * sum(text.count(c) for c in _HTML_ESCAPED) + text.count("/")
