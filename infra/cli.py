@@ -20,11 +20,14 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from infra.local.auth import served_at, sign
 from infra.local.template import REGION as LOCAL_REGION
 from infra.paths import CONTRACTS_DIR, FUNCTIONS_DIR, REPO_ROOT
+
+if TYPE_CHECKING:  # the ledger is imported by the audit commands alone, when they run
+    from functions.runtime.ledger import Checkpoint
 
 DEFAULT_PORT = 4577
 DEFAULT_STATE_DIR = Path(".agentplane")
@@ -479,12 +482,17 @@ def _read_export(path: str) -> Any:
 
 
 def _trusted_key(args: argparse.Namespace) -> str | None:
+    from functions.runtime.ledger.digest import load_public_key
+
     if not args.public_key:
         return None
     try:
-        return Path(args.public_key).read_text()
-    except OSError as error:
-        raise CliError(f"cannot read {args.public_key}: {error.strerror}") from None
+        pem = Path(args.public_key).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CliError(f"cannot read {args.public_key}: {getattr(error, 'strerror', None) or error}") from None
+    if load_public_key(pem) is None:
+        raise CliError(f"{args.public_key} holds no P-256 public key in PEM")
+    return pem
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
@@ -498,7 +506,7 @@ def warn(message: str) -> None:
     print(f"agentplane: warning: {message}", file=sys.stderr)
 
 
-def _read_checkpoint(path: Path) -> Any:
+def _read_checkpoint(path: Path) -> Checkpoint | None:
     """The checkpoint kept at ``path``, or None when there is none yet (the first verification)."""
     from pydantic import ValidationError
 
@@ -516,7 +524,7 @@ def _read_checkpoint(path: Path) -> Any:
         raise CliError(f"{path} is not an audit checkpoint ({where}: {first['msg']})") from None
 
 
-def _write_checkpoint(path: Path, checkpoint: Any) -> None:
+def _write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Write the checkpoint whole or not at all: a temp file beside it, synced, then renamed over it."""
     temp: Path | None = None
     try:
@@ -549,12 +557,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     trusted = _trusted_key(args)
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else None
     checkpoint = _read_checkpoint(checkpoint_path) if checkpoint_path else None
-    try:
-        report = verify_export(
-            export, trusted_public_key_pem=trusted, checkpoint=checkpoint, allow_empty=args.allow_empty
-        )
-    except ValueError:
-        raise CliError(f"{args.public_key} holds no P-256 public key in PEM") from None
+    report = verify_export(export, trusted_public_key_pem=trusted, checkpoint=checkpoint, allow_empty=args.allow_empty)
     if not report.ok:
         first = report.first_problem
         culprit = f"{first.subject}: {first.reason}" if first else "unknown problem"
