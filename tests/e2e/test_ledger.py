@@ -140,3 +140,40 @@ def test_a_rollback_behind_the_auditors_checkpoint_is_caught(
     assert rolled_back == 1
     [line] = capsys.readouterr().err.splitlines()
     assert f"checkpoint: rolled back: the newest digest is 1, the checkpoint already verified digest {kept + 1}" in line
+
+
+def test_decisions_holding_awkward_text_cannot_make_the_export_unreadable(
+    ledger_run: tuple[LocalPlane, dict[str, object], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN decision records whose outputs hold a submitter's text of emoji: each within DynamoDB's 400 KB item,
+    # all of them together far fewer characters than a 4 MB page, but 12 bytes a character once the reply is
+    # escaped, so that one page of them would be past Lambda's 6 MB response
+    plane, _, _ = ledger_run
+    ddb = plane.client("dynamodb")
+    decisions = plane.physical("DataDecisions", "AWS::DynamoDB::Table")
+    text = "😀" * 80_000
+    for n in range(4):
+        run = f"awkward-{n}"
+        item = {"correlation_id": run, "step_key": f"{run}/Summarise", "trace_id": f"trace-{run}", "actor": "agent:x"}
+        ddb.put_item(
+            TableName=decisions,
+            Item={
+                **{k: {"S": v} for k, v in item.items()},
+                "output_json": {"S": json.dumps({"s": text}, ensure_ascii=False)},
+            },
+        )
+    assert plane.settle()
+    fired = request(plane.url, "POST", "/local/schedules/run")
+    assert fired.status == 200, fired.body
+
+    # WHEN the ledger is exported over the API and verified
+    export = tmp_path / "ledger.jsonl"
+    exported = agentplane(["audit", "export", "--out", str(export), "--api-url", plane.url])
+    capsys.readouterr()
+    verified = agentplane(["audit", "verify", str(export), "--checkpoint", str(tmp_path / "checkpoint.json")])
+
+    # THEN every page was answered, and the export holds those entries and verifies
+    assert exported == 0
+    assert verified == 0
+    awkward = [line for line in export.read_text().splitlines() if '"correlation_id":"awkward-' in line]
+    assert len(awkward) == 4
