@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -19,11 +20,14 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from infra.local.auth import served_at, sign
 from infra.local.template import REGION as LOCAL_REGION
 from infra.paths import CONTRACTS_DIR, FUNCTIONS_DIR, REPO_ROOT
+
+if TYPE_CHECKING:  # the ledger is imported by the audit commands alone, when they run
+    from functions.runtime.ledger import Checkpoint
 
 DEFAULT_PORT = 4577
 DEFAULT_STATE_DIR = Path(".agentplane")
@@ -478,12 +482,17 @@ def _read_export(path: str) -> Any:
 
 
 def _trusted_key(args: argparse.Namespace) -> str | None:
+    from functions.runtime.ledger.digest import load_public_key
+
     if not args.public_key:
         return None
     try:
-        return Path(args.public_key).read_text()
-    except OSError as error:
-        raise CliError(f"cannot read {args.public_key}: {error.strerror}") from None
+        pem = Path(args.public_key).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CliError(f"cannot read {args.public_key}: {getattr(error, 'strerror', None) or error}") from None
+    if load_public_key(pem) is None:
+        raise CliError(f"{args.public_key} holds no P-256 public key in PEM")
+    return pem
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
@@ -493,8 +502,50 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def warn(message: str) -> None:
+    print(f"agentplane: warning: {message}", file=sys.stderr)
+
+
+def _read_checkpoint(path: Path) -> Checkpoint | None:
+    """The checkpoint kept at ``path``, or None when there is none yet (the first verification)."""
+    from pydantic import ValidationError
+
+    from functions.runtime.ledger import Checkpoint
+
+    try:
+        return Checkpoint.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise CliError(f"cannot read checkpoint {path}: {error.strerror}") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "file"
+        raise CliError(f"{path} is not an audit checkpoint ({where}: {first['msg']})") from None
+
+
+def _write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Write the checkpoint whole or not at all: a temp file beside it, synced, then renamed over it."""
+    temp: Path | None = None
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        temp = Path(name)
+        with os.fdopen(fd, "w") as fp:
+            fp.write(checkpoint.model_dump_json(indent=2) + "\n")
+            fp.flush()
+            os.fsync(fp.fileno())
+        temp.replace(path)
+    except OSError as error:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+        raise CliError(f"cannot write checkpoint {path}: {error.strerror}") from None
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from functions.runtime.ledger import verify_export
+    from datetime import UTC, datetime
+
+    from functions.runtime.ledger import digest_age_problem, verify_export
+    from functions.runtime.ledger.digest import key_fingerprint
 
     if args.file:
         export = _read_export(args.file)
@@ -503,13 +554,33 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(_fetch_export(args))
         export = _read_export(str(out))
-    report = verify_export(export, trusted_public_key_pem=_trusted_key(args))
-    if report.ok:
-        print(f"verified: {report.entries} entries, {report.digests} digests; chains, Merkle roots and signatures hold")
-        return 0
-    first = report.first_problem
-    culprit = f"{first.subject}: {first.reason}" if first else "unknown problem"
-    raise CliError(f"ledger does NOT verify: {culprit} ({len(report.problems)} problem(s))")
+    trusted = _trusted_key(args)
+    checkpoint_path = Path(args.checkpoint) if args.checkpoint else None
+    checkpoint = _read_checkpoint(checkpoint_path) if checkpoint_path else None
+    report = verify_export(export, trusted_public_key_pem=trusted, checkpoint=checkpoint, allow_empty=args.allow_empty)
+    if not report.ok:
+        first = report.first_problem
+        culprit = f"{first.subject}: {first.reason}" if first else "unknown problem"
+        raise CliError(f"ledger does NOT verify: {culprit} ({len(report.problems)} problem(s))")
+    # An export fetched now must be current; a file may be an old export kept on purpose.
+    stale = digest_age_problem(export, datetime.now(UTC))
+    if stale is not None and (args.require_fresh or not args.file):
+        raise CliError(f"ledger does NOT verify: {stale} (digesting stopped, or the newest digests were withheld)")
+    if stale is not None:
+        warn(f"{stale}; an old export, or a rolled-back one (--require-fresh makes this an error)")
+    if trusted is None and checkpoint is None:
+        warn(
+            f"no pinned key: trusting the export's own key {export.key_id!r} (SHA-256 fingerprint "
+            f"{key_fingerprint(export.public_key_pem)}) on first use; pin it with --public-key or --checkpoint"
+        )
+    kept = ""
+    if checkpoint_path is not None and report.checkpoint is not None:
+        _write_checkpoint(checkpoint_path, report.checkpoint)
+        kept = f"; checkpoint {checkpoint_path} now at digest {report.checkpoint.digest_seq}"
+    print(
+        f"verified: {report.entries} entries, {report.digests} digests; chains, Merkle roots and signatures hold{kept}"
+    )
+    return 0
 
 
 def cmd_audit_prove(args: argparse.Namespace) -> int:
@@ -1051,6 +1122,17 @@ def parser() -> argparse.ArgumentParser:
     verify = audit.add_parser("verify", help="check every chain link, Merkle root, signature and digest link")
     verify.add_argument("file", nargs="?", help="an export (default: fetch one from the plane)")
     verify.add_argument("--public-key", help="PEM of the signing key you trust (default: the export's own)")
+    verify.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="the last verified digest: fail on a rollback behind it, update it on success (created if absent)",
+    )
+    verify.add_argument("--allow-empty", action="store_true", help="accept an export with no entries")
+    verify.add_argument(
+        "--require-fresh",
+        action="store_true",
+        help="fail (not warn) when the newest digest is over 2 digest intervals old (always so without a file)",
+    )
     client_options(verify, "auditor")
     verify.set_defaults(handler=cmd_audit_verify)
     prove_cmd = audit.add_parser("prove", help="inclusion proof of one record, verifiable offline")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from typing import Any
@@ -93,8 +92,25 @@ def lineage(trace_id: str, *, store: LedgerStore, archive: DigestArchive, public
     }
 
 
-PAGE_BYTES = 4 * 1024 * 1024  # under Lambda's 6 MB response and API Gateway's 10 MB, with room for encoding
+PAGE_BYTES = 4 * 1024 * 1024  # under Lambda's 6 MB response payload and API Gateway's 10 MB, as sent
 _CURSOR = re.compile(r"^(?P<chain>[A-Za-z0-9_-]{1,64}):(?P<seq>[0-9]{1,12})$")
+_DIGEST_CURSOR = re.compile(r"^digests\.(?P<after>[0-9]{1,12})$")  # '.' is never in a chain id
+_HTML_ESCAPED = "<>&'"  # some JSON writers send these as \u003c (6 bytes)
+
+
+def proxy_bytes(text: str) -> int:
+    """The most bytes ``text`` takes as the body of a Lambda proxy response, however that is encoded.
+
+    The response is JSON: the body is a JSON string, escaped (non-ASCII as ``\\uXXXX``, 12 bytes for an emoji;
+    ``\\`` and ``"`` behind a backslash; control characters as ``\\u00XX``; HTML-safe writers also escape ``<>&'`` and
+    ``/``), or base64 of its UTF-8 when the body is binary. Counting characters undercounts either by up to 12x.
+    """
+    escaped = len(json.dumps(text)) - 2 + 5 * sum(text.count(c) for c in _HTML_ESCAPED) + text.count("/")
+    return max(escaped, 4 * -(-len(text.encode("utf-8")) // 3))
+
+
+def _bad_cursor(cursor: str) -> ProblemError:
+    return ProblemError(400, "Invalid cursor", f"cursor {cursor!r} is not one this export gave", kind="validation")
 
 
 def export(
@@ -108,29 +124,44 @@ def export(
 ) -> tuple[str, str | None]:
     """One page of the export as JSON Lines, and the cursor of the next page (None on the last).
 
-    Pages follow the chains in order, each chain by seq; the first page starts with the public key, the last
-    ends with every digest, so the pages concatenated are one export (functions.runtime.ledger.export).
+    Pages follow the chains in order, each chain by seq, then the digests in order; the first page starts with
+    the public key, so the pages concatenated are one export (functions.runtime.ledger.export). A page holds
+    at most ``page_bytes`` as sent (:func:`proxy_bytes`), except that a line larger than that goes out
+    alone on its own page: every line gets out, and no line can stop the export.
     """
     chains = sorted(store.chains())
-    start_chain, after_seq = chains[0] if chains else "", 0
+    start_chain, after_seq, after_digest = (chains[0] if chains else ""), 0, None
     if cursor is not None:
-        found = _CURSOR.match(cursor)
-        if found is None or found["chain"] not in chains:
-            raise ProblemError(
-                400, "Invalid cursor", f"cursor {cursor!r} is not one this export gave", kind="validation"
-            )
-        start_chain, after_seq = found["chain"], int(found["seq"])
-    buffer = io.StringIO()
+        found, digests_from = _CURSOR.match(cursor), _DIGEST_CURSOR.match(cursor)
+        if digests_from is not None:
+            after_digest = int(digests_from["after"])
+        elif found is None or found["chain"] not in chains:
+            raise _bad_cursor(cursor)
+        else:
+            start_chain, after_seq = found["chain"], int(found["seq"])
+    page: list[str] = []
+    size = 0
+
+    def fits(line: str) -> bool:
+        nonlocal size
+        line_size = proxy_bytes(line)
+        if page and size + line_size > page_bytes:
+            return False
+        page.append(line)
+        size += line_size
+        return True
+
     if cursor is None:
-        buffer.write(key_line(public_key_pem=public_key_pem, key_id=key_id))
-    written = 0
-    for chain_id in chains[chains.index(start_chain) :] if chains else []:
-        for entry in store.entries(chain_id, after_seq=after_seq if chain_id == start_chain else 0):
-            line = entry_line(entry)
-            if written and buffer.tell() + len(line) > page_bytes:
-                return buffer.getvalue(), f"{chain_id}:{entry.seq - 1}"
-            buffer.write(line)
-            written += 1
-    for digest in archive.all():
-        buffer.write(digest_line(digest))
-    return buffer.getvalue(), None
+        fits(key_line(public_key_pem=public_key_pem, key_id=key_id))
+    if after_digest is None:
+        for chain_id in chains[chains.index(start_chain) :] if chains else []:
+            for entry in store.entries(chain_id, after_seq=after_seq if chain_id == start_chain else 0):
+                if not fits(entry_line(entry)):
+                    return "".join(page), f"{chain_id}:{entry.seq - 1}"
+    digests = archive.all()
+    if after_digest is not None and after_digest > len(digests):
+        raise _bad_cursor(str(cursor))
+    for position, digest in enumerate(digests[after_digest or 0 :], start=after_digest or 0):
+        if not fits(digest_line(digest)):
+            return "".join(page), f"digests.{position}"
+    return "".join(page), None

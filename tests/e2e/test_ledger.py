@@ -114,3 +114,66 @@ def test_a_record_is_proven_included_from_the_export_alone(
     assert code == 0
     assert proof["entry"]["record_id"] == record_id
     assert proof["digest"]["body"]["seq"] == 1
+
+
+def test_a_rollback_behind_the_auditors_checkpoint_is_caught(
+    ledger_run: tuple[LocalPlane, dict[str, object], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an auditor's checkpoint kept while verifying the plane's ledger live, and a digest signed since
+    plane, _, earlier = ledger_run
+    checkpoint = tmp_path / "checkpoint.json"
+    live = ["audit", "verify", "--api-url", plane.url, "--state-dir", str(tmp_path), "--checkpoint", str(checkpoint)]
+    assert agentplane(live) == 0
+    kept = json.loads(checkpoint.read_text())["digest_seq"]
+    assert kept == 1  # the digest the earlier export ends with
+    fired = request(plane.url, "POST", "/local/schedules/run")
+    assert fired.status == 200, fired.body
+
+    # WHEN the ledger is verified live again, and then the export taken before (its newest digests missing) is
+    moved = agentplane(live)
+    capsys.readouterr()
+    rolled_back = agentplane(["audit", "verify", str(earlier), "--checkpoint", str(checkpoint)])
+
+    # THEN the checkpoint moved on to the new digest, and the older export is refused in one line as a rollback
+    assert moved == 0
+    assert json.loads(checkpoint.read_text())["digest_seq"] == kept + 1
+    assert rolled_back == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"checkpoint: rolled back: the newest digest is 1, the checkpoint already verified digest {kept + 1}" in line
+
+
+def test_decisions_holding_awkward_text_cannot_make_the_export_unreadable(
+    ledger_run: tuple[LocalPlane, dict[str, object], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN decision records whose outputs hold a submitter's text of emoji: each within DynamoDB's 400 KB item,
+    # all of them together far fewer characters than a 4 MB page, but 12 bytes a character once the reply is
+    # escaped, so that one page of them would be past Lambda's 6 MB response
+    plane, _, _ = ledger_run
+    ddb = plane.client("dynamodb")
+    decisions = plane.physical("DataDecisions", "AWS::DynamoDB::Table")
+    text = "😀" * 80_000
+    for n in range(4):
+        run = f"awkward-{n}"
+        item = {"correlation_id": run, "step_key": f"{run}/Summarise", "trace_id": f"trace-{run}", "actor": "agent:x"}
+        ddb.put_item(
+            TableName=decisions,
+            Item={
+                **{k: {"S": v} for k, v in item.items()},
+                "output_json": {"S": json.dumps({"s": text}, ensure_ascii=False)},
+            },
+        )
+    assert plane.settle()
+    fired = request(plane.url, "POST", "/local/schedules/run")
+    assert fired.status == 200, fired.body
+
+    # WHEN the ledger is exported over the API and verified
+    export = tmp_path / "ledger.jsonl"
+    exported = agentplane(["audit", "export", "--out", str(export), "--api-url", plane.url])
+    capsys.readouterr()
+    verified = agentplane(["audit", "verify", str(export), "--checkpoint", str(tmp_path / "checkpoint.json")])
+
+    # THEN every page was answered, and the export holds those entries and verifies
+    assert exported == 0
+    assert verified == 0
+    awkward = [line for line in export.read_text().splitlines() if '"correlation_id":"awkward-' in line]
+    assert len(awkward) == 4

@@ -86,3 +86,7 @@ def test_a_digest_is_scheduled(synthesized: Synthesized) -> None:
     digester = resource(synthesized, target["Arn"]["Fn::GetAtt"][0])["Properties"]
     assert digester["Handler"] == "functions.ledger_digest.handler.lambda_handler"
     assert digester["ReservedConcurrentExecutions"] == 1
+    # Each digest signs the schedule's period as interval_s, and `audit verify` judges a digest's age by it.
+    amount, unit = rule["Properties"]["ScheduleExpression"].removeprefix("rate(").removesuffix(")").split()
+    seconds = int(amount) * {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600}[unit]
+    assert digester["Environment"]["Variables"]["DIGEST_INTERVAL_S"] == str(seconds)

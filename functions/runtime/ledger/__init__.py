@@ -16,6 +16,7 @@ from functions.runtime.ledger.chain import (
     make_entry,
     record_id_for,
 )
+from functions.runtime.ledger.checkpoint import Checkpoint, checkpoint_of, rollback_reasons
 from functions.runtime.ledger.digest import (
     ChainHead,
     DigestBody,
@@ -36,13 +37,14 @@ from functions.runtime.ledger.errors import (
 )
 from functions.runtime.ledger.export import Export, digest_line, entry_line, key_line, read_export, write_export
 from functions.runtime.ledger.proof import InclusionProof, prove, verify_proof
-from functions.runtime.ledger.verify import Problem, VerifyReport, verify_export
+from functions.runtime.ledger.verify import Problem, VerifyReport, digest_age_problem, verify_export
 
 __all__ = [
     "CHAINS",
     "GENESIS_HASH",
     "CanonicalizationError",
     "ChainHead",
+    "Checkpoint",
     "DigestBody",
     "DigestError",
     "Export",
@@ -61,6 +63,8 @@ __all__ = [
     "chain_for",
     "chain_ids",
     "check_entry",
+    "checkpoint_of",
+    "digest_age_problem",
     "digest_leaves",
     "digest_line",
     "entry_line",
@@ -72,6 +76,7 @@ __all__ = [
     "prove",
     "read_export",
     "record_id_for",
+    "rollback_reasons",
     "sha256_hex",
     "sign_digest",
     "verify_export",

@@ -8,7 +8,10 @@ caught only by the signed digests (their Merkle roots and heads), so it is repor
 What no export can show: entries appended after the newest digest are signed by nothing yet, so dropping them
 is invisible. The digest schedule bounds that window: an export whose newest entry is more than two intervals
 younger than its newest digest (or, given ``now``, whose newest digest is more than two intervals old) is
-reported stale.
+reported stale. Nor can an export show that its newest digests were dropped with the entries only they cover
+(a rollback): a :class:`~functions.runtime.ledger.checkpoint.Checkpoint` kept from an earlier verification can.
+An export holding no entries is refused unless one is expected (``allow_empty``): everything withheld looks
+like an empty ledger.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from functions.runtime.ledger import merkle
 from functions.runtime.ledger._time import parse_utc
 from functions.runtime.ledger.canonical import sha256_hex
 from functions.runtime.ledger.chain import GENESIS_HASH, LedgerEntry, check_entry
+from functions.runtime.ledger.checkpoint import Checkpoint, checkpoint_of, rollback_reasons
 from functions.runtime.ledger.digest import (
     DigestBody,
     SignedDigest,
@@ -57,6 +61,7 @@ class VerifyReport(BaseModel):
     entries: int
     digests: int
     problems: list[Problem]
+    checkpoint: Checkpoint | None = None  # what to keep for the next verification: set only when ``ok``
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -320,27 +325,45 @@ def _check_coverage(export: Export, state: _DigestState, now: datetime | None, p
                 "(a replayed old digest, or digesting stopped)",
             )
         )
-    if now is not None:
-        if now.utcoffset() is None:
-            raise ValueError("now must be timezone-aware")
-        if now - created > window:
-            problems.append(
-                Problem(
-                    subject=f"digest {latest.seq}",
-                    reason=f"stale: the newest digest is {now - created} old, more than "
-                    f"{STALE_AFTER_INTERVALS} x {latest.interval_s}s",
-                )
-            )
+    if now is not None and (stale := digest_age_problem(export, now)) is not None:
+        problems.append(stale)
+
+
+def digest_age_problem(export: Export, now: datetime) -> Problem | None:
+    """The newest digest, if it is more than two schedule intervals older than ``now`` (else None).
+
+    A current ledger has a digest at least every interval (the schedule's period, which each digest signs as
+    ``interval_s``); an older newest digest means digesting stopped, or the newest digests were withheld.
+    """
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    if not export.digests:
+        return None
+    latest = export.digests[-1].body
+    age = now - parse_utc(latest.created_at)
+    if age <= timedelta(seconds=STALE_AFTER_INTERVALS * latest.interval_s):
+        return None
+    return Problem(
+        subject=f"digest {latest.seq}",
+        reason=f"stale: the newest digest is {age} old, more than {STALE_AFTER_INTERVALS} x {latest.interval_s}s",
+    )
 
 
 def verify_export(
-    export: Export, *, trusted_public_key_pem: str | None = None, now: datetime | None = None
+    export: Export,
+    *,
+    trusted_public_key_pem: str | None = None,
+    now: datetime | None = None,
+    checkpoint: Checkpoint | None = None,
+    allow_empty: bool = False,
 ) -> VerifyReport:
     """Check everything an export can show; ``ok`` only when nothing is wrong.
 
     Pass ``trusted_public_key_pem`` (from KMS, or wherever the key is pinned) or an attacker who re-signs
     every digest with a key of their own and ships that key in the export passes. Pass ``now`` to catch an
-    export whose newest digest is too old to be the current one.
+    export whose newest digest is too old to be the current one, and ``checkpoint`` (the report's own from an
+    earlier verification) to catch one rolled back behind it. An export with no entries fails unless
+    ``allow_empty``.
     """
     if trusted_public_key_pem is not None and load_public_key(trusted_public_key_pem) is None:
         raise ValueError("trusted_public_key_pem holds no P-256 public key")
@@ -349,4 +372,13 @@ def verify_export(
     ledger = _check_entries(export, problems)
     state = _check_digests(export, key_pem, ledger, problems)
     _check_coverage(export, state, now, problems)
-    return VerifyReport(entries=export.entry_count, digests=len(export.digests), problems=problems)
+    if checkpoint is not None:
+        problems.extend(Problem(subject="checkpoint", reason=reason) for reason in rollback_reasons(export, checkpoint))
+    if not export.entry_count and not allow_empty:
+        problems.append(Problem(subject="export", reason="holds no entries: an empty ledger, or all of it withheld"))
+    return VerifyReport(
+        entries=export.entry_count,
+        digests=len(export.digests),
+        problems=problems,
+        checkpoint=None if problems else checkpoint_of(export),
+    )
