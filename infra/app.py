@@ -35,7 +35,9 @@ def build_app(
 ) -> cdk.App:
     app = cdk.App(outdir=str(outdir) if outdir else None, context={**FEATURE_FLAGS, **(context or {})})
     stack_name = app.node.try_get_context("agentplane:stack-name") or DEFAULT_STACK_NAME
-    environment = Environment.from_context(app.node.try_get_context)
+    pipeline = str(app.node.try_get_context("agentplane:pipeline")).lower() == "true"
+    # A pipeline deploys a prod stage: its default environment is prod (both stages retain and lock for good).
+    environment = Environment.from_context(app.node.try_get_context, default="prod" if pipeline else "sandbox")
     fault_injection = flag(app.node.try_get_context, "agentplane:fault-injection")
     collector = app.node.try_get_context("agentplane:otel-collector-layer-arn")
     if collector is not None and not LAYER_ARN.match(str(collector)):
@@ -57,7 +59,7 @@ def build_app(
             description=description,
         )
 
-    if str(app.node.try_get_context("agentplane:pipeline")).lower() == "true":
+    if pipeline:
         from infra.pipeline import PipelineStack  # imported only here: the default synth never loads CDK Pipelines
 
         PipelineStack.from_context(app, plane_stack_name=stack_name, plane=plane)

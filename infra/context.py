@@ -53,8 +53,8 @@ class Environment:
         return self.name == "prod"
 
     @classmethod
-    def from_context(cls, context: Callable[[str], Any]) -> Environment:
-        name = choice(context, ENVIRONMENT, ("sandbox", "prod"), "sandbox")
+    def from_context(cls, context: Callable[[str], Any], *, default: str = "sandbox") -> Environment:
+        name = choice(context, ENVIRONMENT, ("sandbox", "prod"), default)
         removal = choice(context, REMOVAL_POLICY, ("retain", "destroy"), "retain" if name == "prod" else "destroy")
         return cls(
             name="prod" if name == "prod" else "sandbox",

@@ -42,3 +42,8 @@ def test_a_bad_value_is_one_line_naming_the_key(context: dict[str, str], message
     with pytest.raises(ContextError) as raised:
         of(**context)
     assert str(raised.value) == message
+
+
+def test_a_pipeline_defaults_to_prod() -> None:
+    assert Environment.from_context({}.get, default="prod").name == "prod"
+    assert Environment.from_context({"agentplane:environment": "sandbox"}.get, default="prod").name == "sandbox"
