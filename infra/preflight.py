@@ -152,6 +152,7 @@ class StackCheck:
         yield from self.queue_visibility()
         yield from self.task_timeouts()
         yield from self.synchronous_calls()
+        yield from self.synchronous_invokes()
         yield from self.payloads()
         yield from self.object_lock()
         yield from self.account_wide()
@@ -337,6 +338,18 @@ class StackCheck:
                         "out while the run goes on; raise its timeout or shorten the workflow's",
                     )
 
+    def synchronous_invokes(self) -> Iterator[Finding]:
+        for function in self.functions.values():
+            for callee in self._invoked_by(function):
+                if function.timeout_s < callee.timeout_s:
+                    yield Finding(
+                        "warning",
+                        function.logical_id,
+                        f"may invoke {callee.logical_id} (lambda:InvokeFunction), which runs up to "
+                        f"{callee.timeout_s} s, with a timeout of {function.timeout_s} s: waiting for its result "
+                        "it times out first; raise its timeout to at least the callee's",
+                    )
+
     def workflow_budget_s(self, machine: str) -> int | None:
         """The longest a run of ``machine`` can take: its TimeoutSeconds, or the slowest path through its tasks."""
         definition = self.definition(machine)
@@ -461,19 +474,31 @@ class StackCheck:
             if {"Ref": role} in policy["Properties"].get("Roles", []):
                 yield from policy["Properties"]["PolicyDocument"]["Statement"]
 
-    def _sync_targets(self, function: Function) -> list[str]:
-        """The state machines a function may start synchronously (its role allows states:StartSyncExecution)."""
-        machines: set[str] = set()
+    def _granted(self, function: Function, action: str) -> set[str]:
+        """Logical ids the function's role allows ``action`` on (named by Ref or Fn::GetAtt)."""
+        found: set[str] = set()
         if function.role is None:
-            return []
+            return found
         for statement in self._role_statements(function.role):
             actions = statement.get("Action", [])
             actions = [actions] if isinstance(actions, str) else actions
-            if statement.get("Effect") != "Allow" or "states:StartSyncExecution" not in actions:
-                continue
-            for lid in _referenced(statement.get("Resource")):
-                machines |= self._machine_of(lid)
-        return sorted(machines)
+            if statement.get("Effect") == "Allow" and action in actions:
+                found |= _referenced(statement.get("Resource"))
+        return found
+
+    def _sync_targets(self, function: Function) -> list[str]:
+        """The state machines a function may start synchronously (its role allows states:StartSyncExecution)."""
+        granted = self._granted(function, "states:StartSyncExecution")
+        return sorted(set().union(*(self._machine_of(lid) for lid in granted)))
+
+    def _invoked_by(self, function: Function) -> list[Function]:
+        """The functions its role may invoke (lambda:InvokeFunction), by their own logical id or an alias."""
+        callees = []
+        for lid in sorted(self._granted(function, "lambda:InvokeFunction")):
+            callee = self._function_named({"Ref": lid})
+            if callee is not None and callee.logical_id != function.logical_id and callee not in callees:
+                callees.append(callee)
+        return callees
 
     def _machine_of(self, lid: str) -> set[str]:
         res = self.resources.get(lid, {})
@@ -508,7 +533,7 @@ class StackCheck:
             growing = sum(1 for _, state in _all_states(self.definition(machine)) if _adds_output(state))
             share = (
                 f"largest sample {self.events_dir.name}/{path.name} is {_kb(size)} of the {_kb(STATES_PAYLOAD_LIMIT)} "
-                f"state limit ({_kb(STATES_PAYLOAD_LIMIT - size)} headroom; {growing} states add their output to it)"
+                f"state limit ({_kb(STATES_PAYLOAD_LIMIT - size)} headroom; states adding output to it: {growing})"
             )
             if size > STATES_PAYLOAD_LIMIT:
                 yield Finding(
@@ -616,7 +641,7 @@ class StackCheck:
                 yield Finding(
                     "warning",
                     lid,
-                    "stage logging needs the account's API Gateway CloudWatch Logs role, "
+                    "the stage's access and execution logging need the account's API Gateway CloudWatch Logs role, "
                     "which this stack does not set: the deploy fails in an account without one; set it "
                     "once per account and region (API Gateway settings) or deploy with "
                     "-c agentplane:account-settings=true",

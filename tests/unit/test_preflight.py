@@ -354,7 +354,7 @@ def test_stage_logging_without_the_account_role_in_the_stack_is_a_warning(tmp_pa
     }
     (stage,) = [f for f in preflight(assembly.write()) if f.resource == "Stage"]
     assert stage.severity == "warning"
-    assert "needs the account's API Gateway CloudWatch Logs role" in stage.message
+    assert "access and execution logging need the account's API Gateway CloudWatch Logs role" in stage.message
 
 
 def test_no_assembly_or_no_such_stack_is_a_preflight_error(tmp_path: Path) -> None:
@@ -404,3 +404,37 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert message.format(tmp=tmp_path) in err
+
+
+def test_a_function_that_may_invoke_a_slower_one_is_a_warning(tmp_path: Path) -> None:
+    # GIVEN a dispatcher of 3 s allowed to invoke (through its live alias) a function of 10 s
+    assembly = plane(tmp_path, dependencies={**DEPENDENCIES, **CRYPTOGRAPHY})
+    assembly.resources[FUNCTION]["Properties"]["Timeout"] = 10
+    assembly.resources["Live"] = {"Type": "AWS::Lambda::Alias", "Properties": {"FunctionName": {"Ref": FUNCTION}}}
+    assembly.function(
+        "Dispatcher",
+        {"functions/dispatch/handler.py": ""},
+        "functions.dispatch.handler.lambda_handler",
+        [],
+        Timeout=3,
+        Role={"Fn::GetAtt": ["DispatcherRole", "Arn"]},
+    )
+    assembly.resources["DispatcherRole"] = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Policies": [
+                {
+                    "PolicyDocument": {
+                        "Statement": [
+                            {"Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": {"Ref": "Live"}}
+                        ]
+                    }
+                }
+            ]
+        },
+    }
+    (late,) = [f for f in preflight(assembly.write()) if f.resource == "Dispatcher"]
+    assert late.severity == "warning"
+    assert (
+        f"may invoke {FUNCTION} (lambda:InvokeFunction), which runs up to 10 s, with a timeout of 3 s" in late.message
+    )
