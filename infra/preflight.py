@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from contracts.retention import retention as declared_retention
-from infra.conventions import ENVIRONMENT_METADATA, LAYER_KIND_METADATA, RETENTION_METADATA, WORKFLOW_METADATA
+from infra.conventions import ENVIRONMENT_METADATA, RETENTION_METADATA, WORKFLOW_METADATA
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError
 from infra.paths import REPO_ROOT
 
@@ -88,7 +88,6 @@ def preflight(assembly_dir: Path, stack: str | None = None, *, events_dir: Path 
 @dataclass(frozen=True)
 class Layer:
     logical_id: str
-    kind: str  # infra.conventions.LAYER_KIND_METADATA
     directory: Path | None
 
     @property
@@ -149,6 +148,7 @@ class StackCheck:
         for function in self.functions.values():
             yield from self.package_size(function)
             yield from self.import_closure(function)
+        yield from self.largest_package()
         yield from self.queue_visibility()
         yield from self.task_timeouts()
         yield from self.synchronous_calls()
@@ -163,8 +163,7 @@ class StackCheck:
         for ref in props.get("Layers", []):
             target = ref.get("Ref") if isinstance(ref, dict) else None
             if target in self.resources:
-                kind = self.resources[target].get("Metadata", {}).get(LAYER_KIND_METADATA, "runtime")
-                layers.append(Layer(target, kind, self.template.asset_dir(target)))
+                layers.append(Layer(target, self.template.asset_dir(target)))
             else:
                 external.append(json.dumps(ref) if isinstance(ref, dict) else str(ref))
         role = props.get("Role")
@@ -188,8 +187,8 @@ class StackCheck:
             yield Finding(
                 "error",
                 stack,
-                f"{count} resources: CloudFormation refuses more than {STACK_RESOURCE_LIMIT - 1} "
-                "in one stack; move a component into a nested stack",
+                f"{count} resources, at CloudFormation's limit of {STACK_RESOURCE_LIMIT} per stack: the deploy "
+                "fails past it; move a component into a nested stack",
             )
         elif count >= STACK_RESOURCE_WARNING:
             yield Finding(
@@ -213,8 +212,7 @@ class StackCheck:
                 "synthesize with asset metadata (`agentplane synth` does)",
             )
             return
-        parts = [function.code_dir] + [layer.directory for layer in function.layers if layer.directory]
-        total = sum(_size(part) for part in parts)
+        total = self._package_bytes(function)
         share = (
             f"{_mb(total)} unzipped (code and {len(function.layers)} layers) of Lambda's {_mb(LAMBDA_UNZIPPED_LIMIT)}"
         )
@@ -227,6 +225,21 @@ class StackCheck:
                 "info",
                 lid,
                 f"{len(function.external_layers)} layer(s) from outside the stack are not counted in its size",
+            )
+
+    def _package_bytes(self, function: Function) -> int:
+        parts = [function.code_dir] + [layer.directory for layer in function.layers]
+        return sum(_size(part) for part in parts if part is not None)
+
+    def largest_package(self) -> Iterator[Finding]:
+        staged = [f for f in self.functions.values() if f.code_dir is not None]
+        if staged:
+            largest = max(staged, key=self._package_bytes)
+            size = self._package_bytes(largest)
+            yield Finding(
+                "info",
+                largest.logical_id,
+                f"the largest function: {_mb(size)} unzipped with its layers, of Lambda's {_mb(LAMBDA_UNZIPPED_LIMIT)}",
             )
 
     def import_closure(self, function: Function) -> Iterator[Finding]:
@@ -279,7 +292,6 @@ class StackCheck:
                 function = self._invoked_function(state)
                 if function is None:
                     continue
-                where = f"{machine} state {name!r}"
                 timeout = state.get("TimeoutSeconds")
                 if timeout is None and "TimeoutSecondsPath" not in state:
                     yield Finding(
@@ -292,7 +304,7 @@ class StackCheck:
                     yield Finding(
                         "warning",
                         machine,
-                        f"{where} gives up after {timeout} s but "
+                        f"state {name!r} gives up after {timeout} s but "
                         f"{function.logical_id} may run {function.timeout_s} s: the invocation goes on "
                         "unobserved (a retry can run it twice); make the task timeout at least the "
                         "function's",
