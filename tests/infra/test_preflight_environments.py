@@ -9,6 +9,7 @@ from contracts.retention import RETENTION
 from infra.components.audit_ledger import SANDBOX_LOCK
 from infra.conventions import ENVIRONMENT_METADATA
 from tests.infra.assembly import PINNED_LOGICAL_IDS, Synthesized
+from tests.infra.test_cfn_lint import described, findings
 
 pytestmark = pytest.mark.infra
 
@@ -65,3 +66,9 @@ def test_account_wide_settings_are_opt_in(synthesized: Synthesized, synthesized_
     assert synthesized_prod.resources[role]["Type"] == "AWS::IAM::Role"
     assert synthesized_prod.resources[role]["DeletionPolicy"] == "Retain"  # other APIs in the account rely on it
     assert len(synthesized_prod.of_type("AWS::XRay::SamplingRule")) == 2
+
+
+def test_the_prod_template_with_account_settings_lints_clean(synthesized_prod: Synthesized) -> None:
+    # cdk-nag already ran inside its synth; cfn-lint checks what CloudFormation receives (the sandbox's is checked
+    # in test_cfn_lint.py)
+    assert described(findings(synthesized_prod.template)) == []
