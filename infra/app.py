@@ -13,6 +13,7 @@ from constructs import Construct
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
 from infra.context import ContextError as ContextError  # re-exported: callers catch it from here
+from infra.context import Environment, flag
 from infra.paths import FUNCTIONS_DIR
 from infra.stack import AgentPlaneStack
 
@@ -34,12 +35,10 @@ def build_app(
 ) -> cdk.App:
     app = cdk.App(outdir=str(outdir) if outdir else None, context={**FEATURE_FLAGS, **(context or {})})
     stack_name = app.node.try_get_context("agentplane:stack-name") or DEFAULT_STACK_NAME
-    removal = app.node.try_get_context("agentplane:removal-policy") or "retain"
-    if removal not in ("retain", "destroy"):
-        raise ContextError(f"context agentplane:removal-policy must be 'retain' or 'destroy', not {removal!r}")
-    fault_injection = str(app.node.try_get_context("agentplane:fault-injection") or "false").lower()
-    if fault_injection not in ("true", "false"):
-        raise ContextError(f"context agentplane:fault-injection must be 'true' or 'false', not {fault_injection!r}")
+    pipeline = str(app.node.try_get_context("agentplane:pipeline")).lower() == "true"
+    # A pipeline deploys a prod stage: its default environment is prod (both stages retain and lock for good).
+    environment = Environment.from_context(app.node.try_get_context, default="prod" if pipeline else "sandbox")
+    fault_injection = flag(app.node.try_get_context, "agentplane:fault-injection")
     collector = app.node.try_get_context("agentplane:otel-collector-layer-arn")
     if collector is not None and not LAYER_ARN.match(str(collector)):
         raise ContextError(
@@ -52,14 +51,15 @@ def build_app(
             scope,
             stack_id,
             contracts=load_contracts(contracts_dir),
-            removal_policy=RemovalPolicy.RETAIN if removal == "retain" else RemovalPolicy.DESTROY,
-            fault_injection=fault_injection == "true",
+            removal_policy=RemovalPolicy.RETAIN if environment.removal_policy == "retain" else RemovalPolicy.DESTROY,
+            environment=environment,
+            fault_injection=fault_injection,
             otel_collector_layer_arn=str(collector) if collector else None,
             functions_dir=functions_dir,
             description=description,
         )
 
-    if str(app.node.try_get_context("agentplane:pipeline")).lower() == "true":
+    if pipeline:
         from infra.pipeline import PipelineStack  # imported only here: the default synth never loads CDK Pipelines
 
         PipelineStack.from_context(app, plane_stack_name=stack_name, plane=plane)

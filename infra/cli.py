@@ -1,4 +1,4 @@
-"""`agentplane`: the demo, the local plane, runs and their status, contract checks, synth.
+"""`agentplane`: the demo, the local plane, runs and their status, contract checks, synth, preflight.
 
 Every failure a user can cause ends in one line on stderr and a non-zero exit, never a traceback.
 """
@@ -862,23 +862,58 @@ def cmd_new_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_synth(args: argparse.Namespace) -> int:
+def _synthesize(out: Path, context: dict[str, str] | None = None) -> Any:
+    """The CDK app synthesized into ``out`` (cdk-nag runs); a failure is one line."""
     from contracts.loader import ContractError
-    from infra.app import build_app
+    from infra.app import ContextError, build_app
     from infra.components.layers import MissingLambdaDependencies
 
-    out = Path(args.out)
     try:
-        assembly = build_app(out).synth()
-    except (MissingLambdaDependencies, ContractError) as error:
+        return build_app(out, context=context).synth()
+    except (MissingLambdaDependencies, ContractError, ContextError) as error:
         raise CliError(str(error)) from None
     except RuntimeError as error:
         first = str(error).splitlines()[0]
         report = out / "validation-report.json"
         raise CliError(f"synth failed: {first}" + (f" (see {report})" if report.exists() else "")) from None
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    assembly = _synthesize(out)
     for stack in assembly.stacks:
         print(f"{stack.stack_name}: {out / stack.template_file}  (cdk-nag AwsSolutions: clean)")
     return 0
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from infra.preflight import PreflightError, preflight
+
+    if args.assembly:
+        assembly = Path(args.assembly)
+        if args.context:
+            raise UsageError("agentplane preflight: --context applies when synthesizing, not to --assembly")
+        if not assembly.is_dir():
+            raise UsageError(f"agentplane preflight: --assembly {assembly}: no such cloud assembly directory")
+    else:
+        assembly = Path(args.state_dir) / "preflight"
+        context = {"aws:cdk:enable-asset-metadata": "true"}  # preflight reads the staged assets
+        for setting in args.context or []:
+            key, equals, value = setting.partition("=")
+            if not equals or not key:
+                raise UsageError(f"agentplane preflight: --context {setting!r}: expected KEY=VALUE")
+            context[key] = value
+        _synthesize(assembly, context)
+    try:
+        findings = preflight(assembly, args.stack)
+    except PreflightError as error:
+        raise UsageError(f"agentplane preflight: {error}") from None
+    if args.json:
+        print(json.dumps([finding.as_json() for finding in findings], indent=2))
+    else:
+        for finding in findings:
+            print(finding.line())
+    return 1 if any(finding.severity == "error" for finding in findings) else 0
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -1221,6 +1256,16 @@ def parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="synthesize the CDK app (cdk-nag runs)")
     synth.add_argument("--out", default="cdk.out")
     synth.set_defaults(handler=cmd_synth)
+
+    check = commands.add_parser("preflight", help="check a synthesized app for what only AWS would refuse")
+    check.add_argument("--assembly", help="a synthesized cloud assembly (default: synthesize the app now)")
+    check.add_argument("--stack", help="check this stack only (default: every stack of the assembly)")
+    check.add_argument(
+        "-c", "--context", action="append", metavar="KEY=VALUE", help="CDK context for the synth, as `cdk -c`"
+    )
+    check.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="where the synthesized app is written")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    check.set_defaults(handler=cmd_preflight)
     return root
 
 

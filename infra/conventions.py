@@ -12,6 +12,15 @@ LAYER_KIND_METADATA = "agentplane:layer-kind"
 # app on loopback for the endpoints that use the model).
 CONTAINER_METADATA = "agentplane:container"
 
+# Metadata on each stateful resource: the kind of data it keeps, a key of contracts.retention.
+RETENTION_METADATA = "agentplane:retention"
+
+# Metadata on each state machine: the workflow it runs (preflight sizes its sample payloads from events/).
+WORKFLOW_METADATA = "agentplane:workflow"
+
+# Template metadata: the environment (sandbox or prod) the stack was synthesized for (see infra.context).
+ENVIRONMENT_METADATA = "agentplane:environment"
+
 
 def agent_environment(contract: CapabilityContract) -> dict[str, str]:
     """What every agent's function knows about itself, from its contract (the pool adds what its grants name)."""

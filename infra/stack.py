@@ -27,6 +27,8 @@ from infra.components.public_api import ApiWorkflow, PublicApi
 from infra.components.registry import Registry
 from infra.components.rollout import Rollouts, deployment_group_name
 from infra.components.sagemaker_endpoint import SageMakerPool
+from infra.context import Environment
+from infra.conventions import ENVIRONMENT_METADATA
 from infra.paths import FUNCTIONS_DIR
 from infra.workflows import doc_review, quick_check
 
@@ -43,12 +45,16 @@ class AgentPlaneStack(Stack):
         *,
         contracts: Mapping[str, CapabilityContract],
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        environment: Environment | None = None,
         fault_injection: bool = False,
         otel_collector_layer_arn: str | None = None,
         functions_dir: Path = FUNCTIONS_DIR,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, stack_id, **kwargs)
+        self.settings = environment = environment or Environment("sandbox", "destroy", account_settings=False)
+        # Preflight holds the template to its environment (Object Lock mode, removal policies).
+        self.template_options.metadata = {ENVIRONMENT_METADATA: environment.name}
         self.data = DataStore(self, "Data", removal_policy=removal_policy)
         self.mesh = EventMesh(self, "Events")
         self.layers = RuntimeLayers(self, "Layers")
@@ -81,7 +87,14 @@ class AgentPlaneStack(Stack):
         }
         # Every step a workflow can run, by agent name: Lambda agents and each endpoint's invoker.
         self.steps = steps = {**self.agents, **{name: endpoint.invoker for name, endpoint in self.endpoints.items()}}
-        self.ledger = AuditLedger(self, "Ledger", data=self.data, layers=self.layers.all, removal_policy=removal_policy)
+        self.ledger = AuditLedger(
+            self,
+            "Ledger",
+            data=self.data,
+            layers=self.layers.all,
+            removal_policy=removal_policy,
+            compliance_lock=environment.compliance_lock,
+        )
         for name, pool in self.agents.items():
             if pool.contract.subscribes:
                 self.mesh.subscribe(
@@ -129,12 +142,13 @@ class AgentPlaneStack(Stack):
             definition=quick_check.definition(self, self.agents),
             agents=[self.agents[name] for name in quick_check.AGENTS],
             state_machine_type=sfn.StateMachineType.EXPRESS,
-            timeout=Duration.minutes(1),
+            timeout=Duration.seconds(quick_check.TIMEOUT_S),
             rollout=quick_check.ROLLOUT,
         )
         self.api = PublicApi(
             self,
             "Api",
+            account_settings=environment.account_settings,
             data=self.data,
             layers=self.layers.all,
             ledger=self.ledger,
@@ -191,7 +205,7 @@ class AgentPlaneStack(Stack):
 
     def _observe(self, contracts: Mapping[str, CapabilityContract]) -> Observability:
         """SLO alarms per contract, plane alarms, sampling rules and the dashboard."""
-        observability = Observability(self, "Observability")
+        observability = Observability(self, "Observability", sampling_rules=self.settings.account_settings)
         for pool in self.steps.values():
             observability.add_capability(pool.contract, pool.function)
         for name, endpoint in self.endpoints.items():

@@ -20,6 +20,8 @@ from infra.components.queues import dead_letter_queue
 from infra.components.retention import period
 
 TRACE_INDEX = "ByTrace"
+# A sandbox's digests are locked in GOVERNANCE mode this long: a throwaway stack can be emptied and deleted.
+SANDBOX_LOCK = Duration.days(1)
 
 
 class AuditLedger(Construct):
@@ -34,7 +36,10 @@ class AuditLedger(Construct):
         layers: list[lambda_.ILayerVersion],
         digest_interval: Duration = Duration.minutes(15),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        compliance_lock: bool = True,
     ) -> None:
+        """``compliance_lock``: digests cannot be deleted by anyone for the declared retention (prod); otherwise
+        GOVERNANCE for :data:`SANDBOX_LOCK` (s3:BypassGovernanceRetention can delete them)."""
         super().__init__(scope, construct_id)
         self.digest_interval = digest_interval
         self.table = data.private_table(
@@ -66,7 +71,11 @@ class AuditLedger(Construct):
             retention="ledger-digests",
             removal_policy=removal_policy,
             object_lock_enabled=True,
-            object_lock_default_retention=s3.ObjectLockRetention.compliance(period("ledger-digests", locked=True)),
+            object_lock_default_retention=(
+                s3.ObjectLockRetention.compliance(period("ledger-digests", locked=True))
+                if compliance_lock
+                else s3.ObjectLockRetention.governance(SANDBOX_LOCK)
+            ),
         )
         self.appender = platform_function(
             self,

@@ -16,6 +16,7 @@ from contracts.capability import DEFAULT_ROLLOUT, CapabilityContract, Rollout
 from infra.components.agent_pool import LIVE_ALIAS, AgentPool, timeout_s
 from infra.components.nag import XRAY_REASON, acknowledge
 from infra.components.retention import log_group
+from infra.conventions import WORKFLOW_METADATA
 
 # Transient failures worth retrying; an agent's typed errors (BadInput, DeadlineExceeded, ...) are not.
 TRANSIENT_ERRORS = [
@@ -162,6 +163,7 @@ class CoordinatorWorkflow(Construct):
         )
         machine = self.state_machine.node.default_child
         assert isinstance(machine, sfn.CfnStateMachine)
+        machine.add_metadata(WORKFLOW_METADATA, workflow_name)
         # A new revision (definition or settings) publishes a new version; the old one is kept for rolling back.
         self.version = sfn.CfnStateMachineVersion(
             self,

@@ -67,7 +67,11 @@ def runbook(base: str, name: str) -> str:
 class Observability(Construct):
     """One plane's alarms (to one KMS-encrypted SNS topic), its X-Ray sampling rules and its dashboard."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, runbook_base: str = RUNBOOKS) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, runbook_base: str = RUNBOOKS, sampling_rules: bool = False
+    ) -> None:
+        """``sampling_rules``: add the X-Ray sampling rules. They apply to every service in the account and region,
+        so they are opt-in (context ``agentplane:account-settings=true``)."""
         super().__init__(scope, construct_id)
         self.runbook_base = runbook_base
         self.key = kms.Key(
@@ -104,7 +108,8 @@ class Observability(Construct):
                 height=2,
             )
         )
-        self._sampling_rules()
+        if sampling_rules:
+            self._sampling_rules()
 
     # --- SLOs per capability --------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -25,6 +25,9 @@ from infra.components.staging import stage
 from infra.paths import FUNCTIONS_DIR
 
 STAGE_NAME = "api"
+# API Gateway ends a REST integration after 29 s. The API function stops then too: a request it still served after
+# would answer nobody. Synchronous workflows it waits on must end within it (preflight checks their budgets).
+INTEGRATION_TIMEOUT_S = 29
 
 PROBLEM_JSON = "application/problem+json"
 # A body sent with another content type must not skip validation: "$default" catches it (DESIGN §14).
@@ -80,7 +83,10 @@ class PublicApi(Construct):
         layers: list[lambda_.ILayerVersion],
         ledger: AuditLedger,
         approvals: ApprovalGate,
+        account_settings: bool = False,
     ) -> None:
+        """``account_settings``: also set the account's API Gateway CloudWatch Logs role (one per account and
+        region, shared by every API there). Without it, the stage's logging uses the role the account already has."""
         super().__init__(scope, construct_id)
         self.function = self._function(data, workflows, layers)
         self._grant_audit_reads(ledger)
@@ -99,8 +105,8 @@ class PublicApi(Construct):
             "RestApi",
             description="agentplane public API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            cloud_watch_role=account_settings,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if account_settings else None,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
                 tracing_enabled=True,
@@ -274,6 +280,7 @@ class PublicApi(Construct):
             code=lambda_.Code.from_asset(str(code_dir)),
             layers=layers,
             memory_size=512,
+            timeout=Duration.seconds(INTEGRATION_TIMEOUT_S),
             tracing=lambda_.Tracing.ACTIVE,
             role=role,
             log_group=function_logs,

@@ -12,8 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
 from contracts.retention import LOG_RETENTION_DAYS, retention
-
-RETENTION_METADATA = "agentplane:retention"
+from infra.conventions import RETENTION_METADATA as RETENTION_METADATA  # re-exported: tests read it here
 
 # CDK's enum lists CloudWatch's allowed periods in ascending order (then INFINITE, which we never use).
 _LOG_RETENTION = dict(

@@ -14,6 +14,9 @@ from infra.components.coordinator_workflow import agent_step
 WORKFLOW = "quick-check"
 INPUT_MODEL = "QuickCheckRequest"
 TTL_MS = 10 * 1000  # the hot path's whole budget; stale work is refused, not run
+# The Express machine's own timeout: a run past its TTL answers nobody. The API waits on it inside the request, so
+# it must end within API Gateway's 29 s (infra.components.public_api.INTEGRATION_TIMEOUT_S).
+TIMEOUT_S = TTL_MS // 1000
 AGENTS = ("evidence-verifier",)
 # How a changed definition takes traffic through the "live" alias (a contracts.capability.Rollout).
 ROLLOUT = DEFAULT_ROLLOUT

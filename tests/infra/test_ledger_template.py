@@ -55,8 +55,8 @@ def test_digests_are_signed_with_an_asymmetric_p256_key(synthesized: Synthesized
     assert signers[0]["Resource"] == {"Fn::GetAtt": [LEDGER_SIGNING_KEY, "Arn"]}
 
 
-def test_digests_land_in_a_compliance_mode_object_lock_bucket(synthesized: Synthesized) -> None:
-    bucket = resource(synthesized, LEDGER_DIGESTS_BUCKET)["Properties"]
+def test_digests_land_in_a_compliance_mode_object_lock_bucket_in_prod(synthesized_prod: Synthesized) -> None:
+    bucket = resource(synthesized_prod, LEDGER_DIGESTS_BUCKET)["Properties"]
 
     assert bucket["ObjectLockEnabled"] is True
     retention = bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]

@@ -162,8 +162,11 @@ def test_alarms_notify_one_kms_encrypted_topic(synthesized: Synthesized) -> None
     assert targets == {json.dumps({"Ref": topic_lid})}
 
 
-def test_sampling_keeps_approvals_and_samples_routine_traffic_with_an_error_boost(synthesized: Synthesized) -> None:
-    rules = [res["Properties"]["SamplingRule"] for res in synthesized.of_type("AWS::XRay::SamplingRule").values()]
+def test_sampling_keeps_approvals_and_samples_routine_traffic_with_an_error_boost(
+    synthesized_prod: Synthesized,
+) -> None:
+    # account-wide (every service in the account and region): only with agentplane:account-settings=true
+    rules = [res["Properties"]["SamplingRule"] for res in synthesized_prod.of_type("AWS::XRay::SamplingRule").values()]
     by_path = {rule["URLPath"]: rule for rule in rules}
     approvals, routine = by_path["/v1/approvals*"], by_path["*"]
     assert approvals["FixedRate"] == 1

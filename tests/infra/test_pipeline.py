@@ -161,6 +161,8 @@ def test_each_stage_deploys_the_plane_the_default_app_deploys(pipeline: Pipeline
         types = sorted(r["Type"] for r in resources.values())
         assert types == sorted(r["Type"] for r in synthesized.resources.values()), stage
         assert {lid: resources[lid]["Type"] for lid in PINNED_LOGICAL_IDS} == PINNED_LOGICAL_IDS, stage
+        # AND a pipeline builds its stages for prod unless agentplane:environment says otherwise
+        assert template["Metadata"]["agentplane:environment"] == "prod", stage
 
 
 def test_artifacts_are_kms_encrypted_and_never_public(pipeline: Pipeline) -> None:

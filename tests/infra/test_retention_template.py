@@ -128,8 +128,10 @@ def test_documents_expire_and_their_old_versions_sooner(synthesized: Synthesized
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": RETENTION["documents"].noncurrent_days}
 
 
-def test_ledger_digests_are_locked_for_the_declared_years_and_never_expired(synthesized: Synthesized) -> None:
-    props = synthesized.resources[LEDGER_DIGESTS_BUCKET]["Properties"]
+def test_ledger_digests_are_locked_for_the_declared_years_and_never_expired_in_prod(
+    synthesized_prod: Synthesized,
+) -> None:
+    props = synthesized_prod.resources[LEDGER_DIGESTS_BUCKET]["Properties"]
     lock = props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
     assert lock == {"Mode": "COMPLIANCE", "Days": RETENTION["ledger-digests"].locked_days}
     (rule,) = props["LifecycleConfiguration"]["Rules"]

@@ -304,15 +304,18 @@ def test_api_function_starts_only_the_doc_review_state_machine(synthesized: Synt
 
 
 @pytest.mark.parametrize("table", TABLES)
-def test_table_is_encrypted_with_the_data_key_and_recoverable(synthesized: Synthesized, table: str) -> None:
+def test_table_is_encrypted_with_the_data_key_and_recoverable(
+    synthesized: Synthesized, synthesized_prod: Synthesized, table: str
+) -> None:
     # GIVEN a table of the plane
     props = synthesized.resources[table]["Properties"]
 
     # THEN it is encrypted with the customer-managed data key and can be restored to any point in time
     assert props["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": get_att(DATA_KEY)}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    # AND (retain is the default removal policy) it is protected from deletion
-    assert props["DeletionProtectionEnabled"] is True
+    # AND in prod (whose removal policy is retain) it is protected from deletion; a sandbox's goes with its stack
+    assert synthesized_prod.resources[table]["Properties"]["DeletionProtectionEnabled"] is True
+    assert props["DeletionProtectionEnabled"] is False
 
 
 def test_decisions_table_streams_new_images_to_the_ledger(synthesized: Synthesized) -> None:
@@ -547,11 +550,11 @@ def test_stateful_logical_ids_are_pinned(synthesized: Synthesized) -> None:
 
 
 @pytest.mark.parametrize("lid", [DATA_KEY, *TABLES, *BUCKETS])
-def test_stateful_resources_are_retained_by_default(synthesized: Synthesized, lid: str) -> None:
-    # GIVEN the default removal policy (retain) WHEN the stack is deleted or the resource replaced
+def test_stateful_resources_are_retained_in_prod(synthesized_prod: Synthesized, lid: str) -> None:
+    # GIVEN prod (its removal policy: retain) WHEN the stack is deleted or the resource replaced
     # THEN the data outlives it
-    assert synthesized.resources[lid]["DeletionPolicy"] == "Retain"
-    assert synthesized.resources[lid]["UpdateReplacePolicy"] == "Retain"
+    assert synthesized_prod.resources[lid]["DeletionPolicy"] == "Retain"
+    assert synthesized_prod.resources[lid]["UpdateReplacePolicy"] == "Retain"
 
 
 # --- the doc-review state machine ------------------------------------------------------------------------------
