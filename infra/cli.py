@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from infra.local.auth import served_at, sign
+from infra.local.auth import LOCAL_ROUTES_PERSONA, served_at, sign
 from infra.local.template import REGION as LOCAL_REGION
 from infra.paths import CONTRACTS_DIR, FUNCTIONS_DIR, REPO_ROOT
 
@@ -129,10 +129,11 @@ def _ambient(url: str) -> Endpoint:
     return Endpoint(url, key, region, api_key=os.environ.get(API_KEY_SETTING) or None)
 
 
-def connect(args: argparse.Namespace) -> Endpoint:
-    """The plane to talk to, with the key of ``--persona`` (or the command's persona) when it is a local one."""
+def connect(args: argparse.Namespace, *, persona: str | None = None) -> Endpoint:
+    """The plane to talk to, with the key of ``persona`` (else ``--persona``, else the command's persona) when it
+    is a local one."""
     url = api_url(args)
-    persona = args.persona or args.default_persona
+    persona = persona or args.persona or args.default_persona
     served = served_at(url)
     if served is not None:  # a plane this process serves (the demo; tests)
         if persona not in served.defaults:
@@ -372,7 +373,7 @@ def cmd_rollout_start(args: argparse.Namespace) -> int:
             "(CodeDeploy): follow it with `agentplane rollout status`"
         )
     query = urllib.parse.urlencode({"agent": args.agent, **({"fault": args.fault} if args.fault else {})})
-    started = expect(call(connect(args), "POST", f"/local/rollouts?{query}"), 202)
+    started = expect(call(connect(args, persona=LOCAL_ROUTES_PERSONA), "POST", f"/local/rollouts?{query}"), 202)
     latest = started["history"][-1]["event"]
     print(json.dumps(started, indent=2) if args.json else f"{started['deployment_id']}: {latest}")
     return 0
@@ -566,7 +567,9 @@ def _spans(args: argparse.Namespace) -> list[dict[str, Any]]:
         from infra.local.otlp import read_journal
 
         return read_journal(journal, args.trace_id)  # a stopped plane (e.g. after `make demo`)
-    body = expect(call(connect(args), "GET", f"/local/traces?trace_id={args.trace_id}"), 200)
+    body = expect(
+        call(connect(args, persona=LOCAL_ROUTES_PERSONA), "GET", f"/local/traces?trace_id={args.trace_id}"), 200
+    )
     spans: list[dict[str, Any]] = body["spans"]
     return spans
 
@@ -621,7 +624,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_digest(args: argparse.Namespace) -> int:
-    body = expect(call(connect(args), "POST", "/local/schedules/run"), 200)
+    body = expect(call(connect(args, persona=LOCAL_ROUTES_PERSONA), "POST", "/local/schedules/run"), 200)
     for fired in body["fired"]:
         print(f"{fired['rule']}: {json.dumps(fired['result'])}")
     return 0

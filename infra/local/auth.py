@@ -29,6 +29,7 @@ from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Templat
 # Resource metadata on each persona role (written by infra.components.personas): the persona's name.
 PERSONA_METADATA = "agentplane:persona"
 SERVICE = "execute-api"
+LOCAL_ROUTES_PERSONA = "admin"  # who may call the plane's own /local/... routes (no template policy names them)
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = timedelta(minutes=5)  # what AWS allows between the signer's clock and its own
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
@@ -313,6 +314,10 @@ class LocalAuth:
         persona = self.personas[credential.persona]
         if not persona.allows(method, path):
             raise AuthError(403, "Forbidden", f"the {persona.name} persona may not {method} {path}")
+        return self._identity(credential)
+
+    def _identity(self, credential: Credential) -> dict[str, str]:
+        persona = self.personas[credential.persona]
         principal = f"{persona.role_id}:{credential.session}"
         return {
             "userArn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{persona.role_name}/{credential.session}",
@@ -325,3 +330,13 @@ class LocalAuth:
     def identify(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
         credential = self.authenticate(method, raw_path, headers, body)
         return self.authorize(credential, method, raw_path.split("?", 1)[0])
+
+    def identify_persona(
+        self, persona: str, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+    ) -> dict[str, str]:
+        """As :meth:`identify`, for a route no policy names (the plane's own): only ``persona`` may call it."""
+        credential = self.authenticate(method, raw_path, headers, body)
+        if credential.persona != persona:
+            path = raw_path.split("?", 1)[0]
+            raise AuthError(403, "Forbidden", f"the {credential.persona} persona may not {method} {path}")
+        return self._identity(credential)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from jsonschema import Draft4Validator
 
-from infra.local.auth import AuthError, LocalAuth
+from infra.local.auth import LOCAL_ROUTES_PERSONA, AuthError, LocalAuth
 from infra.local.provision import ApiDefinition
 from infra.local.throttle import KeyRefused, UsagePlans
 
@@ -172,6 +172,14 @@ class LocalApi:
     def _dispatch(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
         local = self.local_routes.get((method, path))
         if local is not None:
+            if self.auth is not None:
+                # The plane's own routes start rollouts, inject faults and read every trace: admin only.
+                try:
+                    self.auth.identify_persona(
+                        LOCAL_ROUTES_PERSONA, method, path + (f"?{query}" if query else ""), headers, body
+                    )
+                except AuthError as denied:
+                    return self._refused(denied, path)
             return local(parse_qs(query))
         parts = [unquote(p) for p in path.split("/") if p]
         candidates = [(route, params) for route in self.routes if (params := route.match(parts)) is not None]
@@ -193,10 +201,7 @@ class LocalApi:
             try:
                 identity |= self.auth.identify(method, path + (f"?{query}" if query else ""), headers, body)
             except AuthError as denied:
-                reply = problem(denied.status, denied.title, denied.detail, kind=denied.kind, instance=path)
-                if denied.status == 401:
-                    reply.headers["WWW-Authenticate"] = "AWS4-HMAC-SHA256"
-                return reply
+                return self._refused(denied, path)
         lowered = {k.lower(): v for k, v in headers.items()}
         refused = self._throttle(route, lowered, path) or self._validate(route, lowered, body, path)
         if refused is not None:
@@ -234,6 +239,13 @@ class LocalApi:
         out_headers["X-Amzn-Trace-Id"] = trace
         text = result.get("body") or ""
         return Reply(int(result.get("statusCode", 200)), out_headers, text.encode())
+
+    @staticmethod
+    def _refused(denied: AuthError, path: str) -> Reply:
+        reply = problem(denied.status, denied.title, denied.detail, kind=denied.kind, instance=path)
+        if denied.status == 401:
+            reply.headers["WWW-Authenticate"] = "AWS4-HMAC-SHA256"
+        return reply
 
     def _throttle(self, route: Route, headers: dict[str, str], path: str) -> Reply | None:
         """As API Gateway, after authorisation and before the body: the key, then its plan's bucket."""
