@@ -418,10 +418,8 @@ def pending_approvals(endpoint: Endpoint, execution_id: str | None = None) -> li
     return [a for a in approvals if execution_id is None or a["execution_id"] == execution_id]
 
 
-def settle(endpoint: Endpoint, approval_id: str, decision: str, reason: str, args_sha256: str | None) -> dict[str, Any]:
-    payload: dict[str, Any] = {"decision": decision, "reason": reason}
-    if args_sha256:
-        payload["args_sha256"] = args_sha256
+def settle(endpoint: Endpoint, approval_id: str, decision: str, reason: str, args_sha256: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {"decision": decision, "reason": reason, "args_sha256": args_sha256}
     settled: dict[str, Any] = expect(
         call(endpoint, "POST", f"/v1/approvals/{approval_id}", json.dumps(payload).encode()), 200
     )
@@ -444,7 +442,16 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
 
 
 def cmd_approvals_decide(args: argparse.Namespace) -> int:
-    settled = settle(connect(args), args.approval_id, args.decision, args.reason, args.args_sha256)
+    endpoint = connect(args)
+    reviewed = args.args_sha256
+    if not reviewed:
+        # What waits now is what gets decided: the API voids the decision if it changes before it lands.
+        found = [a for a in pending_approvals(endpoint) if a["approval_id"] == args.approval_id]
+        if not found:
+            raise CliError(f"no pending approval {args.approval_id}; see `agentplane approvals list`")
+        reviewed = str(found[0]["args_sha256"])
+        print(f"{args.approval_id}: deciding on args {reviewed}", flush=True)
+    settled = settle(endpoint, args.approval_id, args.decision, args.reason, reviewed)
     print(f"{settled['approval_id']}: {settled['status']} (run {settled['execution_id']} resumes)")
     return 0
 
@@ -1040,7 +1047,9 @@ def parser() -> argparse.ArgumentParser:
         deciding = approvals.add_parser(decision, help=f"{decision} a pending approval (resumes its run)")
         deciding.add_argument("approval_id")
         deciding.add_argument("--reason", required=True)
-        deciding.add_argument("--args-sha256", help="digest of what you reviewed (from `approvals list`)")
+        deciding.add_argument(
+            "--args-sha256", help="digest of what you reviewed (from `approvals list`; default: what waits now)"
+        )
         client_options(deciding, "approver")
         deciding.set_defaults(handler=cmd_approvals_decide, decision=decision)
 

@@ -58,7 +58,7 @@ def decide_approval(
             decided_at=now.isoformat(),
         )
         raise ProblemError(409, "Approval expired", f"the window closed at {item.expires_at}", kind="expired")
-    if request.args_sha256 is not None and request.args_sha256 != item.args_sha256:
+    if request.args_sha256 != item.args_sha256:
         raise ProblemError(
             409,
             "Approval void",
