@@ -851,7 +851,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 def _start_plane(args: argparse.Namespace) -> Any:
     from infra.local.faults import FaultPlan, FaultSpecError
-    from infra.local.plane import LocalPlane, PlaneOptions
+    from infra.local.plane import LocalPlane, PlaneOptions, StateDirInUse
 
     try:
         faults = FaultPlan.parse(args.fault or [])
@@ -860,13 +860,17 @@ def _start_plane(args: argparse.Namespace) -> Any:
     assembly = Path(args.assembly) if getattr(args, "assembly", None) else None
     if assembly is not None and not assembly.is_dir():
         raise CliError(f"--assembly {assembly}: no such cloud assembly directory")
-    options = PlaneOptions(state_dir=Path(args.state_dir), port=args.port, faults=faults, assembly_dir=assembly)
+    options = PlaneOptions(
+        state_dir=Path(args.state_dir), port=args.port, faults=faults, assembly_dir=assembly, fresh=args.fresh
+    )
     if getattr(args, "rollout_minute_s", None) is not None:
         if args.rollout_minute_s <= 0:
             raise CliError(f"--rollout-minute-s must be positive, not {args.rollout_minute_s}")
         options.rollout_minute_s = args.rollout_minute_s
     try:
         return LocalPlane(options).start()
+    except StateDirInUse as error:
+        raise CliError(str(error)) from None
     except OSError as error:
         raise CliError(f"cannot start the local plane on 127.0.0.1:{args.port}: {error.strerror or error}") from None
 
@@ -963,6 +967,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, default=port, help=f"port on 127.0.0.1 (default {port}; 0 picks one)")
         p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="state, logs, synthesized app")
         p.add_argument("--fault", action="append", metavar="AGENT=ERROR[:RATE]", help="inject a failure into an agent")
+        p.add_argument(
+            "--fresh", action="store_true", help="wipe what a previous plane left in the state dir (else: refuse it)"
+        )
 
     def client_options(p: argparse.ArgumentParser, persona: str) -> None:
         p.add_argument(
