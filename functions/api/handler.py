@@ -32,7 +32,9 @@ from functions.api.service import (
     describe,
     load_persona_roles,
     load_workflows,
+    require_json,
     submit,
+    xray_root,
 )
 from functions.runtime import tracing
 from functions.runtime.approvals import DynamoApprovalStore
@@ -82,15 +84,14 @@ class StepFunctionsEngine:
 
 
 def trace_id_from(headers: dict[str, str]) -> str:
-    """The caller's W3C ``traceparent`` trace, else the X-Ray root from API Gateway's header, else a new id."""
+    """The caller's W3C ``traceparent`` trace, else the X-Ray root from API Gateway's header, else a new id.
+
+    Malformed headers are ignored (W3C Trace Context: an invalid traceparent starts a new trace).
+    """
     from_caller = tracing.trace_id_from_traceparent(headers.get("traceparent", ""))
     if from_caller is not None:
         return from_caller
-    for part in headers.get("x-amzn-trace-id", "").split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == "Root" and value:
-            return value
-    return f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+    return xray_root(headers.get("x-amzn-trace-id", "")) or f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
 
 
 def json_response(status: int, body: dict[str, Any], **headers: str) -> Response[str]:
@@ -154,6 +155,7 @@ def start_execution(name: str) -> Response[str]:
     headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
     identity = app.current_event.raw_event.get("requestContext", {}).get("identity")
     caller = caller_from(identity, persona_roles=load_persona_roles(os.environ.get("PERSONA_ROLES")))
+    require_json(headers.get("content-type"))
     trace_id = trace_id_from(headers)
     with request_span("/v1/workflows/{name}/executions", name, headers, trace_id) as span:
         traceparent = tracing.current_traceparent()
@@ -194,6 +196,7 @@ class StepFunctionsSyncEngine:
 @app.post("/v1/workflows/<name>/invoke")
 def invoke_workflow(name: str) -> Response[str]:
     headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    require_json(headers.get("content-type"))
     trace_id = trace_id_from(headers)
     with request_span("/v1/workflows/{name}/invoke", name, headers, trace_id):
         traceparent = tracing.current_traceparent()
@@ -268,6 +271,7 @@ def get_approvals() -> Response[str]:
 @app.post("/v1/approvals/<approval_id>")
 def post_approval(approval_id: str) -> Response[str]:
     identity = app.current_event.raw_event.get("requestContext", {}).get("identity") or {}
+    require_json({k.lower(): v for k, v in (app.current_event.headers or {}).items()}.get("content-type"))
     store = DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"]))
     pending = store.get(approval_id)  # its run's trace: the decision is a hop of that trace
     attributes: dict[str, tracing.AttributeValue] = {"agentplane.hop": "approval", "agentplane.step": "Approval"}

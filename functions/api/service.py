@@ -180,6 +180,35 @@ def workflow_input(
     }
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def require_json(content_type: str | None) -> None:
+    """A body is JSON only when it says so: the request models validate ``application/json`` bodies, and a run
+    must never start from a body no model was asked to check (415 otherwise)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        shown = media_type or "none"
+        raise ProblemError(
+            415,
+            "Unsupported media type",
+            f"send the body as {JSON_MEDIA_TYPE} (Content-Type {shown} is not accepted)",
+            kind="unsupported-media-type",
+        )
+
+
+_XRAY_TRACE_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+
+
+def xray_root(header: str) -> str | None:
+    """The Root of an ``X-Amzn-Trace-Id`` header when it is a trace id; a malformed header is ignored."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "Root" and _XRAY_TRACE_ID.fullmatch(value):
+            return value
+    return None
+
+
 def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
     if not raw:
         raise ProblemError(400, "Request body required", "send a JSON object", kind="bad-request")
@@ -188,6 +217,10 @@ def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
     except json.JSONDecodeError as exc:
         raise ProblemError(
             400, "Malformed JSON", f"body is not JSON: {exc.msg} at {exc.pos}", kind="bad-request"
+        ) from None
+    except RecursionError:
+        raise ProblemError(
+            400, "Malformed JSON", "body nests deeper than a JSON parser follows", kind="bad-request"
         ) from None
     try:
         return model.model_validate(data)
