@@ -32,6 +32,7 @@ from functions.api.service import (
     describe,
     load_persona_roles,
     load_workflows,
+    own_trace,
     require_json,
     submit,
     xray_root,
@@ -83,15 +84,22 @@ class StepFunctionsEngine:
         )
 
 
-def trace_id_from(headers: dict[str, str]) -> str:
-    """The caller's W3C ``traceparent`` trace, else the X-Ray root from API Gateway's header, else a new id.
+def requested_trace(headers: dict[str, str]) -> str | None:
+    """The caller's W3C ``traceparent`` trace, else the X-Ray root from API Gateway's header, if any.
 
     Malformed headers are ignored (W3C Trace Context: an invalid traceparent starts a new trace).
     """
     from_caller = tracing.trace_id_from_traceparent(headers.get("traceparent", ""))
-    if from_caller is not None:
-        return from_caller
-    return xray_root(headers.get("x-amzn-trace-id", "")) or f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+    return from_caller or xray_root(headers.get("x-amzn-trace-id", ""))
+
+
+def new_trace_id() -> str:
+    return f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+
+
+def trace_id_from(headers: dict[str, str]) -> str:
+    """The trace a request is served in: the one it asks for, else a new one."""
+    return requested_trace(headers) or new_trace_id()
 
 
 def json_response(status: int, body: dict[str, Any], **headers: str) -> Response[str]:
@@ -156,8 +164,13 @@ def start_execution(name: str) -> Response[str]:
     identity = app.current_event.raw_event.get("requestContext", {}).get("identity")
     caller = caller_from(identity, persona_roles=load_persona_roles(os.environ.get("PERSONA_ROLES")))
     require_json(headers.get("content-type"))
-    trace_id = trace_id_from(headers)
+    executions = DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"]))
+    execution_id = str(uuid.uuid4())
+    requested = requested_trace(headers)
+    trace_id = own_trace(requested, execution_id=execution_id, executions=executions, new_trace=new_trace_id)
     with request_span("/v1/workflows/{name}/executions", name, headers, trace_id) as span:
+        if requested is not None and requested != trace_id:
+            span.set_attribute("agentplane.requested_trace_id", requested)  # another run's trace: linked, not joined
         traceparent = tracing.current_traceparent()
         submitted = submit(
             name,
@@ -166,9 +179,9 @@ def start_execution(name: str) -> Response[str]:
             trace_id=trace_id,
             workflows=workflows,
             engine=StepFunctionsEngine(),
-            executions=DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])),
+            executions=executions,
             now=datetime.now(UTC),
-            new_id=lambda: str(uuid.uuid4()),
+            new_id=lambda: execution_id,
             caller=caller,
             traceparent=traceparent,
         )

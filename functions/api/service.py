@@ -209,6 +209,25 @@ def xray_root(header: str) -> str | None:
     return None
 
 
+# The reserved "workflow" under which a trace is claimed by its first run (workflow names are kebab-case).
+TRACE_CLAIM = "(trace)"
+
+
+def own_trace(
+    requested: str | None, *, execution_id: str, executions: ExecutionStore, new_trace: Callable[[], str]
+) -> str:
+    """The trace a new run records in: the caller's (``requested``) if no run has it yet, else one of its own.
+
+    A trace holds one run, so a caller reusing a trace id (or guessing another's) cannot join unrelated runs
+    into one audit lineage; the caller's trace still parents the first run it sends.
+    """
+    if requested is None:
+        return new_trace()
+    if executions.claim_key(TRACE_CLAIM, requested, execution_id=execution_id, request_sha256="") is None:
+        return requested
+    return new_trace()
+
+
 def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
     if not raw:
         raise ProblemError(400, "Request body required", "send a JSON object", kind="bad-request")

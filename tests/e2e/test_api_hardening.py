@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from contracts.models import DocReviewRequest
+from functions.runtime.tracing import trace_id_from_traceparent
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import request
+from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 trace_id_pattern = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
@@ -229,3 +230,26 @@ def test_other_methods_get_a_problem_not_an_html_page(plane: LocalPlane, method:
     assert answer.content_type == "application/problem+json"
     if method != "HEAD":  # a HEAD answer has headers only
         assert answer.body["status"] == answer.status
+
+
+def test_two_runs_sent_under_one_traceparent_have_separate_lineages(plane: LocalPlane) -> None:
+    # GIVEN two unrelated runs a client submits under the same traceparent
+    caller = "00-6b0aaaaa0123456789abcdef01234567-1111111111111111-01"
+    sent = [
+        request(plane.url, "POST", PATH, load_event("doc-review-low-risk.json"), {"traceparent": caller})
+        for _ in range(2)
+    ]
+    assert [s.status for s in sent] == [202, 202]
+    for answer in sent:
+        assert finished(plane.url, answer.body["execution_id"])["status"] == "SUCCEEDED"
+    plane.settle()
+
+    # THEN the first continues the caller's trace, the second gets one of its own
+    first, second = (s.body["trace_id"] for s in sent)
+    assert first == trace_id_from_traceparent(caller)
+    assert second != first
+    # AND each trace's audit lineage holds its own run's steps only
+    for trace_id in (first, second):
+        lineage = request(plane.url, "GET", f"/v1/audit/traces/{trace_id}", persona="auditor")
+        assert lineage.status == 200, lineage.body
+        assert [s["step"] for s in lineage.body["steps"]].count("Intake") == 1

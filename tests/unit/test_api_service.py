@@ -16,6 +16,7 @@ from functions.api.service import (
     Workflow,
     describe,
     load_workflows,
+    own_trace,
     parse_body,
     require_json,
     step_name,
@@ -206,3 +207,15 @@ def test_only_json_bodies_are_read(content_type: str | None) -> None:
 )
 def test_a_malformed_xray_header_is_ignored(header: str, root: str | None) -> None:
     assert xray_root(header) == root
+
+
+def test_a_trace_holds_one_run_and_a_second_run_under_it_gets_its_own() -> None:
+    executions = InMemoryExecutionStore()
+    minted = iter(["1-6b000001-000000000000000000000001", "1-6b000001-000000000000000000000002"])
+
+    def own(requested: str | None, execution_id: str) -> str:
+        return own_trace(requested, execution_id=execution_id, executions=executions, new_trace=lambda: next(minted))
+
+    assert own(TRACE, "run-1") == TRACE  # the caller's trace parents the first run sent under it
+    assert own(TRACE, "run-2") == "1-6b000001-000000000000000000000001"
+    assert own(None, "run-3") == "1-6b000001-000000000000000000000002"
