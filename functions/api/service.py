@@ -61,6 +61,16 @@ class Caller:
         return self.persona in READ_ANY_PERSONAS or item.submitted_by == self.arn
 
 
+def person_of(arn: str) -> str:
+    """Who signed, as a person: an assumed role's session name, else the principal's ARN.
+
+    Every persona role requires a source identity and a session named after it (infra.components.personas),
+    so one person's sessions of two persona roles share a name, and a caller cannot pick another's.
+    """
+    assumed = _ASSUMED_ROLE.match(arn)
+    return arn.rsplit("/", 1)[1] if assumed else arn
+
+
 def load_persona_roles(raw: str | None) -> dict[str, str]:
     """The PERSONA_ROLES setting (persona -> role name) the stack writes, as role name -> persona."""
     return {role: persona for persona, role in json.loads(raw or "{}").items()}

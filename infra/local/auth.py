@@ -55,7 +55,7 @@ class Credential:
     access_key_id: str
     secret_access_key: str
     persona: str
-    session: str  # the role-session name: tells two keys of one persona apart
+    session: str  # the role-session name: the person holding the key (their source identity on AWS)
     api_key: str | None = None  # the persona's x-api-key: its usage plan (infra.local.throttle)
 
 
@@ -225,8 +225,10 @@ class LocalAuth:
         self._url: str | None = None
         self.defaults = {name: self.issue(name) for name in sorted(self.personas)}
 
-    def issue(self, persona: str) -> Credential:
-        """A new key for ``persona``; each key after the first has its own session name, so its own identity."""
+    def issue(self, persona: str, *, person: str | None = None) -> Credential:
+        """A new key for ``persona``, held by ``person``: its session is named after the person, as the persona
+        roles' trust policy requires on AWS (the source identity). Without one, each key is a person of its own
+        (the persona's name for the first key, then ``<persona>-2``...)."""
         if persona not in self.personas:
             raise KeyError(f"no persona {persona!r}; the template has {', '.join(sorted(self.personas)) or 'none'}")
         with self._lock:
@@ -235,7 +237,7 @@ class LocalAuth:
                 access_key_id=_new_access_key_id(),
                 secret_access_key=secrets.token_urlsafe(30),
                 persona=persona,
-                session=persona if issued == 0 else f"{persona}-{issued + 1}",
+                session=person or (persona if issued == 0 else f"{persona}-{issued + 1}"),
                 api_key=self.api_keys.get(persona),
             )
             self._keys[credential.access_key_id] = credential

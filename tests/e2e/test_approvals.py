@@ -132,6 +132,29 @@ def test_no_one_approves_a_run_they_submitted(plane: LocalPlane) -> None:
     assert decide(plane, approval, "approve").status == 200
 
 
+def test_one_person_holding_two_personas_cannot_approve_their_own_run(plane: LocalPlane) -> None:
+    # GIVEN carol, who holds both the submitter and the approver persona (two keys, one person)
+    assert plane.auth is not None
+    keys = {p: plane.auth.issue(p, person="carol") for p in ("submitter", "approver")}
+    as_carol = {
+        p: {"access_key_id": k.access_key_id, "secret_access_key": k.secret_access_key} for p, k in keys.items()
+    }
+    started = request(plane.url, "POST", RUN, load_event("doc-review-request.json"), credentials=as_carol["submitter"])
+    assert started.status == 202, started.body
+    approval = waiting_approval(plane, started.body["execution_id"])
+
+    # WHEN carol approves it as an approver
+    body = {"decision": "approve", "reason": "mine", "args_sha256": approval["args_sha256"]}
+    mine = request(
+        plane.url, "POST", f"/v1/approvals/{approval['approval_id']}", body, credentials=as_carol["approver"]
+    )
+
+    # THEN she is refused as the person who submitted it; another approver decides
+    assert mine.status == 403
+    assert mine.body["title"] == "Self-approval refused"
+    assert decide(plane, approval, "approve").status == 200
+
+
 def test_only_approvers_decide(plane: LocalPlane) -> None:
     approval = waiting_approval(plane, submit(plane))
 

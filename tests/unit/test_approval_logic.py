@@ -107,6 +107,14 @@ def test_an_approval_resumes_the_run_once_with_who_and_why(store: InMemoryApprov
     [
         pytest.param({"decision": "approve", "reason": "mine"}, SUBMITTER, NOW, 403, "forbidden", id="self-approval"),
         pytest.param(
+            {"decision": "approve", "reason": "mine, as approver"},
+            "arn:aws:sts::123456789012:assumed-role/approver-role/alice",
+            NOW,
+            403,
+            "forbidden",
+            id="self-approval with another persona",
+        ),
+        pytest.param(
             {"decision": "approve", "reason": "late"}, APPROVER, NOW + timedelta(hours=2), 409, "expired", id="late"
         ),
         pytest.param(
