@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -366,10 +367,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         if not getattr(self, "command", None):
             self.command = ""
-        titles = {431: "Request header fields too large", 414: "URI too long"}
         reply = problem(
             code,
-            titles.get(code, "Bad request"),
+            HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Bad request",
             message or "the request could not be read",
             kind="refused",
             instance=getattr(self, "path", "") or "",
