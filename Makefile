@@ -27,7 +27,7 @@ setup: .venv/.installed $(CACHE)/node/.installed node_modules/.installed build/l
   build/lambda-deps-local/.installed build/lambda-runtime-local/.installed ## everything the other targets need
 
 demo: setup ## run doc-review end to end on the local plane and print its steps and decision
-	agentplane demo
+	agentplane demo --fresh
 
 serve: setup ## serve the local plane on 127.0.0.1:4577 until Ctrl-C
 	agentplane local serve

@@ -33,7 +33,7 @@ def main() -> int:
         return 2
 
     started = time.perf_counter()
-    with LocalPlane(PlaneOptions(state_dir=REPO / ".agentplane" / "chaos", schedule_scale=0)) as plane:
+    with LocalPlane(PlaneOptions(state_dir=REPO / ".agentplane" / "chaos", fresh=True, schedule_scale=0)) as plane:
         reports = []
         for scenario in scenarios:
             report = run_scenario(plane, scenario)

@@ -192,7 +192,7 @@ def main() -> int:
 
     state_dir = Path(args.state_dir)
     samples_path = state_dir / "locust-samples.json"
-    with LocalPlane(PlaneOptions(state_dir=state_dir, schedule_scale=0)) as plane:
+    with LocalPlane(PlaneOptions(state_dir=state_dir, fresh=True, schedule_scale=0)) as plane:
         samples_path.unlink(missing_ok=True)
         load_started = time.monotonic()
         code = run_locust(plane, args, samples_path)

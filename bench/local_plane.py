@@ -37,7 +37,7 @@ def main() -> int:
     body = json.loads((REPO / "events" / REQUEST).read_text())
 
     started = time.perf_counter()
-    with LocalPlane(PlaneOptions(state_dir=REPO / ".agentplane" / "bench")) as plane:
+    with LocalPlane(PlaneOptions(state_dir=REPO / ".agentplane" / "bench", fresh=True)) as plane:
         startup_s = time.perf_counter() - started
         warm_up = request(plane.url, "POST", "/v1/workflows/doc-review/executions", body)
         finished(plane.url, warm_up.body["execution_id"])

@@ -140,8 +140,9 @@ class ApprovalDecisionRequest(StrictModel):
 
     decision: Literal["approve", "reject"]
     reason: str = Field(min_length=1, max_length=1000)
-    args_sha256: str | None = Field(
-        default=None, pattern=r"^[0-9a-f]{64}$", description="Digest of what the approver reviewed; a mismatch voids"
+    args_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="Digest of what the approver reviewed (the pending approval's args_sha256); a mismatch voids",
     )
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from infra.local.auth import served_at, sign
+from infra.local.auth import LOCAL_ROUTES_PERSONA, served_at, sign
 from infra.local.template import REGION as LOCAL_REGION
 from infra.paths import CONTRACTS_DIR, FUNCTIONS_DIR, REPO_ROOT
 
@@ -133,10 +133,11 @@ def _ambient(url: str) -> Endpoint:
     return Endpoint(url, key, region, api_key=os.environ.get(API_KEY_SETTING) or None)
 
 
-def connect(args: argparse.Namespace) -> Endpoint:
-    """The plane to talk to, with the key of ``--persona`` (or the command's persona) when it is a local one."""
+def connect(args: argparse.Namespace, *, persona: str | None = None) -> Endpoint:
+    """The plane to talk to, with the key of ``persona`` (else ``--persona``, else the command's persona) when it
+    is a local one."""
     url = api_url(args)
-    persona = args.persona or args.default_persona
+    persona = persona or args.persona or args.default_persona
     served = served_at(url)
     if served is not None:  # a plane this process serves (the demo; tests)
         if persona not in served.defaults:
@@ -376,7 +377,7 @@ def cmd_rollout_start(args: argparse.Namespace) -> int:
             "(CodeDeploy): follow it with `agentplane rollout status`"
         )
     query = urllib.parse.urlencode({"agent": args.agent, **({"fault": args.fault} if args.fault else {})})
-    started = expect(call(connect(args), "POST", f"/local/rollouts?{query}"), 202)
+    started = expect(call(connect(args, persona=LOCAL_ROUTES_PERSONA), "POST", f"/local/rollouts?{query}"), 202)
     latest = started["history"][-1]["event"]
     print(json.dumps(started, indent=2) if args.json else f"{started['deployment_id']}: {latest}")
     return 0
@@ -421,10 +422,8 @@ def pending_approvals(endpoint: Endpoint, execution_id: str | None = None) -> li
     return [a for a in approvals if execution_id is None or a["execution_id"] == execution_id]
 
 
-def settle(endpoint: Endpoint, approval_id: str, decision: str, reason: str, args_sha256: str | None) -> dict[str, Any]:
-    payload: dict[str, Any] = {"decision": decision, "reason": reason}
-    if args_sha256:
-        payload["args_sha256"] = args_sha256
+def settle(endpoint: Endpoint, approval_id: str, decision: str, reason: str, args_sha256: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {"decision": decision, "reason": reason, "args_sha256": args_sha256}
     settled: dict[str, Any] = expect(
         call(endpoint, "POST", f"/v1/approvals/{approval_id}", json.dumps(payload).encode()), 200
     )
@@ -447,7 +446,16 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
 
 
 def cmd_approvals_decide(args: argparse.Namespace) -> int:
-    settled = settle(connect(args), args.approval_id, args.decision, args.reason, args.args_sha256)
+    endpoint = connect(args)
+    reviewed = args.args_sha256
+    if not reviewed:
+        # What waits now is what gets decided: the API voids the decision if it changes before it lands.
+        found = [a for a in pending_approvals(endpoint) if a["approval_id"] == args.approval_id]
+        if not found:
+            raise CliError(f"no pending approval {args.approval_id}; see `agentplane approvals list`")
+        reviewed = str(found[0]["args_sha256"])
+        print(f"{args.approval_id}: deciding on args {reviewed}", flush=True)
+    settled = settle(endpoint, args.approval_id, args.decision, args.reason, reviewed)
     print(f"{settled['approval_id']}: {settled['status']} (run {settled['execution_id']} resumes)")
     return 0
 
@@ -637,7 +645,9 @@ def _spans(args: argparse.Namespace) -> list[dict[str, Any]]:
         from infra.local.otlp import read_journal
 
         return read_journal(journal, args.trace_id)  # a stopped plane (e.g. after `make demo`)
-    body = expect(call(connect(args), "GET", f"/local/traces?trace_id={args.trace_id}"), 200)
+    body = expect(
+        call(connect(args, persona=LOCAL_ROUTES_PERSONA), "GET", f"/local/traces?trace_id={args.trace_id}"), 200
+    )
     spans: list[dict[str, Any]] = body["spans"]
     return spans
 
@@ -692,7 +702,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_digest(args: argparse.Namespace) -> int:
-    body = expect(call(connect(args), "POST", "/local/schedules/run"), 200)
+    body = expect(call(connect(args, persona=LOCAL_ROUTES_PERSONA), "POST", "/local/schedules/run"), 200)
     for fired in body["fired"]:
         print(f"{fired['rule']}: {json.dumps(fired['result'])}")
     return 0
@@ -947,7 +957,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 def _start_plane(args: argparse.Namespace) -> Any:
     from infra.local.faults import FaultPlan, FaultSpecError
-    from infra.local.plane import LocalPlane, PlaneOptions
+    from infra.local.plane import LocalPlane, PlaneOptions, StateDirInUse
 
     try:
         faults = FaultPlan.parse(args.fault or [])
@@ -956,13 +966,17 @@ def _start_plane(args: argparse.Namespace) -> Any:
     assembly = Path(args.assembly) if getattr(args, "assembly", None) else None
     if assembly is not None and not assembly.is_dir():
         raise CliError(f"--assembly {assembly}: no such cloud assembly directory")
-    options = PlaneOptions(state_dir=Path(args.state_dir), port=args.port, faults=faults, assembly_dir=assembly)
+    options = PlaneOptions(
+        state_dir=Path(args.state_dir), port=args.port, faults=faults, assembly_dir=assembly, fresh=args.fresh
+    )
     if getattr(args, "rollout_minute_s", None) is not None:
         if args.rollout_minute_s <= 0:
             raise CliError(f"--rollout-minute-s must be positive, not {args.rollout_minute_s}")
         options.rollout_minute_s = args.rollout_minute_s
     try:
         return LocalPlane(options).start()
+    except StateDirInUse as error:
+        raise CliError(str(error)) from None
     except OSError as error:
         raise CliError(f"cannot start the local plane on 127.0.0.1:{args.port}: {error.strerror or error}") from None
 
@@ -1059,6 +1073,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, default=port, help=f"port on 127.0.0.1 (default {port}; 0 picks one)")
         p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="state, logs, synthesized app")
         p.add_argument("--fault", action="append", metavar="AGENT=ERROR[:RATE]", help="inject a failure into an agent")
+        p.add_argument(
+            "--fresh", action="store_true", help="wipe what a previous plane left in the state dir (else: refuse it)"
+        )
 
     def client_options(p: argparse.ArgumentParser, persona: str) -> None:
         p.add_argument(
@@ -1143,7 +1160,9 @@ def parser() -> argparse.ArgumentParser:
         deciding = approvals.add_parser(decision, help=f"{decision} a pending approval (resumes its run)")
         deciding.add_argument("approval_id")
         deciding.add_argument("--reason", required=True)
-        deciding.add_argument("--args-sha256", help="digest of what you reviewed (from `approvals list`)")
+        deciding.add_argument(
+            "--args-sha256", help="digest of what you reviewed (from `approvals list`; default: what waits now)"
+        )
         client_options(deciding, "approver")
         deciding.set_defaults(handler=cmd_approvals_decide, decision=decision)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from contracts.models import ApprovalDecisionRequest
-from functions.api.service import ProblemError, parse_body
+from functions.api.service import ProblemError, parse_body, person_of
 from functions.runtime.approvals import ApprovalStore, Status
 from functions.runtime.decisions import DecisionRecord, DecisionStore, canonical_json, sha256_hex
 
@@ -43,7 +43,8 @@ def decide_approval(
     assert isinstance(request, ApprovalDecisionRequest)
     if caller_arn is None:
         raise ProblemError(401, "Unauthenticated", "approvals need a signed caller", kind="unauthenticated")
-    if item.submitted_by is not None and item.submitted_by == caller_arn:
+    if item.submitted_by is not None and person_of(item.submitted_by) == person_of(caller_arn):
+        # The person, not the session: one person holding the submitter and approver personas is refused too.
         raise ProblemError(
             403, "Self-approval refused", "an approver cannot approve a run they submitted", kind="forbidden"
         )
@@ -58,7 +59,7 @@ def decide_approval(
             decided_at=now.isoformat(),
         )
         raise ProblemError(409, "Approval expired", f"the window closed at {item.expires_at}", kind="expired")
-    if request.args_sha256 is not None and request.args_sha256 != item.args_sha256:
+    if request.args_sha256 != item.args_sha256:
         raise ProblemError(
             409,
             "Approval void",

@@ -32,7 +32,10 @@ from functions.api.service import (
     describe,
     load_persona_roles,
     load_workflows,
+    own_trace,
+    require_json,
     submit,
+    xray_root,
 )
 from functions.runtime import tracing
 from functions.runtime.approvals import DynamoApprovalStore
@@ -81,16 +84,22 @@ class StepFunctionsEngine:
         )
 
 
-def trace_id_from(headers: dict[str, str]) -> str:
-    """The caller's W3C ``traceparent`` trace, else the X-Ray root from API Gateway's header, else a new id."""
+def requested_trace(headers: dict[str, str]) -> str | None:
+    """The caller's W3C ``traceparent`` trace, else the X-Ray root from API Gateway's header, if any.
+
+    Malformed headers are ignored (W3C Trace Context: an invalid traceparent starts a new trace).
+    """
     from_caller = tracing.trace_id_from_traceparent(headers.get("traceparent", ""))
-    if from_caller is not None:
-        return from_caller
-    for part in headers.get("x-amzn-trace-id", "").split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == "Root" and value:
-            return value
+    return from_caller or xray_root(headers.get("x-amzn-trace-id", ""))
+
+
+def new_trace_id() -> str:
     return f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+
+
+def trace_id_from(headers: dict[str, str]) -> str:
+    """The trace a request is served in: the one it asks for, else a new one."""
+    return requested_trace(headers) or new_trace_id()
 
 
 def json_response(status: int, body: dict[str, Any], **headers: str) -> Response[str]:
@@ -154,8 +163,14 @@ def start_execution(name: str) -> Response[str]:
     headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
     identity = app.current_event.raw_event.get("requestContext", {}).get("identity")
     caller = caller_from(identity, persona_roles=load_persona_roles(os.environ.get("PERSONA_ROLES")))
-    trace_id = trace_id_from(headers)
+    require_json(headers.get("content-type"))
+    executions = DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"]))
+    execution_id = str(uuid.uuid4())
+    requested = requested_trace(headers)
+    trace_id = own_trace(requested, execution_id=execution_id, executions=executions, new_trace=new_trace_id)
     with request_span("/v1/workflows/{name}/executions", name, headers, trace_id) as span:
+        if requested is not None and requested != trace_id:
+            span.set_attribute("agentplane.requested_trace_id", requested)  # another run's trace: linked, not joined
         traceparent = tracing.current_traceparent()
         submitted = submit(
             name,
@@ -164,9 +179,9 @@ def start_execution(name: str) -> Response[str]:
             trace_id=trace_id,
             workflows=workflows,
             engine=StepFunctionsEngine(),
-            executions=DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])),
+            executions=executions,
             now=datetime.now(UTC),
-            new_id=lambda: str(uuid.uuid4()),
+            new_id=lambda: execution_id,
             caller=caller,
             traceparent=traceparent,
         )
@@ -194,6 +209,7 @@ class StepFunctionsSyncEngine:
 @app.post("/v1/workflows/<name>/invoke")
 def invoke_workflow(name: str) -> Response[str]:
     headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    require_json(headers.get("content-type"))
     trace_id = trace_id_from(headers)
     with request_span("/v1/workflows/{name}/invoke", name, headers, trace_id):
         traceparent = tracing.current_traceparent()
@@ -268,6 +284,7 @@ def get_approvals() -> Response[str]:
 @app.post("/v1/approvals/<approval_id>")
 def post_approval(approval_id: str) -> Response[str]:
     identity = app.current_event.raw_event.get("requestContext", {}).get("identity") or {}
+    require_json({k.lower(): v for k, v in (app.current_event.headers or {}).items()}.get("content-type"))
     store = DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"]))
     pending = store.get(approval_id)  # its run's trace: the decision is a hop of that trace
     attributes: dict[str, tracing.AttributeValue] = {"agentplane.hop": "approval", "agentplane.step": "Approval"}

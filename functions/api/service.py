@@ -61,6 +61,16 @@ class Caller:
         return self.persona in READ_ANY_PERSONAS or item.submitted_by == self.arn
 
 
+def person_of(arn: str) -> str:
+    """Who signed, as a person: an assumed role's session name, else the principal's ARN.
+
+    Every persona role requires a source identity and a session named after it (infra.components.personas),
+    so one person's sessions of two persona roles share a name, and a caller cannot pick another's.
+    """
+    assumed = _ASSUMED_ROLE.match(arn)
+    return arn.rsplit("/", 1)[1] if assumed else arn
+
+
 def load_persona_roles(raw: str | None) -> dict[str, str]:
     """The PERSONA_ROLES setting (persona -> role name) the stack writes, as role name -> persona."""
     return {role: persona for persona, role in json.loads(raw or "{}").items()}
@@ -180,6 +190,54 @@ def workflow_input(
     }
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def require_json(content_type: str | None) -> None:
+    """A body is JSON only when it says so: the request models validate ``application/json`` bodies, and a run
+    must never start from a body no model was asked to check (415 otherwise)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        shown = media_type or "none"
+        raise ProblemError(
+            415,
+            "Unsupported media type",
+            f"send the body as {JSON_MEDIA_TYPE} (Content-Type {shown} is not accepted)",
+            kind="unsupported-media-type",
+        )
+
+
+_XRAY_TRACE_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+
+
+def xray_root(header: str) -> str | None:
+    """The Root of an ``X-Amzn-Trace-Id`` header when it is a trace id; a malformed header is ignored."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "Root" and _XRAY_TRACE_ID.fullmatch(value):
+            return value
+    return None
+
+
+# The reserved "workflow" under which a trace is claimed by its first run (workflow names are kebab-case).
+TRACE_CLAIM = "(trace)"
+
+
+def own_trace(
+    requested: str | None, *, execution_id: str, executions: ExecutionStore, new_trace: Callable[[], str]
+) -> str:
+    """The trace a new run records in: the caller's (``requested``) if no run has it yet, else one of its own.
+
+    A trace holds one run, so a caller reusing a trace id (or guessing another's) cannot join unrelated runs
+    into one audit lineage; the caller's trace still parents the first run it sends.
+    """
+    if requested is None:
+        return new_trace()
+    if executions.claim_key(TRACE_CLAIM, requested, execution_id=execution_id, request_sha256="") is None:
+        return requested
+    return new_trace()
+
+
 def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
     if not raw:
         raise ProblemError(400, "Request body required", "send a JSON object", kind="bad-request")
@@ -188,6 +246,10 @@ def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
     except json.JSONDecodeError as exc:
         raise ProblemError(
             400, "Malformed JSON", f"body is not JSON: {exc.msg} at {exc.pos}", kind="bad-request"
+        ) from None
+    except RecursionError:
+        raise ProblemError(
+            400, "Malformed JSON", "body nests deeper than a JSON parser follows", kind="bad-request"
         ) from None
     try:
         return model.model_validate(data)

@@ -58,6 +58,15 @@ PERSONA_THROTTLE: dict[str, Throttle] = {
     "auditor": Throttle(rate=10, burst=20),
     "admin": Throttle(rate=20, burst=40),
 }
+# Who a person is, on every persona role: the source identity they must set when they assume it (from their
+# identity provider; it cannot change for the session, nor through role chaining), and the session must be
+# named after it. API Gateway's IAM authorisation gives the API the session (``requestContext.identity.userArn``,
+# ``.../assumed-role/<role>/<session>``), not the source identity, so the session name is how the API tells
+# people apart: one person holding two personas is the same session name in both (no self-approval).
+SOURCE_IDENTITY_CONDITIONS: dict[str, dict[str, str]] = {
+    "Null": {"sts:SourceIdentity": "false"},
+    "StringEquals": {"sts:RoleSessionName": "${sts:SourceIdentity}"},
+}
 # The API function's setting naming each persona's role: it tells personas apart by role, never by session name.
 PERSONA_ROLES_SETTING = "PERSONA_ROLES"
 
@@ -66,9 +75,10 @@ class Personas(Construct):
     """One role per persona, assumable from this account, with ``execute-api:Invoke`` on its routes only.
 
     The roles trust the account root: any principal of the account whose own policy allows ``sts:AssumeRole`` on
-    a role may assume it. Platform teams narrow this when they deploy (trust their SSO permission sets or group
-    roles instead). The session name is the caller's choice and only tells two callers of one persona apart;
-    ``function`` (the API) gets the role names, so the persona is read from the role.
+    a role may assume it, setting a source identity and naming the session after it
+    (``SOURCE_IDENTITY_CONDITIONS``). Platform teams narrow this when they deploy (trust their SSO permission
+    sets or group roles instead). ``function`` (the API) gets the role names, so the persona is read from the
+    role and the person from the session.
     """
 
     def __init__(
@@ -103,7 +113,16 @@ class Personas(Construct):
                 )
             )
             resource = role.node.default_child
-            assert isinstance(resource, CfnResource)
+            assert isinstance(resource, iam.CfnRole)
+            resource.assume_role_policy_document = iam.PolicyDocument(
+                statements=[
+                    iam.PolicyStatement(
+                        actions=["sts:AssumeRole", "sts:SetSourceIdentity"],
+                        principals=[iam.AccountRootPrincipal()],
+                        conditions=SOURCE_IDENTITY_CONDITIONS,
+                    )
+                ]
+            )
             resource.add_metadata(PERSONA_METADATA, persona)
             for method, path in allowed:
                 if "*" in path:

@@ -269,5 +269,5 @@ def measure_locally(
         raise CostError(f"--runs {runs}: measure at least one run")
     if assembly is not None and not assembly.is_dir():
         raise CostError(f"--assembly {assembly}: no such cloud assembly directory")
-    with LocalPlane(PlaneOptions(state_dir=state_dir, schedule_scale=0, assembly_dir=assembly)) as plane:
+    with LocalPlane(PlaneOptions(state_dir=state_dir, fresh=True, schedule_scale=0, assembly_dir=assembly)) as plane:
         return measure(plane, workflow, request, runs=runs)

@@ -29,6 +29,7 @@ from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Templat
 # Resource metadata on each persona role (written by infra.components.personas): the persona's name.
 PERSONA_METADATA = "agentplane:persona"
 SERVICE = "execute-api"
+LOCAL_ROUTES_PERSONA = "admin"  # who may call the plane's own /local/... routes (no template policy names them)
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = timedelta(minutes=5)  # what AWS allows between the signer's clock and its own
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
@@ -54,7 +55,7 @@ class Credential:
     access_key_id: str
     secret_access_key: str
     persona: str
-    session: str  # the role-session name: tells two keys of one persona apart
+    session: str  # the role-session name: the person holding the key (their source identity on AWS)
     api_key: str | None = None  # the persona's x-api-key: its usage plan (infra.local.throttle)
 
 
@@ -224,8 +225,10 @@ class LocalAuth:
         self._url: str | None = None
         self.defaults = {name: self.issue(name) for name in sorted(self.personas)}
 
-    def issue(self, persona: str) -> Credential:
-        """A new key for ``persona``; each key after the first has its own session name, so its own identity."""
+    def issue(self, persona: str, *, person: str | None = None) -> Credential:
+        """A new key for ``persona``, held by ``person``: its session is named after the person, as the persona
+        roles' trust policy requires on AWS (the source identity). Without one, each key is a person of its own
+        (the persona's name for the first key, then ``<persona>-2``...)."""
         if persona not in self.personas:
             raise KeyError(f"no persona {persona!r}; the template has {', '.join(sorted(self.personas)) or 'none'}")
         with self._lock:
@@ -234,7 +237,7 @@ class LocalAuth:
                 access_key_id=_new_access_key_id(),
                 secret_access_key=secrets.token_urlsafe(30),
                 persona=persona,
-                session=persona if issued == 0 else f"{persona}-{issued + 1}",
+                session=person or (persona if issued == 0 else f"{persona}-{issued + 1}"),
                 api_key=self.api_keys.get(persona),
             )
             self._keys[credential.access_key_id] = credential
@@ -313,6 +316,10 @@ class LocalAuth:
         persona = self.personas[credential.persona]
         if not persona.allows(method, path):
             raise AuthError(403, "Forbidden", f"the {persona.name} persona may not {method} {path}")
+        return self._identity(credential)
+
+    def _identity(self, credential: Credential) -> dict[str, str]:
+        persona = self.personas[credential.persona]
         principal = f"{persona.role_id}:{credential.session}"
         return {
             "userArn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{persona.role_name}/{credential.session}",
@@ -325,3 +332,13 @@ class LocalAuth:
     def identify(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
         credential = self.authenticate(method, raw_path, headers, body)
         return self.authorize(credential, method, raw_path.split("?", 1)[0])
+
+    def identify_persona(
+        self, persona: str, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+    ) -> dict[str, str]:
+        """As :meth:`identify`, for a route no policy names (the plane's own): only ``persona`` may call it."""
+        credential = self.authenticate(method, raw_path, headers, body)
+        if credential.persona != persona:
+            path = raw_path.split("?", 1)[0]
+            raise AuthError(403, "Forbidden", f"the {credential.persona} persona may not {method} {path}")
+        return self._identity(credential)

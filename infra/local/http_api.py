@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import threading
@@ -10,18 +11,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from jsonschema import Draft4Validator
 
-from infra.local.auth import AuthError, LocalAuth
+from infra.local.auth import LOCAL_ROUTES_PERSONA, AuthError, LocalAuth
 from infra.local.provision import ApiDefinition
 from infra.local.throttle import KeyRefused, UsagePlans
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_HEADER_BYTES = 10 * 1024  # API Gateway's limit on the request line and header values together
+_XRAY_ROOT = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
 PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger(__name__)
 _FUNCTION_IN_URI = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
 
 
@@ -125,6 +130,15 @@ def _field(error: Any) -> str:
     return ".".join(path) or "<body>"
 
 
+def _trace_header(sent: str) -> str:
+    """The caller's X-Ray header when its Root is a trace id, else a new trace: a malformed header is ignored,
+    as a traced API Gateway stage starts a trace of its own for it."""
+    fields = dict(part.strip().partition("=")[::2] for part in sent.split(";"))
+    if _XRAY_ROOT.fullmatch(fields.get("Root", "")):
+        return sent
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+
+
 LocalRoute = Callable[[dict[str, list[str]]], Reply]
 
 
@@ -172,6 +186,14 @@ class LocalApi:
     def _dispatch(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
         local = self.local_routes.get((method, path))
         if local is not None:
+            if self.auth is not None:
+                # The plane's own routes start rollouts, inject faults and read every trace: admin only.
+                try:
+                    self.auth.identify_persona(
+                        LOCAL_ROUTES_PERSONA, method, path + (f"?{query}" if query else ""), headers, body
+                    )
+                except AuthError as denied:
+                    return self._refused(denied, path)
             return local(parse_qs(query))
         parts = [unquote(p) for p in path.split("/") if p]
         candidates = [(route, params) for route in self.routes if (params := route.match(parts)) is not None]
@@ -193,15 +215,12 @@ class LocalApi:
             try:
                 identity |= self.auth.identify(method, path + (f"?{query}" if query else ""), headers, body)
             except AuthError as denied:
-                reply = problem(denied.status, denied.title, denied.detail, kind=denied.kind, instance=path)
-                if denied.status == 401:
-                    reply.headers["WWW-Authenticate"] = "AWS4-HMAC-SHA256"
-                return reply
+                return self._refused(denied, path)
         lowered = {k.lower(): v for k, v in headers.items()}
         refused = self._throttle(route, lowered, path) or self._validate(route, lowered, body, path)
         if refused is not None:
             return refused
-        trace = lowered.get("x-amzn-trace-id") or f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        trace = _trace_header(lowered.get("x-amzn-trace-id", ""))
         event = {
             "resource": route.path,
             "path": path,
@@ -234,6 +253,13 @@ class LocalApi:
         out_headers["X-Amzn-Trace-Id"] = trace
         text = result.get("body") or ""
         return Reply(int(result.get("statusCode", 200)), out_headers, text.encode())
+
+    @staticmethod
+    def _refused(denied: AuthError, path: str) -> Reply:
+        reply = problem(denied.status, denied.title, denied.detail, kind=denied.kind, instance=path)
+        if denied.status == 401:
+            reply.headers["WWW-Authenticate"] = "AWS4-HMAC-SHA256"
+        return reply
 
     def _throttle(self, route: Route, headers: dict[str, str], path: str) -> Reply | None:
         """As API Gateway, after authorisation and before the body: the key, then its plan's bucket."""
@@ -270,9 +296,11 @@ class LocalApi:
             return None
         try:
             document = json.loads(body or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return problem(400, "Invalid request body", f"body is not JSON: {exc}", kind="validation", instance=path)
-        errors = schema_errors(self.validators[model], document)
+            errors = schema_errors(self.validators[model], document)
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past what a parser will follow
+            return problem(
+                400, "Invalid request body", "the body is not a JSON document", kind="validation", instance=path
+            )
         if errors:
             first = errors[0]
             return problem(
@@ -291,8 +319,23 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
+        try:
+            length = max(0, int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            self.send_error(400, "Content-Length is not a number")
+            return
+        header_bytes = len(self.requestline) + sum(len(k) + len(v) for k, v in self.headers.items())
+        if header_bytes > MAX_HEADER_BYTES:
+            self._discard(length)
+            reply = problem(
+                431,
+                "Request header fields too large",
+                f"the request line and headers are over {MAX_HEADER_BYTES} bytes",
+                kind="refused",
+                instance=self.path,
+            )
+            self.close_connection = True
+        elif length > MAX_BODY_BYTES:
             self._discard(length)
             reply = problem(
                 413, "Payload too large", f"body over {MAX_BODY_BYTES} bytes", kind="refused", instance=self.path
@@ -302,17 +345,42 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length) if length else b""
             try:
                 reply = self.server.api.handle(self.command, self.path, dict(self.headers.items()), body)
-            except Exception as exc:
+            except Exception:
+                logger.exception("local plane error on %s %s", self.command, self.path)
                 reply = problem(
-                    500, "Local plane error", f"{type(exc).__name__}: {exc}", kind="internal", instance=self.path
+                    500, "Local plane error", "the request could not be completed", kind="internal", instance=self.path
                 )
+        self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)
         for key, value in reply.headers.items():
             if key.lower() not in ("content-length", "connection"):
                 self.send_header(key, value)
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
-        self.wfile.write(reply.body)
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a header line over 64 KiB, a malformed request line) as problems too."""
+        self.close_connection = True
+        if not getattr(self, "command", None):
+            self.command = ""
+        reply = problem(
+            code,
+            HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Bad request",
+            message or "the request could not be read",
+            kind="refused",
+            instance=getattr(self, "path", "") or "",
+        )
+        self._send(reply)
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (HEAD, OPTIONS, TRACE, made-up ones) is routed like the rest: 403/405 problems.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _discard(self, length: int) -> None:
         """Read what was sent: a client still uploading would otherwise see a broken pipe, not the answer."""

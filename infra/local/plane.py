@@ -6,6 +6,7 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -40,6 +41,10 @@ from infra.local.throttle import UsagePlans, persona_api_keys
 from infra.paths import LOCAL_LAMBDA_DEPS_DIR, LOCAL_LAMBDA_RUNTIME_DIR
 
 DEFAULT_STATE_DIR = Path(".agentplane")
+# What a plane leaves in its state dir. Its runs, ledger, signing key and credentials live in the emulator's
+# memory and die with it, so a dir holding any of these cannot be resumed: only wiped (--fresh) or left alone.
+PLANE_FILES = ("plane.json", "credentials.json", "spans.jsonl", "logs", "models")
+_USED_MARKERS = ("plane.json", "credentials.json", "spans.jsonl", "logs/api-access.log")
 TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 # The one place moto's interpreter sleeps between retries; only its clock is replaced (DESIGN §14).
 retrier_decl: Any = importlib.import_module("moto.stepfunctions.parser.asl.component.common.retry.retrier_decl")
@@ -70,6 +75,29 @@ class PlaneOptions:
     function_timeout_scale: float = 1.0
     # Instances of one function running at once (its reserved concurrency, when lower, bounds it too).
     function_concurrency: int = 4
+    fresh: bool = False  # wipe what a previous plane left in the state dir instead of refusing to start
+
+
+class StateDirInUse(Exception):
+    """The state dir holds a previous plane's state, which this plane cannot restore."""
+
+
+def claim_state_dir(state_dir: Path, *, fresh: bool) -> None:
+    """Refuse a state dir a previous plane used, or (``fresh``) wipe what that plane left there."""
+    if fresh:
+        for name in PLANE_FILES:
+            found = state_dir / name
+            if found.is_dir() and not found.is_symlink():
+                shutil.rmtree(found)
+            else:
+                found.unlink(missing_ok=True)
+        return
+    used = [name for name in _USED_MARKERS if (state_dir / name).exists()]
+    if used:
+        raise StateDirInUse(
+            f"{state_dir} holds a previous local plane's state ({used[0]}); its runs, ledger, signing key and "
+            "credentials cannot be restored: start with --fresh to wipe it, or choose another --state-dir"
+        )
 
 
 class MissingLocalRuntime(RuntimeError):
@@ -143,6 +171,7 @@ class LocalPlane:
                 raise MissingLocalRuntime(
                     f"{built} is missing: run `make setup` (it builds the functions' local layer)"
                 )
+        claim_state_dir(self.state_dir, fresh=self.options.fresh)
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         assembly = self.options.assembly_dir or synthesize(self.state_dir / "cdk.out", self.options.stack_name)
         template = Template.load(assembly, self.options.stack_name)

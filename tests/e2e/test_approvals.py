@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from infra.cli import main as agentplane
 from infra.local.plane import LocalPlane, PlaneOptions
 from tests.e2e.client import finished, request
 from tests.sample_events import load_event
@@ -94,12 +95,63 @@ def test_changed_arguments_void_the_approval(plane: LocalPlane) -> None:
     assert decide(plane, approval, "approve").status == 200  # reviewed again: still pending, now settled
 
 
+def test_an_approval_must_say_what_was_reviewed(plane: LocalPlane) -> None:
+    approval = waiting_approval(plane, submit(plane))
+
+    unsaid = request(
+        plane.url,
+        "POST",
+        f"/v1/approvals/{approval['approval_id']}",
+        {"decision": "approve", "reason": "looks fine"},
+        persona="approver",
+    )
+
+    assert unsaid.status == 400
+    assert unsaid.content_type == "application/problem+json"
+    assert "args_sha256" in unsaid.body["detail"]
+    assert decide(plane, approval, "approve").status == 200  # still pending: nothing was decided
+
+
+def test_the_cli_decides_on_what_waits_when_not_told_a_digest(
+    plane: LocalPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    approval = waiting_approval(plane, submit(plane))
+
+    code = agentplane(["approvals", "approve", approval["approval_id"], "--reason", "cli", "--api-url", plane.url])
+
+    assert code == 0
+    assert f"deciding on args {approval['args_sha256']}" in capsys.readouterr().out
+
+
 def test_no_one_approves_a_run_they_submitted(plane: LocalPlane) -> None:
     approval = waiting_approval(plane, submit(plane, persona="admin"))
 
     mine = decide(plane, approval, "approve", persona="admin")
 
     assert mine.status == 403
+    assert decide(plane, approval, "approve").status == 200
+
+
+def test_one_person_holding_two_personas_cannot_approve_their_own_run(plane: LocalPlane) -> None:
+    # GIVEN carol, who holds both the submitter and the approver persona (two keys, one person)
+    assert plane.auth is not None
+    keys = {p: plane.auth.issue(p, person="carol") for p in ("submitter", "approver")}
+    as_carol = {
+        p: {"access_key_id": k.access_key_id, "secret_access_key": k.secret_access_key} for p, k in keys.items()
+    }
+    started = request(plane.url, "POST", RUN, load_event("doc-review-request.json"), credentials=as_carol["submitter"])
+    assert started.status == 202, started.body
+    approval = waiting_approval(plane, started.body["execution_id"])
+
+    # WHEN carol approves it as an approver
+    body = {"decision": "approve", "reason": "mine", "args_sha256": approval["args_sha256"]}
+    mine = request(
+        plane.url, "POST", f"/v1/approvals/{approval['approval_id']}", body, credentials=as_carol["approver"]
+    )
+
+    # THEN she is refused as the person who submitted it; another approver decides
+    assert mine.status == 403
+    assert mine.body["title"] == "Self-approval refused"
     assert decide(plane, approval, "approve").status == 200
 
 
@@ -114,7 +166,11 @@ def test_only_approvers_decide(plane: LocalPlane) -> None:
 
 def test_an_unknown_approval_or_a_bad_decision_is_a_problem(plane: LocalPlane) -> None:
     unknown = request(
-        plane.url, "POST", "/v1/approvals/nope", {"decision": "approve", "reason": "x"}, persona="approver"
+        plane.url,
+        "POST",
+        "/v1/approvals/nope",
+        {"decision": "approve", "reason": "x", "args_sha256": "0" * 64},
+        persona="approver",
     )
     bad = request(plane.url, "POST", "/v1/approvals/nope", {"decision": "maybe", "reason": "x"}, persona="approver")
 

@@ -185,3 +185,36 @@ def test_the_cli_signs_as_the_commands_persona(
     out, err = capsys.readouterr()
     assert alices_run["execution_id"] in out
     assert "403 Forbidden: the auditor persona may not POST" in err
+
+
+LOCAL_ROUTES = [
+    ("POST", "/local/schedules/run"),
+    ("POST", "/local/dead-letters/replay"),
+    ("GET", "/local/traces?trace_id=1-00000000-000000000000000000000000"),
+    ("POST", "/local/rollouts?agent=evidence-verifier&fault=ModelError"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), LOCAL_ROUTES, ids=[p.split("?")[0] for _, p in LOCAL_ROUTES])
+def test_the_planes_own_routes_are_signed_and_for_the_admin_only(plane: LocalPlane, method: str, path: str) -> None:
+    # GIVEN the plane's own routes (a rollout with a fault, every trace, schedules, dead-letter replay)
+    unsigned = request(plane.url, method, path, persona=None)
+    forged = request(
+        plane.url, method, path, credentials={"access_key_id": "AKIALOCALFORGED00000", "secret_access_key": "x"}
+    )
+    by_persona = {p: request(plane.url, method, path, persona=p) for p in ("submitter", "approver", "auditor")}
+
+    # THEN they answer as the API's routes do: 401 unsigned or forged, 403 for every persona but admin
+    assert assert_problem(unsigned, 401)["type"].endswith("/unauthenticated")
+    assert_problem(forged, 401)
+    for persona, answer in by_persona.items():
+        assert f"the {persona} persona may not {method}" in assert_problem(answer, 403)["detail"]
+    assert plane.deployments is not None
+    assert not plane.deployments.deployments  # no rollout was started
+
+
+def test_the_admin_calls_the_planes_own_routes(plane: LocalPlane) -> None:
+    answer = request(plane.url, "GET", "/local/traces?trace_id=1-00000000-000000000000000000000000", persona="admin")
+
+    assert answer.status == 200, answer.body
+    assert answer.body["spans"] == []

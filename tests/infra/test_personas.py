@@ -96,8 +96,13 @@ def test_each_persona_role_is_assumable_from_the_account_only(synthesized: Synth
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     principal = stand_in_resolver(synthesized).resolve(trust["Principal"])
 
-    assert (trust["Effect"], trust["Action"]) == ("Allow", "sts:AssumeRole")
+    assert (trust["Effect"], trust["Action"]) == ("Allow", ["sts:AssumeRole", "sts:SetSourceIdentity"])
     assert principal == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}
+    # Only with a source identity (the person), and in a session named after it: the name the API compares.
+    assert trust["Condition"] == {
+        "Null": {"sts:SourceIdentity": "false"},
+        "StringEquals": {"sts:RoleSessionName": "${sts:SourceIdentity}"},
+    }
     assert "Policies" not in role
     assert "ManagedPolicyArns" not in role
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -245,6 +246,27 @@ def test_a_missing_field_is_named(api: Api, state_machine: str) -> None:
     assert executions(state_machine) == []
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_json_body_not_sent_as_json_is_415_and_starts_nothing(
+    api: Api, state_machine: str, content_type: str
+) -> None:
+    before = len(executions(state_machine))
+
+    response = start(api, load_event("doc-review-low-risk.json"), **{"Content-Type": content_type})
+
+    body = assert_problem(response, 415)
+    assert body["type"].endswith("/unsupported-media-type")
+    assert len(executions(state_machine)) == before
+
+
+@pytest.mark.parametrize("header", ["Root=garbage", "Root=1-xyz", "Sampled=1;;="])
+def test_a_malformed_xray_header_starts_the_run_in_a_new_trace(api: Api, header: str) -> None:
+    response = start(api, load_event("doc-review-low-risk.json"), **{"X-Amzn-Trace-Id": header})
+
+    assert response["statusCode"] == 202, response["body"]
+    assert re.fullmatch(r"1-[0-9a-f]{8}-[0-9a-f]{24}", json.loads(response["body"])["trace_id"])
+
+
 def test_an_unknown_workflow_is_not_found(api: Api) -> None:
     # GIVEN / WHEN a run of a workflow that does not exist is requested
     response = api(
@@ -253,6 +275,7 @@ def test_an_unknown_workflow_is_not_found(api: Api) -> None:
         resource=START,
         path_parameters={"name": "tax-review"},
         body=json.dumps(load_event("doc-review-request.json")),
+        headers={"Content-Type": "application/json"},
     )
 
     # THEN it is a 404 problem naming the workflows that do exist

@@ -16,8 +16,12 @@ from functions.api.service import (
     Workflow,
     describe,
     load_workflows,
+    own_trace,
+    parse_body,
+    require_json,
     step_name,
     submit,
+    xray_root,
 )
 from functions.runtime.decisions import InMemoryDecisionStore
 from functions.runtime.executions import InMemoryExecutionStore
@@ -163,3 +167,55 @@ def test_step_names(key: str, name: str) -> None:
 def test_workflows_setting_is_parsed() -> None:
     raw = json.dumps({"doc-review": {"state_machine_arn": "arn:x", "input_model": "DocReviewRequest", "ttl_ms": 5}})
     assert load_workflows(raw)["doc-review"].input_model is DocReviewRequest
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("[" * 10_000 + "]" * 10_000, id="10000 nested arrays"),
+        pytest.param(
+            '{"document": {"title": "t", "text": "x"}, "metadata": {"k": ' + "[" * 5000 + "]" * 5000 + "}}", id="deep"
+        ),
+    ],
+)
+def test_bodies_nested_too_deep_are_a_400_without_internals(raw: str) -> None:
+    with pytest.raises(ProblemError) as refused:
+        parse_body(raw, DocReviewRequest)
+
+    assert refused.value.status == 400
+    assert "Recursion" not in refused.value.detail
+
+
+@pytest.mark.parametrize("content_type", [None, "", "text/plain", "application/x-www-form-urlencoded", "json"])
+def test_only_json_bodies_are_read(content_type: str | None) -> None:
+    with pytest.raises(ProblemError) as refused:
+        require_json(content_type)
+
+    assert (refused.value.status, refused.value.kind) == (415, "unsupported-media-type")
+    require_json("Application/JSON; charset=utf-8")  # media types are case-insensitive; parameters are allowed
+
+
+@pytest.mark.parametrize(
+    ("header", "root"),
+    [
+        ("Root=1-6b000000-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1", TRACE),
+        ("Root=garbage", None),
+        ("Root=1-xyz-0123", None),
+        (";;=;Root", None),
+        ("", None),
+    ],
+)
+def test_a_malformed_xray_header_is_ignored(header: str, root: str | None) -> None:
+    assert xray_root(header) == root
+
+
+def test_a_trace_holds_one_run_and_a_second_run_under_it_gets_its_own() -> None:
+    executions = InMemoryExecutionStore()
+    minted = iter(["1-6b000001-000000000000000000000001", "1-6b000001-000000000000000000000002"])
+
+    def own(requested: str | None, execution_id: str) -> str:
+        return own_trace(requested, execution_id=execution_id, executions=executions, new_trace=lambda: next(minted))
+
+    assert own(TRACE, "run-1") == TRACE  # the caller's trace parents the first run sent under it
+    assert own(TRACE, "run-2") == "1-6b000001-000000000000000000000001"
+    assert own(None, "run-3") == "1-6b000001-000000000000000000000002"

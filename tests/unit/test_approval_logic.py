@@ -50,6 +50,12 @@ def store() -> InMemoryApprovalStore:
     return approvals
 
 
+def reviewed(store: InMemoryApprovalStore) -> str:
+    item = store.get("a-1")
+    assert item is not None
+    return item.args_sha256
+
+
 def settle(
     store: InMemoryApprovalStore,
     body: dict[str, Any],
@@ -58,9 +64,10 @@ def settle(
     runs: Runs | None = None,
     now: datetime = NOW,
 ) -> Any:
+    """Settle a-1; the body names what waits (its args_sha256) unless it says otherwise."""
     return decide_approval(
         "a-1",
-        json.dumps(body),
+        json.dumps({"args_sha256": reviewed(store), **body}),
         caller_arn=caller,
         store=store,
         runs=runs or Runs(),
@@ -75,7 +82,7 @@ def test_an_approval_resumes_the_run_once_with_who_and_why(store: InMemoryApprov
 
     answer = decide_approval(
         "a-1",
-        json.dumps({"decision": "approve", "reason": "ok"}),
+        json.dumps({"decision": "approve", "reason": "ok", "args_sha256": reviewed(store)}),
         caller_arn=APPROVER,
         store=store,
         runs=runs,
@@ -99,6 +106,14 @@ def test_an_approval_resumes_the_run_once_with_who_and_why(store: InMemoryApprov
     ("body", "caller", "now", "status", "kind"),
     [
         pytest.param({"decision": "approve", "reason": "mine"}, SUBMITTER, NOW, 403, "forbidden", id="self-approval"),
+        pytest.param(
+            {"decision": "approve", "reason": "mine, as approver"},
+            "arn:aws:sts::123456789012:assumed-role/approver-role/alice",
+            NOW,
+            403,
+            "forbidden",
+            id="self-approval with another persona",
+        ),
         pytest.param(
             {"decision": "approve", "reason": "late"}, APPROVER, NOW + timedelta(hours=2), 409, "expired", id="late"
         ),
@@ -130,6 +145,25 @@ def test_refusals_resume_nothing(
         settle(store, body, caller=caller, runs=runs, now=now)
 
     assert (refused.value.status, refused.value.kind) == (status, kind)
+    assert runs.resumed == []
+
+
+def test_an_approval_must_name_what_was_reviewed(store: InMemoryApprovalStore) -> None:
+    runs = Runs()
+
+    with pytest.raises(ProblemError) as refused:
+        decide_approval(
+            "a-1",
+            json.dumps({"decision": "approve", "reason": "looks fine"}),
+            caller_arn=APPROVER,
+            store=store,
+            runs=runs,
+            decisions=InMemoryDecisionStore(),
+            now=NOW,
+        )
+
+    assert (refused.value.status, refused.value.kind) == (400, "validation")
+    assert refused.value.detail.startswith("args_sha256: ")
     assert runs.resumed == []
 
 
