@@ -990,6 +990,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"agentplane local plane on {plane.url} ({summary.resources} resources, {len(summary.functions)} functions)")
     if summary.not_emulated:
         print(f"not emulated: {', '.join(sorted(set(summary.not_emulated.values())))}")
+    print(
+        "functions run as deployed: their own packages, role and memory; timeouts x"
+        f"{plane.options.function_timeout_scale:g}, Step Functions retry waits x{plane.options.retry_delay_scale:g}"
+    )
     print(f"state and logs in {plane.state_dir}; Ctrl-C stops it", flush=True)
     try:
         stop.wait()
