@@ -1,8 +1,9 @@
 """Measure what one run of a workflow uses, on a running local plane: the profile the cost model prices.
 
 State transitions come from the execution's history, Lambda invocations and handler time from the
-plane's in-process functions, DynamoDB, S3 and EventBridge requests from every AWS call the handlers
-make (counted at botocore's one call method), sizes and fixed resources from the synthesized template.
+plane's function instances, DynamoDB, S3 and EventBridge requests from every AWS call the functions make
+(as the plane's AWS endpoint receives them) and the plane makes itself (at botocore's one call method),
+sizes and fixed resources from the synthesized template.
 """
 
 from __future__ import annotations
@@ -28,7 +29,16 @@ from infra.local.schedules import rate_seconds
 
 _DDB_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 _DDB_READS = {"GetItem", "Query", "Scan"}
-_S3_PUTS = {"PutObject", "CopyObject", "ListObjects", "ListObjectsV2", "CreateMultipartUpload", "UploadPart"}
+# API names (the plane's own calls) and IAM action names (what the endpoint sees of the functions' calls).
+_S3_PUTS = {
+    "PutObject",
+    "CopyObject",
+    "ListObjects",
+    "ListObjectsV2",
+    "ListBucket",
+    "CreateMultipartUpload",
+    "UploadPart",
+}
 _S3_GETS = {"GetObject", "HeadObject"}
 
 
@@ -71,21 +81,28 @@ class Calls:
 
 
 @contextmanager
-def counting_calls() -> Iterator[Calls]:
-    """Count every AWS call made in this process while inside (handlers, the plane's threads) by operation."""
+def counting_calls(plane: LocalPlane) -> Iterator[Calls]:
+    """Count every AWS call made while inside, by operation: the functions' (at the plane's endpoint) and the
+    plane's own threads' (in this process)."""
     calls = Calls()
     lock = threading.Lock()
     original = BaseClient._make_api_call  # type: ignore[attr-defined]
 
-    def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+    def count(service: str, operation: str, params: dict[str, Any]) -> None:
         with lock:
-            calls.count(client.meta.service_model.service_name, operation, params)
+            calls.count(service, operation, params)
+
+    def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        count(client.meta.service_model.service_name, operation, params)
         return original(client, operation, params)
 
+    assert plane.iam is not None
     BaseClient._make_api_call = counted  # type: ignore[attr-defined]
+    plane.iam.observers.append(count)
     try:
         yield calls
     finally:
+        plane.iam.observers.remove(count)
         BaseClient._make_api_call = original  # type: ignore[attr-defined]
 
 
@@ -185,7 +202,7 @@ def measure(plane: LocalPlane, workflow: str, request: Path, *, runs: int = 2, t
     duration_ms = 0.0
     api_before = sum(s.invocations for s in plane.lambdas.functions.values() if "WORKFLOWS" in s.environment)
     before = _function_snapshot(plane)
-    with counting_calls() as calls:
+    with counting_calls(plane) as calls:
         for _ in range(runs):
             if synchronous:
                 answer = expect(call(submitter, "POST", f"/v1/workflows/{workflow}/invoke", body), 200)

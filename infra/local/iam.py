@@ -105,6 +105,8 @@ class IamEnforcement:
         self.credentials = credentials
         self.denied: list[tuple[str, Check]] = []  # (caller, what was refused): what tests and the plane report
         self.log = log  # one line per refusal, for whoever wonders why a function got AccessDenied
+        # Told of every request a function makes that its role allows: (service, IAM action name, request body).
+        self.observers: list[Callable[[str, str, dict[str, Any]], None]] = []
         self._original: Any = None
 
     def install(self) -> None:
@@ -139,22 +141,24 @@ class IamEnforcement:
         # moto found the session the access key belongs to. Signatures are not re-checked: moto recomputes them
         # from the request as its server received it, which differs from what botocore signed for some paths
         # (an ARN in a Lambda path, some S3 queries).
+        service, _, operation = request._action.partition(":")
         if iam_request_cls is not IAMRequest:  # S3 names its own resource (bucket and key) and its own error
             try:
                 request.check_action_permitted(resource)
             except Exception:
                 self._refused(request._access_key.arn, Check(request._action, resource))
                 raise
-            return
-        service, _, operation = request._action.partition(":")
-        if service not in EVALUATED_SERVICES:
-            return
-        policies = request._access_key.collect_policies()
-        caller = request._access_key.arn
-        for check in checks_for(service, operation, response, resource):
-            if not _permitted(policies, check):
-                self._refused(caller, check)
-                raise AccessDenied(caller, check, 403 if service in ("lambda", "sagemaker") else 400)
+        elif service in EVALUATED_SERVICES:
+            policies = request._access_key.collect_policies()
+            caller = request._access_key.arn
+            for check in checks_for(service, operation, response, resource):
+                if not _permitted(policies, check):
+                    self._refused(caller, check)
+                    raise AccessDenied(caller, check, 403 if service in ("lambda", "sagemaker") else 400)
+        if self.observers:
+            body = {} if service == "s3" else _body(response)
+            for observer in self.observers:
+                observer(service, operation, body)
 
     def _refused(self, caller: str, check: Check) -> None:
         self.denied.append((caller, check))
