@@ -21,6 +21,7 @@ TTL_MS = 15 * 60 * 1000
 CLAIM_CONCURRENCY = 10
 FACT_CHECK_RANGE = "1.x"  # the fact-check versions this workflow accepts from dispatch
 APPROVAL_WINDOW_S = 60 * 60  # how long a high-risk run waits for a person before it escalates
+RECORD_FAILURE_ATTEMPTS = 4  # retries of the failure recorder on any error: a failure nobody records is a lost run
 # How a changed definition takes traffic through the "live" alias (a contracts.capability.Rollout).
 ROLLOUT = DEFAULT_ROLLOUT
 # What a finished run returns (state path per output field).
@@ -125,18 +126,56 @@ def summarize(
     return primary.next(then)
 
 
+def record_failure(scope: Construct, recorder: AgentPool) -> sfn.IChainable:
+    """The Catch path: record the failure, then end the run failed with the original error and cause.
+
+    Recording has its own retry (any error, with jitter) and its own Catch, so a recorder that fails or times
+    out never replaces the run's error with its own; a failure caught without a cause is given one first.
+    """
+    at = sfn.JsonPath.string_at
+    ended = sfn.Fail(scope, "Failed", error_path="$.failure.Error", cause_path="$.failure.Cause")
+    record = agent_step(
+        scope,
+        "RecordFailure",
+        recorder,
+        payload={"workflow": WORKFLOW, "error": at("$.failure.Error"), "cause": at("$.failure.Cause")},
+        causation=_caused_by("RecordFailure"),
+        result_path="$.decision",
+    )
+    record.add_retry(
+        errors=[sfn.Errors.ALL],
+        interval=Duration.seconds(2),
+        max_attempts=RECORD_FAILURE_ATTEMPTS,
+        backoff_rate=2.0,
+        max_delay=Duration.seconds(30),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    record.add_catch(ended, errors=[sfn.Errors.ALL], result_path="$.record_failure_error")
+    record.next(ended)
+    named = sfn.Pass(
+        scope,
+        "NameTheCause",
+        parameters={
+            "Error": at("$.failure.Error"),
+            "Cause": sfn.JsonPath.format("{} (the failing step gave no cause)", at("$.failure.Error")),
+        },
+        result_path="$.failure",
+    )
+    return (
+        sfn.Choice(scope, "HasCause")
+        .when(
+            sfn.Condition.and_(sfn.Condition.is_present("$.failure.Cause"), sfn.Condition.is_string("$.failure.Cause")),
+            record,
+        )
+        .otherwise(named.next(record))
+    )
+
+
 def definition(
     scope: Construct, pools: Mapping[str, AgentPool], gate: lambda_.IFunction, dispatcher: lambda_.IFunction
 ) -> sfn.IChainable:
     at = sfn.JsonPath.string_at
-    failed = agent_step(
-        scope,
-        "RecordFailure",
-        pools["failure-recorder"],
-        payload={"workflow": WORKFLOW, "error": at("$.failure.Error"), "cause": at("$.failure.Cause")},
-        causation=_caused_by("RecordFailure"),
-        result_path="$.decision",
-    ).next(sfn.Fail(scope, "Failed", error_path="$.failure.Error", cause_path="$.failure.Cause"))
+    failed = record_failure(scope, pools["failure-recorder"])
 
     intake = agent_step(
         scope,

@@ -10,6 +10,7 @@ import pytest
 
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
+from infra.workflows import doc_review
 from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
@@ -102,6 +103,29 @@ def test_a_failing_agent_is_caught_and_the_failure_recorded(plane: LocalPlane) -
     assert "RecordDecision" not in steps
     assert run["decision"]["outcome"] == "failed"
     assert "ModelError" in run["decision"]["summary"]
+
+
+def test_a_failing_failure_recorder_keeps_the_runs_own_error(plane: LocalPlane) -> None:
+    # GIVEN the risk scorer fails, and so does every attempt to record that failure
+    faults = plane.options.faults.faults
+    faults["risk-scorer"] = Fault(error="ModelError")
+    faults["failure-recorder"] = Fault(error="RecorderDown")
+    injected_before = plane.options.faults.injected.get("failure-recorder", 0)
+    try:
+        run = finished(plane.url, start(plane, load_event("doc-review-request.json")))
+    finally:
+        del faults["risk-scorer"], faults["failure-recorder"]
+
+    # THEN the recorder was retried, and the run still ends with the risk scorer's error and cause
+    assert (
+        plane.options.faults.injected.get("failure-recorder", 0) - injected_before
+        == doc_review.RECORD_FAILURE_ATTEMPTS + 1
+    )
+    assert run["status"] == "FAILED"
+    assert run["error"]["error"] == "ModelError"
+    assert run["error"]["cause"] is not None
+    assert "risk-scorer raised ModelError" in run["error"]["cause"]
+    assert "RecorderDown" not in run["error"]["cause"]
 
 
 def test_transient_lambda_errors_are_retried(plane: LocalPlane) -> None:

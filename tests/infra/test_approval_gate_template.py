@@ -28,7 +28,7 @@ def test_high_risk_waits_on_a_task_token_with_a_window_that_escalates(synthesize
     assert request["TimeoutSeconds"] > 0
     catches = {tuple(c["ErrorEquals"]): c["Next"] for c in request["Catch"]}
     assert catches[("States.Timeout",)] == "ApprovalTimedOut"
-    assert catches[("States.ALL",)] == "RecordFailure"
+    assert catches[("States.ALL",)] == "HasCause"  # the failure path, which records it
     assert states["ApprovalTimedOut"]["Next"] == states["NoApprovalNeeded"]["Next"] == "RecordDecision"
 
 

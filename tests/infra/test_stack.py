@@ -596,6 +596,8 @@ def test_doc_review_has_the_designed_steps(doc_review_asl: dict[str, Any]) -> No
         "ApprovalTimedOut": "Pass",
         "NoApprovalNeeded": "Pass",
         "RecordDecision": "Task",
+        "HasCause": "Choice",
+        "NameTheCause": "Pass",
         "RecordFailure": "Task",
         "Failed": "Fail",
         "Done": "Succeed",
@@ -630,6 +632,8 @@ def test_doc_review_transitions_name_existing_states(doc_review_asl: dict[str, A
 def test_every_agent_step_retries_transient_errors_with_full_jitter(doc_review_asl: dict[str, Any]) -> None:
     # GIVEN every Task, top level or inside the claims Map
     for name, state in tasks_of(doc_review_asl["States"]).items():
+        if name == "RecordFailure":
+            continue  # retries any error (test_recording_a_failure_never_fails_the_run)
         # THEN it retries, backing off exponentially with full jitter so retries from a fan-out do not align
         assert state["Retry"], name
         for retrier in state["Retry"]:
@@ -646,12 +650,31 @@ def test_every_step_failure_is_recorded(doc_review_asl: dict[str, Any]) -> None:
     steps = [name for name, state in states.items() if state["Type"] in ("Task", "Map") and name != "RecordFailure"]
     assert "VerifyClaims" in steps
 
-    # THEN any error of any of them is caught, kept at $.failure and handed to RecordFailure
+    # THEN any error of any of them is caught, kept at $.failure and handed to the failure path
     for name in steps:
         catchers = states[name]["Catch"]
-        assert {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "RecordFailure"} in catchers, name
-    # AND recording the failure cannot loop back into itself
-    assert "Catch" not in states["RecordFailure"]
+        assert {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "HasCause"} in catchers, name
+    # AND a failure with a cause goes straight to RecordFailure; one without is given a cause first
+    assert states["HasCause"]["Choices"][0]["Next"] == "RecordFailure"
+    assert states["HasCause"]["Default"] == "NameTheCause"
+    assert states["NameTheCause"]["ResultPath"] == "$.failure"
+    assert states["NameTheCause"]["Next"] == "RecordFailure"
+
+
+def test_recording_a_failure_never_fails_the_run(doc_review_asl: dict[str, Any]) -> None:
+    states = doc_review_asl["States"]
+    record = states["RecordFailure"]
+
+    # THEN the recorder retries any error of its own, with jitter...
+    assert record["Retry"][-1]["ErrorEquals"] == ["States.ALL"]
+    assert record["Retry"][-1]["MaxAttempts"] == doc_review.RECORD_FAILURE_ATTEMPTS
+    assert record["Retry"][-1]["JitterStrategy"] == "FULL"
+    # AND if it still fails, the run ends failed with the original error and cause, not the recorder's
+    [catcher] = record["Catch"]
+    assert catcher["ErrorEquals"] == ["States.ALL"]
+    assert catcher["Next"] == record["Next"] == "Failed"
+    assert catcher["ResultPath"] != "$.failure"
+    assert states["Failed"] == {"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "$.failure.Cause"}
 
 
 def test_every_task_sends_its_agents_contract_capability(

@@ -435,6 +435,31 @@ def test_failure_recorder_records_why_the_run_failed(
     assert (record.agent, record.capability, record.status) == ("failure-recorder", "record-failure", "SUCCEEDED")
 
 
+def test_failure_recorder_records_a_failure_that_comes_after_the_deadline(
+    deploy: Deploy, plane: Plane, lambda_context: LambdaContext
+) -> None:
+    # GIVEN a run that failed because its deadline passed: the Catch path's envelope carries that deadline
+    run = str(uuid.uuid4())
+    start_run(plane, run)
+    late = datetime.now(UTC) - timedelta(minutes=5)
+    event = envelope(
+        "record-failure",
+        {"workflow": "doc-review", "error": "DeadlineExceeded", "cause": "deadline passed"},
+        correlation_id=run,
+        step="RecordFailure",
+        ttl_ms=1000,
+        now=late,
+    )
+
+    # WHEN the failure is recorded
+    decision = deploy("failure-recorder")(event, lambda_context)
+
+    # THEN it is recorded all the same, not refused as stale work
+    assert decision["outcome"] == "failed"
+    [record] = records(plane, run)
+    assert record.status == "SUCCEEDED"
+
+
 # --- entity-tagger --------------------------------------------------------------------------------
 
 
