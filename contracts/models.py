@@ -89,6 +89,11 @@ class Verdict(StrictModel):
     evidence: list[Evidence] = Field(default_factory=list)
     rationale: str
     escalated: bool = Field(default=False, description="No automatic check could be made: a person decides.")
+    degraded: str | None = Field(
+        default=None,
+        max_length=300,
+        description="Set when a degraded or fallback implementation gave this verdict: which one, and why.",
+    )
 
 
 class SummarizeRequest(StrictModel):
@@ -116,6 +121,9 @@ class Summary(StrictModel):
 class RiskInput(StrictModel):
     claims: list[Claim] = Field(min_length=1)
     verdicts: list[Verdict] = Field(min_length=1)
+    degraded: list[str] = Field(
+        default_factory=list, description="Steps of the run a degraded or fallback implementation did, and why."
+    )
 
 
 class RiskAssessment(StrictModel):
@@ -124,6 +132,9 @@ class RiskAssessment(StrictModel):
     reasons: list[str]
     policy_version: str
     recommended_outcome: Literal["accept", "accept-with-notes", "escalate"]
+    degraded: list[str] = Field(
+        default_factory=list, description="What a degraded or fallback implementation decided in this assessment."
+    )
 
 
 class ApprovalOutcome(StrictModel):
@@ -173,6 +184,9 @@ class Decision(StrictModel):
     summary: str
     decided_at: datetime
     approval: ApprovalOutcome | None = None
+    degraded: list[str] = Field(
+        default_factory=list, description="What a degraded or fallback implementation did in the run decided."
+    )
 
 
 class DecisionRecordedDetail(StrictModel):

@@ -122,8 +122,25 @@ def summarize(
     primary.add_catch(fallback, errors=FALLBACK_ERRORS, result_path="$.summary_fallback")
     for step in (primary, fallback):
         step.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.failure")
-    fallback.next(then)
-    return primary.next(then)
+    # What was degraded so far ($.degraded.steps, which the risk policy reads): nothing, or the CPU fallback.
+    on_endpoint = sfn.Pass(
+        scope, "SummarizedOnEndpoint", result=sfn.Result.from_object({"steps": []}), result_path="$.degraded"
+    )
+    on_cpu = sfn.Pass(
+        scope,
+        "SummarizedOnCpu",
+        parameters={
+            "steps": sfn.JsonPath.array(
+                sfn.JsonPath.format(
+                    "SummarizeOnCpu: the summarizer endpoint failed ({}), the CPU fallback summarized",
+                    at("$.summary_fallback.Error"),
+                )
+            )
+        },
+        result_path="$.degraded",
+    )
+    fallback.next(on_cpu).next(then)
+    return primary.next(on_endpoint).next(then)
 
 
 def record_failure(scope: Construct, recorder: AgentPool) -> sfn.IChainable:
@@ -231,7 +248,7 @@ def definition(
         scope,
         "ScoreRisk",
         pools["risk-scorer"],
-        payload={"claims": at("$.intake.claims"), "verdicts": at("$.verdicts")},
+        payload={"claims": at("$.intake.claims"), "verdicts": at("$.verdicts"), "degraded": at("$.degraded.steps")},
         causation=_caused_by("ScoreRisk"),
         result_path="$.risk",
     )

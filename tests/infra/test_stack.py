@@ -604,7 +604,12 @@ def test_doc_review_has_the_designed_steps(doc_review_asl: dict[str, Any]) -> No
     }
     assert {name: states[name]["Type"] for name in expected if name in states} == expected
     assert states["Intake"]["Next"] == "SummarizeDocument"
-    assert states["SummarizeDocument"]["Next"] == states["SummarizeOnCpu"]["Next"] == "VerifyClaims"
+    assert states["SummarizeDocument"]["Next"] == "SummarizedOnEndpoint"
+    assert states["SummarizeOnCpu"]["Next"] == "SummarizedOnCpu"
+    assert states["SummarizedOnEndpoint"]["Next"] == states["SummarizedOnCpu"]["Next"] == "VerifyClaims"
+    # AND what was degraded (the CPU fallback) reaches the risk policy
+    assert states["SummarizedOnCpu"]["ResultPath"] == states["SummarizedOnEndpoint"]["ResultPath"] == "$.degraded"
+    assert states["ScoreRisk"]["Parameters"]["payload"]["degraded.$"] == "$.degraded.steps"
     assert states["VerifyClaims"]["Next"] == "ScoreRisk"
     assert states["ScoreRisk"]["Next"] == "NeedsApproval"
     assert states["RequestApproval"]["Next"] == "RecordDecision"

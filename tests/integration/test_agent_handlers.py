@@ -312,7 +312,7 @@ def test_risk_scorer_escalates_the_sample_memo(deploy: Deploy, plane: Plane, lam
 
     # THEN the confident refutation of c-006 makes the risk high and the outcome escalate
     assert (done.risk["level"], done.risk["recommended_outcome"]) == ("high", "escalate")
-    assert done.risk["policy_version"] == "2026-11-24"
+    assert done.risk["policy_version"] == "2026-12-02"
     assert any("confident-refutation" in reason for reason in done.risk["reasons"])
     # AND every step of the run left one succeeded record under its contract's agent
     steps = {r.step_key.removeprefix(f"{done.run}/"): r for r in records(plane, done.run)}
