@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
@@ -56,10 +56,29 @@ class Claim(StrictModel):
     sentence_index: int = Field(ge=0)
 
 
+class IntakeRequest(StrictModel):
+    """Input of the intake step: the request by reference (a workflow's run: the API claim-checked the body, the
+    run's state carries only this) or inline (a direct call with a small body); exactly one of the two."""
+
+    request_ref: S3Ref | None = None
+    request: DocReviewRequest | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> IntakeRequest:
+        if (self.request_ref is None) == (self.request is None):
+            raise ValueError("give exactly one of request_ref and request")
+        return self
+
+
 class IntakeResult(StrictModel):
     document_ref: S3Ref
     title: str
     claims: list[Claim] = Field(min_length=1, max_length=100)
+    claims_left_out: int = Field(
+        default=0,
+        ge=0,
+        description="Checkable claims past what a run's state can carry: not checked, so a person decides.",
+    )
 
 
 class QuickCheckRequest(StrictModel):
@@ -124,6 +143,7 @@ class RiskInput(StrictModel):
     degraded: list[str] = Field(
         default_factory=list, description="Steps of the run a degraded or fallback implementation did, and why."
     )
+    claims_left_out: int = Field(default=0, ge=0, description="Checkable claims intake could not carry: unchecked.")
 
 
 class RiskAssessment(StrictModel):
@@ -221,6 +241,7 @@ MODELS: dict[str, type[BaseModel]] = {
         DocumentIn,
         S3Ref,
         Claim,
+        IntakeRequest,
         IntakeResult,
         ClaimCheck,
         SummarizeRequest,

@@ -213,6 +213,10 @@ def score(risk_input: RiskInput, policy: Policy) -> RiskAssessment:
         if raised:
             level = policy.escalated_at_least
     degraded = [*risk_input.degraded, *(f"{v.claim_id}: {v.degraded}" for v in risk_input.verdicts if v.degraded)]
+    if risk_input.claims_left_out:
+        degraded.insert(
+            0, f"Intake: {risk_input.claims_left_out} claim(s) past what the run can carry were not checked"
+        )
     if degraded:
         raised = _RANK[policy.degraded_at_least] > _RANK[level]
         reasons.append(

@@ -18,6 +18,7 @@ from typing import IO, Any
 import boto3
 from moto import mock_aws
 
+from functions.runtime.clock import WAIT_SCALE_ENV
 from functions.runtime.registry import KEY
 from infra.local.auth import LocalAuth, personas_in
 from infra.local.dynamodb import LeanTransactions
@@ -36,6 +37,7 @@ from infra.local.stepfunctions import SyncExecutions
 from infra.local.streams import StreamDelivery
 from infra.local.template import REGION, Template
 from infra.local.throttle import UsagePlans, persona_api_keys
+from infra.local.waits import ScaledWaits
 
 DEFAULT_STATE_DIR = Path(".agentplane")
 TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -64,6 +66,9 @@ class PlaneOptions:
     rollout_minute_s: float = 6.0  # a default canary (10 % for 5 minutes) lasts 30 s
     rollout_clock: Callable[[], float] = time.monotonic
     rollout_tick_s: float = 0.25
+    # Declared waits (a task token's window, a workflow's timeout) and the run deadlines and approval expiries
+    # that cover them last this factor of their time locally; processing timeouts keep theirs (infra/local/waits.py).
+    wait_scale: float = 1.0
 
 
 def synthesize(outdir: Path, stack_name: str) -> Path:
@@ -99,6 +104,7 @@ class LocalPlane:
         self.queues = QueueDelivery(self.client, window_scale=self.options.batching_window_scale)
         self.sync_executions = SyncExecutions()
         self.endpoints = LocalEndpoints(self.state_dir)
+        self.waits = ScaledWaits(self.options.wait_scale)
         self.provisioner: Provisioner | None = None
         self.aliases = WeightedAliases()
         self.deployments: LocalDeployments | None = None
@@ -126,6 +132,8 @@ class LocalPlane:
         self.spans = SpanStore(self.state_dir / "spans.jsonl")
         self.otlp = OtlpReceiver(self.spans).start()
         self.lambdas.telemetry_environment = {TRACES_ENDPOINT_ENV: self.otlp.endpoint}
+        if self.options.wait_scale != 1.0:
+            self.lambdas.telemetry_environment[WAIT_SCALE_ENV] = repr(self.options.wait_scale)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
@@ -140,6 +148,7 @@ class LocalPlane:
         self.queues.install()
         self.sync_executions.install()
         self.endpoints.install()
+        self.waits.install()
         try:
             self.provisioner = Provisioner(
                 template, self.client, self.lambdas, self.streams, endpoints=self.endpoints, queues=self.queues
@@ -292,6 +301,7 @@ class LocalPlane:
             self.server.server_close()
             self.server = None
         self.endpoints.stop()
+        self.waits.uninstall()
         self.endpoints.uninstall()
         self.sync_executions.uninstall()
         self.queues.uninstall()

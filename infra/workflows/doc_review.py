@@ -17,10 +17,15 @@ from infra.components.sagemaker_endpoint import FALLBACK_ERRORS, fallback_for
 
 WORKFLOW = "doc-review"
 INPUT_MODEL = "DocReviewRequest"
-TTL_MS = 15 * 60 * 1000
+WORK_MS = 15 * 60 * 1000  # the budget for the run's own steps (intake to score, recording)
 CLAIM_CONCURRENCY = 10
 FACT_CHECK_RANGE = "1.x"  # the fact-check versions this workflow accepts from dispatch
 APPROVAL_WINDOW_S = 60 * 60  # how long a high-risk run waits for a person before it escalates
+# The run's deadline covers its declared waits: an approval (or the window's escalation) at the last minute still
+# leaves the steps after it their budget. The state machine's timeout lies beyond the deadline, so a step late
+# for it fails (and is recorded) before the execution itself could time out unrecorded.
+TTL_MS = WORK_MS + APPROVAL_WINDOW_S * 1000
+TIMEOUT_MS = TTL_MS + 15 * 60 * 1000
 RECORD_FAILURE_ATTEMPTS = 4  # retries of the failure recorder on any error: a failure nobody records is a lost run
 # How a changed definition takes traffic through the "live" alias (a contracts.capability.Rollout).
 ROLLOUT = DEFAULT_ROLLOUT
@@ -198,7 +203,7 @@ def definition(
         scope,
         "Intake",
         pools["document-intake"],
-        payload=sfn.JsonPath.object_at("$.request"),  # type: ignore[arg-type]
+        payload={"request_ref": sfn.JsonPath.object_at("$.request_ref")},  # the API claim-checked the request
         causation=_caused_by("Intake"),
         result_path="$.intake",
     )
@@ -248,7 +253,12 @@ def definition(
         scope,
         "ScoreRisk",
         pools["risk-scorer"],
-        payload={"claims": at("$.intake.claims"), "verdicts": at("$.verdicts"), "degraded": at("$.degraded.steps")},
+        payload={
+            "claims": at("$.intake.claims"),
+            "verdicts": at("$.verdicts"),
+            "degraded": at("$.degraded.steps"),
+            "claims_left_out": at("$.intake.claims_left_out"),
+        },
         causation=_caused_by("ScoreRisk"),
         result_path="$.risk",
     )
