@@ -7,7 +7,7 @@ A capability contract names its input and output by model name (``io: {input: Cl
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,11 +31,25 @@ class DocumentIn(StrictModel):
     source: str | None = Field(default=None, max_length=500, description="Where the document came from.")
 
 
+MAX_METADATA_VALUE_CHARS = 10_000
+MetadataKey = Annotated[str, Field(max_length=64)]
+MetadataValue = Annotated[str, Field(max_length=MAX_METADATA_VALUE_CHARS)]
+
+
 class DocReviewRequest(StrictModel):
-    """Body of ``POST /v1/workflows/doc-review/executions``."""
+    """Body of ``POST /v1/workflows/doc-review/executions``.
+
+    Limits, from what the plane can carry: the body never enters the run's state (the API stores it and the run
+    carries its reference; intake keeps the claims within the state's 256 KiB), so the bound is the API function's
+    request (6 MB): the largest body, every character a 12-byte JSON escape, is about 3.6 MB.
+    """
 
     document: DocumentIn
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Up to 20 keys of up to 64 characters, each a string of up to 10,000 characters.",
+    )
 
 
 # --- Agent payloads ---------------------------------------------------------------------------

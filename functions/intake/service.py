@@ -40,6 +40,7 @@ _CLOSERS = "\"')]\u201d\u2019"
 _CANDIDATE_END = re.compile(rf"[.!?]+[{re.escape(_CLOSERS)}]*\s+")
 _NEXT_WORD = re.compile(r"[\"'(\[\u201c\u2018]*(\w+)")
 _LAST_WORD = re.compile(r"(\S+)$")
+_WORD_WINDOW = 64  # longer than any abbreviation the boundary rules know
 _WORD = re.compile(r"[^\W_]+(?:['\u2019.\-/][^\W_]+)*")
 _DOTTED_ACRONYM = re.compile(r"(?:[a-z]\.)+[a-z]")
 
@@ -115,7 +116,8 @@ def _is_boundary(block: str, end: re.Match[str]) -> bool:
     terminator = end.group().strip().rstrip(_CLOSERS)
     if terminator != ".":
         return True
-    before = _LAST_WORD.search(block, 0, end.start())
+    # Only the word before the terminator matters; scanning from the block's start made long paragraphs quadratic.
+    before = _LAST_WORD.search(block, max(0, end.start() - _WORD_WINDOW), end.start())
     word = before.group(1).lstrip(_CLOSERS + "(\u201c\u2018[").lower() if before else ""
     if word in _NEVER_FINAL or (len(word) == 1 and word.isalpha()):
         return False

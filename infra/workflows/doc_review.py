@@ -155,7 +155,23 @@ def record_failure(scope: Construct, recorder: AgentPool) -> sfn.IChainable:
     out never replaces the run's error with its own; a failure caught without a cause is given one first.
     """
     at = sfn.JsonPath.string_at
-    ended = sfn.Fail(scope, "Failed", error_path="$.failure.Error", cause_path="$.failure.Cause")
+    failed = sfn.Fail(scope, "Failed", error_path="$.failure.Error", cause_path="$.failure.Cause")
+    # A Fail state may not raise a name in the reserved "States." namespace (States.Timeout caught from a step):
+    # the run ends with the name after the prefix, and the cause says the whole of it.
+    unprefixed = sfn.Pass(
+        scope,
+        "UnreservedErrorName",
+        parameters={
+            "Error": sfn.JsonPath.array_get_item(sfn.JsonPath.string_split(at("$.failure.Error"), "."), 1),
+            "Cause": sfn.JsonPath.format("{}: {}", at("$.failure.Error"), at("$.failure.Cause")),
+        },
+        result_path="$.failure",
+    )
+    ended = (
+        sfn.Choice(scope, "ReservedErrorName")
+        .when(sfn.Condition.string_matches("$.failure.Error", "States.*"), unprefixed.next(failed))
+        .otherwise(failed)
+    )
     record = agent_step(
         scope,
         "RecordFailure",
