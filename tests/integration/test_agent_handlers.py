@@ -218,7 +218,7 @@ def test_intake_reads_a_claim_checked_request_and_refuses_one_that_is_not_what_i
 ) -> None:
     # GIVEN the API's claim-check of a large multi-byte request: the run carries only its reference
     request = load_event("doc-review-request.json")
-    request["metadata"] = {"note": "ü" * 20_000}
+    request["metadata"] = {f"note-{n}": "ü" * 10_000 for n in range(20)}
     body = canonical_json(DocReviewRequest.model_validate(request).model_dump(mode="json"))
     stored = StubRequests(plane.documents_bucket)
     ref = claim_check(body, sha256_hex(body), stored)
