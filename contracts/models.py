@@ -7,9 +7,9 @@ A capability contract names its input and output by model name (``io: {input: Cl
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
@@ -31,11 +31,25 @@ class DocumentIn(StrictModel):
     source: str | None = Field(default=None, max_length=500, description="Where the document came from.")
 
 
+MAX_METADATA_VALUE_CHARS = 10_000
+MetadataKey = Annotated[str, Field(max_length=64)]
+MetadataValue = Annotated[str, Field(max_length=MAX_METADATA_VALUE_CHARS)]
+
+
 class DocReviewRequest(StrictModel):
-    """Body of ``POST /v1/workflows/doc-review/executions``."""
+    """Body of ``POST /v1/workflows/doc-review/executions``.
+
+    Limits, from what the plane can carry: the body never enters the run's state (the API stores it and the run
+    carries its reference; intake keeps the claims within the state's 256 KiB), so the bound is the API function's
+    request (6 MB): the largest body, every character a 12-byte JSON escape, is about 3.6 MB.
+    """
 
     document: DocumentIn
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Up to 20 keys of up to 64 characters, each a string of up to 10,000 characters.",
+    )
 
 
 # --- Agent payloads ---------------------------------------------------------------------------
@@ -56,10 +70,29 @@ class Claim(StrictModel):
     sentence_index: int = Field(ge=0)
 
 
+class IntakeRequest(StrictModel):
+    """Input of the intake step: the request by reference (a workflow's run: the API claim-checked the body, the
+    run's state carries only this) or inline (a direct call with a small body); exactly one of the two."""
+
+    request_ref: S3Ref | None = None
+    request: DocReviewRequest | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> IntakeRequest:
+        if (self.request_ref is None) == (self.request is None):
+            raise ValueError("give exactly one of request_ref and request")
+        return self
+
+
 class IntakeResult(StrictModel):
     document_ref: S3Ref
     title: str
     claims: list[Claim] = Field(min_length=1, max_length=100)
+    claims_left_out: int = Field(
+        default=0,
+        ge=0,
+        description="Checkable claims past what a run's state can carry: not checked, so a person decides.",
+    )
 
 
 class QuickCheckRequest(StrictModel):
@@ -89,6 +122,11 @@ class Verdict(StrictModel):
     evidence: list[Evidence] = Field(default_factory=list)
     rationale: str
     escalated: bool = Field(default=False, description="No automatic check could be made: a person decides.")
+    degraded: str | None = Field(
+        default=None,
+        max_length=300,
+        description="Set when a degraded or fallback implementation gave this verdict: which one, and why.",
+    )
 
 
 class SummarizeRequest(StrictModel):
@@ -116,6 +154,10 @@ class Summary(StrictModel):
 class RiskInput(StrictModel):
     claims: list[Claim] = Field(min_length=1)
     verdicts: list[Verdict] = Field(min_length=1)
+    degraded: list[str] = Field(
+        default_factory=list, description="Steps of the run a degraded or fallback implementation did, and why."
+    )
+    claims_left_out: int = Field(default=0, ge=0, description="Checkable claims intake could not carry: unchecked.")
 
 
 class RiskAssessment(StrictModel):
@@ -124,6 +166,9 @@ class RiskAssessment(StrictModel):
     reasons: list[str]
     policy_version: str
     recommended_outcome: Literal["accept", "accept-with-notes", "escalate"]
+    degraded: list[str] = Field(
+        default_factory=list, description="What a degraded or fallback implementation decided in this assessment."
+    )
 
 
 class ApprovalOutcome(StrictModel):
@@ -174,6 +219,9 @@ class Decision(StrictModel):
     summary: str
     decided_at: datetime
     approval: ApprovalOutcome | None = None
+    degraded: list[str] = Field(
+        default_factory=list, description="What a degraded or fallback implementation did in the run decided."
+    )
 
 
 class DecisionRecordedDetail(StrictModel):
@@ -208,6 +256,7 @@ MODELS: dict[str, type[BaseModel]] = {
         DocumentIn,
         S3Ref,
         Claim,
+        IntakeRequest,
         IntakeResult,
         ClaimCheck,
         SummarizeRequest,

@@ -398,9 +398,16 @@ def cmd_rollout_demo(args: argparse.Namespace) -> int:
         print(f"  (a deployment minute lasts {plane.options.rollout_minute_s:g} s on this plane)")
         body = read_json_file(args.request)
         deployment: dict[str, Any] = started
+        approver = local_endpoint(plane.url, plane.state_dir, "approver")
+
+        def approve_when_asked(run: dict[str, Any]) -> None:
+            # A run whose claims a failing canary sent to the fallback is degraded: it waits for a person.
+            for pending in pending_approvals(approver, run["execution_id"]):
+                settle(approver, pending["approval_id"], "approve", "rollout demo: reviewed", pending["args_sha256"])
+
         for number in range(1, args.runs + 1):
             run = expect(call(admin, "POST", "/v1/workflows/doc-review/executions", body), 202)
-            ended = follow(admin, run["execution_id"], timeout=args.timeout)
+            ended = follow(admin, run["execution_id"], timeout=args.timeout, while_running=approve_when_asked)
             listing = expect(call(admin, "GET", "/v1/rollouts"), 200)
             agent = next(a for a in listing["agents"] if a["agent"] == started["agent"])
             deployment = agent["deployment"] or deployment
@@ -1148,7 +1155,8 @@ def parser() -> argparse.ArgumentParser:
     rollout_demo.add_argument("agent", nargs="?", default="evidence-verifier")
     rollout_demo.add_argument("--new-fault", metavar="ERROR[:RATE]", help="make the new version fail, e.g. ModelError")
     rollout_demo.add_argument("--runs", type=int, default=40, help="at most this many doc-review runs (default 40)")
-    rollout_demo.add_argument("--rollout-minute-s", type=float, default=0.5, help="seconds per deployment minute")
+    # Long enough for a run that waits for a person (a degraded one) to fit in the canary's first minutes.
+    rollout_demo.add_argument("--rollout-minute-s", type=float, default=2.0, help="seconds per deployment minute")
     rollout_demo.add_argument("--request", default=str(REPO_ROOT / "events" / "doc-review-low-risk.json"))
     rollout_demo.add_argument("--timeout", type=float, default=60.0)
     plane_options(rollout_demo, 0)

@@ -123,6 +123,7 @@ class AgentPlaneStack(Stack):
             workflow_name=doc_review.WORKFLOW,
             definition=doc_review.definition(self, steps, self.approvals.function, self.registry.dispatcher),
             agents=[steps[name] for name in doc_review.AGENTS],
+            timeout=Duration.millis(doc_review.TIMEOUT_MS),
             rollout=doc_review.ROLLOUT,
         )
         acknowledge(
@@ -160,6 +161,7 @@ class AgentPlaneStack(Stack):
                     alias_arn=self.doc_review.alias_arn,
                     input_model=doc_review.INPUT_MODEL,
                     ttl_ms=doc_review.TTL_MS,
+                    claim_check=True,
                 ),
                 ApiWorkflow(
                     name=quick_check.WORKFLOW,

@@ -39,7 +39,8 @@ from functions.api.service import (
 )
 from functions.runtime import tracing
 from functions.runtime.approvals import DynamoApprovalStore
-from functions.runtime.aws import client, table
+from functions.runtime.aws import S3DocumentStore, client, table
+from functions.runtime.clock import wait_scale
 from functions.runtime.decisions import DynamoDecisionStore
 from functions.runtime.executions import DynamoExecutionStore
 from functions.runtime.ledger_aws import KmsSigner, S3DigestArchive
@@ -50,7 +51,7 @@ PROBLEM_JSON = "application/problem+json"
 
 logger = Logger(service="agentplane-api")
 app = APIGatewayRestResolver()
-workflows = load_workflows(os.environ["WORKFLOWS"])
+workflows = load_workflows(os.environ["WORKFLOWS"], wait_scale=wait_scale())
 
 
 @cache
@@ -184,6 +185,7 @@ def start_execution(name: str) -> Response[str]:
             new_id=lambda: execution_id,
             caller=caller,
             traceparent=traceparent,
+            requests=S3DocumentStore(os.environ["DOCUMENTS_BUCKET"]) if "DOCUMENTS_BUCKET" in os.environ else None,
         )
         span.set_attribute("agentplane.execution_id", submitted.execution_id)
     extra = {"Idempotent-Replayed": "true"} if submitted.replayed else {}

@@ -95,18 +95,34 @@ class Workflow:
     input_model: type[BaseModel]
     ttl_ms: int
     synchronous: bool = False
+    # The request goes to the documents bucket and the run carries its reference (claim-check), not the body:
+    # a run's state is limited (256 KiB), the bodies the request model accepts are not that small.
+    claim_check: bool = False
 
 
-def load_workflows(raw: str) -> dict[str, Workflow]:
-    """The WORKFLOWS setting the stack writes: name -> state machine, input model, time budget."""
+class RequestStore(Protocol):
+    """Where claim-checked requests go (the documents bucket): bytes by key."""
+
+    @property
+    def bucket(self) -> str: ...
+
+    def put(self, key: str, body: bytes) -> None: ...
+
+
+def load_workflows(raw: str, *, wait_scale: float = 1.0) -> dict[str, Workflow]:
+    """The WORKFLOWS setting the stack writes: name -> state machine, input model, time budget.
+
+    ``wait_scale`` is the local plane's scaled clock (:mod:`functions.runtime.clock`); 1.0 on AWS.
+    """
     workflows: dict[str, Workflow] = {}
     for name, spec in json.loads(raw).items():
         workflows[name] = Workflow(
             name=name,
             state_machine_arn=spec["state_machine_arn"],
             input_model=MODELS[spec["input_model"]],
-            ttl_ms=int(spec["ttl_ms"]),
+            ttl_ms=max(1, round(int(spec["ttl_ms"]) * wait_scale)),
             synchronous=bool(spec.get("synchronous", False)),
+            claim_check=bool(spec.get("claim_check", False)),
         )
     return workflows
 
@@ -238,6 +254,19 @@ def own_trace(
     return new_trace()
 
 
+REQUESTS_PREFIX = "documents/requests/"
+
+
+def claim_check(request_json: str, request_sha256: str, requests: RequestStore | None) -> dict[str, Any]:
+    """Store the canonical request under its digest and return the reference (an S3Ref) the run carries."""
+    if requests is None:
+        raise RuntimeError("this workflow claim-checks its requests but the API has no documents bucket")
+    body = request_json.encode("utf-8")
+    key = f"{REQUESTS_PREFIX}{request_sha256}.json"
+    requests.put(key, body)
+    return {"bucket": requests.bucket, "key": key, "sha256": request_sha256, "size_bytes": len(body)}
+
+
 def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
     if not raw:
         raise ProblemError(400, "Request body required", "send a JSON object", kind="bad-request")
@@ -278,6 +307,7 @@ def submit(
     new_id: Callable[[], str],
     caller: Caller | None = None,
     traceparent: str | None = None,
+    requests: RequestStore | None = None,
 ) -> Submitted:
     workflow = find_workflow(workflows, workflow_name, synchronous=False)
     request = parse_body(raw_body, workflow.input_model)
@@ -310,6 +340,9 @@ def submit(
     run_input = workflow_input(
         workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now, traceparent=traceparent
     )
+    if workflow.claim_check:
+        run_input["request_ref"] = claim_check(request_json, request_sha256, requests)
+        del run_input["request"]
     try:
         execution_arn = engine.start(
             state_machine_arn=workflow.state_machine_arn,

@@ -14,6 +14,7 @@ from functions.approval_gate.service import open_approval
 from functions.runtime import tracing
 from functions.runtime.approvals import DynamoApprovalStore
 from functions.runtime.aws import table
+from functions.runtime.clock import wait_scale
 from functions.runtime.executions import DynamoExecutionStore
 
 logger = Logger(service="approval-gate")
@@ -41,6 +42,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
             approval_id=str(uuid.uuid4()),
             now=datetime.now(UTC),
             submitted_by=getattr(execution, "submitted_by", None) if execution else None,
+            wait_scale=wait_scale(),
         )
         DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"])).put(item)
     logger.info("approval opened", approval_id=item.approval_id, execution_id=item.execution_id)

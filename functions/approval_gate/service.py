@@ -15,11 +15,17 @@ class BadApprovalRequest(ValueError):
 
 
 def open_approval(
-    event: Mapping[str, Any], *, approval_id: str, now: datetime, submitted_by: str | None
+    event: Mapping[str, Any],
+    *,
+    approval_id: str,
+    now: datetime,
+    submitted_by: str | None,
+    wait_scale: float = 1.0,
 ) -> ApprovalItem:
+    """The pending approval; it expires when the run's window closes (``wait_scale``: the local plane's clock)."""
     try:
         subject_json = canonical_json(dict(event["subject"]))
-        timeout_s = int(event["timeout_s"])
+        timeout_s = int(event["timeout_s"]) * wait_scale
         return ApprovalItem(
             approval_id=approval_id,
             execution_id=str(event["execution_id"]),

@@ -11,7 +11,8 @@ from functions.decision_recorder.service import decision_id_for, record_failure
 from functions.decision_recorder.sink import publish_decision
 from functions.runtime import Agent, Step
 
-agent = Agent.from_environment(input_model=FailureInput, output_model=Decision)
+# A failure is recorded however late it comes: refusing it for the deadline would lose the run's record.
+agent = Agent.from_environment(input_model=FailureInput, output_model=Decision, refuses_stale=False)
 
 
 def record(request: FailureInput, step: Step) -> Decision:

@@ -36,9 +36,11 @@ def decide(request: DecisionInput, *, decision_id: str, now: datetime) -> Decisi
         outcome=outcome,
         risk_level=risk.level,
         summary=f"{request.title}: {len(request.claims)} claims ({tally}); risk {risk.level} "
-        f"({risk.score:.2f}, policy {risk.policy_version}) -> {risk.recommended_outcome}{settled}",
+        f"({risk.score:.2f}, policy {risk.policy_version}) -> {risk.recommended_outcome}{settled}"
+        + (f"; {len(risk.degraded)} step(s) degraded" if risk.degraded else ""),
         decided_at=now,
         approval=None if approval.decision == "not-required" else approval,
+        degraded=list(risk.degraded),  # what the decision rests on that a full implementation did not do
     )
 
 

@@ -113,11 +113,31 @@ def dispatch(
             )
             continue
         registry.observe(candidate.implementation, succeeded=True, now=clock(), breaker=breaker)
-        return output
+        return _say_if_degraded(output, route, candidate.output_model)
     raise NoImplementation(
         f"every implementation of {envelope.capability} {request.accept} failed: "
         + "; ".join(f"{t.implementation} ({t.error})" for t in tried)
     )
+
+
+FALLBACK = "fallback:"  # how routing.plan's reasons name a contract fallback (alternate, approximate, human)
+DEGRADED_FIELD = "degraded"  # an output model with this field is told when a fallback produced it
+MAX_DEGRADED_CHARS = 300
+
+
+def _say_if_degraded(output: dict[str, Any], route: Route, model_name: str | None) -> dict[str, Any]:
+    """A fallback's answer says so in its own output, so the workflow (not only the ledger) can see it.
+
+    Only output models that declare a ``degraded`` field are marked; the route is in the decision record either way.
+    """
+    model = MODELS.get(model_name or "")
+    if not route.reason.startswith(FALLBACK) or model is None or DEGRADED_FIELD not in model.model_fields:
+        return output
+    why = [f"{t.implementation} failed ({t.error})" for t in route.tried] + list(route.skipped)
+    note = f"{route.chosen} ({route.reason})" + (": " + "; ".join(why) if why else "")
+    if len(note) > MAX_DEGRADED_CHARS:
+        note = note[: MAX_DEGRADED_CHARS - 3] + "..."
+    return {**output, DEGRADED_FIELD: note}
 
 
 def _conforms(output: dict[str, Any], model_name: str | None, implementation: str) -> None:

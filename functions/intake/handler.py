@@ -7,17 +7,20 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from contracts.models import DocReviewRequest, IntakeResult
-from functions.intake.service import intake
+from contracts.models import IntakeRequest, IntakeResult
+from functions.intake.service import intake, load_request
 from functions.runtime import Agent, Step
 from functions.runtime.aws import S3DocumentStore
 
-agent = Agent.from_environment(input_model=DocReviewRequest, output_model=IntakeResult)
+agent = Agent.from_environment(input_model=IntakeRequest, output_model=IntakeResult)
 
 
-def take_in(request: DocReviewRequest, step: Step) -> IntakeResult:
+def take_in(request: IntakeRequest, step: Step) -> IntakeResult:
     bucket = os.environ["DOCUMENTS_BUCKET"]
-    return intake(request, store=S3DocumentStore(bucket), bucket=bucket)
+    store = S3DocumentStore(bucket)
+    document = request.request if request.request_ref is None else load_request(request.request_ref, store)
+    assert document is not None  # IntakeRequest holds exactly one of the two
+    return intake(document, store=store, bucket=bucket)
 
 
 @agent.logger.inject_lambda_context

@@ -28,6 +28,11 @@ MIN_WORDS = 4
 """Shorter sentences are fragments, not checkable statements."""
 MAX_CLAIM_CHARS = 1000
 """Longer "sentences" are unsplittable blobs (tables, lists run together), not one statement."""
+MAX_CLAIMS = 40
+MAX_CLAIMS_BYTES = 32 * 1024
+"""What a run's state can carry (256 KiB): the claims are in it three times (intake, summary, the decision's input)
+beside one verdict each (up to ~2 KiB with its evidence), so at most this many claims and this many bytes of them
+(JSON, non-ASCII escaped as Step Functions' measure may count it). tests/unit/test_state_budget.py checks the sum."""
 
 _BULLET = re.compile(r"^(?:[-*+\u2022\u2023\u25e6\u25aa\u2013\u2014]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
 _HEADING_MARK = re.compile(r"^#{1,6}\s+")
@@ -35,6 +40,7 @@ _CLOSERS = "\"')]\u201d\u2019"
 _CANDIDATE_END = re.compile(rf"[.!?]+[{re.escape(_CLOSERS)}]*\s+")
 _NEXT_WORD = re.compile(r"[\"'(\[\u201c\u2018]*(\w+)")
 _LAST_WORD = re.compile(r"(\S+)$")
+_WORD_WINDOW = 64  # longer than any abbreviation the boundary rules know
 _WORD = re.compile(r"[^\W_]+(?:['\u2019.\-/][^\W_]+)*")
 _DOTTED_ACRONYM = re.compile(r"(?:[a-z]\.)+[a-z]")
 
@@ -110,7 +116,8 @@ def _is_boundary(block: str, end: re.Match[str]) -> bool:
     terminator = end.group().strip().rstrip(_CLOSERS)
     if terminator != ".":
         return True
-    before = _LAST_WORD.search(block, 0, end.start())
+    # Only the word before the terminator matters; scanning from the block's start made long paragraphs quadratic.
+    before = _LAST_WORD.search(block, max(0, end.start() - _WORD_WINDOW), end.start())
     word = before.group(1).lstrip(_CLOSERS + "(\u201c\u2018[").lower() if before else ""
     if word in _NEVER_FINAL or (len(word) == 1 and word.isalpha()):
         return False
@@ -161,6 +168,11 @@ def _skip_reason(sentence: str) -> str | None:
     return None
 
 
+def claim_bytes(claim: Claim) -> int:
+    """A claim's size in a run's state: its JSON with every non-ASCII character escaped (the larger measure)."""
+    return len(json.dumps(claim.model_dump(mode="json"), ensure_ascii=True)) + 1
+
+
 def extract_claims(text: str, *, max_claims: int = 100) -> list[Claim]:
     """The checkable statements of a text, in order, as claims ``c-001``, ``c-002``...
 
@@ -188,6 +200,37 @@ def _no_claims_message(document: DocumentIn) -> str:
     return f"no checkable claim in {document.title!r}: its {len(sentences)} sentence(s) are {found}"
 
 
+class BadRequestRef(ValueError):
+    """The claim-checked request is missing, not what its reference says, or not a valid request."""
+
+
+def load_request(ref: S3Ref, store: DocumentStore) -> DocReviewRequest:
+    """The request the API stored, checked against its reference's digest and size."""
+    try:
+        body = store.get(ref.key)
+    except KeyError:
+        raise BadRequestRef(f"no stored request at {ref.key}") from None
+    if len(body) != ref.size_bytes or hashlib.sha256(body).hexdigest() != ref.sha256:
+        raise BadRequestRef(f"the request at {ref.key} is not the one referenced (size or digest differs)")
+    try:
+        return DocReviewRequest.model_validate_json(body)
+    except ValueError as exc:
+        raise BadRequestRef(f"the request at {ref.key} is not a DocReviewRequest: {str(exc).splitlines()[0]}") from None
+
+
+def within_budget(claims: list[Claim]) -> tuple[list[Claim], int]:
+    """The claims a run's state can carry (:data:`MAX_CLAIMS`, :data:`MAX_CLAIMS_BYTES`), and how many were left out."""
+    kept: list[Claim] = []
+    used = 0
+    for claim in claims:
+        size = claim_bytes(claim)
+        if len(kept) == MAX_CLAIMS or used + size > MAX_CLAIMS_BYTES:
+            break
+        kept.append(claim)
+        used += size
+    return kept, len(claims) - len(kept)
+
+
 def intake(request: DocReviewRequest, *, store: DocumentStore, bucket: str) -> IntakeResult:
     """Store the document under its content hash and return a reference to it with its claims.
 
@@ -196,7 +239,7 @@ def intake(request: DocReviewRequest, *, store: DocumentStore, bucket: str) -> I
     :class:`NoClaimsFound` before storing anything when the text has no checkable claim.
     """
     document = request.document
-    claims = extract_claims(document.text)
+    claims, left_out = within_budget(extract_claims(document.text, max_claims=len(document.text)))
     if not claims:
         raise NoClaimsFound(_no_claims_message(document))
     body = json.dumps(
@@ -212,4 +255,5 @@ def intake(request: DocReviewRequest, *, store: DocumentStore, bucket: str) -> I
         document_ref=S3Ref(bucket=bucket, key=key, sha256=digest, size_bytes=len(body)),
         title=document.title,
         claims=claims,
+        claims_left_out=left_out,
     )

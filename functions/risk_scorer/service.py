@@ -97,6 +97,11 @@ class Policy(_Strict):
     escalated_at_least: Level = Field(
         default="high", description="The level a run is raised to when any claim was escalated to a person."
     )
+    degraded_at_least: Level = Field(
+        default="high",
+        description="The level a run is raised to when a degraded or fallback implementation did any of its steps "
+        "(low: degraded evidence does not raise it).",
+    )
     outcomes: Outcomes
 
     @model_validator(mode="after")
@@ -207,10 +212,24 @@ def score(risk_input: RiskInput, policy: Policy) -> RiskAssessment:
         )
         if raised:
             level = policy.escalated_at_least
+    degraded = [*risk_input.degraded, *(f"{v.claim_id}: {v.degraded}" for v in risk_input.verdicts if v.degraded)]
+    if risk_input.claims_left_out:
+        degraded.insert(
+            0, f"Intake: {risk_input.claims_left_out} claim(s) past what the run can carry were not checked"
+        )
+    if degraded:
+        raised = _RANK[policy.degraded_at_least] > _RANK[level]
+        reasons.append(
+            f"{len(degraded)} step(s) were done by a degraded or fallback implementation, "
+            f"so at least {policy.degraded_at_least}" + (f" (raised from {level})" if raised else "")
+        )
+        if raised:
+            level = policy.degraded_at_least
     return RiskAssessment(
         level=level,
         score=value,
         reasons=reasons,
         policy_version=policy.version,
         recommended_outcome=policy.outcomes.of(level),
+        degraded=degraded,
     )

@@ -124,8 +124,11 @@ class Agent(Generic[In, Out]):
         clock: Callable[[], datetime] = utcnow,
         logger: Logger | None = None,
         metrics: Metrics | None = None,
+        refuses_stale: bool = True,
     ) -> None:
         self.identity = identity
+        # Stale work is refused; a step that only records what happened (the failure recorder) is never stale.
+        self.refuses_stale = refuses_stale
         self.input_model = input_model
         self.output_model = output_model
         self._store_factory = store
@@ -137,7 +140,9 @@ class Agent(Generic[In, Out]):
         )
 
     @classmethod
-    def from_environment(cls, *, input_model: type[In], output_model: type[Out]) -> Agent[In, Out]:
+    def from_environment(
+        cls, *, input_model: type[In], output_model: type[Out], refuses_stale: bool = True
+    ) -> Agent[In, Out]:
         identity = AgentIdentity.from_environment(os.environ)
 
         def dynamo_store() -> DecisionStore:
@@ -166,6 +171,7 @@ class Agent(Generic[In, Out]):
             output_model=output_model,
             store=dynamo_store,
             idempotency=dynamo_idempotency if side_effects else None,
+            refuses_stale=refuses_stale,
         )
 
     @cached_property
@@ -282,7 +288,7 @@ class Agent(Generic[In, Out]):
     def _decide(
         self, envelope: Envelope, service: Callable[[In, Step], Out], started: datetime
     ) -> tuple[Out, dict[str, Any]]:
-        if envelope.is_expired(started):
+        if self.refuses_stale and envelope.is_expired(started):
             raise DeadlineExceeded(f"deadline {envelope.deadline.isoformat()} passed before the step started")
         if envelope.payload is None:
             raise BadInput(f"{self.identity.name} takes an inline payload, not a payload_ref")

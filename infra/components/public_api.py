@@ -15,6 +15,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.schema_export import SCHEMAS_DIR
+from functions.api.service import REQUESTS_PREFIX
 from infra.components.agent_pool import LAMBDA_RUNTIME, LIVE_ALIAS
 from infra.components.approval_gate import ApprovalGate
 from infra.components.audit_ledger import AuditLedger
@@ -42,6 +43,7 @@ class ApiWorkflow:
     input_model: str
     ttl_ms: int
     synchronous: bool = False  # an Express workflow answered inside the request (StartSyncExecution)
+    claim_check: bool = False  # the request goes to the documents bucket; the run carries its reference
 
 
 def through_alias(actions: list[str], workflow: ApiWorkflow) -> iam.PolicyStatement:
@@ -249,6 +251,7 @@ class PublicApi(Construct):
                 "input_model": workflow.input_model,
                 "ttl_ms": workflow.ttl_ms,
                 "synchronous": workflow.synchronous,
+                "claim_check": workflow.claim_check,
             }
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -263,6 +266,19 @@ class PublicApi(Construct):
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[data.key.key_arn])
         )
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+        environment: dict[str, str] = {}
+        if any(w.claim_check for w in workflows):
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"], resources=[data.documents.arn_for_objects(f"{REQUESTS_PREFIX}*")]
+                )
+            )
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::<{logical_id(data.documents)}.Arn>/{REQUESTS_PREFIX}*]",
+                "claim-checked requests are content-addressed objects under documents/requests/: keys are digests",
+            )
+            environment["DOCUMENTS_BUCKET"] = data.documents.bucket_name
         for workflow in (w for w in workflows if not w.synchronous):
             acknowledge(
                 role,
@@ -290,6 +306,7 @@ class PublicApi(Construct):
                 "EXECUTIONS_TABLE": data.executions.table_name,
                 "DECISIONS_TABLE": data.decisions.table_name,
                 "POWERTOOLS_SERVICE_NAME": "agentplane-api",
+                **environment,
             },
         )
 

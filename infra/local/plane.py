@@ -20,6 +20,7 @@ import boto3
 from moto import mock_aws
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from functions.runtime.clock import WAIT_SCALE_ENV
 from functions.runtime.registry import KEY
 from infra.local.auth import LocalAuth, personas_in
 from infra.local.dynamodb import LeanTransactions
@@ -38,6 +39,7 @@ from infra.local.stepfunctions import SyncExecutions
 from infra.local.streams import StreamDelivery
 from infra.local.template import REGION, Template
 from infra.local.throttle import UsagePlans, persona_api_keys
+from infra.local.waits import ScaledWaits
 from infra.paths import LOCAL_LAMBDA_DEPS_DIR, LOCAL_LAMBDA_RUNTIME_DIR
 
 DEFAULT_STATE_DIR = Path(".agentplane")
@@ -71,6 +73,9 @@ class PlaneOptions:
     rollout_minute_s: float = 6.0  # a default canary (10 % for 5 minutes) lasts 30 s
     rollout_clock: Callable[[], float] = time.monotonic
     rollout_tick_s: float = 0.25
+    # Declared waits (a task token's window, a workflow's timeout) and the run deadlines and approval expiries
+    # that cover them last this factor of their time locally; processing timeouts keep theirs (infra/local/waits.py).
+    wait_scale: float = 1.0
     # Function timeouts (the template's) times this factor: 1 keeps them as deployed.
     function_timeout_scale: float = 1.0
     # Instances of one function running at once (its reserved concurrency, when lower, bounds it too).
@@ -147,6 +152,7 @@ class LocalPlane:
         self.queues = QueueDelivery(self.client, window_scale=self.options.batching_window_scale)
         self.sync_executions = SyncExecutions()
         self.endpoints = LocalEndpoints(self.state_dir)
+        self.waits = ScaledWaits(self.options.wait_scale)
         self.provisioner: Provisioner | None = None
         self.aliases = WeightedAliases()
         self.deployments: LocalDeployments | None = None
@@ -192,6 +198,8 @@ class LocalPlane:
             "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
             TRACES_ENDPOINT_ENV: self.otlp.endpoint,
         }
+        if self.options.wait_scale != 1.0:
+            self.lambdas.settings.aws_environment[WAIT_SCALE_ENV] = repr(self.options.wait_scale)
         self._saved_clock = retrier_decl.time
         retrier_decl.time = _ScaledClock(self.options.retry_delay_scale)
         self.lambdas.install()
@@ -202,6 +210,7 @@ class LocalPlane:
         self.queues.install()
         self.sync_executions.install()
         self.endpoints.install()
+        self.waits.install()
         try:
             self.provisioner = Provisioner(
                 template, self.client, self.lambdas, self.streams, endpoints=self.endpoints, queues=self.queues
@@ -363,6 +372,7 @@ class LocalPlane:
             self.server.server_close()
             self.server = None
         self.endpoints.stop()
+        self.waits.uninstall()
         self.endpoints.uninstall()
         self.sync_executions.uninstall()
         self.queues.uninstall()

@@ -17,10 +17,16 @@ from infra.components.sagemaker_endpoint import FALLBACK_ERRORS, fallback_for
 
 WORKFLOW = "doc-review"
 INPUT_MODEL = "DocReviewRequest"
-TTL_MS = 15 * 60 * 1000
+WORK_MS = 15 * 60 * 1000  # the budget for the run's own steps (intake to score, recording)
 CLAIM_CONCURRENCY = 10
 FACT_CHECK_RANGE = "1.x"  # the fact-check versions this workflow accepts from dispatch
 APPROVAL_WINDOW_S = 60 * 60  # how long a high-risk run waits for a person before it escalates
+# The run's deadline covers its declared waits: an approval (or the window's escalation) at the last minute still
+# leaves the steps after it their budget. The state machine's timeout lies beyond the deadline, so a step late
+# for it fails (and is recorded) before the execution itself could time out unrecorded.
+TTL_MS = WORK_MS + APPROVAL_WINDOW_S * 1000
+TIMEOUT_MS = TTL_MS + 15 * 60 * 1000
+RECORD_FAILURE_ATTEMPTS = 4  # retries of the failure recorder on any error: a failure nobody records is a lost run
 # How a changed definition takes traffic through the "live" alias (a contracts.capability.Rollout).
 ROLLOUT = DEFAULT_ROLLOUT
 # What a finished run returns (state path per output field).
@@ -121,28 +127,99 @@ def summarize(
     primary.add_catch(fallback, errors=FALLBACK_ERRORS, result_path="$.summary_fallback")
     for step in (primary, fallback):
         step.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.failure")
-    fallback.next(then)
-    return primary.next(then)
+    # What was degraded so far ($.degraded.steps, which the risk policy reads): nothing, or the CPU fallback.
+    on_endpoint = sfn.Pass(
+        scope, "SummarizedOnEndpoint", result=sfn.Result.from_object({"steps": []}), result_path="$.degraded"
+    )
+    on_cpu = sfn.Pass(
+        scope,
+        "SummarizedOnCpu",
+        parameters={
+            "steps": sfn.JsonPath.array(
+                sfn.JsonPath.format(
+                    "SummarizeOnCpu: the summarizer endpoint failed ({}), the CPU fallback summarized",
+                    at("$.summary_fallback.Error"),
+                )
+            )
+        },
+        result_path="$.degraded",
+    )
+    fallback.next(on_cpu).next(then)
+    return primary.next(on_endpoint).next(then)
+
+
+def record_failure(scope: Construct, recorder: AgentPool) -> sfn.IChainable:
+    """The Catch path: record the failure, then end the run failed with the original error and cause.
+
+    Recording has its own retry (any error, with jitter) and its own Catch, so a recorder that fails or times
+    out never replaces the run's error with its own; a failure caught without a cause is given one first.
+    """
+    at = sfn.JsonPath.string_at
+    failed = sfn.Fail(scope, "Failed", error_path="$.failure.Error", cause_path="$.failure.Cause")
+    # A Fail state may not raise a name in the reserved "States." namespace (States.Timeout caught from a step):
+    # the run ends with the name after the prefix, and the cause says the whole of it.
+    unprefixed = sfn.Pass(
+        scope,
+        "UnreservedErrorName",
+        parameters={
+            "Error": sfn.JsonPath.array_get_item(sfn.JsonPath.string_split(at("$.failure.Error"), "."), 1),
+            "Cause": sfn.JsonPath.format("{}: {}", at("$.failure.Error"), at("$.failure.Cause")),
+        },
+        result_path="$.failure",
+    )
+    ended = (
+        sfn.Choice(scope, "ReservedErrorName")
+        .when(sfn.Condition.string_matches("$.failure.Error", "States.*"), unprefixed.next(failed))
+        .otherwise(failed)
+    )
+    record = agent_step(
+        scope,
+        "RecordFailure",
+        recorder,
+        payload={"workflow": WORKFLOW, "error": at("$.failure.Error"), "cause": at("$.failure.Cause")},
+        causation=_caused_by("RecordFailure"),
+        result_path="$.decision",
+    )
+    record.add_retry(
+        errors=[sfn.Errors.ALL],
+        interval=Duration.seconds(2),
+        max_attempts=RECORD_FAILURE_ATTEMPTS,
+        backoff_rate=2.0,
+        max_delay=Duration.seconds(30),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    record.add_catch(ended, errors=[sfn.Errors.ALL], result_path="$.record_failure_error")
+    record.next(ended)
+    named = sfn.Pass(
+        scope,
+        "NameTheCause",
+        parameters={
+            "Error": at("$.failure.Error"),
+            "Cause": sfn.JsonPath.format("{} (the failing step gave no cause)", at("$.failure.Error")),
+        },
+        result_path="$.failure",
+    )
+    return (
+        sfn.Choice(scope, "HasCause")
+        .when(
+            sfn.Condition.and_(sfn.Condition.is_present("$.failure.Cause"), sfn.Condition.is_string("$.failure.Cause")),
+            record,
+        )
+        .otherwise(named.next(record))
+    )
 
 
 def definition(
     scope: Construct, pools: Mapping[str, AgentPool], gate: lambda_.IFunction, dispatcher: lambda_.IFunction
 ) -> sfn.IChainable:
     at = sfn.JsonPath.string_at
-    failed = agent_step(
-        scope,
-        "RecordFailure",
-        pools["failure-recorder"],
-        payload={"workflow": WORKFLOW, "error": at("$.failure.Error"), "cause": at("$.failure.Cause")},
-        causation=_caused_by("RecordFailure"),
-        result_path="$.decision",
-    ).next(sfn.Fail(scope, "Failed", error_path="$.failure.Error", cause_path="$.failure.Cause"))
+    failed = record_failure(scope, pools["failure-recorder"])
 
     intake = agent_step(
         scope,
         "Intake",
         pools["document-intake"],
-        payload=sfn.JsonPath.object_at("$.request"),  # type: ignore[arg-type]
+        payload={"request_ref": sfn.JsonPath.object_at("$.request_ref")},  # the API claim-checked the request
         causation=_caused_by("Intake"),
         result_path="$.intake",
     )
@@ -192,7 +269,12 @@ def definition(
         scope,
         "ScoreRisk",
         pools["risk-scorer"],
-        payload={"claims": at("$.intake.claims"), "verdicts": at("$.verdicts")},
+        payload={
+            "claims": at("$.intake.claims"),
+            "verdicts": at("$.verdicts"),
+            "degraded": at("$.degraded.steps"),
+            "claims_left_out": at("$.intake.claims_left_out"),
+        },
         causation=_caused_by("ScoreRisk"),
         result_path="$.risk",
     )

@@ -55,7 +55,7 @@ def test_a_high_risk_run_waits_and_its_pending_approval_says_what_and_until_when
 
     assert request(plane.url, "GET", f"/v1/executions/{run_id}", persona="submitter").body["status"] == "RUNNING"
     assert approval["subject"]["risk"]["level"] == "high"
-    assert approval["policy_version"] == "2026-11-24"
+    assert approval["policy_version"] == "2026-12-02"
     assert approval["expires_at"] > approval["requested_at"]
     assert "task_token" not in approval
     decide(plane, approval, "approve")

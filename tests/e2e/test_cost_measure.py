@@ -14,13 +14,15 @@ from infra.paths import REPO_ROOT
 pytestmark = pytest.mark.e2e
 
 EVENTS = REPO_ROOT / "events"
-# doc-review on a low-risk memo with 5 claims, state by state: Intake, SummarizeDocument, VerifyClaims (Map),
+# doc-review on a low-risk memo with 5 claims, state by state: Intake, SummarizeDocument, SummarizedOnEndpoint,
+# VerifyClaims (Map),
 # VerifyClaim x5 (each through the dispatcher), ScoreRisk, NeedsApproval (Choice), NoApprovalNeeded,
 # RecordDecision, Summarize, Done.
-LOW_RISK_TRANSITIONS = 14
-# ... and with 10 claims and a person: Intake, SummarizeDocument, VerifyClaims, VerifyClaim x10, ScoreRisk,
+LOW_RISK_TRANSITIONS = 15
+# ... and with 10 claims and a person: Intake, SummarizeDocument, SummarizedOnEndpoint, VerifyClaims,
+# VerifyClaim x10, ScoreRisk,
 # NeedsApproval, RequestApproval, RecordDecision, Summarize, Done.
-HIGH_RISK_TRANSITIONS = 19
+HIGH_RISK_TRANSITIONS = 20
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def test_a_low_risk_review_is_measured_state_by_state(plane: LocalPlane) -> None
     assert calls["AgentEntityTagger"] == 1  # decision.recorded, enriched once
     assert calls["Api"] == use.api_requests == 1  # the submission; nobody polled through the API
     assert use.events_published == 1
-    assert use.s3_put_requests == 1  # the document, claim-checked
+    assert use.s3_put_requests == 2  # the request (by the API) and the document (by intake), claim-checked
     assert use.dynamodb_write_units >= 9  # at least each step's decision record
     assert all(f.architecture == "arm64" and f.duration_ms > 0 for f in use.functions)
     assert any("Digest" in s.rule and s.per_month > 0 for s in profile.schedules)  # the ledger digest, fixed cost

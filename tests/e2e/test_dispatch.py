@@ -19,6 +19,7 @@ from infra.cli import main as agentplane
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
 from tests.e2e.client import finished, request
+from tests.e2e.test_approvals import decide, waiting_approval
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
@@ -82,7 +83,7 @@ def test_a_healthy_run_goes_to_the_primary(plane: LocalPlane) -> None:
 def test_a_failing_primary_is_routed_around_and_the_ledger_says_so(plane: LocalPlane) -> None:
     plane.options.faults.faults[PRIMARY] = Fault("ModelError")
 
-    run = run_doc_review(plane, enriched=True)
+    run = run_doc_review(plane, enriched=True, approve="approve")  # degraded evidence waits for a person
     assert request(plane.url, "POST", "/local/schedules/run").status == 200  # sign a digest now
 
     assert run["status"] == "SUCCEEDED"
@@ -101,6 +102,34 @@ def test_a_failing_primary_is_routed_around_and_the_ledger_says_so(plane: LocalP
     assert actors == {f"agent:{APPROXIMATE}"}
     chained = [s["route"] for s in lineage["steps"] if s["step"].startswith("VerifyClaim/")]
     assert {r["chosen"] for r in chained} == {APPROXIMATE}  # the choice and its reason are in the ledger
+
+
+def test_a_decision_on_degraded_evidence_waits_for_a_person_and_says_what_was_degraded(plane: LocalPlane) -> None:
+    # GIVEN the full verifier fails: every claim falls back to the approximate handler (not-enough-info, which on its
+    # own scores this memo medium and accepts it with notes, missing its refuted claim)
+    plane.options.faults.faults[PRIMARY] = Fault("ModelError")
+    answer = request(plane.url, "POST", RUN, load_event("doc-review-request.json"), persona="submitter")
+    assert answer.status == 202, answer.body
+    run_id = answer.body["execution_id"]
+
+    # WHEN the run is followed
+    approval = waiting_approval(plane, run_id)
+
+    # THEN it waits at the approval gate, the person seeing why: degraded steps raised it to high
+    risk = approval["subject"]["risk"]
+    assert risk["level"] == "high"
+    assert any("degraded or fallback implementation" in reason for reason in risk["reasons"])
+    assert decide(plane, approval, "approve").status == 200
+    run = finished(plane.url, run_id)
+    # AND the decision record names every degraded verdict and the implementation that gave it
+    assert run["status"] == "SUCCEEDED"
+    assert run["decision"]["approval"]["decision"] == "approve"
+    degraded = run["decision"]["degraded"]
+    assert len(degraded) == 10
+    assert all(f"{APPROXIMATE} (fallback: approximate result)" in note for note in degraded)
+    assert {v["degraded"] is not None for v in run["output"]["verdicts"]} == {True}
+    recorded = next(s for s in run["steps"] if s["step"] == "RecordDecision")
+    assert recorded["status"] == "SUCCEEDED"
 
 
 def test_recovery_closes_the_circuit(plane: LocalPlane) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
+from infra.workflows import doc_review
 from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
@@ -102,6 +104,98 @@ def test_a_failing_agent_is_caught_and_the_failure_recorded(plane: LocalPlane) -
     assert "RecordDecision" not in steps
     assert run["decision"]["outcome"] == "failed"
     assert "ModelError" in run["decision"]["summary"]
+
+
+def test_a_failing_failure_recorder_keeps_the_runs_own_error(plane: LocalPlane) -> None:
+    # GIVEN the risk scorer fails, and so does every attempt to record that failure
+    faults = plane.options.faults.faults
+    faults["risk-scorer"] = Fault(error="ModelError")
+    faults["failure-recorder"] = Fault(error="RecorderDown")
+    injected_before = plane.options.faults.injected.get("failure-recorder", 0)
+    try:
+        run = finished(plane.url, start(plane, load_event("doc-review-request.json")))
+    finally:
+        del faults["risk-scorer"], faults["failure-recorder"]
+
+    # THEN the recorder was retried, and the run still ends with the risk scorer's error and cause
+    assert (
+        plane.options.faults.injected.get("failure-recorder", 0) - injected_before
+        == doc_review.RECORD_FAILURE_ATTEMPTS + 1
+    )
+    assert run["status"] == "FAILED"
+    assert run["error"]["error"] == "ModelError"
+    assert run["error"]["cause"] is not None
+    assert "risk-scorer raised ModelError" in run["error"]["cause"]
+    assert "RecorderDown" not in run["error"]["cause"]
+
+
+MEMO = load_event("doc-review-request.json")["document"]["text"]
+MULTI_BYTE = "Der Anbieter hält seit 2019 die Zertifizierung ISO 27001 für alle Rechenzentren in Köln 😀. "
+
+
+def body_of(text: str, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"document": {"title": "Größe 😀 review", "text": text[:100_000]}, "metadata": metadata or {}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        body_of(MEMO, {f"key-{n}": "ü😀" * 5_000 for n in range(20)}),  # the longest metadata values
+        body_of((MEMO + " ") * 200),  # a 100,000-character text
+        body_of(MULTI_BYTE * 1200),  # 100,000 multi-byte characters, every sentence a claim
+    ],
+    ids=["long-metadata", "longest-text", "multi-byte-text"],
+)
+def test_every_body_the_model_accepts_runs_to_a_recorded_decision(plane: LocalPlane, body: dict[str, Any]) -> None:
+    # GIVEN a body at the request model's limits, far over what a run's state (256 KiB) could hold inline
+    answer = request(plane.url, "POST", "/v1/workflows/doc-review/executions", body)
+    assert answer.status == 202, answer.body
+
+    # WHEN it is followed (a person approves if it waits)
+    run = finished(plane.url, answer.body["execution_id"], timeout=120, approve="approve")
+
+    # THEN it ran every step to a recorded decision: the state carried references, not the body
+    assert run["status"] == "SUCCEEDED", run["error"]
+    assert run["decision"]["outcome"] in ("accept", "accept-with-notes")
+    steps = {s["step"]: s for s in run["steps"]}
+    assert steps["RecordDecision"]["status"] == "SUCCEEDED"
+
+
+def test_claims_past_what_a_run_can_carry_go_to_a_person(plane: LocalPlane) -> None:
+    # GIVEN a text with far more checkable claims than a run's state can carry
+    answer = request(plane.url, "POST", "/v1/workflows/doc-review/executions", body_of(MULTI_BYTE * 1200))
+    assert answer.status == 202, answer.body
+
+    run = finished(plane.url, answer.body["execution_id"], timeout=120, approve="approve")
+
+    # THEN the claims left out are named in the decision, and a person was asked
+    assert run["decision"]["approval"]["decision"] == "approve"
+    left_out = [note for note in run["decision"]["degraded"] if note.startswith("Intake: ")]
+    assert len(left_out) == 1
+    assert "were not checked" in left_out[0]
+
+
+def test_a_step_that_times_out_ends_the_run_with_its_timeout_recorded(plane: LocalPlane) -> None:
+    # GIVEN the risk scorer answers later than its task's timeout (States.Timeout, a reserved error name)
+    plane.options.faults.faults["risk-scorer"] = Fault(latency_ms=(risk_scorer_timeout_s(plane) + 1) * 1000)
+    try:
+        run = finished(plane.url, start(plane, load_event("doc-review-low-risk.json")))
+    finally:
+        del plane.options.faults.faults["risk-scorer"]
+
+    # THEN the failure is recorded under its own name, and the run ends with it (unprefixed: a Fail state may not
+    # raise "States.*") and a cause that says the whole of it
+    assert run["decision"]["outcome"] == "failed"
+    assert "States.Timeout" in run["decision"]["summary"]
+    assert run["error"]["error"] == "Timeout"
+    assert run["error"]["cause"].startswith("States.Timeout: ")
+
+
+def risk_scorer_timeout_s(plane: LocalPlane) -> int:
+    machine = plane.physical("DocReviewStateMachine", "AWS::StepFunctions::StateMachine")
+    definition = json.loads(plane.client("stepfunctions").describe_state_machine(stateMachineArn=machine)["definition"])
+    timeout: int = definition["States"]["ScoreRisk"]["TimeoutSeconds"]
+    return timeout
 
 
 def test_transient_lambda_errors_are_retried(plane: LocalPlane) -> None:

@@ -24,7 +24,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
 def review(plane: LocalPlane) -> dict[str, Any]:
     answer = request(plane.url, "POST", "/v1/workflows/doc-review/executions", load_event("doc-review-low-risk.json"))
     assert answer.status == 202, answer.body
-    run: dict[str, Any] = finished(plane.url, answer.body["execution_id"])
+    # a run summarized by the CPU fallback waits for a person (degraded), who approves it here
+    run: dict[str, Any] = finished(plane.url, answer.body["execution_id"], approve="approve")
     return run
 
 
@@ -49,6 +50,8 @@ def test_doc_review_summarizes_through_the_endpoint_before_verifying(plane: Loca
     run = review(plane)
     assert run["status"] == "SUCCEEDED"
     assert summarize_steps(run) == [("SummarizeDocument", "summarizer", "SUCCEEDED")]
+    assert run["decision"]["degraded"] == []
+    assert run["decision"].get("approval") is None  # low risk, nothing degraded: no person asked
     steps = [s["step"] for s in run["steps"]]
     assert (
         steps.index("Intake")
@@ -66,6 +69,11 @@ def test_throttling_falls_back_to_the_cpu_lambda(plane: LocalPlane) -> None:
         del plane.options.faults.faults["summarizer"]
     assert run["status"] == "SUCCEEDED"
     assert summarize_steps(run) == [("SummarizeOnCpu", "summarizer-cpu", "SUCCEEDED")]
+    # AND the low-risk memo went to a person, because its summary came from the fallback, and the record says so
+    assert run["decision"]["risk_level"] == "high"
+    assert run["decision"]["approval"]["decision"] == "approve"
+    [degraded] = run["decision"]["degraded"]
+    assert degraded.startswith("SummarizeOnCpu: the summarizer endpoint failed (EndpointThrottled")
 
 
 def test_a_container_error_falls_back_and_leaves_the_failed_attempt_on_record(plane: LocalPlane) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
+from infra.workflows import doc_review as doc_review_workflow
 from tests.infra.assembly import Synthesized
 
 pytestmark = pytest.mark.infra
@@ -28,7 +30,7 @@ def test_high_risk_waits_on_a_task_token_with_a_window_that_escalates(synthesize
     assert request["TimeoutSeconds"] > 0
     catches = {tuple(c["ErrorEquals"]): c["Next"] for c in request["Catch"]}
     assert catches[("States.Timeout",)] == "ApprovalTimedOut"
-    assert catches[("States.ALL",)] == "RecordFailure"
+    assert catches[("States.ALL",)] == "HasCause"  # the failure path, which records it
     assert states["ApprovalTimedOut"]["Next"] == states["NoApprovalNeeded"]["Next"] == "RecordDecision"
 
 
@@ -50,3 +52,24 @@ def test_only_the_api_resumes_runs_and_only_doc_review(synthesized: Synthesized)
     [(lid, resource)] = resumers
     assert lid.startswith("ApiFunctionRole")
     assert json.dumps(resource).count(doc_review(synthesized)) == 1
+
+
+def test_a_runs_deadline_and_timeout_cover_its_approval_window(synthesized: Synthesized) -> None:
+    # GIVEN the deployed window, the state machine's timeout and the budget the API sets each run's deadline from
+    machine = synthesized.resources[doc_review(synthesized)]["Properties"]
+    states = synthesized.state_machine_definition(doc_review(synthesized))
+    window_ms = states["States"]["RequestApproval"]["TimeoutSeconds"] * 1000
+    (api,) = [
+        r
+        for r in synthesized.of_type("AWS::Lambda::Function").values()
+        if "WORKFLOWS" in r["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    ttl = re.search(r'\\"doc-review\\".*?\\"ttl_ms\\": ?(\d+)', json.dumps(api["Properties"]["Environment"]))
+    assert ttl is not None
+    deadline_ms = int(ttl.group(1))
+
+    # THEN an approval at the window's last moment still leaves the work budget for the steps after it
+    assert deadline_ms >= doc_review_workflow.WORK_MS + window_ms
+    assert window_ms == doc_review_workflow.APPROVAL_WINDOW_S * 1000
+    # AND the execution outlives the deadline: a late step fails, and is recorded, before the run could time out
+    assert states.get("TimeoutSeconds", machine.get("TimeoutSeconds", 0)) * 1000 > deadline_ms

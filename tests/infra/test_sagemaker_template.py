@@ -170,7 +170,9 @@ def test_doc_review_summarizes_on_the_endpoint_and_falls_back_to_the_cpu_lambda(
     assert to_fallback["ErrorEquals"] == FALLBACK_ERRORS
     assert not {"DeadlineExceeded", "BadInput", "States.ALL"} & set(to_fallback["ErrorEquals"])
     assert primary["Catch"].index(to_fallback) == 0  # before the catch-all
-    assert primary["Next"] == fallback["Next"] == "VerifyClaims"
+    # both go on to the claims, the fallback noting that the summary was degraded
+    assert states[primary["Next"]]["Next"] == states[fallback["Next"]]["Next"] == "VerifyClaims"
+    assert "SummarizeOnCpu" in states[fallback["Next"]]["Parameters"]["steps.$"]
     assert primary["ResultPath"] == fallback["ResultPath"] == "$.summary"
     assert states["VerifyClaims"]["ItemsPath"] == "$.summary.claims"
 

@@ -217,17 +217,17 @@ def test_decision_recorder_publishes_to_the_bus_and_updates_only_executions(synt
     assert not [s for s in statements if s["Resource"] == get_att(DOCUMENTS_BUCKET)]
 
 
-def test_document_intake_writes_only_under_the_documents_prefix(synthesized: Synthesized) -> None:
-    # GIVEN the document intake agent (write:documents)
+def test_document_intake_reads_and_writes_only_under_the_documents_prefix(synthesized: Synthesized) -> None:
+    # GIVEN the document intake agent (read:documents for the claim-checked request, write:documents)
     statements = agent_role_statements(synthesized, "document-intake")
 
-    # THEN its only S3 action is PutObject on objects under documents/ of the documents bucket
+    # THEN its only S3 actions are GetObject and PutObject on objects under documents/ of the documents bucket
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
-    assert len(s3_statements) == 1
-    assert as_list(s3_statements[0]["Action"]) == ["s3:PutObject"]
-    assert s3_statements[0]["Resource"] == {"Fn::Join": ["", [get_att(DOCUMENTS_BUCKET), "/documents/*"]]}
-    # AND it can encrypt what it writes with the data key
-    assert {"kms:GenerateDataKey", "kms:Encrypt"} <= actions(
+    assert sorted(a for s in s3_statements for a in as_list(s["Action"])) == ["s3:GetObject", "s3:PutObject"]
+    for statement in s3_statements:
+        assert statement["Resource"] == {"Fn::Join": ["", [get_att(DOCUMENTS_BUCKET), "/documents/*"]]}
+    # AND it can decrypt what it reads and encrypt what it writes with the data key
+    assert {"kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"} <= actions(
         s for s in statements if s["Resource"] == get_att(DATA_KEY)
     )
 
@@ -295,9 +295,11 @@ def test_api_function_starts_only_the_doc_review_state_machine(synthesized: Synt
     assert get_att(machine, "Name") in describe["Resource"]["Fn::Join"][1]
     # AND it invokes no agent directly: in Lambda it only reads the agents' aliases
     assert {a for a in actions(statements) if a.startswith(("lambda:", "events:"))} == {"lambda:GetAlias"}
-    # AND in S3 it only reads the ledger's digests (for audit lineage and export)
-    s3_reads = {a for a in actions(statements) if a.startswith("s3:")}
-    assert s3_reads == {"s3:GetObject", "s3:ListBucket"}
+    # AND in S3 it reads the ledger's digests (for audit lineage and export) and writes claim-checked requests only
+    s3 = {a for a in actions(statements) if a.startswith("s3:")}
+    assert s3 == {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}
+    (put,) = statements_on(statements, "s3:PutObject")
+    assert put["Resource"] == {"Fn::Join": ["", [get_att(DOCUMENTS_BUCKET), "/documents/requests/*"]]}
 
 
 # --- encryption and durability ---------------------------------------------------------------------------------
@@ -599,17 +601,26 @@ def test_doc_review_has_the_designed_steps(doc_review_asl: dict[str, Any]) -> No
         "ApprovalTimedOut": "Pass",
         "NoApprovalNeeded": "Pass",
         "RecordDecision": "Task",
+        "HasCause": "Choice",
+        "NameTheCause": "Pass",
         "RecordFailure": "Task",
+        "ReservedErrorName": "Choice",
+        "UnreservedErrorName": "Pass",
         "Failed": "Fail",
         "Done": "Succeed",
     }
     assert {name: states[name]["Type"] for name in expected if name in states} == expected
     assert states["Intake"]["Next"] == "SummarizeDocument"
-    assert states["SummarizeDocument"]["Next"] == states["SummarizeOnCpu"]["Next"] == "VerifyClaims"
+    assert states["SummarizeDocument"]["Next"] == "SummarizedOnEndpoint"
+    assert states["SummarizeOnCpu"]["Next"] == "SummarizedOnCpu"
+    assert states["SummarizedOnEndpoint"]["Next"] == states["SummarizedOnCpu"]["Next"] == "VerifyClaims"
+    # AND what was degraded (the CPU fallback) reaches the risk policy
+    assert states["SummarizedOnCpu"]["ResultPath"] == states["SummarizedOnEndpoint"]["ResultPath"] == "$.degraded"
+    assert states["ScoreRisk"]["Parameters"]["payload"]["degraded.$"] == "$.degraded.steps"
     assert states["VerifyClaims"]["Next"] == "ScoreRisk"
     assert states["ScoreRisk"]["Next"] == "NeedsApproval"
     assert states["RequestApproval"]["Next"] == "RecordDecision"
-    assert states["RecordFailure"]["Next"] == "Failed"
+    assert states["RecordFailure"]["Next"] == "ReservedErrorName"
     assert states["VerifyClaims"]["ItemsPath"] == "$.summary.claims"
     assert states["VerifyClaims"]["MaxConcurrency"] == doc_review.CLAIM_CONCURRENCY
 
@@ -633,6 +644,8 @@ def test_doc_review_transitions_name_existing_states(doc_review_asl: dict[str, A
 def test_every_agent_step_retries_transient_errors_with_full_jitter(doc_review_asl: dict[str, Any]) -> None:
     # GIVEN every Task, top level or inside the claims Map
     for name, state in tasks_of(doc_review_asl["States"]).items():
+        if name == "RecordFailure":
+            continue  # retries any error (test_recording_a_failure_never_fails_the_run)
         # THEN it retries, backing off exponentially with full jitter so retries from a fan-out do not align
         assert state["Retry"], name
         for retrier in state["Retry"]:
@@ -649,12 +662,36 @@ def test_every_step_failure_is_recorded(doc_review_asl: dict[str, Any]) -> None:
     steps = [name for name, state in states.items() if state["Type"] in ("Task", "Map") and name != "RecordFailure"]
     assert "VerifyClaims" in steps
 
-    # THEN any error of any of them is caught, kept at $.failure and handed to RecordFailure
+    # THEN any error of any of them is caught, kept at $.failure and handed to the failure path
     for name in steps:
         catchers = states[name]["Catch"]
-        assert {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "RecordFailure"} in catchers, name
-    # AND recording the failure cannot loop back into itself
-    assert "Catch" not in states["RecordFailure"]
+        assert {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "HasCause"} in catchers, name
+    # AND a failure with a cause goes straight to RecordFailure; one without is given a cause first
+    assert states["HasCause"]["Choices"][0]["Next"] == "RecordFailure"
+    assert states["HasCause"]["Default"] == "NameTheCause"
+    assert states["NameTheCause"]["ResultPath"] == "$.failure"
+    assert states["NameTheCause"]["Next"] == "RecordFailure"
+
+
+def test_recording_a_failure_never_fails_the_run(doc_review_asl: dict[str, Any]) -> None:
+    states = doc_review_asl["States"]
+    record = states["RecordFailure"]
+
+    # THEN the recorder retries any error of its own, with jitter...
+    assert record["Retry"][-1]["ErrorEquals"] == ["States.ALL"]
+    assert record["Retry"][-1]["MaxAttempts"] == doc_review.RECORD_FAILURE_ATTEMPTS
+    assert record["Retry"][-1]["JitterStrategy"] == "FULL"
+    # AND if it still fails, the run ends failed with the original error and cause, not the recorder's
+    [catcher] = record["Catch"]
+    assert catcher["ErrorEquals"] == ["States.ALL"]
+    assert catcher["Next"] == record["Next"] == "ReservedErrorName"
+    assert catcher["ResultPath"] != "$.failure"
+    assert states["Failed"] == {"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "$.failure.Cause"}
+    # AND a reserved name (States.Timeout), which a Fail state may not raise, ends the run without its prefix
+    reserved = states["ReservedErrorName"]
+    assert reserved["Choices"][0]["StringMatches"] == "States.*"
+    assert reserved["Choices"][0]["Next"] == "UnreservedErrorName"
+    assert reserved["Default"] == states["UnreservedErrorName"]["Next"] == "Failed"
 
 
 def test_every_task_sends_its_agents_contract_capability(

@@ -13,10 +13,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from contracts.models import Decision
+from contracts.models import Decision, DocReviewRequest
+from functions.api.service import claim_check
 from functions.decision_recorder.service import decision_id_for
-from functions.intake.service import NoClaimsFound
+from functions.intake.service import BadRequestRef, NoClaimsFound
 from functions.runtime import BadInput, DeadlineExceeded, DecisionRecord, DynamoDecisionStore
+from functions.runtime.decisions import canonical_json, sha256_hex
 from functions.runtime.executions import DynamoExecutionStore, ExecutionItem
 from tests.integration.fakes import REGION, TRACE_ID, Deploy, LambdaContext, Plane, envelope, scan
 from tests.sample_events import load_event
@@ -84,7 +86,9 @@ class Review:
 def review(deploy: Deploy, context: LambdaContext, request: dict[str, Any]) -> Review:
     """The doc-review steps before the decision, each handler called as the coordinator calls it."""
     run = str(uuid.uuid4())
-    taken = deploy("document-intake")(envelope("document-intake", request, correlation_id=run, step="Intake"), context)
+    taken = deploy("document-intake")(
+        envelope("document-intake", {"request": request}, correlation_id=run, step="Intake"), context
+    )
     verifier = deploy("evidence-verifier")
     verdicts = [
         verifier(
@@ -115,7 +119,7 @@ def test_intake_stores_the_document_and_records_the_decision(
 ) -> None:
     # GIVEN the intake agent and the sample vendor memo in an envelope
     intake = deploy("document-intake")
-    event = envelope("document-intake", load_event("doc-review-request.json"), step="Intake")
+    event = envelope("document-intake", {"request": load_event("doc-review-request.json")}, step="Intake")
 
     # WHEN the step runs
     result = intake(event, lambda_context)
@@ -135,7 +139,7 @@ def test_intake_stores_the_document_and_records_the_decision(
     # AND one decision record says who decided what, on which input, keyed by the causation id
     [record] = records(plane, event["correlation_id"])
     assert record.step_key == event["causation_id"] == f"{event['correlation_id']}/Intake"
-    assert (record.status, record.agent, record.agent_version) == ("SUCCEEDED", "document-intake", "2.0.0")
+    assert (record.status, record.agent, record.agent_version) == ("SUCCEEDED", "document-intake", "3.0.0")
     assert (record.capability, record.capability_version, record.trace_id) == ("document-intake", "1.0.0", TRACE_ID)
     assert record.input_sha256 == hashlib.sha256(record.input_json.encode()).hexdigest()
     assert json.loads(record.input_json) == event["payload"]
@@ -149,7 +153,7 @@ def test_intake_duplicate_delivery_returns_the_same_output_and_records_once(
 ) -> None:
     # GIVEN an intake step that already ran
     intake = deploy("document-intake")
-    event = envelope("document-intake", load_event("doc-review-request.json"), step="Intake")
+    event = envelope("document-intake", {"request": load_event("doc-review-request.json")}, step="Intake")
     first = intake(event, lambda_context)
 
     # WHEN the same envelope is delivered again
@@ -168,7 +172,7 @@ def test_intake_duplicate_delivery_answers_from_the_record(
 ) -> None:
     # GIVEN an intake step that already ran, whose recorded output differs from what a rerun would compute
     intake = deploy("document-intake")
-    event = envelope("document-intake", load_event("doc-review-request.json"), step="Intake")
+    event = envelope("document-intake", {"request": load_event("doc-review-request.json")}, step="Intake")
     first = intake(event, lambda_context)
     recorded = {**first, "title": "as recorded the first time"}
     plane.decisions.update_item(
@@ -209,12 +213,45 @@ def test_intake_refuses_a_stale_envelope_without_running(
     assert record.step_key.startswith(f"{event['causation_id']}#failed#")
 
 
+def test_intake_reads_a_claim_checked_request_and_refuses_one_that_is_not_what_its_reference_says(
+    deploy: Deploy, plane: Plane, lambda_context: LambdaContext
+) -> None:
+    # GIVEN the API's claim-check of a large multi-byte request: the run carries only its reference
+    request = load_event("doc-review-request.json")
+    request["metadata"] = {f"note-{n}": "ü" * 10_000 for n in range(20)}
+    body = canonical_json(DocReviewRequest.model_validate(request).model_dump(mode="json"))
+    stored = StubRequests(plane.documents_bucket)
+    ref = claim_check(body, sha256_hex(body), stored)
+    intake = deploy("document-intake")
+
+    # WHEN intake is given the reference
+    result = intake(envelope("document-intake", {"request_ref": ref}, step="Intake"), lambda_context)
+
+    # THEN it reads the request, stores the document and extracts its claims
+    assert result["claims"]
+    assert result["document_ref"]["key"] in document_keys(plane)
+    # AND a reference whose digest does not match what is stored is refused
+    forged = {**ref, "sha256": "f" * 64}
+    with pytest.raises(BadRequestRef, match="not the one referenced"):
+        intake(envelope("document-intake", {"request_ref": forged}, step="Intake"), lambda_context)
+
+
+class StubRequests:
+    """The API's request store, writing where the API would (the documents bucket)."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+
+    def put(self, key: str, body: bytes) -> None:
+        boto3.client("s3", region_name=REGION).put_object(Bucket=self.bucket, Key=key, Body=body)
+
+
 def test_intake_rejects_a_payload_that_breaks_the_contract(
     deploy: Deploy, plane: Plane, lambda_context: LambdaContext
 ) -> None:
     # GIVEN a request whose title is a number (the malformed sample)
     intake = deploy("document-intake")
-    event = envelope("document-intake", load_event("doc-review-malformed.json"), step="Intake")
+    event = envelope("document-intake", {"request": load_event("doc-review-malformed.json")}, step="Intake")
 
     # WHEN it is delivered THEN BadInput names the offending field
     with pytest.raises(BadInput, match=r"document\.title"):
@@ -244,7 +281,7 @@ def test_intake_refuses_a_capability_it_does_not_serve(
 def test_intake_fails_a_document_without_claims(deploy: Deploy, plane: Plane, lambda_context: LambdaContext) -> None:
     # GIVEN a document that only asks questions
     intake = deploy("document-intake")
-    event = envelope("document-intake", load_event("doc-review-no-claims.json"), step="Intake")
+    event = envelope("document-intake", {"request": load_event("doc-review-no-claims.json")}, step="Intake")
 
     # WHEN it is taken in THEN NoClaimsFound says what was found instead
     with pytest.raises(NoClaimsFound, match="no checkable claim in 'Open questions for Northwind Analytics'"):
@@ -269,7 +306,9 @@ def test_evidence_verifier_gives_the_verdict_the_knowledge_base_supports(
     # GIVEN a claim of the sample memo, taken in
     run = str(uuid.uuid4())
     taken = deploy("document-intake")(
-        envelope("document-intake", load_event("doc-review-request.json"), correlation_id=run, step="Intake"),
+        envelope(
+            "document-intake", {"request": load_event("doc-review-request.json")}, correlation_id=run, step="Intake"
+        ),
         lambda_context,
     )
     claim = next(c for c in taken["claims"] if c["claim_id"] == claim_id)
@@ -312,7 +351,7 @@ def test_risk_scorer_escalates_the_sample_memo(deploy: Deploy, plane: Plane, lam
 
     # THEN the confident refutation of c-006 makes the risk high and the outcome escalate
     assert (done.risk["level"], done.risk["recommended_outcome"]) == ("high", "escalate")
-    assert done.risk["policy_version"] == "2026-11-24"
+    assert done.risk["policy_version"] == "2026-12-02"
     assert any("confident-refutation" in reason for reason in done.risk["reasons"])
     # AND every step of the run left one succeeded record under its contract's agent
     steps = {r.step_key.removeprefix(f"{done.run}/"): r for r in records(plane, done.run)}
@@ -433,6 +472,31 @@ def test_failure_recorder_records_why_the_run_failed(
     # AND the recorder's own step succeeded
     [record] = records(plane, run)
     assert (record.agent, record.capability, record.status) == ("failure-recorder", "record-failure", "SUCCEEDED")
+
+
+def test_failure_recorder_records_a_failure_that_comes_after_the_deadline(
+    deploy: Deploy, plane: Plane, lambda_context: LambdaContext
+) -> None:
+    # GIVEN a run that failed because its deadline passed: the Catch path's envelope carries that deadline
+    run = str(uuid.uuid4())
+    start_run(plane, run)
+    late = datetime.now(UTC) - timedelta(minutes=5)
+    event = envelope(
+        "record-failure",
+        {"workflow": "doc-review", "error": "DeadlineExceeded", "cause": "deadline passed"},
+        correlation_id=run,
+        step="RecordFailure",
+        ttl_ms=1000,
+        now=late,
+    )
+
+    # WHEN the failure is recorded
+    decision = deploy("failure-recorder")(event, lambda_context)
+
+    # THEN it is recorded all the same, not refused as stale work
+    assert decision["outcome"] == "failed"
+    [record] = records(plane, run)
+    assert record.status == "SUCCEEDED"
 
 
 # --- entity-tagger --------------------------------------------------------------------------------

@@ -404,7 +404,7 @@ def test_capabilities_carry_each_agents_card(api: Api) -> None:
     # THEN each contract comes with its A2A Agent Card, naming where the API was reached
     listed = {c["name"]: c for c in json.loads(response["body"])["capabilities"]}
     card = listed["evidence-verifier"]["card"]
-    assert (card["name"], card["version"]) == ("evidence-verifier", "1.1.0")
+    assert (card["name"], card["version"]) == ("evidence-verifier", "1.2.0")
     assert [skill["id"] for skill in card["skills"]] == ["fact-check", "confidence-scoring"]
     assert card["security"] == [{"sigv4": []}]
     assert card["url"] == "https://abc123.execute-api.us-east-1.amazonaws.com/v1"

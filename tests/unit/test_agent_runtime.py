@@ -112,6 +112,27 @@ def test_stale_work_is_refused_never_run_and_recorded(
     assert (record.status, record.error_type) == ("FAILED", "DeadlineExceeded")
 
 
+def test_a_step_that_only_records_runs_past_the_deadline(store: InMemoryDecisionStore) -> None:
+    # GIVEN an agent that records what happened (the failure recorder) rather than doing new work
+    recorder = Agent(
+        IDENTITY,
+        input_model=RiskInput,
+        output_model=RiskAssessment,
+        store=lambda: store,
+        clock=lambda: NOW,
+        refuses_stale=False,
+    )
+    service = CountingService()
+
+    # WHEN its step arrives after the run's deadline
+    recorder.run(envelope(deadline=(NOW - timedelta(minutes=1)).isoformat()), service)
+
+    # THEN it still runs and is recorded: a refused failure record would lose the run
+    assert service.calls == 1
+    [record] = store.list("run-1")
+    assert record.status == "SUCCEEDED"
+
+
 def test_a_payload_outside_the_contract_is_bad_input_naming_the_field(
     agent: Agent[RiskInput, RiskAssessment], store: InMemoryDecisionStore
 ) -> None:

@@ -214,3 +214,28 @@ def test_the_decision_follows_the_approval(approval: ApprovalOutcome, outcome: s
 
     assert decision.outcome == outcome
     assert (decision.approval is None) == (approval.decision == "not-required")
+
+
+def test_the_decision_says_what_was_degraded() -> None:
+    degraded = ["c-001: evidence-verifier~approximate (fallback: approximate result)"]
+    request = DecisionInput(
+        workflow="doc-review",
+        title="memo",
+        document_ref=S3Ref(bucket="bucket", key="documents/x.json", sha256="0" * 64, size_bytes=1),
+        claims=[],
+        verdicts=[],
+        risk=RiskAssessment(
+            level="high",
+            score=0.4,
+            reasons=["degraded"],
+            policy_version="p",
+            recommended_outcome="escalate",
+            degraded=degraded,
+        ),
+        approval=ApprovalOutcome(decision="approve", actor="human:x", reason="checked by hand"),
+    )
+
+    decision = decide(request, decision_id="d-1", now=NOW)
+
+    assert decision.degraded == degraded
+    assert decision.summary.endswith("; 1 step(s) degraded")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from contracts.envelope import Envelope
+from contracts.models import Verdict
 from functions.dispatcher.service import (
     DispatchRequest,
     Escalated,
@@ -194,3 +195,34 @@ def test_an_answer_outside_the_output_model_is_a_failure_and_the_fallback_answer
     assert output == {"answered_by": "fn-verifier~approximate"}
     assert invoker.calls[1][1]["route"]["tried"][0]["error"].startswith("BadOutput: verifier answered outside Verdict")
     assert registry.observed == [("verifier", False), ("verifier~approximate", True)]
+
+
+class VerdictInvoker(Invoker):
+    def __call__(self, target: str, event: dict[str, Any]) -> dict[str, Any]:
+        super().__call__(target, event)
+        return {"claim_id": "c-001", "label": "not-enough-info", "confidence": 0.3, "rationale": f"by {target}"}
+
+
+def test_a_fallbacks_answer_says_it_is_degraded_and_why() -> None:
+    # GIVEN an output model with a `degraded` field (Verdict), and a primary that fails
+    registry = Registry(
+        implementation("verifier", output_model="Verdict"),
+        implementation("verifier~approximate", output_model="Verdict"),
+    )
+
+    output = run(registry, VerdictInvoker(failing={"fn-verifier"}))
+
+    # THEN the approximate answer names itself, its reason and what failed before it
+    assert output["rationale"] == "by fn-verifier~approximate"
+    assert output["degraded"] == (
+        "verifier~approximate (fallback: approximate result): verifier failed (ModelError: fn-verifier is down)"
+    )
+    Verdict.model_validate(output)
+
+
+def test_a_primarys_answer_is_not_marked_degraded() -> None:
+    registry = Registry(implementation("verifier", output_model="Verdict"))
+
+    output = run(registry, VerdictInvoker(failing=set()))
+
+    assert "degraded" not in output

@@ -52,7 +52,7 @@ def test_a_breaking_change_without_a_major_bump_fails_the_gate_naming_it(release
     report = gate(current, read_lock(released))
     # THEN it fails, naming contract, versions, the bump needed and the change
     assert report.problems == [
-        "evidence-verifier 1.1.0 -> 1.1.0: breaking change without a major version bump (to 2.0.0; got no bump): "
+        "evidence-verifier 1.2.0 -> 1.2.0: breaking change without a major version bump (to 2.0.0; got no bump): "
         "permissions: now holds 'write:documents': a wider grant needs a fresh review"
     ]
 
@@ -68,9 +68,9 @@ def test_a_compatible_change_without_a_bump_fails_and_with_one_passes(released: 
     capabilities = [*CONTRACTS["risk-scorer"].capabilities, "triage"]
     unbumped = gate(changed("risk-scorer", capabilities=capabilities), read_lock(released))
     assert len(unbumped.problems) == 1
-    assert "minor-level change without a minor version bump (to 1.2.0; got no bump)" in unbumped.problems[0]
+    assert "minor-level change without a minor version bump (to 1.3.0; got no bump)" in unbumped.problems[0]
     assert "now also offers 'triage'" in unbumped.problems[0]
-    assert gate(changed("risk-scorer", version="1.2.0", capabilities=capabilities), read_lock(released)).ok
+    assert gate(changed("risk-scorer", version="1.3.0", capabilities=capabilities), read_lock(released)).ok
 
 
 def test_a_change_to_a_model_a_contract_names_is_caught_though_the_contract_file_did_not_move(
@@ -86,7 +86,7 @@ def test_a_change_to_a_model_a_contract_names_is_caught_though_the_contract_file
     report = gate(CONTRACTS, read_lock(released))
     # THEN the field's disappearance is a breaking change of that contract
     assert len(report.problems) == 1
-    assert report.problems[0].startswith("evidence-verifier 1.1.0 -> 1.1.0: breaking change")
+    assert report.problems[0].startswith("evidence-verifier 1.2.0 -> 1.2.0: breaking change")
     assert "io.output.source_count: output field removed" in report.problems[0]
 
 
@@ -113,7 +113,7 @@ def test_a_released_contract_that_is_gone_fails_the_gate_and_release_needs_allow
 def test_release_refuses_a_breaking_change_without_a_major_bump_and_records_one_with_it(released: Path) -> None:
     widened = ["read:kb", "write:idempotency"]
     breaking = changed("evidence-verifier", side_effects="external-action", permissions=widened)
-    with pytest.raises(LockError, match=r"^not released: evidence-verifier 1.1.0 -> 1.1.0: breaking change"):
+    with pytest.raises(LockError, match=r"^not released: evidence-verifier 1.2.0 -> 1.2.0: breaking change"):
         release(breaking, read_lock(released))
     bumped = changed("evidence-verifier", version="2.0.0", side_effects="external-action", permissions=widened)
     write_lock(release(bumped, read_lock(released)), released)
@@ -163,7 +163,7 @@ def test_diff_of_two_files_prints_each_change_and_exits_3_when_breaking(
     )
     assert cli.main(["contracts", "diff", str(old), str(new)]) == cli.BREAKING_EXIT
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "evidence-verifier 1.1.0 -> 1.1.0: 1 change (1 breaking)"
+    assert out[0] == "evidence-verifier 1.2.0 -> 1.2.0: 1 change (1 breaking)"
     assert out[1].split()[:2] == ["BREAKING", "slo.p95_ms"]
     assert "p95 1500 ms -> 900 ms" in out[1]
     assert out[2] == "  version: breaking change without a major version bump (to 2.0.0; got no bump)"
@@ -171,7 +171,7 @@ def test_diff_of_two_files_prints_each_change_and_exits_3_when_breaking(
 
 def test_diff_json_is_for_tools(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = write_contract(tmp_path / "old", "risk-scorer")
-    new = write_contract(tmp_path / "new", "risk-scorer", version="1.2.0", capabilities=["risk-scoring", "triage"])
+    new = write_contract(tmp_path / "new", "risk-scorer", version="1.3.0", capabilities=["risk-scoring", "triage"])
     assert cli.main(["contracts", "diff", str(old), str(new), "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["ok"] is True
@@ -198,23 +198,23 @@ def test_release_then_diff_against_released(tmp_path: Path, capsys: pytest.Captu
         write_contract(contracts_dir, name)
     paths = ["--contracts-dir", str(contracts_dir), "--lock", str(lock)]
     assert cli.main(["contracts", "release", *paths]) == 0
-    assert "released evidence-verifier 1.1.0 (new)" in capsys.readouterr().out
+    assert "released evidence-verifier 1.2.0 (new)" in capsys.readouterr().out
     # WHEN one of them adds an error type callers do not handle, without a bump
     write_contract(contracts_dir, "risk-scorer", telemetry={"metrics": ["latency_ms"], "errors": ["BadInput", "Boom"]})
     # THEN diff --against released says so and exits 3; release refuses in one line and leaves the lock alone
     before = lock.read_text()
     assert cli.main(["contracts", "diff", "--against", "released", *paths]) == cli.BREAKING_EXIT
     out = capsys.readouterr().out
-    assert "evidence-verifier 1.1.0: no changes" in out
+    assert "evidence-verifier 1.2.0: no changes" in out
     assert "may now raise 'Boom'" in out
     assert cli.main(["contracts", "release", *paths]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("agentplane: not released: risk-scorer 1.1.0 -> 1.1.0: breaking change")
+    assert err.startswith("agentplane: not released: risk-scorer 1.2.0 -> 1.2.0: breaking change")
     assert err.count("\n") == 1
     assert lock.read_text() == before
     # AND one contract can be asked about by name
     assert cli.main(["contracts", "diff", "evidence-verifier", "--against", "released", *paths]) == 0
-    assert capsys.readouterr().out == "evidence-verifier 1.1.0: no changes\n"
+    assert capsys.readouterr().out == "evidence-verifier 1.2.0: no changes\n"
 
 
 @pytest.mark.parametrize(

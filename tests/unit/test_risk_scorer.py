@@ -52,7 +52,7 @@ def test_shipped_policy_loads_with_its_version() -> None:
     policy = load_policy(DEFAULT_POLICY_PATH)
 
     # THEN it is the versioned policy the handler uses
-    assert policy.version == "2026-11-24"
+    assert policy.version == "2026-12-02"
     assert policy == default_policy()
     assert [rule.name for rule in policy.rules] == ["confident-refutation", "any-refutation", "mostly-unverified"]
 
@@ -64,7 +64,7 @@ def test_all_supported_is_low_risk_and_accepted() -> None:
 
     # THEN the risk is low and the document is accepted
     assert (assessment.level, assessment.score, assessment.recommended_outcome) == ("low", 0.0, "accept")
-    assert assessment.policy_version == "2026-11-24"
+    assert assessment.policy_version == "2026-12-02"
     assert assessment.reasons == [
         "score 0.00 from 0 refuted, 0 not-enough-info and 3 supported of 3 claim(s): low "
         "(medium from 0.20, high from 0.50)"
@@ -259,3 +259,38 @@ def test_sample_memo_is_escalated_because_of_the_refuted_iso_claim() -> None:
         "rule confident-refutation: c-006 refuted at confidence >= 0.70, so at least high (raised from low)",
         "rule any-refutation: c-006 refuted, so at least medium",
     ]
+
+
+def test_degraded_verdicts_go_to_a_person_and_say_what_was_degraded() -> None:
+    # GIVEN every claim answered by the approximate handler after the full verifier failed (not-enough-info, so on
+    # its own a medium "accept-with-notes": a refuted claim among them would be missed)
+    note = "evidence-verifier~approximate (fallback: approximate result): evidence-verifier failed (ModelError)"
+    request = RiskInput(
+        claims=claims(3),
+        verdicts=[verdict(f"c-00{n}", "not-enough-info", 0.3).model_copy(update={"degraded": note}) for n in (1, 2, 3)],
+        degraded=["SummarizeOnCpu: the summarizer endpoint failed"],
+    )
+
+    # WHEN it is scored under the shipped policy
+    assessment = score(request, default_policy())
+
+    # THEN the run is high risk (the approval gate asks a person), and the assessment names each degraded step
+    assert assessment.level == "high"
+    assert assessment.recommended_outcome == "escalate"
+    assert assessment.degraded == [
+        "SummarizeOnCpu: the summarizer endpoint failed",
+        *(f"c-00{n}: {note}" for n in (1, 2, 3)),
+    ]
+    assert "4 step(s) were done by a degraded or fallback implementation, so at least high" in assessment.reasons[-1]
+
+
+def test_a_policy_may_accept_degraded_evidence() -> None:
+    policy = Policy.model_validate(policy_document(degraded_at_least="low"))
+    request = RiskInput(
+        claims=claims(1), verdicts=[verdict("c-001", "supported").model_copy(update={"degraded": "approximate"})]
+    )
+
+    assessment = score(request, policy)
+
+    assert assessment.level == "low"
+    assert assessment.degraded == ["c-001: approximate"]
