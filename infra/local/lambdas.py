@@ -84,7 +84,7 @@ class RuntimeSettings:
     runtime_dirs: list[Path] = field(default_factory=list)  # boto3, botocore...: what Lambda's runtime ships
     aws_environment: dict[str, str] = field(default_factory=dict)  # endpoint, telemetry
     timeout_scale: float = 1.0
-    max_concurrency: int = 4  # instances of one function at once, whatever its reserved concurrency
+    max_concurrency: int = 16  # instances of one function at once, whatever its reserved concurrency
 
 
 class LocalLambdas:

@@ -78,8 +78,10 @@ class PlaneOptions:
     wait_scale: float = 1.0
     # Function timeouts (the template's) times this factor: 1 keeps them as deployed.
     function_timeout_scale: float = 1.0
-    # Instances of one function running at once (its reserved concurrency, when lower, bounds it too).
-    function_concurrency: int = 4
+    # Instances of one function running at once (its reserved concurrency, when lower, bounds it too). Lambda
+    # scales out to the reserved concurrency; this bounds the processes a plane may start, above the workflows'
+    # fan-out (doc-review's Map runs 10 claims at once), so invocations do not queue behind a local limit.
+    function_concurrency: int = 16
     fresh: bool = False  # wipe what a previous plane left in the state dir instead of refusing to start
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
     # GIVEN copies of the shipped contracts and functions with two mistakes AWS would catch at run time:
-    #  - the intake's contract grants it `read:documents` where it needs `write:documents` (it still stores them),
+    #  - the intake's contract no longer grants it `write:documents` (it still stores documents; it may read them),
     #  - the entity tagger's handler imports a package only the development virtualenv has.
     root = tmp_path_factory.mktemp("project")
     contracts, functions = root / "contracts", root / "functions"
@@ -29,8 +29,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
     shutil.copytree(FUNCTIONS_DIR, functions, ignore=shutil.ignore_patterns("__pycache__"))
     intake = contracts / "document-intake.yaml"
     text = intake.read_text()
-    assert '"write:documents"' in text
-    intake.write_text(text.replace('"write:documents"', '"read:documents"'))
+    assert '"read:documents", "write:documents", ' in text
+    intake.write_text(text.replace('"write:documents", ', ""))
     tagger = functions / "entity_tagger" / "handler.py"
     tagger.write_text(tagger.read_text() + "\nimport hypothesis  # noqa: E402, F401\n")
 
