@@ -4,6 +4,11 @@ Headless and bounded: users, spawn rate and duration (<= 60 s) are arguments; `-
 submitters (and so the rate) half-way through. Writes bench/results/loadtest-<timestamp>.json: rps,
 p50/p95/p99 per route, errors, shed load (429), the SLO verdict per contract against the laptop targets
 stated in the report, and the conservation checks. Exits 1 when conservation fails; never on a latency.
+
+`--burst` is admission control's check instead: N doc-review submissions (200) sent C at a time (16) with no
+pause. Each must be refused (429/503 with Retry-After) or finish with a recorded decision; an accepted run
+that fails is the plane failing its own promise. Writes loadtest-burst-<timestamp>.json; exits 1 when an
+accepted run fails, an answer is neither, or conservation fails.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import platform
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +30,7 @@ from typing import Any
 from report import write_report  # bench/ is this script's folder
 
 from contracts.loader import load_contracts
-from infra.cli import TERMINAL, call, local_endpoint
+from infra.cli import TERMINAL, Endpoint, call, local_endpoint
 from infra.local.conservation import Submission, check
 from infra.local.plane import LocalPlane, PlaneOptions
 
@@ -175,6 +182,82 @@ def drain(plane: LocalPlane, execution_ids: set[str], timeout: float) -> list[di
     return [call(admin, "GET", f"/v1/executions/{e}").body for e in sorted(execution_ids)]
 
 
+BURST_HIGH_RISK_EVERY = 4  # one submission in four stops at the approval gate (drain approves it)
+REFUSED = (429, 503)
+
+
+def burst_submit(endpoint: Endpoint, index: int) -> dict[str, Any]:
+    """One submission of the burst: what the plane answered, and the run it accepted, if any."""
+    name = "doc-review-request.json" if index % BURST_HIGH_RISK_EVERY == 0 else "doc-review-low-risk.json"
+    body = (REPO / "events" / name).read_bytes()
+    key = str(uuid.uuid4())
+    answer = call(endpoint, "POST", "/v1/workflows/doc-review/executions", body, {"Idempotency-Key": key})
+    headers = {k.lower(): v for k, v in answer.headers.items()}
+    return {
+        "key": key,
+        "status": answer.status,
+        "retry_after": headers.get("retry-after"),
+        "content_type": headers.get("content-type", ""),
+        "execution_id": answer.body.get("execution_id") if answer.status == 202 else None,
+    }
+
+
+def burst(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir)
+    options = PlaneOptions(state_dir=state_dir, fresh=True, schedule_scale=0, max_in_flight=args.max_in_flight)
+    with LocalPlane(options) as plane:
+        submitter = local_endpoint(plane.url, plane.state_dir, "submitter")
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            answers = list(pool.map(lambda i: burst_submit(submitter, i), range(args.submissions)))
+        load_s = time.monotonic() - started
+        accepted = {a["execution_id"] for a in answers if a["execution_id"]}
+        runs = drain(plane, accepted, args.drain_timeout)
+        conservation = check(plane, [Submission(a["key"], {a["execution_id"]}) for a in answers if a["execution_id"]])
+    refused = [a for a in answers if a["status"] in REFUSED]
+    unanswered = [a for a in answers if a["status"] not in (202, *REFUSED)]
+    refusals_without_retry_after = [a for a in refused if not a["retry_after"]]
+    succeeded = [r for r in runs if r.get("status") == "SUCCEEDED" and r.get("decision")]
+    failed = [r for r in runs if r.get("status") in TERMINAL - {"SUCCEEDED"}]
+    report: dict[str, Any] = {
+        "benchmark": "loadtest-burst",
+        "when": datetime.now(UTC).isoformat(),
+        "machine": {"python": platform.python_version(), "cpu": platform.machine(), "system": platform.system()},
+        "config": {
+            "submissions": args.submissions,
+            "concurrency": args.concurrency,
+            "high_risk_share": 1 / BURST_HIGH_RISK_EVERY,
+            "max_in_flight": options.max_in_flight or options.function_concurrency,
+            "load_wall_s": round(load_s, 1),
+        },
+        "submissions": {
+            "refused": len(refused),
+            "refused_by_status": {str(s): sum(a["status"] == s for a in refused) for s in REFUSED},
+            "refused_without_retry_after": len(refusals_without_retry_after),
+            "accepted": len(accepted),
+            "other_answers": sorted({str(a["status"]) for a in unanswered}),
+        },
+        "runs": {
+            "succeeded": len(succeeded),
+            "failed": len(failed),
+            "by_status": conservation.by_status,
+            "failures": [{"execution_id": r["execution_id"], "error": r.get("error")} for r in failed][:20],
+        },
+        "conservation": conservation.as_dict(),
+    }
+    write_report("loadtest-burst", report, args.out)
+    problems = [
+        f"{len(failed)} accepted runs failed" if failed else "",
+        f"{len(unanswered)} submissions answered neither 202 nor 429/503" if unanswered else "",
+        f"{len(refusals_without_retry_after)} refusals without Retry-After" if refusals_without_retry_after else "",
+        "conservation checks failed" if not conservation.ok else "",
+    ]
+    if any(problems):
+        print(f"loadtest --burst: {'; '.join(p for p in problems if p)} (see the report)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=5, help="concurrent users, one of them the approver")
@@ -182,10 +265,21 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=40, help=f"seconds, at most {MAX_DURATION_S}")
     parser.add_argument("--per-user-rps", type=float, default=1.0, help="each user's request rate")
     parser.add_argument("--surge", action="store_true", help="double the submitters half-way through")
+    parser.add_argument("--burst", action="store_true", help="admission control: a burst of submissions instead")
+    parser.add_argument("--submissions", type=int, default=200, help="--burst: how many submissions")
+    parser.add_argument("--concurrency", type=int, default=16, help="--burst: submissions in flight at once")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=None, help="--burst: runs admitted per window (default: the pools' size)"
+    )
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     parser.add_argument("--state-dir", default=str(REPO / ".agentplane" / "loadtest"))
     args = parser.parse_args()
+    if args.burst:
+        if min(args.submissions, args.concurrency, args.max_in_flight or 1) < 1:
+            print("loadtest: --submissions, --concurrency and --max-in-flight must be at least 1", file=sys.stderr)
+            return 2
+        return burst(args)
     if not 1 <= args.duration <= MAX_DURATION_S or args.users < 2:
         print(f"loadtest: --duration must be 1..{MAX_DURATION_S} s and --users at least 2", file=sys.stderr)
         return 2

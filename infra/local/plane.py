@@ -20,6 +20,7 @@ import boto3
 from moto import mock_aws
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from functions.api.admission import MAX_IN_FLIGHT_ENV
 from functions.runtime.clock import WAIT_SCALE_ENV
 from functions.runtime.registry import KEY
 from infra.local.auth import LocalAuth, personas_in
@@ -80,6 +81,9 @@ class PlaneOptions:
     function_timeout_scale: float = 1.0
     # Instances of one function running at once (its reserved concurrency, when lower, bounds it too).
     function_concurrency: int = 4
+    # Runs a workflow admits per admission window (functions.api.admission); None: the function pools' size,
+    # since they serve fewer instances at once than the reserved concurrency the template derives its limit from.
+    max_in_flight: int | None = None
     fresh: bool = False  # wipe what a previous plane left in the state dir instead of refusing to start
 
 
@@ -200,6 +204,9 @@ class LocalPlane:
         }
         if self.options.wait_scale != 1.0:
             self.lambdas.settings.aws_environment[WAIT_SCALE_ENV] = repr(self.options.wait_scale)
+        self.lambdas.settings.aws_environment[MAX_IN_FLIGHT_ENV] = str(
+            self.options.max_in_flight or self.options.function_concurrency
+        )
         self._saved_clock = retrier_decl.time
         retrier_decl.time = _ScaledClock(self.options.retry_delay_scale)
         self.lambdas.install()
