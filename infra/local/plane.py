@@ -81,8 +81,9 @@ class PlaneOptions:
     function_timeout_scale: float = 1.0
     # Instances of one function running at once (its reserved concurrency, when lower, bounds it too).
     function_concurrency: int = 4
-    # Runs a workflow admits per admission window (functions.api.admission); None: the function pools' size,
-    # since they serve fewer instances at once than the reserved concurrency the template derives its limit from.
+    # Runs a workflow admits per admission window (functions.api.admission), below the template's limit; None
+    # keeps the template's. The pools serve fewer instances than the reserved concurrency that limit comes from,
+    # and a run here processes longer than its steps' p95, so a burst needs a lower one (loadtest --burst: 2).
     max_in_flight: int | None = None
     fresh: bool = False  # wipe what a previous plane left in the state dir instead of refusing to start
 
@@ -204,9 +205,8 @@ class LocalPlane:
         }
         if self.options.wait_scale != 1.0:
             self.lambdas.settings.aws_environment[WAIT_SCALE_ENV] = repr(self.options.wait_scale)
-        self.lambdas.settings.aws_environment[MAX_IN_FLIGHT_ENV] = str(
-            self.options.max_in_flight or self.options.function_concurrency
-        )
+        if self.options.max_in_flight is not None:
+            self.lambdas.settings.aws_environment[MAX_IN_FLIGHT_ENV] = str(self.options.max_in_flight)
         self._saved_clock = retrier_decl.time
         retrier_decl.time = _ScaledClock(self.options.retry_delay_scale)
         self.lambdas.install()
