@@ -57,14 +57,15 @@ def test_a_short_surge_run_reports_routes_slos_and_conservation(tmp_path: Path) 
 
 
 def test_a_burst_is_refused_or_finished_never_accepted_and_failed(tmp_path: Path) -> None:
-    # GIVEN the burst profile, small: 30 submissions 8 at a time against a plane admitting 2 runs per window
+    # GIVEN the burst profile, small: 30 submissions 8 at a time against a plane admitting 1 run per window (the
+    # shared test machine may run other planes: one admitted run at a time keeps this about admission alone)
     command = [
         sys.executable,
         str(REPO_ROOT / "bench" / "loadtest.py"),
         "--burst",
         "--submissions=30",
         "--concurrency=8",
-        "--max-in-flight=2",
+        "--max-in-flight=1",
         f"--out={tmp_path / 'results'}",
         f"--state-dir={tmp_path / 'state'}",
     ]
