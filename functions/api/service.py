@@ -116,7 +116,7 @@ def load_workflows(raw: str, *, wait_scale: float = 1.0, max_in_flight_cap: int 
     """The WORKFLOWS setting the stack writes: name -> state machine, input model, time budget, admission limit.
 
     ``wait_scale`` is the local plane's scaled clock (:mod:`functions.runtime.clock`); 1.0 on AWS.
-    ``max_in_flight_cap`` lowers every admission limit to what the local plane's pools serve; None on AWS.
+    ``max_in_flight_cap`` lowers every admission limit (the local plane's ``PlaneOptions.max_in_flight``); None on AWS.
     """
     workflows: dict[str, Workflow] = {}
     for name, spec in json.loads(raw).items():
