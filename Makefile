@@ -54,9 +54,10 @@ bench: setup ## benchmarks (JSON reports in bench/results/); never a pass/fail g
 bench-check: .venv/.installed ## compare the newest bench reports with their targets; says what misses
 	python bench/check.py
 
-loadtest: setup ## Locust against a local plane (steady, then a surge); conservation checks; JSON in bench/results/
+loadtest: setup ## Locust against a local plane (steady, a surge, a burst of 200 submissions); conservation; JSON in bench/results/
 	python bench/loadtest.py
 	python bench/loadtest.py --surge
+	python bench/loadtest.py --burst
 
 chaos: setup ## every chaos/scenarios/*.yaml on a local plane; a report in bench/results/; fails if a check does
 	python bench/chaos.py

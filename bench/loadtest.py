@@ -2,8 +2,14 @@
 
 Headless and bounded: users, spawn rate and duration (<= 60 s) are arguments; `--surge` doubles the
 submitters (and so the rate) half-way through. Writes bench/results/loadtest-<timestamp>.json: rps,
-p50/p95/p99 per route, errors, shed load (429), the SLO verdict per contract against the laptop targets
-stated in the report, and the conservation checks. Exits 1 when conservation fails; never on a latency.
+p50/p95/p99 per route, errors, shed load (429 throttled, 503 at capacity), the SLO verdict per contract
+against the laptop targets stated in the report, and the conservation checks. Exits 1 when conservation
+fails; never on a latency.
+
+`--burst` is admission control's check instead: N doc-review submissions (200) sent C at a time (16) with no
+pause. Each must be refused (429/503 with Retry-After) or finish with a recorded decision; an accepted run
+that fails is the plane failing its own promise. Writes loadtest-burst-<timestamp>.json; exits 1 when an
+accepted run fails, an answer is neither, or conservation fails.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import platform
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,7 @@ from typing import Any
 from report import write_report  # bench/ is this script's folder
 
 from contracts.loader import load_contracts
-from infra.cli import TERMINAL, call, local_endpoint
+from infra.cli import TERMINAL, Endpoint, call, local_endpoint
 from infra.local.conservation import Submission, check
 from infra.local.plane import LocalPlane, PlaneOptions
 
@@ -38,6 +46,11 @@ ROUTE_BUDGETS_MS = {  # p95 on AWS (DESIGN: the synchronous hot path has 200 ms)
     "GET /v1/executions/{id}": 200,
 }
 ROUTE_AVAILABILITY = 99.9
+BURST_HIGH_RISK_EVERY = 4  # one submission in four stops at the approval gate (drain approves it)
+REFUSED = (429, 503)  # throttled by a usage plan; refused by admission control. Both say when to retry.
+# Half the local pools (4 instances a function): instances are processes on this machine's few cores and a
+# cold one can spend a short step's whole task timeout starting; at 4, 2 of 9 admitted runs timed out.
+BURST_MAX_IN_FLIGHT = 2
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -46,14 +59,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def route_stats(samples: list[list[Any]], seconds: float) -> dict[str, dict[str, Any]]:
-    """Per route: count, rps, latency percentiles of answered requests, errors (5xx, 4xx but 429, no answer), shed."""
+    """Per route: count, rps, latency percentiles of served requests, errors (4xx/5xx but 429/503, no answer), shed."""
     by_route: dict[str, list[list[Any]]] = defaultdict(list)
     for sample in samples:
         by_route[sample[1]].append(sample)
     stats = {}
     for route, rows in sorted(by_route.items()):
-        served = [ms for _, _, status, ms in rows if status and status != 429]
-        errors = sum(1 for _, _, status, _ in rows if status == 0 or (status >= 400 and status != 429))
+        served = [ms for _, _, status, ms in rows if status and status not in REFUSED]
+        errors = sum(1 for _, _, status, _ in rows if status == 0 or (status >= 400 and status not in REFUSED))
         stats[route] = {
             "count": len(rows),
             "rps": round(len(rows) / seconds, 2) if seconds else 0.0,
@@ -61,7 +74,7 @@ def route_stats(samples: list[list[Any]], seconds: float) -> dict[str, dict[str,
             "p95_ms": round(percentile(served, 0.95), 1),
             "p99_ms": round(percentile(served, 0.99), 1),
             "errors": errors,
-            "shed_429": sum(1 for _, _, status, _ in rows if status == 429),
+            "shed": sum(1 for _, _, status, _ in rows if status in REFUSED),
         }
     return stats
 
@@ -69,13 +82,13 @@ def route_stats(samples: list[list[Any]], seconds: float) -> dict[str, dict[str,
 def totals(stats: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any]:
     count = sum(s["count"] for s in stats.values())
     errors = sum(s["errors"] for s in stats.values())
-    shed = sum(s["shed_429"] for s in stats.values())
+    shed = sum(s["shed"] for s in stats.values())
     answered = count - shed
     return {
         "requests": count,
         "rps": round(count / seconds, 2) if seconds else 0.0,
         "errors": errors,
-        "shed_429": shed,
+        "shed": shed,
         "error_rate_pct": round(100 * errors / answered, 3) if answered else 0.0,
     }
 
@@ -104,7 +117,7 @@ def slo_verdicts(stats: dict[str, dict[str, Any]], runs: list[dict[str, Any]]) -
         if route not in stats:
             continue
         s = stats[route]
-        answered = s["count"] - s["shed_429"]
+        answered = s["count"] - s["shed"]
         availability = 100 * (answered - s["errors"]) / answered if answered else 100.0
         target = budget * LAPTOP_SCALE
         routes[route] = {
@@ -175,6 +188,78 @@ def drain(plane: LocalPlane, execution_ids: set[str], timeout: float) -> list[di
     return [call(admin, "GET", f"/v1/executions/{e}").body for e in sorted(execution_ids)]
 
 
+def burst_submit(endpoint: Endpoint, index: int) -> dict[str, Any]:
+    """One submission of the burst: what the plane answered, and the run it accepted, if any."""
+    name = "doc-review-request.json" if index % BURST_HIGH_RISK_EVERY == 0 else "doc-review-low-risk.json"
+    body = (REPO / "events" / name).read_bytes()
+    key = str(uuid.uuid4())
+    answer = call(endpoint, "POST", "/v1/workflows/doc-review/executions", body, {"Idempotency-Key": key})
+    headers = {k.lower(): v for k, v in answer.headers.items()}
+    return {
+        "key": key,
+        "status": answer.status,
+        "retry_after": headers.get("retry-after"),
+        "content_type": headers.get("content-type", ""),
+        "execution_id": answer.body.get("execution_id") if answer.status == 202 else None,
+    }
+
+
+def burst(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir)
+    options = PlaneOptions(state_dir=state_dir, fresh=True, schedule_scale=0, max_in_flight=args.max_in_flight)
+    with LocalPlane(options) as plane:
+        submitter = local_endpoint(plane.url, plane.state_dir, "submitter")
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            answers = list(pool.map(lambda i: burst_submit(submitter, i), range(args.submissions)))
+        load_s = time.monotonic() - started
+        accepted = {a["execution_id"] for a in answers if a["execution_id"]}
+        runs = drain(plane, accepted, args.drain_timeout)
+        conservation = check(plane, [Submission(a["key"], {a["execution_id"]}) for a in answers if a["execution_id"]])
+    refused = [a for a in answers if a["status"] in REFUSED]
+    unanswered = [a for a in answers if a["status"] not in (202, *REFUSED)]
+    refusals_without_retry_after = [a for a in refused if not a["retry_after"]]
+    succeeded = [r for r in runs if r.get("status") == "SUCCEEDED" and r.get("decision")]
+    failed = [r for r in runs if r.get("status") in TERMINAL - {"SUCCEEDED"}]
+    report: dict[str, Any] = {
+        "benchmark": "loadtest-burst",
+        "when": datetime.now(UTC).isoformat(),
+        "machine": {"python": platform.python_version(), "cpu": platform.machine(), "system": platform.system()},
+        "config": {
+            "submissions": args.submissions,
+            "concurrency": args.concurrency,
+            "high_risk_share": 1 / BURST_HIGH_RISK_EVERY,
+            "max_in_flight": args.max_in_flight,
+            "load_wall_s": round(load_s, 1),
+        },
+        "submissions": {
+            "refused": len(refused),
+            "refused_by_status": {str(s): sum(a["status"] == s for a in refused) for s in REFUSED},
+            "refused_without_retry_after": len(refusals_without_retry_after),
+            "accepted": len(accepted),
+            "other_answers": sorted({str(a["status"]) for a in unanswered}),
+        },
+        "runs": {
+            "succeeded": len(succeeded),
+            "failed": len(failed),
+            "by_status": conservation.by_status,
+            "failures": [{"execution_id": r["execution_id"], "error": r.get("error")} for r in failed][:20],
+        },
+        "conservation": conservation.as_dict(),
+    }
+    write_report("loadtest-burst", report, args.out)
+    problems = [
+        f"{len(failed)} accepted runs failed" if failed else "",
+        f"{len(unanswered)} submissions answered neither 202 nor 429/503" if unanswered else "",
+        f"{len(refusals_without_retry_after)} refusals without Retry-After" if refusals_without_retry_after else "",
+        "conservation checks failed" if not conservation.ok else "",
+    ]
+    if any(problems):
+        print(f"loadtest --burst: {'; '.join(p for p in problems if p)} (see the report)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=5, help="concurrent users, one of them the approver")
@@ -182,10 +267,24 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=40, help=f"seconds, at most {MAX_DURATION_S}")
     parser.add_argument("--per-user-rps", type=float, default=1.0, help="each user's request rate")
     parser.add_argument("--surge", action="store_true", help="double the submitters half-way through")
+    parser.add_argument("--burst", action="store_true", help="admission control: a burst of submissions instead")
+    parser.add_argument("--submissions", type=int, default=200, help="--burst: how many submissions")
+    parser.add_argument("--concurrency", type=int, default=16, help="--burst: submissions in flight at once")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        help="--burst: runs admitted per window (default: half the pools' size)",
+    )
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     parser.add_argument("--state-dir", default=str(REPO / ".agentplane" / "loadtest"))
     args = parser.parse_args()
+    if args.burst:
+        if min(args.submissions, args.concurrency, args.max_in_flight) < 1:
+            print("loadtest: --submissions, --concurrency and --max-in-flight must be at least 1", file=sys.stderr)
+            return 2
+        return burst(args)
     if not 1 <= args.duration <= MAX_DURATION_S or args.users < 2:
         print(f"loadtest: --duration must be 1..{MAX_DURATION_S} s and --users at least 2", file=sys.stderr)
         return 2
@@ -226,7 +325,7 @@ def main() -> int:
         },
         "targets": {
             "statement": f"laptop targets: API routes at {LAPTOP_SCALE:g}x their AWS p95 budget and "
-            f"{ROUTE_AVAILABILITY}% availability (429s excluded: shed, not failed); agent steps at their "
+            f"{ROUTE_AVAILABILITY}% availability (429s and 503s excluded: shed, not failed); agent steps at their "
             "contract's p95_ms and availability, unscaled (their handler code runs for real)",
             "laptop_scale": LAPTOP_SCALE,
         },

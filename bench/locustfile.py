@@ -2,7 +2,7 @@
 
 Run by bench/loadtest.py (which starts the plane and sets the AGENTPLANE_* variables), not on its own.
 Submitters send doc-review submissions (each with an Idempotency-Key, some retried), synchronous
-quick-checks and status polls; one approver approves pending high-risk runs. A 429 is shed load, not an
+quick-checks and status polls; one approver approves pending high-risk runs. A 429 or 503 is shed load, not an
 error. Every request and every accepted submission is written to AGENTPLANE_SAMPLES when the run stops.
 """
 
@@ -82,8 +82,8 @@ class _Signed(HttpUser):
             secret_access_key=self.key.secret_access_key,
         )
         with self.client.request(method, path, data=body, headers=sent, name=name, catch_response=True) as answer:
-            if answer.status_code == 429 or answer.status_code < 400:
-                answer.success()  # 429 is shed load: counted apart by the report, not as an error
+            if answer.status_code in (429, 503) or answer.status_code < 400:
+                answer.success()  # shed load (throttled, or at capacity): counted apart by the report
             else:
                 answer.failure(f"{answer.status_code}")
             return answer

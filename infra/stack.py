@@ -23,7 +23,7 @@ from infra.components.layers import RuntimeLayers
 from infra.components.nag import acknowledge, logical_id
 from infra.components.observability import Observability
 from infra.components.personas import PERSONA_ROUTES, Personas
-from infra.components.public_api import ApiWorkflow, PublicApi
+from infra.components.public_api import ApiWorkflow, PublicApi, admission_limit
 from infra.components.registry import Registry
 from infra.components.rollout import Rollouts, deployment_group_name
 from infra.components.sagemaker_endpoint import SageMakerPool
@@ -162,6 +162,7 @@ class AgentPlaneStack(Stack):
                     input_model=doc_review.INPUT_MODEL,
                     ttl_ms=doc_review.TTL_MS,
                     claim_check=True,
+                    admission=admission_limit(contracts[name] for name in doc_review.AGENTS),
                 ),
                 ApiWorkflow(
                     name=quick_check.WORKFLOW,

@@ -20,11 +20,13 @@ from opentelemetry.trace import Span, SpanKind
 
 from contracts.capability import CapabilityContract
 from contracts.loader import load_contracts
+from functions.api.admission import DynamoAdmissionCounter, max_in_flight_cap
 from functions.api.approvals import decide_approval, list_approvals
 from functions.api.audit import export, lineage
 from functions.api.invoke import SyncRun, invoke
 from functions.api.rollouts import rollouts
 from functions.api.service import (
+    AtCapacityError,
     ProblemError,
     RunStatus,
     caller_from,
@@ -51,7 +53,7 @@ PROBLEM_JSON = "application/problem+json"
 
 logger = Logger(service="agentplane-api")
 app = APIGatewayRestResolver()
-workflows = load_workflows(os.environ["WORKFLOWS"], wait_scale=wait_scale())
+workflows = load_workflows(os.environ["WORKFLOWS"], wait_scale=wait_scale(), max_in_flight_cap=max_in_flight_cap())
 
 
 @cache
@@ -112,6 +114,7 @@ def problem(exc: ProblemError) -> Response[str]:
         status_code=exc.status,
         content_type=PROBLEM_JSON,
         body=json.dumps(exc.body(app.current_event.path)),
+        headers={"Retry-After": str(exc.retry_after)} if isinstance(exc, AtCapacityError) else None,
     )
 
 
@@ -186,6 +189,7 @@ def start_execution(name: str) -> Response[str]:
             caller=caller,
             traceparent=traceparent,
             requests=S3DocumentStore(os.environ["DOCUMENTS_BUCKET"]) if "DOCUMENTS_BUCKET" in os.environ else None,
+            admission=DynamoAdmissionCounter(table(os.environ["EXECUTIONS_TABLE"])),
         )
         span.set_attribute("agentplane.execution_id", submitted.execution_id)
     extra = {"Idempotent-Replayed": "true"} if submitted.replayed else {}

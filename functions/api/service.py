@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from contracts.capability import CapabilityContract
 from contracts.card import agent_card
 from contracts.models import MODELS
+from functions.api.admission import AdmissionCounter, AdmissionLimit, retry_after_s, window_of
 from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
 from functions.runtime.routing import Implementation
@@ -98,6 +99,8 @@ class Workflow:
     # The request goes to the documents bucket and the run carries its reference (claim-check), not the body:
     # a run's state is limited (256 KiB), the bodies the request model accepts are not that small.
     claim_check: bool = False
+    # At most this many runs admitted per window (functions.api.admission); None admits every valid request.
+    admission: AdmissionLimit | None = None
 
 
 class RequestStore(Protocol):
@@ -109,10 +112,11 @@ class RequestStore(Protocol):
     def put(self, key: str, body: bytes) -> None: ...
 
 
-def load_workflows(raw: str, *, wait_scale: float = 1.0) -> dict[str, Workflow]:
-    """The WORKFLOWS setting the stack writes: name -> state machine, input model, time budget.
+def load_workflows(raw: str, *, wait_scale: float = 1.0, max_in_flight_cap: int | None = None) -> dict[str, Workflow]:
+    """The WORKFLOWS setting the stack writes: name -> state machine, input model, time budget, admission limit.
 
     ``wait_scale`` is the local plane's scaled clock (:mod:`functions.runtime.clock`); 1.0 on AWS.
+    ``max_in_flight_cap`` lowers every admission limit (the local plane's ``PlaneOptions.max_in_flight``); None on AWS.
     """
     workflows: dict[str, Workflow] = {}
     for name, spec in json.loads(raw).items():
@@ -123,6 +127,13 @@ def load_workflows(raw: str, *, wait_scale: float = 1.0) -> dict[str, Workflow]:
             ttl_ms=max(1, round(int(spec["ttl_ms"]) * wait_scale)),
             synchronous=bool(spec.get("synchronous", False)),
             claim_check=bool(spec.get("claim_check", False)),
+            admission=AdmissionLimit(
+                max_in_flight=min(int(spec["max_in_flight"]), max_in_flight_cap or int(spec["max_in_flight"])),
+                # The window is processing time, which the local plane's scaled clock does not shrink.
+                window_ms=int(spec["admission_window_ms"]),
+            )
+            if spec.get("max_in_flight")
+            else None,
         )
     return workflows
 
@@ -294,6 +305,29 @@ def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
         ) from None
 
 
+class AtCapacityError(ProblemError):
+    """The workflow admitted all it can finish for now: the caller retries after ``retry_after`` seconds."""
+
+    def __init__(self, workflow: str, retry_after: int) -> None:
+        super().__init__(
+            503,
+            "At capacity",
+            f"{workflow} is running all the runs it can finish within its budgets; retry in {retry_after} s",
+            kind="at-capacity",
+            retry_after_s=retry_after,
+        )
+        self.retry_after = retry_after
+
+
+def admit(workflow: Workflow, *, counter: AdmissionCounter | None, now: datetime) -> None:
+    """Count a new run against the workflow's admission limit, or refuse it (503 with a retry time)."""
+    limit = workflow.admission
+    if limit is None or counter is None:
+        return
+    if not counter.admit(workflow.name, window=window_of(now, limit.window_ms), limit=limit.max_in_flight):
+        raise AtCapacityError(workflow.name, retry_after_s(now, limit))
+
+
 def submit(
     workflow_name: str,
     raw_body: str | None,
@@ -308,6 +342,7 @@ def submit(
     caller: Caller | None = None,
     traceparent: str | None = None,
     requests: RequestStore | None = None,
+    admission: AdmissionCounter | None = None,
 ) -> Submitted:
     workflow = find_workflow(workflows, workflow_name, synchronous=False)
     request = parse_body(raw_body, workflow.input_model)
@@ -337,6 +372,12 @@ def submit(
                     kind="idempotency-key-reused",
                 )
             return Submitted(execution_id=owner_id, trace_id=existing.trace_id if existing else trace_id, replayed=True)
+    try:
+        admit(workflow, counter=admission, now=now)  # after the replay check: a retry of an accepted run is answered
+    except AtCapacityError:
+        if idempotency_key is not None:
+            executions.release_key(workflow.name, idempotency_key)  # the refused request may be sent again
+        raise
     run_input = workflow_input(
         workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now, traceparent=traceparent
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from contracts.capability import CapabilityContract, LambdaRuntime
 from contracts.schema_export import SCHEMAS_DIR
+from functions.api.admission import AdmissionLimit
 from functions.api.service import REQUESTS_PREFIX
 from infra.components.agent_pool import LAMBDA_RUNTIME, LIVE_ALIAS
 from infra.components.approval_gate import ApprovalGate
@@ -44,6 +46,29 @@ class ApiWorkflow:
     ttl_ms: int
     synchronous: bool = False  # an Express workflow answered inside the request (StartSyncExecution)
     claim_check: bool = False  # the request goes to the documents bucket; the run carries its reference
+    admission: AdmissionLimit | None = None  # how many runs the API admits per window (admission_limit)
+
+
+# Lambda's default account concurrency is 1000; an agent without reserved concurrency shares it with every other
+# function, so a workflow none of whose agents reserves any still admits no more than this per window.
+UNRESERVED_MAX_IN_FLIGHT = 100
+
+
+def reserved_concurrency(contract: CapabilityContract) -> int | None:
+    """A Lambda agent's reserved concurrency; an endpoint scales on its own and reserves none."""
+    runtime = contract.runtime
+    return runtime.reserved_concurrency if isinstance(runtime, LambdaRuntime) else None
+
+
+def admission_limit(steps: Iterable[CapabilityContract]) -> AdmissionLimit:
+    """What a workflow can finish within its agents' budgets: per window of its steps' p95 run back to back (the
+    time a run processes), no more runs than its smallest pool (the lowest reserved concurrency) serves at once."""
+    contracts = list(steps)
+    reserved = [r for r in (reserved_concurrency(c) for c in contracts) if r]
+    return AdmissionLimit(
+        max_in_flight=min(reserved, default=UNRESERVED_MAX_IN_FLIGHT),
+        window_ms=sum(c.slo.p95_ms for c in contracts),
+    )
 
 
 def through_alias(actions: list[str], workflow: ApiWorkflow) -> iam.PolicyStatement:
@@ -252,10 +277,19 @@ class PublicApi(Construct):
                 "ttl_ms": workflow.ttl_ms,
                 "synchronous": workflow.synchronous,
                 "claim_check": workflow.claim_check,
+                **(
+                    {
+                        "max_in_flight": workflow.admission.max_in_flight,
+                        "admission_window_ms": workflow.admission.window_ms,
+                    }
+                    if workflow.admission
+                    else {}
+                ),
             }
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                # UpdateItem: the admission count (functions.api.admission), one conditional write per submission.
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"],
                 resources=[data.executions.table_arn],
             )
         )

@@ -20,6 +20,7 @@ import boto3
 from moto import mock_aws
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from functions.api.admission import MAX_IN_FLIGHT_ENV
 from functions.runtime.clock import WAIT_SCALE_ENV
 from functions.runtime.registry import KEY
 from infra.local.auth import LocalAuth, personas_in
@@ -82,6 +83,10 @@ class PlaneOptions:
     # scales out to the reserved concurrency; this bounds the processes a plane may start, above the workflows'
     # fan-out (doc-review's Map runs 10 claims at once), so invocations do not queue behind a local limit.
     function_concurrency: int = 16
+    # Runs a workflow admits per admission window (functions.api.admission), below the template's limit; None
+    # keeps the template's. A run here processes longer than its steps' p95 (process starts on a shared machine),
+    # so a burst needs a lower one (loadtest --burst: 2).
+    max_in_flight: int | None = None
     fresh: bool = False  # wipe what a previous plane left in the state dir instead of refusing to start
 
 
@@ -202,6 +207,8 @@ class LocalPlane:
         }
         if self.options.wait_scale != 1.0:
             self.lambdas.settings.aws_environment[WAIT_SCALE_ENV] = repr(self.options.wait_scale)
+        if self.options.max_in_flight is not None:
+            self.lambdas.settings.aws_environment[MAX_IN_FLIGHT_ENV] = str(self.options.max_in_flight)
         self._saved_clock = retrier_decl.time
         retrier_decl.time = _ScaledClock(self.options.retry_delay_scale)
         self.lambdas.install()

@@ -54,3 +54,37 @@ def test_a_short_surge_run_reports_routes_slos_and_conservation(tmp_path: Path) 
     assert conservation["accepted"] == report["runs"]["accepted"] > 0
     assert conservation["lost"] == []
     assert conservation["ledger_entries"] == conservation["decision_records"]
+
+
+def test_a_burst_is_refused_or_finished_never_accepted_and_failed(tmp_path: Path) -> None:
+    # GIVEN the burst profile, small: 30 submissions 8 at a time against a plane admitting 1 run per window (the
+    # shared test machine may run other planes: one admitted run at a time keeps this about admission alone)
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "bench" / "loadtest.py"),
+        "--burst",
+        "--submissions=30",
+        "--concurrency=8",
+        "--max-in-flight=1",
+        f"--out={tmp_path / 'results'}",
+        f"--state-dir={tmp_path / 'state'}",
+    ]
+
+    # WHEN it runs
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+    # THEN it succeeds and its report accounts for every submission
+    assert done.returncode == 0, done.stderr[-2000:]
+    [path] = (tmp_path / "results").glob("loadtest-burst-*.json")
+    report = json.loads(path.read_text())
+    submissions, runs = report["submissions"], report["runs"]
+    assert submissions["refused"] + submissions["accepted"] == 30
+    assert submissions["other_answers"] == []
+    # the burst is beyond the limit: some are refused, each with a time to retry
+    assert submissions["refused_by_status"]["503"] > 0
+    assert submissions["refused_without_retry_after"] == 0
+    # and every accepted run finished with a recorded decision: none failed for the plane's own saturation
+    assert runs["failed"] == 0
+    assert runs["succeeded"] == submissions["accepted"] > 0
+    assert report["conservation"]["ok"] is True
+    assert report["conservation"]["lost"] == []

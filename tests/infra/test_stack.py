@@ -11,6 +11,7 @@ from aws_cdk.assertions import Match, Template
 
 from contracts.capability import CapabilityContract, LambdaRuntime, SageMakerRuntime
 from infra.components.agent_pool import PERMISSION_VERBS, Resources
+from infra.components.public_api import admission_limit
 from infra.components.sagemaker_endpoint import invoker_contract
 from infra.workflows import doc_review
 from tests import generated_contracts
@@ -264,6 +265,25 @@ def test_wildcard_resources_only_for_actions_without_resource_level_permissions(
                 # THEN Resource "*" appears only for X-Ray and log-delivery actions, which have no resource ARNs
                 if statement["Effect"] == "Allow" and "*" in as_list(statement["Resource"]):
                     assert set(as_list(statement["Action"])) <= RESOURCELESS_ACTIONS, (lid, statement)
+
+
+def test_api_function_admits_doc_review_runs_by_the_limit_its_contracts_give(synthesized: Synthesized) -> None:
+    # GIVEN the API function
+    (api_lid,) = [
+        lid
+        for lid, res in synthesized.of_type("AWS::Lambda::Function").items()
+        if res["Properties"]["Handler"] == "functions.api.handler.lambda_handler"
+    ]
+    rendered = json.dumps(synthesized.resources[api_lid]["Properties"]["Environment"]["Variables"]["WORKFLOWS"])
+    limit = admission_limit(CONTRACTS[name] for name in doc_review.AGENTS)
+
+    # THEN its WORKFLOWS setting carries doc-review's admission limit, derived from the agents' contracts
+    assert f'\\"max_in_flight\\":{limit.max_in_flight}' in rendered
+    assert f'\\"admission_window_ms\\":{limit.window_ms}' in rendered
+    # AND it may count admissions in the executions table with conditional updates
+    statements = synthesized.role_statements(synthesized.role_of(api_lid))
+    executions = {"Fn::GetAtt": [EXECUTIONS_TABLE, "Arn"]}
+    assert any(executions in as_list(s["Resource"]) for s in statements_on(statements, "dynamodb:UpdateItem"))
 
 
 def test_api_function_starts_only_the_doc_review_state_machine(synthesized: Synthesized) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from functions.api.service import load_workflows
 from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore, canonical_json, sha256_hex
 from tests.integration.fakes import REGION, TRACE_ID, ColdStart, LambdaContext, Plane, table
 from tests.sample_events import load_event
@@ -445,3 +446,42 @@ def test_an_engine_failure_is_a_500_problem_and_frees_the_key(api: Api, state_ma
     assert retried["statusCode"] == 202
     assert header(retried, "Idempotent-Replayed") is None
     assert len(executions(state_machine)) == 1
+
+
+def test_a_workflow_at_capacity_refuses_with_503_retry_after_and_frees_the_key(
+    plane: Plane, state_machine: str, monkeypatch: pytest.MonkeyPatch, api: Api
+) -> None:
+    # GIVEN a workflow that admits 2 runs per (long) window: the limit the stack derives from the contracts
+    workflows = {
+        "doc-review": {
+            "state_machine_arn": state_machine,
+            "input_model": "DocReviewRequest",
+            "ttl_ms": 60000,
+            "max_in_flight": 2,
+            "admission_window_ms": 3_600_000,
+        }
+    }
+    monkeypatch.setattr("functions.api.handler.workflows", load_workflows(json.dumps(workflows)))
+    request = load_event("doc-review-request.json")
+    first = start(api, request, **{"Idempotency-Key": "a-1"})
+    second = start(api, request, **{"Idempotency-Key": "a-2"})
+
+    # WHEN a third run is requested in the same window
+    refused = start(api, request, **{"Idempotency-Key": "a-3"})
+
+    # THEN the two before it were accepted, and it is refused: a 503 problem saying when to retry
+    assert (first["statusCode"], second["statusCode"]) == (202, 202)
+    body = assert_problem(refused, 503)
+    assert body["type"].endswith("/at-capacity")
+    retry_after = header(refused, "Retry-After")
+    assert retry_after is not None
+    assert 1 <= int(retry_after) <= 3600
+    assert body["retry_after_s"] == int(retry_after)
+    # AND it started nothing, and its key is free: a retry is refused the same way, not answered as a replay
+    assert len(executions(state_machine)) == 2
+    again = start(api, request, **{"Idempotency-Key": "a-3"})
+    assert again["statusCode"] == 503
+    # AND a retry of an accepted run is still answered with that run, at capacity or not
+    replayed = start(api, request, **{"Idempotency-Key": "a-1"})
+    assert replayed["statusCode"] == 202
+    assert header(replayed, "Idempotent-Replayed") == "true"
