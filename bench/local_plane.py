@@ -1,5 +1,7 @@
 """Local plane throughput: doc-review runs end to end over HTTP, one after another.
 
+Each report says how many runs the plane already held when the timed runs began (cost per run grows
+with stored state, so figures are only comparable at the same count).
 Writes bench/results/local-plane-<timestamp>.json. A benchmark, not a test: it never fails on a number.
 """
 
@@ -28,6 +30,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def runs_held(plane: LocalPlane) -> int:
+    """Executions the plane's Step Functions holds, every workflow, every status."""
+    sfn = plane.client("stepfunctions")
+    held = 0
+    for machines in sfn.get_paginator("list_state_machines").paginate():
+        for machine in machines["stateMachines"]:
+            for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"]):
+                held += len(page["executions"])
+    return held
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
@@ -41,6 +54,7 @@ def main() -> int:
         startup_s = time.perf_counter() - started
         warm_up = request(plane.url, "POST", "/v1/workflows/doc-review/executions", body)
         finished(plane.url, warm_up.body["execution_id"])
+        held_before = runs_held(plane)
         latencies, step_ms, steps_per_run = [], [], []
         batch_started = time.perf_counter()
         for _ in range(args.runs):
@@ -54,12 +68,15 @@ def main() -> int:
             step_ms.extend(s["duration_ms"] for s in run["steps"])
             steps_per_run.append(len(run["steps"]))
         elapsed = time.perf_counter() - batch_started
+        held_after = runs_held(plane)
 
     report = {
         "benchmark": "local-plane-doc-review",
         "when": datetime.now(UTC).isoformat(),
         "machine": {"python": platform.python_version(), "cpu": platform.machine(), "system": platform.system()},
         "runs": args.runs,
+        "runs_held_before": held_before,  # already stored when the timed runs began (the warm-up's included)
+        "runs_held_after": held_after,
         "request": REQUEST,
         "plane_startup_s": round(startup_s, 2),
         "runs_per_s": round(args.runs / elapsed, 2),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -19,14 +20,22 @@ from functions.runtime.registry import DynamoRegistry
 from functions.runtime.routing import Breaker
 
 logger = Logger(service="dispatcher")
-registry = DynamoRegistry(table(os.environ["REGISTRY_TABLE"]))
-decisions = DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"]))
 breaker = Breaker(
     consecutive_failures=int(os.environ.get("CIRCUIT_CONSECUTIVE_FAILURES", "3")),
     error_rate=float(os.environ.get("CIRCUIT_ERROR_RATE", "0.5")),
     min_samples=int(os.environ.get("CIRCUIT_MIN_SAMPLES", "10")),
     cool_down_s=float(os.environ.get("CIRCUIT_COOL_DOWN_S", "30")),
 )
+
+
+@cache  # made on the first claim, not at import (boto3 is most of a cold start); kept while warm
+def registry() -> DynamoRegistry:
+    return DynamoRegistry(table(os.environ["REGISTRY_TABLE"]))
+
+
+@cache
+def decisions() -> DynamoDecisionStore:
+    return DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"]))
 
 
 def utcnow() -> datetime:
@@ -70,4 +79,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "agentplane.causation_id": envelope.causation_id,
     }
     with tracing.span(f"dispatch {envelope.capability} {request.accept}", attributes, trace_id=envelope.trace_id):
-        return dispatch(request, registry=registry, invoke=invoke, decisions=decisions, clock=utcnow, breaker=breaker)
+        return dispatch(
+            request, registry=registry(), invoke=invoke, decisions=decisions(), clock=utcnow, breaker=breaker
+        )

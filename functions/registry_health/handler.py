@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -15,7 +16,11 @@ from functions.runtime.ledger import from_dynamodb_image
 from functions.runtime.registry import DynamoRegistry
 
 logger = Logger(service="registry-health")
-registry = DynamoRegistry(table(os.environ["REGISTRY_TABLE"]))
+
+
+@cache  # made on the first batch, not at import (boto3 is most of a cold start); kept while warm
+def registry() -> DynamoRegistry:
+    return DynamoRegistry(table(os.environ["REGISTRY_TABLE"]))
 
 
 @logger.inject_lambda_context
@@ -28,5 +33,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
             records.append(DecisionRecord.from_item(from_dynamodb_image(record["dynamodb"]["NewImage"])))
         except (KeyError, ValueError) as error:  # health is advisory: one odd record must not stall the rest
             logger.warning("decision record skipped", error=str(error)[:300])
-    counted = fold_batch(records, registry)
+    counted = fold_batch(records, registry())
     logger.info("registry health folded", calls=counted)

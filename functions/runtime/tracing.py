@@ -3,7 +3,9 @@
 Lambda's active tracing gives X-Ray the service segments; these spans add capability, version and
 outcome. Spans are exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set
 (the ADOT collector layer on AWS, the local plane's receiver on 127.0.0.1); otherwise the API is a
-no-op and the SDK is never imported, so an untraced cold start pays nothing. Swapping the backend
+no-op and the SDK is never imported, so an untraced cold start pays nothing. Ended spans are queued and
+exported together when the outermost span of the invocation ends (before the handler returns: Lambda may
+freeze the instance right after), so a step pays one export, not one per span. Swapping the backend
 touches this file only.
 """
 
@@ -14,6 +16,7 @@ import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
@@ -35,6 +38,10 @@ ANNOTATED = (
 )
 
 AttributeValue = str | int | float | bool
+FLUSH_TIMEOUT_MS = 2000  # as long as one export may take: an unreachable collector must not hold a step
+
+# How many of our spans are open in this context: the one that closes the last is the invocation's end.
+_open_spans: ContextVar[int] = ContextVar("agentplane_open_spans", default=0)
 
 _providers: dict[tuple[str, str], Any] = {}
 _providers_lock = threading.Lock()
@@ -143,15 +150,24 @@ def _provider(endpoint: str, service: str) -> Any:
     from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider(
         resource=Resource.create({"service.name": service, "cloud.provider": "aws"}),
         id_generator=AwsXRayIdGenerator(),
     )
-    # Synchronous export: a Lambda instance may be frozen right after it returns.
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=2)))
+    # Queued, exported by flush() at the invocation's end (the worker's own timer only backs it up).
+    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=FLUSH_TIMEOUT_MS / 1000)
+    provider.add_span_processor(BatchSpanProcessor(exporter, export_timeout_millis=FLUSH_TIMEOUT_MS))
     return provider
+
+
+def flush() -> None:
+    """Export every queued span now (``span`` calls this when the outermost one ends)."""
+    with _providers_lock:
+        providers = list(_providers.values())
+    for provider in providers:
+        provider.force_flush(timeout_millis=FLUSH_TIMEOUT_MS)
 
 
 def shutdown() -> None:
@@ -180,24 +196,32 @@ def span(
     """A span in ``trace_id`` (X-Ray form), under ``traceparent`` or the Lambda segment when they belong to it.
 
     ``service`` and ``endpoint`` name whose span it is and where it goes when that is not this process's own
-    environment (the local plane emitting Lambda's segment of a function it runs).
+    environment (the local plane emitting Lambda's segment of a function it runs). When the outermost span
+    ends, everything queued is exported before control returns to the handler.
     """
     context = parent_context(trace_id=trace_id, traceparent=traceparent)
     indexed = [key for key in ANNOTATED if key in attributes]
-    with _tracer(endpoint, service).start_as_current_span(
-        name,
-        context=context,
-        kind=kind,
-        attributes={**attributes, "aws.xray.annotations": indexed},
-        record_exception=True,
-        set_status_on_exception=False,
-    ) as current:
-        try:
-            yield current
-        except Exception as exc:
-            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            current.set_attribute("agentplane.error_type", type(exc).__name__)
-            raise
+    depth = _open_spans.get()
+    token = _open_spans.set(depth + 1)
+    try:
+        with _tracer(endpoint, service).start_as_current_span(
+            name,
+            context=context,
+            kind=kind,
+            attributes={**attributes, "aws.xray.annotations": indexed},
+            record_exception=True,
+            set_status_on_exception=False,
+        ) as current:
+            try:
+                yield current
+            except Exception as exc:
+                current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                current.set_attribute("agentplane.error_type", type(exc).__name__)
+                raise
+    finally:
+        _open_spans.reset(token)
+        if depth == 0:
+            flush()
 
 
 def current_headers() -> dict[str, str]:

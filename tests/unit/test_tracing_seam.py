@@ -103,3 +103,24 @@ def test_without_an_endpoint_spans_cost_nothing_and_export_nothing(
     with tracing.span("quiet", {}, trace_id=TRACE_ID) as span:
         assert not span.is_recording()
     assert receiver.store.trace(TRACE_ID) == []
+
+
+def test_spans_are_exported_together_once_the_outermost_span_ends(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(tracing.ENDPOINT_ENV, receiver.endpoint)
+    exports: list[int] = []
+    add = receiver.store.add
+    monkeypatch.setattr(receiver.store, "add", lambda spans: (exports.append(len(spans)), add(spans))[1])
+
+    # WHEN a step's span holds two ended children
+    with tracing.span("step", {}, trace_id=TRACE_ID):
+        for child in ("read", "write"):
+            with tracing.span(child, {}, trace_id=TRACE_ID):
+                pass
+        # THEN nothing has been sent while the step still runs
+        assert receiver.store.trace(TRACE_ID) == []
+
+    # AND all three reach the receiver in one export, before control comes back
+    assert exports == [3]
+    assert sorted(s["name"] for s in receiver.store.trace(TRACE_ID)) == ["read", "step", "write"]
