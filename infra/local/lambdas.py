@@ -12,6 +12,7 @@ import re
 import threading
 import traceback
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,7 @@ class RuntimeSettings:
     runtime_dirs: list[Path] = field(default_factory=list)  # boto3, botocore...: what Lambda's runtime ships
     aws_environment: dict[str, str] = field(default_factory=dict)  # endpoint, telemetry
     timeout_scale: float = 1.0
-    max_concurrency: int = 16  # instances of one function at once, whatever its reserved concurrency
+    max_concurrency: int = 4  # instances of one function at once, whatever its reserved concurrency
 
 
 class LocalLambdas:
@@ -132,6 +133,13 @@ class LocalLambdas:
         for sink in self._logs.values():
             sink.close()
         self._logs.clear()
+
+    def prewarm(self, targets: list[tuple[str, str]], workers: int = 2) -> None:
+        """One warm instance of each (function, version), started a few at a time, before the first invocation."""
+        known = [(self.functions[name], version) for name, version in targets if name in self.functions]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prewarm") as pool:
+            for started in [pool.submit(self._pool(spec, version).prewarm) for spec, version in known]:
+                started.result()
 
     def recycle(self, function_name: str) -> None:
         """Ends a function's warm instances, as a new deployment or idle reclaim does on Lambda."""

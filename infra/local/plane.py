@@ -79,10 +79,13 @@ class PlaneOptions:
     wait_scale: float = 1.0
     # Function timeouts (the template's) times this factor: 1 keeps them as deployed.
     function_timeout_scale: float = 1.0
-    # Instances of one function running at once (its reserved concurrency, when lower, bounds it too). Lambda
-    # scales out to the reserved concurrency; this bounds the processes a plane may start, above the workflows'
-    # fan-out (doc-review's Map runs 10 claims at once), so invocations do not queue behind a local limit.
-    function_concurrency: int = 16
+    # Instances of one function running at once (its reserved concurrency, when lower, bounds it too); past it
+    # invocations wait for a free instance. Lambda scales out further, but a 2-core machine starting ten cold
+    # instances at once runs its 3 s tasks past their timeouts.
+    function_concurrency: int = 4
+    # One instance of every aliased version is started before the plane serves: the first run's steps are warm,
+    # as a deployed plane that has run before is (cold starts of a loaded local machine outlast 3 s tasks).
+    prewarm: bool = True
     # Runs a workflow admits per admission window (functions.api.admission), below the template's limit; None
     # keeps the template's. A run here processes longer than its steps' p95 (process starts on a shared machine),
     # so a burst needs a lower one (loadtest --burst: 2).
@@ -228,6 +231,8 @@ class LocalPlane:
             self._iam_log = (self.state_dir / "logs").joinpath("iam.log").open("a", buffering=1)
             self.iam = IamEnforcement(self.provisioner.roles, self._iam_log)
             self.iam.install()
+            if self.options.prewarm:
+                self.lambdas.prewarm(self._aliased_versions())
             self.deployments = self._deployments(template)
             self._access_log = (self.state_dir / "logs").joinpath("api-access.log").open("a", buffering=1)
             self.scheduler = Scheduler(self.client, self.provisioner.schedules)
@@ -265,6 +270,14 @@ class LocalPlane:
             json.dumps({"url": self.url, "pid": os.getpid(), "stack": self.options.stack_name}) + "\n"
         )
         return self
+
+    def _aliased_versions(self) -> list[tuple[str, str]]:
+        lambdas = self.client("lambda")
+        return [
+            (name, alias["FunctionVersion"])
+            for name in sorted(self.lambdas.functions)
+            for alias in lambdas.list_aliases(FunctionName=name)["Aliases"]
+        ]
 
     def _deployments(self, template: Template) -> LocalDeployments:
         assert self.provisioner is not None

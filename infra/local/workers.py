@@ -313,6 +313,11 @@ class Pool:
         if instance is not None:
             instance.kill()
 
+    def prewarm(self) -> None:
+        """Starts one instance and keeps it warm (what provisioned concurrency does for an alias on AWS)."""
+        instance = self._acquire()
+        self._release(instance, instance.init_error is None and instance.alive)
+
     def recycle(self) -> None:
         """Ends the warm instances: the next invocation starts cold (a new instance, fresh module state)."""
         with self._changed:
