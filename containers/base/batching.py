@@ -1,6 +1,11 @@
 """Dynamic micro-batching: requests queue and run together when ``max_batch`` are waiting or ``max_wait_ms``
 has passed since the oldest arrived, whichever comes first. Each caller gets its own result.
 
+The wait is adaptive: callers announce a request as soon as it arrives (:meth:`MicroBatcher.expecting`, before
+its body is read and parsed), and a batch that is not full runs at once when no announced request is still on
+its way. An idle server answers a lone request without waiting ``max_wait_ms``; a busy one still fills batches,
+from the requests that queued while the previous batch ran. Callers that announce nothing get the plain policy.
+
 The model runs on one worker thread (ONNX Runtime releases the GIL), so the event loop keeps accepting and
 parsing requests while a batch runs; the next batch forms from whatever queued meanwhile. ``max_batch=1``
 turns batching off: one model call per request, same code path.
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -93,6 +98,8 @@ class MicroBatcher(Generic[Item, Result]):
         self._queue: deque[_Pending[Item, Result]] = deque()
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._announced = 0  # requests on their way that will be queued (or refused) shortly
+        self._adaptive = False  # set by the first announcement: from then on, no announced request, no wait
 
     @property
     def depth(self) -> int:
@@ -117,15 +124,30 @@ class MicroBatcher(Generic[Item, Result]):
         if self.metrics is not None:
             self.metrics.flush()
 
-    async def submit(self, item: Item, *, deadline: float | None = None) -> Result:
-        """Queue one item and wait for its own result. ``deadline`` is on this batcher's clock."""
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Announce one request for the time its body is read and parsed; queue it (:meth:`enqueue`) inside."""
+        self._adaptive = True
+        self._announced += 1
+        try:
+            yield
+        finally:
+            self._announced -= 1
+            self._arrived.set()  # a filling batch re-checks whether anything is still on its way
+
+    def enqueue(self, item: Item, *, deadline: float | None = None) -> asyncio.Future[Result]:
+        """Queue one item; its own result arrives on the future. ``deadline`` is on this batcher's clock."""
         if len(self._queue) >= self.max_queue:
             raise QueueFull(f"{len(self._queue)} requests already waiting (limit {self.max_queue})")
         self.start()
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(item, future, self._clock(), deadline))
         self._arrived.set()
-        return await future
+        return future
+
+    async def submit(self, item: Item, *, deadline: float | None = None) -> Result:
+        """Queue one item and wait for its own result."""
+        return await self.enqueue(item, deadline=deadline)
 
     async def _work(self) -> None:
         while True:
@@ -139,6 +161,8 @@ class MicroBatcher(Generic[Item, Result]):
         """Wait for more items until the batch is full or the oldest has waited ``max_wait_ms``."""
         due = self.policy.due_at(self._queue[0].enqueued)
         while not self.policy.full(len(self._queue)):
+            if self._adaptive and self._announced == 0:
+                return  # nothing more is on its way: waiting would only delay what is queued
             remaining = due - self._clock()
             if remaining <= 0:
                 return

@@ -41,6 +41,10 @@ class BadRequest(Exception):
     """The body cannot be read as the predictor's input; the message says where and why."""
 
 
+class PayloadTooLarge(Exception):
+    """The body is larger than SageMaker would pass to the container."""
+
+
 class Predictor(Protocol[Item, Result]):
     content_types: tuple[str, ...]
 
@@ -139,18 +143,20 @@ class ServingApp(Generic[Item, Result]):
             accepted = ", ".join(self.predictor.content_types)
             await self._problem(send, 415, "Unsupported Media Type", f"content type {content_type!r}: send {accepted}")
             return
-        body = await _read_body(receive)
-        if body is None:
-            await self._problem(send, 413, "Payload Too Large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
-            return
+        attributes = parse_custom_attributes(headers.get(CUSTOM_ATTRIBUTES, ""))
         try:
-            item = self.predictor.parse(body)
+            with self.batcher.expecting():  # a filling batch waits for this request only while it is on its way
+                body = await _read_body(receive)
+                if body is None:
+                    raise PayloadTooLarge(f"bodies are limited to {MAX_BODY_BYTES} bytes")
+                queued = self.batcher.enqueue(self.predictor.parse(body), deadline=self._deadline(attributes))
+            result = await queued
+        except PayloadTooLarge as exc:
+            await self._problem(send, 413, "Payload Too Large", str(exc))
+            return
         except BadRequest as exc:
             await self._problem(send, 400, "Bad Request", str(exc))
             return
-        attributes = parse_custom_attributes(headers.get(CUSTOM_ATTRIBUTES, ""))
-        try:
-            result = await self.batcher.submit(item, deadline=self._deadline(attributes))
         except QueueFull as exc:
             await self._problem(send, 429, "Too Many Requests", str(exc))
             return

@@ -7,7 +7,6 @@ CPU Lambda uses, so both implementations of the capability give the same answer.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from containers.base import BadRequest, BatchMetrics, ServingApp, ServingSettings
 from contracts.models import SummarizeRequest
@@ -77,7 +77,7 @@ class SummarizerPredictor:
         return [summary_document(p.request, row, model) for p, row in zip(items, rows, strict=True)]
 
     def render(self, result: dict[str, Any]) -> bytes:
-        return json.dumps(result, separators=(",", ":")).encode()
+        return to_json(result)  # pydantic-core's serializer: a third of json.dumps' time on the hot path
 
 
 def create_app(

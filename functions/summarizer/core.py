@@ -86,9 +86,30 @@ class Scorer(Protocol):
     def score(self, encoded: Encoded) -> Array: ...
 
 
+_WORD_IDS: dict[str, int] = dict.fromkeys(_STOPWORDS, 0)
+"""Word -> token id (0: a stopword, left out). Hashing a word costs more than finding it again: words repeat."""
+_WORD_IDS_LIMIT = 1 << 16  # words remembered; past it the table starts over (a bound, not an eviction policy)
+
+
+def _word_id(word: str) -> int:
+    if len(_WORD_IDS) >= _WORD_IDS_LIMIT:
+        _WORD_IDS.clear()
+        _WORD_IDS.update(dict.fromkeys(_STOPWORDS, 0))
+    found = _WORD_IDS[word] = zlib.crc32(word.encode()) % (VOCABULARY - 1) + 1
+    return found
+
+
 def token_ids(text: str) -> list[int]:
-    words = [w for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS][:MAX_TOKENS]
-    return [zlib.crc32(w.encode()) % (VOCABULARY - 1) + 1 for w in words]
+    ids: list[int] = []
+    for word in _TOKEN.findall(text.lower()):
+        found = _WORD_IDS.get(word)
+        if found is None:
+            found = _word_id(word)
+        if found:
+            ids.append(found)
+            if len(ids) == MAX_TOKENS:
+                break
+    return ids
 
 
 def features(index: int, text: str, tokens: int) -> tuple[float, float, float, float]:
@@ -99,39 +120,41 @@ def features(index: int, text: str, tokens: int) -> tuple[float, float, float, f
 
 @dataclass(frozen=True)
 class EncodedDocument:
-    """One document's sentences as token ids and features, before padding into a batch."""
+    """One document's sentences before padding into a batch: ``token_ids`` [S, T] int64 (T: its longest
+    sentence, zero-padded), ``features`` [S, F] float32. Built once per request, outside the batch."""
 
-    token_ids: tuple[tuple[int, ...], ...]
-    features: tuple[tuple[float, float, float, float], ...]
+    token_ids: Array
+    features: Array
+
+    @property
+    def sentences(self) -> int:
+        return int(self.token_ids.shape[0])
 
 
 def encode_document(sentences: Sequence[str]) -> EncodedDocument:
-    ids = tuple(tuple(token_ids(sentence)) for sentence in sentences)
-    return EncodedDocument(
-        ids, tuple(features(i, text, len(t)) for i, (text, t) in enumerate(zip(sentences, ids, strict=False)))
-    )
+    ids = [token_ids(sentence) for sentence in sentences]
+    width = max((len(row) for row in ids), default=0)
+    table = np.zeros((len(ids), width), dtype=np.int64)
+    for row, sentence_ids in zip(table, ids, strict=True):
+        row[: len(sentence_ids)] = sentence_ids
+    feats = np.array(
+        [features(i, text, len(t)) for i, (text, t) in enumerate(zip(sentences, ids, strict=True))], dtype=np.float32
+    ).reshape(len(ids), len(FEATURE_WEIGHTS))
+    return EncodedDocument(table, feats)
 
 
 def pad(documents: Sequence[EncodedDocument]) -> Encoded:
-    """Pad a batch to its longest document and longest sentence (one array conversion per input)."""
-    sentences = max((len(doc.token_ids) for doc in documents), default=0) or 1
-    tokens = max((len(ids) for doc in documents for ids in doc.token_ids), default=0) or 1
-    empty_sentence = [0] * tokens
-    no_features = (0.0,) * len(FEATURE_WEIGHTS)
-    ids = np.array(
-        [
-            [[*sentence, *empty_sentence[len(sentence) :]] for sentence in doc.token_ids]
-            + [empty_sentence] * (sentences - len(doc.token_ids))
-            for doc in documents
-        ],
-        dtype=np.int64,
-    ).reshape(len(documents), sentences, tokens)
-    feats = np.array(
-        [[*doc.features, *[no_features] * (sentences - len(doc.features))] for doc in documents], dtype=np.float32
-    ).reshape(len(documents), sentences, len(FEATURE_WEIGHTS))
-    mask = np.array(
-        [[1.0] * len(doc.features) + [0.0] * (sentences - len(doc.features)) for doc in documents], dtype=np.float32
-    ).reshape(len(documents), sentences)
+    """Pad a batch to its longest document and longest sentence: array copies, no per-token Python work."""
+    sentences = max((doc.sentences for doc in documents), default=0) or 1
+    tokens = max((int(doc.token_ids.shape[1]) for doc in documents), default=0) or 1
+    ids = np.zeros((len(documents), sentences, tokens), dtype=np.int64)
+    feats = np.zeros((len(documents), sentences, len(FEATURE_WEIGHTS)), dtype=np.float32)
+    mask = np.zeros((len(documents), sentences), dtype=np.float32)
+    for b, doc in enumerate(documents):
+        n, width = doc.token_ids.shape
+        ids[b, :n, :width] = doc.token_ids
+        feats[b, :n] = doc.features
+        mask[b, :n] = 1.0
     return Encoded(ids, feats, mask)
 
 
@@ -202,7 +225,7 @@ def score_documents(documents: Sequence[EncodedDocument], scorer: Scorer) -> lis
     if not documents:
         return []
     scores = scorer.score(pad(documents))
-    return [scores[b, : len(doc.token_ids)].tolist() for b, doc in enumerate(documents)]
+    return [scores[b, : doc.sentences].tolist() for b, doc in enumerate(documents)]
 
 
 def summarize_encoded(

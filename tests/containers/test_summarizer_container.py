@@ -143,7 +143,7 @@ def test_sticky_sessions_get_a_session_id(served: BackgroundServer) -> None:
 
 
 def test_under_concurrency_every_response_matches_its_request(tmp_path: Path) -> None:
-    # GIVEN batches of 8 that wait (up to 5 s) until full, and 32 distinct documents sent at once
+    # GIVEN batches of up to 8 that wait (up to 5 s) while requests are on their way, and 32 distinct documents
     settings = ServingSettings(model_dir=tmp_path, max_batch=8, max_wait_ms=5000)
     documents = [
         {
@@ -161,8 +161,10 @@ def test_under_concurrency_every_response_matches_its_request(tmp_path: Path) ->
     for document, (status, _, summary) in zip(documents, answers, strict=True):
         assert status == 200
         assert summary["claims"] == document["claims"]
-    # AND they ran as full batches
-    assert snapshot.batch_sizes == {8: 4}
+    # AND they ran in batches of at most 8, every request in exactly one (how many per batch depends on how the
+    # 32 arrivals interleave with the batches: the wait is adaptive)
+    assert max(snapshot.batch_sizes) <= 8
+    assert sum(size * count for size, count in snapshot.batch_sizes.items()) == 32
     # AND batching did not change any answer: each equals the same document summarized alone
     scorer = OnnxScorer(MODEL_PATH)
     from contracts.models import SummarizeRequest

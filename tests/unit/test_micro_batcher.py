@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
 
@@ -98,6 +99,67 @@ def test_a_partial_batch_runs_when_max_wait_expires() -> None:
     assert run(scenario()) == [70, 80]
     assert recorder.batches == [[7, 8]]
     assert time.waits[-1] == pytest.approx(0.05)  # it waited max_wait_ms from the oldest arrival
+
+
+def test_a_lone_request_runs_at_once_when_nothing_else_is_on_its_way() -> None:
+    # GIVEN a batcher that would wait an hour for a partial batch, and callers that announce their requests
+    recorder = Recorder()
+
+    async def scenario() -> int:
+        batcher = MicroBatcher(recorder, BatchPolicy(max_batch=8, max_wait_ms=3_600_000))
+        with batcher.expecting():
+            queued = batcher.enqueue(5)
+        result = await queued
+        await batcher.stop()
+        return result
+
+    # WHEN one request arrives and no other is announced THEN it runs alone, without the wait
+    assert run(scenario()) == 50
+    assert recorder.batches == [[5]]
+
+
+def test_a_partial_batch_waits_for_a_request_still_on_its_way() -> None:
+    recorder = Recorder()
+    time = ManualTime()
+
+    async def scenario() -> list[int]:
+        batcher = MicroBatcher(
+            recorder, BatchPolicy(max_batch=4, max_wait_ms=50), clock=time.clock, wait_for_more=time.wait_for_more
+        )
+        with batcher.expecting():
+            first = batcher.enqueue(1)
+        second_arriving = batcher.expecting()
+        second_arriving.__enter__()  # announced: its body is still being read
+        with batcher.expecting():
+            third = batcher.enqueue(3)
+        await settle()
+        assert recorder.batches == []  # one request is still on its way: the partial batch waits for it
+        second = batcher.enqueue(2)
+        second_arriving.__exit__(None, None, None)
+        results = await asyncio.gather(first, second, third)
+        await batcher.stop()
+        return list(results)
+
+    # THEN the batch runs as soon as nothing more is announced, with the late arrival in it, before max_wait
+    assert run(scenario()) == [10, 20, 30]
+    assert recorder.batches == [[1, 3, 2]]
+
+
+def test_a_request_refused_before_it_queued_does_not_hold_a_batch_back() -> None:
+    recorder = Recorder()
+
+    async def scenario() -> int:
+        batcher = MicroBatcher(recorder, BatchPolicy(max_batch=4, max_wait_ms=3_600_000))
+        with batcher.expecting():
+            queued = batcher.enqueue(4)
+        with contextlib.suppress(ValueError), batcher.expecting():
+            raise ValueError("a body that does not parse")
+        result = await queued
+        await batcher.stop()
+        return result
+
+    assert run(scenario()) == 40
+    assert recorder.batches == [[4]]
 
 
 def test_batching_off_runs_one_item_per_call() -> None:
