@@ -117,7 +117,7 @@ build/lambda-deps-local/.installed: uv.lock .venv/.installed | $(UV)
 build/lambda-runtime-local/.installed: uv.lock .venv/.installed | $(UV)
 	rm -rf build/lambda-runtime-local && mkdir -p build
 	$(UV) export --frozen --no-default-groups --no-hashes --no-emit-project --quiet \
-	  | grep -E '^(boto3|botocore|s3transfer|jmespath|python-dateutil|six|urllib3)==' > build/lambda-runtime-requirements.txt
+	  | grep -E '^(boto3|botocore|s3transfer|jmespath|python-dateutil|six|urllib3|snapshot-restore-py)==' > build/lambda-runtime-requirements.txt
 	$(UV) pip install --quiet --compile-bytecode --no-deps --target build/lambda-runtime-local --python .venv/bin/python \
 	  -r build/lambda-runtime-requirements.txt
 	touch $@

@@ -68,6 +68,11 @@ class LambdaRuntime(_Strict):
     timeout_s: int | None = Field(default=None, ge=1, le=LAMBDA_MAX_TIMEOUT_S)
     reserved_concurrency: int | None = Field(default=None, ge=1)
     provisioned_concurrency: int | None = Field(default=None, ge=1)
+    snapstart: bool = Field(
+        default=False,
+        description="Lambda SnapStart on published versions: instances resume from a snapshot taken after init "
+        "(exclusive with provisioned_concurrency, as Lambda has it).",
+    )
     bursty: bool = False
     approximate_handler: str | None = Field(
         default=None,
@@ -82,6 +87,12 @@ class LambdaRuntime(_Strict):
         if provisioned is not None and reserved is not None and provisioned > reserved:
             raise ValueError(f"{provisioned} exceeds reserved_concurrency {reserved}")
         return provisioned
+
+    @model_validator(mode="after")
+    def _snapstart_or_provisioned(self) -> LambdaRuntime:
+        if self.snapstart and self.provisioned_concurrency is not None:
+            raise ValueError("snapstart and provisioned_concurrency cannot both be set: Lambda refuses the pair")
+        return self
 
     def effective_timeout_s(self, slo: SLO) -> int:
         """The configured timeout, else three times the p95 budget (at least 3 s, at most Lambda's 900 s)."""

@@ -465,6 +465,7 @@ RULES: dict[str, Rule] = {
         unset=math.inf,
     ),
     "runtime.provisioned_concurrency": _fixed(INTERNAL),
+    "runtime.snapstart": _fixed(INTERNAL),
     "runtime.bursty": _fixed(INTERNAL),
     "runtime.instance_type": _fixed(INTERNAL),
     "runtime.min_instances": _fixed(INTERNAL),

@@ -7,6 +7,9 @@ record per step: which agent decided, on what inputs, with what result, and how 
 from functions.runtime.agent import Agent, AgentIdentity, Step
 from functions.runtime.decisions import DecisionRecord, DecisionStore, DynamoDecisionStore, InMemoryDecisionStore
 from functions.runtime.errors import AgentError, BadInput, DeadlineExceeded
+from functions.runtime.snapstart import install as _install_snapstart_hooks
+
+_install_snapstart_hooks()  # every function imports this package during its init: the hooks are in place
 
 __all__ = [
     "Agent",

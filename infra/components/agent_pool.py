@@ -218,6 +218,9 @@ class AgentPool(Construct):
                 environment={**environment, **extra},
                 # A new version does not delete the previous one: a rollout can shift back to it.
                 current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
+                # Published versions (what the alias serves) resume from a snapshot taken after init;
+                # functions.runtime.snapstart holds the hooks around it.
+                snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if runtime.snapstart else None,
             )
 
         self.function = function("Function", runtime.handler, self.log_group)

@@ -101,6 +101,26 @@ def load_handler(init: dict[str, Any]) -> Any:
     return getattr(module, attribute)
 
 
+def run_snapstart_hooks() -> dict[str, Any] | None:
+    """What Lambda does around a SnapStart snapshot, in one instance: the before-snapshot hooks after init, then
+    the after-restore hooks (locally no snapshot is taken: each instance inits itself). A failing hook fails the
+    instance's start, as it fails the version's publication or the restore on AWS."""
+    import snapshot_restore_py
+
+    for phase, hooks in (
+        ("before snapshot", snapshot_restore_py.get_before_snapshot()),
+        ("after restore", snapshot_restore_py.get_after_restore()),
+    ):
+        for hook, args, kwargs in hooks:  # the registry holds (hook, args, kwargs) triples
+            try:
+                hook(*args, **kwargs)
+            except Exception as exc:
+                traceback.print_exception(exc)
+                detail = f"a runtime hook {phase} failed: {type(exc).__name__}: {exc}"
+                return error_of(exc, "SnapStartException", detail)
+    return None
+
+
 def serve(requests: int, replies: int, init: dict[str, Any]) -> None:
     # What the deployed function imports from, in Lambda's order: /var/task, /opt/python, the runtime, the stdlib.
     sys.path[:0] = [path for path in init["sys_path"] if path not in sys.path]
@@ -118,6 +138,11 @@ def serve(requests: int, replies: int, init: dict[str, Any]) -> None:
         traceback.print_exception(exc)
         write_frame(replies, {"init": error_of(exc, kind)})
         return
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        failed = run_snapstart_hooks()
+        if failed is not None:
+            write_frame(replies, {"init": failed})
+            return
     write_frame(replies, {"init": None})
     while (request := read_frame(requests)) is not None:
         for key, value in request["environment"].items():  # per invocation, as Lambda sets _X_AMZN_TRACE_ID

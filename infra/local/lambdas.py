@@ -46,6 +46,7 @@ class FunctionSpec:
     memory_mb: int
     role_arn: str = ""
     reserved_concurrency: int | None = None
+    snapstart: bool = False  # SnapStart on published versions (their instances run the runtime hooks)
     invocations: int = 0
     errors: int = 0
     busy_s: float = 0.0  # handler time of successful invocations (what Lambda bills as duration)
@@ -167,6 +168,7 @@ class LocalLambdas:
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": version,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if spec.snapstart and version != LATEST else "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),

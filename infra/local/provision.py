@@ -346,6 +346,7 @@ class Provisioner:
                 memory_mb=int(props.get("MemorySize", 128)),
                 role_arn=str(props["Role"]),
                 reserved_concurrency=props.get("ReservedConcurrentExecutions"),
+                snapstart=props.get("SnapStart", {}).get("ApplyOn") == "PublishedVersions",
             )
         )
         self.lambdas.credentials[name] = self.roles.issue(str(props["Role"]), name)

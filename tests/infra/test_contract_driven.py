@@ -195,3 +195,23 @@ def test_warm_capacity_is_provisioned_on_an_alias_the_workflows_call(tmp_path: P
         if "ProvisionedConcurrencyConfig" in a["Properties"]
     ]
     assert warm == [alias]
+
+
+def test_snapstart_from_the_contract_applies_to_published_versions(tmp_path: Path) -> None:
+    # GIVEN the entity tagger's contract asking for SnapStart, the others not
+    contracts = copy_contracts(tmp_path / "contracts")
+    path = contracts / "entity-tagger.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["runtime"]["snapstart"] = True
+    path.write_text(yaml.safe_dump(document))
+    (cdk_out := tmp_path / "cdk").mkdir()
+
+    # WHEN the plane is synthesized
+    synthesized = synthesize(cdk_out, contracts_dir=contracts)
+
+    # THEN its function snapshots published versions (what its live alias serves), and no other agent's does
+    functions = synthesized.agent_functions()
+    tagger = synthesized.resources[functions.pop("entity-tagger")]["Properties"]
+    assert tagger["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert tagger["Runtime"] in {"python3.12", "python3.13", "python3.14"}
+    assert all("SnapStart" not in synthesized.resources[lid]["Properties"] for lid in functions.values())

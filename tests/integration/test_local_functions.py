@@ -42,6 +42,24 @@ HANDLERS = {
             return {"calls": len(calls)}
         """
     ),
+    "snapstart": dedent(
+        """
+        import os
+        from snapshot_restore_py import register_after_restore, register_before_snapshot  # the runtime's own
+
+        phases = ["init"]
+        register_before_snapshot(lambda: phases.append("before snapshot"))
+
+        @register_after_restore
+        def restored():
+            if os.environ.get("FAIL_RESTORE"):
+                raise RuntimeError("the connection pool did not come back")
+            phases.append("after restore")
+
+        def lambda_handler(event, context):
+            return {"phases": phases, "initialization": os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]}
+        """
+    ),
     "hungry": dedent(
         """
         def lambda_handler(event, context):
@@ -71,6 +89,7 @@ def lambdas(tmp_path: Path) -> Iterator[LocalLambdas]:
                 environment={},
                 timeout_s=2,
                 memory_mb=128,
+                snapstart=name == "snapstart",
             )
         )
     yield local
@@ -149,3 +168,32 @@ def test_an_instance_past_its_memory_size_is_stopped(lambdas: LocalLambdas) -> N
     assert failed
     assert error["errorType"] == "Runtime.OutOfMemory"
     assert "128 MB" in error["errorMessage"]
+
+
+def test_a_snapstart_version_runs_its_runtime_hooks_before_serving(lambdas: LocalLambdas) -> None:
+    # GIVEN a function with SnapStart on published versions, whose code registers both runtime hooks
+    # WHEN a published version is invoked
+    payload, failed, _ = lambdas.invoke("snapstart", {}, version="1")
+
+    # THEN its instance ran init, the before-snapshot hooks, then the after-restore hooks, as Lambda does around a
+    # snapshot, before serving
+    assert not failed
+    assert json.loads(payload) == {
+        "phases": ["init", "before snapshot", "after restore"],
+        "initialization": "snap-start",
+    }
+    # AND $LATEST, which is never snapshotted, initializes on demand
+    latest, _ = invoke(lambdas, "snapstart")
+    assert latest == {"phases": ["init"], "initialization": "on-demand"}
+
+
+def test_a_failing_after_restore_hook_fails_the_instance_start(lambdas: LocalLambdas) -> None:
+    spec = lambdas.functions["snapstart"]
+    spec.environment["FAIL_RESTORE"] = "1"
+
+    payload, failed, _ = lambdas.invoke("snapstart", {}, version="1")
+
+    error = json.loads(payload)
+    assert failed
+    assert error["errorType"] == "SnapStartException"
+    assert "after restore failed: RuntimeError: the connection pool did not come back" in error["errorMessage"]

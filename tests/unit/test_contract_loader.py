@@ -231,6 +231,20 @@ BAD_CONTRACTS = [
         "min_instances",
         id="max-below-min",
     ),
+    pytest.param(
+        with_changes(
+            runtime={
+                "kind": "lambda",
+                "handler": "functions.f.handler.lambda_handler",
+                "approximate_handler": "functions.f.handler.approximate_handler",
+                "snapstart": True,
+                "provisioned_concurrency": 2,
+            },
+        ),
+        "runtime",
+        "snapstart and provisioned_concurrency cannot both be set",
+        id="snapstart-with-provisioned-concurrency",
+    ),
     pytest.param(with_changes(version="1.2"), "version", "pattern", id="bad-version"),
     pytest.param(
         with_changes(rollout={"strategy": "blue-green"}), "rollout.strategy", "'canary'", id="unknown-rollout"
