@@ -29,6 +29,7 @@ from infra.local.events import EventDelivery
 from infra.local.faults import FaultPlan, FaultSpecError
 from infra.local.http_api import ApiServer, LocalApi, Reply, problem
 from infra.local.iam import IamEnforcement
+from infra.local.interpreter import InterpreterCaches
 from infra.local.lambdas import LocalLambdas, RuntimeSettings
 from infra.local.otlp import OtlpReceiver, SpanStore
 from infra.local.provision import Provisioner
@@ -158,6 +159,7 @@ class LocalPlane:
         self.aws_server: ThreadedMotoServer | None = None
         self.events = EventDelivery(self.client, self.options.faults, self._agent_of)
         self.transactions = LeanTransactions()
+        self.interpreter = InterpreterCaches()
         self.streams = StreamDelivery(self.client)
         self.queues = QueueDelivery(self.client, window_scale=self.options.batching_window_scale)
         self.sync_executions = SyncExecutions()
@@ -218,6 +220,7 @@ class LocalPlane:
         self.aliases.install()
         self.events.install()
         self.transactions.install()
+        self.interpreter.install()
         self.streams.install()
         self.queues.install()
         self.sync_executions.install()
@@ -400,6 +403,7 @@ class LocalPlane:
         self.queues.uninstall()
         self.streams.uninstall()
         self.transactions.uninstall()
+        self.interpreter.uninstall()
         self.events.uninstall()
         self.aliases.uninstall()
         self.lambdas.uninstall()

@@ -1,0 +1,52 @@
+"""moto's Step Functions interpreter, made to cost the same on every run of the same workflow.
+
+moto parses a state machine's definition with ANTLR at the start of every execution (doc-review's takes ~0.3 s
+of CPU) and builds a new JSONPath parser for every path it evaluates (~1 ms each, dozens per state). The local
+plane runs the same few definitions and paths over and over, so both are memoized by their text. The parsed
+program is shared by the executions of one definition: its components hold only what the definition says (and
+a lazily made heap key), while everything an execution changes lives in the ``Environment`` each execution
+makes (checked against moto 5.2.5).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import Any
+
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+_json_path: Any = importlib.import_module("moto.stepfunctions.parser.asl.utils.json_path")
+_result_path: Any = importlib.import_module("moto.stepfunctions.parser.asl.component.common.path.result_path")
+
+PROGRAMS = 64  # distinct definitions kept parsed (each workflow version is one)
+PATHS = 4096  # distinct JSONPath expressions kept compiled
+
+
+@functools.lru_cache(maxsize=PROGRAMS)
+def _program(definition: str) -> Any:
+    return AmazonStateLanguageParser.parse(definition)[0]
+
+
+class InterpreterCaches:
+    def __init__(self) -> None:
+        self._originals: tuple[Any, Any, Any] | None = None
+
+    def install(self) -> None:
+        self._originals = (ExecutionWorker._get_evaluation_entrypoint, _json_path.parse, _result_path.parse)
+
+        def entrypoint(worker: ExecutionWorker) -> Any:
+            return _program(worker._evaluation_details.state_machine_details.definition)
+
+        ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign,assignment]
+        _json_path.parse = functools.lru_cache(maxsize=PATHS)(self._originals[1])
+        _result_path.parse = functools.lru_cache(maxsize=PATHS)(self._originals[2])
+
+    def uninstall(self) -> None:
+        if self._originals is not None:
+            entrypoint, json_parse, result_parse = self._originals
+            ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
+            _json_path.parse = json_parse
+            _result_path.parse = result_parse
+            self._originals = None
