@@ -3,11 +3,15 @@
 moto snapshots every table a transaction touches with a full ``deepcopy`` so it can roll back: each
 ledger append (one transaction) then costs time proportional to the whole ledger. A transaction can only
 change the items it names, so the snapshot here shares untouched items and copies just those.
+
+moto answers a query on a table's key by sorting every item of the table and keeping the partition's; DynamoDB
+reads only that partition, so :class:`PartitionQueries` hands moto's query a view of the one partition.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
 from collections import defaultdict
 from typing import Any
@@ -21,19 +25,21 @@ Key = tuple[DynamoType, DynamoType | None]
 
 
 def snapshot(table: Table, keys: list[Key]) -> Table:
-    """A copy of ``table`` as far as a transaction on ``keys`` can tell: item maps copied, named items deep-copied."""
+    """A copy of ``table`` as far as a transaction on ``keys`` can tell: the partition map copied, the named
+    partitions' item maps copied and their named items deep-copied; every other partition shared."""
     clone = copy.copy(table)
-    items: defaultdict[Any, Any] = defaultdict(dict)
-    for hash_value, stored in table.items.items():
-        items[hash_value] = dict(stored) if isinstance(stored, dict) else stored
+    items: defaultdict[Any, Any] = defaultdict(dict, table.items)
     for hash_value, range_value in keys:
         if hash_value not in items:
             continue
-        if range_value is not None and isinstance(items[hash_value], dict):
-            if range_value in items[hash_value]:
-                items[hash_value][range_value] = copy.deepcopy(items[hash_value][range_value])
+        stored = table.items[hash_value]
+        if isinstance(stored, dict):
+            if items[hash_value] is stored:
+                items[hash_value] = dict(stored)
+            if range_value is not None and range_value in stored:
+                items[hash_value][range_value] = copy.deepcopy(stored[range_value])
         elif range_value is None:
-            items[hash_value] = copy.deepcopy(items[hash_value])
+            items[hash_value] = copy.deepcopy(stored)
     clone.items = items
     return clone
 
@@ -91,4 +97,33 @@ class LeanTransactions:
         if self._original is not None:
             DynamoDBBackend.transact_write_items = self._original  # type: ignore[method-assign]
             dynamodb_models.copy = copy  # type: ignore[attr-defined]
+            self._original = None
+
+
+class PartitionQueries:
+    """A query on a table's own key reads only the queried partition (checked against moto 5.2.5)."""
+
+    def __init__(self) -> None:
+        self._original: Any = None
+
+    def install(self) -> None:
+        original = Table.query
+        self._original = original
+        signature = inspect.signature(original)  # moto's backend passes index_name positionally
+
+        def query(table: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
+            named = signature.bind(table, hash_key, *args, **kwargs).arguments
+            if named.get("index_name") is not None or hash_key is None:
+                return original(table, hash_key, *args, **kwargs)
+            view = copy.copy(table)  # the table's settings, and only the queried partition's items
+            view.items = defaultdict(dict)
+            if hash_key in table.items:
+                view.items[hash_key] = table.items[hash_key]
+            return original(view, hash_key, *args, **kwargs)
+
+        Table.query = query  # type: ignore[method-assign,assignment]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            Table.query = self._original  # type: ignore[method-assign]
             self._original = None

@@ -24,7 +24,7 @@ from functions.api.admission import MAX_IN_FLIGHT_ENV
 from functions.runtime.clock import WAIT_SCALE_ENV
 from functions.runtime.registry import KEY
 from infra.local.auth import LocalAuth, personas_in
-from infra.local.dynamodb import LeanTransactions
+from infra.local.dynamodb import LeanTransactions, PartitionQueries
 from infra.local.events import EventDelivery
 from infra.local.faults import FaultPlan, FaultSpecError
 from infra.local.http_api import ApiServer, LocalApi, Reply, problem
@@ -159,6 +159,7 @@ class LocalPlane:
         self.aws_server: ThreadedMotoServer | None = None
         self.events = EventDelivery(self.client, self.options.faults, self._agent_of)
         self.transactions = LeanTransactions()
+        self.queries = PartitionQueries()
         self.interpreter = InterpreterCaches()
         self.streams = StreamDelivery(self.client)
         self.queues = QueueDelivery(self.client, window_scale=self.options.batching_window_scale)
@@ -220,6 +221,7 @@ class LocalPlane:
         self.aliases.install()
         self.events.install()
         self.transactions.install()
+        self.queries.install()
         self.interpreter.install()
         self.streams.install()
         self.queues.install()
@@ -403,6 +405,7 @@ class LocalPlane:
         self.queues.uninstall()
         self.streams.uninstall()
         self.transactions.uninstall()
+        self.queries.uninstall()
         self.interpreter.uninstall()
         self.events.uninstall()
         self.aliases.uninstall()
