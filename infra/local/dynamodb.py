@@ -12,10 +12,11 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+
+from infra.local import moto_seam
 
 Key = tuple[DynamoType, DynamoType | None]
 
@@ -57,12 +58,11 @@ class _TransactionCopy:
 class LeanTransactions:
     def __init__(self) -> None:
         self._shim = _TransactionCopy()
-        self._original: Any = None
+        self._patches: list[moto_seam.Applied] = []
 
     def install(self) -> None:
         shim = self._shim
-        original = DynamoDBBackend.transact_write_items
-        self._original = original
+        original = moto_seam.original("dynamodb.transact_write_items")
 
         def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
             keys: dict[str, list[Key]] = {}
@@ -84,11 +84,11 @@ class LeanTransactions:
             finally:
                 shim.local.keys = None
 
-        DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
-        dynamodb_models.copy = shim  # type: ignore[assignment,attr-defined]
+        self._patches = [
+            moto_seam.apply("dynamodb.transact_write_items", transact_write_items),
+            moto_seam.apply("dynamodb.copy", shim),
+        ]
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            DynamoDBBackend.transact_write_items = self._original  # type: ignore[method-assign]
-            dynamodb_models.copy = copy  # type: ignore[attr-defined]
-            self._original = None
+        while self._patches:
+            self._patches.pop().restore()

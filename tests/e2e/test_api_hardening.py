@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,8 @@ from pydantic import ValidationError
 
 from contracts.models import DocReviewRequest
 from functions.runtime.tracing import trace_id_from_traceparent
+from infra.client import finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 trace_id_pattern = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
@@ -36,9 +37,11 @@ NEAR_VALID = st.fixed_dictionaries(
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
+def plane(tmp_path_factory: pytest.TempPathFactory, assembly: Path) -> Iterator[LocalPlane]:
     # Validation, not throttling, is under test here: the fuzz may outpace the admin's usage plan.
-    options = PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0, throttle_scale=100)
+    options = PlaneOptions(
+        assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0, throttle_scale=100
+    )
     with LocalPlane(options) as running:
         yield running
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.cli import main as agentplane
+from infra.client import finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
@@ -20,8 +21,10 @@ RUN = "/v1/workflows/doc-review/executions"
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+def plane(tmp_path_factory: pytest.TempPathFactory, assembly: Path) -> Iterator[LocalPlane]:
+    with LocalPlane(
+        PlaneOptions(assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)
+    ) as running:
         yield running
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,8 +27,10 @@ HIGH_RISK_TRANSITIONS = 20
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+def plane(tmp_path_factory: pytest.TempPathFactory, assembly: Path) -> Iterator[LocalPlane]:
+    with LocalPlane(
+        PlaneOptions(assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)
+    ) as running:
         yield running
 
 

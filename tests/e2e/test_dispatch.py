@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,9 +17,9 @@ import pytest
 from functions.runtime.registry import DynamoRegistry
 from functions.runtime.routing import Circuit
 from infra.cli import main as agentplane
+from infra.client import finished, request
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.e2e.test_approvals import decide, waiting_approval
 from tests.sample_events import load_event
 
@@ -30,8 +31,10 @@ APPROXIMATE = "evidence-verifier~approximate"
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+def plane(tmp_path_factory: pytest.TempPathFactory, assembly: Path) -> Iterator[LocalPlane]:
+    with LocalPlane(
+        PlaneOptions(assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)
+    ) as running:
         yield running
 
 

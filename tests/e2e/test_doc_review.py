@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from infra.client import finished, request
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
 from infra.workflows import doc_review
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
@@ -21,8 +21,8 @@ PROBLEM_JSON = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"))) as running:
+def plane(tmp_path_factory: pytest.TempPathFactory, assembly: Path) -> Iterator[LocalPlane]:
+    with LocalPlane(PlaneOptions(assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"))) as running:
         yield running
 
 

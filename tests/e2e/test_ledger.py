@@ -10,16 +10,20 @@ from pathlib import Path
 import pytest
 
 from infra.cli import main as agentplane
+from infra.client import finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def ledger_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPlane, dict[str, object], Path]]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as plane:
+def ledger_run(
+    tmp_path_factory: pytest.TempPathFactory, assembly: Path
+) -> Iterator[tuple[LocalPlane, dict[str, object], Path]]:
+    with LocalPlane(
+        PlaneOptions(assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)
+    ) as plane:
         started = request(
             plane.url, "POST", "/v1/workflows/doc-review/executions", load_event("doc-review-request.json")
         )

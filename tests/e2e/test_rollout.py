@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from contracts.loader import load_contracts
 from infra.cli import main as agentplane
+from infra.client import finished, request
 from infra.local.agent_run import step_event
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
@@ -38,8 +39,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> Iterator[LocalPlane]:
+def plane(tmp_path_factory: pytest.TempPathFactory, clock: Clock, assembly: Path) -> Iterator[LocalPlane]:
     options = PlaneOptions(
+        assembly_dir=assembly,
         state_dir=tmp_path_factory.mktemp("plane"),
         schedule_scale=0,
         rollout_clock=clock,
