@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from infra.cli.base import CliError, Commands, Parser, client_options, connect
+from infra.cli.base import CliError, Commands, Parser, client_command, connect
 from infra.client import pending_approvals, settle
 
 
@@ -43,15 +43,14 @@ def register(commands: Commands) -> None:
     approvals = commands.add_parser("approvals", help="human approval of high-risk runs").add_subparsers(
         dest="approvals_command", required=True, parser_class=Parser
     )
-    listing = approvals.add_parser("list", help="pending approvals")
-    client_options(listing, "approver")
-    listing.set_defaults(handler=cmd_approvals_list)
+    client_command(approvals, "list", "pending approvals", cmd_approvals_list, "approver")
     for decision in ("approve", "reject"):
-        deciding = approvals.add_parser(decision, help=f"{decision} a pending approval (resumes its run)")
+        deciding = client_command(
+            approvals, decision, f"{decision} a pending approval (resumes its run)", cmd_approvals_decide, "approver"
+        )
         deciding.add_argument("approval_id")
         deciding.add_argument("--reason", required=True)
         deciding.add_argument(
             "--args-sha256", help="digest of what you reviewed (from `approvals list`; default: what waits now)"
         )
-        client_options(deciding, "approver")
-        deciding.set_defaults(handler=cmd_approvals_decide, decision=decision)
+        deciding.set_defaults(decision=decision)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.cli.base import CliError, Commands, Parser, client_options, connect, warn
+from infra.cli.base import CliError, Commands, Parser, client_command, connect, warn
 from infra.client import call, expect, fetch_export
 from infra.local.auth import LOCAL_ROUTES_PERSONA
 
@@ -179,11 +179,11 @@ def register(commands: Commands) -> None:
     audit = commands.add_parser("audit", help="the tamper-evident ledger").add_subparsers(
         dest="audit_command", required=True, parser_class=Parser
     )
-    export = audit.add_parser("export", help="entries and signed digests as JSON Lines")
+    export = client_command(audit, "export", "entries and signed digests as JSON Lines", cmd_audit_export, "auditor")
     export.add_argument("--out", required=True)
-    client_options(export, "auditor")
-    export.set_defaults(handler=cmd_audit_export)
-    verify = audit.add_parser("verify", help="check every chain link, Merkle root, signature and digest link")
+    verify = client_command(
+        audit, "verify", "check every chain link, Merkle root, signature and digest link", cmd_audit_verify, "auditor"
+    )
     verify.add_argument("file", nargs="?", help="an export (default: fetch one from the plane)")
     verify.add_argument("--public-key", help="PEM of the signing key you trust (default: the export's own)")
     verify.add_argument(
@@ -197,16 +197,14 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="fail (not warn) when the newest digest is over 2 digest intervals old (always so without a file)",
     )
-    client_options(verify, "auditor")
-    verify.set_defaults(handler=cmd_audit_verify)
     prove_cmd = audit.add_parser("prove", help="inclusion proof of one record, verifiable offline")
     prove_cmd.add_argument("record_id")
     prove_cmd.add_argument("--file", required=True, help="an export")
     prove_cmd.set_defaults(handler=cmd_audit_prove)
-    explain = audit.add_parser("explain", help="the lineage of one trace, verified step by step")
+    explain = client_command(
+        audit, "explain", "the lineage of one trace, verified step by step", cmd_audit_explain, "auditor"
+    )
     explain.add_argument("trace_id")
-    client_options(explain, "auditor")
-    explain.set_defaults(handler=cmd_audit_explain)
-    digest = audit.add_parser("digest", help="sign a digest now (local plane: fires its scheduled rules)")
-    client_options(digest, "auditor")
-    digest.set_defaults(handler=cmd_audit_digest)
+    client_command(
+        audit, "digest", "sign a digest now (local plane: fires its scheduled rules)", cmd_audit_digest, "auditor"
+    )

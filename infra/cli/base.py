@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeAlias
 
@@ -58,6 +59,16 @@ def client_options(p: argparse.ArgumentParser, persona: str) -> None:
     p.add_argument("--persona", help=f"local plane: sign with this persona's local key (default {persona})")
     p.add_argument("--json", action="store_true", help="print the raw JSON")
     p.set_defaults(default_persona=persona)
+
+
+def client_command(
+    group: Commands, name: str, help: str, handler: Callable[[argparse.Namespace], int], persona: str
+) -> argparse.ArgumentParser:
+    """A sub-command that talks to a plane, as ``persona`` by default; the caller adds its own arguments."""
+    command = group.add_parser(name, help=help)
+    client_options(command, persona)
+    command.set_defaults(handler=handler)
+    return command
 
 
 def api_url(args: argparse.Namespace) -> str:

@@ -11,7 +11,7 @@ from infra.cli.base import (
     CliError,
     Commands,
     Parser,
-    client_options,
+    client_command,
     connect,
     is_deployed,
     plane_options,
@@ -117,16 +117,18 @@ def register(commands: Commands) -> None:
     rollout = commands.add_parser("rollout", help="canary rollouts of agent versions").add_subparsers(
         dest="rollout_command", required=True, parser_class=Parser
     )
-    rollout_status = rollout.add_parser("status", help="each agent's and workflow's live versions and weights")
-    client_options(rollout_status, "auditor")
-    rollout_status.set_defaults(handler=cmd_rollout_status)
-    rollout_start = rollout.add_parser(
-        "start", help="local plane: publish an agent's new version and shift traffic to it as its group says"
+    client_command(
+        rollout, "status", "each agent's and workflow's live versions and weights", cmd_rollout_status, "auditor"
+    )
+    rollout_start = client_command(
+        rollout,
+        "start",
+        "local plane: publish an agent's new version and shift traffic to it as its group says",
+        cmd_rollout_start,
+        "admin",
     )
     rollout_start.add_argument("agent")
     rollout_start.add_argument("--fault", help="Error[:rate] injected into the new version only, e.g. ModelError")
-    client_options(rollout_start, "admin")
-    rollout_start.set_defaults(handler=cmd_rollout_start)
     rollout_demo = rollout.add_parser(
         "demo", help="a rollout on a fresh local plane under doc-review traffic, until it completes or rolls back"
     )

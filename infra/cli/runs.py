@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from infra.cli.base import Commands, client_options, connect, read_json_file
+from infra.cli.base import Commands, client_command, connect, read_json_file
 from infra.client import call, expect, expect_execution, follow
 
 
@@ -93,20 +93,16 @@ def cmd_capabilities(args: argparse.Namespace) -> int:
 
 
 def register(commands: Commands) -> None:
-    run = commands.add_parser("run", help="start a workflow run")
+    run = client_command(commands, "run", "start a workflow run", cmd_run, "submitter")
     run.add_argument("workflow")
     run.add_argument("--input", required=True, help="JSON request body file")
     run.add_argument("--idempotency-key")
     run.add_argument("--wait", action="store_true", help="follow the run to its end")
     run.add_argument("--timeout", type=float, default=120.0)
-    client_options(run, "submitter")
-    run.set_defaults(handler=cmd_run)
 
-    status = commands.add_parser("status", help="a run's status, steps and decision")
+    status = client_command(commands, "status", "a run's status, steps and decision", cmd_status, "submitter")
     status.add_argument("execution_id")
-    client_options(status, "submitter")
-    status.set_defaults(handler=cmd_status)
 
-    capabilities = commands.add_parser("capabilities", help="the registry: implementations, health, circuits")
-    client_options(capabilities, "submitter")
-    capabilities.set_defaults(handler=cmd_capabilities)
+    client_command(
+        commands, "capabilities", "the registry: implementations, health, circuits", cmd_capabilities, "submitter"
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.cli.audit import read_lineage
-from infra.cli.base import CliError, Commands, api_url, client_options, connect, is_deployed
+from infra.cli.base import CliError, Commands, api_url, client_command, connect, is_deployed
 from infra.client import ambient_endpoint, call, expect, one_line, plane_url
 from infra.local.auth import LOCAL_ROUTES_PERSONA
 
@@ -87,11 +87,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def register(commands: Commands) -> None:
-    trace_cmd = commands.add_parser("trace", help="the waterfall of one trace: every hop, its duration and status")
+    trace_cmd = client_command(
+        commands, "trace", "the waterfall of one trace: every hop, its duration and status", cmd_trace, "auditor"
+    )
     trace_cmd.add_argument("trace_id")
-    client_options(trace_cmd, "auditor")
-    trace_cmd.set_defaults(handler=cmd_trace)
-    explain_cmd = commands.add_parser("explain", help="incident view: a trace's spans joined with its ledger lineage")
+    explain_cmd = client_command(
+        commands, "explain", "incident view: a trace's spans joined with its ledger lineage", cmd_explain, "auditor"
+    )
     explain_cmd.add_argument("trace_id")
-    client_options(explain_cmd, "auditor")
-    explain_cmd.set_defaults(handler=cmd_explain)

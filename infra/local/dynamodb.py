@@ -58,7 +58,7 @@ class _TransactionCopy:
 class LeanTransactions:
     def __init__(self) -> None:
         self._shim = _TransactionCopy()
-        self._patches: list[moto_seam.Applied] = []
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
         shim = self._shim
@@ -84,11 +84,8 @@ class LeanTransactions:
             finally:
                 shim.local.keys = None
 
-        self._patches = [
-            moto_seam.apply("dynamodb.transact_write_items", transact_write_items),
-            moto_seam.apply("dynamodb.copy", shim),
-        ]
+        self._patches.apply("dynamodb.transact_write_items", transact_write_items)
+        self._patches.apply("dynamodb.copy", shim)
 
     def uninstall(self) -> None:
-        while self._patches:
-            self._patches.pop().restore()
+        self._patches.restore()

@@ -42,7 +42,7 @@ class EventDelivery:
         self.stats = DeliveryStats()
         self._queue: queue.Queue[tuple[dict[str, Any], dict[str, Any]] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="agentplane-event-delivery", daemon=True)
-        self._patch: moto_seam.Applied | None = None
+        self._patches = moto_seam.Patches()
         self._idle = threading.Condition()
         self._pending = 0
         self._targets: dict[str, dict[str, Any]] = {}  # ARN -> the rule target, for replays
@@ -64,13 +64,11 @@ class EventDelivery:
                     for _ in range(delivery.faults.event_copies(delivery.agent_of(target["Arn"]))):
                         delivery.enqueue(dict(event), dict(target))
 
-        self._patch = moto_seam.apply("events.send_to_targets", send_to_targets)
+        self._patches.apply("events.send_to_targets", send_to_targets)
         self._worker.start()
 
     def uninstall(self) -> None:
-        if self._patch is not None:
-            self._patch.restore()
-            self._patch = None
+        self._patches.restore()
         self._queue.put(None)
         self._worker.join(timeout=5)
 

@@ -107,7 +107,7 @@ class IamEnforcement:
         self.log = log  # one line per refusal, for whoever wonders why a function got AccessDenied
         # Told of every request a function makes that its role allows: (service, IAM action name, request body).
         self.observers: list[Callable[[str, str, dict[str, Any]], None]] = []
-        self._patch: moto_seam.Applied | None = None
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
         enforcement = self
@@ -119,12 +119,10 @@ class IamEnforcement:
             enforcement.authorize(response, iam_request_cls, resource)
             return None
 
-        self._patch = moto_seam.apply("iam.authorize", authorize)
+        self._patches.apply("iam.authorize", authorize)
 
     def uninstall(self) -> None:
-        if self._patch is not None:
-            self._patch.restore()
-            self._patch = None
+        self._patches.restore()
 
     def authorize(self, response: Any, iam_request_cls: type, resource: str) -> None:
         request = iam_request_cls(

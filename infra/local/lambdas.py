@@ -100,7 +100,7 @@ class LocalLambdas:
         self._zygotes: dict[tuple[str, ...], Zygote] = {}  # one per set of layers
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Lock()
-        self._patch: moto_seam.Applied | None = None
+        self._patches = moto_seam.Patches()
 
     def register(self, spec: FunctionSpec) -> None:
         module = spec.handler.rsplit(".", 1)[0]
@@ -117,12 +117,10 @@ class LocalLambdas:
         def invoke(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
             return plane.invoke(function.function_name, event, version=str(function.version))
 
-        self._patch = moto_seam.apply("lambda.invoke", invoke)
+        self._patches.apply("lambda.invoke", invoke)
 
     def uninstall(self) -> None:
-        if self._patch is not None:
-            self._patch.restore()
-            self._patch = None
+        self._patches.restore()
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
             zygotes, self._zygotes = list(self._zygotes.values()), {}

@@ -224,6 +224,23 @@ def apply(name: str, value: Any) -> Applied:
     return applied
 
 
+class Patches:
+    """The patches one part of the plane holds; :meth:`restore` undoes them, the newest first."""
+
+    def __init__(self) -> None:
+        self._applied: list[Applied] = []
+
+    def apply(self, name: str, value: Any) -> None:
+        self._applied.append(apply(name, value))
+
+    def restore(self) -> None:
+        while self._applied:
+            self._applied.pop().restore()
+
+    def __bool__(self) -> bool:
+        return bool(self._applied)
+
+
 def active() -> list[str]:
     """The names of the patches in place now."""
     with _lock:

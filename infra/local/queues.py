@@ -44,7 +44,7 @@ class QueueDelivery:
         self.window_scale = window_scale
         self.mappings: dict[str, QueueMapping] = {}  # queue ARN -> mapping
         self._threads: list[threading.Thread] = []
-        self._patch: moto_seam.Applied | None = None
+        self._patches = moto_seam.Patches()
         self._stopping = threading.Event()
         self._busy = 0
         self._lock = threading.Lock()
@@ -72,12 +72,10 @@ class QueueDelivery:
             if mapping is not None:
                 mapping.wake.set()
 
-        self._patch = moto_seam.apply("sqs.add_message", add_message)
+        self._patches.apply("sqs.add_message", add_message)
 
     def uninstall(self) -> None:
-        if self._patch is not None:
-            self._patch.restore()
-            self._patch = None
+        self._patches.restore()
         self._stopping.set()
         for mapping in self.mappings.values():
             mapping.wake.set()

@@ -170,7 +170,7 @@ class WeightedAliases:
 
     def __init__(self) -> None:
         self._split = ExactSplit()
-        self._patch: moto_seam.Applied | None = None
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
         original = moto_seam.original("lambda.alias_routing")
@@ -186,12 +186,10 @@ class WeightedAliases:
             found: LambdaFunction = original(storage, name, qualifier)
             return found
 
-        self._patch = moto_seam.apply("lambda.alias_routing", routed)
+        self._patches.apply("lambda.alias_routing", routed)
 
     def uninstall(self) -> None:
-        if self._patch is not None:
-            self._patch.restore()
-            self._patch = None
+        self._patches.restore()
 
     def pick(self, function: str, alias: str, primary: str, routing: Any) -> str:
         """The version this invocation runs; ``routing`` is the alias's RoutingConfig as the API took it."""

@@ -54,7 +54,7 @@ class LocalEndpoints:
         self.configs: dict[str, tuple[str, str]] = {}  # config name -> (variant name, model name)
         self.endpoints: dict[str, LocalEndpoint] = {}
         self._lock = threading.Lock()
-        self._patch: moto_seam.Applied | None = None
+        self._patches = moto_seam.Patches()
 
     # --- resources, as the provisioner meets them ------------------------------------------------
 
@@ -96,12 +96,10 @@ class LocalEndpoints:
                 response.body if isinstance(response.body, bytes) else str(response.body).encode(),
             )
 
-        self._patch = moto_seam.apply("sagemaker.invoke_endpoint", invoke_endpoint)
+        self._patches.apply("sagemaker.invoke_endpoint", invoke_endpoint)
 
     def uninstall(self) -> None:
-        if self._patch is not None:
-            self._patch.restore()
-            self._patch = None
+        self._patches.restore()
 
     def forward(self, name: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str]:
         with self._lock:

@@ -90,7 +90,7 @@ def start_sync_execution(response: StepFunctionResponse) -> ActionResult:
 
 class SyncExecutions:
     def __init__(self) -> None:
-        self._patches: list[moto_seam.Applied] = []
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
         start = moto_seam.original("stepfunctions.start_execution")
@@ -98,13 +98,10 @@ class SyncExecutions:
         def through_alias(backend: StepFunctionsParserBackend, state_machine_arn: str, *args: Any, **kw: Any) -> Any:
             return start(backend, resolve_alias(backend, state_machine_arn), *args, **kw)
 
-        self._patches = [
-            moto_seam.apply("stepfunctions.start_execution", through_alias),
-            moto_seam.apply("stepfunctions.start_sync_execution", start_sync_execution),
-            moto_seam.apply("stepfunctions.sync_url_base", SYNC_URL_BASE),
-            moto_seam.apply("stepfunctions.sync_url_pattern", ("stepfunctions", re.compile(SYNC_URL_BASE))),
-        ]
+        self._patches.apply("stepfunctions.start_execution", through_alias)
+        self._patches.apply("stepfunctions.start_sync_execution", start_sync_execution)
+        self._patches.apply("stepfunctions.sync_url_base", SYNC_URL_BASE)
+        self._patches.apply("stepfunctions.sync_url_pattern", ("stepfunctions", re.compile(SYNC_URL_BASE)))
 
     def uninstall(self) -> None:
-        while self._patches:
-            self._patches.pop().restore()
+        self._patches.restore()

@@ -61,7 +61,7 @@ class StreamDelivery:
         self.client = client
         self.mappings: dict[str, Mapping] = {}  # function ARN -> mapping
         self._threads: list[threading.Thread] = []
-        self._patch: moto_seam.Applied | None = None
+        self._patches = moto_seam.Patches()
         self._idle = threading.Condition()
         self._pending = 0
 
@@ -90,12 +90,10 @@ class StreamDelivery:
             for function_arn, mapping in shard.table.lambda_event_source_mappings.items():
                 delivery.enqueue(function_arn, lambda_record(record, mapping.event_source_arn))
 
-        self._patch = moto_seam.apply("dynamodb.stream_add", add)
+        self._patches.apply("dynamodb.stream_add", add)
 
     def uninstall(self) -> None:
-        if self._patch is not None:
-            self._patch.restore()
-            self._patch = None
+        self._patches.restore()
         for mapping in self.mappings.values():
             mapping.records.put(None)
         for thread in self._threads:

@@ -40,7 +40,7 @@ class ScaledWaits:
         if scale <= 0:
             raise ValueError(f"wait scale must be positive, got {scale}")
         self.scale = scale
-        self._patches: list[moto_seam.Applied] = []
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
         if self.scale == 1.0 or self._patches:
@@ -62,11 +62,8 @@ class ScaledWaits:
                 program.timeout_seconds = _Scaled(timeout, scale)  # type: ignore[misc]
             run(program, env)
 
-        self._patches = [
-            moto_seam.apply("stepfunctions.task_token_timeout", evaluate_scaled),
-            moto_seam.apply("stepfunctions.workflow_timeout", run_scaled),
-        ]
+        self._patches.apply("stepfunctions.task_token_timeout", evaluate_scaled)
+        self._patches.apply("stepfunctions.workflow_timeout", run_scaled)
 
     def uninstall(self) -> None:
-        while self._patches:
-            self._patches.pop().restore()
+        self._patches.restore()
