@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,11 +36,9 @@ NEAR_VALID = st.fixed_dictionaries(
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory, assembly: Path) -> Iterator[LocalPlane]:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
     # Validation, not throttling, is under test here: the fuzz may outpace the admin's usage plan.
-    options = PlaneOptions(
-        assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0, throttle_scale=100
-    )
+    options = plane_options(schedule_scale=0, throttle_scale=100)
     with LocalPlane(options) as running:
         yield running
 

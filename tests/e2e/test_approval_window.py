@@ -8,8 +8,7 @@ the deadlines and approval expiries that cover them, at ``SCALE`` of their time,
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -26,10 +25,8 @@ WORK_S = doc_review.WORK_MS / 1000 * SCALE
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory, assembly: Path) -> Iterator[LocalPlane]:
-    options = PlaneOptions(
-        assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0, wait_scale=SCALE
-    )
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    options = plane_options(schedule_scale=0, wait_scale=SCALE)
     with LocalPlane(options) as running:
         yield running
 

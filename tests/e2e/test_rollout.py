@@ -7,8 +7,7 @@ The rollouts' clock is driven by hand (a deployment minute is one tick of it), s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -39,10 +38,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory, clock: Clock, assembly: Path) -> Iterator[LocalPlane]:
-    options = PlaneOptions(
-        assembly_dir=assembly,
-        state_dir=tmp_path_factory.mktemp("plane"),
+def plane(clock: Clock, plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    options = plane_options(
         schedule_scale=0,
         rollout_clock=clock,
         rollout_minute_s=60.0,

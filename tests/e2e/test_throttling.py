@@ -6,8 +6,7 @@ moves, and the test moves it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -29,10 +28,8 @@ CLOCK = Clock()
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory, assembly: Path) -> Iterator[LocalPlane]:
-    options = PlaneOptions(
-        assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0, throttle_clock=CLOCK
-    )
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    options = plane_options(schedule_scale=0, throttle_clock=CLOCK)
     with LocalPlane(options) as running:
         yield running
 

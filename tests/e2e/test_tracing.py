@@ -4,8 +4,7 @@ waterfall and incident view from the CLI, and every contract's declared metrics 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,8 +24,8 @@ CALLER_TRACEPARENT = "00-6745a1b25e0c3d9a7b1f42e68c0d9a31-00f067aa0ba902b7-01"
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory, assembly: Path) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(assembly_dir=assembly, state_dir=tmp_path_factory.mktemp("plane"))) as running:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    with LocalPlane(plane_options()) as running:
         yield running
 
 
