@@ -14,9 +14,10 @@ from pathlib import Path
 
 from report import write_report  # bench/ is this script's folder
 
-from infra.local.chaos import load_scenarios, run_scenario
+from infra.drills.chaos import load_scenarios, run_scenario
 from infra.local.faults import FaultSpecError
 from infra.local.plane import LocalPlane, PlaneOptions
+from infra.synth import plane_assembly
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,9 @@ def main() -> int:
         return 2
 
     started = time.perf_counter()
-    with LocalPlane(PlaneOptions(state_dir=REPO / ".agentplane" / "chaos", fresh=True, schedule_scale=0)) as plane:
+    state_dir = REPO / ".agentplane" / "chaos"
+    options = PlaneOptions(assembly_dir=plane_assembly(state_dir), state_dir=state_dir, fresh=True, schedule_scale=0)
+    with LocalPlane(options) as plane:
         reports = []
         for scenario in scenarios:
             report = run_scenario(plane, scenario)

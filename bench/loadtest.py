@@ -31,9 +31,11 @@ from typing import Any
 from report import write_report  # bench/ is this script's folder
 
 from contracts.loader import load_contracts
-from infra.cli import TERMINAL, Endpoint, call, local_endpoint
-from infra.local.conservation import Submission, check
+from infra.client import TERMINAL, Endpoint, call, local_endpoint
+from infra.drills.conservation import Submission, check
+from infra.drills.load import drain as drain_runs
 from infra.local.plane import LocalPlane, PlaneOptions
+from infra.synth import plane_assembly
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_DURATION_S = 60
@@ -171,19 +173,7 @@ def drain(plane: LocalPlane, execution_ids: set[str], timeout: float) -> list[di
     """After the load: approve what still waits, let every accepted run end, and read each one."""
     admin = local_endpoint(plane.url, plane.state_dir, "admin")
     approver = local_endpoint(plane.url, plane.state_dir, "approver")
-    deadline = time.monotonic() + timeout
-    runs: dict[str, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
-        for approval in call(approver, "GET", "/v1/approvals?status=PENDING").body["approvals"]:
-            body = {"decision": "approve", "reason": "load test: drained", "args_sha256": approval["args_sha256"]}
-            call(approver, "POST", f"/v1/approvals/{approval['approval_id']}", json.dumps(body).encode())
-        for execution_id in sorted(execution_ids - {e for e, r in runs.items() if r["status"] in TERMINAL}):
-            answer = call(admin, "GET", f"/v1/executions/{execution_id}")
-            if answer.status == 200:
-                runs[execution_id] = answer.body
-        if all(r["status"] in TERMINAL for r in runs.values()) and len(runs) == len(execution_ids):
-            break
-        time.sleep(0.2)
+    drain_runs(admin, approver, execution_ids, timeout=timeout, reason="load test: drained", interval=0.2)
     plane.settle()
     return [call(admin, "GET", f"/v1/executions/{e}").body for e in sorted(execution_ids)]
 
@@ -206,7 +196,13 @@ def burst_submit(endpoint: Endpoint, index: int) -> dict[str, Any]:
 
 def burst(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
-    options = PlaneOptions(state_dir=state_dir, fresh=True, schedule_scale=0, max_in_flight=args.max_in_flight)
+    options = PlaneOptions(
+        assembly_dir=plane_assembly(state_dir),
+        state_dir=state_dir,
+        fresh=True,
+        schedule_scale=0,
+        max_in_flight=args.max_in_flight,
+    )
     with LocalPlane(options) as plane:
         submitter = local_endpoint(plane.url, plane.state_dir, "submitter")
         started = time.monotonic()
@@ -291,7 +287,8 @@ def main() -> int:
 
     state_dir = Path(args.state_dir)
     samples_path = state_dir / "locust-samples.json"
-    with LocalPlane(PlaneOptions(state_dir=state_dir, fresh=True, schedule_scale=0)) as plane:
+    options = PlaneOptions(assembly_dir=plane_assembly(state_dir), state_dir=state_dir, fresh=True, schedule_scale=0)
+    with LocalPlane(options) as plane:
         samples_path.unlink(missing_ok=True)
         load_started = time.monotonic()
         code = run_locust(plane, args, samples_path)

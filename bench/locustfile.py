@@ -18,8 +18,7 @@ from typing import Any
 
 from locust import HttpUser, LoadTestShape, constant_throughput, events, task
 
-from infra.cli import local_endpoint
-from infra.local.auth import sign
+from infra.client import local_endpoint, signed_headers
 
 REPO = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(os.environ.get("AGENTPLANE_STATE_DIR", ".agentplane"))
@@ -67,20 +66,12 @@ class _Signed(HttpUser):
     wait_time = constant_throughput(PER_USER_RPS)
 
     def on_start(self) -> None:
-        endpoint = local_endpoint(str(self.host), STATE_DIR, self.persona)
-        assert endpoint.key is not None
-        self.key = endpoint.key
-        self.api_key = endpoint.api_key  # the persona's usage plan
+        # The persona's key, and its API key (its usage plan).
+        self.endpoint = local_endpoint(str(self.host), STATE_DIR, self.persona)
+        assert self.endpoint.key is not None
 
     def send(self, method: str, path: str, name: str, body: bytes | None = None, **headers: str) -> Any:
-        sent = sign(
-            method,
-            f"{self.host}{path}",
-            {"Content-Type": "application/json", **({"x-api-key": self.api_key} if self.api_key else {}), **headers},
-            body,
-            access_key_id=self.key.access_key_id,
-            secret_access_key=self.key.secret_access_key,
-        )
+        sent = signed_headers(self.endpoint, method, f"{self.host}{path}", headers, body)
         with self.client.request(method, path, data=body, headers=sent, name=name, catch_response=True) as answer:
             if answer.status_code in (429, 503) or answer.status_code < 400:
                 answer.success()  # shed load (throttled, or at capacity): counted apart by the report

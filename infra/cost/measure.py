@@ -21,9 +21,10 @@ from typing import Any
 from botocore.client import BaseClient
 
 from functions.api.rollouts import split_alias
-from infra.cli import Endpoint as ApiEndpoint
-from infra.cli import call, expect, local_endpoint
+from infra.client import Endpoint as ApiEndpoint
+from infra.client import call, expect, local_endpoint, pending_approvals, settle
 from infra.cost.model import SECONDS_PER_MONTH, CostError, Endpoint, FunctionUse, Profile, RunUse, Schedule
+from infra.local import moto_seam
 from infra.local.plane import LocalPlane
 from infra.local.schedules import rate_seconds
 
@@ -86,7 +87,7 @@ def counting_calls(plane: LocalPlane) -> Iterator[Calls]:
     plane's own threads' (in this process)."""
     calls = Calls()
     lock = threading.Lock()
-    original = BaseClient._make_api_call  # type: ignore[attr-defined]
+    original = moto_seam.original("botocore.make_api_call")
 
     def count(service: str, operation: str, params: dict[str, Any]) -> None:
         with lock:
@@ -97,13 +98,13 @@ def counting_calls(plane: LocalPlane) -> Iterator[Calls]:
         return original(client, operation, params)
 
     assert plane.iam is not None
-    BaseClient._make_api_call = counted  # type: ignore[attr-defined]
+    patch = moto_seam.apply("botocore.make_api_call", counted)
     plane.iam.observers.append(count)
     try:
         yield calls
     finally:
         plane.iam.observers.remove(count)
-        BaseClient._make_api_call = original  # type: ignore[attr-defined]
+        patch.restore()
 
 
 def _function_snapshot(plane: LocalPlane) -> dict[str, tuple[int, float]]:
@@ -245,11 +246,8 @@ def _wait(sfn: Any, execution_arn: str, approver: ApiEndpoint, execution_id: str
         if run["status"] != "RUNNING":
             return run
         if not approved and _waits_for_token(sfn, execution_arn):
-            pending = expect(call(approver, "GET", "/v1/approvals?status=PENDING"), 200)["approvals"]
-            for approval in (a for a in pending if a["execution_id"] == execution_id):
-                decision = {"decision": "approve", "reason": "cost measurement", "args_sha256": approval["args_sha256"]}
-                path = f"/v1/approvals/{approval['approval_id']}"
-                expect(call(approver, "POST", path, json.dumps(decision).encode()), 200)
+            for approval in pending_approvals(approver, execution_id):
+                settle(approver, approval["approval_id"], "approve", "cost measurement", approval["args_sha256"])
                 approved = True
         time.sleep(0.05)
     raise CostError(f"execution {execution_id} did not finish in {timeout:.0f}s")
@@ -275,6 +273,7 @@ def measure_locally(
     """Stand the template up on a local plane of its own, measure, and stop it."""
     from infra.local.plane import PlaneOptions
     from infra.paths import REPO_ROOT
+    from infra.synth import SynthError, plane_assembly
 
     if request is None:
         if workflow not in DEFAULT_REQUESTS:
@@ -286,5 +285,10 @@ def measure_locally(
         raise CostError(f"--runs {runs}: measure at least one run")
     if assembly is not None and not assembly.is_dir():
         raise CostError(f"--assembly {assembly}: no such cloud assembly directory")
-    with LocalPlane(PlaneOptions(state_dir=state_dir, fresh=True, schedule_scale=0, assembly_dir=assembly)) as plane:
+    if assembly is None:
+        try:
+            assembly = plane_assembly(state_dir)
+        except SynthError as error:
+            raise CostError(str(error)) from None
+    with LocalPlane(PlaneOptions(assembly_dir=assembly, state_dir=state_dir, fresh=True, schedule_scale=0)) as plane:
         return measure(plane, workflow, request, runs=runs)

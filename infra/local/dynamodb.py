@@ -16,10 +16,11 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+
+from infra.local import moto_seam
 
 Key = tuple[DynamoType, DynamoType | None]
 
@@ -63,12 +64,11 @@ class _TransactionCopy:
 class LeanTransactions:
     def __init__(self) -> None:
         self._shim = _TransactionCopy()
-        self._original: Any = None
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
         shim = self._shim
-        original = DynamoDBBackend.transact_write_items
-        self._original = original
+        original = moto_seam.original("dynamodb.transact_write_items")
 
         def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
             keys: dict[str, list[Key]] = {}
@@ -90,25 +90,21 @@ class LeanTransactions:
             finally:
                 shim.local.keys = None
 
-        DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
-        dynamodb_models.copy = shim  # type: ignore[assignment,attr-defined]
+        self._patches.apply("dynamodb.transact_write_items", transact_write_items)
+        self._patches.apply("dynamodb.copy", shim)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            DynamoDBBackend.transact_write_items = self._original  # type: ignore[method-assign]
-            dynamodb_models.copy = copy  # type: ignore[attr-defined]
-            self._original = None
+        self._patches.restore()
 
 
 class PartitionQueries:
-    """A query on a table's own key reads only the queried partition (checked against moto 5.2.5)."""
+    """A query on a table's own key reads only the queried partition."""
 
     def __init__(self) -> None:
-        self._original: Any = None
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
-        original = Table.query
-        self._original = original
+        original = moto_seam.original("dynamodb.query")
         signature = inspect.signature(original)  # moto's backend passes index_name positionally
 
         def query(table: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
@@ -121,9 +117,7 @@ class PartitionQueries:
                 view.items[hash_key] = table.items[hash_key]
             return original(view, hash_key, *args, **kwargs)
 
-        Table.query = query  # type: ignore[method-assign,assignment]
+        self._patches.apply("dynamodb.query", query)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            Table.query = self._original  # type: ignore[method-assign]
-            self._original = None
+        self._patches.restore()

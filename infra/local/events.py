@@ -16,6 +16,7 @@ from typing import Any
 
 from moto.events.models import Rule
 
+from infra.local import moto_seam
 from infra.local.faults import FaultPlan
 
 
@@ -41,15 +42,14 @@ class EventDelivery:
         self.stats = DeliveryStats()
         self._queue: queue.Queue[tuple[dict[str, Any], dict[str, Any]] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="agentplane-event-delivery", daemon=True)
-        self._original: Any = None
+        self._patches = moto_seam.Patches()
         self._idle = threading.Condition()
         self._pending = 0
         self._targets: dict[str, dict[str, Any]] = {}  # ARN -> the rule target, for replays
 
     def install(self) -> None:
         delivery = self
-        original = Rule.send_to_targets
-        self._original = original
+        original = moto_seam.original("events.send_to_targets")
 
         def send_to_targets(rule: Rule, event: Any, transform_input: bool = True) -> None:
             # Ours: Lambda targets, and queues an agent drains (bursty agents): both are where faults apply.
@@ -64,13 +64,11 @@ class EventDelivery:
                     for _ in range(delivery.faults.event_copies(delivery.agent_of(target["Arn"]))):
                         delivery.enqueue(dict(event), dict(target))
 
-        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+        self._patches.apply("events.send_to_targets", send_to_targets)
         self._worker.start()
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            Rule.send_to_targets = self._original  # type: ignore[method-assign]
-            self._original = None
+        self._patches.restore()
         self._queue.put(None)
         self._worker.join(timeout=5)
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import unquote
 
-from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
 from werkzeug.exceptions import HTTPException
 
+from infra.local import moto_seam
 from infra.local.template import ACCOUNT_ID, REGION
 
 # The IAM action of an API operation where the two names differ.
@@ -107,11 +107,10 @@ class IamEnforcement:
         self.log = log  # one line per refusal, for whoever wonders why a function got AccessDenied
         # Told of every request a function makes that its role allows: (service, IAM action name, request body).
         self.observers: list[Callable[[str, str, dict[str, Any]], None]] = []
-        self._original: Any = None
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
         enforcement = self
-        original = ActionAuthenticatorMixin._authenticate_and_authorize_action
 
         def authorize(response: Any, iam_request_cls: type, resource: str = "*") -> None:
             key = _access_key(response.headers.get("Authorization", ""))
@@ -120,13 +119,10 @@ class IamEnforcement:
             enforcement.authorize(response, iam_request_cls, resource)
             return None
 
-        self._original = original
-        ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize  # type: ignore[method-assign,assignment]
+        self._patches.apply("iam.authorize", authorize)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            ActionAuthenticatorMixin._authenticate_and_authorize_action = self._original  # type: ignore[method-assign]
-            self._original = None
+        self._patches.restore()
 
     def authorize(self, response: Any, iam_request_cls: type, resource: str) -> None:
         request = iam_request_cls(

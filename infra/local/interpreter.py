@@ -11,14 +11,12 @@ makes (checked against moto 5.2.5).
 from __future__ import annotations
 
 import functools
-import importlib
 from typing import Any
 
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-_json_path: Any = importlib.import_module("moto.stepfunctions.parser.asl.utils.json_path")
-_result_path: Any = importlib.import_module("moto.stepfunctions.parser.asl.component.common.path.result_path")
+from infra.local import moto_seam
 
 PROGRAMS = 64  # distinct definitions kept parsed (each workflow version is one)
 PATHS = 4096  # distinct JSONPath expressions kept compiled
@@ -31,22 +29,15 @@ def _program(definition: str) -> Any:
 
 class InterpreterCaches:
     def __init__(self) -> None:
-        self._originals: tuple[Any, Any, Any] | None = None
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
-        self._originals = (ExecutionWorker._get_evaluation_entrypoint, _json_path.parse, _result_path.parse)
-
         def entrypoint(worker: ExecutionWorker) -> Any:
             return _program(worker._evaluation_details.state_machine_details.definition)
 
-        ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign,assignment]
-        _json_path.parse = functools.lru_cache(maxsize=PATHS)(self._originals[1])
-        _result_path.parse = functools.lru_cache(maxsize=PATHS)(self._originals[2])
+        self._patches.apply("stepfunctions.parse_definition", entrypoint)
+        for name in ("stepfunctions.json_path_parse", "stepfunctions.result_path_parse"):
+            self._patches.apply(name, functools.lru_cache(maxsize=PATHS)(moto_seam.original(name)))
 
     def uninstall(self) -> None:
-        if self._originals is not None:
-            entrypoint, json_parse, result_parse = self._originals
-            ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
-            _json_path.parse = json_parse
-            _result_path.parse = result_parse
-            self._originals = None
+        self._patches.restore()

@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind
 from contracts.envelope import TRACE_ID_PATTERN
 from functions.runtime import tracing
 from functions.runtime.decisions import step_name
+from infra.local import moto_seam
 from infra.local.faults import FaultPlan
 from infra.local.template import ACCOUNT_ID, REGION
 from infra.local.workers import InstanceConfig, InvocationFailed, Pool, Zygote
@@ -100,7 +101,7 @@ class LocalLambdas:
         self._zygotes: dict[tuple[str, ...], Zygote] = {}  # one per set of layers
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Lock()
-        self._original: Any = None
+        self._patches = moto_seam.Patches()
 
     def register(self, spec: FunctionSpec) -> None:
         module = spec.handler.rsplit(".", 1)[0]
@@ -117,13 +118,10 @@ class LocalLambdas:
         def invoke(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
             return plane.invoke(function.function_name, event, version=str(function.version))
 
-        self._original = LambdaFunction._invoke_lambda
-        LambdaFunction._invoke_lambda = invoke  # type: ignore[method-assign,assignment]
+        self._patches.apply("lambda.invoke", invoke)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
-            self._original = None
+        self._patches.restore()
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
             zygotes, self._zygotes = list(self._zygotes.values()), {}

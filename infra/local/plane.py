@@ -1,8 +1,11 @@
-"""The local plane: synthesize, stand the template up on moto, serve the API on 127.0.0.1."""
+"""The local plane: a synthesized template stood up on moto, its API served on 127.0.0.1.
+
+The plane is handed a cloud assembly (``PlaneOptions.assembly_dir``): whoever starts it synthesizes the app
+(``infra.synth.plane_assembly``), so the emulator knows nothing of the app that made the template.
+"""
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -23,6 +26,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from functions.api.admission import MAX_IN_FLIGHT_ENV
 from functions.runtime.clock import WAIT_SCALE_ENV
 from functions.runtime.registry import KEY
+from infra.local import moto_seam
 from infra.local.auth import LocalAuth, personas_in
 from infra.local.dynamodb import LeanTransactions, PartitionQueries
 from infra.local.events import EventDelivery
@@ -50,19 +54,17 @@ DEFAULT_STATE_DIR = Path(".agentplane")
 PLANE_FILES = ("plane.json", "credentials.json", "spans.jsonl", "logs", "models")
 _USED_MARKERS = ("plane.json", "credentials.json", "spans.jsonl", "logs/api-access.log")
 TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-# The one place moto's interpreter sleeps between retries; only its clock is replaced (DESIGN §14).
-retrier_decl: Any = importlib.import_module("moto.stepfunctions.parser.asl.component.common.retry.retrier_decl")
 
 
 @dataclass
 class PlaneOptions:
+    assembly_dir: Path  # the synthesized cloud assembly whose template the plane stands up
     state_dir: Path = DEFAULT_STATE_DIR
     port: int = 0
     stack_name: str = "agentplane"
     faults: FaultPlan = field(default_factory=FaultPlan)
     # Step Functions retry intervals are seconds on AWS; locally they shrink by this factor.
     retry_delay_scale: float = 0.01
-    assembly_dir: Path | None = None  # an existing cloud assembly; synthesized into the state dir when None
     # Scheduled rules fire on their rate times this factor (0 disables the timers; /local/schedules/run still works).
     schedule_scale: float = 1.0
     # Usage-plan rates and bursts times this factor; the buckets' clock (tests freeze it to count exactly).
@@ -120,14 +122,6 @@ class MissingLocalRuntime(RuntimeError):
     pass
 
 
-def synthesize(outdir: Path, stack_name: str) -> Path:
-    from infra.app import build_app
-
-    app = build_app(outdir, context={"aws:cdk:enable-asset-metadata": "true", "agentplane:stack-name": stack_name})
-    app.synth()
-    return outdir
-
-
 class _ScaledClock:
     """Replaces the retrier's ``time`` module only: real backoff shape, shorter waits."""
 
@@ -142,8 +136,8 @@ class _ScaledClock:
 
 
 class LocalPlane:
-    def __init__(self, options: PlaneOptions | None = None) -> None:
-        self.options = options or PlaneOptions()
+    def __init__(self, options: PlaneOptions) -> None:
+        self.options = options
         self.state_dir = self.options.state_dir.resolve()
         self.lambdas = LocalLambdas(
             self.state_dir / "logs",
@@ -177,7 +171,7 @@ class LocalPlane:
         self._clients_lock = threading.Lock()
         self._access_log: IO[str] | None = None
         self._serving: threading.Thread | None = None
-        self._saved_clock: Any = None
+        self._retry_clock: moto_seam.Applied | None = None
         self._moto_log: logging.FileHandler | None = None
         self.spans = SpanStore()
         self.otlp: OtlpReceiver | None = None
@@ -192,8 +186,7 @@ class LocalPlane:
                 )
         claim_state_dir(self.state_dir, fresh=self.options.fresh)
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
-        assembly = self.options.assembly_dir or synthesize(self.state_dir / "cdk.out", self.options.stack_name)
-        template = Template.load(assembly, self.options.stack_name)
+        template = Template.load(self.options.assembly_dir, self.options.stack_name)
 
         self._quiet_moto()
         self.spans = SpanStore(self.state_dir / "spans.jsonl")
@@ -215,8 +208,7 @@ class LocalPlane:
             self.lambdas.settings.aws_environment[WAIT_SCALE_ENV] = repr(self.options.wait_scale)
         if self.options.max_in_flight is not None:
             self.lambdas.settings.aws_environment[MAX_IN_FLIGHT_ENV] = str(self.options.max_in_flight)
-        self._saved_clock = retrier_decl.time
-        retrier_decl.time = _ScaledClock(self.options.retry_delay_scale)
+        self._retry_clock = moto_seam.apply("stepfunctions.retry_clock", _ScaledClock(self.options.retry_delay_scale))
         self.lambdas.install()
         self.aliases.install()
         self.events.install()
@@ -419,9 +411,9 @@ class LocalPlane:
         if self.aws_server is not None:
             self.aws_server.stop()
             self.aws_server = None
-        if self._saved_clock is not None:
-            retrier_decl.time = self._saved_clock
-            self._saved_clock = None
+        if self._retry_clock is not None:
+            self._retry_clock.restore()
+            self._retry_clock = None
         if self._mock is not None:
             self._mock.stop()
             self._mock = None

@@ -17,6 +17,7 @@ from typing import Any
 
 from moto.sqs.models import Queue
 
+from infra.local import moto_seam
 from infra.local.template import REGION
 
 SQS_MAX_RECEIVE = 10
@@ -43,7 +44,7 @@ class QueueDelivery:
         self.window_scale = window_scale
         self.mappings: dict[str, QueueMapping] = {}  # queue ARN -> mapping
         self._threads: list[threading.Thread] = []
-        self._original: Any = None
+        self._patches = moto_seam.Patches()
         self._stopping = threading.Event()
         self._busy = 0
         self._lock = threading.Lock()
@@ -63,8 +64,7 @@ class QueueDelivery:
 
     def install(self) -> None:
         delivery = self
-        original = Queue.add_message
-        self._original = original
+        original = moto_seam.original("sqs.add_message")
 
         def add_message(queue: Queue, message: Any) -> None:
             original(queue, message)
@@ -72,12 +72,10 @@ class QueueDelivery:
             if mapping is not None:
                 mapping.wake.set()
 
-        Queue.add_message = add_message  # type: ignore[method-assign,assignment]
+        self._patches.apply("sqs.add_message", add_message)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            Queue.add_message = self._original  # type: ignore[method-assign]
-            self._original = None
+        self._patches.restore()
         self._stopping.set()
         for mapping in self.mappings.values():
             mapping.wake.set()

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from moto.awslambda.models import LambdaFunction, LambdaStorage
 from moto.codedeploy.models import codedeploy_backends
 
+from infra.local import moto_seam
 from infra.local.alarms import AlarmState, LocalAlarm
 from infra.local.faults import Fault, FaultPlan
 from infra.local.lambdas import LocalLambdas, VersionStats
@@ -169,10 +170,10 @@ class WeightedAliases:
 
     def __init__(self) -> None:
         self._split = ExactSplit()
-        self._original: Any = None
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
-        original = LambdaStorage.get_function_by_name_with_qualifier
+        original = moto_seam.original("lambda.alias_routing")
         router = self
 
         def routed(storage: LambdaStorage, name: str, qualifier: str | None = None) -> LambdaFunction:
@@ -185,13 +186,10 @@ class WeightedAliases:
             found: LambdaFunction = original(storage, name, qualifier)
             return found
 
-        self._original = original
-        LambdaStorage.get_function_by_name_with_qualifier = routed  # type: ignore[method-assign,assignment]
+        self._patches.apply("lambda.alias_routing", routed)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            LambdaStorage.get_function_by_name_with_qualifier = self._original  # type: ignore[method-assign]
-            self._original = None
+        self._patches.restore()
 
     def pick(self, function: str, alias: str, primary: str, routing: Any) -> str:
         """The version this invocation runs; ``routing`` is the alias's RoutingConfig as the API took it."""

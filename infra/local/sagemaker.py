@@ -21,6 +21,7 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from containers.base.serve import BackgroundServer
 from containers.base.settings import MODEL_DIR_ENV, ServingSettings
+from infra.local import moto_seam
 
 INVOKE_TIMEOUT_S = 60.0  # SageMaker's real-time invocation limit
 FORWARDED = {
@@ -53,7 +54,7 @@ class LocalEndpoints:
         self.configs: dict[str, tuple[str, str]] = {}  # config name -> (variant name, model name)
         self.endpoints: dict[str, LocalEndpoint] = {}
         self._lock = threading.Lock()
-        self._saved: Any = None
+        self._patches = moto_seam.Patches()
 
     # --- resources, as the provisioner meets them ------------------------------------------------
 
@@ -86,7 +87,6 @@ class LocalEndpoints:
     # --- the InvokeEndpoint route ------------------------------------------------------------------
 
     def install(self) -> None:
-        self._saved = SageMakerRuntimeResponse.invoke_endpoint
         endpoints = self
 
         def invoke_endpoint(response: SageMakerRuntimeResponse) -> tuple[int, dict[str, str], bytes | str]:
@@ -96,12 +96,10 @@ class LocalEndpoints:
                 response.body if isinstance(response.body, bytes) else str(response.body).encode(),
             )
 
-        SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign,assignment]
+        self._patches.apply("sagemaker.invoke_endpoint", invoke_endpoint)
 
     def uninstall(self) -> None:
-        if self._saved is not None:
-            SageMakerRuntimeResponse.invoke_endpoint = self._saved  # type: ignore[method-assign]
-            self._saved = None
+        self._patches.restore()
 
     def forward(self, name: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str]:
         with self._lock:

@@ -12,14 +12,13 @@ import time
 import uuid
 from typing import Any
 
-from moto import backend_index
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
-from moto.stepfunctions import urls as stepfunctions_urls
 from moto.stepfunctions.models import StepFunctionBackend
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from infra.local import moto_seam
 from infra.local.rollout import ExactSplit
 
 SYNC_URL_BASE = r"https?://sync-states\.(.+)\.amazonaws.com"
@@ -91,25 +90,18 @@ def start_sync_execution(response: StepFunctionResponse) -> ActionResult:
 
 class SyncExecutions:
     def __init__(self) -> None:
-        self._pattern = ("stepfunctions", re.compile(SYNC_URL_BASE))
-        self._start: Any = None
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
-        start = self._start = StepFunctionsParserBackend.start_execution
+        start = moto_seam.original("stepfunctions.start_execution")
 
         def through_alias(backend: StepFunctionsParserBackend, state_machine_arn: str, *args: Any, **kw: Any) -> Any:
             return start(backend, resolve_alias(backend, state_machine_arn), *args, **kw)
 
-        StepFunctionsParserBackend.start_execution = through_alias  # type: ignore[method-assign,assignment]
-        StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
-        stepfunctions_urls.url_bases.append(SYNC_URL_BASE)
-        backend_index.backend_url_patterns.insert(0, self._pattern)
+        self._patches.apply("stepfunctions.start_execution", through_alias)
+        self._patches.apply("stepfunctions.start_sync_execution", start_sync_execution)
+        self._patches.apply("stepfunctions.sync_url_base", SYNC_URL_BASE)
+        self._patches.apply("stepfunctions.sync_url_pattern", ("stepfunctions", re.compile(SYNC_URL_BASE)))
 
     def uninstall(self) -> None:
-        if self._start is not None:
-            StepFunctionsParserBackend.start_execution = self._start  # type: ignore[method-assign]
-            self._start = None
-        if SYNC_URL_BASE in stepfunctions_urls.url_bases:
-            stepfunctions_urls.url_bases.remove(SYNC_URL_BASE)
-        if self._pattern in backend_index.backend_url_patterns:
-            backend_index.backend_url_patterns.remove(self._pattern)
+        self._patches.restore()

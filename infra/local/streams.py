@@ -18,6 +18,8 @@ from typing import Any
 
 from moto.dynamodb.models.table import StreamRecord, StreamShard
 
+from infra.local import moto_seam
+
 Record = dict[str, Any]
 
 
@@ -59,7 +61,7 @@ class StreamDelivery:
         self.client = client
         self.mappings: dict[str, Mapping] = {}  # function ARN -> mapping
         self._threads: list[threading.Thread] = []
-        self._original: Any = None
+        self._patches = moto_seam.Patches()
         self._idle = threading.Condition()
         self._pending = 0
 
@@ -78,7 +80,6 @@ class StreamDelivery:
 
     def install(self) -> None:
         delivery = self
-        self._original = StreamShard.add
 
         def add(shard: StreamShard, old: Any, new: Any) -> None:
             view = shard.table.stream_specification["StreamViewType"]  # type: ignore[index]
@@ -89,12 +90,10 @@ class StreamDelivery:
             for function_arn, mapping in shard.table.lambda_event_source_mappings.items():
                 delivery.enqueue(function_arn, lambda_record(record, mapping.event_source_arn))
 
-        StreamShard.add = add  # type: ignore[method-assign,assignment]
+        self._patches.apply("dynamodb.stream_add", add)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            StreamShard.add = self._original  # type: ignore[method-assign]
-            self._original = None
+        self._patches.restore()
         for mapping in self.mappings.values():
             mapping.records.put(None)
         for thread in self._threads:

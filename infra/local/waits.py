@@ -15,6 +15,8 @@ from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 
+from infra.local import moto_seam
+
 
 class _Scaled(TimeoutSeconds):
     """A declared timeout that passes ``scale`` times faster (moto waits on a float number of seconds as well)."""
@@ -38,13 +40,13 @@ class ScaledWaits:
         if scale <= 0:
             raise ValueError(f"wait scale must be positive, got {scale}")
         self.scale = scale
-        self._saved: tuple[Any, Any] | None = None
+        self._patches = moto_seam.Patches()
 
     def install(self) -> None:
-        if self.scale == 1.0 or self._saved is not None:
+        if self.scale == 1.0 or self._patches:
             return
-        evaluate, run = ExecutionState._evaluate_with_timeout, Program.eval
-        self._saved = (evaluate, run)
+        evaluate = moto_seam.original("stepfunctions.task_token_timeout")
+        run = moto_seam.original("stepfunctions.workflow_timeout")
         scale = self.scale
 
         def evaluate_scaled(state: ExecutionState, env: Any) -> None:
@@ -60,11 +62,8 @@ class ScaledWaits:
                 program.timeout_seconds = _Scaled(timeout, scale)  # type: ignore[misc]
             run(program, env)
 
-        ExecutionState._evaluate_with_timeout = evaluate_scaled  # type: ignore[method-assign,assignment]
-        Program.eval = run_scaled  # type: ignore[method-assign,assignment]
+        self._patches.apply("stepfunctions.task_token_timeout", evaluate_scaled)
+        self._patches.apply("stepfunctions.workflow_timeout", run_scaled)
 
     def uninstall(self) -> None:
-        if self._saved is None:
-            return
-        ExecutionState._evaluate_with_timeout, Program.eval = self._saved  # type: ignore[method-assign]
-        self._saved = None
+        self._patches.restore()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from contracts.models import DocReviewRequest
 from functions.runtime.tracing import trace_id_from_traceparent
+from infra.client import finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 trace_id_pattern = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
@@ -36,9 +36,9 @@ NEAR_VALID = st.fixed_dictionaries(
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
     # Validation, not throttling, is under test here: the fuzz may outpace the admin's usage plan.
-    options = PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0, throttle_scale=100)
+    options = plane_options(schedule_scale=0, throttle_scale=100)
     with LocalPlane(options) as running:
         yield running
 

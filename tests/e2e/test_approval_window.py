@@ -8,13 +8,13 @@ the deadlines and approval expiries that cover them, at ``SCALE`` of their time,
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from infra.client import finished
 from infra.local.plane import LocalPlane, PlaneOptions
 from infra.workflows import doc_review
-from tests.e2e.client import finished
 from tests.e2e.test_approvals import decide, submit, waiting_approval
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +25,8 @@ WORK_S = doc_review.WORK_MS / 1000 * SCALE
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    options = PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0, wait_scale=SCALE)
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    options = plane_options(schedule_scale=0, wait_scale=SCALE)
     with LocalPlane(options) as running:
         yield running
 

@@ -4,14 +4,14 @@ arguments, timeout and a late approval — each over signed HTTP, as the persona
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from infra.cli import main as agentplane
+from infra.client import finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
@@ -20,8 +20,8 @@ RUN = "/v1/workflows/doc-review/executions"
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    with LocalPlane(plane_options(schedule_scale=0)) as running:
         yield running
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from infra.local.chaos import ScenarioReport, load_scenarios, run_scenario
-from infra.local.faults import Scenario
+from infra.drills.chaos import ScenarioReport, load_scenarios, run_scenario
+from infra.drills.scenario import Scenario
 from infra.local.plane import LocalPlane, PlaneOptions
 from infra.paths import REPO_ROOT
 
@@ -17,8 +17,8 @@ SCENARIOS = {s.name: s for s in load_scenarios([REPO_ROOT / "chaos" / "scenarios
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    with LocalPlane(plane_options(schedule_scale=0)) as running:
         yield running
 
 

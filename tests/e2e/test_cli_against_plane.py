@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.client import request
+from infra.client import request
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from contracts.loader import CONTRACTS_DIR
+from infra.client import request
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import request
 from tests.infra.assembly import synthesize
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ Faults are injected into the primary's function (and then its approximate handle
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +16,9 @@ import pytest
 from functions.runtime.registry import DynamoRegistry
 from functions.runtime.routing import Circuit
 from infra.cli import main as agentplane
+from infra.client import finished, request
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.e2e.test_approvals import decide, waiting_approval
 from tests.sample_events import load_event
 
@@ -30,8 +30,8 @@ APPROXIMATE = "evidence-verifier~approximate"
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    with LocalPlane(plane_options(schedule_scale=0)) as running:
         yield running
 
 

@@ -4,22 +4,24 @@ an export verifies offline, and tampering with it is caught and named."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from infra.cli import main as agentplane
+from infra.client import finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def ledger_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPlane, dict[str, object], Path]]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as plane:
+def ledger_run(
+    tmp_path_factory: pytest.TempPathFactory, plane_options: Callable[..., PlaneOptions]
+) -> Iterator[tuple[LocalPlane, dict[str, object], Path]]:
+    with LocalPlane(plane_options(schedule_scale=0)) as plane:
         started = request(
             plane.url, "POST", "/v1/workflows/doc-review/executions", load_event("doc-review-request.json")
         )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from infra.client import request
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import request
 
 pytestmark = pytest.mark.e2e
 
@@ -15,8 +15,8 @@ PATH = "/v1/workflows/quick-check/invoke"
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    with LocalPlane(plane_options(schedule_scale=0)) as running:
         yield running
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.cli import main as agentplane
+from infra.client import Answer, finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import Response, finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
@@ -22,8 +22,8 @@ RUN = "/v1/workflows/doc-review/executions"
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    with LocalPlane(plane_options(schedule_scale=0)) as running:
         yield running
 
 
@@ -44,7 +44,7 @@ def bob(plane: LocalPlane) -> dict[str, str]:
     return {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
 
 
-def assert_problem(answer: Response, status: int) -> dict[str, Any]:
+def assert_problem(answer: Answer, status: int) -> dict[str, Any]:
     assert answer.status == status, answer.body
     assert answer.content_type == PROBLEM_JSON
     body: dict[str, Any] = answer.body

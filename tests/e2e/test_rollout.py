@@ -7,16 +7,16 @@ The rollouts' clock is driven by hand (a deployment minute is one tick of it), s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from contracts.loader import load_contracts
 from infra.cli import main as agentplane
+from infra.client import finished, request
 from infra.local.agent_run import step_event
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
@@ -38,9 +38,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> Iterator[LocalPlane]:
-    options = PlaneOptions(
-        state_dir=tmp_path_factory.mktemp("plane"),
+def plane(clock: Clock, plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    options = plane_options(
         schedule_scale=0,
         rollout_clock=clock,
         rollout_minute_s=60.0,

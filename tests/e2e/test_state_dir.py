@@ -9,27 +9,27 @@ from pathlib import Path
 import pytest
 
 from infra.cli import main as agentplane
+from infra.client import request
 from infra.local.plane import LocalPlane, PlaneOptions, StateDirInUse
-from tests.e2e.client import request
 
 pytestmark = pytest.mark.e2e
 
 
-def test_a_stopped_planes_dir_is_refused_and_fresh_wipes_it(tmp_path: Path) -> None:
+def test_a_stopped_planes_dir_is_refused_and_fresh_wipes_it(tmp_path: Path, assembly: Path) -> None:
     # GIVEN a plane that served (and signed its credentials) from a dir, then stopped
-    with LocalPlane(PlaneOptions(state_dir=tmp_path, schedule_scale=0)) as first:
+    with LocalPlane(PlaneOptions(assembly_dir=assembly, state_dir=tmp_path, schedule_scale=0)) as first:
         assert request(first.url, "GET", "/v1/capabilities").status == 200
         first_key = first.auth.defaults["admin"].access_key_id if first.auth else ""
 
     # THEN a second plane refuses the dir and names the way out, without touching it
     with pytest.raises(StateDirInUse) as refused:
-        LocalPlane(PlaneOptions(state_dir=tmp_path, schedule_scale=0)).start()
+        LocalPlane(PlaneOptions(assembly_dir=assembly, state_dir=tmp_path, schedule_scale=0)).start()
     assert str(tmp_path) in str(refused.value)
     assert "--fresh" in str(refused.value)
     assert (tmp_path / "logs" / "api-access.log").is_file()
 
     # AND a fresh plane wipes what the first left and serves with new keys
-    with LocalPlane(PlaneOptions(state_dir=tmp_path, schedule_scale=0, fresh=True)) as second:
+    with LocalPlane(PlaneOptions(assembly_dir=assembly, state_dir=tmp_path, schedule_scale=0, fresh=True)) as second:
         assert second.auth is not None
         assert second.auth.defaults["admin"].access_key_id != first_key
         access_log = (tmp_path / "logs" / "api-access.log").read_text()

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from infra.client import finished, request
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"))) as running:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    with LocalPlane(plane_options()) as running:
         yield running
 
 

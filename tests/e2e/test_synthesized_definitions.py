@@ -11,9 +11,9 @@ import pytest
 
 from contracts.loader import CONTRACTS_DIR
 from infra.app import build_app
+from infra.client import finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
 from infra.workflows import doc_review
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e

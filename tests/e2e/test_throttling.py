@@ -6,13 +6,13 @@ moves, and the test moves it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from infra.client import request
 from infra.components.personas import PERSONA_THROTTLE
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import request
 from tests.sample_events import load_event
 
 
@@ -28,8 +28,8 @@ CLOCK = Clock()
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    options = PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0, throttle_clock=CLOCK)
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    options = plane_options(schedule_scale=0, throttle_clock=CLOCK)
     with LocalPlane(options) as running:
         yield running
 

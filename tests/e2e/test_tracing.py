@@ -4,7 +4,7 @@ waterfall and incident view from the CLI, and every contract's declared metrics 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,9 +13,9 @@ from contracts.capability import LambdaRuntime
 from contracts.loader import load_contracts
 from functions.runtime.tracing import trace_id_from_traceparent
 from infra import cli
+from infra.client import finished, request
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
-from tests.e2e.client import finished, request
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
@@ -24,8 +24,8 @@ CALLER_TRACEPARENT = "00-6745a1b25e0c3d9a7b1f42e68c0d9a31-00f067aa0ba902b7-01"
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"))) as running:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    with LocalPlane(plane_options()) as running:
         yield running
 
 

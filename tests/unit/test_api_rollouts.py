@@ -9,7 +9,7 @@ from typing import Any
 
 from functions.api.rollouts import deployment_view, lambda_versions, rollouts, split_alias, workflow_versions
 from functions.runtime.routing import Implementation
-from infra.cli import render_rollouts
+from infra.cli.rollout import render_rollouts
 
 ALIAS = "arn:aws:lambda:eu-west-1:123456789012:function:plane-verifier:live"
 SM_ALIAS = "arn:aws:states:eu-west-1:123456789012:stateMachine:doc-review:live"

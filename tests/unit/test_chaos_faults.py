@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from infra.local.chaos import load_scenarios, retried_states
+from infra.drills.chaos import load_scenarios, retried_states
+from infra.drills.scenario import Scenario
 from infra.local.faults import (
     MALFORMED_OUTPUT,
     THROTTLE_ERROR,
@@ -16,7 +17,6 @@ from infra.local.faults import (
     Fault,
     FaultPlan,
     FaultSpecError,
-    Scenario,
 )
 from infra.paths import REPO_ROOT
 

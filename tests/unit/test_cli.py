@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from contracts.loader import CONTRACTS_DIR
-from infra import cli
+from infra import cli, client
+from infra.cli.runs import render
 from infra.local.faults import FaultPlan, FaultSpecError
 
 pytestmark = pytest.mark.unit
@@ -497,7 +498,7 @@ def test_status_from_something_that_is_not_the_plane_fails_in_one_line(
 def test_a_deployed_api_gets_the_api_key_from_the_environment(
     capsys: pytest.CaptureFixture[str], api: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(cli.API_KEY_SETTING, "key-of-the-submitter-plan")
+    monkeypatch.setenv(client.API_KEY_SETTING, "key-of-the-submitter-plan")
 
     assert cli.main(["status", "x", "--api-url", api.url]) == 0
 
@@ -509,10 +510,10 @@ def test_local_credentials_carry_the_personas_api_key(tmp_path: Path) -> None:
         json.dumps({"auditor": {"access_key_id": "AKID", "secret_access_key": "s", "api_key": "k-auditor"}})
     )
 
-    endpoint = cli.local_endpoint("http://127.0.0.1:1", tmp_path, "auditor")
+    endpoint = client.local_endpoint("http://127.0.0.1:1", tmp_path, "auditor")
 
     assert endpoint.api_key == "k-auditor"
-    assert endpoint.key == cli.SigningKey("AKID", "s")
+    assert endpoint.key == client.SigningKey("AKID", "s")
 
 
 def test_local_credentials_without_the_persona_fail_in_one_line(
@@ -531,4 +532,4 @@ def test_render_shows_the_runs_summary() -> None:
     run = {**EXECUTION, "output": {**(EXECUTION.get("output") or {}), "summary": "Northwind was founded in 2012."}}
 
     # THEN the rendered status shows it under the decision
-    assert "  summary: Northwind was founded in 2012." in cli.render(run).splitlines()
+    assert "  summary: Northwind was founded in 2012." in render(run).splitlines()

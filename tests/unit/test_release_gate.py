@@ -15,6 +15,7 @@ from contracts.compat import snapshot
 from contracts.loader import CONTRACTS_DIR, load_contracts
 from contracts.release import LOCK_PATH, LockError, gate, read_lock, release, render_lock, write_lock
 from infra import cli
+from infra.cli.contracts import BREAKING_EXIT
 
 pytestmark = pytest.mark.unit
 
@@ -161,7 +162,7 @@ def test_diff_of_two_files_prints_each_change_and_exits_3_when_breaking(
     new = write_contract(
         tmp_path / "new", "evidence-verifier", slo={"p95_ms": 900, "availability": 99.9, "error_budget_pct": 0.1}
     )
-    assert cli.main(["contracts", "diff", str(old), str(new)]) == cli.BREAKING_EXIT
+    assert cli.main(["contracts", "diff", str(old), str(new)]) == BREAKING_EXIT
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "evidence-verifier 1.2.0 -> 1.2.0: 1 change (1 breaking)"
     assert out[1].split()[:2] == ["BREAKING", "slo.p95_ms"]
@@ -203,7 +204,7 @@ def test_release_then_diff_against_released(tmp_path: Path, capsys: pytest.Captu
     write_contract(contracts_dir, "risk-scorer", telemetry={"metrics": ["latency_ms"], "errors": ["BadInput", "Boom"]})
     # THEN diff --against released says so and exits 3; release refuses in one line and leaves the lock alone
     before = lock.read_text()
-    assert cli.main(["contracts", "diff", "--against", "released", *paths]) == cli.BREAKING_EXIT
+    assert cli.main(["contracts", "diff", "--against", "released", *paths]) == BREAKING_EXIT
     out = capsys.readouterr().out
     assert "evidence-verifier 1.2.0: no changes" in out
     assert "may now raise 'Boom'" in out

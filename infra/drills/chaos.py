@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.cli import TERMINAL, call, local_endpoint
-from infra.local.conservation import Submission, check
-from infra.local.faults import Scenario
+from infra.client import call, local_endpoint
+from infra.drills.conservation import Submission, check
+from infra.drills.load import drain
+from infra.drills.scenario import Scenario
 from infra.local.plane import LocalPlane
 from infra.paths import REPO_ROOT
 
@@ -98,27 +99,9 @@ class Driver:
         body = json.dumps({"claim": claim}).encode()
         return call(self.submitter, "POST", "/v1/workflows/quick-check/invoke", body).status
 
-    def approve_pending(self) -> None:
-        pending = call(self.approver, "GET", "/v1/approvals?status=PENDING")
-        for approval in pending.body.get("approvals", []) if pending.status == 200 else []:
-            decision = {"decision": "approve", "reason": "chaos: reviewed", "args_sha256": approval["args_sha256"]}
-            call(self.approver, "POST", f"/v1/approvals/{approval['approval_id']}", json.dumps(decision).encode())
-
     def wait_all(self, execution_ids: set[str]) -> dict[str, dict[str, Any]]:
         """Each run once it has ended (approving what waits for a person), or as it stood at the deadline."""
-        runs: dict[str, dict[str, Any]] = {}
-        open_ids = set(execution_ids)
-        deadline = time.monotonic() + self.timeout
-        while open_ids and time.monotonic() < deadline:
-            self.approve_pending()
-            for execution_id in sorted(open_ids):
-                answer = call(self.submitter, "GET", f"/v1/executions/{execution_id}")
-                if answer.status == 200:
-                    runs[execution_id] = answer.body
-                    if answer.body["status"] in TERMINAL:
-                        open_ids.discard(execution_id)
-            time.sleep(0.1)
-        return runs
+        return drain(self.submitter, self.approver, execution_ids, timeout=self.timeout, reason="chaos: reviewed")
 
 
 def run_scenario(plane: LocalPlane, scenario: Scenario, *, timeout: float = 120.0) -> ScenarioReport:

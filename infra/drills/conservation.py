@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from functions.runtime.ledger import read_export, record_id_for, verify_export
-from infra.cli import TERMINAL, call, expect, fetch_export, local_endpoint
+from infra.client import TERMINAL, call, fetch_export, local_endpoint, pending_approvals
 from infra.local.plane import LocalPlane
 
 
@@ -77,8 +77,7 @@ def check(plane: LocalPlane, submissions: Iterable[Submission], *, settle_timeou
 
     accepted = {eid for s in submitted for eid in s.execution_ids}
     result.accepted = len(accepted)
-    pending = expect(call(admin, "GET", "/v1/approvals?status=PENDING"), 200)["approvals"]
-    parked = {a["execution_id"] for a in pending}
+    parked = {a["execution_id"] for a in pending_approvals(admin)}
     by_status: dict[str, int] = defaultdict(int)
     for execution_id in sorted(accepted):
         answer = call(admin, "GET", f"/v1/executions/{execution_id}")

@@ -1,0 +1,45 @@
+"""`agentplane`: the demo, the local plane, runs and their status, contract checks, synth, preflight.
+
+One module per command group, each registering its own sub-commands; requests go through ``infra.client``.
+Every failure a user can cause ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from infra.cli import agents, approvals, audit, build, contracts, cost, local, rollout, runs, traces
+from infra.cli.base import CliError, Parser, UsageError
+from infra.client import ClientError
+from infra.synth import SynthError
+
+# In the order `agentplane --help` lists them.
+GROUPS = (local, runs, rollout, approvals, audit, traces, contracts, cost, agents, build)
+
+
+def parser() -> Parser:
+    root = Parser(prog="agentplane", description="Orchestration plane for AI agents on AWS.")
+    commands = root.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for group in GROUPS:
+        group.register(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        code: int = args.handler(args)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except (CliError, ClientError, SynthError) as error:
+        print(f"agentplane: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("agentplane: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+__all__ = ["main", "parser"]

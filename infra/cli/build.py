@@ -1,0 +1,64 @@
+"""`agentplane synth` and `preflight`: the CDK app synthesized, and checked for what only AWS would refuse."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from infra.cli.base import DEFAULT_STATE_DIR, Commands, UsageError
+from infra.synth import ASSET_METADATA, synthesize
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    assembly = synthesize(out)
+    for stack in assembly.stacks:
+        print(f"{stack.stack_name}: {out / stack.template_file}  (cdk-nag AwsSolutions: clean)")
+    return 0
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from infra.preflight import PreflightError, preflight
+
+    if args.assembly:
+        assembly = Path(args.assembly)
+        if args.context:
+            raise UsageError("agentplane preflight: --context applies when synthesizing, not to --assembly")
+        if not assembly.is_dir():
+            raise UsageError(f"agentplane preflight: --assembly {assembly}: no such cloud assembly directory")
+    else:
+        assembly = Path(args.state_dir) / "preflight"
+        context = dict(ASSET_METADATA)  # preflight reads the staged assets
+        for setting in args.context or []:
+            key, equals, value = setting.partition("=")
+            if not equals or not key:
+                raise UsageError(f"agentplane preflight: --context {setting!r}: expected KEY=VALUE")
+            context[key] = value
+        synthesize(assembly, context)
+    try:
+        findings = preflight(assembly, args.stack)
+    except PreflightError as error:
+        raise UsageError(f"agentplane preflight: {error}") from None
+    if args.json:
+        print(json.dumps([finding.as_json() for finding in findings], indent=2))
+    else:
+        for finding in findings:
+            print(finding.line())
+    return 1 if any(finding.severity == "error" for finding in findings) else 0
+
+
+def register(commands: Commands) -> None:
+    synth = commands.add_parser("synth", help="synthesize the CDK app (cdk-nag runs)")
+    synth.add_argument("--out", default="cdk.out")
+    synth.set_defaults(handler=cmd_synth)
+
+    check = commands.add_parser("preflight", help="check a synthesized app for what only AWS would refuse")
+    check.add_argument("--assembly", help="a synthesized cloud assembly (default: synthesize the app now)")
+    check.add_argument("--stack", help="check this stack only (default: every stack of the assembly)")
+    check.add_argument(
+        "-c", "--context", action="append", metavar="KEY=VALUE", help="CDK context for the synth, as `cdk -c`"
+    )
+    check.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="where the synthesized app is written")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    check.set_defaults(handler=cmd_preflight)
