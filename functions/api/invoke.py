@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from functions.api.service import ProblemError, Workflow, find_workflow, parse_body, workflow_input
-from functions.runtime.decisions import canonical_json
+from functions.runtime.canonical import canonical_json
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from contracts.capability import CapabilityContract
 from contracts.card import agent_card
 from contracts.models import MODELS
 from functions.api.admission import AdmissionCounter, AdmissionLimit, retry_after_s, window_of
-from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex, step_name
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionStore, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
 from functions.runtime.routing import Implementation
 
@@ -347,7 +348,7 @@ def submit(
     workflow = find_workflow(workflows, workflow_name, synchronous=False)
     request = parse_body(raw_body, workflow.input_model)
     request_json = canonical_json(request.model_dump(mode="json"))
-    request_sha256 = sha256_hex(request_json)
+    request_sha256 = sha256_hex(request_json.encode())
     execution_id = new_id()
     if idempotency_key is not None:
         owner = executions.claim_key(

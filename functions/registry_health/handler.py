@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.registry_health.service import fold_batch
 from functions.runtime.aws import table
+from functions.runtime.canonical import from_dynamodb_image
 from functions.runtime.decisions import DecisionRecord
-from functions.runtime.ledger import from_dynamodb_image
 from functions.runtime.registry import DynamoRegistry
 
 logger = Logger(service="registry-health")

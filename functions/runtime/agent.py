@@ -16,14 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.envelope import Envelope
 from functions.runtime import tracing
-from functions.runtime.decisions import (
-    DecisionRecord,
-    DecisionStore,
-    DynamoDecisionStore,
-    canonical_json,
-    sha256_hex,
-    step_name,
-)
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionRecord, DecisionStore, DynamoDecisionStore, step_name
 from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded
 from functions.runtime.telemetry import agent_logger, agent_metrics
 
@@ -327,9 +321,9 @@ class Agent(Generic[In, Out]):
             status="SUCCEEDED" if error is None else "FAILED",
             actor=self.identity.actor,
             input_json=input_json,
-            input_sha256=sha256_hex(input_json),
+            input_sha256=sha256_hex(input_json.encode()),
             output_json=output_json,
-            output_sha256=None if output_json is None else sha256_hex(output_json),
+            output_sha256=None if output_json is None else sha256_hex(output_json.encode()),
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error)[:1000],
             route_json=None if envelope.route is None else canonical_json(envelope.route.model_dump(mode="json")),

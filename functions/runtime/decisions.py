@@ -7,7 +7,6 @@ instead of deciding twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -18,15 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 def step_name(step_key: str, correlation_id: str) -> str:
     """`<run>/VerifyClaim/2` -> `VerifyClaim/2`; what follows "#" (attempt, event id) is not part of the name."""
     return step_key.removeprefix(f"{correlation_id}/").split("#", 1)[0]
-
-
-def canonical_json(value: Any) -> str:
-    """Stable JSON text for hashing and storage (sorted keys, no insignificant whitespace)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class DecisionRecord(BaseModel):

@@ -12,7 +12,8 @@ import boto3
 import pytest
 
 from functions.api.service import load_workflows
-from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore, canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore
 from tests.integration.fakes import REGION, TRACE_ID, ColdStart, LambdaContext, Plane, table
 from tests.sample_events import load_event
 
@@ -304,7 +305,7 @@ def test_get_execution_reports_status_and_steps(api: Api, plane: Plane) -> None:
             status="SUCCEEDED",
             actor="agent:document-intake",
             input_json=input_json,
-            input_sha256=sha256_hex(input_json),
+            input_sha256=sha256_hex(input_json.encode()),
             output_json="{}",
             started_at=began,
             finished_at=began + timedelta(milliseconds=42),
@@ -331,7 +332,7 @@ def test_get_execution_reports_status_and_steps(api: Api, plane: Plane) -> None:
         "SUCCEEDED",
         42.0,
     )
-    assert step["input_sha256"] == sha256_hex(input_json)
+    assert step["input_sha256"] == sha256_hex(input_json.encode())
 
 
 def test_an_unknown_execution_is_not_found(api: Api) -> None:
