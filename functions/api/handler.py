@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,13 +94,9 @@ def requested_trace(headers: dict[str, str]) -> str | None:
     return from_caller or xray_root(headers.get("x-amzn-trace-id", ""))
 
 
-def new_trace_id() -> str:
-    return f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
-
-
 def trace_id_from(headers: dict[str, str]) -> str:
     """The trace a request is served in: the one it asks for, else a new one."""
-    return requested_trace(headers) or new_trace_id()
+    return requested_trace(headers) or tracing.new_trace_id()
 
 
 def json_response(status: int, body: dict[str, Any], **headers: str) -> Response[str]:
@@ -145,13 +139,12 @@ def health() -> Response[str]:
 @contextmanager
 def request_span(route: str, workflow: str, headers: dict[str, str], trace_id: str) -> Iterator[Span]:
     """The API's span: a child of the caller's ``traceparent`` when it sent one, the parent of every step."""
-    attributes: dict[str, tracing.AttributeValue] = {
-        "agentplane.hop": "api",
-        "http.request.method": app.current_event.http_method,
-        "http.route": route,
-        "agentplane.workflow": workflow,
-        "agentplane.trace_id": trace_id,
-    }
+    attributes = tracing.hop_attributes(
+        "api",
+        workflow=workflow,
+        trace_id=trace_id,
+        other={"http.request.method": app.current_event.http_method, "http.route": route},
+    )
     with tracing.span(
         f"{app.current_event.http_method} {route}",
         attributes,
@@ -171,7 +164,7 @@ def start_execution(name: str) -> Response[str]:
     executions = DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"]))
     execution_id = str(uuid.uuid4())
     requested = requested_trace(headers)
-    trace_id = own_trace(requested, execution_id=execution_id, executions=executions, new_trace=new_trace_id)
+    trace_id = own_trace(requested, execution_id=execution_id, executions=executions, new_trace=tracing.new_trace_id)
     with request_span("/v1/workflows/{name}/executions", name, headers, trace_id) as span:
         if requested is not None and requested != trace_id:
             span.set_attribute("agentplane.requested_trace_id", requested)  # another run's trace: linked, not joined
@@ -293,9 +286,9 @@ def post_approval(approval_id: str) -> Response[str]:
     require_json({k.lower(): v for k, v in (app.current_event.headers or {}).items()}.get("content-type"))
     store = DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"]))
     pending = store.get(approval_id)  # its run's trace: the decision is a hop of that trace
-    attributes: dict[str, tracing.AttributeValue] = {"agentplane.hop": "approval", "agentplane.step": "Approval"}
-    if pending is not None:
-        attributes["agentplane.execution_id"] = pending.execution_id
+    attributes = tracing.hop_attributes(
+        "approval", step="Approval", execution_id=pending.execution_id if pending else None
+    )
     with tracing.span("approval decided", attributes, trace_id=pending.trace_id if pending else None) as span:
         body = decide_approval(
             approval_id,

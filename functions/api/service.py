@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from contracts.capability import CapabilityContract
 from contracts.card import agent_card
 from contracts.models import MODELS
 from functions.api.admission import AdmissionCounter, AdmissionLimit, retry_after_s, window_of
+from functions.runtime import tracing
 from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionStore, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
@@ -210,7 +210,7 @@ def workflow_input(
     return {
         "workflow": workflow.name,
         "trace_id": trace_id,
-        "traceparent": traceparent or f"00-{trace_id[2:10]}{trace_id[11:]}-{secrets.token_hex(8)}-01",
+        "traceparent": traceparent or tracing.new_traceparent(trace_id),
         "correlation_id": execution_id,
         "submitted_at": now.isoformat(),
         "deadline": (now + timedelta(milliseconds=workflow.ttl_ms)).isoformat(),

@@ -71,13 +71,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         capability=request.envelope.capability,
     )
     envelope = request.envelope
-    attributes: dict[str, tracing.AttributeValue] = {
-        "agentplane.hop": "dispatch",
-        "agentplane.capability": envelope.capability,
-        "agentplane.trace_id": envelope.trace_id,
-        "agentplane.execution_id": envelope.correlation_id,
-        "agentplane.causation_id": envelope.causation_id,
-    }
+    attributes = tracing.hop_attributes(
+        "dispatch",
+        capability=envelope.capability,
+        trace_id=envelope.trace_id,
+        execution_id=envelope.correlation_id,
+        causation_id=envelope.causation_id,
+    )
     with tracing.span(f"dispatch {envelope.capability} {request.accept}", attributes, trace_id=envelope.trace_id):
         return dispatch(
             request, registry=registry(), invoke=invoke, decisions=decisions(), clock=utcnow, breaker=breaker

@@ -227,16 +227,16 @@ class Agent(Generic[In, Out]):
         )
         for key, value in ids.items():  # high-cardinality ids: EMF properties, never dimensions
             self.metrics.add_metadata(key=key, value=value)
-        attributes: dict[str, tracing.AttributeValue] = {
-            "agentplane.hop": "agent",
-            "agentplane.capability": envelope.capability,
-            "agentplane.version": self.identity.version,
-            "agentplane.agent": self.identity.name,
-            "agentplane.trace_id": envelope.trace_id,
-            "agentplane.execution_id": envelope.correlation_id,
-            "agentplane.causation_id": envelope.causation_id,
-            "agentplane.step": step,
-        }
+        attributes = tracing.hop_attributes(
+            "agent",
+            capability=envelope.capability,
+            version=self.identity.version,
+            agent=self.identity.name,
+            trace_id=envelope.trace_id,
+            execution_id=envelope.correlation_id,
+            causation_id=envelope.causation_id,
+            step=step,
+        )
         with tracing.span(
             f"{step} {self.identity.name}", attributes, trace_id=envelope.trace_id, traceparent=envelope.traceparent
         ) as span:
