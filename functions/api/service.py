@@ -17,12 +17,12 @@ from pydantic import BaseModel, ValidationError
 from contracts.capability import CapabilityContract
 from contracts.card import agent_card
 from contracts.models import MODELS
+from contracts.registry import Implementation
 from functions.api.admission import AdmissionCounter, AdmissionLimit, retry_after_s, window_of
 from functions.runtime import tracing
 from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionStore, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
-from functions.runtime.routing import Implementation
 
 
 class ProblemError(Exception):
