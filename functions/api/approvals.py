@@ -9,7 +9,7 @@ from contracts.models import ApprovalDecisionRequest
 from functions.api.service import ProblemError, parse_body, person_of
 from functions.runtime.approvals import ApprovalStore, Status
 from functions.runtime.canonical import canonical_json, sha256_hex
-from functions.runtime.decisions import DecisionRecord, DecisionStore
+from functions.runtime.decisions import DecisionRecord, DecisionStore, step_key
 
 STATUSES: tuple[Status, ...] = ("PENDING", "APPROVED", "REJECTED", "EXPIRED")
 
@@ -86,7 +86,7 @@ def decide_approval(
     decisions.put(
         DecisionRecord(
             correlation_id=item.execution_id,
-            step_key=f"{item.execution_id}/Approval#{approval_id}",
+            step_key=step_key(f"{item.execution_id}/Approval", approval_id),
             trace_id=item.trace_id,
             causation_id=f"{item.execution_id}/RequestApproval",
             agent="approval-gate",

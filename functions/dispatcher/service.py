@@ -18,7 +18,7 @@ from contracts.models import MODELS
 from contracts.registry import Implementation
 from functions.runtime.agent import first_error
 from functions.runtime.canonical import canonical_json, sha256_hex
-from functions.runtime.decisions import DecisionRecord, DecisionStore
+from functions.runtime.decisions import DecisionRecord, DecisionStore, step_key
 from functions.runtime.errors import BadInput, DeadlineExceeded
 from functions.runtime.routing import HUMAN, Breaker, plan
 
@@ -163,7 +163,7 @@ def _record_escalation(
     decisions.put(
         DecisionRecord(
             correlation_id=envelope.correlation_id,
-            step_key=envelope.causation_id,
+            step_key=step_key(envelope.causation_id),
             trace_id=envelope.trace_id,
             causation_id=envelope.causation_id,
             agent=DISPATCHER,

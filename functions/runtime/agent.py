@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from contracts.envelope import Envelope
 from functions.runtime import tracing
 from functions.runtime.canonical import canonical_json, sha256_hex
-from functions.runtime.decisions import DecisionRecord, DecisionStore, DynamoDecisionStore, step_name
+from functions.runtime.decisions import DecisionRecord, DecisionStore, DynamoDecisionStore, step_key, step_name
 from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded
 from functions.runtime.telemetry import agent_logger, agent_metrics
 
@@ -308,10 +308,10 @@ class Agent(Generic[In, Out]):
         finished = self._clock()
         input_json = canonical_json(envelope.payload)
         output_json = None if output is None else canonical_json(output)
-        step_key = envelope.causation_id if error is None else f"{envelope.causation_id}#failed#{started.isoformat()}"
+        attempt = () if error is None else ("failed", started.isoformat())  # a failed attempt never blocks a retry
         record = DecisionRecord(
             correlation_id=envelope.correlation_id,
-            step_key=step_key,
+            step_key=step_key(envelope.causation_id, *attempt),
             trace_id=envelope.trace_id,
             causation_id=envelope.causation_id,
             agent=self.identity.name,
@@ -336,7 +336,7 @@ class Agent(Generic[In, Out]):
             return output if output is not None else {}
         first = self.store.get(record.correlation_id, record.step_key)
         if first is not None and first.status == "SUCCEEDED":
-            self.logger.info("duplicate delivery: returning the recorded decision", step_key=step_key)
+            self.logger.info("duplicate delivery: returning the recorded decision", step_key=record.step_key)
             recorded: dict[str, Any] = first.output()
             return recorded
         return output

@@ -19,11 +19,10 @@ from functions.api.service import (
     own_trace,
     parse_body,
     require_json,
-    step_name,
     submit,
     xray_root,
 )
-from functions.runtime.decisions import InMemoryDecisionStore
+from functions.runtime.decisions import InMemoryDecisionStore, step_in_run, step_key, step_name
 from functions.runtime.executions import InMemoryExecutionStore
 from tests.sample_events import load_event
 
@@ -162,6 +161,13 @@ def test_describe_reports_steps_named_after_their_state() -> None:
 )
 def test_step_names(key: str, name: str) -> None:
     assert step_name(key, "run-1") == name
+
+
+def test_a_step_key_is_its_causation_id_and_its_qualifiers() -> None:
+    key = step_key("run-1/VerifyClaim/3", "failed", "2026-11-23T12:00:00")
+    assert key == "run-1/VerifyClaim/3#failed#2026-11-23T12:00:00"
+    assert step_in_run(key, "run-1") == "VerifyClaim/3#failed#2026-11-23T12:00:00"
+    assert step_key("run-1/Intake") == "run-1/Intake"
 
 
 def test_workflows_setting_is_parsed() -> None:
