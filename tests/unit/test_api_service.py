@@ -12,6 +12,7 @@ import pytest
 from contracts.models import DocReviewRequest
 from functions.api.service import (
     ProblemError,
+    RunInput,
     RunStatus,
     Workflow,
     describe,
@@ -38,11 +39,11 @@ class FakeEngine:
         self.started: list[dict[str, Any]] = []
         self.fail = fail
 
-    def start(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> str:
+    def start(self, *, state_machine_arn: str, run: RunInput) -> str:
         if self.fail:
             raise ConnectionError("engine unavailable")
-        self.started.append({"arn": state_machine_arn, "name": name, "input": json.loads(payload)})
-        return f"{state_machine_arn}:exec:{name}"
+        self.started.append({"arn": state_machine_arn, "name": run.correlation_id, "input": json.loads(run.to_json())})
+        return f"{state_machine_arn}:exec:{run.correlation_id}"
 
     def describe(self, execution_arn: str) -> RunStatus:
         return RunStatus("SUCCEEDED", json.dumps({"ok": True}), None, None, NOW, NOW)
