@@ -12,12 +12,11 @@ from typing import Any
 
 from functions.api.invoke import SyncRun
 from functions.api.service import RunInput, RunStatus
+from functions.runtime.adapters import S3DocumentStore, client, table
 from functions.runtime.approvals import DynamoApprovalStore
-from functions.runtime.aws import S3DocumentStore, client, table
 from functions.runtime.decisions import DynamoDecisionStore
 from functions.runtime.executions import DynamoExecutionStore
-from functions.runtime.ledger_aws import KmsSigner, S3DigestArchive
-from functions.runtime.ledger_store import DynamoLedgerStore
+from functions.runtime.ledger_store import DynamoLedgerStore, KmsSigner, S3DigestArchive
 from functions.runtime.registry import DynamoRegistry
 
 

@@ -12,8 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.approval_gate.service import open_approval
 from functions.runtime import tracing
+from functions.runtime.adapters import table
 from functions.runtime.approvals import DynamoApprovalStore
-from functions.runtime.aws import table
 from functions.runtime.clock import wait_scale
 from functions.runtime.executions import DynamoExecutionStore
 

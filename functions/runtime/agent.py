@@ -153,7 +153,7 @@ class Agent(Generic[In, Out]):
                     f"{identity.name} has side effects ({identity.side_effects}) but no IDEMPOTENCY_TABLE: "
                     "its contract needs the write:idempotency permission"
                 )
-            from functions.runtime.aws import client
+            from functions.runtime.adapters import client
 
             # The runtime's one DynamoDB client: no second client to build on a cold start.
             return DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))

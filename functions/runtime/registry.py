@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.registry import KEY, Circuit, Health, Implementation, from_item
-from functions.runtime.aws import scan_all
+from functions.runtime.adapters import scan_all
 from functions.runtime.routing import Breaker, fold_health, observe
 
 CACHE_S = 5.0  # how stale a dispatcher's view of the registry may be

@@ -184,7 +184,7 @@ class LocalAgents:
     def _start(self) -> LocalAgents:
         from moto import mock_aws
 
-        from functions.runtime import aws
+        from functions.runtime import adapters as aws
 
         self._env = mock.patch.dict(
             os.environ,
@@ -212,7 +212,7 @@ class LocalAgents:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        from functions.runtime import aws
+        from functions.runtime import adapters as aws
 
         for name, original in self._replaced.items():
             parent, _, child = name.rpartition(".")
@@ -313,7 +313,7 @@ class LocalAgents:
         run = event.get("correlation_id")
         if not isinstance(run, str):
             return
-        from functions.runtime.aws import table
+        from functions.runtime.adapters import table
         from functions.runtime.executions import DynamoExecutionStore, ExecutionItem
 
         store = DynamoExecutionStore(table(TABLES["EXECUTIONS_TABLE"][0]))

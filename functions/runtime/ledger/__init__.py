@@ -2,7 +2,7 @@
 digests, export and proofs.
 
 No AWS and no environment here: the appender and digest functions bring the store and the signer
-(see ``functions.runtime.ledger_store`` and ``functions.runtime.ledger_aws``).
+(see ``functions.runtime.ledger_store``).
 """
 
 from functions.runtime.ledger import merkle
