@@ -20,17 +20,21 @@ from functions.runtime.ledger_store import DynamoLedgerStore, KmsSigner, S3Diges
 from functions.runtime.registry import DynamoRegistry
 
 
+def _execution(state_machine_arn: str, run: RunInput) -> dict[str, str]:
+    """StartExecution's parameters: the run is named after its execution id and joins its trace."""
+    return {
+        "stateMachineArn": state_machine_arn,
+        "name": run.correlation_id,
+        "input": run.to_json(),
+        "traceHeader": f"Root={run.trace_id}",
+    }
+
+
 class StepFunctionsEngine:
     """Starts and describes Standard runs, and runs Express ones inside the request."""
 
     def start(self, *, state_machine_arn: str, run: RunInput) -> str:
-        started = client("stepfunctions").start_execution(
-            stateMachineArn=state_machine_arn,
-            name=run.correlation_id,
-            input=run.to_json(),
-            traceHeader=f"Root={run.trace_id}",
-        )
-        arn: str = started["executionArn"]
+        arn: str = client("stepfunctions").start_execution(**_execution(state_machine_arn, run))["executionArn"]
         return arn
 
     def describe(self, execution_arn: str) -> RunStatus:
@@ -45,12 +49,7 @@ class StepFunctionsEngine:
         )
 
     def run_sync(self, *, state_machine_arn: str, run: RunInput) -> SyncRun:
-        answer = client("stepfunctions").start_sync_execution(
-            stateMachineArn=state_machine_arn,
-            name=run.correlation_id,
-            input=run.to_json(),
-            traceHeader=f"Root={run.trace_id}",
-        )
+        answer = client("stepfunctions").start_sync_execution(**_execution(state_machine_arn, run))
         return SyncRun(
             execution_arn=answer["executionArn"],
             status=answer["status"],

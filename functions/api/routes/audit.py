@@ -15,13 +15,10 @@ def router() -> APIGatewayRouter:
 
     @routes.get("/v1/audit/traces/<trace_id>")
     def audit_trace(trace_id: str) -> Response[str]:
-        body = lineage(
-            trace_id,
-            store=adapters.ledger(),
-            archive=adapters.digests(),
-            public_key_pem=adapters.signer().public_key_pem(),
+        key = adapters.signer().public_key_pem()
+        return json_response(
+            200, lineage(trace_id, store=adapters.ledger(), archive=adapters.digests(), public_key_pem=key)
         )
-        return json_response(200, body)
 
     @routes.get("/v1/audit/export")
     def audit_export() -> Response[str]:
