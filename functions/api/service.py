@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.capability import CapabilityContract
 from contracts.card import agent_card
+from contracts.envelope import TRACE_ID_PATTERN
 from contracts.models import MODELS, S3Ref
 from contracts.registry import Implementation
 from functions.api.admission import AdmissionCounter, AdmissionLimit, retry_after_s, window_of
@@ -271,7 +272,7 @@ def require_json(content_type: str | None) -> None:
         )
 
 
-_XRAY_TRACE_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+_XRAY_TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
 
 def xray_root(header: str) -> str | None:
