@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -23,6 +24,7 @@ from functions.api.service import (
     submit,
     xray_root,
 )
+from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.decisions import InMemoryDecisionStore, step_in_run, step_key, step_name
 from functions.runtime.executions import InMemoryExecutionStore
 from tests.sample_events import load_event
@@ -226,3 +228,49 @@ def test_a_trace_holds_one_run_and_a_second_run_under_it_gets_its_own() -> None:
     assert own(TRACE, "run-1") == TRACE  # the caller's trace parents the first run sent under it
     assert own(TRACE, "run-2") == "1-6b000001-000000000000000000000001"
     assert own(None, "run-3") == "1-6b000001-000000000000000000000002"
+
+
+class StubRequests:
+    bucket = "documents-bucket"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, body: bytes) -> None:
+        self.objects[key] = body
+
+
+def test_a_claim_checked_request_is_stored_canonical_and_the_run_carries_only_its_reference() -> None:
+    # GIVEN a workflow that claim-checks its requests
+    workflows = {"doc-review": replace(WORKFLOWS["doc-review"], claim_check=True)}
+    engine, requests = FakeEngine(), StubRequests()
+
+    # WHEN a request is submitted
+    submit(
+        "doc-review",
+        json.dumps(load_event("doc-review-request.json")),
+        idempotency_key=None,
+        trace_id=TRACE,
+        workflows=workflows,
+        engine=engine,
+        executions=InMemoryExecutionStore(),
+        now=NOW,
+        new_id=lambda: "run-1",
+        requests=requests,
+    )
+
+    # THEN the bucket holds its canonical form under its digest, and the run's input names it instead of the body
+    [started] = engine.started
+    ref = started["input"]["request_ref"]
+    stored = requests.objects[ref["key"]]
+    assert "request" not in started["input"]
+    assert ref == {
+        "bucket": "documents-bucket",
+        "key": ref["key"],
+        "sha256": sha256_hex(stored),
+        "size_bytes": len(stored),
+    }
+    assert ref["key"] == f"documents/requests/{ref['sha256']}.json"
+    assert stored.decode() == canonical_json(
+        DocReviewRequest.model_validate(load_event("doc-review-request.json")).model_dump(mode="json")
+    )
