@@ -4,7 +4,8 @@ The window is the time a run's own steps take (the sum of its agents' contract p
 window are the most that can be processing at once: capacity comes back as runs leave processing, whether they
 finished or wait for a person at the approval gate. A refusal is a 503 with ``Retry-After`` (the window's end),
 never an accepted run that the plane then fails. The count is one item per workflow in the executions table,
-updated conditionally: a bounded check, not a listing of running executions.
+updated conditionally (functions.api.adapters.DynamoAdmissionCounter): a bounded check, not a listing of running
+executions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 # The local plane sets this to its function pools' size: they serve fewer instances than the reserved concurrency
 # the template states. Unset on AWS.
@@ -64,40 +65,3 @@ class InMemoryAdmissionCounter:
             return False
         self.windows[workflow] = (current, admitted + 1)
         return True
-
-
-class DynamoAdmissionCounter:
-    """One item per workflow, ``admission#<workflow>``: the current window and how many runs it admitted."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def admit(self, workflow: str, *, window: int, limit: int) -> bool:
-        # Count in the current window; else open it (only a newer window replaces an older one); else someone
-        # opened it first, so count in it once more. At most three conditional writes, whatever the load.
-        return (
-            self._count(workflow, window, limit) or self._open(workflow, window) or self._count(workflow, window, limit)
-        )
-
-    def _update(self, workflow: str, expression: str, condition: str, values: dict[str, int]) -> bool:
-        try:
-            self._table.update_item(
-                Key={"execution_id": f"admission#{workflow}"},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#w": "window", "#a": "admitted"},
-                ExpressionAttributeValues=values,
-            )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def _count(self, workflow: str, window: int, limit: int) -> bool:
-        return self._update(
-            workflow, "ADD #a :one", "#w = :w AND #a < :limit", {":one": 1, ":w": window, ":limit": limit}
-        )
-
-    def _open(self, workflow: str, window: int) -> bool:
-        return self._update(
-            workflow, "SET #w = :w, #a = :one", "attribute_not_exists(#w) OR #w < :w", {":one": 1, ":w": window}
-        )

@@ -8,7 +8,8 @@ from typing import Any, Protocol
 from contracts.models import ApprovalDecisionRequest
 from functions.api.service import ProblemError, parse_body, person_of
 from functions.runtime.approvals import ApprovalStore, Status
-from functions.runtime.decisions import DecisionRecord, DecisionStore, canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionRecord, DecisionStore, step_key
 
 STATUSES: tuple[Status, ...] = ("PENDING", "APPROVED", "REJECTED", "EXPIRED")
 
@@ -85,7 +86,7 @@ def decide_approval(
     decisions.put(
         DecisionRecord(
             correlation_id=item.execution_id,
-            step_key=f"{item.execution_id}/Approval#{approval_id}",
+            step_key=step_key(f"{item.execution_id}/Approval", approval_id),
             trace_id=item.trace_id,
             causation_id=f"{item.execution_id}/RequestApproval",
             agent="approval-gate",
@@ -95,9 +96,9 @@ def decide_approval(
             status="SUCCEEDED",
             actor=actor,
             input_json=input_json,
-            input_sha256=sha256_hex(input_json),
+            input_sha256=sha256_hex(input_json.encode()),
             output_json=output_json,
-            output_sha256=sha256_hex(output_json),
+            output_sha256=sha256_hex(output_json.encode()),
             started_at=requested,
             finished_at=now,
             duration_ms=max(0.0, (now - requested).total_seconds() * 1000),

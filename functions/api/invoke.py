@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from functions.api.service import ProblemError, Workflow, find_workflow, parse_body, workflow_input
-from functions.runtime.decisions import canonical_json
+from functions.api.service import ProblemError, RunInput, Workflow, find_workflow, parse_body, run_input
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class SyncRun:
 
 
 class SyncEngine(Protocol):
-    def run_sync(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> SyncRun: ...
+    def run_sync(self, *, state_machine_arn: str, run: RunInput) -> SyncRun: ...
 
 
 def invoke(
@@ -39,16 +38,10 @@ def invoke(
     workflow = find_workflow(workflows, workflow_name, synchronous=True)
     request = parse_body(raw_body, workflow.input_model)
     execution_id = new_id()
-    request_json = canonical_json(request.model_dump(mode="json"))
-    run_input = workflow_input(
-        workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now, traceparent=traceparent
+    started = run_input(
+        workflow, request, execution_id=execution_id, trace_id=trace_id, now=now, traceparent=traceparent
     )
-    run = engine.run_sync(
-        state_machine_arn=workflow.state_machine_arn,
-        name=execution_id,
-        payload=json.dumps(run_input),
-        trace_id=trace_id,
-    )
+    run = engine.run_sync(state_machine_arn=workflow.state_machine_arn, run=started)
     if run.status != "SUCCEEDED" or run.output is None:
         raise ProblemError(
             502,

@@ -15,10 +15,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from functions.runtime.routing import Implementation
-
-# A Lambda alias ARN: arn:aws:lambda:REGION:ACCOUNT:function:NAME:ALIAS (8 parts); a state machine alias the same.
-_QUALIFIED_PARTS = 8
+from contracts.arns import split_alias
+from contracts.registry import Implementation
 
 
 @dataclass(frozen=True)
@@ -50,14 +48,6 @@ class RolloutReader(Protocol):
     def latest_deployment(self, application: str, group: str) -> Mapping[str, Any] | None:
         """CodeDeploy's deploymentInfo of the group's newest deployment, or None if it has none."""
         ...
-
-
-def split_alias(arn: str) -> tuple[str, str] | None:
-    """(function or state machine ARN, alias name) of a qualified ARN; None for an unqualified one."""
-    parts = arn.split(":")
-    if len(parts) != _QUALIFIED_PARTS or parts[-1].isdigit():
-        return None
-    return ":".join(parts[:-1]), parts[-1]
 
 
 def lambda_versions(alias: Mapping[str, Any]) -> list[LiveVersion]:

@@ -1,13 +1,13 @@
 """The public API's logic: start runs (idempotently), report them with their steps, list capabilities.
 
-No AWS here: the engine, the executions view and the decisions table come in as small ports.
+No AWS here: the engine, the executions view and the decisions table come in as small ports
+(their AWS side is :mod:`functions.api.adapters`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,11 +17,14 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.capability import CapabilityContract
 from contracts.card import agent_card
-from contracts.models import MODELS
+from contracts.envelope import TRACE_ID_PATTERN
+from contracts.models import MODELS, S3Ref
+from contracts.registry import Implementation
 from functions.api.admission import AdmissionCounter, AdmissionLimit, retry_after_s, window_of
-from functions.runtime.decisions import DecisionStore, canonical_json, sha256_hex, step_name
+from functions.runtime import tracing
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionStore, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
-from functions.runtime.routing import Implementation
 
 
 class ProblemError(Exception):
@@ -148,9 +151,41 @@ class RunStatus:
     stopped_at: datetime | None
 
 
+@dataclass(frozen=True)
+class RunInput:
+    """What a run starts with: its ids, its deadline and the caller's request, inline or claim-checked.
+
+    The request stays the model it was parsed into; :meth:`to_json` writes the state machine's input once.
+    """
+
+    workflow: str
+    trace_id: str
+    traceparent: str
+    correlation_id: str  # the execution id, also the execution's name
+    submitted_at: str
+    deadline: str
+    request: BaseModel | None = None
+    request_ref: S3Ref | None = None
+
+    def to_json(self) -> str:
+        body: dict[str, Any] = {
+            "workflow": self.workflow,
+            "trace_id": self.trace_id,
+            "traceparent": self.traceparent,
+            "correlation_id": self.correlation_id,
+            "submitted_at": self.submitted_at,
+            "deadline": self.deadline,
+        }
+        if self.request is not None:
+            body["request"] = self.request.model_dump(mode="json")
+        if self.request_ref is not None:
+            body["request_ref"] = self.request_ref.model_dump(mode="json")
+        return json.dumps(body)
+
+
 class WorkflowEngine(Protocol):
-    def start(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> str:
-        """Start a run; returns its execution ARN."""
+    def start(self, *, state_machine_arn: str, run: RunInput) -> str:
+        """Start a run (named after its execution id); returns its execution ARN."""
         ...
 
     def describe(self, execution_arn: str) -> RunStatus: ...
@@ -192,29 +227,32 @@ def find_workflow(workflows: Mapping[str, Workflow], name: str, *, synchronous: 
     return workflow
 
 
-def workflow_input(
+def run_input(
     workflow: Workflow,
-    request_json: str,
+    request: BaseModel,
     *,
     execution_id: str,
     trace_id: str,
     now: datetime,
     traceparent: str | None = None,
-) -> dict[str, Any]:
-    """What a run starts with: its ids, its deadline (the workflow's budget from now) and the caller's request.
+    request_ref: S3Ref | None = None,
+) -> RunInput:
+    """A run's input: its deadline is the workflow's budget from now; a claim-checked request travels as its
+    reference only.
 
     ``traceparent`` (the API's span) parents every step's span; without one the run still gets a valid
     context in its trace, since every step's envelope reads it.
     """
-    return {
-        "workflow": workflow.name,
-        "trace_id": trace_id,
-        "traceparent": traceparent or f"00-{trace_id[2:10]}{trace_id[11:]}-{secrets.token_hex(8)}-01",
-        "correlation_id": execution_id,
-        "submitted_at": now.isoformat(),
-        "deadline": (now + timedelta(milliseconds=workflow.ttl_ms)).isoformat(),
-        "request": json.loads(request_json),
-    }
+    return RunInput(
+        workflow=workflow.name,
+        trace_id=trace_id,
+        traceparent=traceparent or tracing.new_traceparent(trace_id),
+        correlation_id=execution_id,
+        submitted_at=now.isoformat(),
+        deadline=(now + timedelta(milliseconds=workflow.ttl_ms)).isoformat(),
+        request=None if request_ref is not None else request,
+        request_ref=request_ref,
+    )
 
 
 JSON_MEDIA_TYPE = "application/json"
@@ -234,7 +272,7 @@ def require_json(content_type: str | None) -> None:
         )
 
 
-_XRAY_TRACE_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+_XRAY_TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
 
 def xray_root(header: str) -> str | None:
@@ -268,14 +306,14 @@ def own_trace(
 REQUESTS_PREFIX = "documents/requests/"
 
 
-def claim_check(request_json: str, request_sha256: str, requests: RequestStore | None) -> dict[str, Any]:
-    """Store the canonical request under its digest and return the reference (an S3Ref) the run carries."""
+def claim_check(request_json: str, request_sha256: str, requests: RequestStore | None) -> S3Ref:
+    """Store the canonical request under its digest and return the reference the run carries."""
     if requests is None:
         raise RuntimeError("this workflow claim-checks its requests but the API has no documents bucket")
     body = request_json.encode("utf-8")
     key = f"{REQUESTS_PREFIX}{request_sha256}.json"
     requests.put(key, body)
-    return {"bucket": requests.bucket, "key": key, "sha256": request_sha256, "size_bytes": len(body)}
+    return S3Ref(bucket=requests.bucket, key=key, sha256=request_sha256, size_bytes=len(body))
 
 
 def parse_body(raw: str | None, model: type[BaseModel]) -> BaseModel:
@@ -347,7 +385,7 @@ def submit(
     workflow = find_workflow(workflows, workflow_name, synchronous=False)
     request = parse_body(raw_body, workflow.input_model)
     request_json = canonical_json(request.model_dump(mode="json"))
-    request_sha256 = sha256_hex(request_json)
+    request_sha256 = sha256_hex(request_json.encode())
     execution_id = new_id()
     if idempotency_key is not None:
         owner = executions.claim_key(
@@ -378,19 +416,17 @@ def submit(
         if idempotency_key is not None:
             executions.release_key(workflow.name, idempotency_key)  # the refused request may be sent again
         raise
-    run_input = workflow_input(
-        workflow, request_json, execution_id=execution_id, trace_id=trace_id, now=now, traceparent=traceparent
+    run = run_input(
+        workflow,
+        request,
+        execution_id=execution_id,
+        trace_id=trace_id,
+        now=now,
+        traceparent=traceparent,
+        request_ref=claim_check(request_json, request_sha256, requests) if workflow.claim_check else None,
     )
-    if workflow.claim_check:
-        run_input["request_ref"] = claim_check(request_json, request_sha256, requests)
-        del run_input["request"]
     try:
-        execution_arn = engine.start(
-            state_machine_arn=workflow.state_machine_arn,
-            name=execution_id,
-            payload=json.dumps(run_input),
-            trace_id=trace_id,
-        )
+        execution_arn = engine.start(state_machine_arn=workflow.state_machine_arn, run=run)
     except Exception:
         if idempotency_key is not None:
             executions.release_key(workflow.name, idempotency_key)

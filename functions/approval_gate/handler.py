@@ -12,8 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.approval_gate.service import open_approval
 from functions.runtime import tracing
+from functions.runtime.adapters import table
 from functions.runtime.approvals import DynamoApprovalStore
-from functions.runtime.aws import table
 from functions.runtime.clock import wait_scale
 from functions.runtime.executions import DynamoExecutionStore
 
@@ -23,12 +23,9 @@ logger = Logger(service="approval-gate")
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     execution_id = str(event.get("execution_id"))
-    attributes: dict[str, tracing.AttributeValue] = {
-        "agentplane.hop": "approval",
-        "agentplane.capability": "human-approval",
-        "agentplane.execution_id": execution_id,
-        "agentplane.step": "RequestApproval",
-    }
+    attributes = tracing.hop_attributes(
+        "approval", capability="human-approval", execution_id=execution_id, step="RequestApproval"
+    )
     trace_id, traceparent = event.get("trace_id"), event.get("traceparent")
     with tracing.span(
         "approval requested",

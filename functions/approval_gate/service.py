@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.runtime.approvals import ApprovalItem
-from functions.runtime.decisions import canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_json, sha256_hex
 
 
 class BadApprovalRequest(ValueError):
@@ -33,7 +33,7 @@ def open_approval(
             workflow=str(event["workflow"]),
             status="PENDING",
             subject_json=subject_json,
-            args_sha256=sha256_hex(subject_json),
+            args_sha256=sha256_hex(subject_json.encode()),
             policy_version=str(event["policy_version"]),
             requested_at=now.isoformat(),
             expires_at=(now + timedelta(seconds=timeout_s)).isoformat(),

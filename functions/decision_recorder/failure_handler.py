@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts.models import Decision, FailureInput
+from functions.decision_recorder.adapters import publish_decision
 from functions.decision_recorder.service import decision_id_for, record_failure
-from functions.decision_recorder.sink import publish_decision
 from functions.runtime import Agent, Step
 
 # A failure is recorded however late it comes: refusing it for the deadline would lose the run's record.

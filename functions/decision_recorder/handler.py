@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts.models import Decision, DecisionInput
+from functions.decision_recorder.adapters import publish_decision
 from functions.decision_recorder.service import decide, decision_id_for
-from functions.decision_recorder.sink import publish_decision
 from functions.runtime import Agent, Step
 
 agent = Agent.from_environment(input_model=DecisionInput, output_model=Decision)

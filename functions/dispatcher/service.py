@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.envelope import Envelope, Route, RouteAttempt
 from contracts.models import MODELS
+from contracts.registry import Implementation
 from functions.runtime.agent import first_error
-from functions.runtime.decisions import DecisionRecord, DecisionStore, canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionRecord, DecisionStore, step_key
 from functions.runtime.errors import BadInput, DeadlineExceeded
-from functions.runtime.routing import HUMAN, Breaker, Implementation, plan
+from functions.runtime.routing import HUMAN, Breaker, plan
 
 DISPATCHER = "dispatcher"
 
@@ -161,7 +163,7 @@ def _record_escalation(
     decisions.put(
         DecisionRecord(
             correlation_id=envelope.correlation_id,
-            step_key=envelope.causation_id,
+            step_key=step_key(envelope.causation_id),
             trace_id=envelope.trace_id,
             causation_id=envelope.causation_id,
             agent=DISPATCHER,
@@ -171,9 +173,9 @@ def _record_escalation(
             status="ESCALATED",
             actor=f"system:{DISPATCHER}",
             input_json=input_json,
-            input_sha256=sha256_hex(input_json),
+            input_sha256=sha256_hex(input_json.encode()),
             output_json=output_json,
-            output_sha256=sha256_hex(output_json),
+            output_sha256=sha256_hex(output_json.encode()),
             route_json=canonical_json(route.model_dump(mode="json")),
             started_at=started,
             finished_at=finished,

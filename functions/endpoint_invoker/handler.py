@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from contracts.models import MODELS
-from functions.endpoint_invoker.runtime_client import client_for
+from functions.endpoint_invoker.adapters import client_for
 from functions.endpoint_invoker.service import Endpoint, Sessions, invoke
 from functions.runtime import Agent, Step
 

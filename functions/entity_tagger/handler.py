@@ -59,7 +59,7 @@ def _idempotent() -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
         idempotent_function,
     )
 
-    from functions.runtime.aws import client
+    from functions.runtime.adapters import client
 
     # Keyed on the decision, not the event: a re-published decision.recorded is tagged once.
     # Records expire as declared (the idempotency table's TTL deletes them after that).

@@ -16,22 +16,18 @@ agent = Agent.from_environment(input_model=ClaimCheck, output_model=Verdict)
 knowledge_base = KnowledgeBase.load(Path(os.environ["KNOWLEDGE_BASE_PATH"]))  # indexed once per warm instance
 
 
+def _evidence_hits(verdict: Verdict) -> dict[str, float]:
+    return {"evidence_hits": len(verdict.evidence)}
+
+
 @agent.logger.inject_lambda_context
 @agent.metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return agent.run(
-        event,
-        lambda check, _step: verify(check, knowledge_base),
-        lambda verdict: {"evidence_hits": len(verdict.evidence)},
-    )
+    return agent.run(event, lambda check, _step: verify(check, knowledge_base), _evidence_hits)
 
 
 @agent.logger.inject_lambda_context
 @agent.metrics.log_metrics
 def approximate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The contract's degraded handler: dispatch falls back to it when the full verifier fails."""
-    return agent.run(
-        event,
-        lambda check, _step: approximate(check, knowledge_base),
-        lambda verdict: {"evidence_hits": len(verdict.evidence)},
-    )
+    return agent.run(event, lambda check, _step: approximate(check, knowledge_base), _evidence_hits)

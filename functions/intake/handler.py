@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from contracts.models import IntakeRequest, IntakeResult
 from functions.intake.service import intake, load_request
 from functions.runtime import Agent, Step
-from functions.runtime.aws import S3DocumentStore
+from functions.runtime.adapters import S3DocumentStore
 
 agent = Agent.from_environment(input_model=IntakeRequest, output_model=IntakeResult)
 

@@ -11,8 +11,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ledger_appender.service import append_record, process_stream_batch
-from functions.runtime.aws import table
-from functions.runtime.ledger import from_dynamodb_image
+from functions.runtime.adapters import table
+from functions.runtime.canonical import from_dynamodb_image
 from functions.runtime.ledger_store import DynamoLedgerStore
 
 logger = Logger(service="ledger-appender")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from functions.runtime.decisions import step_in_run
 from functions.runtime.ledger import chain_for, make_entry, record_id_for
 from functions.runtime.ledger_store import LedgerStore
 
@@ -34,7 +35,7 @@ def append_record(
         correlation_id, step_key, trace_id = record["correlation_id"], record["step_key"], record["trace_id"]
     except KeyError as missing:
         raise NotADecisionRecordError(f"record lacks {missing.args[0]}") from None
-    record_id = record_id_for(str(correlation_id), str(step_key).removeprefix(f"{correlation_id}/"))
+    record_id = record_id_for(str(correlation_id), step_in_run(str(step_key), str(correlation_id)))
     chain_id = chain_for(str(correlation_id))
     for _ in range(max_attempts):
         head = store.head(chain_id)

@@ -10,9 +10,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ledger_digest.service import run_digest
-from functions.runtime.aws import table
-from functions.runtime.ledger_aws import KmsSigner, S3DigestArchive
-from functions.runtime.ledger_store import DynamoLedgerStore
+from functions.runtime.adapters import table
+from functions.runtime.ledger_store import DynamoLedgerStore, KmsSigner, S3DigestArchive
 
 logger = Logger(service="ledger-digest")
 

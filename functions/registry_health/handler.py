@@ -10,9 +10,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.registry_health.service import fold_batch
-from functions.runtime.aws import table
+from functions.runtime.adapters import table
+from functions.runtime.canonical import from_dynamodb_image
 from functions.runtime.decisions import DecisionRecord
-from functions.runtime.ledger import from_dynamodb_image
 from functions.runtime.registry import DynamoRegistry
 
 logger = Logger(service="registry-health")

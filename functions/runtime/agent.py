@@ -16,14 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.envelope import Envelope
 from functions.runtime import tracing
-from functions.runtime.decisions import (
-    DecisionRecord,
-    DecisionStore,
-    DynamoDecisionStore,
-    canonical_json,
-    sha256_hex,
-    step_name,
-)
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionRecord, DecisionStore, DynamoDecisionStore, step_key, step_name
 from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded
 from functions.runtime.telemetry import agent_logger, agent_metrics
 
@@ -159,7 +153,7 @@ class Agent(Generic[In, Out]):
                     f"{identity.name} has side effects ({identity.side_effects}) but no IDEMPOTENCY_TABLE: "
                     "its contract needs the write:idempotency permission"
                 )
-            from functions.runtime.aws import client
+            from functions.runtime.adapters import client
 
             # The runtime's one DynamoDB client: no second client to build on a cold start.
             return DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
@@ -233,16 +227,16 @@ class Agent(Generic[In, Out]):
         )
         for key, value in ids.items():  # high-cardinality ids: EMF properties, never dimensions
             self.metrics.add_metadata(key=key, value=value)
-        attributes: dict[str, tracing.AttributeValue] = {
-            "agentplane.hop": "agent",
-            "agentplane.capability": envelope.capability,
-            "agentplane.version": self.identity.version,
-            "agentplane.agent": self.identity.name,
-            "agentplane.trace_id": envelope.trace_id,
-            "agentplane.execution_id": envelope.correlation_id,
-            "agentplane.causation_id": envelope.causation_id,
-            "agentplane.step": step,
-        }
+        attributes = tracing.hop_attributes(
+            "agent",
+            capability=envelope.capability,
+            version=self.identity.version,
+            agent=self.identity.name,
+            trace_id=envelope.trace_id,
+            execution_id=envelope.correlation_id,
+            causation_id=envelope.causation_id,
+            step=step,
+        )
         with tracing.span(
             f"{step} {self.identity.name}", attributes, trace_id=envelope.trace_id, traceparent=envelope.traceparent
         ) as span:
@@ -314,10 +308,10 @@ class Agent(Generic[In, Out]):
         finished = self._clock()
         input_json = canonical_json(envelope.payload)
         output_json = None if output is None else canonical_json(output)
-        step_key = envelope.causation_id if error is None else f"{envelope.causation_id}#failed#{started.isoformat()}"
+        attempt = () if error is None else ("failed", started.isoformat())  # a failed attempt never blocks a retry
         record = DecisionRecord(
             correlation_id=envelope.correlation_id,
-            step_key=step_key,
+            step_key=step_key(envelope.causation_id, *attempt),
             trace_id=envelope.trace_id,
             causation_id=envelope.causation_id,
             agent=self.identity.name,
@@ -327,9 +321,9 @@ class Agent(Generic[In, Out]):
             status="SUCCEEDED" if error is None else "FAILED",
             actor=self.identity.actor,
             input_json=input_json,
-            input_sha256=sha256_hex(input_json),
+            input_sha256=sha256_hex(input_json.encode()),
             output_json=output_json,
-            output_sha256=None if output_json is None else sha256_hex(output_json),
+            output_sha256=None if output_json is None else sha256_hex(output_json.encode()),
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error)[:1000],
             route_json=None if envelope.route is None else canonical_json(envelope.route.model_dump(mode="json")),
@@ -342,7 +336,7 @@ class Agent(Generic[In, Out]):
             return output if output is not None else {}
         first = self.store.get(record.correlation_id, record.step_key)
         if first is not None and first.status == "SUCCEEDED":
-            self.logger.info("duplicate delivery: returning the recorded decision", step_key=step_key)
+            self.logger.info("duplicate delivery: returning the recorded decision", step_key=record.step_key)
             recorded: dict[str, Any] = first.output()
             return recorded
         return output

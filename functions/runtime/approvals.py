@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from functions.runtime.aws import scan_all
+from functions.runtime.adapters import scan_all
 
 Status = Literal["PENDING", "APPROVED", "REJECTED", "EXPIRED"]
 

@@ -7,26 +7,28 @@ instead of deciding twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A step key is ``<run>/<step>`` (the step's causation id), with ``#<qualifier>`` parts when one step leaves more
+# than one record (a failed attempt, an approval): ``<run>/VerifyClaim/2#failed#<started>``.
+
+
+def step_key(causation_id: str, *qualifiers: str) -> str:
+    return "#".join((causation_id, *qualifiers))
+
+
+def step_in_run(step_key: str, correlation_id: str) -> str:
+    """`<run>/VerifyClaim/2#failed#...` -> `VerifyClaim/2#failed#...`: the key without its run."""
+    return step_key.removeprefix(f"{correlation_id}/")
+
 
 def step_name(step_key: str, correlation_id: str) -> str:
-    """`<run>/VerifyClaim/2` -> `VerifyClaim/2`; what follows "#" (attempt, event id) is not part of the name."""
-    return step_key.removeprefix(f"{correlation_id}/").split("#", 1)[0]
-
-
-def canonical_json(value: Any) -> str:
-    """Stable JSON text for hashing and storage (sorted keys, no insignificant whitespace)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """`<run>/VerifyClaim/2#...` -> `VerifyClaim/2`; what follows "#" (attempt, event id) is not part of the name."""
+    return step_in_run(step_key, correlation_id).split("#", 1)[0]
 
 
 class DecisionRecord(BaseModel):

@@ -1,58 +1,24 @@
 """The registry table: one item per implementation (static facts from deploy; health and circuit as it runs).
 
-Deploy writes the static attributes with an upsert that leaves health and circuit alone. The dispatcher folds
-each outcome into the circuit, the health updater folds decision records into the health; each is a
-read-modify-write guarded by its own version attribute, so the two never overwrite each other.
+The item's shape is :mod:`contracts.registry`'s. Deploy writes the static attributes with an upsert that leaves
+health and circuit alone. The dispatcher folds each outcome into the circuit, the health updater folds decision
+records into the health; each is a read-modify-write guarded by its own version attribute, so the two never
+overwrite each other.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from functions.runtime.aws import scan_all
-from functions.runtime.routing import Breaker, Circuit, Health, Implementation, fold_health, observe
+from contracts.registry import KEY, Circuit, Health, Implementation, from_item
+from functions.runtime.adapters import scan_all
+from functions.runtime.routing import Breaker, fold_health, observe
 
-KEY = "implementation"
 CACHE_S = 5.0  # how stale a dispatcher's view of the registry may be
 _RETRIES = 3
-
-
-def static_item(implementation: Implementation) -> dict[str, Any]:
-    """The attributes deploy owns (the rest are the registry's running state)."""
-    return {
-        "agent": implementation.agent,
-        "variant": implementation.variant,
-        "capabilities": list(implementation.capabilities),
-        "contract_version": implementation.contract_version,
-        "runtime": implementation.runtime,
-        "target": implementation.target,
-        "output_model": implementation.output_model or "",
-        "fallback_json": json.dumps(implementation.fallback, sort_keys=True),
-        "deployment_group": implementation.deployment_group,
-        "published_version": implementation.published_version,
-    }
-
-
-def from_item(item: dict[str, Any]) -> Implementation:
-    return Implementation(
-        name=item[KEY],
-        agent=item["agent"],
-        variant=item.get("variant", "primary"),
-        capabilities=list(item["capabilities"]),
-        contract_version=item["contract_version"],
-        runtime=item["runtime"],
-        target=item["target"],
-        output_model=item.get("output_model") or None,
-        fallback=json.loads(item.get("fallback_json", "[]")),
-        deployment_group=item.get("deployment_group", ""),
-        published_version=item.get("published_version", ""),
-        health=Health.model_validate_json(item["health_json"]) if "health_json" in item else Health(),
-        circuit=Circuit.model_validate_json(item["circuit_json"]) if "circuit_json" in item else Circuit(),
-    )
 
 
 class DynamoRegistry:

@@ -1,4 +1,4 @@
-"""Health-aware routing (DESIGN §7): registry entries, circuit breakers, and the ranked plan for one step.
+"""Health-aware routing (DESIGN §7): circuit breakers over the registry's entries and the ranked plan for one step.
 
 Pure: no AWS here. The dispatcher reads the registry, asks :func:`plan` which implementations to try and in
 which order (each with its reason), tries them, and folds every outcome into the circuit with :func:`observe`.
@@ -9,13 +9,11 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CircuitState = Literal["closed", "open", "half-open"]
-Variant = Literal["primary", "approximate"]
-APPROXIMATE_SUFFIX = "~approximate"
+from contracts.registry import APPROXIMATE_SUFFIX, Circuit, Health, Implementation
+
 HUMAN = "human"
 WINDOW = 20  # outcomes kept per circuit, newest last
 
@@ -31,24 +29,11 @@ class Breaker(BaseModel):
     cool_down_s: float = Field(default=30, ge=0)
 
 
-class Circuit(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    state: CircuitState = "closed"
-    consecutive_failures: int = 0
-    recent: str = ""  # "S"/"F" per outcome, newest last, at most WINDOW long
-    opened_at: datetime | None = None
-    reason: str | None = None
-
-    @property
-    def error_rate(self) -> float:
-        return self.recent.count("F") / len(self.recent) if self.recent else 0.0
-
-    def admits(self, now: datetime, breaker: Breaker) -> bool:
-        """Closed and half-open circuits take requests; an open one only once its cool-down is over (trial)."""
-        if self.state != "open" or self.opened_at is None:
-            return True
-        return now - self.opened_at >= timedelta(seconds=breaker.cool_down_s)
+def admits(circuit: Circuit, now: datetime, breaker: Breaker) -> bool:
+    """Closed and half-open circuits take requests; an open one only once its cool-down is over (trial)."""
+    if circuit.state != "open" or circuit.opened_at is None:
+        return True
+    return now - circuit.opened_at >= timedelta(seconds=breaker.cool_down_s)
 
 
 def observe(circuit: Circuit, *, succeeded: bool, now: datetime, breaker: Breaker) -> Circuit:
@@ -69,20 +54,6 @@ def observe(circuit: Circuit, *, succeeded: bool, now: datetime, breaker: Breake
     if reason is None:
         return Circuit(state="closed", consecutive_failures=failures, recent=recent)
     return Circuit(state="open", consecutive_failures=failures, recent=recent, opened_at=now, reason=reason)
-
-
-class Health(BaseModel):
-    """What the registry knows of an implementation's recent calls (from its decision records)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    samples: int = 0
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    error_rate: float = 0.0
-    last_heartbeat: datetime | None = None
-    window_ms: list[float] = Field(default_factory=list)  # recent durations, newest last
-    window_ok: str = ""  # "S"/"F" per recent call, newest last
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -111,26 +82,6 @@ def fold_health(health: Health, calls: list[tuple[float, bool, datetime]], *, wi
         window_ms=durations,
         window_ok=outcomes,
     )
-
-
-class Implementation(BaseModel):
-    """One registry entry: a deployable that serves capabilities at a contract version."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str  # the agent, or "<agent>~approximate" for its declared degraded handler
-    agent: str
-    variant: Variant = "primary"
-    capabilities: list[str]
-    contract_version: str
-    runtime: str
-    target: str  # what to invoke: a function name or ARN, an endpoint name
-    output_model: str | None = None  # the contract's io.output: an answer that does not conform is a failure
-    fallback: list[str | dict[str, str]] = Field(default_factory=list)
-    deployment_group: str = ""  # the CodeDeploy group rolling this target out; empty when none does
-    published_version: str = ""  # the version the last deploy published behind the alias (it may still be shifting)
-    health: Health = Field(default_factory=Health)
-    circuit: Circuit = Field(default_factory=Circuit)
 
 
 _RANGE = re.compile(r"^(?P<major>0|[1-9][0-9]*)(\.(?P<minor>0|[1-9][0-9]*|x))?(\.x)?$")
@@ -192,7 +143,7 @@ def plan(
     chosen: list[Candidate] = []
     ranked = _rank(primaries)
     for position, implementation in enumerate(ranked):
-        if not implementation.circuit.admits(now, breaker):
+        if not admits(implementation.circuit, now, breaker):
             skipped.append(f"{implementation.name}: circuit open ({implementation.circuit.reason})")
             continue
         trial = implementation.circuit.state != "closed"
@@ -214,14 +165,14 @@ def plan(
                 and all(c.implementation != i.name for c in chosen)
             ]
             for alternate in alternates:
-                if alternate.circuit.admits(now, breaker):
+                if admits(alternate.circuit, now, breaker):
                     reason = f"fallback: {entry['capability']} {entry['max_version']}"
                     chosen.append(Candidate.of(alternate, reason))
         elif entry == "approximate":
             assert owner is not None
             degraded = [i for i in registry if i.name == owner.name + APPROXIMATE_SUFFIX]
             for approximate in degraded:
-                if approximate.circuit.admits(now, breaker):
+                if admits(approximate.circuit, now, breaker):
                     reason = "fallback: approximate result"
                     chosen.append(Candidate.of(approximate, reason))
                 else:

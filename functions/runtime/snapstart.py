@@ -5,7 +5,7 @@ resumes every new instance of that version from the snapshot. Before the snapsho
 exported (the exporter's connection would not survive it). After each restore, the pseudo-random generator is
 re-seeded (every instance would otherwise draw the same sequence) and AWS clients made during init are dropped,
 so each instance connects with its own sockets and credentials. Clients are made on first use anyway
-(``functions.runtime.aws``), so a snapshot normally holds none.
+(``functions.runtime.adapters``), so a snapshot normally holds none.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ def before_snapshot() -> None:
 
 
 def after_restore() -> None:
-    from functions.runtime import aws
+    from functions.runtime import adapters
 
     random.seed()  # from os.urandom: this instance's own sequence
-    aws.client.cache_clear()
-    aws.table.cache_clear()
+    adapters.client.cache_clear()
+    adapters.table.cache_clear()
 
 
 def install(environ: Mapping[str, str] = os.environ) -> bool:

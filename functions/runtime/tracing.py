@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
@@ -38,6 +39,7 @@ ANNOTATED = (
 )
 
 AttributeValue = str | int | float | bool
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 FLUSH_TIMEOUT_MS = 2000  # as long as one export may take: an unreachable collector must not hold a step
 
 # How many of our spans are open in this context: the one that closes the last is the invocation's end.
@@ -48,6 +50,20 @@ _providers_lock = threading.Lock()
 
 
 # --- ids ------------------------------------------------------------------------------------------
+
+
+def new_trace_id(now: datetime | None = None) -> str:
+    """A new X-Ray trace id: ``1-<epoch seconds, 8 hex digits>-<96 random bits>``."""
+    return f"1-{int((now or datetime.now(UTC)).timestamp()):08x}-{secrets.token_hex(12)}"
+
+
+def _new_span_id() -> int:
+    return int(secrets.token_hex(8), 16) or 1
+
+
+def new_traceparent(trace_id: str) -> str:
+    """A sampled W3C ``traceparent`` in the X-Ray trace ``trace_id``, under a new span id."""
+    return traceparent_of(SpanContext(otel_trace_id(trace_id), _new_span_id(), is_remote=True, trace_flags=_SAMPLED))
 
 
 def otel_trace_id(xray_trace_id: str) -> int:
@@ -117,9 +133,7 @@ def parent_context(*, trace_id: str | None = None, traceparent: str | None = Non
     if wanted is None:
         return None
     # Only the trace is known: join it under a parent nobody exports (the trace's root in a waterfall).
-    orphan = SpanContext(
-        wanted, int(secrets.token_hex(8), 16) or 1, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
-    )
+    orphan = SpanContext(wanted, _new_span_id(), is_remote=True, trace_flags=_SAMPLED)
     return trace.set_span_in_context(NonRecordingSpan(orphan))
 
 
@@ -180,6 +194,38 @@ def shutdown() -> None:
 
 
 # --- spans ----------------------------------------------------------------------------------------
+
+
+def hop_attributes(
+    hop: str,
+    *,
+    capability: str | None = None,
+    version: str | None = None,
+    agent: str | None = None,
+    workflow: str | None = None,
+    trace_id: str | None = None,
+    execution_id: str | None = None,
+    causation_id: str | None = None,
+    step: str | None = None,
+    event: str | None = None,
+    other: Mapping[str, AttributeValue] | None = None,
+) -> dict[str, AttributeValue]:
+    """A span's attributes: which hop of a run it is and the ``agentplane.*`` ids it knows (None: left out),
+    then ``other`` (OpenTelemetry's own names, e.g. ``http.route``)."""
+    named = {
+        "capability": capability,
+        "version": version,
+        "agent": agent,
+        "workflow": workflow,
+        "trace_id": trace_id,
+        "execution_id": execution_id,
+        "causation_id": causation_id,
+        "step": step,
+        "event": event,
+    }
+    found: dict[str, AttributeValue] = {"agentplane.hop": hop}
+    found.update({f"agentplane.{key}": value for key, value in named.items() if value is not None})
+    return {**found, **(other or {})}
 
 
 @contextmanager

@@ -17,8 +17,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from functions.runtime.registry import KEY, static_item
-from functions.runtime.routing import APPROXIMATE_SUFFIX, Implementation, Variant
+from contracts.registry import APPROXIMATE_SUFFIX, KEY, Implementation, Variant, static_item
 from infra.components.agent_pool import AgentPool
 from infra.components.data_store import DataStore
 from infra.components.nag import STREAM_CONSUMER_REASON, XRAY_REASON, acknowledge
@@ -44,7 +43,7 @@ class Entry:
 
 
 def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]) -> dict[str, Entry]:
-    """Registry name -> its entry; the attributes are laid out by functions.runtime.registry.static_item.
+    """Registry name -> its entry; the attributes are laid out by contracts.registry.static_item.
 
     Targets are the ``live`` aliases; ``deployment_groups`` (agent -> CodeDeploy group name) names the group that
     rolls each primary out (none for approximate variants and SageMaker invokers).

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.client import BaseClient
 
-from functions.api.rollouts import split_alias
+from contracts.arns import split_alias
 from infra.client import Endpoint as ApiEndpoint
 from infra.client import call, expect, local_endpoint, pending_approvals, settle
 from infra.cost.model import SECONDS_PER_MONTH, CostError, Endpoint, FunctionUse, Profile, RunUse, Schedule

@@ -25,6 +25,7 @@ from unittest import mock
 
 from contracts.capability import CapabilityContract, LambdaRuntime
 from contracts.envelope import Envelope
+from functions.runtime.tracing import new_trace_id
 from infra.conventions import agent_environment
 from infra.local.template import ACCOUNT_ID, REGION
 from infra.paths import FUNCTIONS_DIR
@@ -50,7 +51,6 @@ GRANTED_VARIABLES: Mapping[str, tuple[str, str]] = {
 # The runtime's own bookkeeping: writes there are how a step is recorded and deduplicated, not its effects.
 BOOKKEEPING_TABLES = frozenset({TABLES["DECISIONS_TABLE"][0], TABLES["IDEMPOTENCY_TABLE"][0]})
 _READS = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "Head", "Receive")
-_X_RAY_EPOCH_HEX = 8
 EVENT_SOURCE = "agentplane"  # infra/components/event_mesh.py
 
 
@@ -93,10 +93,6 @@ class Invocation:
     @property
     def side_effects(self) -> list[AwsCall]:
         return [call for call in self.calls if call.is_side_effect]
-
-
-def new_trace_id(now: datetime) -> str:
-    return f"1-{int(now.timestamp()):0{_X_RAY_EPOCH_HEX}x}-{uuid.uuid4().hex[:24]}"
 
 
 def step_event(contract: CapabilityContract, sample: Any, *, now: datetime | None = None) -> Any:
@@ -188,7 +184,7 @@ class LocalAgents:
     def _start(self) -> LocalAgents:
         from moto import mock_aws
 
-        from functions.runtime import aws
+        from functions.runtime import adapters as aws
 
         self._env = mock.patch.dict(
             os.environ,
@@ -216,7 +212,7 @@ class LocalAgents:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        from functions.runtime import aws
+        from functions.runtime import adapters as aws
 
         for name, original in self._replaced.items():
             parent, _, child = name.rpartition(".")
@@ -317,7 +313,7 @@ class LocalAgents:
         run = event.get("correlation_id")
         if not isinstance(run, str):
             return
-        from functions.runtime.aws import table
+        from functions.runtime.adapters import table
         from functions.runtime.executions import DynamoExecutionStore, ExecutionItem
 
         store = DynamoExecutionStore(table(TABLES["EXECUTIONS_TABLE"][0]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 import threading
 import time
 import uuid
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from jsonschema import Draft4Validator
 
+from functions.runtime.tracing import new_trace_id
 from infra.local.auth import LOCAL_ROUTES_PERSONA, AuthError, LocalAuth
 from infra.local.provision import ApiDefinition
 from infra.local.throttle import KeyRefused, UsagePlans
@@ -136,7 +136,7 @@ def _trace_header(sent: str) -> str:
     fields = dict(part.strip().partition("=")[::2] for part in sent.split(";"))
     if _XRAY_ROOT.fullmatch(fields.get("Root", "")):
         return sent
-    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+    return f"Root={new_trace_id()}"
 
 
 LocalRoute = Callable[[dict[str, list[str]]], Reply]

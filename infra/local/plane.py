@@ -23,9 +23,9 @@ import boto3
 from moto import mock_aws
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from contracts.registry import KEY
 from functions.api.admission import MAX_IN_FLIGHT_ENV
 from functions.runtime.clock import WAIT_SCALE_ENV
-from functions.runtime.registry import KEY
 from infra.local import moto_seam
 from infra.local.auth import LocalAuth, personas_in
 from infra.local.dynamodb import LeanTransactions, PartitionQueries

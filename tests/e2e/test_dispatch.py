@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
+from contracts.registry import Circuit
 from functions.runtime.registry import DynamoRegistry
-from functions.runtime.routing import Circuit
 from infra.cli import main as agentplane
 from infra.client import finished, request
 from infra.local.faults import Fault

@@ -18,7 +18,7 @@ from tests.infra.assembly import LEDGER_DIGESTS_BUCKET, Synthesized
 pytestmark = pytest.mark.infra
 
 # The functions whose code imports cryptography at load (the ledger's digest and signing modules).
-CRYPTOGRAPHY_IMPORTERS = {"api", "ledger_appender", "ledger_digest", "registry_health"}
+CRYPTOGRAPHY_IMPORTERS = {"api", "ledger_appender", "ledger_digest"}
 
 
 def errors(findings: list[Finding]) -> list[str]:

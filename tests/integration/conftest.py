@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from contracts.capability import LambdaRuntime
 from contracts.loader import load_contracts
-from functions.runtime import aws
+from functions.runtime import adapters as aws
 from tests.integration.fakes import (
     REGION,
     ColdStart,

@@ -18,7 +18,7 @@ from functions.api.service import claim_check
 from functions.decision_recorder.service import decision_id_for
 from functions.intake.service import BadRequestRef, NoClaimsFound
 from functions.runtime import BadInput, DeadlineExceeded, DecisionRecord, DynamoDecisionStore
-from functions.runtime.decisions import canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.executions import DynamoExecutionStore, ExecutionItem
 from tests.integration.fakes import REGION, TRACE_ID, Deploy, LambdaContext, Plane, envelope, scan
 from tests.sample_events import load_event
@@ -221,7 +221,7 @@ def test_intake_reads_a_claim_checked_request_and_refuses_one_that_is_not_what_i
     request["metadata"] = {f"note-{n}": "ü" * 10_000 for n in range(20)}
     body = canonical_json(DocReviewRequest.model_validate(request).model_dump(mode="json"))
     stored = StubRequests(plane.documents_bucket)
-    ref = claim_check(body, sha256_hex(body), stored)
+    ref = claim_check(body, sha256_hex(body.encode()), stored).model_dump(mode="json")
     intake = deploy("document-intake")
 
     # WHEN intake is given the reference

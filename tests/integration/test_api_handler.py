@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from functions.api.service import load_workflows
-from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore, canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore
 from tests.integration.fakes import REGION, TRACE_ID, ColdStart, LambdaContext, Plane, table
 from tests.sample_events import load_event
 
@@ -304,7 +304,7 @@ def test_get_execution_reports_status_and_steps(api: Api, plane: Plane) -> None:
             status="SUCCEEDED",
             actor="agent:document-intake",
             input_json=input_json,
-            input_sha256=sha256_hex(input_json),
+            input_sha256=sha256_hex(input_json.encode()),
             output_json="{}",
             started_at=began,
             finished_at=began + timedelta(milliseconds=42),
@@ -331,7 +331,7 @@ def test_get_execution_reports_status_and_steps(api: Api, plane: Plane) -> None:
         "SUCCEEDED",
         42.0,
     )
-    assert step["input_sha256"] == sha256_hex(input_json)
+    assert step["input_sha256"] == sha256_hex(input_json.encode())
 
 
 def test_an_unknown_execution_is_not_found(api: Api) -> None:
@@ -449,7 +449,12 @@ def test_an_engine_failure_is_a_500_problem_and_frees_the_key(api: Api, state_ma
 
 
 def test_a_workflow_at_capacity_refuses_with_503_retry_after_and_frees_the_key(
-    plane: Plane, state_machine: str, monkeypatch: pytest.MonkeyPatch, api: Api
+    plane: Plane,
+    state_machine: str,
+    monkeypatch: pytest.MonkeyPatch,
+    api: Api,  # the tables and the environment the stack gives the API
+    cold_start: ColdStart,
+    lambda_context: LambdaContext,
 ) -> None:
     # GIVEN a workflow that admits 2 runs per (long) window: the limit the stack derives from the contracts
     workflows = {
@@ -461,13 +466,19 @@ def test_a_workflow_at_capacity_refuses_with_503_retry_after_and_frees_the_key(
             "admission_window_ms": 3_600_000,
         }
     }
-    monkeypatch.setattr("functions.api.handler.workflows", load_workflows(json.dumps(workflows)))
+    monkeypatch.setenv("WORKFLOWS", json.dumps(workflows))
+    handler = cold_start("functions.api.handler").lambda_handler  # the settings are read at cold start
+
+    def capped(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response: dict[str, Any] = handler(proxy_event(method, path, **kwargs), lambda_context)
+        return response
+
     request = load_event("doc-review-request.json")
-    first = start(api, request, **{"Idempotency-Key": "a-1"})
-    second = start(api, request, **{"Idempotency-Key": "a-2"})
+    first = start(capped, request, **{"Idempotency-Key": "a-1"})
+    second = start(capped, request, **{"Idempotency-Key": "a-2"})
 
     # WHEN a third run is requested in the same window
-    refused = start(api, request, **{"Idempotency-Key": "a-3"})
+    refused = start(capped, request, **{"Idempotency-Key": "a-3"})
 
     # THEN the two before it were accepted, and it is refused: a 503 problem saying when to retry
     assert (first["statusCode"], second["statusCode"]) == (202, 202)
@@ -479,9 +490,9 @@ def test_a_workflow_at_capacity_refuses_with_503_retry_after_and_frees_the_key(
     assert body["retry_after_s"] == int(retry_after)
     # AND it started nothing, and its key is free: a retry is refused the same way, not answered as a replay
     assert len(executions(state_machine)) == 2
-    again = start(api, request, **{"Idempotency-Key": "a-3"})
+    again = start(capped, request, **{"Idempotency-Key": "a-3"})
     assert again["statusCode"] == 503
     # AND a retry of an accepted run is still answered with that run, at capacity or not
-    replayed = start(api, request, **{"Idempotency-Key": "a-1"})
+    replayed = start(capped, request, **{"Idempotency-Key": "a-1"})
     assert replayed["statusCode"] == 202
     assert header(replayed, "Idempotent-Replayed") == "true"

@@ -9,7 +9,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from contracts.models import Decision
-from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore, canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore
 from functions.runtime.executions import DynamoExecutionStore, ExecutionItem
 from tests.integration.fakes import TRACE_ID, Plane, scan
 
@@ -33,7 +34,7 @@ def record(step_key: str, *, started: datetime = T0, output: dict[str, Any] | No
         status="SUCCEEDED",
         actor="agent:risk-scorer",
         input_json=input_json,
-        input_sha256=sha256_hex(input_json),
+        input_sha256=sha256_hex(input_json.encode()),
         output_json=canonical_json(output or {"level": "low"}),
         started_at=started,
         finished_at=started + timedelta(milliseconds=12),

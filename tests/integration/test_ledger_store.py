@@ -11,10 +11,9 @@ from moto import mock_aws
 
 from functions.ledger_appender.service import append_record
 from functions.ledger_digest.service import run_digest
-from functions.runtime import aws
+from functions.runtime import adapters as aws
 from functions.runtime.ledger import GENESIS_HASH, make_entry, verify_signature
-from functions.runtime.ledger_aws import KmsSigner, S3DigestArchive
-from functions.runtime.ledger_store import DigestExistsError, DynamoLedgerStore
+from functions.runtime.ledger_store import DigestExistsError, DynamoLedgerStore, KmsSigner, S3DigestArchive
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from functions.endpoint_invoker.runtime_client import TypedErrors
+from functions.endpoint_invoker.adapters import TypedErrors
 from functions.endpoint_invoker.service import EndpointUnavailable, ModelError
 from infra.local.sagemaker import LocalEndpoints
 

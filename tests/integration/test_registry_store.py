@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
+from contracts.registry import KEY, Implementation, static_item
 from functions.registry_health.service import fold_batch
 from functions.runtime.decisions import DecisionRecord
-from functions.runtime.registry import KEY, DynamoRegistry, static_item
-from functions.runtime.routing import Breaker, Implementation
+from functions.runtime.registry import DynamoRegistry
+from functions.runtime.routing import Breaker
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 
 from contracts.models import DocReviewRequest, QuickCheckRequest
 from functions.api.invoke import SyncRun, invoke
-from functions.api.service import ProblemError, Workflow
+from functions.api.service import ProblemError, RunInput, Workflow
 
 pytestmark = pytest.mark.unit
 
@@ -26,8 +26,8 @@ class FakeEngine:
         self.run = run
         self.inputs: list[dict[str, Any]] = []
 
-    def run_sync(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> SyncRun:
-        self.inputs.append(json.loads(payload))
+    def run_sync(self, *, state_machine_arn: str, run: RunInput) -> SyncRun:
+        self.inputs.append(json.loads(run.to_json()))
         return self.run
 
 

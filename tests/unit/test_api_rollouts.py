@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.api.rollouts import deployment_view, lambda_versions, rollouts, split_alias, workflow_versions
-from functions.runtime.routing import Implementation
+from contracts.arns import split_alias
+from contracts.registry import Implementation
+from functions.api.rollouts import deployment_view, lambda_versions, rollouts, workflow_versions
 from infra.cli.rollout import render_rollouts
 
 ALIAS = "arn:aws:lambda:eu-west-1:123456789012:function:plane-verifier:live"

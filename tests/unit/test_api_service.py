@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from contracts.models import DocReviewRequest
 from functions.api.service import (
     ProblemError,
+    RunInput,
     RunStatus,
     Workflow,
     describe,
@@ -19,11 +21,11 @@ from functions.api.service import (
     own_trace,
     parse_body,
     require_json,
-    step_name,
     submit,
     xray_root,
 )
-from functions.runtime.decisions import InMemoryDecisionStore
+from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.decisions import InMemoryDecisionStore, step_in_run, step_key, step_name
 from functions.runtime.executions import InMemoryExecutionStore
 from tests.sample_events import load_event
 
@@ -39,11 +41,11 @@ class FakeEngine:
         self.started: list[dict[str, Any]] = []
         self.fail = fail
 
-    def start(self, *, state_machine_arn: str, name: str, payload: str, trace_id: str) -> str:
+    def start(self, *, state_machine_arn: str, run: RunInput) -> str:
         if self.fail:
             raise ConnectionError("engine unavailable")
-        self.started.append({"arn": state_machine_arn, "name": name, "input": json.loads(payload)})
-        return f"{state_machine_arn}:exec:{name}"
+        self.started.append({"arn": state_machine_arn, "name": run.correlation_id, "input": json.loads(run.to_json())})
+        return f"{state_machine_arn}:exec:{run.correlation_id}"
 
     def describe(self, execution_arn: str) -> RunStatus:
         return RunStatus("SUCCEEDED", json.dumps({"ok": True}), None, None, NOW, NOW)
@@ -164,6 +166,13 @@ def test_step_names(key: str, name: str) -> None:
     assert step_name(key, "run-1") == name
 
 
+def test_a_step_key_is_its_causation_id_and_its_qualifiers() -> None:
+    key = step_key("run-1/VerifyClaim/3", "failed", "2026-11-23T12:00:00")
+    assert key == "run-1/VerifyClaim/3#failed#2026-11-23T12:00:00"
+    assert step_in_run(key, "run-1") == "VerifyClaim/3#failed#2026-11-23T12:00:00"
+    assert step_key("run-1/Intake") == "run-1/Intake"
+
+
 def test_workflows_setting_is_parsed() -> None:
     raw = json.dumps({"doc-review": {"state_machine_arn": "arn:x", "input_model": "DocReviewRequest", "ttl_ms": 5}})
     assert load_workflows(raw)["doc-review"].input_model is DocReviewRequest
@@ -219,3 +228,49 @@ def test_a_trace_holds_one_run_and_a_second_run_under_it_gets_its_own() -> None:
     assert own(TRACE, "run-1") == TRACE  # the caller's trace parents the first run sent under it
     assert own(TRACE, "run-2") == "1-6b000001-000000000000000000000001"
     assert own(None, "run-3") == "1-6b000001-000000000000000000000002"
+
+
+class StubRequests:
+    bucket = "documents-bucket"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, body: bytes) -> None:
+        self.objects[key] = body
+
+
+def test_a_claim_checked_request_is_stored_canonical_and_the_run_carries_only_its_reference() -> None:
+    # GIVEN a workflow that claim-checks its requests
+    workflows = {"doc-review": replace(WORKFLOWS["doc-review"], claim_check=True)}
+    engine, requests = FakeEngine(), StubRequests()
+
+    # WHEN a request is submitted
+    submit(
+        "doc-review",
+        json.dumps(load_event("doc-review-request.json")),
+        idempotency_key=None,
+        trace_id=TRACE,
+        workflows=workflows,
+        engine=engine,
+        executions=InMemoryExecutionStore(),
+        now=NOW,
+        new_id=lambda: "run-1",
+        requests=requests,
+    )
+
+    # THEN the bucket holds its canonical form under its digest, and the run's input names it instead of the body
+    [started] = engine.started
+    ref = started["input"]["request_ref"]
+    stored = requests.objects[ref["key"]]
+    assert "request" not in started["input"]
+    assert ref == {
+        "bucket": "documents-bucket",
+        "key": ref["key"],
+        "sha256": sha256_hex(stored),
+        "size_bytes": len(stored),
+    }
+    assert ref["key"] == f"documents/requests/{ref['sha256']}.json"
+    assert stored.decode() == canonical_json(
+        DocReviewRequest.model_validate(load_event("doc-review-request.json")).model_dump(mode="json")
+    )

@@ -10,6 +10,7 @@ import pytest
 
 from contracts.envelope import Envelope
 from contracts.models import Verdict
+from contracts.registry import Circuit, Implementation
 from functions.dispatcher.service import (
     DispatchRequest,
     Escalated,
@@ -20,7 +21,7 @@ from functions.dispatcher.service import (
 )
 from functions.runtime.decisions import InMemoryDecisionStore
 from functions.runtime.errors import BadInput, DeadlineExceeded
-from functions.runtime.routing import Breaker, Circuit, Implementation, observe
+from functions.runtime.routing import Breaker, observe
 
 pytestmark = pytest.mark.unit
 

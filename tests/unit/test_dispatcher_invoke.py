@@ -33,56 +33,56 @@ def answered(payload: Any, *, error: bool = False) -> dict[str, Any]:
 
 
 @pytest.fixture
-def handler(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def adapters(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setenv("REGISTRY_TABLE", "registry")
     monkeypatch.setenv("DECISIONS_TABLE", "decisions")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # The handler's own classes: a local plane in this process may have loaded the module from its asset.
-    from functions.dispatcher import handler as module
+    # The module's own classes: a local plane in this process may have loaded the module from its asset.
+    from functions.dispatcher import adapters as module
 
     return module
 
 
-def use(handler: ModuleType, monkeypatch: pytest.MonkeyPatch, fake: FakeLambda) -> None:
-    monkeypatch.setattr(handler, "client", lambda _service: fake)
+def use(adapters: ModuleType, monkeypatch: pytest.MonkeyPatch, fake: FakeLambda) -> None:
+    monkeypatch.setattr(adapters, "client", lambda _service: fake)
 
 
-def test_an_answer_is_returned_as_it_came(handler: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_answer_is_returned_as_it_came(adapters: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeLambda(answered({"claim_id": "c-001"}))
-    use(handler, monkeypatch, fake)
+    use(adapters, monkeypatch, fake)
 
-    assert handler.invoke("fn-verifier", {"payload": {}}) == {"claim_id": "c-001"}
+    assert adapters.invoke("fn-verifier", {"payload": {}}) == {"claim_id": "c-001"}
     assert fake.sent == [{"target": "fn-verifier", "event": {"payload": {}}}]
 
 
 def test_a_function_error_is_the_implementations_failure_with_its_type(
-    handler: ModuleType, monkeypatch: pytest.MonkeyPatch
+    adapters: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use(handler, monkeypatch, FakeLambda(answered({"errorType": "ModelError", "errorMessage": "down"}, error=True)))
+    use(adapters, monkeypatch, FakeLambda(answered({"errorType": "ModelError", "errorMessage": "down"}, error=True)))
 
-    with pytest.raises(handler.ImplementationFailed) as failed:
-        handler.invoke("fn-verifier", {})
+    with pytest.raises(adapters.ImplementationFailed) as failed:
+        adapters.invoke("fn-verifier", {})
 
     assert (failed.value.error_type, failed.value.message) == ("ModelError", "down")
 
 
-def test_a_throttled_call_is_the_implementations_failure(handler: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_throttled_call_is_the_implementations_failure(adapters: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     throttled = ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "Invoke")
-    use(handler, monkeypatch, FakeLambda(throttled))
+    use(adapters, monkeypatch, FakeLambda(throttled))
 
-    with pytest.raises(handler.ImplementationFailed) as failed:
-        handler.invoke("fn-verifier", {})
+    with pytest.raises(adapters.ImplementationFailed) as failed:
+        adapters.invoke("fn-verifier", {})
 
     assert failed.value.error_type == "TooManyRequestsException"
 
 
 @pytest.mark.parametrize("payload", [None, ["a", "list"], "text"])
 def test_an_answer_that_is_not_an_object_is_bad_output(
-    handler: ModuleType, monkeypatch: pytest.MonkeyPatch, payload: Any
+    adapters: ModuleType, monkeypatch: pytest.MonkeyPatch, payload: Any
 ) -> None:
-    use(handler, monkeypatch, FakeLambda(answered(payload)))
+    use(adapters, monkeypatch, FakeLambda(answered(payload)))
 
-    with pytest.raises(handler.ImplementationFailed) as failed:
-        handler.invoke("fn-verifier", {})
+    with pytest.raises(adapters.ImplementationFailed) as failed:
+        adapters.invoke("fn-verifier", {})
 
     assert failed.value.error_type == "BadOutput"

@@ -7,8 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.models import DocReviewRequest, DocumentIn
-from functions.intake.service import NoClaimsFound, extract_claims, intake, split_sentences
-from functions.intake.store import InMemoryDocumentStore
+from functions.intake.service import InMemoryDocumentStore, NoClaimsFound, extract_claims, intake, split_sentences
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.unit

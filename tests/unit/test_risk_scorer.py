@@ -8,8 +8,7 @@ import yaml
 
 from contracts.models import Claim, ClaimCheck, DocReviewRequest, RiskInput, Verdict
 from functions.evidence_verifier.service import default_kb, verify
-from functions.intake.service import intake
-from functions.intake.store import InMemoryDocumentStore
+from functions.intake.service import InMemoryDocumentStore, intake
 from functions.risk_scorer.service import (
     DEFAULT_POLICY_PATH,
     Policy,

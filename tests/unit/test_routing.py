@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts.registry import Circuit, Health, Implementation
 from functions.runtime.routing import (
     Breaker,
-    Circuit,
-    Health,
-    Implementation,
+    admits,
     fold_health,
     in_range,
     observe,
@@ -79,8 +78,8 @@ def test_a_circuit_opens_on_error_rate_over_enough_samples() -> None:
 
 def test_an_open_circuit_admits_a_trial_after_its_cool_down() -> None:
     opened = failures(3)
-    assert not opened.admits(T0 + timedelta(seconds=29), BREAKER)
-    assert opened.admits(T0 + timedelta(seconds=30), BREAKER)
+    assert not admits(opened, T0 + timedelta(seconds=29), BREAKER)
+    assert admits(opened, T0 + timedelta(seconds=30), BREAKER)
 
 
 def test_a_successful_trial_closes_and_a_failed_one_reopens() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import snapshot_restore_py
 
-from functions.runtime import aws, snapstart
+from functions.runtime import adapters, snapstart
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +42,7 @@ def test_a_restored_instance_draws_its_own_numbers_and_makes_new_clients(monkeyp
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     random.seed(7)
     snapshotted = random.getstate()
-    made_at_init = aws.client("s3")
+    made_at_init = adapters.client("s3")
 
     # WHEN two instances restore from it
     draws = []
@@ -53,4 +53,4 @@ def test_a_restored_instance_draws_its_own_numbers_and_makes_new_clients(monkeyp
 
     # THEN they do not share a sequence, and neither reuses the client (or its sockets) from the snapshot
     assert draws[0] != draws[1]
-    assert aws.client("s3") is not made_at_init
+    assert adapters.client("s3") is not made_at_init

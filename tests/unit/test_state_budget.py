@@ -27,8 +27,15 @@ from contracts.models import (
     Summary,
     Verdict,
 )
-from functions.intake.service import MAX_CLAIM_CHARS, MAX_CLAIMS, MAX_CLAIMS_BYTES, claim_bytes, intake, within_budget
-from functions.intake.store import InMemoryDocumentStore
+from functions.intake.service import (
+    MAX_CLAIM_CHARS,
+    MAX_CLAIMS,
+    MAX_CLAIMS_BYTES,
+    InMemoryDocumentStore,
+    claim_bytes,
+    intake,
+    within_budget,
+)
 
 pytestmark = pytest.mark.unit
 

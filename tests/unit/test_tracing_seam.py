@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from contracts.envelope import TRACE_ID_PATTERN
 from functions.runtime import tracing
 from infra.local.otlp import OtlpReceiver, SpanStore
 
@@ -124,3 +127,28 @@ def test_spans_are_exported_together_once_the_outermost_span_ends(
     # AND all three reach the receiver in one export, before control comes back
     assert exports == [3]
     assert sorted(s["name"] for s in receiver.store.trace(TRACE_ID)) == ["read", "step", "write"]
+
+
+def test_new_trace_ids_are_x_ray_ids_of_their_second_and_traceparents_join_them() -> None:
+    # GIVEN a moment
+    now = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
+
+    # WHEN two trace ids are minted in it
+    first, second = tracing.new_trace_id(now), tracing.new_trace_id(now)
+
+    # THEN both are X-Ray ids stamped with that second, and they differ in their random part
+    assert re.fullmatch(TRACE_ID_PATTERN, first)
+    assert first.startswith(f"1-{int(now.timestamp()):08x}-")
+    assert first != second
+    # AND a new traceparent for a trace is a valid, sampled context in that trace
+    traceparent = tracing.new_traceparent(first)
+    assert tracing.trace_id_from_traceparent(traceparent) == first
+    assert traceparent.endswith("-01")
+
+
+def test_hop_attributes_name_the_hop_and_leave_out_what_is_unknown() -> None:
+    # WHEN a hop knows some ids and not others, and carries an OpenTelemetry attribute
+    attributes = tracing.hop_attributes("api", workflow="doc-review", step=None, other={"http.route": "/v1/x"})
+
+    # THEN only the known ones are there, under agentplane.*, beside the other one
+    assert attributes == {"agentplane.hop": "api", "agentplane.workflow": "doc-review", "http.route": "/v1/x"}

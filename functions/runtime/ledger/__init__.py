@@ -1,11 +1,11 @@
-"""The audit ledger's pure core: canonical JSON, hash chains, Merkle trees, signed digests, export and proofs.
+"""The audit ledger's pure core: hash chains (over :mod:`functions.runtime.canonical` JSON), Merkle trees, signed
+digests, export and proofs.
 
 No AWS and no environment here: the appender and digest functions bring the store and the signer
-(see ``functions.runtime.ledger_store`` and ``functions.runtime.ledger_aws``).
+(see ``functions.runtime.ledger_store``).
 """
 
 from functions.runtime.ledger import merkle
-from functions.runtime.ledger.canonical import canonical_bytes, from_dynamodb_image, plain_json, sha256_hex
 from functions.runtime.ledger.chain import (
     CHAINS,
     GENESIS_HASH,
@@ -59,7 +59,6 @@ __all__ = [
     "Signer",
     "VerifyReport",
     "build_digest",
-    "canonical_bytes",
     "chain_for",
     "chain_ids",
     "check_entry",
@@ -68,16 +67,13 @@ __all__ = [
     "digest_leaves",
     "digest_line",
     "entry_line",
-    "from_dynamodb_image",
     "key_line",
     "make_entry",
     "merkle",
-    "plain_json",
     "prove",
     "read_export",
     "record_id_for",
     "rollback_reasons",
-    "sha256_hex",
     "sign_digest",
     "verify_export",
     "verify_proof",

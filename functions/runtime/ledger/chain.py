@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import from_json
 
+from functions.runtime.canonical import canonical_bytes, plain_json, sha256_hex
 from functions.runtime.ledger._time import require_utc
-from functions.runtime.ledger.canonical import canonical_bytes, plain_json, sha256_hex
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of every chain's first entry (and the ``previous_digest_hash`` of the first digest)."""

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.runtime.canonical import canonical_bytes, sha256_hex
 from functions.runtime.ledger import merkle
-from functions.runtime.ledger.canonical import canonical_bytes, sha256_hex
 from functions.runtime.ledger.chain import GENESIS_HASH, LedgerEntry, Sha256Hex, UtcTimestamp
 from functions.runtime.ledger.errors import DigestError
 

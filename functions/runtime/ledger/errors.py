@@ -1,12 +1,12 @@
-"""Ledger errors, in one place."""
+"""Ledger errors, in one place (a value with no canonical form raises the canonical module's own error)."""
+
+from functions.runtime.canonical import CanonicalizationError
+
+__all__ = ["CanonicalizationError", "DigestError", "ExportError", "LedgerError", "ProofError"]
 
 
 class LedgerError(Exception):
     """Base class for everything the ledger refuses."""
-
-
-class CanonicalizationError(LedgerError, ValueError):
-    """A value has no exact, canonical JSON form (RFC 8785), so it cannot be hashed into the ledger."""
 
 
 class DigestError(LedgerError, ValueError):

@@ -23,9 +23,9 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
+from functions.runtime.canonical import sha256_hex
 from functions.runtime.ledger import merkle
 from functions.runtime.ledger._time import parse_utc
-from functions.runtime.ledger.canonical import sha256_hex
 from functions.runtime.ledger.chain import GENESIS_HASH, LedgerEntry, check_entry
 from functions.runtime.ledger.checkpoint import Checkpoint, checkpoint_of, rollback_reasons
 from functions.runtime.ledger.digest import (

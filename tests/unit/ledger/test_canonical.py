@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from functions.runtime.ledger import CanonicalizationError, canonical_bytes, from_dynamodb_image, plain_json, sha256_hex
+from functions.runtime.canonical import (
+    CanonicalizationError,
+    canonical_bytes,
+    canonical_json,
+    from_dynamodb_image,
+    plain_json,
+    sha256_hex,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -232,3 +239,15 @@ def test_dynamodb_image_that_json_cannot_carry_is_refused(image: dict[str, Any],
     # THEN it is refused, naming the attribute
     with pytest.raises(CanonicalizationError, match=message):
         from_dynamodb_image(image)
+
+
+def test_canonical_json_is_the_canonical_bytes_as_text() -> None:
+    # GIVEN a decision's payload with unsorted keys, an integral float and non-ASCII text
+    payload = {"score": 1.0, "claim": "Zürich", "ids": [2, 1]}
+
+    # WHEN written as a decision record writes it
+    text = canonical_json(payload)
+
+    # THEN it is the RFC 8785 form, so its digest is the digest of the canonical bytes
+    assert text == '{"claim":"Zürich","ids":[2,1],"score":1}'
+    assert sha256_hex(text.encode()) == sha256_hex(canonical_bytes(payload))

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from functions.runtime.canonical import canonical_bytes
 from functions.runtime.ledger import (
     CHAINS,
     GENESIS_HASH,
     CanonicalizationError,
     LedgerEntry,
-    canonical_bytes,
     chain_for,
     check_entry,
     make_entry,

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+from functions.runtime.canonical import canonical_bytes
 from functions.runtime.ledger import (
     GENESIS_HASH,
     ChainHead,
@@ -19,7 +20,6 @@ from functions.runtime.ledger import (
     LocalSigner,
     SignedDigest,
     build_digest,
-    canonical_bytes,
     digest_leaves,
     merkle,
     sign_digest,

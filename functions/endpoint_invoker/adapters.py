@@ -1,4 +1,4 @@
-"""boto3's ``sagemaker-runtime`` client for the invoker: one per timeout budget, errors typed for the workflow."""
+"""The invoker's AWS side: boto3's ``sagemaker-runtime`` client, one per timeout budget, its errors typed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""AWS adapters shared by handlers. Clients are made on first use and reused while warm."""
+"""The AWS adapters every function shares: clients (made on first use, reused while warm), tables, the documents
+bucket and the event bus. A function's own adapters are in its ``adapters.py``; a store's DynamoDB side sits with
+its port (``decisions``, ``executions``, ``approvals``, ``registry``, ``ledger_store``).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Where a decision goes once made: the executions view, then the bus as decision.recorded."""
+"""The recorder's AWS side: where a decision goes once made, the executions view, then the bus as decision.recorded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contracts.envelope import Envelope
 from contracts.models import Claim, Decision
 from functions.decision_recorder.service import recorded_detail
 from functions.runtime import tracing
-from functions.runtime.aws import EventPublisher, table
+from functions.runtime.adapters import EventPublisher, table
 from functions.runtime.executions import DynamoExecutionStore
 
 

@@ -1,8 +1,10 @@
-"""Canonical JSON (RFC 8785, JCS) for hashing, and DynamoDB stream images turned into plain JSON values.
+"""Canonical JSON (RFC 8785, JCS) and SHA-256 for everything the plane hashes, and DynamoDB stream images turned
+into plain JSON values.
 
-An entry is canonicalised once, when it is written; verifiers hash the stored bytes. The bytes must
-therefore be a function of the value alone, and two different values must never share them: numbers
-are normalised first, and a number that JSON cannot carry exactly is refused rather than rounded.
+Decision records, idempotency digests, approval subjects and ledger entries are canonicalised here, once, when
+written; verifiers hash the stored bytes. The bytes must therefore be a function of the value alone, and two
+different values must never share them: numbers are normalised first, and a number that JSON cannot carry exactly
+is refused rather than rounded.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from typing import Any
 
 import rfc8785
 
-from functions.runtime.ledger.errors import CanonicalizationError
+
+class CanonicalizationError(ValueError):
+    """A value has no exact, canonical JSON form (RFC 8785), so it cannot be hashed."""
+
 
 # RFC 8785 numbers are IEEE 754 doubles: integers beyond this magnitude have no exact double.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -167,6 +172,11 @@ def _dump_with_big_integers(value: Any, out: list[bytes]) -> None:
         out.append(str(value).encode("ascii"))
     else:
         out.append(rfc8785.dumps(value))
+
+
+def canonical_json(value: Any) -> str:
+    """:func:`canonical_bytes` as text: what a decision record stores and hashes."""
+    return canonical_bytes(value).decode("utf-8")
 
 
 def sha256_hex(data: bytes) -> str:

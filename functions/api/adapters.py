@@ -1,0 +1,167 @@
+"""The API's AWS side: Step Functions, Lambda, CodeDeploy, and the tables and buckets its routes read and write.
+
+Each class matches a port of the services (functions.api.service, invoke, approvals, rollouts, admission); the
+functions below make them from the settings the stack writes, per request (clients are reused while warm).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from functions.api.invoke import SyncRun
+from functions.api.service import RunInput, RunStatus
+from functions.runtime.adapters import S3DocumentStore, client, table
+from functions.runtime.approvals import DynamoApprovalStore
+from functions.runtime.decisions import DynamoDecisionStore
+from functions.runtime.executions import DynamoExecutionStore
+from functions.runtime.ledger_store import DynamoLedgerStore, KmsSigner, S3DigestArchive
+from functions.runtime.registry import DynamoRegistry
+
+
+def _execution(state_machine_arn: str, run: RunInput) -> dict[str, str]:
+    """StartExecution's parameters: the run is named after its execution id and joins its trace."""
+    return {
+        "stateMachineArn": state_machine_arn,
+        "name": run.correlation_id,
+        "input": run.to_json(),
+        "traceHeader": f"Root={run.trace_id}",
+    }
+
+
+class StepFunctionsEngine:
+    """Starts and describes Standard runs, and runs Express ones inside the request."""
+
+    def start(self, *, state_machine_arn: str, run: RunInput) -> str:
+        arn: str = client("stepfunctions").start_execution(**_execution(state_machine_arn, run))["executionArn"]
+        return arn
+
+    def describe(self, execution_arn: str) -> RunStatus:
+        run = client("stepfunctions").describe_execution(executionArn=execution_arn)
+        return RunStatus(
+            status=run["status"],
+            output=run.get("output"),
+            error=run.get("error"),
+            cause=run.get("cause"),
+            started_at=run["startDate"],
+            stopped_at=run.get("stopDate"),
+        )
+
+    def run_sync(self, *, state_machine_arn: str, run: RunInput) -> SyncRun:
+        answer = client("stepfunctions").start_sync_execution(**_execution(state_machine_arn, run))
+        return SyncRun(
+            execution_arn=answer["executionArn"],
+            status=answer["status"],
+            output=answer.get("output"),
+            error=answer.get("error"),
+            cause=answer.get("cause"),
+        )
+
+
+class StepFunctionsCallbacks:
+    """Hands an approval's outcome to the run waiting on its task token."""
+
+    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
+        sfn = client("stepfunctions")
+        try:
+            sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
+        except (sfn.exceptions.TaskTimedOut, sfn.exceptions.TaskDoesNotExist, sfn.exceptions.InvalidToken):
+            return False
+        return True
+
+
+class AwsRollouts:
+    """What ``GET /v1/rollouts`` reads: Lambda and Step Functions aliases, CodeDeploy deployments."""
+
+    def agent_alias(self, function_name: str, alias: str) -> dict[str, Any]:
+        answer: dict[str, Any] = client("lambda").get_alias(FunctionName=function_name, Name=alias)
+        return answer
+
+    def workflow_alias(self, alias_arn: str) -> dict[str, Any]:
+        answer: dict[str, Any] = client("stepfunctions").describe_state_machine_alias(stateMachineAliasArn=alias_arn)
+        return answer
+
+    def latest_deployment(self, application: str, group: str) -> dict[str, Any] | None:
+        codedeploy = client("codedeploy")
+        ids = codedeploy.list_deployments(applicationName=application, deploymentGroupName=group)["deployments"]
+        if not ids:
+            return None
+        found = codedeploy.batch_get_deployments(deploymentIds=ids[:25])["deploymentsInfo"]
+        newest: dict[str, Any] = max(found, key=lambda d: d["createTime"])
+        return newest
+
+
+class DynamoAdmissionCounter:
+    """One item per workflow in the executions table, ``admission#<workflow>``: the current window and how many
+    runs it admitted (functions.api.admission)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def admit(self, workflow: str, *, window: int, limit: int) -> bool:
+        # Count in the current window; else open it (only a newer window replaces an older one); else someone
+        # opened it first, so count in it once more. At most three conditional writes, whatever the load.
+        return (
+            self._count(workflow, window, limit) or self._open(workflow, window) or self._count(workflow, window, limit)
+        )
+
+    def _update(self, workflow: str, expression: str, condition: str, values: dict[str, int]) -> bool:
+        try:
+            self._table.update_item(
+                Key={"execution_id": f"admission#{workflow}"},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#w": "window", "#a": "admitted"},
+                ExpressionAttributeValues=values,
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _count(self, workflow: str, window: int, limit: int) -> bool:
+        return self._update(
+            workflow, "ADD #a :one", "#w = :w AND #a < :limit", {":one": 1, ":w": window, ":limit": limit}
+        )
+
+    def _open(self, workflow: str, window: int) -> bool:
+        return self._update(
+            workflow, "SET #w = :w, #a = :one", "attribute_not_exists(#w) OR #w < :w", {":one": 1, ":w": window}
+        )
+
+
+def executions() -> DynamoExecutionStore:
+    return DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"]))
+
+
+def admission() -> DynamoAdmissionCounter:
+    return DynamoAdmissionCounter(table(os.environ["EXECUTIONS_TABLE"]))
+
+
+def decisions() -> DynamoDecisionStore:
+    return DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"]))
+
+
+def approvals() -> DynamoApprovalStore:
+    return DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"]))
+
+
+def requests() -> S3DocumentStore | None:
+    """Where claim-checked requests go; None when the stack gives the API no documents bucket."""
+    return S3DocumentStore(os.environ["DOCUMENTS_BUCKET"]) if "DOCUMENTS_BUCKET" in os.environ else None
+
+
+def ledger() -> DynamoLedgerStore:
+    return DynamoLedgerStore(table(os.environ["LEDGER_TABLE"]))
+
+
+def digests() -> S3DigestArchive:
+    return S3DigestArchive(os.environ["DIGESTS_BUCKET"])
+
+
+def signer() -> KmsSigner:
+    return KmsSigner(os.environ["SIGNING_KEY_ID"])
+
+
+def registry() -> DynamoRegistry:
+    return DynamoRegistry(table(os.environ["REGISTRY_TABLE"]), cache_s=0)  # callers see circuits as they are
