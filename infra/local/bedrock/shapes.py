@@ -22,7 +22,7 @@ MAX_LISTED = 10  # errors named in one message; the count says how many there we
 
 @functools.cache
 def _pattern(expression: str) -> re.Pattern[str]:
-    return re.compile(expression)  # smithy patterns are unanchored unless they say otherwise
+    return re.compile(expression)
 
 
 def _render(value: Any) -> str:
@@ -97,7 +97,7 @@ class _Walk:
             if enum and value not in enum:
                 self.fail(value, path, f"satisfy enum value set: [{', '.join(enum)}]")
             expression = shape.metadata.get("pattern")
-            if expression and not _pattern(expression).search(value):
+            if expression and not _pattern(expression).fullmatch(value):  # the service matches the whole value
                 self.fail(value, path, f"satisfy regular expression pattern: {expression}")
         elif kind in ("integer", "long", "float", "double"):
             integral = kind in ("integer", "long")
