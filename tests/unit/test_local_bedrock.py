@@ -18,6 +18,7 @@ from infra.local.bedrock import (
     ScriptedModel,
     count_tokens,
     resolve_model_id,
+    task_error,
 )
 
 pytestmark = pytest.mark.unit
@@ -525,3 +526,38 @@ def test_usage_totals_per_model_id_as_called() -> None:
     assert usage.errors == {"ThrottlingException": 1, "ValidationException": 1}
     bedrock.usage()[MODEL].requests = 99  # a copy
     assert bedrock.usage()[MODEL].requests == 2
+
+
+# --- a Step Functions SDK integration task ----------------------------------------------------------------
+
+
+def test_a_state_machine_task_speaks_pascal_case_and_documents_keep_their_keys() -> None:
+    parameters = {
+        "ModelId": MODEL,
+        "Messages": [{"Role": "user", "Content": [{"Text": '{"claim_id": "c-1", "query": "q"}'}]}],
+        "ToolConfig": {
+            "Tools": [{"ToolSpec": {"Name": "search", "InputSchema": {"Json": SEARCH}}}],
+            "ToolChoice": {"Any": {}},
+        },
+        "InferenceConfig": {"MaxTokens": 100},
+    }
+    result = LocalBedrock().converse_task(parameters)
+    assert result["StopReason"] == "tool_use"
+    use = result["Output"]["Message"]["Content"][0]["ToolUse"]
+    assert use["Name"] == "search"
+    assert use["Input"] == {"query": "q", "limit": 5}  # a document: its keys are the tool's, not renamed
+    assert set(result["Usage"]) == {"InputTokens", "OutputTokens", "TotalTokens"}
+    assert result["AdditionalModelResponseFields"]["agentplane"]["localStandIn"] is True
+
+
+def test_a_state_machine_task_error_is_named_for_the_service() -> None:
+    bedrock = LocalBedrock()
+    bedrock.inject(MODEL, "ThrottlingException")
+    with pytest.raises(BedrockError) as caught:
+        bedrock.converse_task({"ModelId": MODEL, "Messages": [{"Role": "user", "Content": [{"Text": "hi"}]}]})
+    assert task_error(caught.value) == (
+        "BedrockRuntime.ThrottlingException",
+        "Too many requests, please wait before trying again.",
+    )
+    unknown = refused(bedrock, {"modelId": MODEL, "messages": [user("hi")], "Bogus": 1})
+    assert "Unknown parameter 'Bogus'" in unknown.message

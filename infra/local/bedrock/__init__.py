@@ -18,6 +18,7 @@ from infra.local.bedrock.model import (
 )
 from infra.local.bedrock.scripted import Policy, ScriptedModel, default_policy
 from infra.local.bedrock.service import DEFAULT_MAX_TOKENS, LocalBedrock, ModelRef, ModelUsage, Quota, resolve_model_id
+from infra.local.bedrock.task_case import task_error
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -40,4 +41,5 @@ __all__ = [
     "count_tokens",
     "default_policy",
     "resolve_model_id",
+    "task_error",
 ]

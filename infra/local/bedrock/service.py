@@ -37,6 +37,7 @@ from infra.local.bedrock.model import (
 )
 from infra.local.bedrock.scripted import ScriptedModel
 from infra.local.bedrock.shapes import check_request, response_problems
+from infra.local.bedrock.task_case import request_from_task, result_for_task
 from infra.local.template import ACCOUNT_ID, REGION
 
 DEFAULT_MAX_TOKENS = 4096  # what a request without inferenceConfig.maxTokens may produce
@@ -236,6 +237,11 @@ class LocalBedrock:
             if principal is None:
                 principal = Principal(caller_arn, [])  # a caller IAM does not know is allowed nothing
         return self.answer(request, principal)
+
+    def converse_task(self, parameters: dict[str, Any], *, caller_arn: str | None = None) -> dict[str, Any]:
+        """Converse for a Step Functions ``aws-sdk:bedrockruntime:converse`` task: PascalCase in and out
+        (``task_case.task_error`` names a ``BedrockError`` as the task's error)."""
+        return result_for_task(self.converse(request_from_task(parameters), caller_arn=caller_arn))
 
     def answer(self, request: Any, principal: Principal | None) -> dict[str, Any]:
         """One Converse request from a caller already identified (``None``: not evaluated)."""
