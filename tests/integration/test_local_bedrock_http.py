@@ -291,5 +291,27 @@ def test_in_process_callers_are_decided_by_their_role_arn(guarded: LocalBedrock)
         assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
+def test_a_guardrail_needs_apply_guardrail_on_it(guarded: LocalBedrock) -> None:
+    guardrail = "arn:aws:bedrock:us-east-1:123456789012:guardrail/gr1"
+    allowed = role("with-guardrail", [FOUNDATION_ARN])["role_arn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "bedrock:ApplyGuardrail", "Resource": guardrail}],
+    }
+    boto3.client("iam", region_name=REGION).put_role_policy(
+        RoleName="with-guardrail", PolicyName="guardrail", PolicyDocument=json.dumps(policy)
+    )
+    without = role("without-guardrail", [FOUNDATION_ARN])["role_arn"]
+    body = {
+        "modelId": MODEL,
+        "messages": messages("hi"),
+        "guardrailConfig": {"guardrailIdentifier": "gr1", "guardrailVersion": "1"},
+    }
+    assert guarded.converse(body, caller_arn=allowed)["stopReason"] == "end_turn"
+    with pytest.raises(ClientError) as caught:
+        guarded.converse(body, caller_arn=without)
+    assert f"bedrock:ApplyGuardrail on resource: {guardrail}" in caught.value.response["Error"]["Message"]
+
+
 def test_callers_moto_never_issued_keys_to_are_not_evaluated(guarded: LocalBedrock) -> None:
     assert client(guarded).converse(modelId=MODEL, messages=messages("hi"))["stopReason"] == "end_turn"

@@ -13,6 +13,7 @@ from infra.local.bedrock import (
     BedrockError,
     ConverseRequest,
     LocalBedrock,
+    LocalGuardrail,
     ModelTurn,
     Quota,
     ScriptedModel,
@@ -561,3 +562,53 @@ def test_a_state_machine_task_error_is_named_for_the_service() -> None:
     )
     unknown = refused(bedrock, {"modelId": MODEL, "messages": [user("hi")], "Bogus": 1})
     assert "Unknown parameter 'Bogus'" in unknown.message
+
+
+# --- guardrails ----------------------------------------------------------------------------------------
+
+
+def guarded(*messages: dict[str, Any], version: str = "1") -> dict[str, Any]:
+    return request(*messages, guardrailConfig={"guardrailIdentifier": "grwords", "guardrailVersion": version})
+
+
+def test_a_guardrail_blocks_an_input_with_its_words_before_the_model_sees_it() -> None:
+    seen: list[ConverseRequest] = []
+
+    def policy(parsed: ConverseRequest) -> ModelTurn:
+        seen.append(parsed)
+        return ModelTurn.text("fine")
+
+    bedrock = LocalBedrock([ScriptedModel(MODEL, policy=policy)])
+    bedrock.add_guardrail(LocalGuardrail("grwords", "1", blocked_words=("wire transfer",), blocked_input_message="No."))
+    response = bedrock.converse(guarded(user("Please make a Wire Transfer now")))
+    assert response["stopReason"] == "guardrail_intervened"
+    assert response["output"]["message"]["content"] == [{"text": "No."}]
+    assert seen == []
+    assert bedrock.converse(guarded(user("wire the transfer")))["stopReason"] == "end_turn"  # words, not letters
+
+
+def test_a_guardrail_replaces_an_answer_with_its_words() -> None:
+    leaky = ScriptedModel(MODEL, script=[ModelTurn.final_answer({"note": "the password is hunter2"})])
+    bedrock = LocalBedrock([leaky])
+    bedrock.add_guardrail(LocalGuardrail("grwords", "1", blocked_words=("hunter2",)))
+    body = guarded(user("what is it?"))
+    body["toolConfig"] = {"tools": [tool(FINAL_ANSWER, {"type": "object"})]}
+    response = bedrock.converse(body)
+    assert response["stopReason"] == "guardrail_intervened"
+    assert response["output"]["message"]["content"] == [{"text": "Sorry, the model cannot answer this question."}]
+
+
+def test_only_guard_content_is_evaluated_when_the_user_marks_some() -> None:
+    bedrock = LocalBedrock()
+    bedrock.add_guardrail(LocalGuardrail("grwords", "1", blocked_words=("secret",)))
+    marked = {"role": "user", "content": [{"text": "a secret"}, {"guardContent": {"text": {"text": "harmless"}}}]}
+    assert bedrock.converse(guarded(marked))["stopReason"] == "end_turn"
+
+
+def test_a_registered_guardrail_needs_its_version_and_others_are_not_evaluated() -> None:
+    bedrock = LocalBedrock()
+    bedrock.add_guardrail(LocalGuardrail("grwords", "1", blocked_words=("x",)))
+    error = refused(bedrock, guarded(user("hi"), version="2"))
+    assert error.message == "The guardrail identifier or version provided in the request does not exist."
+    other = request(user("x"), guardrailConfig={"guardrailIdentifier": "grother", "guardrailVersion": "1"})
+    assert bedrock.converse(other)["stopReason"] == "end_turn"

@@ -7,6 +7,7 @@ model behind it unless another ``Model`` is registered. Importing this package s
 
 from infra.local.bedrock.authorizer import Authorizer, MotoAuthorizer, Principal
 from infra.local.bedrock.errors import BedrockError
+from infra.local.bedrock.guardrails import LocalGuardrail
 from infra.local.bedrock.model import (
     FINAL_ANSWER,
     ConverseRequest,
@@ -27,6 +28,7 @@ __all__ = [
     "BedrockError",
     "ConverseRequest",
     "LocalBedrock",
+    "LocalGuardrail",
     "Model",
     "ModelRef",
     "ModelTurn",

@@ -3,7 +3,8 @@
 Converse needs ``bedrock:InvokeModel`` on the model it names: ``arn:aws:bedrock:REGION::foundation-model/ID`` for a
 foundation model, and for a cross-Region inference profile both the profile
 (``arn:aws:bedrock:REGION:ACCOUNT:inference-profile/ID``) and the foundation model behind it (only this Region's
-ARN of it is checked locally, where AWS checks each Region the profile routes to).
+ARN of it is checked locally, where AWS checks each Region the profile routes to). A request naming a guardrail
+also needs ``bedrock:ApplyGuardrail`` on ``arn:aws:bedrock:REGION:ACCOUNT:guardrail/ID``.
 
 ``MotoAuthorizer`` finds the caller in moto's IAM and STS (the local plane hands every function its role's
 temporary credentials from there) and lets moto's policy evaluator decide on the role's inline and attached
@@ -22,6 +23,7 @@ from infra.local.iam import Check, _permitted
 from infra.local.template import ACCOUNT_ID
 
 ACTION = "bedrock:InvokeModel"  # what Converse needs (ConverseStream: InvokeModelWithResponseStream)
+GUARDRAIL_ACTION = "bedrock:ApplyGuardrail"  # and a request naming a guardrail, on the guardrail
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from infra.local.bedrock.authorizer import ACTION, Authorizer, Principal
+from infra.local.bedrock.authorizer import ACTION, GUARDRAIL_ACTION, Authorizer, Principal
 from infra.local.bedrock.conversation import check_conversation
 from infra.local.bedrock.errors import BedrockError, validation
+from infra.local.bedrock.guardrails import LocalGuardrail, guardrail_arn, guardrail_id, input_texts, output_texts
 from infra.local.bedrock.model import (
     CHARS_PER_TOKEN,
     ConverseRequest,
@@ -139,6 +140,7 @@ class LocalBedrock:
         self.models: dict[str, Model] = {model.id: model for model in models}
         self.default_model = default_model
         self.quotas: dict[str, Quota] = dict(quotas or {})
+        self.guardrails: dict[str, LocalGuardrail] = {}
         self.authorizer = authorizer
         self.region = region
         self.account_id = account_id
@@ -163,6 +165,11 @@ class LocalBedrock:
     def remove_model(self, model_id: str) -> None:
         with self._lock:
             self.models.pop(model_id, None)
+
+    def add_guardrail(self, guardrail: LocalGuardrail) -> None:
+        """Evaluate requests naming ``guardrail.identifier`` (see ``guardrails.py``); others are not evaluated."""
+        with self._lock:
+            self.guardrails[guardrail.identifier] = guardrail
 
     def set_quota(self, model_id: str, quota: Quota | None) -> None:
         with self._lock:
@@ -255,15 +262,19 @@ class LocalBedrock:
         if ref is None or model is None:
             raise validation("The provided model identifier is invalid.")
         try:
-            self._authorize(principal, ref)
+            self._authorize(principal, ref.resources(self.region, self.account_id))
             check_request(request)
             check_conversation(request)
+            guardrail = self._guardrail(request.get("guardrailConfig"), principal)
             self._fault(ref)
             parsed = ConverseRequest.parse(request, ref.foundation)
             input_tokens = parsed.input_tokens()
             admitted = self._admit(ref, input_tokens)
-            turn = self._respond(model, parsed)
-            response = self._response(model, parsed, turn, input_tokens, started)
+            if guardrail is not None and guardrail.blocks(input_texts(parsed)):
+                turn = ModelTurn.text(guardrail.blocked_input_message, stop_reason="guardrail_intervened")
+            else:
+                turn = self._respond(model, parsed)
+            response = self._response(model, parsed, turn, input_tokens, started, guardrail)
         except BedrockError as error:
             self._count(ref, error=error.code)
             raise
@@ -286,19 +297,31 @@ class LocalBedrock:
                 model = self._defaults[ref.foundation] = self.default_model(ref.foundation)
             return model
 
-    def _authorize(self, principal: Principal | None, ref: ModelRef) -> None:
+    def _authorize(self, principal: Principal | None, resources: list[str], action: str = ACTION) -> None:
         if principal is None or self.authorizer is None:
             return
-        for resource in ref.resources(self.region, self.account_id):
-            if not self.authorizer.allows(principal, ACTION, resource):
+        for resource in resources:
+            if not self.authorizer.allows(principal, action, resource):
                 self.denied.append((principal.arn, resource))
                 if self.log is not None:
-                    self.log.write(f"AccessDenied {principal.arn} {ACTION} {resource}\n")
+                    self.log.write(f"AccessDenied {principal.arn} {action} {resource}\n")
                 raise BedrockError(
                     "AccessDeniedException",
-                    f"User: {principal.arn} is not authorized to perform: {ACTION} on resource: {resource} "
-                    f"because no identity-based policy allows the {ACTION} action",
+                    f"User: {principal.arn} is not authorized to perform: {action} on resource: {resource} "
+                    f"because no identity-based policy allows the {action} action",
                 )
+
+    def _guardrail(self, config: dict[str, Any] | None, principal: Principal | None) -> LocalGuardrail | None:
+        """The guardrail a request names, once its caller may apply it; ``None`` when none is registered."""
+        if not config or not config.get("guardrailIdentifier"):
+            return None
+        identifier = config["guardrailIdentifier"]
+        self._authorize(principal, [guardrail_arn(identifier, self.region, self.account_id)], GUARDRAIL_ACTION)
+        with self._lock:
+            guardrail = self.guardrails.get(guardrail_id(identifier))
+        if guardrail is not None and config.get("guardrailVersion") != guardrail.version:
+            raise validation("The guardrail identifier or version provided in the request does not exist.")
+        return guardrail
 
     def _fault(self, ref: ModelRef) -> None:
         with self._lock:
@@ -346,9 +369,17 @@ class LocalBedrock:
         return turn
 
     def _response(
-        self, model: Model, request: ConverseRequest, turn: ModelTurn, input_tokens: int, started: float
+        self,
+        model: Model,
+        request: ConverseRequest,
+        turn: ModelTurn,
+        input_tokens: int,
+        started: float,
+        guardrail: LocalGuardrail | None,
     ) -> dict[str, Any]:
         content, reason, output_tokens = finish_turn(turn, request)
+        if guardrail is not None and guardrail.blocks(output_texts(content)):
+            content, reason = [{"text": guardrail.blocked_output_message}], "guardrail_intervened"
         response = {
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": reason,
