@@ -95,8 +95,9 @@ def test_a_tool_use_loop_over_http(bedrock: LocalBedrock) -> None:
 def test_the_service_specific_endpoint_variable_reaches_it(
     bedrock: LocalBedrock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the plane's moto server, for every other service
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock.endpoint_url)
-    runtime = boto3.client("bedrock-runtime", region_name=REGION)
+    runtime = boto3.client("bedrock-runtime", region_name=REGION, config=NO_RETRIES)
     response = runtime.converse(
         modelId="amazon.nova-lite-v1:0", messages=messages("hi"), inferenceConfig={"maxTokens": 3}
     )
@@ -315,3 +316,48 @@ def test_a_guardrail_needs_apply_guardrail_on_it(guarded: LocalBedrock) -> None:
 
 def test_callers_moto_never_issued_keys_to_are_not_evaluated(guarded: LocalBedrock) -> None:
     assert client(guarded).converse(modelId=MODEL, messages=messages("hi"))["stopReason"] == "end_turn"
+
+
+def test_converse_stream_sends_the_answer_as_bedrock_streams_it(bedrock: LocalBedrock) -> None:
+    bedrock.add_model(
+        ScriptedModel(
+            MODEL,
+            script=[
+                ModelTurn(
+                    (
+                        *ModelTurn.text("one two three four five six").content,
+                        *ModelTurn.tool_use("lookup", {"key": "k" * 60}).content,
+                    )
+                )
+            ],
+        )
+    )
+    events = list(client(bedrock).converse_stream(modelId=MODEL, messages=messages("hi"), toolConfig=tools())["stream"])
+    kinds = [next(iter(event)) for event in events]
+    assert kinds[0] == "messageStart"
+    assert kinds[-2:] == ["messageStop", "metadata"]
+    text = "".join(e["contentBlockDelta"]["delta"].get("text", "") for e in events if "contentBlockDelta" in e)
+    assert text == "one two three four five six"
+    start = next(e["contentBlockStart"] for e in events if "contentBlockStart" in e)
+    assert start["contentBlockIndex"] == 1
+    assert start["start"]["toolUse"]["name"] == "lookup"
+    pieces = [
+        e["contentBlockDelta"]["delta"]["toolUse"]["input"]
+        for e in events
+        if "toolUse" in e.get("contentBlockDelta", {}).get("delta", {})
+    ]
+    assert len(pieces) > 1
+    assert json.loads("".join(pieces)) == {"key": "k" * 60}
+    assert events[-2]["messageStop"]["stopReason"] == "tool_use"
+    assert events[-1]["metadata"]["usage"]["outputTokens"] > 0
+
+
+def test_converse_stream_needs_its_own_action(guarded: LocalBedrock) -> None:
+    keys = role("no-stream", [FOUNDATION_ARN])
+    del keys["role_arn"]
+    runtime = client(guarded, **keys)
+    assert runtime.converse(modelId=MODEL, messages=messages("hi"))
+    response = error_of(runtime.converse_stream, modelId=MODEL, messages=messages("hi"))
+    assert "bedrock:InvokeModelWithResponseStream" in response["Error"]["Message"]
+    in_process = guarded.converse_stream({"modelId": MODEL, "messages": messages("hi")})
+    assert next(iter(in_process["stream"])) == {"messageStart": {"role": "assistant"}}

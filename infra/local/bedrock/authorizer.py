@@ -1,6 +1,7 @@
 """Who calls the local Bedrock, and whether their IAM policies allow it, decided as IAM decides.
 
-Converse needs ``bedrock:InvokeModel`` on the model it names: ``arn:aws:bedrock:REGION::foundation-model/ID`` for a
+Converse needs ``bedrock:InvokeModel`` (ConverseStream ``bedrock:InvokeModelWithResponseStream``) on the model it
+names: ``arn:aws:bedrock:REGION::foundation-model/ID`` for a
 foundation model, and for a cross-Region inference profile both the profile
 (``arn:aws:bedrock:REGION:ACCOUNT:inference-profile/ID``) and the foundation model behind it (only this Region's
 ARN of it is checked locally, where AWS checks each Region the profile routes to). A request naming a guardrail
@@ -23,6 +24,7 @@ from infra.local.iam import Check, _permitted
 from infra.local.template import ACCOUNT_ID
 
 ACTION = "bedrock:InvokeModel"  # what Converse needs (ConverseStream: InvokeModelWithResponseStream)
+STREAM_ACTION = "bedrock:InvokeModelWithResponseStream"
 GUARDRAIL_ACTION = "bedrock:ApplyGuardrail"  # and a request naming a guardrail, on the guardrail
 
 

@@ -1,8 +1,9 @@
-"""Converse over HTTP as Bedrock Runtime serves it (rest-json): ``POST /model/{modelId}/converse``.
+"""Converse over HTTP as Bedrock Runtime serves it (rest-json): ``POST /model/{modelId}/converse`` (and
+``/converse-stream``, the same answer as an event stream).
 
 Errors carry Bedrock's status, its ``x-amzn-ErrorType`` header and a ``{"message": ...}`` body, which is what
-botocore reads to raise the right ``ClientError``. Only Converse is served; any other operation is answered with
-``UnknownOperationException``, naming what the local Bedrock does not emulate.
+botocore reads to raise the right ``ClientError``. Only Converse and ConverseStream are served; any other operation
+is answered with ``UnknownOperationException``, naming what the local Bedrock does not emulate.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from infra.local.bedrock.authorizer import ACTION, STREAM_ACTION
 from infra.local.bedrock.errors import BedrockError, validation
+from infra.local.bedrock.stream import CONTENT_TYPE, encode, events
 
 if TYPE_CHECKING:
     from infra.local.bedrock.service import LocalBedrock
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+SERVED = "The local Bedrock Runtime serves Converse and ConverseStream only"
 IDLE_TIMEOUT_S = 30.0  # an idle keep-alive connection is closed after this
 
 
@@ -37,13 +41,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(validation("Input is too long for requested model."))
             return
         raw = self.rfile.read(length)
-        if len(parts) != 4 or parts[1] != "model" or parts[3] != "converse":
+        if len(parts) != 4 or parts[1] != "model" or parts[3] not in ("converse", "converse-stream"):
             operation = parts[3] if len(parts) == 4 and parts[1] == "model" else self.path
-            self._send(
-                404,
-                {"message": f"The local Bedrock Runtime serves Converse only; {operation} is not emulated."},
-                {"x-amzn-errortype": "UnknownOperationException"},
-            )
+            self._unknown(f"{SERVED}; {operation} is not emulated.")
             return
         try:
             body = json.loads(raw or b"{}")
@@ -55,28 +55,34 @@ class _Handler(BaseHTTPRequestHandler):
         body["modelId"] = unquote(parts[2])  # a URI member: botocore sends it in the path
         bedrock = self.server.bedrock
         principal = bedrock.authorizer.from_headers(dict(self.headers)) if bedrock.authorizer else None
+        streamed = parts[3] == "converse-stream"
         try:
-            response = bedrock.answer(body, principal)
+            response = bedrock.answer(body, principal, action=STREAM_ACTION if streamed else ACTION)
         except BedrockError as error:
             self._error(error)
             return
         model = response["additionalModelResponseFields"]["agentplane"]["model"]
-        self._send(200, response, {"x-agentplane-local-model": f"{model} (local stand-in)"})
+        marker = {"x-agentplane-local-model": f"{model} (local stand-in)"}
+        if streamed:
+            self._send_bytes(200, b"".join(encode(event) for event in events(response)), CONTENT_TYPE, marker)
+        else:
+            self._send(200, response, marker)
 
     def do_GET(self) -> None:
-        self._send(
-            404,
-            {"message": "The local Bedrock Runtime serves Converse only."},
-            {"x-amzn-errortype": "UnknownOperationException"},
-        )
+        self._unknown(f"{SERVED}.")
+
+    def _unknown(self, message: str) -> None:
+        self._send(404, {"message": message}, {"x-amzn-errortype": "UnknownOperationException"})
 
     def _error(self, error: BedrockError) -> None:
         self._send(error.status, error.body(), error.headers())
 
     def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-        data = json.dumps(body).encode()
+        self._send_bytes(status, json.dumps(body).encode(), "application/json", headers)
+
+    def _send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         for name, value in headers.items():

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from infra.local.bedrock.authorizer import ACTION, GUARDRAIL_ACTION, Authorizer, Principal
+from infra.local.bedrock.authorizer import ACTION, GUARDRAIL_ACTION, STREAM_ACTION, Authorizer, Principal
 from infra.local.bedrock.conversation import check_conversation
 from infra.local.bedrock.errors import BedrockError, validation
 from infra.local.bedrock.guardrails import LocalGuardrail, guardrail_arn, guardrail_id, input_texts, output_texts
@@ -38,6 +38,7 @@ from infra.local.bedrock.model import (
 )
 from infra.local.bedrock.scripted import ScriptedModel
 from infra.local.bedrock.shapes import check_request, response_problems
+from infra.local.bedrock.stream import events
 from infra.local.bedrock.task_case import request_from_task, result_for_task
 from infra.local.template import ACCOUNT_ID, REGION
 
@@ -238,20 +239,27 @@ class LocalBedrock:
         """Converse in-process: ``request`` as boto3 takes it (``modelId`` included), the response as boto3 gives
         it (without ``ResponseMetadata``). ``caller_arn`` (a role, or a session of one) is decided by IAM; errors
         raise ``BedrockError``, a botocore ``ClientError``."""
-        principal = None
-        if caller_arn is not None and self.authorizer is not None:
-            principal = self.authorizer.from_arn(caller_arn)
-            if principal is None:
-                principal = Principal(caller_arn, [])  # a caller IAM does not know is allowed nothing
-        return self.answer(request, principal)
+        return self.answer(request, self._principal(caller_arn))
+
+    def _principal(self, caller_arn: str | None) -> Principal | None:
+        if caller_arn is None or self.authorizer is None:
+            return None
+        # a caller IAM does not know is allowed nothing
+        return self.authorizer.from_arn(caller_arn) or Principal(caller_arn, [])
 
     def converse_task(self, parameters: dict[str, Any], *, caller_arn: str | None = None) -> dict[str, Any]:
         """Converse for a Step Functions ``aws-sdk:bedrockruntime:converse`` task: PascalCase in and out
         (``task_case.task_error`` names a ``BedrockError`` as the task's error)."""
         return result_for_task(self.converse(request_from_task(parameters), caller_arn=caller_arn))
 
-    def answer(self, request: Any, principal: Principal | None) -> dict[str, Any]:
-        """One Converse request from a caller already identified (``None``: not evaluated)."""
+    def converse_stream(self, request: dict[str, Any], *, caller_arn: str | None = None) -> dict[str, Any]:
+        """ConverseStream in-process: ``{"stream": events}`` as boto3 gives it (see ``stream.py``)."""
+        response = self.answer(request, self._principal(caller_arn), action=STREAM_ACTION)
+        return {"stream": events(response)}
+
+    def answer(self, request: Any, principal: Principal | None, *, action: str = ACTION) -> dict[str, Any]:
+        """One Converse request from a caller already identified (``None``: not evaluated); ``action`` is what IAM
+        decides (``bedrock:InvokeModelWithResponseStream`` for ConverseStream)."""
         started = time.perf_counter()
         model_id = request.get("modelId") if isinstance(request, dict) else None
         if not isinstance(model_id, str) or not model_id:
@@ -262,7 +270,7 @@ class LocalBedrock:
         if ref is None or model is None:
             raise validation("The provided model identifier is invalid.")
         try:
-            self._authorize(principal, ref.resources(self.region, self.account_id))
+            self._authorize(principal, ref.resources(self.region, self.account_id), action)
             check_request(request)
             check_conversation(request)
             guardrail = self._guardrail(request.get("guardrailConfig"), principal)
