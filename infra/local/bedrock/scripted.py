@@ -26,6 +26,21 @@ Policy = Callable[[ConverseRequest], ModelTurn]
 DESCRIPTION = "agentplane ScriptedModel: a deterministic local stand-in, not a language model"
 
 
+def next_tools(request: ConverseRequest, *, parallel: bool = False) -> list[str]:
+    """The tools the default policy calls next: none when it answers in text."""
+    if request.tool_choice == "tool" and request.tool_choice_name:
+        return [request.tool_choice_name]
+    called = set(request.called_tools())
+    pending = [tool.name for tool in request.tools if tool.name != FINAL_ANSWER and tool.name not in called]
+    if pending:
+        return pending if parallel else pending[:1]
+    if request.tool(FINAL_ANSWER) is not None:
+        return [FINAL_ANSWER]
+    if request.tool_choice == "any" and request.tools:
+        return [request.tools[0].name]  # it must call a tool, and has used them all
+    return []
+
+
 def default_policy(request: ConverseRequest, *, parallel_tool_calls: bool = False) -> ModelTurn:
     sources = [result.value for result in reversed(request.tool_results()) if result.status == "success"]
     if (user := request.first_user_json()) is not None:
@@ -36,16 +51,9 @@ def default_policy(request: ConverseRequest, *, parallel_tool_calls: bool = Fals
         schema = tool.input_schema if tool is not None else {"type": "object"}
         return name, ValueBuilder(schema, sources).build()
 
-    if request.tool_choice == "tool" and request.tool_choice_name:
-        return ModelTurn.tool_uses([call(request.tool_choice_name)])
-    called = set(request.called_tools())
-    pending = [tool.name for tool in request.tools if tool.name != FINAL_ANSWER and tool.name not in called]
-    if pending:
-        return ModelTurn.tool_uses([call(name) for name in (pending if parallel_tool_calls else pending[:1])])
-    if request.tool(FINAL_ANSWER) is not None:
-        return ModelTurn.tool_uses([call(FINAL_ANSWER)])
-    if request.tool_choice == "any" and request.tools:
-        return ModelTurn.tool_uses([call(request.tools[0].name)])  # it must call a tool, and has used them all
+    names = next_tools(request, parallel=parallel_tool_calls)
+    if names:
+        return ModelTurn.tool_uses([call(name) for name in names])
     if request.output_schema is not None:
         return ModelTurn.text(json.dumps(ValueBuilder(request.output_schema, sources).build()))
     results = len(request.tool_results())
