@@ -129,11 +129,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=200, help="bare Converse calls per path")
     parser.add_argument("--repeats", type=int, default=3, help="real-model generations")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (they spin: keep below free cores)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args()
     report: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "processor": platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "processor": platform.machine(),
+            "load_average_1m": round(os.getloadavg()[0], 1),  # a busy machine slows the real model most
+        },
         "bare_converse_scripted": bare_converse(args.calls),
     }
     choice = os.environ.get(ENVIRONMENT, "smollm2")

@@ -64,7 +64,7 @@ class LlamaModel:
 
     id: str
     model_path: Path
-    threads: int = 2
+    threads: int = 1  # llama.cpp threads spin at barriers: on a busy 2-core machine 2 threads were 9x slower
     description: str = field(default="")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -144,5 +144,5 @@ def model_from_environment(env: Mapping[str, str] = os.environ) -> Callable[[str
     path = packaged_gguf(PACKAGED[choice]) if choice in PACKAGED else Path(choice)
     if not path.is_file():
         raise LocalModelUnavailable(f"{ENVIRONMENT}={choice}: no such model (smollm2, or a path to a .gguf file)")
-    _llama(str(path), 2)  # load now: a plane that cannot run it should say so at start, not on a first turn
+    _llama(str(path), 1)  # load now: a plane that cannot run it should say so at start, not on a first turn
     return lambda model_id: LlamaModel(model_id, path)
