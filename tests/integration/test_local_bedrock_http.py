@@ -240,6 +240,13 @@ def role(name: str, resources: list[str]) -> dict[str, str]:
     }
 
 
+def role_client(bedrock: LocalBedrock, name: str, resources: list[str]) -> Any:
+    """A bedrock-runtime client signing with a session of a new role allowed ``resources``."""
+    keys = role(name, resources)
+    del keys["role_arn"]
+    return client(bedrock, **keys)
+
+
 @pytest.fixture
 def guarded(credentials: None) -> Iterator[LocalBedrock]:
     with mock_aws(), LocalBedrock(authorizer=MotoAuthorizer()) as served:
@@ -247,9 +254,7 @@ def guarded(credentials: None) -> Iterator[LocalBedrock]:
 
 
 def test_a_role_may_call_exactly_the_models_its_policy_names(guarded: LocalBedrock) -> None:
-    keys = role("fact-checker", [FOUNDATION_ARN, PROFILE_ARN])
-    del keys["role_arn"]
-    runtime = client(guarded, **keys)
+    runtime = role_client(guarded, "fact-checker", [FOUNDATION_ARN, PROFILE_ARN])
     assert runtime.converse(modelId=MODEL, messages=messages("hi"))["stopReason"] == "end_turn"
     assert runtime.converse(modelId=PROFILE, messages=messages("hi"))["stopReason"] == "end_turn"
     response = error_of(runtime.converse, modelId="amazon.nova-lite-v1:0", messages=messages("hi"))
@@ -269,9 +274,7 @@ def test_a_role_may_call_exactly_the_models_its_policy_names(guarded: LocalBedro
 
 
 def test_an_inference_profile_needs_the_profile_too(guarded: LocalBedrock) -> None:
-    keys = role("model-only", [FOUNDATION_ARN])
-    del keys["role_arn"]
-    runtime = client(guarded, **keys)
+    runtime = role_client(guarded, "model-only", [FOUNDATION_ARN])
     assert runtime.converse(modelId=MODEL, messages=messages("hi"))
     response = error_of(runtime.converse, modelId=PROFILE, messages=messages("hi"))
     assert response["Error"]["Code"] == "AccessDeniedException"
@@ -353,9 +356,7 @@ def test_converse_stream_sends_the_answer_as_bedrock_streams_it(bedrock: LocalBe
 
 
 def test_converse_stream_needs_its_own_action(guarded: LocalBedrock) -> None:
-    keys = role("no-stream", [FOUNDATION_ARN])
-    del keys["role_arn"]
-    runtime = client(guarded, **keys)
+    runtime = role_client(guarded, "no-stream", [FOUNDATION_ARN])
     assert runtime.converse(modelId=MODEL, messages=messages("hi"))
     response = error_of(runtime.converse_stream, modelId=MODEL, messages=messages("hi"))
     assert "bedrock:InvokeModelWithResponseStream" in response["Error"]["Message"]
