@@ -362,3 +362,40 @@ def test_converse_stream_needs_its_own_action(guarded: LocalBedrock) -> None:
     assert "bedrock:InvokeModelWithResponseStream" in response["Error"]["Message"]
     in_process = guarded.converse_stream({"modelId": MODEL, "messages": messages("hi")})
     assert next(iter(in_process["stream"])) == {"messageStart": {"role": "assistant"}}
+
+
+CALL_FROM_A_FUNCTION = """
+import json, boto3
+runtime = boto3.client("bedrock-runtime", region_name="us-east-1")
+answer = runtime.converse(modelId="amazon.nova-lite-v1:0", messages=[{"role": "user", "content": [{"text": "hi"}]}])
+print(json.dumps({"stop": answer["stopReason"], "marker": answer["additionalModelResponseFields"], "boto3": boto3.__file__}))
+"""
+
+
+def test_a_function_process_reaches_it_with_the_lambda_runtimes_boto3(bedrock: LocalBedrock) -> None:
+    """What a function instance imports (no site-packages, only the runtime's boto3) and what the plane sets."""
+    import subprocess
+    import sys
+
+    from infra.paths import LOCAL_LAMBDA_RUNTIME_DIR
+
+    environment = {
+        "AWS_ACCESS_KEY_ID": "fn",
+        "AWS_SECRET_ACCESS_KEY": "fn",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # the moto server, for every other service
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.endpoint_url,
+    }
+    code = f"import sys; sys.path.insert(0, {str(LOCAL_LAMBDA_RUNTIME_DIR)!r}); {CALL_FROM_A_FUNCTION}"
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["stop"] == "end_turn"
+    assert answer["marker"]["agentplane"]["localStandIn"] is True
+    assert answer["boto3"].startswith(str(LOCAL_LAMBDA_RUNTIME_DIR))
