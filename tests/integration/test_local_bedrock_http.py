@@ -368,7 +368,8 @@ CALL_FROM_A_FUNCTION = """
 import json, boto3
 runtime = boto3.client("bedrock-runtime", region_name="us-east-1")
 answer = runtime.converse(modelId="amazon.nova-lite-v1:0", messages=[{"role": "user", "content": [{"text": "hi"}]}])
-print(json.dumps({"stop": answer["stopReason"], "marker": answer["additionalModelResponseFields"], "boto3": boto3.__file__}))
+marker = answer["additionalModelResponseFields"]
+print(json.dumps({"stop": answer["stopReason"], "marker": marker, "boto3": boto3.__file__}))
 """
 
 
