@@ -612,3 +612,12 @@ def test_a_registered_guardrail_needs_its_version_and_others_are_not_evaluated()
     assert error.message == "The guardrail identifier or version provided in the request does not exist."
     other = request(user("x"), guardrailConfig={"guardrailIdentifier": "grother", "guardrailVersion": "1"})
     assert bedrock.converse(other)["stopReason"] == "end_turn"
+
+
+def test_importing_the_package_starts_nothing() -> None:
+    import subprocess
+    import sys
+
+    code = "import threading, infra.local.bedrock; print(threading.active_count())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "1"

@@ -1,4 +1,5 @@
-"""A local Bedrock Runtime: Converse over HTTP on 127.0.0.1 and in-process, answered by pluggable local models.
+"""A local Bedrock Runtime: Converse (and ConverseStream) over HTTP on 127.0.0.1 and in-process, answered by
+pluggable local models.
 
 A request goes through what Bedrock does to it, in this order: its model id (``ValidationException`` for one
 that names no model), the caller's IAM (``AccessDeniedException``), the request's shape against botocore's service
@@ -116,7 +117,7 @@ class _Fault:
 
 
 class LocalBedrock:
-    """Bedrock Runtime's Converse, answered by local models.
+    """Bedrock Runtime's Converse and ConverseStream, answered by local models.
 
     ``models`` are served by their ids (a foundation model id also answers for its inference profiles); any other
     foundation model or inference profile id is answered by ``default_model(foundation_model_id)`` (a
