@@ -7,11 +7,14 @@ naming an id the previous turn did not use, tool blocks in the wrong role, tool 
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import jsonschema
 
 from infra.local.bedrock.errors import validation
+from infra.local.bedrock.model import compact
 
 _START = "A conversation must start with a user message. Try again with a conversation that starts with a user message."
 _ALTERNATE = (
@@ -83,14 +86,24 @@ def _check_tools(tool_config: dict[str, Any] | None) -> set[str] | None:
         schema = spec["inputSchema"].get("json")
         if not isinstance(schema, dict) or schema.get("type") != "object":
             raise validation(f"The value at {where}.inputSchema.json.type must be one of the following: object.")
-        try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            raise validation(f"The JSON schema at {where}.inputSchema.json is invalid: {exc.message}") from None
+        problem = _schema_problem(compact(schema))
+        if problem is not None:
+            raise validation(f"The JSON schema at {where}.inputSchema.json is invalid: {problem}")
     chosen = ((tool_config.get("toolChoice") or {}).get("tool") or {}).get("name")
     if chosen is not None and chosen not in names:
         raise validation(f"The tool {chosen} named in toolConfig.toolChoice.tool is not one of toolConfig.tools.")
     return names
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem(schema: str) -> str | None:
+    """Why a tool's schema is not a JSON Schema; cached, as a loop sends the same tools every turn."""
+    document = json.loads(schema)
+    try:
+        jsonschema.validators.validator_for(document).check_schema(document)
+    except jsonschema.SchemaError as exc:
+        return exc.message
+    return None
 
 
 def _check_tool_protocol(messages: list[dict[str, Any]]) -> None:
