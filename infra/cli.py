@@ -732,6 +732,25 @@ def cmd_contracts_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- workflows check (self-contained: the logic is infra.workflows.check) ---------------------------------------
+def cmd_workflows_check(args: argparse.Namespace) -> int:
+    from contracts.loader import ContractError, load_contracts
+    from contracts.workflow import WORKFLOWS_DIR
+    from infra.workflows.check import check_paths
+
+    try:
+        contracts = load_contracts(Path(args.contracts)) if args.contracts else load_contracts()
+    except ContractError as error:
+        raise CliError(str(error)) from None
+    count, problems = check_paths([Path(p) for p in args.paths] or [WORKFLOWS_DIR], contracts)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{count} workflow specs valid against {len(contracts)} contracts")
+    return 0
+
+
 BREAKING_EXIT = 3
 
 
@@ -1228,6 +1247,13 @@ def parser() -> argparse.ArgumentParser:
     check = contracts.add_parser("check", help="validate contracts and generated schemas")
     check.add_argument("directory", nargs="?")
     check.set_defaults(handler=cmd_contracts_check)
+    workflows = commands.add_parser("workflows", help="workflow specs").add_subparsers(
+        dest="workflows_command", required=True, parser_class=_Parser
+    )
+    workflows_check = workflows.add_parser("check", help="validate workflow specs against the contracts")
+    workflows_check.add_argument("paths", nargs="*", help="spec files or folders (default: contracts/workflows)")
+    workflows_check.add_argument("--contracts", help="the folder of contracts (default: contracts/agents)")
+    workflows_check.set_defaults(handler=cmd_workflows_check)
     lock_default = str(REPO_ROOT / "contracts" / "released.lock.json")
     diffing = contracts.add_parser(
         "diff", help=f"classify changes as compatible or breaking (exit {BREAKING_EXIT} when breaking)"
