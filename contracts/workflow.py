@@ -337,6 +337,7 @@ class FailurePath(_Strict):
     """Any failure of a top-level step is recorded by this capability, then the run fails with the original error."""
 
     capability: Kebab = "record-failure"
+    version: str | None = Field(default=None, pattern=VERSION_RANGE_PATTERN)
     id: StepId = "RecordFailure"
     attempts: int = Field(default=4, ge=0, le=10, description="Retries of the recorder on any error of its own.")
 

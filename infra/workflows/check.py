@@ -62,7 +62,7 @@ class _Checker:
 
     def run(self) -> list[str]:
         request = "request_ref" if self.spec.api.claim_check else "request"
-        start: dict[str, Any] = {key: str for key in RUN_CONTEXT}
+        start: dict[str, Any] = dict.fromkeys(RUN_CONTEXT, str)
         start[request] = MODELS["S3Ref"] if self.spec.api.claim_check else MODELS[self.spec.input]
         end = self.sequence(list(self.spec.steps), start, "steps", top=True)
         if self.spec.output is not None and end is not ENDED and not compatible(end, MODELS[self.spec.output]):
@@ -76,7 +76,7 @@ class _Checker:
     def failure(self) -> None:
         assert self.spec.failure is not None
         try:
-            recorder = resolve(self.spec.failure.capability, None, self.contracts)
+            recorder = resolve(self.spec.failure.capability, self.spec.failure.version, self.contracts)
         except ResolveError as error:
             self.problem("failure.capability", str(error))
             return
@@ -97,7 +97,7 @@ class _Checker:
         if isinstance(step, TaskStep):
             return self.task(step, state, where, top)
         if isinstance(step, MapStep):
-            return self.map(step, state, where)
+            return self.map_step(step, state, where)
         if isinstance(step, ParallelStep):
             ends = [self.sequence(b, state, f"{where}.branches[{i}]", top=False) for i, b in enumerate(step.branches)]
             return self.caught(step, assign(state, step.result, list[Any]) if ENDED not in ends else state, where, top)
@@ -108,7 +108,7 @@ class _Checker:
         if isinstance(step, EmitStep):
             return self.emit(step, state, where)
         if isinstance(step, SetStep):
-            return self.set(step, state, where)
+            return self.set_step(step, state, where)
         assert isinstance(step, SucceedStep | FailStep)
         return ENDED
 
@@ -130,7 +130,8 @@ class _Checker:
             else:
                 self.object(step.input, other.input_model, state, f"{where}.fallback ({other.name}) input")
                 if not compatible(other.output_model, contract.output_model):
-                    self.problem(f"{where}.fallback", f"{other.name} returns {other.io.output}, not {contract.io.output}")
+                    returns = f"{other.name} returns {other.io.output}, not {contract.io.output}"
+                    self.problem(f"{where}.fallback", returns)
                 self.errors(step.fallback.errors or [], known, f"{where}.fallback.errors")
                 failed = assign(state, step.fallback.error_result, ERROR)
                 then = assign(failed, step.result, contract.output_model)
@@ -139,7 +140,7 @@ class _Checker:
             self.errors(catch.errors, known, f"{where}.catch[{index}].errors")
         return join(*ends, *self.catches(step, state, where, top))
 
-    def map(self, step: MapStep, state: Any, where: str) -> Any:
+    def map_step(self, step: MapStep, state: Any, where: str) -> Any:
         items = lookup(state, step.items)
         if items is MISSING:
             self.problem(f"{where}.items", f"{step.items} is not in the run's state here")
@@ -151,11 +152,12 @@ class _Checker:
         else:
             self.problem(f"{where}.items", f"{step.items} is {show(items)}, not a list")
             item = ANY
-        body: dict[str, Any] = {step.item: item, "index": int, **{key: str for key in RUN_CONTEXT}}
+        body: dict[str, Any] = {step.item: item, "index": int, **dict.fromkeys(RUN_CONTEXT, str)}
         for key, path in step.carry.items():
             body[key] = self.read(path, state, f"{where}.carry.{key}")
         end = self.sequence(step.steps, body, f"{where}.steps", top=False)
-        return self.caught(step, assign(state, step.result, list[end] if end not in (ENDED, ANY) else list[Any]), where)
+        results = types.GenericAlias(list, (end,)) if end not in (ENDED, ANY) else list[Any]
+        return self.caught(step, assign(state, step.result, results), where)
 
     def choice(self, step: ChoiceStep, state: Any, where: str, top: bool) -> Any:
         tested = self.read(step.field, state, f"{where}.field")
@@ -192,7 +194,7 @@ class _Checker:
                     self.read(value, state, f"{where}.detail.{key}")
         return state
 
-    def set(self, step: SetStep, state: Any, where: str) -> Any:
+    def set_step(self, step: SetStep, state: Any, where: str) -> Any:
         if step.model is not None:
             self.object(step.value, MODELS[step.model], state, f"{where}.value")
             value: Any = MODELS[step.model]

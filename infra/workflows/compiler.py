@@ -119,7 +119,7 @@ class _Builder:
         self.calls_gate = self.calls_dispatcher = False
         self.failed: sfn.IChainable | None = None
         if spec.failure is not None:
-            recorder = resolve(spec.failure.capability, None, self.contracts)
+            recorder = resolve(spec.failure.capability, spec.failure.version, self.contracts)
             self.failed = record_failure(
                 scope,
                 spec.failure.id,
@@ -159,7 +159,8 @@ class _Builder:
             catch_failures(state, self.failed)
 
     def _next(self, state: Any, then: sfn.IChainable | None) -> sfn.IChainable:
-        return state.next(then) if then is not None else state
+        chained: sfn.IChainable = state.next(then) if then is not None else state
+        return chained
 
     def _task(self, step: TaskStep, then: sfn.IChainable | None, where: _Where) -> sfn.IChainable:
         contract = resolve(step.capability, step.version, self.contracts)

@@ -13,12 +13,16 @@ SERVING_KINDS = ("lambda", "sagemaker")  # what a workflow step can call
 
 
 class ResolveError(ValueError):
-    """A capability no contract, or more than one contract alike, serves."""
+    """A capability no contract serves (within the range asked for)."""
 
 
 def resolve(capability: str, version: str | None, contracts: Mapping[str, CapabilityContract]) -> CapabilityContract:
-    """The primary implementation of ``capability`` within ``version``: of the contracts serving it, the one none of
-    the others names as its fallback (the fallbacks are reached from it)."""
+    """The primary implementation of ``capability`` within ``version``.
+
+    Of the contracts serving it, those another one names as its fallback are left out (they are reached from it);
+    of the rest, the newest version wins, a tie going to the first by name. A step that must not move to a new
+    major when one is added pins its range (``version: 1.x``).
+    """
     wanted = f"{capability} {version}" if version else capability
     candidates = [
         c
@@ -38,13 +42,15 @@ def resolve(capability: str, version: str | None, contracts: Mapping[str, Capabi
         if other.name != c.name and within(other.version, entry.max_version)
     }
     primaries = [c for c in candidates if c.name not in fallbacks]
-    if len(primaries) != 1:
-        names = ", ".join(sorted(c.name for c in primaries or candidates))
-        raise ResolveError(
-            f"capability {wanted} has {len(primaries) or len(candidates)} implementations ({names}) and none is the "
-            "others' fallback: narrow the step's version range"
-        )
-    return primaries[0]
+    if not primaries:
+        names = ", ".join(sorted(c.name for c in candidates))
+        raise ResolveError(f"capability {wanted}: every implementation ({names}) is another's fallback")
+    newest = max(_semver(c.version) for c in primaries)
+    return min((c for c in primaries if _semver(c.version) == newest), key=lambda c: c.name)
+
+
+def _semver(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def fallback(step: TaskStep, contracts: Mapping[str, CapabilityContract]) -> CapabilityContract:
@@ -61,5 +67,5 @@ def workflow_agents(spec: WorkflowSpec, contracts: Mapping[str, CapabilityContra
             if step.fallback is not None:
                 agents.append(fallback(step, contracts).name)
     if spec.failure is not None:
-        agents.append(resolve(spec.failure.capability, None, contracts).name)
+        agents.append(resolve(spec.failure.capability, spec.failure.version, contracts).name)
     return list(dict.fromkeys(agents))
