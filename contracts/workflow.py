@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from contracts.capability import DETAIL_TYPE_PATTERN, KEBAB_PATTERN, VERSION_RANGE_PATTERN, Rollout
-from contracts.loader import DOCUMENT, ContractError, _parse_yaml, _reason
+from contracts.loader import DOCUMENT, ContractError, validate_file
 from contracts.models import MODELS
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
@@ -418,21 +418,9 @@ WorkflowSpec.model_rebuild()
 
 def load_workflow(path: Path) -> WorkflowSpec:
     """Parse and validate one spec file; its stem must be the workflow's name. Errors are one line each."""
-    file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContractError(file, DOCUMENT, f"cannot read: {exc}") from exc
-    document = _parse_yaml(file, text)
-    try:
-        spec = WorkflowSpec.model_validate(document)
-    except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        reason = _reason(first) + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
-        raise ContractError(file, field_path(first["loc"]), reason) from exc
+    spec = validate_file(path, WorkflowSpec, field_path)
     if spec.name != path.stem:
-        raise ContractError(file, "name", f"{spec.name!r} must match the file name {path.stem!r}")
+        raise ContractError(str(path), "name", f"{spec.name!r} must match the file name {path.stem!r}")
     return spec
 
 
