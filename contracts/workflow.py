@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from contracts.capability import DETAIL_TYPE_PATTERN, KEBAB_PATTERN, VERSION_RANGE_PATTERN, Rollout
+from contracts.capability import DEFAULT_ROLLOUT, DETAIL_TYPE_PATTERN, KEBAB_PATTERN, VERSION_RANGE_PATTERN, Rollout
 from contracts.loader import DOCUMENT, ContractError, validate_file
 from contracts.models import MODELS
 
@@ -406,8 +406,6 @@ class WorkflowSpec(_Strict):
 
     @property
     def effective_rollout(self) -> Rollout:
-        from contracts.capability import DEFAULT_ROLLOUT
-
         return self.rollout or DEFAULT_ROLLOUT
 
 
