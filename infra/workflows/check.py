@@ -99,8 +99,9 @@ class _Checker:
         if isinstance(step, MapStep):
             return self.map_step(step, state, where)
         if isinstance(step, ParallelStep):
-            ends = [self.sequence(b, state, f"{where}.branches[{i}]", top=False) for i, b in enumerate(step.branches)]
-            return self.caught(step, assign(state, step.result, list[Any]) if ENDED not in ends else state, where, top)
+            for index, branch in enumerate(step.branches):  # a branch's end (succeed) ends the branch, not the run
+                self.sequence(branch, state, f"{where}.branches[{index}]", top=False)
+            return self.caught(step, assign(state, step.result, list[Any]), where, top)
         if isinstance(step, ChoiceStep):
             return self.choice(step, state, where, top)
         if isinstance(step, ApprovalStep):
