@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from contracts.capability import CapabilityContract
@@ -18,6 +19,7 @@ _SUFFIXES = (".yaml", ".yml")
 # ``fallback.0.capability.max_version``): the tag is pydantic's bookkeeping, not a field the author wrote.
 _TAGGED_UNION_DEPTH = {"runtime": 1, "fallback": 2}
 _MAX_INPUT_CHARS = 60
+M = TypeVar("M", bound=BaseModel)
 
 
 class ContractError(Exception):
@@ -32,6 +34,15 @@ class ContractError(Exception):
 
 def load_contract(path: Path, *, check_name: bool = True) -> CapabilityContract:
     """Parse and validate one contract file; its stem must be the contract's name unless ``check_name`` is off."""
+    contract = validate_file(path, CapabilityContract)
+    if check_name and contract.name != path.stem:
+        raise ContractError(str(path), "name", f"{contract.name!r} must match the file name {path.stem!r}")
+    return contract
+
+
+def validate_file(path: Path, model: type[M], field_path: Callable[[tuple[int | str, ...]], str] | None = None) -> M:
+    """One YAML file as ``model``; any problem is a :class:`ContractError` naming the first field (``field_path``
+    renders pydantic's location; by default as contracts' fields)."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -39,15 +50,12 @@ def load_contract(path: Path, *, check_name: bool = True) -> CapabilityContract:
         raise ContractError(file, DOCUMENT, f"cannot read: {exc}") from exc
     document = _parse_yaml(file, text)
     try:
-        contract = CapabilityContract.model_validate(document)
+        return model.model_validate(document)
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
         reason = _reason(first) + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
-        raise ContractError(file, _field_path(first["loc"]), reason) from exc
-    if check_name and contract.name != path.stem:
-        raise ContractError(file, "name", f"{contract.name!r} must match the file name {path.stem!r}")
-    return contract
+        raise ContractError(file, (field_path or _field_path)(first["loc"]), reason) from exc
 
 
 def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, CapabilityContract]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from contracts.capability import CapabilityContract
 from contracts.envelope import Envelope
 from contracts.models import MODELS, ApprovalDecisionRequest, DocReviewRequest, QuickCheckRequest
+from contracts.workflow import WorkflowSpec
 
 SCHEMAS_DIR = Path(__file__).parent / "schemas"
 API_REQUEST_MODELS: tuple[type[BaseModel], ...] = (DocReviewRequest, QuickCheckRequest, ApprovalDecisionRequest)
@@ -66,7 +67,7 @@ _SCHEMA_VALUES = frozenset({"not", "additionalProperties", "additionalItems"})
 
 def generate() -> dict[str, dict[str, Any]]:
     """Every schema this module owns, keyed by its path relative to the schemas directory."""
-    models: list[type[BaseModel]] = [*MODELS.values(), Envelope, CapabilityContract]
+    models: list[type[BaseModel]] = [*MODELS.values(), Envelope, CapabilityContract, WorkflowSpec]
     schemas = {f"{model.__name__}.schema.json": _with_dialect(model.model_json_schema()) for model in models}
     for model in API_REQUEST_MODELS:
         schemas[f"{APIGW_DIR}/{model.__name__}.json"] = to_draft4(model.model_json_schema())

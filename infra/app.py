@@ -12,6 +12,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
+from contracts.workflow import WORKFLOWS_DIR, load_workflows
 from infra.context import ContextError as ContextError  # re-exported: callers catch it from here
 from infra.context import Environment, flag
 from infra.paths import FUNCTIONS_DIR
@@ -30,6 +31,7 @@ def build_app(
     outdir: str | Path | None = None,
     *,
     contracts_dir: Path = CONTRACTS_DIR,
+    workflows_dir: Path = WORKFLOWS_DIR,
     context: dict[str, Any] | None = None,
     functions_dir: Path = FUNCTIONS_DIR,
 ) -> cdk.App:
@@ -51,6 +53,7 @@ def build_app(
             scope,
             stack_id,
             contracts=load_contracts(contracts_dir),
+            workflows=load_workflows(workflows_dir),
             removal_policy=RemovalPolicy.RETAIN if environment.removal_policy == "retain" else RemovalPolicy.DESTROY,
             environment=environment,
             fault_injection=fault_injection,

@@ -12,6 +12,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.capability import CapabilityContract
+from contracts.workflow import WorkflowSpec
 from infra.components.agent_pool import AgentPool, Resources
 from infra.components.approval_gate import ApprovalGate
 from infra.components.audit_ledger import AuditLedger
@@ -30,7 +31,7 @@ from infra.components.sagemaker_endpoint import SageMakerPool
 from infra.context import Environment
 from infra.conventions import ENVIRONMENT_METADATA
 from infra.paths import FUNCTIONS_DIR
-from infra.workflows import doc_review, quick_check
+from infra.workflows.compiler import PlaneTargets, compile_workflow
 
 
 def construct_id(name: str) -> str:
@@ -44,6 +45,7 @@ class AgentPlaneStack(Stack):
         stack_id: str,
         *,
         contracts: Mapping[str, CapabilityContract],
+        workflows: Mapping[str, WorkflowSpec],
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         environment: Environment | None = None,
         fault_injection: bool = False,
@@ -117,35 +119,12 @@ class AgentPlaneStack(Stack):
         self.approvals = ApprovalGate(
             self, "Approvals", data=self.data, layers=self.layers.all, removal_policy=removal_policy
         )
-        self.doc_review = CoordinatorWorkflow(
-            self,
-            "DocReview",
-            workflow_name=doc_review.WORKFLOW,
-            definition=doc_review.definition(self, steps, self.approvals.function, self.registry.dispatcher),
-            agents=[steps[name] for name in doc_review.AGENTS],
-            timeout=Duration.millis(doc_review.TIMEOUT_MS),
-            rollout=doc_review.ROLLOUT,
-        )
-        acknowledge(
-            self.doc_review.state_machine.role,
-            f"AwsSolutions-IAM5[Resource::<{logical_id(self.approvals.function)}.Arn>:*]",
-            "invoke the approval gate by any of its published versions or aliases",
-        )
-        acknowledge(
-            self.doc_review.state_machine.role,
-            f"AwsSolutions-IAM5[Resource::<{logical_id(self.registry.dispatcher)}.Arn>:*]",
-            "invoke the dispatcher by any of its published versions or aliases",
-        )
-        self.quick_check = CoordinatorWorkflow(
-            self,
-            "QuickCheck",
-            workflow_name=quick_check.WORKFLOW,
-            definition=quick_check.definition(self, self.agents),
-            agents=[self.agents[name] for name in quick_check.AGENTS],
-            state_machine_type=sfn.StateMachineType.EXPRESS,
-            timeout=Duration.seconds(quick_check.TIMEOUT_S),
-            rollout=quick_check.ROLLOUT,
-        )
+        self.workflows = {
+            spec.name: self._workflow(
+                spec, PlaneTargets(steps, self.approvals.function, self.registry.dispatcher, self.mesh.bus)
+            )
+            for spec in workflows.values()
+        }
         self.api = PublicApi(
             self,
             "Api",
@@ -156,22 +135,18 @@ class AgentPlaneStack(Stack):
             approvals=self.approvals,
             workflows=[
                 ApiWorkflow(
-                    name=doc_review.WORKFLOW,
-                    state_machine=self.doc_review.state_machine,
-                    alias_arn=self.doc_review.alias_arn,
-                    input_model=doc_review.INPUT_MODEL,
-                    ttl_ms=doc_review.TTL_MS,
-                    claim_check=True,
-                    admission=admission_limit(contracts[name] for name in doc_review.AGENTS),
-                ),
-                ApiWorkflow(
-                    name=quick_check.WORKFLOW,
-                    state_machine=self.quick_check.state_machine,
-                    alias_arn=self.quick_check.alias_arn,
-                    input_model=quick_check.INPUT_MODEL,
-                    ttl_ms=quick_check.TTL_MS,
-                    synchronous=True,
-                ),
+                    name=spec.name,
+                    state_machine=self.workflows[spec.name].state_machine,
+                    alias_arn=self.workflows[spec.name].alias_arn,
+                    input_model=spec.input,
+                    ttl_ms=spec.ttl_ms,
+                    synchronous=spec.api.mode == "sync",
+                    claim_check=spec.api.claim_check,
+                    admission=admission_limit(contracts[p.contract.name] for p in self.workflows[spec.name].agents)
+                    if spec.api.admission
+                    else None,
+                )
+                for spec in workflows.values()
             ],
         )
         self.registry.grant_read(self.api.function)
@@ -182,7 +157,7 @@ class AgentPlaneStack(Stack):
             "Rollouts",
             agents=self.agents,
             pools=steps,
-            workflows=[self.doc_review, self.quick_check],
+            workflows=list(self.workflows.values()),
             observability=self.observability,
         )
         self.rollouts.grant_status_read(self.api.function)
@@ -199,12 +174,43 @@ class AgentPlaneStack(Stack):
                 removal_policy=removal_policy,
             )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
-        CfnOutput(self, "DocReviewStateMachineArn", value=self.doc_review.state_machine.state_machine_arn)
-        CfnOutput(self, "DocReviewAliasArn", value=self.doc_review.alias_arn)
+        for name, workflow in self.workflows.items():
+            CfnOutput(self, f"{construct_id(name)}StateMachineArn", value=workflow.state_machine.state_machine_arn)
+            CfnOutput(self, f"{construct_id(name)}AliasArn", value=workflow.alias_arn)
         CfnOutput(self, "EventBusName", value=self.mesh.bus.event_bus_name)
         CfnOutput(self, "LedgerSigningKeyArn", value=self.ledger.signing_key.key_arn)
         CfnOutput(self, "LedgerDigestsBucket", value=self.ledger.digests.bucket_name)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+
+    def _workflow(self, spec: WorkflowSpec, targets: PlaneTargets) -> CoordinatorWorkflow:
+        """One workflow from its spec: its states under a construct of their own, its machine behind a live alias."""
+        cid = construct_id(spec.name)
+        compiled = compile_workflow(Construct(self, f"{cid}States"), spec, targets)
+        workflow = CoordinatorWorkflow(
+            self,
+            cid,
+            workflow_name=spec.name,
+            definition=compiled.definition,
+            agents=compiled.agents,
+            state_machine_type=sfn.StateMachineType.EXPRESS
+            if spec.type == "express"
+            else sfn.StateMachineType.STANDARD,
+            timeout=Duration.seconds(spec.timeout_s),
+            rollout=spec.effective_rollout,
+        )
+        role = workflow.state_machine.role
+        called = [
+            (compiled.calls_gate, targets.gate, "approval gate"),
+            (compiled.calls_dispatcher, targets.dispatcher, "dispatcher"),
+        ]
+        for calls, function, what in called:
+            if calls:
+                acknowledge(
+                    role,
+                    f"AwsSolutions-IAM5[Resource::<{logical_id(function)}.Arn>:*]",
+                    f"invoke the {what} by any of its published versions or aliases",
+                )
+        return workflow
 
     def _observe(self, contracts: Mapping[str, CapabilityContract]) -> Observability:
         """SLO alarms per contract, plane alarms, sampling rules and the dashboard."""
@@ -214,8 +220,8 @@ class AgentPlaneStack(Stack):
         for name, endpoint in self.endpoints.items():
             observability.add_endpoint(contracts[name], endpoint.endpoint.attr_endpoint_name)
         observability.add_api(self.api.rest_api)
-        observability.add_workflow(doc_review.WORKFLOW, self.doc_review.state_machine)
-        observability.add_workflow(quick_check.WORKFLOW, self.quick_check.state_machine)
+        for name, workflow in self.workflows.items():
+            observability.add_workflow(name, workflow.state_machine)
         for name, queue in self.mesh.dead_letter_queues.items():
             observability.add_dead_letter_queue(name, queue)
         observability.add_dead_letter_queue("LedgerAppender", self.ledger.failed_batches)

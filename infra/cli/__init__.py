@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from infra.cli import agents, approvals, audit, build, contracts, cost, local, rollout, runs, traces
+from infra.cli import agents, approvals, audit, build, contracts, cost, local, rollout, runs, traces, workflows
 from infra.cli.base import CliError, Parser, UsageError
 from infra.client import ClientError
 from infra.synth import SynthError
 
 # In the order `agentplane --help` lists them.
-GROUPS = (local, runs, rollout, approvals, audit, traces, contracts, cost, agents, build)
+GROUPS = (local, runs, rollout, approvals, audit, traces, contracts, workflows, cost, agents, build)
 
 
 def parser() -> Parser:

@@ -28,13 +28,26 @@ TRANSIENT_ERRORS = [
 ]
 
 
-def step_envelope(contract: CapabilityContract, *, causation: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The envelope a step sends, from the run's state: same trace, run and deadline; the contract's capability."""
+# Step Functions' States.ALL does not match these: a step that catches failures names them too.
+UNCAUGHT_BY_ALL = ["States.DataLimitExceeded"]
+
+
+def caused_by(step: str, *extra: str) -> str:
+    """A step's causation id: the run's id, the step's name, and (in a Map) the item's index."""
+    placeholders = "/".join(["{}", step, *("{}" for _ in extra)])
+    return sfn.JsonPath.format(placeholders, sfn.JsonPath.string_at("$.correlation_id"), *extra)
+
+
+def step_envelope(
+    contract: CapabilityContract, *, causation: str, payload: dict[str, Any], capability: str | None = None
+) -> dict[str, Any]:
+    """The envelope a step sends, from the run's state: same trace, run and deadline; the capability it asks for
+    (the contract's first unless told)."""
     return {
         "trace_id": sfn.JsonPath.string_at("$.trace_id"),
         "correlation_id": sfn.JsonPath.string_at("$.correlation_id"),
         "causation_id": causation,
-        "capability": contract.capabilities[0],
+        "capability": capability or contract.capabilities[0],
         "capability_version": contract.version,
         "deadline": sfn.JsonPath.string_at("$.deadline"),
         "traceparent": sfn.JsonPath.string_at("$.traceparent"),  # the API's span parents each step's
@@ -50,10 +63,12 @@ def agent_step(
     payload: dict[str, Any],
     causation: str,
     result_path: str,
+    capability: str | None = None,
+    timeout: int | None = None,
 ) -> tasks.LambdaInvoke:
-    """A task whose input is the envelope (DESIGN §4) the agent's contract expects."""
+    """A task whose input is the envelope the agent's contract expects (``timeout``: seconds, else the contract's)."""
     contract = pool.contract
-    envelope = step_envelope(contract, causation=causation, payload=payload)
+    envelope = step_envelope(contract, causation=causation, payload=payload, capability=capability)
     task = tasks.LambdaInvoke(
         scope,
         construct_id,
@@ -62,7 +77,7 @@ def agent_step(
         payload_response_only=True,
         retry_on_service_exceptions=False,
         result_path=result_path,
-        task_timeout=sfn.Timeout.duration(Duration.seconds(timeout_s(contract))),
+        task_timeout=sfn.Timeout.duration(Duration.seconds(timeout or timeout_s(contract))),
         comment=f"{contract.name} {contract.version}",
     )
     return retry_transient(task)
@@ -82,6 +97,7 @@ def dispatched_step(
     payload: dict[str, Any],
     causation: str,
     result_path: str,
+    capability: str | None = None,
 ) -> tasks.LambdaInvoke:
     """A task that asks for the capability of ``pool``'s contract in the range ``accept``, not for one function.
 
@@ -89,7 +105,7 @@ def dispatched_step(
     raises ``Escalated`` when only a person is left, for the workflow to catch.
     """
     contract = pool.contract
-    envelope = step_envelope(contract, causation=causation, payload=payload)
+    envelope = step_envelope(contract, causation=causation, payload=payload, capability=capability)
     task = tasks.LambdaInvoke(
         scope,
         construct_id,
@@ -99,7 +115,7 @@ def dispatched_step(
         retry_on_service_exceptions=False,
         result_path=result_path,
         task_timeout=sfn.Timeout.duration(Duration.seconds(DISPATCH_TIMEOUT_S)),
-        comment=f"dispatch {contract.capabilities[0]} {accept} (primary {contract.name} {contract.version})",
+        comment=f"dispatch {envelope['capability']} {accept} (primary {contract.name} {contract.version})",
     )
     return retry_transient(task)
 
@@ -115,6 +131,117 @@ def retry_transient(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
         jitter_strategy=sfn.JitterType.FULL,
     )
     return task
+
+
+def catch_failures(state: sfn.TaskStateBase | sfn.Map | sfn.Parallel, handler: sfn.IChainable) -> None:
+    """Any error of ``state`` goes to ``handler`` at ``$.failure``, an oversized state included."""
+    state.add_catch(handler, errors=UNCAUGHT_BY_ALL, result_path="$.failure")
+    state.add_catch(handler, errors=[sfn.Errors.ALL], result_path="$.failure")
+
+
+def approval_request(
+    scope: Construct,
+    construct_id: str,
+    gate: lambda_.IFunction,
+    *,
+    workflow: str,
+    window_s: int,
+    subject: dict[str, Any],
+    policy_version: str,
+    result_path: str,
+) -> tasks.LambdaInvoke:
+    """The run waits on a task token the approval gate keeps until a person decides; the window is its timeout.
+
+    ``policy_version`` is a state path or a literal; ``subject`` is ready for the payload.
+    """
+    at = sfn.JsonPath.string_at
+    request = tasks.LambdaInvoke(
+        scope,
+        construct_id,
+        lambda_function=gate,
+        integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+        retry_on_service_exceptions=False,  # our own retry below, with jitter
+        payload=sfn.TaskInput.from_object(
+            {
+                "task_token": sfn.JsonPath.task_token,
+                "execution_id": at("$.correlation_id"),
+                "trace_id": at("$.trace_id"),
+                "traceparent": at("$.traceparent"),
+                "workflow": workflow,
+                "policy_version": at(policy_version) if policy_version.startswith("$") else policy_version,
+                "timeout_s": window_s,
+                "subject": subject,
+            }
+        ),
+        result_path=result_path,
+        task_timeout=sfn.Timeout.duration(Duration.seconds(window_s)),
+        comment="a person approves or rejects; the token resumes this run",
+    )
+    return retry_transient(request)
+
+
+def record_failure(
+    scope: Construct, construct_id: str, recorder: AgentPool, *, workflow: str, attempts: int
+) -> sfn.IChainable:
+    """The Catch path: record the failure, then end the run failed with the original error and cause.
+
+    Recording has its own retry (any error, with jitter) and its own Catch, so a recorder that fails or times
+    out never replaces the run's error with its own; a failure caught without a cause is given one first. Its
+    result is discarded (the decision is in the ledger), so recording cannot push the state past its size limit.
+    """
+    at = sfn.JsonPath.string_at
+    failed = sfn.Fail(scope, "Failed", error_path="$.failure.Error", cause_path="$.failure.Cause")
+    # A Fail state may not raise a name in the reserved "States." namespace (States.Timeout caught from a step):
+    # the run ends with the name after the prefix, and the cause says the whole of it.
+    unprefixed = sfn.Pass(
+        scope,
+        "UnreservedErrorName",
+        parameters={
+            "Error": sfn.JsonPath.array_get_item(sfn.JsonPath.string_split(at("$.failure.Error"), "."), 1),
+            "Cause": sfn.JsonPath.format("{}: {}", at("$.failure.Error"), at("$.failure.Cause")),
+        },
+        result_path="$.failure",
+    )
+    ended = (
+        sfn.Choice(scope, "ReservedErrorName")
+        .when(sfn.Condition.string_matches("$.failure.Error", "States.*"), unprefixed.next(failed))
+        .otherwise(failed)
+    )
+    record = agent_step(
+        scope,
+        construct_id,
+        recorder,
+        payload={"workflow": workflow, "error": at("$.failure.Error"), "cause": at("$.failure.Cause")},
+        causation=caused_by(construct_id),
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    record.add_retry(
+        errors=[sfn.Errors.ALL],
+        interval=Duration.seconds(2),
+        max_attempts=attempts,
+        backoff_rate=2.0,
+        max_delay=Duration.seconds(30),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    record.add_catch(ended, errors=[sfn.Errors.ALL], result_path="$.record_failure_error")
+    record.next(ended)
+    named = sfn.Pass(
+        scope,
+        "NameTheCause",
+        parameters={
+            "Error": at("$.failure.Error"),
+            "Cause": sfn.JsonPath.format("{} (the failing step gave no cause)", at("$.failure.Error")),
+        },
+        result_path="$.failure",
+    )
+    return (
+        sfn.Choice(scope, "HasCause")
+        .when(
+            sfn.Condition.and_(sfn.Condition.is_present("$.failure.Cause"), sfn.Condition.is_string("$.failure.Cause")),
+            record,
+        )
+        .otherwise(named.next(record))
+    )
 
 
 # Step Functions' names for a rollout strategy (an alias's deployment preference).

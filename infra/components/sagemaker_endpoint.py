@@ -81,17 +81,16 @@ def within(version: str, max_version: str) -> bool:
     return True
 
 
-def fallback_for(contract: CapabilityContract, pools: Mapping[str, AgentPool]) -> AgentPool:
-    """The first Lambda pool the contract's fallback names: same capability, version within the range."""
+def fallback_for(contract: CapabilityContract, contracts: Mapping[str, CapabilityContract]) -> CapabilityContract:
+    """The first Lambda contract the contract's fallback names: same capability, version within the range."""
     for entry in contract.fallback:
         if not isinstance(entry, FallbackCapability):
             continue
-        for name, pool in pools.items():
-            candidate = pool.contract
+        for name, candidate in contracts.items():
             if name == contract.name or entry.capability not in candidate.capabilities:
                 continue
             if isinstance(candidate.runtime, LambdaRuntime) and within(candidate.version, entry.max_version):
-                return pool
+                return candidate
     raise ContractInfraError(f"contract {contract.name}: fallback: no Lambda implementation serves it")
 
 

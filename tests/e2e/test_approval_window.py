@@ -12,16 +12,17 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from contracts.workflow import WORKFLOWS_DIR, load_workflow
 from infra.client import finished
 from infra.local.plane import LocalPlane, PlaneOptions
-from infra.workflows import doc_review
 from tests.e2e.test_approvals import decide, submit, waiting_approval
 
 pytestmark = pytest.mark.e2e
 
 SCALE = 0.02  # the 60-minute window lasts 72 s; the 15-minute work budget 18 s
-WINDOW_S = doc_review.APPROVAL_WINDOW_S * SCALE
-WORK_S = doc_review.WORK_MS / 1000 * SCALE
+DOC_REVIEW = load_workflow(WORKFLOWS_DIR / "doc-review.yaml")
+WINDOW_S = DOC_REVIEW.approvals[0].window_s * SCALE
+WORK_S = DOC_REVIEW.deadline.work_s * SCALE
 
 
 @pytest.fixture(scope="module")

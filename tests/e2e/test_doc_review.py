@@ -9,13 +9,16 @@ from typing import Any
 
 import pytest
 
+from contracts.workflow import WORKFLOWS_DIR, load_workflow
 from infra.client import finished, request
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
-from infra.workflows import doc_review
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
+
+DOC_REVIEW_FAILURE = load_workflow(WORKFLOWS_DIR / "doc-review.yaml").failure
+assert DOC_REVIEW_FAILURE is not None
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -118,10 +121,7 @@ def test_a_failing_failure_recorder_keeps_the_runs_own_error(plane: LocalPlane) 
         del faults["risk-scorer"], faults["failure-recorder"]
 
     # THEN the recorder was retried, and the run still ends with the risk scorer's error and cause
-    assert (
-        plane.options.faults.injected.get("failure-recorder", 0) - injected_before
-        == doc_review.RECORD_FAILURE_ATTEMPTS + 1
-    )
+    assert plane.options.faults.injected.get("failure-recorder", 0) - injected_before == DOC_REVIEW_FAILURE.attempts + 1
     assert run["status"] == "FAILED"
     assert run["error"]["error"] == "ModelError"
     assert run["error"]["cause"] is not None

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from contracts.loader import CONTRACTS_DIR
+from contracts.workflow import WORKFLOWS_DIR
 from infra.app import build_app
 from infra.client import finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
-from infra.workflows import doc_review
 from tests.sample_events import load_event
 
 pytestmark = pytest.mark.e2e
@@ -21,19 +22,24 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def changed_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    # GIVEN the CDK app with two changes made in code, not in the plane:
-    #  - the workflow's final state also returns the risk level,
+    # GIVEN the CDK app with two changes made in its inputs, not in the plane:
+    #  - the workflow's spec: its final state also returns the risk level,
     #  - one more contract file (a second risk scorer) is dropped into the contracts folder.
     contracts = tmp_path_factory.mktemp("contracts")
     for path in CONTRACTS_DIR.glob("*.yaml"):
         shutil.copy(path, contracts / path.name)
     extra = (CONTRACTS_DIR / "risk-scorer.yaml").read_text().replace("name: risk-scorer", "name: risk-scorer-strict")
     (contracts / "risk-scorer-strict.yaml").write_text(extra)
+    workflows = tmp_path_factory.mktemp("workflows")
+    for path in WORKFLOWS_DIR.glob("*.yaml"):
+        shutil.copy(path, workflows / path.name)
+    spec = yaml.safe_load((WORKFLOWS_DIR / "doc-review.yaml").read_text())
+    (summary,) = [step for step in spec["steps"] if step.get("set") == "Summarize"]
+    summary["value"]["risk_level"] = "$.risk.level"
+    (workflows / "doc-review.yaml").write_text(yaml.safe_dump(spec))
     outdir = tmp_path_factory.mktemp("cdk.out")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(doc_review, "OUTPUT_FIELDS", {**doc_review.OUTPUT_FIELDS, "risk_level": "$.risk.level"})
-        context = {"aws:cdk:enable-asset-metadata": "true"}
-        build_app(outdir, contracts_dir=Path(contracts), context=context).synth()
+    context = {"aws:cdk:enable-asset-metadata": "true"}
+    build_app(outdir, contracts_dir=Path(contracts), workflows_dir=Path(workflows), context=context).synth()
 
     # WHEN the plane stands up that synthesized assembly
     options = PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), assembly_dir=outdir)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.workflows import doc_review as doc_review_workflow
+from contracts.workflow import WORKFLOWS_DIR, load_workflow
 from tests.infra.assembly import Synthesized
 
 pytestmark = pytest.mark.infra
@@ -69,7 +69,8 @@ def test_a_runs_deadline_and_timeout_cover_its_approval_window(synthesized: Synt
     deadline_ms = int(ttl.group(1))
 
     # THEN an approval at the window's last moment still leaves the work budget for the steps after it
-    assert deadline_ms >= doc_review_workflow.WORK_MS + window_ms
-    assert window_ms == doc_review_workflow.APPROVAL_WINDOW_S * 1000
+    spec = load_workflow(WORKFLOWS_DIR / "doc-review.yaml")
+    assert deadline_ms >= spec.deadline.work_s * 1000 + window_ms
+    assert window_ms == spec.approvals[0].window_s * 1000
     # AND the execution outlives the deadline: a late step fails, and is recorded, before the run could time out
     assert states.get("TimeoutSeconds", machine.get("TimeoutSeconds", 0)) * 1000 > deadline_ms

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from contracts.workflow import WORKFLOWS_DIR, load_workflow
 from infra.cli import main
 from infra.components.public_api import INTEGRATION_TIMEOUT_S
 from infra.local.template import Template
 from infra.preflight import API_GATEWAY_INTEGRATION_LIMIT_S, Finding, StackCheck, preflight
-from infra.workflows import quick_check
 from tests.infra.assembly import LEDGER_DIGESTS_BUCKET, Synthesized
+
+QUICK_CHECK = load_workflow(WORKFLOWS_DIR / "quick-check.yaml")
 
 pytestmark = pytest.mark.infra
 
@@ -112,7 +114,7 @@ def test_the_api_function_outlasts_the_synchronous_workflow_within_api_gateway_s
         express
     )
     # THEN the workflow ends (its own TimeoutSeconds) before the function times out, which is within 29 s
-    assert synthesized.state_machine_definition(express)["TimeoutSeconds"] == quick_check.TIMEOUT_S
+    assert synthesized.state_machine_definition(express)["TimeoutSeconds"] == QUICK_CHECK.timeout_s
     assert budget is not None
     assert budget <= api["Timeout"] <= API_GATEWAY_INTEGRATION_LIMIT_S
     assert api["Timeout"] == INTEGRATION_TIMEOUT_S

@@ -13,11 +13,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Template
 
 from contracts.capability import Rollout
+from contracts.workflow import WORKFLOWS_DIR, load_workflow
 from infra.app import DEFAULT_STACK_NAME
 from infra.components.coordinator_workflow import CoordinatorWorkflow
 from infra.components.nag import logical_id
 from infra.components.rollout import MAX_ALARMS, workflow_alarms
-from infra.workflows import doc_review, quick_check
+from infra.workflows.resolve import workflow_agents
 from tests.generated_contracts import CONTRACTS
 from tests.infra.assembly import (
     Synthesized,
@@ -260,12 +261,13 @@ def test_a_contracts_rollout_policy_picks_the_deployment_config(declared: Synthe
 # --- workflows: retained versions behind a live alias that rolls back on alarms ----------------------------
 
 
-@pytest.mark.parametrize("workflow", [doc_review, quick_check], ids=lambda w: w.WORKFLOW)
+@pytest.mark.parametrize("workflow", ["doc-review", "quick-check"])
 def test_a_workflow_is_a_retained_version_behind_a_live_alias_with_alarms(
-    synthesized: Synthesized, workflow: Any
+    synthesized: Synthesized, workflow: str
 ) -> None:
     # GIVEN the workflow's state machine
-    built = {w.workflow_name: w for w in synthesized.stack.rollouts.workflows}[workflow.WORKFLOW]
+    spec = load_workflow(WORKFLOWS_DIR / f"{workflow}.yaml")
+    built = {w.workflow_name: w for w in synthesized.stack.rollouts.workflows}[spec.name]
     machine = logical_id(built.state_machine)
     alias_lid = synthesized.state_machine_alias(machine)
     alias = synthesized.resources[alias_lid]["Properties"]
@@ -278,15 +280,16 @@ def test_a_workflow_is_a_retained_version_behind_a_live_alias_with_alarms(
     # AND the live alias shifts to it as the workflow's policy says (the plane's canary by default)
     assert alias["Name"] == "live"
     preference = alias["DeploymentPreference"]
-    assert workflow.ROLLOUT.model_dump() == {"strategy": "canary", "percent": 10, "interval_minutes": 5}
+    assert spec.effective_rollout.model_dump() == {"strategy": "canary", "percent": 10, "interval_minutes": 5}
     assert (preference["Type"], preference["Percentage"], preference["Interval"]) == ("CANARY", 10, 5)
     # AND it rolls back when runs fail or its agents burn their budget fast: at most ten alarms, failures first
     stack = synthesized.stack
-    failed = lid_of(stack.observability.workflow_alarms[workflow.WORKFLOW])
+    failed = lid_of(stack.observability.workflow_alarms[spec.name])
     watched = [alarm["Ref"] for alarm in preference["Alarms"]]
     assert watched[0] == failed
     assert len(watched) == len(set(watched)) <= MAX_ALARMS
-    fast = {agent: [lid_of(alarm) for alarm in stack.observability.rollback_alarms[agent]] for agent in workflow.AGENTS}
+    agents = workflow_agents(spec, CONTRACTS)
+    fast = {agent: [lid_of(alarm) for alarm in stack.observability.rollback_alarms[agent]] for agent in agents}
     assert set(watched[1:]) <= {lid for alarms in fast.values() for lid in alarms}
     # every agent it runs is watched at least for its 5-minute error burn
     assert all(alarms[1] in watched for alarms in fast.values())
@@ -294,10 +297,11 @@ def test_a_workflow_is_a_retained_version_behind_a_live_alias_with_alarms(
 
 def test_quick_check_watches_every_fast_burn_alarm_of_its_agent(synthesized: Synthesized) -> None:
     stack = synthesized.stack
-    alias = synthesized.resources[synthesized.state_machine_alias(logical_id(stack.quick_check.state_machine))]
+    machine = logical_id(stack.workflows["quick-check"].state_machine)
+    alias = synthesized.resources[synthesized.state_machine_alias(machine)]
     watched = {alarm["Ref"] for alarm in alias["Properties"]["DeploymentPreference"]["Alarms"]}
     expected = {lid_of(alarm) for alarm in stack.observability.rollback_alarms["evidence-verifier"]}
-    assert watched == expected | {lid_of(stack.observability.workflow_alarms[quick_check.WORKFLOW])}
+    assert watched == expected | {lid_of(stack.observability.workflow_alarms["quick-check"])}
 
 
 def test_workflow_alarms_are_capped_with_the_fastest_signals_first() -> None:
@@ -369,7 +373,7 @@ def test_the_api_starts_runs_through_the_workflow_aliases(synthesized: Synthesiz
     ]
     environment = api["Properties"]["Environment"]["Variables"]
     rendered = json.dumps(environment["WORKFLOWS"])
-    for workflow in (stack.doc_review, stack.quick_check):
+    for workflow in stack.workflows.values():
         alias = synthesized.state_machine_alias(logical_id(workflow.state_machine))
         assert json.dumps({"Ref": alias}) in rendered
         assert json.dumps({"Ref": logical_id(workflow.state_machine)}) not in rendered
@@ -379,7 +383,7 @@ def test_the_api_starts_runs_through_the_workflow_aliases(synthesized: Synthesiz
     # AND the doc-review alias is a stack output beside its state machine
     outputs = synthesized.template["Outputs"]
     assert outputs["DocReviewAliasArn"]["Value"] == {
-        "Ref": synthesized.state_machine_alias(logical_id(stack.doc_review.state_machine))
+        "Ref": synthesized.state_machine_alias(logical_id(stack.workflows["doc-review"].state_machine))
     }
     assert "DocReviewStateMachineArn" in outputs
 
@@ -414,7 +418,7 @@ def test_the_api_reads_aliases_and_deployments_on_exact_resources(synthesized: S
     stack = synthesized.stack
     workflow_arns = [
         {"Ref": lid}
-        for w in (stack.doc_review, stack.quick_check)
+        for w in stack.workflows.values()
         for lid in (logical_id(w.state_machine), synthesized.state_machine_alias(logical_id(w.state_machine)))
     ]
     assert resources_of("states:DescribeStateMachineAlias") == workflow_arns

@@ -10,10 +10,11 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from contracts.capability import CapabilityContract, LambdaRuntime, SageMakerRuntime
+from contracts.workflow import WORKFLOWS_DIR, MapStep, load_workflow
 from infra.components.agent_pool import PERMISSION_VERBS, Resources
 from infra.components.public_api import admission_limit
 from infra.components.sagemaker_endpoint import invoker_contract
-from infra.workflows import doc_review
+from infra.workflows.resolve import workflow_agents
 from tests import generated_contracts
 from tests.infra.assembly import (
     ACCESS_LOGS_BUCKET,
@@ -32,6 +33,7 @@ from tests.infra.assembly import (
 pytestmark = pytest.mark.infra
 
 CONTRACTS = generated_contracts.CONTRACTS  # the shipped contracts, or the set the generated tests are pointed at
+DOC_REVIEW = load_workflow(WORKFLOWS_DIR / "doc-review.yaml")
 LAMBDA_AGENTS = sorted(name for name, contract in CONTRACTS.items() if isinstance(contract.runtime, LambdaRuntime))
 ENDPOINT_AGENTS = sorted(name for name, c in CONTRACTS.items() if isinstance(c.runtime, SageMakerRuntime))
 
@@ -275,7 +277,7 @@ def test_api_function_admits_doc_review_runs_by_the_limit_its_contracts_give(syn
         if res["Properties"]["Handler"] == "functions.api.handler.lambda_handler"
     ]
     rendered = json.dumps(synthesized.resources[api_lid]["Properties"]["Environment"]["Variables"]["WORKFLOWS"])
-    limit = admission_limit(CONTRACTS[name] for name in doc_review.AGENTS)
+    limit = admission_limit(CONTRACTS[name] for name in workflow_agents(DOC_REVIEW, CONTRACTS))
 
     # THEN its WORKFLOWS setting carries doc-review's admission limit, derived from the agents' contracts
     assert f'\\"max_in_flight\\":{limit.max_in_flight}' in rendered
@@ -481,7 +483,7 @@ def test_api_methods_require_sigv4_except_health(synthesized: Synthesized) -> No
     # GIVEN every method of the REST API
     methods = method_paths(synthesized)
     assert "GET /v1/health" in methods
-    assert f"POST /v1/workflows/{doc_review.WORKFLOW}/executions" in methods
+    assert f"POST /v1/workflows/{DOC_REVIEW.name}/executions" in methods
 
     # THEN each one is IAM-authorised, except the readiness probe
     authorization = {route: props["AuthorizationType"] for route, props in methods.items()}
@@ -491,14 +493,14 @@ def test_api_methods_require_sigv4_except_health(synthesized: Synthesized) -> No
 
 def test_doc_review_route_validates_bodies_of_any_content_type(synthesized: Synthesized) -> None:
     # GIVEN the doc-review start route
-    props = method_paths(synthesized)[f"POST /v1/workflows/{doc_review.WORKFLOW}/executions"]
+    props = method_paths(synthesized)[f"POST /v1/workflows/{DOC_REVIEW.name}/executions"]
 
     # THEN its body is checked against the generated model whether or not the caller says it is JSON
     models = props["RequestModels"]
     assert set(models) == {"application/json", "$default"}
     (model_ref,) = {json.dumps(ref) for ref in models.values()}
     model = synthesized.resources[json.loads(model_ref)["Ref"]]["Properties"]
-    assert model["Schema"]["title"] == doc_review.INPUT_MODEL
+    assert model["Schema"]["title"] == DOC_REVIEW.input
     assert model["Schema"]["$schema"] == "http://json-schema.org/draft-04/schema#"
     # AND a validator that checks bodies is attached
     validator = synthesized.resources[props["RequestValidatorId"]["Ref"]]["Properties"]
@@ -642,7 +644,9 @@ def test_doc_review_has_the_designed_steps(doc_review_asl: dict[str, Any]) -> No
     assert states["RequestApproval"]["Next"] == "RecordDecision"
     assert states["RecordFailure"]["Next"] == "ReservedErrorName"
     assert states["VerifyClaims"]["ItemsPath"] == "$.summary.claims"
-    assert states["VerifyClaims"]["MaxConcurrency"] == doc_review.CLAIM_CONCURRENCY
+    verify = DOC_REVIEW.step("VerifyClaims")
+    assert isinstance(verify, MapStep)
+    assert states["VerifyClaims"]["MaxConcurrency"] == verify.concurrency
 
 
 def test_doc_review_transitions_name_existing_states(doc_review_asl: dict[str, Any]) -> None:
@@ -699,7 +703,7 @@ def test_recording_a_failure_never_fails_the_run(doc_review_asl: dict[str, Any])
 
     # THEN the recorder retries any error of its own, with jitter...
     assert record["Retry"][-1]["ErrorEquals"] == ["States.ALL"]
-    assert record["Retry"][-1]["MaxAttempts"] == doc_review.RECORD_FAILURE_ATTEMPTS
+    assert record["Retry"][-1]["MaxAttempts"] == (DOC_REVIEW.failure.attempts if DOC_REVIEW.failure else None)
     assert record["Retry"][-1]["JitterStrategy"] == "FULL"
     # AND if it still fails, the run ends failed with the original error and cause, not the recorder's
     [catcher] = record["Catch"]
@@ -748,4 +752,4 @@ def test_every_task_sends_its_agents_contract_capability(
             assert state["TimeoutSeconds"] == runtime.effective_timeout_s(contract.slo), name
 
     # AND every agent the workflow declares is one of its steps
-    assert invoked == set(doc_review.AGENTS)
+    assert invoked == set(workflow_agents(DOC_REVIEW, CONTRACTS))

@@ -9,11 +9,12 @@ import pytest
 
 from contracts.loader import load_contracts
 from contracts.models import DocReviewRequest
+from contracts.workflow import WORKFLOWS_DIR, load_workflow
 from functions.api.admission import AdmissionLimit, InMemoryAdmissionCounter, max_in_flight_cap, retry_after_s
 from functions.api.service import AtCapacityError, Workflow, load_workflows, submit
 from functions.runtime.executions import InMemoryExecutionStore
 from infra.components.public_api import UNRESERVED_MAX_IN_FLIGHT, admission_limit, reserved_concurrency
-from infra.workflows import doc_review
+from infra.workflows.resolve import workflow_agents
 from tests.sample_events import load_event
 from tests.unit.test_api_service import FakeEngine
 
@@ -64,7 +65,8 @@ def test_retry_after_is_whole_seconds_to_the_windows_end_and_never_zero() -> Non
 
 def test_the_limit_is_the_smallest_reserved_pool_per_the_steps_p95_back_to_back() -> None:
     contracts = load_contracts()
-    steps = [contracts[name] for name in doc_review.AGENTS]
+    doc_review = load_workflow(WORKFLOWS_DIR / "doc-review.yaml")
+    steps = [contracts[name] for name in workflow_agents(doc_review, contracts)]
 
     limit = admission_limit(steps)
 
