@@ -150,6 +150,7 @@ class Restored:
     runs_ended: int = 0
     runs_resumed: list[str] = field(default_factory=list)  # execution ids started again
     stream_redelivered: int = 0
+    markers_released: int = 0  # idempotency markers of invocations that died with the previous plane
     dropped_tail: str | None = None  # a torn last journal line, dropped
 
     def line(self) -> str:
@@ -158,7 +159,8 @@ class Restored:
         text = (
             f"restored the state dir: {self.items} items, {self.objects} objects, {self.messages} messages, "
             f"{self.runs_ended} ended runs; resumed {len(self.runs_resumed)} runs; "
-            f"{self.stream_redelivered} stream records to redeliver"
+            f"{self.stream_redelivered} stream records to redeliver, {self.markers_released} in-progress "
+            "idempotency markers released"
         )
         return text + (f"; {self.dropped_tail}" if self.dropped_tail else "")
 
@@ -786,3 +788,30 @@ def read_credentials(path: Path) -> dict[str, dict[str, str]]:
     except (OSError, ValueError):
         return {}
     return {k: v for k, v in document.items() if isinstance(v, dict)} if isinstance(document, dict) else {}
+
+
+def release_in_progress(clients: Callable[[str], Any], tables: set[str]) -> int:
+    """Drop the idempotency markers (Powertools' ``status = INPROGRESS``) of invocations that died with the previous
+    plane: on AWS the invocation's timeout expires its marker and a retry runs it; here the resumed run would find
+    the marker and fail ``IdempotencyAlreadyInProgressError``. Returns how many were dropped."""
+    ddb = clients("dynamodb")
+    dropped = 0
+    for table in sorted(tables):
+        keys = [a["AttributeName"] for a in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
+        pages = ddb.get_paginator("scan").paginate(
+            TableName=table,
+            FilterExpression="#s = :in_progress",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":in_progress": {"S": "INPROGRESS"}},
+        )
+        for item in (item for page in pages for item in page["Items"]):
+            with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
+                ddb.delete_item(
+                    TableName=table,
+                    Key={k: item[k] for k in keys},
+                    ConditionExpression="#s = :in_progress",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":in_progress": {"S": "INPROGRESS"}},
+                )
+                dropped += 1
+    return dropped

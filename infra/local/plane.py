@@ -32,7 +32,15 @@ from infra.local.iam import IamEnforcement
 from infra.local.interpreter import InterpreterCaches
 from infra.local.lambdas import LocalLambdas, RuntimeSettings
 from infra.local.otlp import OtlpReceiver, SpanStore
-from infra.local.persistence import CannotRestore, JournaledStreams, Restored, StateDir, read_credentials, resume_runs
+from infra.local.persistence import (
+    CannotRestore,
+    JournaledStreams,
+    Restored,
+    StateDir,
+    read_credentials,
+    release_in_progress,
+    resume_runs,
+)
 from infra.local.provision import Provisioner
 from infra.local.queues import QueueDelivery
 from infra.local.rollout import LocalDeployments, RolloutError, WeightedAliases, deployment_groups
@@ -306,6 +314,10 @@ class LocalPlane:
             if function_arn in self.streams.mappings:
                 self.durable.deliver(function_arn, record)
                 self.restored.stream_redelivered += 1
+        if self.restored.restored:
+            environments = [spec.environment for spec in self.lambdas.functions.values()]
+            idempotency = {env["IDEMPOTENCY_TABLE"] for env in environments if "IDEMPOTENCY_TABLE" in env}
+            self.restored.markers_released = release_in_progress(self.client, idempotency)
         # The tables the API keeps runs and approvals in, as its function is configured.
         api = next((s.environment for s in self.lambdas.functions.values() if "APPROVALS_TABLE" in s.environment), {})
         resume_runs(
