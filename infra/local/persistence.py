@@ -34,14 +34,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
 
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.kms.models import kms_backends
 from moto.s3.models import S3Backend, s3_backends
 from moto.sqs.models import Message, Queue, sqs_backends
+from moto.stepfunctions.exceptions import ExecutionDoesNotExist
 from moto.stepfunctions.parser.api import ExecutionStatus, GetExecutionHistoryOutput, StateMachineType
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
@@ -149,6 +152,7 @@ class Restored:
     messages: int = 0
     runs_ended: int = 0
     runs_resumed: list[str] = field(default_factory=list)  # execution ids started again
+    not_resumed: list[str] = field(default_factory=list)  # runs whose workflow could not be started
     stream_redelivered: int = 0
     markers_released: int = 0  # idempotency markers of invocations that died with the previous plane
     dropped_tail: str | None = None  # a torn last journal line, dropped
@@ -162,6 +166,8 @@ class Restored:
             f"{self.stream_redelivered} stream records to redeliver, {self.markers_released} in-progress "
             "idempotency markers released"
         )
+        if self.not_resumed:
+            text += f"; could not resume {', '.join(self.not_resumed)}"
         return text + (f"; {self.dropped_tail}" if self.dropped_tail else "")
 
 
@@ -422,7 +428,10 @@ class StateDir:
         for run in self.saved.runs.values():
             if run.get("status") not in TERMINAL or "input" not in run:
                 continue
-            machine = backend._get_state_machine_for_execution(run["arn"])
+            try:
+                machine = backend._get_state_machine_for_execution(run["arn"])
+            except ExecutionDoesNotExist:
+                continue  # the template no longer has its workflow
             restored = _RestoredExecution(
                 name=run["name"],
                 sm_type=StateMachineType.STANDARD,
@@ -493,13 +502,17 @@ class StateDir:
             if outer:
                 self._op.keys, self._op.stream = [], []
             self._op.keys.extend(touched)
+            written = False
             try:
                 yield
+                written = True
             finally:
                 if outer:
                     keys, stream = self._op.keys, self._op.stream
                     self._op.keys = self._op.stream = None
-                    images = [image for image in (self._image(backend, t, k) for t, k in keys) if image is not None]
+                    # A refused write (a failed condition, a cancelled transaction) changed no item.
+                    images = [self._image(backend, t, k) for t, k in keys] if written else []
+                    images = [image for image in images if image is not None]
                     if images or stream:
                         self._append({"ddb": images, "stream": stream})
                     for function_arn, record in stream:
@@ -677,6 +690,16 @@ class StateDir:
 class _RestoredExecution(Execution):
     """A run that ended before the plane restarted: its outcome is kept, its event history is not."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # moto asks every execution's worker for task tokens and map runs (SendTaskFailure, DescribeMapRun):
+        # an ended run holds none.
+        pools = {
+            "callback_pool_manager": SimpleNamespace(notify=lambda **_: False, get=lambda _: None),
+            "map_run_record_pool_manager": SimpleNamespace(get=lambda _: None, get_all=lambda: []),
+        }
+        self.exec_worker = SimpleNamespace(env=SimpleNamespace(**pools))  # type: ignore[assignment]
+
     def to_history_output(self) -> GetExecutionHistoryOutput:
         return GetExecutionHistoryOutput(events=[])
 
@@ -737,7 +760,11 @@ def resume_runs(
         request = {"stateMachineArn": run["machine"], "name": linked_name(run["name"]), "input": run["input"]}
         if run.get("trace_header"):
             request["traceHeader"] = run["trace_header"]
-        new_arn = sfn.start_execution(**request)["executionArn"]
+        try:
+            new_arn = sfn.start_execution(**request)["executionArn"]
+        except ClientError as error:  # its workflow is gone from the template: left as it was
+            state.summary.not_resumed.append(f"{run_id} ({error.response.get('Error', {}).get('Code')})")
+            continue
         state.resumed(run["arn"], new_arn)
         if not executions:
             resumed.append(run_id)

@@ -174,6 +174,10 @@ def run_restart_drill(scenario: RestartScenario, work: Path, *, timeout: float =
         verified_after = _checkpointed_verify(export_text, work, "after") == 0
         keys_after = json.loads((plane.state_dir / "credentials.json").read_text())
     report.runs = dict(Counter(run["status"] for run in runs.values()))
+    for execution_id, run in sorted(runs.items()):
+        if run["status"] == "FAILED":
+            failed_steps = [step["step"] for step in run["steps"] if step["status"] == "FAILED"]
+            report.notes.append(f"{execution_id} FAILED: {(run.get('error') or {}).get('error')} at {failed_steps}")
     c = report.conservation
     report.checks = [
         Outcome("no run lost", not c["lost"] and c["settled"], f"lost {c['lost']}" if c["lost"] else ""),
