@@ -3,8 +3,9 @@
 Every change the plane's emulated account makes to what matters is one JSON line in ``<state>/state/journal.jsonl``,
 written to the OS inside the call that made it, so before the plane answers the request: DynamoDB items (their
 image after the write, with the stream records the write produced), S3 objects (the bytes under
-``state/blobs/<sha256>``), SQS messages (sent, moved, deleted), accepted Step Functions runs (name, state machine,
-input) and how they ended, stream records delivered to their consumer, KMS key material and API key values.
+``state/blobs/<sha256>``), SQS messages (sent, moved, deleted), bus events accepted and not yet delivered,
+accepted Step Functions runs (name, state machine, input) and how they ended, stream records delivered to their
+consumer, KMS key material and API key values.
 The lines are state images, so replaying one twice changes nothing. A plane starting on the dir reads the newest
 snapshot and the journal after it, then writes them as one snapshot (a temp file, synced, renamed) and starts a new
 journal. Lines reach the OS with one ``write`` each but are not synced one by one (about 1 ms each on a laptop
@@ -12,7 +13,8 @@ disk): the plane's process dying loses nothing, the machine crashing may lose th
 
 The restore puts items, objects and messages back into moto's backends as each resource is provisioned, without
 firing streams; stream records that had not been delivered are delivered again (as an event source mapping resumes
-from its checkpoint); runs that had not ended are started again from their input (see ``LocalPlane``).
+from its checkpoint), and so are bus events; runs that had not ended are started again from their input
+(``resume_runs``).
 
 moto internals patched here (moto 5.2.5, uv.lock), each saved as ``_original`` and put back on ``uninstall``:
 DynamoDB backend writes, ``S3Backend.put_object``/``delete_object``, SQS ``Queue.add_message``/``delete_message``,
@@ -49,6 +51,7 @@ from moto.stepfunctions.parser.api import ExecutionStatus, GetExecutionHistoryOu
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 
+from infra.local.events import EventDelivery
 from infra.local.streams import Record, StreamDelivery
 from infra.local.template import ACCOUNT_ID, REGION, Physical
 
@@ -97,6 +100,7 @@ class Saved:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # execution ARN -> start, and end once ended
     stream: dict[str, dict[str, Any]] = field(default_factory=dict)  # "function|eventID" -> undelivered record
     stream_seq: dict[str, int] = field(default_factory=dict)  # table -> highest sequence number handed out
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)  # bus event accepted, not yet delivered
     kms: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> key id, ARN, material
     api_keys: dict[str, str] = field(default_factory=dict)  # API key id -> value
 
@@ -113,6 +117,10 @@ class Saved:
             self.stream_seq[table] = max(seq, self.stream_seq.get(table, 0))
         for function, event_id in line.get("done", ()):
             self.stream.pop(f"{function}|{event_id}", None)
+        if "event" in line:
+            self.events[line["event"]["id"]] = line["event"]
+        for delivery_id in line.get("event_done", ()):
+            self.events.pop(delivery_id, None)
         if "s3" in line:
             put = line["s3"]
             versions = self.objects.setdefault(f"{put['bucket']}/{put['key']}", {})
@@ -154,6 +162,7 @@ class Restored:
     runs_resumed: list[str] = field(default_factory=list)  # execution ids started again
     not_resumed: list[str] = field(default_factory=list)  # runs whose workflow could not be started
     stream_redelivered: int = 0
+    events_redelivered: int = 0
     markers_released: int = 0  # idempotency markers of invocations that died with the previous plane
     dropped_tail: str | None = None  # a torn last journal line, dropped
 
@@ -163,8 +172,8 @@ class Restored:
         text = (
             f"restored the state dir: {self.items} items, {self.objects} objects, {self.messages} messages, "
             f"{self.runs_ended} ended runs; resumed {len(self.runs_resumed)} runs; "
-            f"{self.stream_redelivered} stream records to redeliver, {self.markers_released} in-progress "
-            "idempotency markers released"
+            f"{self.stream_redelivered} stream records and {self.events_redelivered} bus events to redeliver, "
+            f"{self.markers_released} in-progress idempotency markers released"
         )
         if self.not_resumed:
             text += f"; could not resume {', '.join(self.not_resumed)}"
@@ -303,7 +312,11 @@ class StateDir:
                 raise CannotRestore(f"{snapshot} is corrupt") from None
             if document.get("format") != FORMAT:
                 raise CannotRestore(f"its snapshot is format {document.get('format')}, this plane reads {FORMAT}")
-            self.saved = Saved(**{k: v for k, v in document.items() if k != "format"})
+            fields = {k: v for k, v in document.items() if k != "format"}
+            unknown = sorted(set(fields) - set(Saved.__dataclass_fields__))
+            if unknown:
+                raise CannotRestore(f"its snapshot holds {', '.join(unknown)}, which this plane does not know")
+            self.saved = Saved(**fields)
         self.summary.dropped_tail = read_journal(self.root / "journal.jsonl", self.saved)
         self.summary.restored = not self.saved.empty()
 
@@ -390,20 +403,7 @@ class StateDir:
                 continue
             for put in versions.values():
                 value = (self.root / "blobs" / put["blob"]).read_bytes()
-                put_object(
-                    backend,
-                    bucket_name,
-                    put["key"],
-                    value,
-                    storage=put.get("storage"),
-                    encryption=put.get("encryption"),
-                    kms_key_id=put.get("kms_key_id"),
-                    bucket_key_enabled=put.get("bucket_key_enabled"),
-                    lock_mode=put.get("lock_mode"),
-                    lock_legal_status=put.get("lock_legal_status"),
-                    lock_until=put.get("lock_until"),
-                    disable_notification=True,
-                )
+                put_object(backend, bucket_name, put["key"], value, **put["args"], disable_notification=True)
                 self.summary.objects += 1
 
     def _restore_messages(self, queue_name: str) -> None:
@@ -456,6 +456,9 @@ class StateDir:
 
     def undelivered(self) -> list[tuple[str, Record]]:
         return [(entry["function"], entry["record"]) for entry in self.saved.stream.values()]
+
+    def undelivered_events(self) -> list[dict[str, Any]]:
+        return list(self.saved.events.values())
 
     def resumed(self, old_arn: str, new_arn: str) -> None:
         self._append({"end": {"arn": old_arn, "status": RESUMED, "resumed_as": new_arn, "stopped": _now()}})
@@ -544,6 +547,8 @@ class StateDir:
             self._append({"done": [[function_arn, r["eventID"]] for r in records]})
 
     def _install_dynamodb(self) -> None:
+        # moto 5.2.5: every item write goes through these backend methods (batch writes call put/delete): journal
+        # the items' images after each, with the stream records it produced.
         state = self
         put, update, delete = DynamoDBBackend.put_item, DynamoDBBackend.update_item, DynamoDBBackend.delete_item
         transact = DynamoDBBackend.transact_write_items
@@ -584,6 +589,7 @@ class StateDir:
         return digest
 
     def _install_s3(self) -> None:
+        # moto 5.2.5: PutObject (and the restore) go through S3Backend.put_object; its bytes go to a blob file.
         state = self
         put, delete = S3Backend.put_object, S3Backend.delete_object
 
@@ -596,13 +602,16 @@ class StateDir:
                     "key": key_name,
                     "blob": state._blob(bytes(key.value)),
                     "versioned": bool(backend.get_bucket(bucket_name).is_versioned),
-                    "storage": key.storage_class if key.storage_class != "STANDARD" else None,
-                    "encryption": key.encryption,
-                    "kms_key_id": key.kms_key_id,
-                    "bucket_key_enabled": key.bucket_key_enabled,
-                    "lock_mode": key.lock_mode,
-                    "lock_legal_status": key.lock_legal_status,
-                    "lock_until": key.lock_until,
+                    # put_object's own arguments, as the object keeps them (its Object Lock, its encryption)
+                    "args": {
+                        "storage": key.storage_class if key.storage_class != "STANDARD" else None,
+                        "encryption": key.encryption,
+                        "kms_key_id": key.kms_key_id,
+                        "bucket_key_enabled": key.bucket_key_enabled,
+                        "lock_mode": key.lock_mode,
+                        "lock_legal_status": key.lock_legal_status,
+                        "lock_until": key.lock_until,
+                    },
                 }
                 state._append({"s3": record})
             return key
@@ -617,6 +626,7 @@ class StateDir:
         self._patch("s3_delete", S3Backend, "delete_object", delete_object)
 
     def _install_sqs(self) -> None:
+        # moto 5.2.5: Queue.add_message takes sends and dead-letter moves alike; Queue.delete_message every delete.
         state = self
         add, delete = Queue.add_message, Queue.delete_message
 
@@ -648,6 +658,8 @@ class StateDir:
         self._patch("sqs_delete", Queue, "delete_message", delete_message)
 
     def _install_stepfunctions(self) -> None:
+        # moto 5.2.5: the parser backend starts every run (through infra/local/stepfunctions.py's alias routing)
+        # and its worker's ``terminated`` is where a run's outcome is set.
         state = self
         start, terminated = StepFunctionsParserBackend.start_execution, BaseExecutionWorkerCommunication.terminated
 
@@ -842,3 +854,27 @@ def release_in_progress(clients: Callable[[str], Any], tables: set[str]) -> int:
                 )
                 dropped += 1
     return dropped
+
+
+class JournaledEvents(EventDelivery):
+    """Bus delivery whose accepted events are journaled before PutEvents answers and marked once delivered (or
+    dead-lettered): EventBridge keeps what it accepted, so a restarted plane delivers the rest."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.state: StateDir | None = None
+        self._delivery_ids: dict[int, str] = {}  # id() of a queued event -> its journal id (copies are distinct)
+
+    def enqueue(self, event: dict[str, Any], target: dict[str, Any], delivery_id: str | None = None) -> None:
+        if self.state is not None:
+            delivery_id = delivery_id or uuid.uuid4().hex
+            if delivery_id not in self.state.saved.events:
+                self.state._append({"event": {"id": delivery_id, "event": event, "target": target}})
+            self._delivery_ids[id(event)] = delivery_id
+        super().enqueue(event, target)
+
+    def _deliver(self, event: dict[str, Any], target: dict[str, Any]) -> None:
+        super()._deliver(event, target)
+        delivery_id = self._delivery_ids.pop(id(event), None)
+        if self.state is not None and delivery_id is not None:
+            self.state._append({"event_done": [delivery_id]})

@@ -25,7 +25,6 @@ from functions.runtime.clock import WAIT_SCALE_ENV
 from functions.runtime.registry import KEY
 from infra.local.auth import LocalAuth, personas_in
 from infra.local.dynamodb import LeanTransactions, PartitionQueries
-from infra.local.events import EventDelivery
 from infra.local.faults import FaultPlan, FaultSpecError
 from infra.local.http_api import ApiServer, LocalApi, Reply, problem
 from infra.local.iam import IamEnforcement
@@ -34,6 +33,7 @@ from infra.local.lambdas import LocalLambdas, RuntimeSettings
 from infra.local.otlp import OtlpReceiver, SpanStore
 from infra.local.persistence import (
     CannotRestore,
+    JournaledEvents,
     JournaledStreams,
     Restored,
     StateDir,
@@ -166,7 +166,7 @@ class LocalPlane:
         self.iam: IamEnforcement | None = None
         self._iam_log: IO[str] | None = None
         self.aws_server: ThreadedMotoServer | None = None
-        self.events = EventDelivery(self.client, self.options.faults, self._agent_of)
+        self.events = JournaledEvents(self.client, self.options.faults, self._agent_of)
         self.transactions = LeanTransactions()
         self.queries = PartitionQueries()
         self.interpreter = InterpreterCaches()
@@ -250,6 +250,7 @@ class LocalPlane:
         self.waits.install()
         self.durable.install()
         self.streams.attach(self.durable)
+        self.events.state = self.durable
         try:
             self.provisioner = Provisioner(
                 template,
@@ -314,6 +315,9 @@ class LocalPlane:
             if function_arn in self.streams.mappings:
                 self.durable.deliver(function_arn, record)
                 self.restored.stream_redelivered += 1
+        for pending in self.durable.undelivered_events():
+            self.events.enqueue(pending["event"], pending["target"], delivery_id=pending["id"])
+            self.restored.events_redelivered += 1
         if self.restored.restored:
             environments = [spec.environment for spec in self.lambdas.functions.values()]
             idempotency = {env["IDEMPOTENCY_TABLE"] for env in environments if "IDEMPOTENCY_TABLE" in env}

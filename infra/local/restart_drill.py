@@ -27,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from functions.runtime.ledger import read_export
 from infra.cli import call, expect, fetch_export, local_endpoint
 from infra.cli import main as agentplane
-from infra.local.chaos import EVENTS, Driver, Outcome, ScenarioReport
+from infra.local.chaos import EVENTS, Driver, Outcome, ScenarioReport, _verdicts
 from infra.local.conservation import Submission, check
-from infra.local.faults import FaultSpecError, Workload
+from infra.local.faults import FaultSpecError, Scenario, Workload
 from infra.local.plane import LocalPlane, PlaneOptions, synthesize, wait_until
 from infra.paths import REPO_ROOT
 
@@ -178,20 +178,10 @@ def run_restart_drill(scenario: RestartScenario, work: Path, *, timeout: float =
         if run["status"] == "FAILED":
             failed_steps = [step["step"] for step in run["steps"] if step["status"] == "FAILED"]
             report.notes.append(f"{execution_id} FAILED: {(run.get('error') or {}).get('error')} at {failed_steps}")
-    c = report.conservation
+    # The fault scenarios' verdicts (conservation, enrichment once per decision), then the restart's own.
+    conserved = Scenario(name=scenario.name, description=scenario.description, workload=workload)
     report.checks = [
-        Outcome("no run lost", not c["lost"] and c["settled"], f"lost {c['lost']}" if c["lost"] else ""),
-        Outcome(
-            "one execution per idempotency key",
-            not c["keys_answered_twice"] and not c["keys_stored_twice"],
-            f"{c['idempotency_keys']} keys",
-        ),
-        Outcome(
-            "ledger entries = decision records",
-            c["ledger_entries"] == c["decision_records"] and not c["decisions_not_in_ledger"],
-            f"{c['ledger_entries']} entries, {c['decision_records']} records",
-        ),
-        Outcome("ledger verifies", c["ledger_verified"], c["ledger_problem"] or ""),
+        *_verdicts(conserved, report, runs, conservation.ok),
         Outcome("runs were in flight at the kill and resumed", bool(restored.runs_resumed), restored.line()),
         Outcome("pre-kill checkpoint verified with the pinned key", verified_before),
         Outcome("ledger verifies against the pre-kill checkpoint (no rollback)", verified_after),

@@ -31,7 +31,7 @@ def test_runs_in_flight_at_a_kill_are_resumed_and_conserved(tmp_path: Path) -> N
     assert report.conservation["accepted"] == 3
     assert report.conservation["lost"] == []
     assert report.conservation["ledger_entries"] == report.conservation["decision_records"]
-    assert report.runs == {"SUCCEEDED": 3}
+    assert report.runs == {"SUCCEEDED": 3}, report.notes  # a resumed step answers its recorded decision
 
 
 def test_the_shipped_restart_scenario_is_the_drills_not_a_fault_scenarios() -> None:

@@ -35,6 +35,9 @@ def test_each_line_is_an_image_so_the_last_one_wins_and_replaying_changes_nothin
         {"sqsdel": ["m2"]},
         {"ddb": [], "stream": [["fn", _record("e1", 7)], ["fn", _record("e2", 8)]]},
         {"done": [["fn", "e1"]]},
+        {"event": {"id": "d1", "event": {"detail-type": "decision.recorded"}, "target": {"Arn": "fn"}}},
+        {"event": {"id": "d2", "event": {"detail-type": "decision.recorded"}, "target": {"Arn": "fn"}}},
+        {"event_done": ["d1"]},
     ]
     once, twice = Saved(), Saved()
     read_journal(_journal(tmp_path / "once.jsonl", *lines), once)
@@ -46,6 +49,7 @@ def test_each_line_is_an_image_so_the_last_one_wins_and_replaying_changes_nothin
     assert {m["id"]: m["queue"] for m in once.messages.values()} == {"m1": "dlq"}
     assert list(once.stream) == ["fn|e2"]
     assert once.stream_seq == {"decisions": 8}
+    assert list(once.events) == ["d2"]
 
 
 def test_an_s3_put_replaces_the_object_unless_its_bucket_keeps_versions(tmp_path: Path) -> None:
