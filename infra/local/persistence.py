@@ -228,7 +228,6 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._lock = threading.Lock()
-        self.lines = 0
 
     def append(self, line: dict[str, Any]) -> None:
         data = (_json(line) + "\n").encode()
@@ -236,7 +235,6 @@ class Journal:
             if self._fd < 0:
                 return  # the plane is stopping: nothing after its stop is its state
             os.write(self._fd, data)
-            self.lines += 1
 
     def close(self) -> None:
         with self._lock:
