@@ -357,13 +357,14 @@ class StateDir:
         """The same key id and material as before, so signatures made before the restart still verify."""
         backend = kms_backends[ACCOUNT_ID][REGION]
         key = backend.keys[physical.ref]
+        wrapper: Any = key.private_key  # moto's RSA/ECDSA wrappers hold the cryptography key as .private_key
         saved = self.saved.kms.get(logical_id)
         if saved is None:
             record = {
                 "id": key.id,
                 "arn": key.arn,
                 "material": key.key_material,
-                "private_pem": key.private_key.private_key.private_bytes(
+                "private_pem": wrapper.private_key.private_bytes(
                     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
                 ).decode(),
             }
@@ -372,7 +373,7 @@ class StateDir:
             return physical
         del backend.keys[key.id]
         key.id, key.arn, key.key_material = saved["id"], saved["arn"], saved["material"]
-        key.private_key.private_key = serialization.load_pem_private_key(saved["private_pem"].encode(), None)
+        wrapper.private_key = serialization.load_pem_private_key(saved["private_pem"].encode(), None)
         backend.keys[key.id] = key
         attributes = {**physical.attributes, "Arn": key.arn, "KeyId": key.id}
         return Physical(ref=key.id, attributes=attributes)
@@ -448,7 +449,8 @@ class StateDir:
             restored.stop_date = dt.datetime.fromisoformat(run["stopped"]) if run.get("stopped") else None
             restored.output = json.loads(run["output"]) if run.get("output") else None
             restored.error, restored.cause = run.get("error"), run.get("cause")
-            machine.executions.append(restored)
+            executions: list[Any] = machine.executions  # the parser's executions, typed as moto's older model
+            executions.append(restored)
             self._runs_seen.add(run["arn"])
             self.summary.runs_ended += 1
 

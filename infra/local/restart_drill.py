@@ -165,10 +165,10 @@ def run_restart_drill(scenario: RestartScenario, work: Path, *, timeout: float =
     with LocalPlane(options) as plane:
         restored = plane.restored
         report.notes.append(restored.line())
-        driver = Driver(plane, timeout=timeout)
-        driver.wait_all(accepted)
+        resumed = Driver(plane, timeout=timeout)
+        resumed.wait_all(accepted)
         plane.settle()
-        runs = driver.wait_all(accepted)  # again, settled: the enrichment of each decision shows in its steps
+        runs = resumed.wait_all(accepted)  # again, settled: the enrichment of each decision shows in its steps
         conservation = check(plane, submissions)
         report.conservation = conservation.as_dict()
         admin = local_endpoint(plane.url, plane.state_dir, "admin")
