@@ -14,7 +14,8 @@ from pathlib import Path
 
 from report import write_report  # bench/ is this script's folder
 
-from infra.drills.chaos import load_scenarios, run_scenario
+from infra.drills.chaos import ScenarioReport, load_scenarios, run_scenario
+from infra.drills.restart_drill import load_restart_scenarios, run_restart_drill
 from infra.local.faults import FaultSpecError
 from infra.local.plane import LocalPlane, PlaneOptions
 from infra.synth import plane_assembly
@@ -29,24 +30,30 @@ def main() -> int:
     args = parser.parse_args()
     try:
         scenarios = load_scenarios(args.scenarios)
+        restarts = load_restart_scenarios(args.scenarios)
     except FaultSpecError as error:
         print(f"chaos: {error}", file=sys.stderr)
         return 2
 
     started = time.perf_counter()
+    reports = []
+
+    def done(report: ScenarioReport) -> None:
+        failed = [c.check for c in report.checks if not c.ok]
+        print(
+            f"{'ok  ' if report.ok else 'FAIL'}  {report.scenario} ({report.seconds:.1f}s)"
+            + (f": {failed}" if failed else ""),
+            flush=True,
+        )
+        reports.append(report.as_dict())
+
     state_dir = REPO / ".agentplane" / "chaos"
     options = PlaneOptions(assembly_dir=plane_assembly(state_dir), state_dir=state_dir, fresh=True, schedule_scale=0)
     with LocalPlane(options) as plane:
-        reports = []
         for scenario in scenarios:
-            report = run_scenario(plane, scenario)
-            failed = [c.check for c in report.checks if not c.ok]
-            print(
-                f"{'ok  ' if report.ok else 'FAIL'}  {scenario.name} ({report.seconds:.1f}s)"
-                + (f": {failed}" if failed else ""),
-                flush=True,
-            )
-            reports.append(report.as_dict())
+            done(run_scenario(plane, scenario))
+    for restart in restarts:  # each on a plane of its own, which it kills
+        done(run_restart_drill(restart, REPO / ".agentplane" / f"chaos-{restart.name}"))
     write_report(
         "chaos",
         {

@@ -44,7 +44,7 @@ def plane_options(p: argparse.ArgumentParser, port: int) -> None:
     p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="state, logs, synthesized app")
     p.add_argument("--fault", action="append", metavar="AGENT=ERROR[:RATE]", help="inject a failure into an agent")
     p.add_argument(
-        "--fresh", action="store_true", help="wipe what a previous plane left in the state dir (else: refuse it)"
+        "--fresh", action="store_true", help="wipe what a previous plane left in the state dir (else: resume it)"
     )
 
 

@@ -71,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "functions run as deployed: their own packages, role and memory; timeouts x"
         f"{plane.options.function_timeout_scale:g}, Step Functions retry waits x{plane.options.retry_delay_scale:g}"
     )
+    print(plane.restored.line())  # what it resumed of a previous plane on this state dir
     print(f"state and logs in {plane.state_dir}; Ctrl-C stops it", flush=True)
     try:
         stop.wait()

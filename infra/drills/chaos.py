@@ -228,5 +228,7 @@ def _verdicts(
 
 
 def load_scenarios(paths: list[Path]) -> list[Scenario]:
+    from infra.drills.restart_drill import is_restart_scenario  # its drill runs them (bench/chaos.py)
+
     files = sorted(p for path in paths for p in ([path] if path.is_file() else path.glob("*.yaml")))
-    return [Scenario.load(p) for p in files]
+    return [Scenario.load(p) for p in files if not is_restart_scenario(p)]

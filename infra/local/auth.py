@@ -243,6 +243,28 @@ class LocalAuth:
             self._keys[credential.access_key_id] = credential
         return credential
 
+    def adopt(self, saved: Mapping[str, Mapping[str, str]]) -> int:
+        """Serve the default keys a previous plane on the same state dir wrote (``credentials.json``) instead of new
+        ones, so its callers' keys work after a restart; personas the template no longer has are left out."""
+        adopted = 0
+        with self._lock:
+            for name, key in saved.items():
+                if name not in self.personas or not {"access_key_id", "secret_access_key"} <= set(key):
+                    continue
+                replaced = self.defaults.get(name)
+                if replaced is not None:
+                    self._keys.pop(replaced.access_key_id, None)
+                credential = Credential(
+                    access_key_id=key["access_key_id"],
+                    secret_access_key=key["secret_access_key"],
+                    persona=name,
+                    session=replaced.session if replaced is not None else name,
+                    api_key=self.api_keys.get(name),
+                )
+                self._keys[credential.access_key_id] = self.defaults[name] = credential
+                adopted += 1
+        return adopted
+
     def write(self, path: Path) -> None:
         """``{persona: {access_key_id, secret_access_key, api_key}}``, readable by its owner only."""
         document = {

@@ -48,6 +48,7 @@ class Patch:
 
 
 _SFN_PARSER = "moto.stepfunctions.parser.asl.component"
+_JOURNALED = ": the plane journals it in the state dir before answering, so a restarted plane resumes it"
 PATCHES: dict[str, Patch] = {
     "lambda.invoke": Patch(
         "moto.awslambda.models",
@@ -194,6 +195,94 @@ PATCHES: dict[str, Patch] = {
         "time",
         "the one place moto's interpreter sleeps between retries: its clock is scaled, the backoff's shape kept "
         "(infra/local/plane.py)",
+    ),
+    "dynamodb.put_item": Patch(
+        "moto.dynamodb.models",
+        "DynamoDBBackend.put_item",
+        f"an item written{_JOURNALED}",
+        (
+            "self",
+            "table_name",
+            "item_attrs",
+            "expected",
+            "condition_expression",
+            "expression_attribute_names",
+            "expression_attribute_values",
+            "overwrite",
+            "return_values_on_condition_check_failure",
+        ),
+    ),
+    "dynamodb.update_item": Patch(
+        "moto.dynamodb.models",
+        "DynamoDBBackend.update_item",
+        f"an item updated{_JOURNALED}",
+        (
+            "self",
+            "table_name",
+            "key",
+            "update_expression",
+            "expression_attribute_names",
+            "expression_attribute_values",
+            "attribute_updates",
+            "expected",
+            "condition_expression",
+            "return_values_on_condition_check_failure",
+        ),
+    ),
+    "dynamodb.delete_item": Patch(
+        "moto.dynamodb.models",
+        "DynamoDBBackend.delete_item",
+        f"an item deleted{_JOURNALED}",
+        (
+            "self",
+            "table_name",
+            "key",
+            "expression_attribute_names",
+            "expression_attribute_values",
+            "condition_expression",
+            "return_values_on_condition_check_failure",
+        ),
+    ),
+    "s3.put_object": Patch(
+        "moto.s3.models",
+        "S3Backend.put_object",
+        f"an object stored{_JOURNALED}",
+        (
+            "self",
+            "bucket_name",
+            "key_name",
+            "value",
+            "storage",
+            "etag",
+            "multipart",
+            "encryption",
+            "kms_key_id",
+            "bucket_key_enabled",
+            "lock_mode",
+            "lock_legal_status",
+            "lock_until",
+            "checksum_value",
+            "request_method",
+            "disable_notification",
+        ),
+    ),
+    "s3.delete_object": Patch(
+        "moto.s3.models",
+        "S3Backend.delete_object",
+        f"an object deleted{_JOURNALED}",
+        ("self", "bucket_name", "key_name", "version_id", "bypass"),
+    ),
+    "sqs.delete_message": Patch(
+        "moto.sqs.models",
+        "Queue.delete_message",
+        f"a message deleted{_JOURNALED}",
+        ("self", "receipt_handle"),
+    ),
+    "stepfunctions.execution_terminated": Patch(
+        "moto.stepfunctions.parser.backend.execution",
+        "BaseExecutionWorkerCommunication.terminated",
+        f"a run's end{_JOURNALED}",
+        ("self",),
     ),
     "botocore.make_api_call": Patch(
         "botocore.client",

@@ -29,29 +29,37 @@ from functions.runtime.clock import WAIT_SCALE_ENV
 from infra.local import moto_seam
 from infra.local.auth import LocalAuth, personas_in
 from infra.local.dynamodb import LeanTransactions, PartitionQueries
-from infra.local.events import EventDelivery
 from infra.local.faults import FaultPlan, FaultSpecError
 from infra.local.http_api import ApiServer, LocalApi, Reply, problem
 from infra.local.iam import IamEnforcement
 from infra.local.interpreter import InterpreterCaches
 from infra.local.lambdas import LocalLambdas, RuntimeSettings
 from infra.local.otlp import OtlpReceiver, SpanStore
+from infra.local.persistence import (
+    CannotRestore,
+    JournaledEvents,
+    JournaledStreams,
+    Restored,
+    StateDir,
+    read_credentials,
+    release_in_progress,
+    resume_runs,
+)
 from infra.local.provision import Provisioner
 from infra.local.queues import QueueDelivery
 from infra.local.rollout import LocalDeployments, RolloutError, WeightedAliases, deployment_groups
 from infra.local.sagemaker import LocalEndpoints
 from infra.local.schedules import Scheduler
 from infra.local.stepfunctions import SyncExecutions
-from infra.local.streams import StreamDelivery
 from infra.local.template import REGION, Template
 from infra.local.throttle import UsagePlans, persona_api_keys
 from infra.local.waits import ScaledWaits
 from infra.paths import LOCAL_LAMBDA_DEPS_DIR, LOCAL_LAMBDA_RUNTIME_DIR
 
 DEFAULT_STATE_DIR = Path(".agentplane")
-# What a plane leaves in its state dir. Its runs, ledger, signing key and credentials live in the emulator's
-# memory and die with it, so a dir holding any of these cannot be resumed: only wiped (--fresh) or left alone.
-PLANE_FILES = ("plane.json", "credentials.json", "spans.jsonl", "logs", "models")
+# What a plane leaves in its state dir. Its runs, ledger, signing key and credentials are journaled under state/
+# (infra/local/persistence.py), so the next plane on the dir resumes them; --fresh wipes all of it.
+PLANE_FILES = ("plane.json", "credentials.json", "spans.jsonl", "logs", "models", "state")
 _USED_MARKERS = ("plane.json", "credentials.json", "spans.jsonl", "logs/api-access.log")
 TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 
@@ -97,11 +105,11 @@ class PlaneOptions:
 
 
 class StateDirInUse(Exception):
-    """The state dir holds a previous plane's state, which this plane cannot restore."""
+    """The state dir holds a previous plane's state, which this plane cannot restore (or another plane serves it)."""
 
 
 def claim_state_dir(state_dir: Path, *, fresh: bool) -> None:
-    """Refuse a state dir a previous plane used, or (``fresh``) wipe what that plane left there."""
+    """Refuse a state dir a previous plane used without journaling it, or (``fresh``) wipe what a plane left there."""
     if fresh:
         for name in PLANE_FILES:
             found = state_dir / name
@@ -111,10 +119,11 @@ def claim_state_dir(state_dir: Path, *, fresh: bool) -> None:
                 found.unlink(missing_ok=True)
         return
     used = [name for name in _USED_MARKERS if (state_dir / name).exists()]
-    if used:
+    if used and not StateDir.holds_state(state_dir):
         raise StateDirInUse(
-            f"{state_dir} holds a previous local plane's state ({used[0]}); its runs, ledger, signing key and "
-            "credentials cannot be restored: start with --fresh to wipe it, or choose another --state-dir"
+            f"{state_dir} holds a previous local plane's state ({used[0]}) but no journal of it (state/); its runs, "
+            "ledger, signing key and credentials cannot be restored: start with --fresh to wipe it, or choose "
+            "another --state-dir"
         )
 
 
@@ -151,11 +160,13 @@ class LocalPlane:
         self.iam: IamEnforcement | None = None
         self._iam_log: IO[str] | None = None
         self.aws_server: ThreadedMotoServer | None = None
-        self.events = EventDelivery(self.client, self.options.faults, self._agent_of)
+        self.events = JournaledEvents(self.client, self.options.faults, self._agent_of)
         self.transactions = LeanTransactions()
         self.queries = PartitionQueries()
         self.interpreter = InterpreterCaches()
-        self.streams = StreamDelivery(self.client)
+        self.streams = JournaledStreams(self.client)
+        self.durable = StateDir(self.state_dir)
+        self.restored = Restored()
         self.queues = QueueDelivery(self.client, window_scale=self.options.batching_window_scale)
         self.sync_executions = SyncExecutions()
         self.endpoints = LocalEndpoints(self.state_dir)
@@ -186,6 +197,15 @@ class LocalPlane:
                 )
         claim_state_dir(self.state_dir, fresh=self.options.fresh)
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        saved_credentials = read_credentials(self.credentials_path)
+        try:
+            self.durable.open()
+        except CannotRestore as error:
+            raise StateDirInUse(
+                f"{self.state_dir} cannot be resumed: {error}; start with --fresh to wipe it, or choose another "
+                "--state-dir"
+            ) from None
+        self.restored = self.durable.summary
         template = Template.load(self.options.assembly_dir, self.options.stack_name)
 
         self._quiet_moto()
@@ -220,11 +240,21 @@ class LocalPlane:
         self.sync_executions.install()
         self.endpoints.install()
         self.waits.install()
+        self.durable.install()
+        self.streams.attach(self.durable)
+        self.events.state = self.durable
         try:
             self.provisioner = Provisioner(
-                template, self.client, self.lambdas, self.streams, endpoints=self.endpoints, queues=self.queues
+                template,
+                self.client,
+                self.lambdas,
+                self.streams,
+                endpoints=self.endpoints,
+                queues=self.queues,
+                restore=self.durable.provisioned,
             )
             self.provisioner.provision()
+            self.durable.restore_ended_runs()
             self._iam_log = (self.state_dir / "logs").joinpath("iam.log").open("a", buffering=1)
             self.iam = IamEnforcement(self.provisioner.roles, self._iam_log)
             self.iam.install()
@@ -239,6 +269,8 @@ class LocalPlane:
                 personas_in(template, self.provisioner.resolver, self.provisioner.physical),
                 api_keys=persona_api_keys(template, self.provisioner.api),
             )
+            if self.restored.restored:
+                self.auth.adopt(saved_credentials)  # a restart keeps its callers' keys
             usage_plans = UsagePlans(
                 self.provisioner.api, clock=self.options.throttle_clock, scale=self.options.throttle_scale
             )
@@ -258,6 +290,7 @@ class LocalPlane:
             self.server = ApiServer(api, self.options.port)
             self.auth.serve(self.url)
             self.auth.write(self.credentials_path)
+            self._resume()
         except BaseException:
             self.stop()
             raise
@@ -267,6 +300,29 @@ class LocalPlane:
             json.dumps({"url": self.url, "pid": os.getpid(), "stack": self.options.stack_name}) + "\n"
         )
         return self
+
+    def _resume(self) -> None:
+        """What a previous plane on this dir left unfinished: stream records to deliver, runs to drive again."""
+        for function_arn, record in self.durable.undelivered():
+            if function_arn in self.streams.mappings:
+                self.durable.deliver(function_arn, record)
+                self.restored.stream_redelivered += 1
+        for pending in self.durable.undelivered_events():
+            self.events.enqueue(pending["event"], pending["target"], delivery_id=pending["id"])
+            self.restored.events_redelivered += 1
+        if self.restored.restored:
+            environments = [spec.environment for spec in self.lambdas.functions.values()]
+            idempotency = {env["IDEMPOTENCY_TABLE"] for env in environments if "IDEMPOTENCY_TABLE" in env}
+            self.restored.markers_released = release_in_progress(self.client, idempotency)
+        # The tables the API keeps runs and approvals in, as its function is configured.
+        api = next((s.environment for s in self.lambdas.functions.values() if "APPROVALS_TABLE" in s.environment), {})
+        resume_runs(
+            self.durable, self.client, executions=api.get("EXECUTIONS_TABLE"), approvals=api.get("APPROVALS_TABLE")
+        )
+        line = self.restored.line()
+        logging.getLogger("agentplane.local").info(line)
+        with (self.state_dir / "logs" / "plane.log").open("a") as log:
+            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {line}\n")
 
     def _aliased_versions(self) -> list[tuple[str, str]]:
         lambdas = self.client("lambda")
@@ -380,6 +436,8 @@ class LocalPlane:
         return Reply(200, {"Content-Type": "application/json"}, body)
 
     def stop(self) -> None:
+        self.durable.uninstall()  # what happens while stopping is not this plane's state: runs in flight resume
+        self.durable.close()
         if self.deployments is not None:
             self.deployments.stop()
             self.deployments = None
@@ -435,9 +493,8 @@ class LocalPlane:
             self.otlp.stop()
             self.otlp = None
         if self.auth is not None:
-            self.auth.withdraw()  # its keys die with the plane
+            self.auth.withdraw()  # credentials.json stays: the next plane on this dir serves the same keys
             self.auth = None
-            self.credentials_path.unlink(missing_ok=True)
         (self.state_dir / "plane.json").unlink(missing_ok=True)
 
     def __enter__(self) -> LocalPlane:
@@ -450,7 +507,7 @@ class LocalPlane:
 
     @property
     def credentials_path(self) -> Path:
-        """One access key per persona, written at start (DESIGN §12); the keys change with every start."""
+        """One access key per persona, written at start; a plane resuming the dir serves the same keys."""
         return self.state_dir / "credentials.json"
 
     @property

@@ -46,6 +46,11 @@ def _opt_path(value: str, layers: list[Path]) -> str:
     return value
 
 
+# Called as each resource is created (logical id, type, what was created, the API's key values): a restarted plane
+# puts back what the resource held, and may give it its previous identity (a KMS key's id).
+Restore = Callable[[str, str, Physical, dict[str, str]], Physical]
+
+
 @dataclass
 class ApiDefinition:
     """API Gateway resources as the template declares them; the HTTP server routes from these."""
@@ -70,8 +75,10 @@ class Provisioner:
         streams: StreamDelivery | None = None,
         endpoints: LocalEndpoints | None = None,
         queues: QueueDelivery | None = None,
+        restore: Restore | None = None,
     ) -> None:
         self.template = template
+        self.restore = restore
         self.streams = streams
         self.endpoints = endpoints
         self.queues = queues
@@ -150,7 +157,10 @@ class Provisioner:
                 continue
             try:
                 props = self.resolver.resolve(resource.get("Properties", {}))
-                self.physical[logical_id] = provider(logical_id, props)
+                physical = provider(logical_id, props)
+                if self.restore is not None:
+                    physical = self.restore(logical_id, kind, physical, self.api.api_keys)
+                self.physical[logical_id] = physical
             except TemplateError:
                 raise
             except Exception as exc:

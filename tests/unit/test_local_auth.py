@@ -389,3 +389,23 @@ def test_a_submitter_reads_only_its_own_runs_and_readers_read_any() -> None:
     assert not bob.may_read(item(alice.arn))
     assert not alice.may_read(item(None))  # a run from before RBAC: readers only
     assert all(reader.may_read(item(alice.arn)) and reader.may_read(item(None)) for reader in readers)
+
+
+def test_a_restarted_plane_adopts_the_keys_its_state_dir_holds(auth: LocalAuth, tmp_path: Path) -> None:
+    # GIVEN the keys a previous plane wrote, one of them for a persona the template no longer has
+    previous = LocalAuth({name: persona(name) for name in ("submitter", "auditor")})
+    path = tmp_path / "credentials.json"
+    previous.write(path)
+    saved = {**json.loads(path.read_text()), "root": {"access_key_id": "AKIAGONE", "secret_access_key": "x"}}
+    replaced = auth.defaults["submitter"]
+
+    adopted = auth.adopt(saved)
+
+    # THEN the old keys sign requests again, the keys issued at start do not, and the gone persona is left out
+    assert adopted == 2
+    old = previous.defaults["submitter"]
+    assert auth.defaults["submitter"].access_key_id == old.access_key_id
+    assert auth.identify("POST", RUN, signed(old, "POST", RUN), b"")["userArn"].endswith("/submitter")
+    with pytest.raises(AuthError):
+        auth.identify("POST", RUN, signed(replaced, "POST", RUN), b"")
+    assert "root" not in auth.defaults
