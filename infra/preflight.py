@@ -34,7 +34,6 @@ STATES_PAYLOAD_LIMIT = 256 * 1024  # a state's input or output, and an execution
 STACK_RESOURCE_LIMIT = 500
 STACK_RESOURCE_WARNING = 400
 SQS_DEFAULT_VISIBILITY_S = 30
-# What the Lambda Python runtime itself puts on sys.path: the AWS SDK and its dependencies.
 # What Lambda's Python runtime provides beside the standard library (snapshot_restore_py: SnapStart's hooks).
 LAMBDA_RUNTIME_MODULES = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six", "snapshot_restore_py"}
