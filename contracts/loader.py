@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from contracts.capability import CapabilityContract
+from contracts.capability import CapabilityContract, LlmRuntime
 
 CONTRACTS_DIR = Path(__file__).parent / "agents"
 DOCUMENT = "<document>"
@@ -47,7 +48,32 @@ def load_contract(path: Path, *, check_name: bool = True) -> CapabilityContract:
         raise ContractError(file, _field_path(first["loc"]), reason) from exc
     if check_name and contract.name != path.stem:
         raise ContractError(file, "name", f"{contract.name!r} must match the file name {path.stem!r}")
+    if isinstance(contract.runtime, LlmRuntime):
+        contract = contract.model_copy(update={"runtime": _with_prompt(file, path, contract.runtime)})
     return contract
+
+
+def prompt_path(contract_file: Path, prompt: str) -> Path:
+    """A prompt is named relative to the contracts folder: the parent of the folder holding the contract."""
+    return contract_file.resolve().parent.parent / prompt
+
+
+def _with_prompt(file: str, path: Path, runtime: LlmRuntime) -> LlmRuntime:
+    """The runtime with its prompt read and hashed; a prompt_sha256 written in the contract pins the text."""
+    where = prompt_path(path, runtime.prompt)
+    try:
+        text = where.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = f"cannot read the prompt {where}: {exc.__class__.__name__}"
+        raise ContractError(file, "runtime.prompt", reason) from exc
+    if not text.strip():
+        raise ContractError(file, "runtime.prompt", f"the prompt {where} is empty")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if runtime.prompt_sha256 is not None and runtime.prompt_sha256 != digest:
+        raise ContractError(
+            file, "runtime.prompt_sha256", f"{runtime.prompt_sha256} pins the prompt, but {runtime.prompt} is {digest}"
+        )
+    return runtime.with_prompt(text, digest)
 
 
 def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, CapabilityContract]:

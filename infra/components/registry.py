@@ -17,6 +17,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from contracts.capability import CapabilityContract, LlmRuntime
 from functions.runtime.registry import KEY, static_item
 from functions.runtime.routing import APPROXIMATE_SUFFIX, Implementation, Variant
 from infra.components.agent_pool import AgentPool
@@ -74,6 +75,20 @@ def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]
     return found
 
 
+def _tools(contract: CapabilityContract) -> list[str]:
+    return list(contract.runtime.tools) if isinstance(contract.runtime, LlmRuntime) else []
+
+
+def tool_implementers(pools: Mapping[str, AgentPool]) -> set[str]:
+    """The agents llm agents may reach as tools: those offering a tool capability and calling no tools themselves."""
+    tools = {tool for pool in pools.values() for tool in _tools(pool.contract)}
+    return {
+        pool.contract.name
+        for pool in pools.values()
+        if tools & set(pool.contract.capabilities) and not _tools(pool.contract)
+    }
+
+
 def _typed(value: object) -> dict[str, object]:
     if isinstance(value, list):
         return {"L": [{"S": str(v)} for v in value]}
@@ -99,32 +114,14 @@ class Registry(Construct):
         registered = entries(pools, deployment_groups)
         self._register(data, registered)
 
-        self.dispatcher = platform_function(
-            self,
-            "Dispatcher",
-            "dispatcher",
-            layers,
-            data=data,
-            description="agentplane dispatcher: capability -> healthy implementation, with ranked fallback",
-            environment={
-                "REGISTRY_TABLE": self.table.table_name,
-                "DECISIONS_TABLE": data.decisions.table_name,
-                **BREAKER,
-            },
-        )
-        self.dispatcher.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn]
-            )
-        )
-        self.dispatcher.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[data.decisions.table_arn])
-        )
-        self.dispatcher.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"], resources=[e.function.function_arn for e in registered.values()]
-            )
-        )
+        self.dispatcher = self._dispatcher("Dispatcher", data, layers, list(registered.values()))
+        # llm agents call their tools through a dispatcher of their own: the workflows' dispatcher invokes the llm
+        # agents, so theirs invoking it back would be a cycle in the template (and a loop at run time).
+        self.tool_dispatcher: lambda_.Function | None = None
+        tool_agents = tool_implementers(pools)
+        if tool_agents:
+            reachable = [e for e in registered.values() if e.attributes["agent"] in tool_agents]
+            self.tool_dispatcher = self._dispatcher("ToolDispatcher", data, layers, reachable)
 
         self.health = platform_function(
             self,
@@ -152,6 +149,35 @@ class Registry(Construct):
                 on_failure=sources.SqsDlq(self.health_failures),
             )
         )
+
+    def _dispatcher(
+        self, construct_id: str, data: DataStore, layers: list[lambda_.ILayerVersion], targets: list[Entry]
+    ) -> lambda_.Function:
+        dispatcher = platform_function(
+            self,
+            construct_id,
+            "dispatcher",
+            layers,
+            data=data,
+            description="agentplane dispatcher: capability -> healthy implementation, with ranked fallback",
+            environment={
+                "REGISTRY_TABLE": self.table.table_name,
+                "DECISIONS_TABLE": data.decisions.table_name,
+                **BREAKER,
+            },
+        )
+        dispatcher.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn]
+            )
+        )
+        dispatcher.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[data.decisions.table_arn])
+        )
+        dispatcher.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[e.function.function_arn for e in targets])
+        )
+        return dispatcher
 
     def _register(self, data: DataStore, registered: Mapping[str, Entry]) -> None:
         """Upsert each implementation's static attributes; delete it when it leaves the template."""
