@@ -34,6 +34,7 @@ def static_item(implementation: Implementation) -> dict[str, Any]:
         "fallback_json": json.dumps(implementation.fallback, sort_keys=True),
         "deployment_group": implementation.deployment_group,
         "published_version": implementation.published_version,
+        "quality": "" if implementation.quality is None else f"{implementation.quality:.4f}",
     }
 
 
@@ -50,6 +51,7 @@ def from_item(item: dict[str, Any]) -> Implementation:
         fallback=json.loads(item.get("fallback_json", "[]")),
         deployment_group=item.get("deployment_group", ""),
         published_version=item.get("published_version", ""),
+        quality=float(item["quality"]) if item.get("quality") else None,
         health=Health.model_validate_json(item["health_json"]) if "health_json" in item else Health(),
         circuit=Circuit.model_validate_json(item["circuit_json"]) if "circuit_json" in item else Circuit(),
     )

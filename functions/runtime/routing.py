@@ -127,6 +127,9 @@ class Implementation(BaseModel):
     target: str  # what to invoke: a function name or ARN, an endpoint name
     output_model: str | None = None  # the contract's io.output: an answer that does not conform is a failure
     fallback: list[str | dict[str, str]] = Field(default_factory=list)
+    quality: float | None = Field(
+        default=None, ge=0, le=1, description="Offline eval score of this implementation (events/evals/), if any."
+    )
     deployment_group: str = ""  # the CodeDeploy group rolling this target out; empty when none does
     published_version: str = ""  # the version the last deploy published behind the alias (it may still be shifting)
     health: Health = Field(default_factory=Health)
@@ -167,11 +170,23 @@ class Candidate(BaseModel):
         )
 
 
+# At equal health and quality a model-backed implementation is preferred over a heuristic one; the heuristic
+# stays the fallback (throttling, budgets and open circuits raise the model's error rate or skip it).
+_RUNTIME_PREFERENCE = {"llm": 0}
+
+
 def _rank(implementations: list[Implementation]) -> list[Implementation]:
-    """Healthiest first: lower error rate, then lower p95, then name (deterministic)."""
+    """Healthiest first: lower error rate; then higher eval quality (unscored last); then model-backed
+    before heuristic; then lower p95; then name (deterministic)."""
     return sorted(
         implementations,
-        key=lambda i: (i.health.error_rate, i.health.p95_ms if i.health.p95_ms is not None else 0.0, i.name),
+        key=lambda i: (
+            i.health.error_rate,
+            -(i.quality if i.quality is not None else -1.0),
+            _RUNTIME_PREFERENCE.get(i.runtime, 1),
+            i.health.p95_ms if i.health.p95_ms is not None else 0.0,
+            i.name,
+        ),
     )
 
 

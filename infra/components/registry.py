@@ -26,6 +26,7 @@ from infra.components.nag import STREAM_CONSUMER_REASON, XRAY_REASON, acknowledg
 from infra.components.platform_function import platform_function
 from infra.components.queues import dead_letter_queue
 from infra.components.retention import log_group
+from infra.evals import load_scores
 
 # When a circuit opens and how long it rests (functions.runtime.routing.Breaker).
 BREAKER = {
@@ -51,6 +52,7 @@ def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]
     rolls each primary out (none for approximate variants and SageMaker invokers).
     """
     found: dict[str, Entry] = {}
+    quality = load_scores()
     for pool in pools.values():
         contract = pool.contract
         group = deployment_groups.get(contract.name, "")
@@ -70,6 +72,7 @@ def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]
                 fallback=[f if isinstance(f, str) else f.model_dump() for f in contract.fallback],
                 deployment_group=deployment_group,
                 published_version=function.version.version,
+                quality=quality.get(name),
             )
             found[name] = Entry(static_item(implementation), function)
     return found
