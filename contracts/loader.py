@@ -54,8 +54,14 @@ def load_contract(path: Path, *, check_name: bool = True) -> CapabilityContract:
 
 
 def prompt_path(contract_file: Path, prompt: str) -> Path:
-    """A prompt is named relative to the contracts folder: the parent of the folder holding the contract."""
-    return contract_file.resolve().parent.parent / prompt
+    """A prompt is named relative to the contracts folder (``contracts/prompts/...`` beside ``contracts/agents/``).
+
+    Looked up beside the contract's folder, then inside it, then in the shipped contracts folder (a copy of the
+    contract files alone, as tests make, still finds the shipped prompts); the first that exists.
+    """
+    folder = contract_file.resolve().parent
+    candidates = [folder.parent / prompt, folder / prompt, CONTRACTS_DIR.parent / prompt]
+    return next((path for path in candidates if path.is_file()), candidates[0])
 
 
 def _with_prompt(file: str, path: Path, runtime: LlmRuntime) -> LlmRuntime:

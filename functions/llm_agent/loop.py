@@ -192,7 +192,7 @@ def request_for(config: AgentConfig, messages: list[dict[str, Any]], usage: Usag
     request: dict[str, Any] = {
         "modelId": config.model_id,
         "system": [{"text": config.prompt}],
-        "messages": messages,
+        "messages": list(messages),  # a snapshot: the conversation goes on after this request
         "inferenceConfig": {
             "maxTokens": min(per_turn, left),
             "temperature": config.inference.temperature,

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from contracts.capability import CapabilityContract, LambdaRuntime, SageMakerRuntime
+from contracts.capability import CapabilityContract, LambdaRuntime, LlmRuntime, SageMakerRuntime
 from infra.components.agent_pool import PERMISSION_VERBS, Resources
 from infra.components.public_api import admission_limit
 from infra.components.sagemaker_endpoint import invoker_contract
 from infra.workflows import doc_review
 from tests import generated_contracts
 from tests.infra.assembly import (
+    llm_grants,
     ACCESS_LOGS_BUCKET,
     DATA_KEY,
     DECISIONS_TABLE,
@@ -177,6 +178,8 @@ def test_agent_role_grants_exactly_its_contract(synthesized: Synthesized, agent:
         ]
         runtime_own.append({"Action": list(SQS_EVENT_SOURCE), "Resource": queue})
     from_contract = [stack.resolve(s.to_statement_json()) for grant in grants for s in grant.statements]
+    if isinstance(contract.runtime, LlmRuntime):  # its model, and its tools through the tool dispatcher
+        from_contract += llm_grants(synthesized, contract)
     expected = [{"Effect": "Allow", **statement} for statement in runtime_own] + from_contract
 
     # WHEN its role's statements are read from the template
