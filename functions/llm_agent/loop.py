@@ -244,11 +244,11 @@ def read_turn(
 
 
 def _served_by(response: dict[str, Any]) -> str | None:
+    """Who answered, when the endpoint says so: the local plane's stand-in names itself here."""
     fields = response.get("additionalModelResponseFields")
-    if isinstance(fields, dict):
-        for key in ("agentplane_local_model", "served_by", "localModel"):
-            if isinstance(fields.get(key), str | dict):
-                return canonical_json(fields[key]) if isinstance(fields[key], dict) else str(fields[key])
+    marker = fields.get("agentplane") if isinstance(fields, dict) else None
+    if isinstance(marker, dict) and marker.get("localStandIn"):
+        return f"local stand-in {marker.get('model', '?')}"
     return None
 
 

@@ -46,7 +46,7 @@ def test_every_implementation_is_registered_at_deploy_with_its_target(synthesize
         res["Properties"]["DeploymentGroupName"]
         for res in synthesized.of_type("AWS::CodeDeploy::DeploymentGroup").values()
     }
-    rolled_out = {name for name, c in CONTRACTS.items() if c.runtime.kind == "lambda"}
+    rolled_out = {name for name, c in CONTRACTS.items() if c.runtime.kind in ("lambda", "llm")}
 
     assert set(calls) == {*agents, "evidence-verifier~approximate"}
     for name, call in calls.items():

@@ -16,7 +16,6 @@ from infra.components.sagemaker_endpoint import invoker_contract
 from infra.workflows import doc_review
 from tests import generated_contracts
 from tests.infra.assembly import (
-    llm_grants,
     ACCESS_LOGS_BUCKET,
     DATA_KEY,
     DECISIONS_TABLE,
@@ -27,6 +26,7 @@ from tests.infra.assembly import (
     PINNED_LOGICAL_IDS,
     Synthesized,
     lambda_function_lid,
+    llm_grants,
     qualified_name,
 )
 
@@ -35,6 +35,7 @@ pytestmark = pytest.mark.infra
 CONTRACTS = generated_contracts.CONTRACTS  # the shipped contracts, or the set the generated tests are pointed at
 LAMBDA_AGENTS = sorted(name for name, contract in CONTRACTS.items() if isinstance(contract.runtime, LambdaRuntime))
 ENDPOINT_AGENTS = sorted(name for name, c in CONTRACTS.items() if isinstance(c.runtime, SageMakerRuntime))
+LLM_AGENTS = sorted(name for name, c in CONTRACTS.items() if isinstance(c.runtime, LlmRuntime))
 
 TABLES = (DECISIONS_TABLE, EXECUTIONS_TABLE, IDEMPOTENCY_TABLE)
 BUCKETS = (ACCESS_LOGS_BUCKET, DOCUMENTS_BUCKET)
@@ -118,7 +119,7 @@ def test_every_lambda_contract_has_a_function(synthesized: Synthesized) -> None:
     # GIVEN the contracts in the repository WHEN the plane is synthesized
     # THEN each Lambda contract has exactly one function that runs as it, each SageMaker contract its endpoint's
     # invoker, and no function runs as an unknown agent
-    assert sorted(synthesized.agent_functions()) == sorted(LAMBDA_AGENTS + ENDPOINT_AGENTS)
+    assert sorted(synthesized.agent_functions()) == sorted(LAMBDA_AGENTS + ENDPOINT_AGENTS + LLM_AGENTS)
 
 
 @pytest.mark.parametrize("agent", LAMBDA_AGENTS)
@@ -147,7 +148,7 @@ def test_agent_function_follows_its_contract(synthesized: Synthesized, agent: st
     assert environment["DECISIONS_TABLE"] == {"Ref": DECISIONS_TABLE}
 
 
-@pytest.mark.parametrize("agent", LAMBDA_AGENTS)
+@pytest.mark.parametrize("agent", LAMBDA_AGENTS + LLM_AGENTS)
 def test_agent_role_grants_exactly_its_contract(synthesized: Synthesized, agent: str) -> None:
     # GIVEN what the agent's permission verbs grant, and what every agent's runtime needs for itself
     contract: CapabilityContract = CONTRACTS[agent]

@@ -16,6 +16,8 @@ from contracts.loader import CONTRACTS_DIR, ContractError, load_contract
 
 pytestmark = pytest.mark.unit
 
+MINOR = Bump.MINOR
+
 SHIPPED = CONTRACTS_DIR / "fact-checker-llm.yaml"
 
 
@@ -67,7 +69,7 @@ def test_a_missing_prompt_names_the_field(tmp_path: Path) -> None:
 def test_the_old_bedrock_kind_says_what_replaced_it(tmp_path: Path) -> None:
     doc = document()
     doc["runtime"] = {"kind": "bedrock", "model_id": "anthropic.claude"}
-    with pytest.raises(ContractError, match="runtime.kind 'bedrock' was replaced by 'llm'"):
+    with pytest.raises(ContractError, match=r"runtime\.kind 'bedrock' was replaced by 'llm'"):
         load_contract(written(tmp_path, doc))
 
 

@@ -203,7 +203,8 @@ def test_an_invalid_final_answer_is_sent_back_then_refused() -> None:
         run(script)
     # the first invalid answer went back to the model as a tool error
     sent_back = script.requests[1]["messages"][-1]["content"][0]["toolResult"]
-    assert sent_back["status"] == "error" and sent_back["toolUseId"] == "a"
+    assert sent_back["status"] == "error"
+    assert sent_back["toolUseId"] == "a"
 
 
 def test_an_invalid_answer_corrected_on_retry_is_the_answer() -> None:
@@ -211,7 +212,8 @@ def test_an_invalid_answer_corrected_on_retry_is_the_answer() -> None:
 
     answer, usage, _ = run(script)
 
-    assert answer.label == "supported" and usage.turns == 2
+    assert answer.label == "supported"
+    assert usage.turns == 2
 
 
 def test_text_instead_of_a_tool_call_is_a_model_error() -> None:
