@@ -210,6 +210,8 @@ class AgentPool(Construct):
             **agent_environment(contract),
             "DECISIONS_TABLE": resources.data.decisions.table_name,
             **granted.environment,
+            # What the loop calls Converse with (its agent.json has the rest); the local plane faults that model.
+            **({llm_agent.MODEL_ID_ENV: runtime.model.invoked_id} if isinstance(runtime, LlmRuntime) else {}),
         }
 
         def function(construct_id: str, handler: str, logs_to: logs.ILogGroup, **extra: str) -> lambda_.Function:

@@ -25,6 +25,7 @@ from infra.paths import FUNCTIONS_DIR, STAGING_DIR
 LOOP_FOLDER = "llm_agent"
 LOOP_HANDLER = f"functions.{LOOP_FOLDER}.handler.lambda_handler"
 CONFIG_FILE = "agent.json"
+MODEL_ID_ENV = "LLM_MODEL_ID"
 PRICING_REGION = "us-east-1"  # prices when the stack's region is unresolved at synth (an environment-agnostic stack)
 # The regions a cross-region inference profile may send a request to (AWS's published destination regions for
 # the geography); Converse through a profile needs the model's ARN in each. Refresh when AWS adds regions.
