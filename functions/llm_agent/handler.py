@@ -26,7 +26,7 @@ from functions.llm_agent.loop import (
     ToolSpec,
     run_loop,
 )
-from functions.llm_agent.service import turn_record
+from functions.llm_agent.service import tool_causation, turn_record
 from functions.runtime import Agent, Step
 from functions.runtime.agent import utcnow
 from functions.runtime.aws import client
@@ -63,7 +63,7 @@ def converse(request: dict[str, Any]) -> dict[str, Any]:
 def tool_caller(envelope: Envelope) -> Any:
     def call(spec: ToolSpec, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:
         child = envelope.child(
-            causation_id=f"{envelope.causation_id}#{call_id}",
+            causation_id=tool_causation(envelope.causation_id, call_id),
             capability=spec.name,
             capability_version=spec.capability_version,
             payload=arguments,

@@ -285,7 +285,7 @@ def tool_results(
         if spec.side_effects == "external-action":
             approve(spec, call)  # raises unless a person approved this call
         try:
-            output = call_tool(spec, call.input, f"turn{turn.number}.{index}")
+            output = call_tool(spec, call.input, f"{turn.number}.{index}")
         except ToolFailed as failed:
             results.append(_error_result(call, str(failed)))
             continue

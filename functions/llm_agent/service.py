@@ -9,12 +9,14 @@ from functions.runtime import Step
 from functions.runtime.agent import executed_version
 from functions.runtime.decisions import DecisionRecord, canonical_json, sha256_hex
 
-TURN_MARK = "#turn#"
-
-
 def turn_step_key(causation_id: str, number: int) -> str:
-    """Under the step's own key, so the turns sort with their step and never collide with its record."""
-    return f"{causation_id}{TURN_MARK}{number:02d}"
+    """Under the step's own key (``VerifyClaim/0/turn/1``): the turns list with their step, never colliding."""
+    return f"{causation_id}/turn/{number}"
+
+
+def tool_causation(causation_id: str, call_id: str) -> str:
+    """The causation of a tool call (``VerifyClaim/0/tool/1.0``: turn 1, first call), its decision's step key."""
+    return f"{causation_id}/tool/{call_id}"
 
 
 def turn_record(config: AgentConfig, step: Step, turn: Turn, *, finished: datetime) -> DecisionRecord:

@@ -195,8 +195,9 @@ def plan(
 ) -> tuple[list[Candidate], list[str]]:
     """What to try, in order, and why; plus what was passed over and why (open circuits).
 
-    Compatible primaries come first, healthiest first. Then the contract's ranked fallback of the preferred
-    primary: an alternate capability (``{capability, max_version}``), its approximate handler, a person.
+    Compatible primaries come first, healthiest first. Then each primary's ranked fallbacks, the preferred
+    primary's first: an alternate capability (``{capability, max_version}``), its approximate handler; a person
+    last, when any of them names one.
     """
     primaries = [
         i
@@ -217,30 +218,37 @@ def plan(
             else ("healthy and compatible" if position == 0 else f"alternate {capability} implementation")
         )
         chosen.append(Candidate.of(implementation, why))
-    owner = ranked[0] if ranked else None
-    for entry in owner.fallback if owner else []:
-        if isinstance(entry, dict):
-            alternates = [
-                i
-                for i in _rank(registry)
-                if i.variant == "primary"
-                and entry["capability"] in i.capabilities
-                and in_range(i.contract_version, entry["max_version"])
-                and all(c.implementation != i.name for c in chosen)
-            ]
-            for alternate in alternates:
-                if alternate.circuit.admits(now, breaker):
-                    reason = f"fallback: {entry['capability']} {entry['max_version']}"
-                    chosen.append(Candidate.of(alternate, reason))
-        elif entry == "approximate":
-            assert owner is not None
-            degraded = [i for i in registry if i.name == owner.name + APPROXIMATE_SUFFIX]
-            for approximate in degraded:
-                if approximate.circuit.admits(now, breaker):
-                    reason = "fallback: approximate result"
-                    chosen.append(Candidate.of(approximate, reason))
-                else:
-                    skipped.append(f"{approximate.name}: circuit open ({approximate.circuit.reason})")
-        elif entry == HUMAN:
-            chosen.append(Candidate(implementation=HUMAN, target=None, reason="fallback: human escalation"))
+    # Then each primary's fallbacks in rank order (the preferred primary's first), a person last of all.
+    human = False
+    for owner in ranked:
+        for entry in owner.fallback:
+            if isinstance(entry, dict):
+                alternates = [
+                    i
+                    for i in _rank(registry)
+                    if i.variant == "primary"
+                    and entry["capability"] in i.capabilities
+                    and in_range(i.contract_version, entry["max_version"])
+                    and all(c.implementation != i.name for c in chosen)
+                ]
+                for alternate in alternates:
+                    if alternate.circuit.admits(now, breaker):
+                        reason = f"fallback: {entry['capability']} {entry['max_version']}"
+                        chosen.append(Candidate.of(alternate, reason))
+            elif entry == "approximate":
+                degraded = [
+                    i
+                    for i in registry
+                    if i.name == owner.name + APPROXIMATE_SUFFIX and all(c.implementation != i.name for c in chosen)
+                ]
+                for approximate in degraded:
+                    if approximate.circuit.admits(now, breaker):
+                        reason = "fallback: approximate result"
+                        chosen.append(Candidate.of(approximate, reason))
+                    else:
+                        skipped.append(f"{approximate.name}: circuit open ({approximate.circuit.reason})")
+            elif entry == HUMAN:
+                human = True
+    if human:
+        chosen.append(Candidate(implementation=HUMAN, target=None, reason="fallback: human escalation"))
     return chosen, skipped
