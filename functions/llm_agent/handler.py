@@ -6,6 +6,7 @@ the local plane's stand-in), tools through the dispatcher function, every turn a
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from functools import cache
@@ -27,9 +28,10 @@ from functions.llm_agent.loop import (
     run_loop,
 )
 from functions.llm_agent.service import tool_causation, turn_record
-from functions.runtime import Agent, Step
+from functions.runtime import Agent, Step, tracing
 from functions.runtime.agent import utcnow
 from functions.runtime.aws import client
+from functions.runtime.decisions import step_name
 
 CONFIG_PATH = Path(__file__).parent / "agent.json"
 # Bedrock's answers that mean "not now": another implementation should take the step.
@@ -60,6 +62,34 @@ def converse(request: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+def model_caller(step: Step) -> Any:
+    """Converse, each turn its own span (X-Ray shows every turn: model, tokens, stop reason)."""
+    envelope = step.envelope
+    name = step_name(envelope.causation_id, envelope.correlation_id)
+    turns = itertools.count(1)
+
+    def call(request: dict[str, Any]) -> dict[str, Any]:
+        attributes: dict[str, tracing.AttributeValue] = {
+            "agentplane.hop": "model",
+            "agentplane.step": f"{name}/turn/{next(turns)}",
+            "agentplane.agent": config.name,
+            "agentplane.version": config.version,
+            "agentplane.capability": envelope.capability,
+            "agentplane.model": config.model_id,
+            "agentplane.trace_id": envelope.trace_id,
+            "agentplane.execution_id": envelope.correlation_id,
+        }
+        with tracing.span(f"converse {config.model_id}", attributes, trace_id=envelope.trace_id) as span:
+            response = converse(request)
+            usage = response.get("usage") or {}
+            span.set_attribute("agentplane.stop_reason", str(response.get("stopReason", "")))
+            span.set_attribute("agentplane.input_tokens", int(usage.get("inputTokens", 0)))
+            span.set_attribute("agentplane.output_tokens", int(usage.get("outputTokens", 0)))
+        return response
+
+    return call
+
+
 def tool_caller(envelope: Envelope) -> Any:
     def call(spec: ToolSpec, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:
         child = envelope.child(
@@ -68,7 +98,10 @@ def tool_caller(envelope: Envelope) -> Any:
             capability_version=spec.capability_version,
             payload=arguments,
         )
-        event = {"accept": spec.accept, "envelope": child.model_dump(mode="json")}
+        event: dict[str, Any] = {"accept": spec.accept, "envelope": child.model_dump(mode="json")}
+        traceparent = tracing.current_traceparent()
+        if traceparent is not None:  # the tool's dispatch hangs under this step in the trace
+            event["traceparent"] = traceparent
         response = client("lambda").invoke(FunctionName=os.environ["DISPATCHER_FUNCTION"], Payload=json.dumps(event))
         payload = json.loads(response["Payload"].read() or b"null")
         if "FunctionError" in response or not isinstance(payload, dict):
@@ -90,7 +123,7 @@ def service(request: Any, step: Step) -> Any:
         config,
         output_model,
         request.model_dump(mode="json"),
-        converse=converse,
+        converse=model_caller(step),
         call_tool=tool_caller(step.envelope),
         record_turn=lambda turn: agent.store.put(turn_record(config, step, turn, finished=utcnow())),
         approve=refuse_unapproved,
