@@ -98,10 +98,10 @@ def tool_caller(envelope: Envelope) -> Any:
             capability_version=spec.capability_version,
             payload=arguments,
         )
-        event: dict[str, Any] = {"accept": spec.accept, "envelope": child.model_dump(mode="json")}
         traceparent = tracing.current_traceparent()
-        if traceparent is not None:  # the tool's dispatch hangs under this step in the trace
-            event["traceparent"] = traceparent
+        if traceparent is not None:  # the tool's dispatch and its work hang under this step in the trace
+            child = child.model_copy(update={"traceparent": traceparent})
+        event = {"accept": spec.accept, "envelope": child.model_dump(mode="json")}
         response = client("lambda").invoke(FunctionName=os.environ["DISPATCHER_FUNCTION"], Payload=json.dumps(event))
         payload = json.loads(response["Payload"].read() or b"null")
         if "FunctionError" in response or not isinstance(payload, dict):
