@@ -9,6 +9,7 @@ from functions.runtime import Step
 from functions.runtime.agent import executed_version
 from functions.runtime.decisions import DecisionRecord, canonical_json, sha256_hex
 
+
 def turn_step_key(causation_id: str, number: int) -> str:
     """Under the step's own key (``VerifyClaim/0/turn/1``): the turns list with their step, never colliding."""
     return f"{causation_id}/turn/{number}"

@@ -132,7 +132,7 @@ def test_a_tool_call_then_a_final_answer() -> None:
     answer, usage, turns = run(script, tools)
 
     assert answer == Verdict.model_validate(VERDICT)
-    assert tools.calls == [("confidence-scoring", CLAIM, "turn1.0")]
+    assert tools.calls == [("confidence-scoring", CLAIM, "1.0")]
     assert (usage.turns, usage.input_tokens, usage.output_tokens, usage.tool_calls) == (2, 200, 40, 1)
     assert usage.cost_usd == pytest.approx(2 * (0.1 * 0.001 + 0.02 * 0.005))
     # the model is offered the tools plus final_answer (the output schema) and must call one
@@ -271,7 +271,7 @@ def test_each_turn_is_a_decision_by_the_model_with_digests_not_content() -> None
 
     record = turn_record(config(), step, turns[0], finished=datetime.now(UTC))
 
-    assert record.step_key == "run-1/VerifyClaim/0#turn#01"
+    assert record.step_key == "run-1/VerifyClaim/0/turn/1"
     assert record.actor == "model:us.anthropic.claude-haiku-4-5-20251001-v1:0"
     summary = record.output()
     assert summary["usage"] == {"input_tokens": 100, "output_tokens": 20}
