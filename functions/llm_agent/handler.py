@@ -33,7 +33,8 @@ from functions.runtime.agent import utcnow
 from functions.runtime.aws import client
 from functions.runtime.decisions import step_name
 
-CONFIG_PATH = Path(__file__).parent / "agent.json"
+# Synth stages agent.json beside this file; LLM_AGENT_CONFIG points elsewhere (tests).
+CONFIG_PATH = Path(os.environ.get("LLM_AGENT_CONFIG") or Path(__file__).parent / "agent.json")
 # Bedrock's answers that mean "not now": another implementation should take the step.
 THROTTLED = frozenset({"ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException"})
 
