@@ -50,6 +50,7 @@ bench: setup ## benchmarks (JSON reports in bench/results/); never a pass/fail g
 	python bench/ledger.py
 	python bench/local_plane.py
 	python bench/summarizer.py
+	python bench/llm_loop.py
 
 bench-check: .venv/.installed ## compare the newest bench reports with their targets; says what misses
 	python bench/check.py

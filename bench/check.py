@@ -43,6 +43,13 @@ CHECKS: list[Check] = [
         "<=",
     ),
     ("local-plane", "local plane doc-review runs/s", lambda r: r["runs_per_s"], 10, ">="),
+    (
+        "llm-loop",
+        "llm loop overhead per turn over a bare Converse (p50), ms",
+        lambda r: r["overhead_per_turn_ms"]["p50"],
+        5,
+        "<=",
+    ),
     ("loadtest", "load test: conservation holds (1 yes, 0 no)", lambda r: float(r["conservation"]["ok"]), 1, ">="),
     (
         "loadtest",

@@ -9,7 +9,17 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from contracts.envelope import SEMVER_PATTERN
 from contracts.models import MODELS
@@ -61,6 +71,12 @@ class SLO(_Strict):
     error_budget_pct: float = Field(gt=0, le=100)
 
 
+def _effective_timeout_s(timeout_s: int | None, slo: SLO) -> int:
+    if timeout_s is not None:
+        return timeout_s
+    return min(LAMBDA_MAX_TIMEOUT_S, max(3, math.ceil(3 * slo.p95_ms / 1000)))
+
+
 class LambdaRuntime(_Strict):
     kind: Literal["lambda"]
     handler: str = Field(pattern=HANDLER_PATTERN, description="Dotted path to the handler function.")
@@ -96,9 +112,7 @@ class LambdaRuntime(_Strict):
 
     def effective_timeout_s(self, slo: SLO) -> int:
         """The configured timeout, else three times the p95 budget (at least 3 s, at most Lambda's 900 s)."""
-        if self.timeout_s is not None:
-            return self.timeout_s
-        return min(LAMBDA_MAX_TIMEOUT_S, max(3, math.ceil(3 * slo.p95_ms / 1000)))
+        return _effective_timeout_s(self.timeout_s, slo)
 
 
 class SageMakerRuntime(_Strict):
@@ -121,12 +135,110 @@ class SageMakerRuntime(_Strict):
         return maximum
 
 
-class BedrockRuntime(_Strict):
-    kind: Literal["bedrock"]
-    model_id: str = Field(min_length=1)
+# Bedrock's cross-region inference profiles are named by geography (``us.<model id>``).
+INFERENCE_PROFILES = ("us", "eu", "apac", "global")
+# Bedrock tool names: ``[a-zA-Z0-9_-]{1,64}``; the loop adds ``final_answer`` itself.
+FINAL_ANSWER_TOOL = "final_answer"
+PROMPT_PATTERN = r"^prompts/[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*\.(md|txt)$"
 
 
-Runtime = Annotated[LambdaRuntime | SageMakerRuntime | BedrockRuntime, Field(discriminator="kind")]
+class LlmModel(_Strict):
+    """Which model answers: a Bedrock foundation model (optionally through an inference profile), or a
+    self-hosted model behind a SageMaker contract's endpoint."""
+
+    provider: Literal["bedrock", "sagemaker"]
+    id: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]+\.[a-zA-Z0-9.:_-]+$",
+        description="Bedrock model id, e.g. anthropic.claude-sonnet-4-5-20250929-v1:0 (provider bedrock).",
+    )
+    inference_profile: Literal["us", "eu", "apac", "global"] | None = Field(
+        default=None, description="Cross-region inference profile geography (provider bedrock)."
+    )
+    endpoint: Kebab | None = Field(default=None, description="The SageMaker contract serving the model (sagemaker).")
+
+    @model_validator(mode="after")
+    def _fits_provider(self) -> LlmModel:
+        if self.provider == "bedrock" and (self.id is None or self.endpoint is not None):
+            raise ValueError("provider bedrock needs id (and no endpoint)")
+        if self.provider == "sagemaker" and (self.endpoint is None or self.id or self.inference_profile):
+            raise ValueError("provider sagemaker needs endpoint (and no id or inference_profile)")
+        return self
+
+    @property
+    def invoked_id(self) -> str:
+        """What Converse is called with: the inference profile id when there is one, else the model id."""
+        if self.provider != "bedrock" or self.id is None:
+            raise ValueError(f"provider {self.provider} is not called through Bedrock Converse")
+        return f"{self.inference_profile}.{self.id}" if self.inference_profile else self.id
+
+
+class LlmLimits(_Strict):
+    """Per run of the agent; crossing one ends the loop with ``BudgetExceeded``."""
+
+    max_turns: int = Field(ge=1, le=50)
+    max_input_tokens: int = Field(ge=1, description="Input tokens summed over every turn of one run.")
+    max_output_tokens: int = Field(ge=1, description="Output tokens summed over every turn of one run.")
+    max_cost_usd: float = Field(gt=0, le=100)
+    answer_retries: int = Field(
+        default=1, ge=0, le=5, description="Invalid final answers sent back to the model before ModelError."
+    )
+
+
+class Guardrail(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9]{1,64}$")
+    version: str = Field(pattern=r"^([1-9][0-9]{0,7}|DRAFT)$")
+
+
+class Inference(_Strict):
+    temperature: float = Field(default=0, ge=0, le=1)
+    top_p: float = Field(default=1, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, description="Per turn; default: limits.max_output_tokens.")
+
+
+class LlmRuntime(_Strict):
+    """A model-driven tool-use loop: each turn a Converse call; tools are other contracts' capabilities."""
+
+    kind: Literal["llm"]
+    model: LlmModel
+    prompt: str = Field(pattern=PROMPT_PATTERN, description="System prompt, relative to the contracts folder.")
+    prompt_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Filled in by the loader from the prompt file; when written in the contract it must match.",
+    )
+    tools: list[Annotated[str, Field(pattern=KEBAB_PATTERN, max_length=64)]] = Field(default_factory=list)
+    limits: LlmLimits
+    guardrail: Guardrail | None = None
+    inference: Inference = Field(default_factory=Inference)
+    memory_mb: int = Field(default=256, ge=128, le=10240, description="The loop's own function.")
+    timeout_s: int | None = Field(default=None, ge=1, le=LAMBDA_MAX_TIMEOUT_S)
+    reserved_concurrency: int | None = Field(default=None, ge=1)
+    # The prompt's text, read by the loader beside prompt_sha256 (not part of the contract document).
+    _prompt_text: str | None = PrivateAttr(default=None)
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_unique(cls, tools: list[str]) -> list[str]:
+        return _unique(tools)
+
+    @property
+    def prompt_text(self) -> str:
+        if self._prompt_text is None:
+            raise ValueError(f"prompt {self.prompt} was not loaded: load the contract with contracts.loader")
+        return self._prompt_text
+
+    def with_prompt(self, text: str, sha256: str) -> LlmRuntime:
+        loaded = self.model_copy(update={"prompt_sha256": sha256})
+        loaded._prompt_text = text
+        return loaded
+
+    def effective_timeout_s(self, slo: SLO) -> int:
+        """As for Lambda agents: the configured timeout, else three times the p95 budget (3 s to 900 s)."""
+        return _effective_timeout_s(self.timeout_s, slo)
+
+
+Runtime = Annotated[LambdaRuntime | SageMakerRuntime | LlmRuntime, Field(discriminator="kind")]
 
 
 class Batching(_Strict):
@@ -216,6 +328,27 @@ class CapabilityContract(_Strict):
     def _no_duplicates(cls, values: list[str]) -> list[str]:
         return _unique(values)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bedrock_kind_replaced(cls, data: Any) -> Any:
+        runtime = data.get("runtime") if isinstance(data, dict) else None
+        if isinstance(runtime, dict) and runtime.get("kind") == "bedrock":
+            raise ValueError(
+                "runtime.kind 'bedrock' was replaced by 'llm' (runtime: {kind: llm, model: {provider: bedrock, "
+                "id: ...}, prompt: prompts/<name>.md, limits: {...}}): see docs/llm-agents.md"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _tools_are_other_capabilities(self) -> CapabilityContract:
+        if isinstance(self.runtime, LlmRuntime):
+            own = sorted(set(self.runtime.tools) & set(self.capabilities))
+            if own:
+                raise ValueError(f"runtime.tools: {', '.join(own)} is this agent's own capability (a loop)")
+            if self.batching is not None or self.subscribes:
+                raise ValueError("an llm agent is called through dispatch: no batching, no subscribes")
+        return self
+
     @field_validator("side_effects")
     @classmethod
     def _idempotent_side_effects(cls, side_effects: str, info: ValidationInfo) -> str:
@@ -230,7 +363,7 @@ class CapabilityContract(_Strict):
     def _p95_within_timeout(cls, slo: SLO, info: ValidationInfo) -> SLO:
         runtime = info.data.get("runtime")
         if (
-            isinstance(runtime, LambdaRuntime)
+            isinstance(runtime, LambdaRuntime | LlmRuntime)
             and runtime.timeout_s is not None
             and slo.p95_ms > runtime.timeout_s * 1000
         ):

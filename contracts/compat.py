@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from contracts.capability import SLO, CapabilityContract, LambdaRuntime
+from contracts.capability import SLO, CapabilityContract, LambdaRuntime, LlmRuntime
 
 Direction = Literal["input", "output"]
 Effect = Literal["narrows", "widens"]
@@ -365,10 +365,10 @@ def _runtime(walker: _Walker, path: str, old: Any, new: Any) -> None:
 
 def _effective_timeout(document: Mapping[str, Any]) -> int | None:
     try:
-        return LambdaRuntime.model_validate(document["runtime"]).effective_timeout_s(
-            SLO.model_validate(document["slo"])
-        )
-    except (KeyError, TypeError, ValidationError):
+        runtime = document["runtime"]
+        model = LlmRuntime if runtime.get("kind") == "llm" else LambdaRuntime
+        return model.model_validate(runtime).effective_timeout_s(SLO.model_validate(document["slo"]))
+    except (KeyError, TypeError, AttributeError, ValidationError):
         return None
 
 
@@ -429,12 +429,32 @@ def _fallback(walker: _Walker, path: str, old: Any, new: Any) -> None:
         walker.add(path, "fallback-reordered", Bump.MINOR, "fallbacks are tried in a different order", old, new)
 
 
+def _guardrail(walker: _Walker, path: str, old: Any, new: Any) -> None:
+    if _empty(new):
+        detail = "no guardrail any more: answers it blocked may now reach callers"
+        walker.add(path, "guardrail-removed", Bump.MAJOR, detail, old, None)
+    else:
+        detail = f"guardrail {old} -> {new}: answers are filtered differently"
+        walker.add(path, "guardrail-changed", Bump.MINOR, detail, old, new)
+
+
+def _limit(what: str) -> Rule:
+    return _numeric(
+        lower=Outcome(
+            "budget-tightened", Bump.MAJOR, what + " {old} -> {new}: runs that finished within it may now fail"
+        ),
+        higher=Outcome("budget-loosened", Bump.PATCH, what + " {old} -> {new}"),
+        unset=math.inf,
+    )
+
+
 def _io_model(walker: _Walker, path: str, old: Any, new: Any) -> None:
     # The model's name is not what callers see; its schema is (compared separately, field by field).
     walker.add(path, "io-model-renamed", Bump.PATCH, f"model {old} -> {new}", old, new)
 
 
 INTERNAL = Outcome("internal", Bump.PATCH, "{old} -> {new} (not visible to callers)")
+ANSWERS_MAY_DIFFER = Outcome("model-changed", Bump.MINOR, "{old} -> {new}: same schemas, possibly different answers")
 _SIDE_EFFECTS = ("read-only", "idempotent-write", "external-action")
 
 # Contract field (dotted path) -> how a change to it is classified. Fields that are mappings and have no rule
@@ -481,9 +501,28 @@ RULES: dict[str, Rule] = {
     ),
     # How a new version takes traffic is the plane's business: callers see the same contract either way.
     "rollout": _fixed(Outcome("rollout", Bump.PATCH, "rollout policy {old} -> {new} (not visible to callers)")),
-    "runtime.model_id": _fixed(
-        Outcome("model-changed", Bump.MINOR, "model {old} -> {new}: same schemas, possibly different answers")
+    # kind: llm. Callers see the same schemas whatever answers; a different model or prompt may answer differently.
+    "runtime.model.provider": _fixed(ANSWERS_MAY_DIFFER),
+    "runtime.model.id": _fixed(ANSWERS_MAY_DIFFER),
+    "runtime.model.endpoint": _fixed(ANSWERS_MAY_DIFFER),
+    "runtime.model.inference_profile": _fixed(INTERNAL),
+    "runtime.prompt": _fixed(INTERNAL),  # the file's name; its text is prompt_sha256
+    "runtime.prompt_sha256": _fixed(
+        Outcome("prompt-changed", Bump.MINOR, "prompt text changed: same schemas, possibly different answers")
     ),
+    "runtime.tools": _members(
+        removed=Outcome("tool-removed", Bump.MINOR, "no longer calls {item!r}"),
+        added=Outcome("tool-added", Bump.MAJOR, "now calls {item!r}: a wider reach needs a fresh review"),
+    ),
+    "runtime.limits.max_turns": _limit("max turns"),
+    "runtime.limits.max_input_tokens": _limit("max input tokens"),
+    "runtime.limits.max_output_tokens": _limit("max output tokens"),
+    "runtime.limits.max_cost_usd": _limit("max cost (USD)"),
+    "runtime.limits.answer_retries": _fixed(INTERNAL),
+    "runtime.guardrail": _guardrail,
+    "runtime.inference.temperature": _fixed(ANSWERS_MAY_DIFFER),
+    "runtime.inference.top_p": _fixed(ANSWERS_MAY_DIFFER),
+    "runtime.inference.max_tokens": _limit("max tokens per turn"),
     "permissions": _members(
         removed=Outcome("permission-narrowed", Bump.MINOR, "no longer holds {item!r}"),
         added=Outcome("permission-widened", Bump.MAJOR, "now holds {item!r}: a wider grant needs a fresh review"),

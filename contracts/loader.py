@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from contracts.capability import CapabilityContract
+from contracts.capability import CapabilityContract, LlmRuntime
 
 CONTRACTS_DIR = Path(__file__).parent / "agents"
 DOCUMENT = "<document>"
@@ -37,6 +38,8 @@ def load_contract(path: Path, *, check_name: bool = True) -> CapabilityContract:
     contract = validate_file(path, CapabilityContract)
     if check_name and contract.name != path.stem:
         raise ContractError(str(path), "name", f"{contract.name!r} must match the file name {path.stem!r}")
+    if isinstance(contract.runtime, LlmRuntime):
+        contract = contract.model_copy(update={"runtime": _with_prompt(str(path), path, contract.runtime)})
     return contract
 
 
@@ -56,6 +59,35 @@ def validate_file(path: Path, model: type[M], field_path: Callable[[tuple[int | 
         first = errors[0]
         reason = _reason(first) + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
         raise ContractError(file, (field_path or _field_path)(first["loc"]), reason) from exc
+
+
+def prompt_path(contract_file: Path, prompt: str) -> Path:
+    """A prompt is named relative to the contracts folder (``contracts/prompts/...`` beside ``contracts/agents/``).
+
+    Looked up beside the contract's folder, then inside it, then in the shipped contracts folder (a copy of the
+    contract files alone, as tests make, still finds the shipped prompts); the first that exists.
+    """
+    folder = contract_file.resolve().parent
+    candidates = [folder.parent / prompt, folder / prompt, CONTRACTS_DIR.parent / prompt]
+    return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+def _with_prompt(file: str, path: Path, runtime: LlmRuntime) -> LlmRuntime:
+    """The runtime with its prompt read and hashed; a prompt_sha256 written in the contract pins the text."""
+    where = prompt_path(path, runtime.prompt)
+    try:
+        text = where.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = f"cannot read the prompt {where}: {exc.__class__.__name__}"
+        raise ContractError(file, "runtime.prompt", reason) from exc
+    if not text.strip():
+        raise ContractError(file, "runtime.prompt", f"the prompt {where} is empty")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if runtime.prompt_sha256 is not None and runtime.prompt_sha256 != digest:
+        raise ContractError(
+            file, "runtime.prompt_sha256", f"{runtime.prompt_sha256} pins the prompt, but {runtime.prompt} is {digest}"
+        )
+    return runtime.with_prompt(text, digest)
 
 
 def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, CapabilityContract]:

@@ -62,6 +62,9 @@ class Implementation(BaseModel):
     output_model: str | None = None  # the contract's io.output: an answer that does not conform is a failure
     fallback: list[str | dict[str, str]] = Field(default_factory=list)
     deployment_group: str = ""  # the CodeDeploy group rolling this target out; empty when none does
+    quality: float | None = Field(
+        default=None, ge=0, le=1, description="Offline eval score of this implementation (events/evals/), if any."
+    )
     published_version: str = ""  # the version the last deploy published behind the alias (it may still be shifting)
     health: Health = Field(default_factory=Health)
     circuit: Circuit = Field(default_factory=Circuit)
@@ -80,6 +83,7 @@ def static_item(implementation: Implementation) -> dict[str, Any]:
         "fallback_json": json.dumps(implementation.fallback, sort_keys=True),
         "deployment_group": implementation.deployment_group,
         "published_version": implementation.published_version,
+        "quality": "" if implementation.quality is None else f"{implementation.quality:.4f}",
     }
 
 
@@ -96,6 +100,7 @@ def from_item(item: dict[str, Any]) -> Implementation:
         fallback=json.loads(item.get("fallback_json", "[]")),
         deployment_group=item.get("deployment_group", ""),
         published_version=item.get("published_version", ""),
+        quality=float(item["quality"]) if item.get("quality") else None,
         health=Health.model_validate_json(item["health_json"]) if "health_json" in item else Health(),
         circuit=Circuit.model_validate_json(item["circuit_json"]) if "circuit_json" in item else Circuit(),
     )

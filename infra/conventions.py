@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contracts.capability import CapabilityContract, LambdaRuntime
+from contracts.capability import CapabilityContract, LambdaRuntime, LlmRuntime
 
 # Resource metadata on each Lambda layer: "runtime" (our code), "dependencies" (arm64 wheels the local
 # plane skips: its interpreter has the same lockfile's packages) or "data" (mounted files, e.g. the KB).
@@ -25,7 +25,7 @@ ENVIRONMENT_METADATA = "agentplane:environment"
 def agent_environment(contract: CapabilityContract) -> dict[str, str]:
     """What every agent's function knows about itself, from its contract (the pool adds what its grants name)."""
     runtime = contract.runtime
-    ttl_ms = runtime.effective_timeout_s(contract.slo) * 1000 if isinstance(runtime, LambdaRuntime) else 0
+    ttl_ms = runtime.effective_timeout_s(contract.slo) * 1000 if isinstance(runtime, LambdaRuntime | LlmRuntime) else 0
     return {
         "AGENT_NAME": contract.name,
         "AGENT_VERSION": contract.version,

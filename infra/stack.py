@@ -75,9 +75,10 @@ class AgentPlaneStack(Stack):
                 resources=resources,
                 layers=self.layers.all,
                 functions_dir=functions_dir,
+                contracts=contracts,
             )
             for name, contract in contracts.items()
-            if contract.runtime.kind == "lambda"
+            if contract.runtime.kind in ("lambda", "llm")
         }
         # Latency-critical agents: a warm SageMaker endpoint each; workflows call it through its invoker Lambda.
         self.endpoints = {
@@ -116,6 +117,9 @@ class AgentPlaneStack(Stack):
             removal_policy=removal_policy,
             deployment_groups={name: deployment_group_name(self, name) for name in self.agents},
         )
+        if self.registry.tool_dispatcher is not None:
+            for pool in self.agents.values():
+                pool.dispatch_tools(self.registry.tool_dispatcher)
         self.approvals = ApprovalGate(
             self, "Approvals", data=self.data, layers=self.layers.all, removal_policy=removal_policy
         )

@@ -61,6 +61,11 @@ class DynamoRegistry:
         self._update(name, "circuit", lambda _item: circuit.model_dump_json())
         self._cached = None
 
+    def set_health(self, name: str, health: Health) -> None:
+        """Operator override (e.g. forget the failures of an outage that is over)."""
+        self._update(name, "health", lambda _item: health.model_dump_json())
+        self._cached = None
+
     def _update(self, name: str, part: str, change: Callable[[dict[str, Any]], str]) -> str | None:
         """Optimistic read-modify-write of ``<part>_json`` guarded by ``<part>_version``; the value written.
 

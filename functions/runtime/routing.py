@@ -118,11 +118,23 @@ class Candidate(BaseModel):
         )
 
 
+# At equal health and quality a model-backed implementation is preferred over a heuristic one; the heuristic
+# stays the fallback (throttling, budgets and open circuits raise the model's error rate or skip it).
+_RUNTIME_PREFERENCE = {"llm": 0}
+
+
 def _rank(implementations: list[Implementation]) -> list[Implementation]:
-    """Healthiest first: lower error rate, then lower p95, then name (deterministic)."""
+    """Healthiest first: lower error rate; then higher eval quality (unscored last); then model-backed
+    before heuristic; then lower p95; then name (deterministic)."""
     return sorted(
         implementations,
-        key=lambda i: (i.health.error_rate, i.health.p95_ms if i.health.p95_ms is not None else 0.0, i.name),
+        key=lambda i: (
+            i.health.error_rate,
+            -(i.quality if i.quality is not None else -1.0),
+            _RUNTIME_PREFERENCE.get(i.runtime, 1),
+            i.health.p95_ms if i.health.p95_ms is not None else 0.0,
+            i.name,
+        ),
     )
 
 
@@ -131,8 +143,9 @@ def plan(
 ) -> tuple[list[Candidate], list[str]]:
     """What to try, in order, and why; plus what was passed over and why (open circuits).
 
-    Compatible primaries come first, healthiest first. Then the contract's ranked fallback of the preferred
-    primary: an alternate capability (``{capability, max_version}``), its approximate handler, a person.
+    Compatible primaries come first, healthiest first. Then each primary's ranked fallbacks, the preferred
+    primary's first: an alternate capability (``{capability, max_version}``), its approximate handler; a person
+    last, when any of them names one.
     """
     primaries = [
         i
@@ -153,30 +166,37 @@ def plan(
             else ("healthy and compatible" if position == 0 else f"alternate {capability} implementation")
         )
         chosen.append(Candidate.of(implementation, why))
-    owner = ranked[0] if ranked else None
-    for entry in owner.fallback if owner else []:
-        if isinstance(entry, dict):
-            alternates = [
-                i
-                for i in _rank(registry)
-                if i.variant == "primary"
-                and entry["capability"] in i.capabilities
-                and in_range(i.contract_version, entry["max_version"])
-                and all(c.implementation != i.name for c in chosen)
-            ]
-            for alternate in alternates:
-                if admits(alternate.circuit, now, breaker):
-                    reason = f"fallback: {entry['capability']} {entry['max_version']}"
-                    chosen.append(Candidate.of(alternate, reason))
-        elif entry == "approximate":
-            assert owner is not None
-            degraded = [i for i in registry if i.name == owner.name + APPROXIMATE_SUFFIX]
-            for approximate in degraded:
-                if admits(approximate.circuit, now, breaker):
-                    reason = "fallback: approximate result"
-                    chosen.append(Candidate.of(approximate, reason))
-                else:
-                    skipped.append(f"{approximate.name}: circuit open ({approximate.circuit.reason})")
-        elif entry == HUMAN:
-            chosen.append(Candidate(implementation=HUMAN, target=None, reason="fallback: human escalation"))
+    # Then each primary's fallbacks in rank order (the preferred primary's first), a person last of all.
+    human = False
+    for owner in ranked:
+        for entry in owner.fallback:
+            if isinstance(entry, dict):
+                alternates = [
+                    i
+                    for i in _rank(registry)
+                    if i.variant == "primary"
+                    and entry["capability"] in i.capabilities
+                    and in_range(i.contract_version, entry["max_version"])
+                    and all(c.implementation != i.name for c in chosen)
+                ]
+                for alternate in alternates:
+                    if admits(alternate.circuit, now, breaker):
+                        reason = f"fallback: {entry['capability']} {entry['max_version']}"
+                        chosen.append(Candidate.of(alternate, reason))
+            elif entry == "approximate":
+                degraded = [
+                    i
+                    for i in registry
+                    if i.name == owner.name + APPROXIMATE_SUFFIX and all(c.implementation != i.name for c in chosen)
+                ]
+                for approximate in degraded:
+                    if admits(approximate.circuit, now, breaker):
+                        reason = "fallback: approximate result"
+                        chosen.append(Candidate.of(approximate, reason))
+                    else:
+                        skipped.append(f"{approximate.name}: circuit open ({approximate.circuit.reason})")
+            elif entry == HUMAN:
+                human = True
+    if human:
+        chosen.append(Candidate(implementation=HUMAN, target=None, reason="fallback: human escalation"))
     return chosen, skipped

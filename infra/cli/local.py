@@ -115,6 +115,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"enrichment: decision.recorded handled by entity-tagger in {enriched[0]['duration_ms']:.1f} ms")
         else:
             print("enrichment: decision.recorded was NOT handled by entity-tagger")
+        from infra.llm_report import from_dynamodb
+
+        decisions = plane.physical("DataDecisions", "AWS::DynamoDB::Table")
+        print("\n".join(from_dynamodb(plane.client("dynamodb"), decisions, execution["execution_id"])))
         auditor = local_endpoint(plane.url, plane.state_dir, "auditor")
         verified = _demo_ledger(plane, auditor, execution["trace_id"])
         plane.settle()

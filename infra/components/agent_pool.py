@@ -12,7 +12,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from contracts.capability import CapabilityContract, LambdaRuntime
+from contracts.capability import CapabilityContract, LambdaRuntime, LlmRuntime
+from infra.components import llm_agent
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id
 from infra.components.retention import log_group
@@ -101,7 +102,7 @@ PERMISSION_VERBS: Mapping[str, Grant] = {
 
 def timeout_s(contract: CapabilityContract) -> int:
     runtime = contract.runtime
-    if not isinstance(runtime, LambdaRuntime):
+    if not isinstance(runtime, LambdaRuntime | LlmRuntime):
         raise ContractInfraError(f"contract {contract.name}: runtime.kind: {runtime.kind} has no Lambda timeout")
     return runtime.effective_timeout_s(contract.slo)
 
@@ -152,7 +153,11 @@ def resolve_permissions(contract: CapabilityContract, resources: Resources) -> G
 
 
 class AgentPool(Construct):
-    """One Lambda agent: arm64, active tracing, Powertools settings, role granted exactly its contract."""
+    """One Lambda agent: arm64, active tracing, Powertools settings, role granted exactly its contract.
+
+    An llm agent (``kind: llm``) is a pool too: its function is the tool-use loop (infra.components.llm_agent),
+    configured from its contract and granted exactly its model; ``contracts`` resolves its tools.
+    """
 
     def __init__(
         self,
@@ -163,16 +168,25 @@ class AgentPool(Construct):
         resources: Resources,
         layers: list[lambda_.ILayerVersion],
         functions_dir: Path = FUNCTIONS_DIR,
+        contracts: Mapping[str, CapabilityContract] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.buffering = buffering(contract)
         runtime = contract.runtime
-        if not isinstance(runtime, LambdaRuntime):
+        if not isinstance(runtime, LambdaRuntime | LlmRuntime):
             raise ContractInfraError(f"contract {contract.name}: runtime.kind: {runtime.kind} is not a Lambda pool")
         self.contract = contract
-        folder = runtime.handler.split(".")[1]
-        code_dir = stage(f"fn-{folder}", [(functions_dir / folder, f"functions/{folder}")])
         granted = resolve_permissions(contract, resources)
+        if isinstance(runtime, LlmRuntime):
+            handler = llm_agent.LOOP_HANDLER
+            layout = llm_agent.loop_asset(self, contract, contracts or {contract.name: contract}, functions_dir)
+            code_dir = stage(f"fn-{llm_agent.LOOP_FOLDER}-{contract.name}", layout)
+            model_grants = llm_agent.bedrock_statements(self, contract)
+        else:
+            handler = runtime.handler
+            folder = handler.split(".")[1]
+            code_dir = stage(f"fn-{folder}", [(functions_dir / folder, f"functions/{folder}")])
+            model_grants = []
 
         self.log_group = log_group(self, "Logs", "agent-logs")
         self.role = iam.Role(
@@ -189,13 +203,15 @@ class AgentPool(Construct):
             )
         )
         self.role.add_to_principal_policy(_kms(resources.data, "kms:Decrypt", "kms:GenerateDataKey"))
-        for statement in granted.statements:
+        for statement in [*granted.statements, *model_grants]:
             self.role.add_to_principal_policy(statement)
 
         environment = {
             **agent_environment(contract),
             "DECISIONS_TABLE": resources.data.decisions.table_name,
             **granted.environment,
+            # What the loop calls Converse with (its agent.json has the rest); the local plane faults that model.
+            **({llm_agent.MODEL_ID_ENV: runtime.model.invoked_id} if isinstance(runtime, LlmRuntime) else {}),
         }
 
         def function(construct_id: str, handler: str, logs_to: logs.ILogGroup, **extra: str) -> lambda_.Function:
@@ -220,14 +236,18 @@ class AgentPool(Construct):
                 current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
                 # Published versions (what the alias serves) resume from a snapshot taken after init;
                 # functions.runtime.snapstart holds the hooks around it.
-                snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if runtime.snapstart else None,
+                snap_start=(
+                    lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+                    if isinstance(runtime, LambdaRuntime) and runtime.snapstart
+                    else None
+                ),
             )
 
-        self.function = function("Function", runtime.handler, self.log_group)
+        self.function = function("Function", handler, self.log_group)
         # The contract's degraded handler (fallback `approximate`): same code and grants, its own function, so
         # dispatch can reach it while the primary's circuit is open.
         self.approximate: lambda_.Function | None = None
-        if runtime.approximate_handler is not None:
+        if isinstance(runtime, LambdaRuntime) and runtime.approximate_handler is not None:
             approximate_logs = log_group(self, "ApproximateLogs", "agent-logs")
             approximate_logs.grant_write(self.role)
             self.approximate = function(
@@ -235,14 +255,14 @@ class AgentPool(Construct):
             )
         # Every caller reaches a published version through the alias: a rollout shifts the alias between versions
         # (infra.components.rollout), and provisioned concurrency, when the contract asks, lives on it.
+        warm = runtime.provisioned_concurrency if isinstance(runtime, LambdaRuntime) else None
         self.alias = lambda_.Alias(
             self,
             "Live",
             alias_name=LIVE_ALIAS,
             version=self.function.current_version,
-            provisioned_concurrent_executions=runtime.provisioned_concurrency,
-            description=f"{contract.name}: the version callers invoke"
-            + (f", {runtime.provisioned_concurrency} warm instance(s)" if runtime.provisioned_concurrency else ""),
+            provisioned_concurrent_executions=warm,
+            description=f"{contract.name}: the version callers invoke" + (f", {warm} warm instance(s)" if warm else ""),
         )
         self.approximate_alias: lambda_.Alias | None = None
         if self.approximate is not None:
@@ -260,6 +280,15 @@ class AgentPool(Construct):
                 f"AwsSolutions-IAM5[Resource::<{logical_id(resources.data.documents)}.Arn>/documents/*]",
                 "documents are content-addressed objects under documents/: the key is only known at run time",
             )
+
+    def dispatch_tools(self, dispatcher: lambda_.IFunction) -> None:
+        """An llm agent with tools calls them through the dispatcher (the registry picks the implementation)."""
+        if not isinstance(self.contract.runtime, LlmRuntime) or not self.contract.runtime.tools:
+            return
+        self.function.add_environment("DISPATCHER_FUNCTION", dispatcher.function_name)
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[dispatcher.function_arn])
+        )
 
     @property
     def target(self) -> lambda_.Alias:

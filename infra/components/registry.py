@@ -17,6 +17,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from contracts.capability import CapabilityContract, LlmRuntime
 from contracts.registry import APPROXIMATE_SUFFIX, KEY, Implementation, Variant, static_item
 from infra.components.agent_pool import AgentPool
 from infra.components.data_store import DataStore
@@ -24,6 +25,7 @@ from infra.components.nag import STREAM_CONSUMER_REASON, XRAY_REASON, acknowledg
 from infra.components.platform_function import platform_function
 from infra.components.queues import dead_letter_queue
 from infra.components.retention import log_group
+from infra.evals import load_scores
 
 # When a circuit opens and how long it rests (functions.runtime.routing.Breaker).
 BREAKER = {
@@ -49,6 +51,7 @@ def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]
     rolls each primary out (none for approximate variants and SageMaker invokers).
     """
     found: dict[str, Entry] = {}
+    quality = load_scores()
     for pool in pools.values():
         contract = pool.contract
         group = deployment_groups.get(contract.name, "")
@@ -68,9 +71,24 @@ def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]
                 fallback=[f if isinstance(f, str) else f.model_dump() for f in contract.fallback],
                 deployment_group=deployment_group,
                 published_version=function.version.version,
+                quality=quality.get(name),
             )
             found[name] = Entry(static_item(implementation), function)
     return found
+
+
+def _tools(contract: CapabilityContract) -> list[str]:
+    return list(contract.runtime.tools) if isinstance(contract.runtime, LlmRuntime) else []
+
+
+def tool_implementers(pools: Mapping[str, AgentPool]) -> set[str]:
+    """The agents llm agents may reach as tools: those offering a tool capability and calling no tools themselves."""
+    tools = {tool for pool in pools.values() for tool in _tools(pool.contract)}
+    return {
+        pool.contract.name
+        for pool in pools.values()
+        if tools & set(pool.contract.capabilities) and not _tools(pool.contract)
+    }
 
 
 def _typed(value: object) -> dict[str, object]:
@@ -98,32 +116,14 @@ class Registry(Construct):
         registered = entries(pools, deployment_groups)
         self._register(data, registered)
 
-        self.dispatcher = platform_function(
-            self,
-            "Dispatcher",
-            "dispatcher",
-            layers,
-            data=data,
-            description="agentplane dispatcher: capability -> healthy implementation, with ranked fallback",
-            environment={
-                "REGISTRY_TABLE": self.table.table_name,
-                "DECISIONS_TABLE": data.decisions.table_name,
-                **BREAKER,
-            },
-        )
-        self.dispatcher.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn]
-            )
-        )
-        self.dispatcher.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[data.decisions.table_arn])
-        )
-        self.dispatcher.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"], resources=[e.function.function_arn for e in registered.values()]
-            )
-        )
+        self.dispatcher = self._dispatcher("Dispatcher", data, layers, list(registered.values()))
+        # llm agents call their tools through a dispatcher of their own: the workflows' dispatcher invokes the llm
+        # agents, so theirs invoking it back would be a cycle in the template (and a loop at run time).
+        self.tool_dispatcher: lambda_.Function | None = None
+        tool_agents = tool_implementers(pools)
+        if tool_agents:
+            reachable = [e for e in registered.values() if e.attributes["agent"] in tool_agents]
+            self.tool_dispatcher = self._dispatcher("ToolDispatcher", data, layers, reachable)
 
         self.health = platform_function(
             self,
@@ -151,6 +151,35 @@ class Registry(Construct):
                 on_failure=sources.SqsDlq(self.health_failures),
             )
         )
+
+    def _dispatcher(
+        self, construct_id: str, data: DataStore, layers: list[lambda_.ILayerVersion], targets: list[Entry]
+    ) -> lambda_.Function:
+        dispatcher = platform_function(
+            self,
+            construct_id,
+            "dispatcher",
+            layers,
+            data=data,
+            description="agentplane dispatcher: capability -> healthy implementation, with ranked fallback",
+            environment={
+                "REGISTRY_TABLE": self.table.table_name,
+                "DECISIONS_TABLE": data.decisions.table_name,
+                **BREAKER,
+            },
+        )
+        dispatcher.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn]
+            )
+        )
+        dispatcher.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[data.decisions.table_arn])
+        )
+        dispatcher.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[e.function.function_arn for e in targets])
+        )
+        return dispatcher
 
     def _register(self, data: DataStore, registered: Mapping[str, Entry]) -> None:
         """Upsert each implementation's static attributes; delete it when it leaves the template."""

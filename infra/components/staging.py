@@ -18,8 +18,9 @@ from pathlib import Path
 from infra.paths import STAGING_DIR
 
 _IGNORED = {"__pycache__", ".mypy_cache", ".pytest_cache"}
-# .onnx: models that ship with their code; .Dockerfile: container build files (cpu.Dockerfile, ...).
-_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".jsonl", ".txt", ".onnx", ".Dockerfile"}
+# .onnx: models that ship with their code; .md: llm agents' prompts (contracts/prompts/); .Dockerfile: container
+# build files (cpu.Dockerfile, ...).
+_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".jsonl", ".txt", ".md", ".onnx", ".Dockerfile"}
 
 
 def _files(source: Path) -> list[Path]:

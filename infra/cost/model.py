@@ -68,6 +68,17 @@ class SageMakerPrices(_Model):
     instance_per_hour: dict[str, float] = Field(default_factory=dict)
 
 
+class TokenPrices(_Model):
+    input_per_1k_tokens: float = Field(ge=0)
+    output_per_1k_tokens: float = Field(ge=0)
+
+
+class BedrockPrices(_Model):
+    """On-demand token prices per Bedrock model id (inference profiles are priced as their model)."""
+
+    models: dict[str, TokenPrices] = Field(default_factory=dict)
+
+
 class Pricing(_Model):
     region: str
     currency: Literal["USD"]
@@ -80,6 +91,7 @@ class Pricing(_Model):
     dynamodb: DynamoDbPrices
     s3: S3Prices
     sagemaker: SageMakerPrices
+    bedrock: BedrockPrices = Field(default_factory=BedrockPrices)
 
 
 def regions() -> list[str]:

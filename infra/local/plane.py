@@ -28,6 +28,7 @@ from functions.api.admission import MAX_IN_FLIGHT_ENV
 from functions.runtime.clock import WAIT_SCALE_ENV
 from infra.local import moto_seam
 from infra.local.auth import LocalAuth, personas_in
+from infra.local.bedrock import BedrockError, LocalBedrock, MotoAuthorizer
 from infra.local.dynamodb import LeanTransactions, PartitionQueries
 from infra.local.faults import FaultPlan, FaultSpecError
 from infra.local.http_api import ApiServer, LocalApi, Reply, problem
@@ -55,6 +56,8 @@ from infra.local.template import REGION, Template
 from infra.local.throttle import UsagePlans, persona_api_keys
 from infra.local.waits import ScaledWaits
 from infra.paths import LOCAL_LAMBDA_DEPS_DIR, LOCAL_LAMBDA_RUNTIME_DIR
+
+LLM_MODEL_ID_ENV = "LLM_MODEL_ID"  # infra.components.llm_agent.MODEL_ID_ENV, read back from the template
 
 DEFAULT_STATE_DIR = Path(".agentplane")
 # What a plane leaves in its state dir. Its runs, ledger, signing key and credentials are journaled under state/
@@ -170,6 +173,8 @@ class LocalPlane:
         self.queues = QueueDelivery(self.client, window_scale=self.options.batching_window_scale)
         self.sync_executions = SyncExecutions()
         self.endpoints = LocalEndpoints(self.state_dir)
+        # Bedrock Runtime for the llm agents' loops: a local stand-in model that says so in every answer.
+        self.bedrock = LocalBedrock(authorizer=MotoAuthorizer())
         self.waits = ScaledWaits(self.options.wait_scale)
         self.provisioner: Provisioner | None = None
         self.aliases = WeightedAliases()
@@ -218,8 +223,11 @@ class LocalPlane:
         self.aws_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.aws_server.start()
         host, port = self.aws_server.get_host_and_port()
+        self.bedrock.start()
         self.lambdas.settings.aws_environment = {
             "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            # botocore's service-specific endpoint: moto has no Converse, the local Bedrock does.
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.bedrock.endpoint_url,
             # StartSyncExecution's "sync-" host prefix would name a host that loopback does not have.
             "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
             TRACES_ENDPOINT_ENV: self.otlp.endpoint,
@@ -258,6 +266,8 @@ class LocalPlane:
             self._iam_log = (self.state_dir / "logs").joinpath("iam.log").open("a", buffering=1)
             self.iam = IamEnforcement(self.provisioner.roles, self._iam_log)
             self.iam.install()
+            self.bedrock.log = self._iam_log
+            self._fault_models()
             if self.options.prewarm:
                 self.lambdas.prewarm(self._aliased_versions())
             self.deployments = self._deployments(template)
@@ -323,6 +333,21 @@ class LocalPlane:
         logging.getLogger("agentplane.local").info(line)
         with (self.state_dir / "logs" / "plane.log").open("a") as log:
             log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {line}\n")
+
+    def _fault_models(self) -> None:
+        """``--fault <llm agent>=<Bedrock error>`` fails the agent's model calls, not its function: the loop meets
+        the error where it would on AWS (a throttled Converse) and answers it as it would."""
+        for spec in self.lambdas.functions.values():
+            agent, model_id = spec.environment.get("AGENT_NAME"), spec.environment.get(LLM_MODEL_ID_ENV)
+            fault = self.options.faults.faults.get(agent or "")
+            if model_id is None or fault is None or fault.error is None:
+                continue
+            try:
+                BedrockError(fault.error)
+            except ValueError:
+                continue  # not a Bedrock error: the function fails as any agent's would
+            self.bedrock.inject(model_id, fault.error, rate=fault.rate)
+            del self.options.faults.faults[agent]  # type: ignore[arg-type]
 
     def _aliased_versions(self) -> list[tuple[str, str]]:
         lambdas = self.client("lambda")
@@ -449,6 +474,7 @@ class LocalPlane:
             self.server.server_close()
             self.server = None
         self.endpoints.stop()
+        self.bedrock.stop()
         self.waits.uninstall()
         self.endpoints.uninstall()
         self.sync_executions.uninstall()

@@ -29,9 +29,16 @@ PRIMARY = "evidence-verifier"
 APPROXIMATE = "evidence-verifier~approximate"
 
 
+LLM = "fact-checker-llm"
+# These tests follow the heuristic verifier's own chain (primary, approximate, person): the LLM fact-checker, which
+# ranks first when healthy, is out of rotation, its circuit held open (tests/e2e/test_llm_agent.py covers it).
+OUT_OF_ROTATION = Circuit(state="open", opened_at=datetime.now(UTC) + timedelta(days=1), reason="held open by the test")
+
+
 @pytest.fixture(scope="module")
 def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
     with LocalPlane(plane_options(schedule_scale=0)) as running:
+        registry(running).set_circuit(LLM, OUT_OF_ROTATION)
         yield running
 
 
@@ -94,7 +101,7 @@ def test_a_failing_primary_is_routed_around_and_the_ledger_says_so(plane: LocalP
     skipped = [note for r in routes for note in r["skipped"]]
     assert tried  # the first calls failed on the primary...
     assert all(t["implementation"] == PRIMARY and t["error"].startswith("ModelError") for t in tried)
-    assert any("circuit open" in note for note in skipped)  # ...then its circuit opened and it was skipped
+    assert any(note.startswith(f"{PRIMARY}: circuit open") for note in skipped)  # ...then it opened and was skipped
     assert implementations(plane)[PRIMARY]["circuit"]["state"] == "open"
     lineage = request(plane.url, "GET", f"/v1/audit/traces/{run['trace_id']}", persona="auditor").body
     assert lineage["verified"] is True

@@ -44,7 +44,13 @@ def test_every_decision_of_the_run_is_chained_signed_and_verified(
     assert lineage.body["verified"] is True
     steps = {s["step"] for s in lineage.body["steps"]}
     assert {"Intake", "ScoreRisk", "RecordDecision", "entity-tagging"} <= steps
-    assert all(s["actor"].startswith(("agent:", "human:")) and s["digest"] == 1 for s in lineage.body["steps"])
+    # agents, a person, and the llm fact-checker's model for each of its turns
+    assert all(
+        s["actor"].startswith(("agent:", "human:", "model:")) and s["digest"] == 1 for s in lineage.body["steps"]
+    )
+    assert {s["actor"] for s in lineage.body["steps"] if "/turn/" in s["step"]} == {
+        "model:us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    }
     assert [s["step"] for s in lineage.body["steps"] if s["actor"].startswith("human:")] == ["Approval"]
 
 

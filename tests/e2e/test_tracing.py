@@ -112,11 +112,22 @@ def test_every_step_of_a_run_has_a_span_under_its_invocation_under_the_api(
     ids = {s["span_id"]: s for s in found}
     [api] = by_hop(found, "api")
     agents = {s["attributes"]["agentplane.step"]: s for s in by_hop(found, "agent")}
+    models = {s["attributes"]["agentplane.step"]: s for s in by_hop(found, "model")}
 
-    # every recorded agent step of the run has its span (the approval is a person's, not an agent's)
+    # every recorded agent step of the run has its span (the approval is a person's, not an agent's), and every
+    # model turn of an llm agent its own, in the invocation of the loop that took it
     steps = {s["step"] for s in reviewed["run"]["steps"] if s["agent"] != "approval-gate" and s["step"] != "Approval"}
-    assert set(agents) == steps
+    assert set(agents) | set(models) == steps
+    for step, span in models.items():
+        loop = agents[step.rsplit("/turn/", 1)[0]]
+        assert ids[span["parent_id"]]["attributes"]["agentplane.agent"] == loop["attributes"]["agentplane.agent"]
+        assert span["attributes"]["agentplane.input_tokens"] > 0
     for step, span in agents.items():
+        if "/tool/" in step:  # an llm agent's tool call: dispatched under the loop's step
+            dispatch = ids[ids[span["parent_id"]]["parent_id"]]
+            assert dispatch["attributes"]["agentplane.hop"] == "dispatch"
+            assert dispatch["attributes"]["agentplane.capability"] == span["attributes"]["agentplane.capability"]
+            continue
         invocation = ids[span["parent_id"]]
         assert invocation["attributes"]["agentplane.hop"] == "invoke", (step, invocation["name"])
         assert invocation["attributes"]["agentplane.agent"] == span["attributes"]["agentplane.agent"]

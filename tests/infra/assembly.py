@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.capability import CapabilityContract, LlmRuntime
 from contracts.loader import CONTRACTS_DIR
 from infra.app import DEFAULT_STACK_NAME, build_app
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver
@@ -201,3 +202,17 @@ def all_states(definition: dict[str, Any]) -> list[dict[str, Any]]:
             if inner:
                 found.extend(all_states(inner))
     return found
+
+
+def llm_grants(synthesized: Synthesized, contract: CapabilityContract) -> list[dict[str, Any]]:
+    """What an llm agent's role holds beyond any agent's: its model's ARNs, and its tools' dispatcher."""
+    from infra.components.llm_agent import bedrock_statements
+
+    stack = synthesized.stack
+    statements = [stack.resolve(s.to_statement_json()) for s in bedrock_statements(stack, contract)]
+    runtime = contract.runtime
+    if isinstance(runtime, LlmRuntime) and runtime.tools:
+        assert stack.registry.tool_dispatcher is not None
+        dispatcher = stack.resolve(stack.registry.tool_dispatcher.function_arn)
+        statements.append({"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": dispatcher})
+    return statements

@@ -46,7 +46,7 @@ def test_every_implementation_is_registered_at_deploy_with_its_target(synthesize
         res["Properties"]["DeploymentGroupName"]
         for res in synthesized.of_type("AWS::CodeDeploy::DeploymentGroup").values()
     }
-    rolled_out = {name for name, c in CONTRACTS.items() if c.runtime.kind == "lambda"}
+    rolled_out = {name for name, c in CONTRACTS.items() if c.runtime.kind in ("lambda", "llm")}
 
     assert set(calls) == {*agents, "evidence-verifier~approximate"}
     for name, call in calls.items():
@@ -79,7 +79,7 @@ def test_the_approximate_handler_is_its_own_function_with_the_primarys_role(synt
 
 
 def test_the_dispatcher_may_invoke_exactly_the_registered_functions(synthesized: Synthesized) -> None:
-    dispatcher = function_with(synthesized, "functions.dispatcher.handler.lambda_handler")
+    dispatcher = synthesized.stack.resolve(synthesized.stack.registry.dispatcher.function_name)["Ref"]
     statements = synthesized.role_statements(synthesized.role_of(dispatcher))
     invoke = [s for s in statements if "lambda:InvokeFunction" in json.dumps(s["Action"])]
 
@@ -96,7 +96,7 @@ def test_verify_claim_asks_the_dispatcher_and_a_person_takes_what_it_cannot(synt
     item = states["VerifyClaims"]["ItemProcessor"]["States"]
 
     verify = item["VerifyClaim"]
-    dispatcher = function_with(synthesized, "functions.dispatcher.handler.lambda_handler")
+    dispatcher = synthesized.stack.resolve(synthesized.stack.registry.dispatcher.function_name)["Ref"]
     assert lambda_function_lid(verify["Resource"]) == dispatcher
     assert verify["Parameters"]["accept"] == "1.x"
     assert verify["Parameters"]["envelope"]["capability"] == "fact-check"

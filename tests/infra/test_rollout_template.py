@@ -32,7 +32,8 @@ from tests.infra.test_contract_driven import copy_contracts
 
 pytestmark = pytest.mark.infra
 
-LAMBDA_AGENTS = sorted(name for name, contract in CONTRACTS.items() if contract.runtime.kind == "lambda")
+# Agents whose function rolls out through CodeDeploy: Lambda agents and llm agents' loops.
+LAMBDA_AGENTS = sorted(name for name, contract in CONTRACTS.items() if contract.runtime.kind in ("lambda", "llm"))
 DEFAULT_CONFIG = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 # Declared policies for the second plane: a custom linear, a predefined linear, a custom canary, all at once.
 POLICIES = {

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from contracts.capability import CapabilityContract, LambdaRuntime, SageMakerRuntime
+from contracts.capability import CapabilityContract, LambdaRuntime, LlmRuntime, SageMakerRuntime
 from contracts.workflow import WORKFLOWS_DIR, MapStep, load_workflow
 from infra.components.agent_pool import PERMISSION_VERBS, Resources
 from infra.components.public_api import admission_limit
@@ -27,6 +27,7 @@ from tests.infra.assembly import (
     PINNED_LOGICAL_IDS,
     Synthesized,
     lambda_function_lid,
+    llm_grants,
     qualified_name,
 )
 
@@ -36,6 +37,7 @@ CONTRACTS = generated_contracts.CONTRACTS  # the shipped contracts, or the set t
 DOC_REVIEW = load_workflow(WORKFLOWS_DIR / "doc-review.yaml")
 LAMBDA_AGENTS = sorted(name for name, contract in CONTRACTS.items() if isinstance(contract.runtime, LambdaRuntime))
 ENDPOINT_AGENTS = sorted(name for name, c in CONTRACTS.items() if isinstance(c.runtime, SageMakerRuntime))
+LLM_AGENTS = sorted(name for name, c in CONTRACTS.items() if isinstance(c.runtime, LlmRuntime))
 
 TABLES = (DECISIONS_TABLE, EXECUTIONS_TABLE, IDEMPOTENCY_TABLE)
 BUCKETS = (ACCESS_LOGS_BUCKET, DOCUMENTS_BUCKET)
@@ -119,7 +121,7 @@ def test_every_lambda_contract_has_a_function(synthesized: Synthesized) -> None:
     # GIVEN the contracts in the repository WHEN the plane is synthesized
     # THEN each Lambda contract has exactly one function that runs as it, each SageMaker contract its endpoint's
     # invoker, and no function runs as an unknown agent
-    assert sorted(synthesized.agent_functions()) == sorted(LAMBDA_AGENTS + ENDPOINT_AGENTS)
+    assert sorted(synthesized.agent_functions()) == sorted(LAMBDA_AGENTS + ENDPOINT_AGENTS + LLM_AGENTS)
 
 
 @pytest.mark.parametrize("agent", LAMBDA_AGENTS)
@@ -148,7 +150,7 @@ def test_agent_function_follows_its_contract(synthesized: Synthesized, agent: st
     assert environment["DECISIONS_TABLE"] == {"Ref": DECISIONS_TABLE}
 
 
-@pytest.mark.parametrize("agent", LAMBDA_AGENTS)
+@pytest.mark.parametrize("agent", LAMBDA_AGENTS + LLM_AGENTS)
 def test_agent_role_grants_exactly_its_contract(synthesized: Synthesized, agent: str) -> None:
     # GIVEN what the agent's permission verbs grant, and what every agent's runtime needs for itself
     contract: CapabilityContract = CONTRACTS[agent]
@@ -179,6 +181,8 @@ def test_agent_role_grants_exactly_its_contract(synthesized: Synthesized, agent:
         ]
         runtime_own.append({"Action": list(SQS_EVENT_SOURCE), "Resource": queue})
     from_contract = [stack.resolve(s.to_statement_json()) for grant in grants for s in grant.statements]
+    if isinstance(contract.runtime, LlmRuntime):  # its model, and its tools through the tool dispatcher
+        from_contract += llm_grants(synthesized, contract)
     expected = [{"Effect": "Allow", **statement} for statement in runtime_own] + from_contract
 
     # WHEN its role's statements are read from the template

@@ -26,6 +26,7 @@ CONTRACTS = {
     "document-intake",
     "entity-tagger",
     "evidence-verifier",
+    "fact-checker-llm",
     "failure-recorder",
     "risk-scorer",
     "summarizer",
@@ -392,6 +393,7 @@ def test_capabilities_lists_the_shipped_contracts(api: Api, plane: Plane) -> Non
     assert listed["evidence-verifier"]["runtime"] == "lambda"
     assert listed["risk-scorer"]["slo"]["p95_ms"] == 300
     assert listed["summarizer"]["runtime"] == "sagemaker"
+    assert listed["fact-checker-llm"]["runtime"] == "llm"
     (registered,) = listed["evidence-verifier"]["implementations"]
     assert registered["circuit"]["state"] == "open"
     assert registered["health"]["samples"] == 0

@@ -294,12 +294,13 @@ def test_contracts_check_lists_the_shipped_contracts(capsys: pytest.CaptureFixtu
         "document-intake",
         "entity-tagger",
         "evidence-verifier",
+        "fact-checker-llm",
         "failure-recorder",
         "risk-scorer",
         "summarizer",
         "summarizer-cpu",
     ]
-    assert out.splitlines()[-1] == "8 contracts valid; schemas in sync"
+    assert out.splitlines()[-1] == "9 contracts valid; schemas in sync"
 
 
 def test_contracts_check_names_file_field_and_reason_of_a_broken_contract(

@@ -45,11 +45,18 @@ print(json.dumps(loaded))
 """
 
 
-def test_every_handler_imports_without_boto3_or_the_idempotency_layer() -> None:
-    assert len(HANDLERS) == 13
+def test_every_handler_imports_without_boto3_or_the_idempotency_layer(tmp_path: Path) -> None:
+    assert len(HANDLERS) == 14
+    # the llm agents' loop reads the agent.json synth stages beside it: the shipped fact-checker's, here
+    from contracts.loader import load_contracts
+    from infra.components.llm_agent import PRICING_REGION, loop_config
+
+    contracts = load_contracts()
+    config = tmp_path / "agent.json"
+    config.write_text(json.dumps(loop_config(contracts["fact-checker-llm"], contracts, region=PRICING_REGION)))
     out = subprocess.run(
         [sys.executable, "-c", PROBE, *HANDLERS],
-        env={**os.environ, **ENV},
+        env={**os.environ, **ENV, "LLM_AGENT_CONFIG": str(config)},
         cwd=REPO,
         capture_output=True,
         text=True,

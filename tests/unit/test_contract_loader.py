@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from contracts import CONTRACTS_DIR, MODELS, CapabilityContract, ContractError, load_contract, load_contracts
-from contracts.capability import FallbackCapability, LambdaRuntime, Rollout, SageMakerRuntime
+from contracts.capability import FallbackCapability, LambdaRuntime, LlmRuntime, Rollout, SageMakerRuntime
 
 pytestmark = pytest.mark.unit
 
@@ -15,6 +15,7 @@ REFERENCE_AGENTS = {
     "document-intake",
     "entity-tagger",
     "evidence-verifier",
+    "fact-checker-llm",
     "failure-recorder",
     "risk-scorer",
     "summarizer",
@@ -68,6 +69,8 @@ def test_shipped_contracts_all_load() -> None:
         assert contract.output_model is MODELS[contract.io.output]
         if isinstance(contract.runtime, SageMakerRuntime):
             assert (Path(__file__).parents[2] / "containers" / contract.runtime.container).is_dir()
+        elif isinstance(contract.runtime, LlmRuntime):
+            assert contract.runtime.prompt_text.strip()
         else:
             assert isinstance(contract.runtime, LambdaRuntime)
             assert contract.runtime.handler.endswith(".lambda_handler")

@@ -141,15 +141,46 @@ def test_the_plan_prefers_the_healthiest_compatible_primary_then_the_contracts_f
 
     candidates, skipped = plan("fact-check", "1.x", registry, now=T0, breaker=BREAKER)
 
-    assert names(candidates) == ["verifier-b", "verifier-a", "finder", "verifier-b~approximate", "human"]
+    assert names(candidates) == [
+        "verifier-b",
+        "verifier-a",
+        "finder",
+        "verifier-b~approximate",
+        "verifier-a~approximate",  # each primary's own fallbacks, the preferred primary's first
+        "human",
+    ]
     assert [c.reason for c in candidates] == [
         "healthy and compatible",
         "alternate fact-check implementation",
         "fallback: lookup 2.x",
         "fallback: approximate result",
+        "fallback: approximate result",
         "fallback: human escalation",
     ]
     assert skipped == []
+
+
+def test_eval_quality_ranks_after_health_and_a_model_goes_first_at_equal_quality() -> None:
+    registry = [
+        impl("heuristic", quality=0.9, fallback=["approximate", "human"], health=Health(p95_ms=5.0)),
+        impl("heuristic~approximate"),
+        impl("llm", quality=0.9, runtime="llm", fallback=["human"], health=Health(p95_ms=900.0)),
+        impl("unscored", runtime="llm"),
+        impl("better", quality=0.95, health=Health(error_rate=0.1)),
+    ]
+
+    candidates, _ = plan("fact-check", "1.x", registry, now=T0, breaker=BREAKER)
+
+    # healthy first; then quality (unscored last); at equal quality the model-backed one; then latency
+    assert names(candidates) == ["llm", "heuristic", "unscored", "better", "heuristic~approximate", "human"]
+
+
+def test_higher_quality_wins_over_the_runtime_preference() -> None:
+    registry = [impl("llm", quality=0.7, runtime="llm"), impl("heuristic", quality=0.9)]
+
+    candidates, _ = plan("fact-check", "1.x", registry, now=T0, breaker=BREAKER)
+
+    assert names(candidates) == ["heuristic", "llm"]
 
 
 def test_an_open_circuit_is_passed_over_and_said_so() -> None:

@@ -1,0 +1,143 @@
+"""An llm agent's loop function: one per ``kind: llm`` contract, configured by the ``agent.json`` synth stages.
+
+Thin: Converse through boto3's ``bedrock-runtime`` client (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` points it at
+the local plane's stand-in), tools through the dispatcher function, every turn a decision record.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from functions.runtime.aws import client
+
+from contracts.envelope import Envelope
+from contracts.models import MODELS
+from functions.llm_agent.loop import (
+    AgentConfig,
+    ApprovalRequired,
+    ModelError,
+    ThrottlingException,
+    ToolCall,
+    ToolFailed,
+    ToolSpec,
+    run_loop,
+)
+from functions.llm_agent.service import tool_causation, turn_record
+from functions.runtime import Agent, Step, tracing
+from functions.runtime.agent import utcnow
+from functions.runtime.decisions import step_name
+
+# Synth stages agent.json beside this file; LLM_AGENT_CONFIG points elsewhere (tests).
+CONFIG_PATH = Path(os.environ.get("LLM_AGENT_CONFIG") or Path(__file__).parent / "agent.json")
+# Bedrock's answers that mean "not now": another implementation should take the step.
+THROTTLED = frozenset({"ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException"})
+
+config = AgentConfig.model_validate_json(CONFIG_PATH.read_text(encoding="utf-8"))
+output_model = MODELS[config.output_model]
+agent = Agent.from_environment(input_model=MODELS[config.input_model], output_model=output_model)
+
+
+@cache
+def bedrock() -> Any:
+    return client("bedrock-runtime")
+
+
+def converse(request: dict[str, Any]) -> dict[str, Any]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response: dict[str, Any] = bedrock().converse(**request)
+    except ClientError as error:
+        code = str(error.response["Error"]["Code"])
+        message = f"{code}: {error.response['Error'].get('Message', '')}"[:500]
+        raise (ThrottlingException if code in THROTTLED else ModelError)(message) from None
+    except BotoCoreError as error:
+        raise ModelError(f"{type(error).__name__}: {error}"[:500]) from None
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+def model_caller(step: Step) -> Any:
+    """Converse, each turn its own span (X-Ray shows every turn: model, tokens, stop reason)."""
+    envelope = step.envelope
+    name = step_name(envelope.causation_id, envelope.correlation_id)
+    turns = itertools.count(1)
+
+    def call(request: dict[str, Any]) -> dict[str, Any]:
+        attributes: dict[str, tracing.AttributeValue] = {
+            "agentplane.hop": "model",
+            "agentplane.step": f"{name}/turn/{next(turns)}",
+            "agentplane.agent": config.name,
+            "agentplane.version": config.version,
+            "agentplane.capability": envelope.capability,
+            "agentplane.model": config.model_id,
+            "agentplane.trace_id": envelope.trace_id,
+            "agentplane.execution_id": envelope.correlation_id,
+        }
+        with tracing.span(f"converse {config.model_id}", attributes, trace_id=envelope.trace_id) as span:
+            response = converse(request)
+            usage = response.get("usage") or {}
+            span.set_attribute("agentplane.stop_reason", str(response.get("stopReason", "")))
+            span.set_attribute("agentplane.input_tokens", int(usage.get("inputTokens", 0)))
+            span.set_attribute("agentplane.output_tokens", int(usage.get("outputTokens", 0)))
+        return response
+
+    return call
+
+
+def tool_caller(envelope: Envelope) -> Any:
+    def call(spec: ToolSpec, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:
+        child = envelope.child(
+            causation_id=tool_causation(envelope.causation_id, call_id),
+            capability=spec.name,
+            capability_version=spec.capability_version,
+            payload=arguments,
+        )
+        traceparent = tracing.current_traceparent()
+        if traceparent is not None:  # the tool's dispatch and its work hang under this step in the trace
+            child = child.model_copy(update={"traceparent": traceparent})
+        event = {"accept": spec.accept, "envelope": child.model_dump(mode="json")}
+        response = client("lambda").invoke(FunctionName=os.environ["DISPATCHER_FUNCTION"], Payload=json.dumps(event))
+        payload = json.loads(response["Payload"].read() or b"null")
+        if "FunctionError" in response or not isinstance(payload, dict):
+            body = payload if isinstance(payload, dict) else {}
+            raise ToolFailed(f"{spec.name}: {body.get('errorType', 'Unhandled')}: {body.get('errorMessage', '')}")
+        return payload
+
+    return call
+
+
+def refuse_unapproved(spec: ToolSpec, call: ToolCall) -> None:
+    raise ApprovalRequired(
+        f"{spec.name} has external side effects: a person must approve it (arguments sha256 {call.input_sha256})"
+    )
+
+
+def service(request: Any, step: Step) -> Any:
+    answer, usage = run_loop(
+        config,
+        output_model,
+        request.model_dump(mode="json"),
+        converse=model_caller(step),
+        call_tool=tool_caller(step.envelope),
+        record_turn=lambda turn: agent.store.put(turn_record(config, step, turn, finished=utcnow())),
+        approve=refuse_unapproved,
+    )
+    measured.update(usage.metrics())
+    return answer
+
+
+measured: dict[str, float] = {}
+
+
+@agent.logger.inject_lambda_context
+@agent.metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    measured.clear()
+    return agent.run(event, service, lambda _answer: dict(measured))

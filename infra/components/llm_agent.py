@@ -1,0 +1,166 @@
+"""What a ``kind: llm`` contract adds to an agent pool: the loop's code and configuration, and its Bedrock grants.
+
+The loop runs in one Lambda function per contract (``functions/llm_agent``); why not one Step Functions state per
+turn is in docs/llm-agents.md. :func:`loop_config` is the contract resolved for the loop (prompt, tools as the
+plane dispatches them, output schema, limits, prices); :func:`bedrock_statements` grants exactly the model's
+ARNs (and the guardrail's). Both take only contracts, not a workflow: any workflow step can call the agent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Aws, Stack, Token
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from contracts.capability import CapabilityContract, LlmRuntime
+from infra.cost.model import CostError, load_pricing
+from infra.paths import FUNCTIONS_DIR, STAGING_DIR
+
+LOOP_FOLDER = "llm_agent"
+LOOP_HANDLER = f"functions.{LOOP_FOLDER}.handler.lambda_handler"
+CONFIG_FILE = "agent.json"
+MODEL_ID_ENV = "LLM_MODEL_ID"
+PRICING_REGION = "us-east-1"  # prices when the stack's region is unresolved at synth (an environment-agnostic stack)
+# The regions a cross-region inference profile may send a request to (AWS's published destination regions for
+# the geography); Converse through a profile needs the model's ARN in each. Refresh when AWS adds regions.
+PROFILE_REGIONS: Mapping[str, tuple[str, ...]] = {
+    "us": ("us-east-1", "us-east-2", "us-west-2"),
+    "eu": ("eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-3"),
+    "apac": ("ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2"),
+}
+SIDE_EFFECT_ORDER = ("read-only", "idempotent-write", "external-action")
+
+
+class LlmConfigError(ValueError):
+    """A contract's llm runtime cannot be built; the message names contract and field."""
+
+
+def runtime_of(contract: CapabilityContract) -> LlmRuntime:
+    if not isinstance(contract.runtime, LlmRuntime):
+        raise LlmConfigError(f"contract {contract.name}: runtime.kind: {contract.runtime.kind} is not llm")
+    return contract.runtime
+
+
+def tool_specs(contract: CapabilityContract, contracts: Mapping[str, CapabilityContract]) -> list[dict[str, Any]]:
+    """Each tool as the model sees it (its implementers' input schema) and as dispatch reaches it."""
+    specs: list[dict[str, Any]] = []
+    for tool in runtime_of(contract).tools:
+        offering = sorted(
+            (c for c in contracts.values() if tool in c.capabilities and c.name != contract.name),
+            key=lambda c: c.name,
+        )
+        if not offering:
+            raise LlmConfigError(f"contract {contract.name}: runtime.tools: no contract offers {tool!r}")
+        first = offering[0]
+        specs.append(
+            {
+                "name": tool,
+                "description": first.description,
+                "input_schema": first.input_model.model_json_schema(mode="validation"),
+                "accept": f"{first.major}.x",
+                "capability_version": first.version,
+                # The widest any implementer has: dispatch may pick any of them.
+                "side_effects": max((c.side_effects for c in offering), key=SIDE_EFFECT_ORDER.index),
+            }
+        )
+    return specs
+
+
+def token_prices(model_id: str, region: str) -> dict[str, float]:
+    try:
+        prices = load_pricing(region).bedrock.models
+    except CostError:
+        prices = load_pricing(PRICING_REGION).bedrock.models
+    price = prices.get(model_id)
+    if price is None:
+        raise LlmConfigError(
+            f"model {model_id!r} has no token price in infra/cost/pricing (budgets in USD need one): add it"
+        )
+    return price.model_dump()
+
+
+def loop_config(
+    contract: CapabilityContract, contracts: Mapping[str, CapabilityContract], *, region: str
+) -> dict[str, Any]:
+    """The ``agent.json`` the loop reads (functions.llm_agent.loop.AgentConfig)."""
+    runtime = runtime_of(contract)
+    if runtime.model.provider != "bedrock" or runtime.model.id is None:
+        raise LlmConfigError(
+            f"contract {contract.name}: runtime.model.provider {runtime.model.provider} is not supported yet "
+            "(only bedrock): see docs/llm-agents.md"
+        )
+    return {
+        "name": contract.name,
+        "version": contract.version,
+        "model_id": runtime.model.invoked_id,
+        "prompt": runtime.prompt_text,
+        "prompt_sha256": runtime.prompt_sha256,
+        "tools": tool_specs(contract, contracts),
+        "input_model": contract.io.input,
+        "output_model": contract.io.output,
+        "output_schema": contract.output_model.model_json_schema(mode="validation"),
+        "limits": runtime.limits.model_dump(mode="json"),
+        "inference": runtime.inference.model_dump(mode="json"),
+        "guardrail": None if runtime.guardrail is None else runtime.guardrail.model_dump(mode="json"),
+        "price": token_prices(runtime.model.id, region),
+    }
+
+
+def stage_config(contract: CapabilityContract, config: dict[str, Any], *, root: Path = STAGING_DIR) -> Path:
+    """A folder holding ``agent.json``, content-addressed like every staged asset."""
+    text = json.dumps(config, indent=1, sort_keys=True) + "\n"
+    folder = root / f"llm-config-{contract.name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    if not (folder / CONFIG_FILE).is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(text, encoding="utf-8")
+    return folder
+
+
+def code_layout(config_dir: Path, functions_dir: Path = FUNCTIONS_DIR) -> list[tuple[Path, str]]:
+    return [(functions_dir / LOOP_FOLDER, f"functions/{LOOP_FOLDER}"), (config_dir, f"functions/{LOOP_FOLDER}")]
+
+
+def _region(scope: Construct) -> str:
+    region = Stack.of(scope).region
+    return PRICING_REGION if Token.is_unresolved(region) else region
+
+
+def model_arns(scope: Construct, runtime: LlmRuntime) -> list[str]:
+    """The foundation model in this region, or the inference profile and the model in each region it serves."""
+    model = runtime.model
+    assert model.id is not None
+    partition = Aws.PARTITION
+    if model.inference_profile is None:
+        return [f"arn:{partition}:bedrock:{Aws.REGION}::foundation-model/{model.id}"]
+    profile = f"arn:{partition}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:inference-profile/{model.invoked_id}"
+    if model.inference_profile == "global":
+        return [profile, f"arn:{partition}:bedrock:::foundation-model/{model.id}"]
+    regions = PROFILE_REGIONS[model.inference_profile]
+    return [profile, *(f"arn:{partition}:bedrock:{region}::foundation-model/{model.id}" for region in regions)]
+
+
+def bedrock_statements(scope: Construct, contract: CapabilityContract) -> list[iam.PolicyStatement]:
+    """``bedrock:InvokeModel`` (what Converse needs) on exactly the model's ARNs; the guardrail if one is set."""
+    runtime = runtime_of(contract)
+    statements = [iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=model_arns(scope, runtime))]
+    if runtime.guardrail is not None:
+        guardrail = f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:guardrail/{runtime.guardrail.id}"
+        statements.append(iam.PolicyStatement(actions=["bedrock:ApplyGuardrail"], resources=[guardrail]))
+    return statements
+
+
+def loop_asset(
+    scope: Construct,
+    contract: CapabilityContract,
+    contracts: Mapping[str, CapabilityContract],
+    functions_dir: Path = FUNCTIONS_DIR,
+) -> list[tuple[Path, str]]:
+    """What the loop function's asset holds: the loop's code and this contract's ``agent.json``."""
+    config = loop_config(contract, contracts, region=_region(scope))
+    return code_layout(stage_config(contract, config), functions_dir)

@@ -1,0 +1,73 @@
+"""What a run's llm agents did, from their turn records: turns, tool calls, tokens and cost, for people."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class AgentTurns:
+    agent: str
+    steps: set[str] = field(default_factory=set)
+    turns: int = 0
+    tool_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    models: set[str] = field(default_factory=set)
+    served_by: set[str] = field(default_factory=set)
+
+
+def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, AgentTurns]:
+    """Per llm agent, from decision records (``agent``, ``step_key``, ``actor``, ``output_json``) of one run."""
+    found: dict[str, AgentTurns] = defaultdict(lambda: AgentTurns(""))
+    for record in records:
+        if not str(record.get("actor", "")).startswith("model:") or "/turn/" not in str(record.get("step_key", "")):
+            continue
+        turn = json.loads(str(record["output_json"]))
+        agent = found[str(record["agent"])]
+        agent.agent = str(record["agent"])
+        agent.steps.add(str(record["step_key"]).rsplit("/turn/", 1)[0])
+        agent.turns += 1
+        agent.tool_calls += sum(1 for call in turn["tool_calls"] if call["name"] != "final_answer")
+        agent.input_tokens += int(turn["usage"]["input_tokens"])
+        agent.output_tokens += int(turn["usage"]["output_tokens"])
+        agent.cost_usd += float(turn["cost_usd"])
+        agent.models.add(str(turn["model_id"]))
+        if turn.get("served_by"):
+            agent.served_by.add(str(turn["served_by"]))
+    return dict(found)
+
+
+def lines(summary: Mapping[str, AgentTurns]) -> list[str]:
+    out = []
+    for agent in sorted(summary.values(), key=lambda a: a.agent):
+        served = f"; answered by the {', '.join(sorted(agent.served_by))}" if agent.served_by else ""
+        out.append(
+            f"llm: {agent.agent} ({', '.join(sorted(agent.models))}): {len(agent.steps)} step(s), {agent.turns} turns, "
+            f"{agent.tool_calls} tool calls, {agent.input_tokens:,} input + {agent.output_tokens:,} output tokens, "
+            f"${agent.cost_usd:.4f}{served}"
+        )
+    return out
+
+
+def from_dynamodb(client: Any, table: str, execution_id: str) -> list[str]:
+    """The lines for one run, read from the decisions table (a local plane's, or a deployed one's)."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "correlation_id = :c",
+        "ExpressionAttributeValues": {":c": {"S": execution_id}},
+    }
+    while True:
+        page = client.query(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    records = [{key: value.get("S") for key, value in item.items()} for item in items]
+    return lines(summarize(records)) or ["llm: no llm agent took part in this run"]
