@@ -14,19 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from contracts.models import Claim, ClaimCheck, Verdict
+from infra.components.eval_scores import EVALS_DIR, SCORES_FILE
 from infra.paths import REPO_ROOT
 
-EVALS_DIR = REPO_ROOT / "events" / "evals"
-SCORES_FILE = EVALS_DIR / "scores.json"
 FACT_CHECK_SET = EVALS_DIR / "fact-check.jsonl"
-
-
-def load_scores(path: Path = SCORES_FILE) -> dict[str, float]:
-    """Implementation name -> score (0..1); empty when no scores are shipped."""
-    if not path.is_file():
-        return {}
-    document = json.loads(path.read_text(encoding="utf-8"))
-    return {name: float(entry["score"]) for name, entry in document.get("implementations", {}).items()}
 
 
 def fact_check_cases(path: Path = FACT_CHECK_SET) -> list[tuple[ClaimCheck, str]]:

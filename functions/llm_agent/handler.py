@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from functions.runtime.aws import client
 
 from contracts.envelope import Envelope
 from contracts.models import MODELS
@@ -30,6 +29,7 @@ from functions.llm_agent.loop import (
 )
 from functions.llm_agent.service import tool_causation, turn_record
 from functions.runtime import Agent, Step, tracing
+from functions.runtime.adapters import client
 from functions.runtime.agent import utcnow
 from functions.runtime.decisions import step_name
 

@@ -11,6 +11,7 @@ from infra.cli.base import DEFAULT_STATE_DIR, CliError, Commands
 def cmd_cost(args: argparse.Namespace) -> int:
     from infra.cost import CostError, Profile, estimate, load_pricing, parse_rate, render
     from infra.cost.measure import measure_locally
+    from infra.synth import plane_assembly
 
     try:
         rate = parse_rate(args.rate)
@@ -21,7 +22,12 @@ def cmd_cost(args: argparse.Namespace) -> int:
             request = Path(args.request) if args.request else None
             assembly = Path(args.assembly) if args.assembly else None
             profile = measure_locally(
-                args.workflow, request, runs=args.runs, state_dir=Path(args.state_dir), assembly=assembly
+                args.workflow,
+                request,
+                runs=args.runs,
+                state_dir=Path(args.state_dir),
+                assembly=assembly,
+                synthesize=plane_assembly,
             )
         if profile.workflow != args.workflow:
             raise CostError(f"the profile measured {profile.workflow!r}, not {args.workflow!r}")

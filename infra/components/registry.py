@@ -21,11 +21,11 @@ from contracts.capability import CapabilityContract, LlmRuntime
 from contracts.registry import APPROXIMATE_SUFFIX, KEY, Implementation, Variant, static_item
 from infra.components.agent_pool import AgentPool
 from infra.components.data_store import DataStore
+from infra.components.eval_scores import load_scores
 from infra.components.nag import STREAM_CONSUMER_REASON, XRAY_REASON, acknowledge
 from infra.components.platform_function import platform_function
 from infra.components.queues import dead_letter_queue
 from infra.components.retention import log_group
-from infra.evals import load_scores
 
 # When a circuit opens and how long it rests (functions.runtime.routing.Breaker).
 BREAKER = {
@@ -51,7 +51,7 @@ def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]
     rolls each primary out (none for approximate variants and SageMaker invokers).
     """
     found: dict[str, Entry] = {}
-    quality = load_scores()
+    quality = load_scores()  # the shipped eval scores (infra/evals.py measures them)
     for pool in pools.values():
         contract = pool.contract
         group = deployment_groups.get(contract.name, "")

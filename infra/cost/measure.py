@@ -12,7 +12,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,12 +268,18 @@ DEFAULT_REQUESTS = {"doc-review": "doc-review-low-risk.json", "quick-check": "qu
 
 
 def measure_locally(
-    workflow: str, request: Path | None, *, runs: int, state_dir: Path, assembly: Path | None = None
+    workflow: str,
+    request: Path | None,
+    *,
+    runs: int,
+    state_dir: Path,
+    assembly: Path | None = None,
+    synthesize: Callable[[Path], Path] | None = None,
 ) -> Profile:
-    """Stand the template up on a local plane of its own, measure, and stop it."""
+    """Stand the template up on a local plane of its own, measure, and stop it. Without ``assembly``,
+    ``synthesize`` (the caller's: cost does not import the CDK app) makes one in the state dir."""
     from infra.local.plane import PlaneOptions
     from infra.paths import REPO_ROOT
-    from infra.synth import SynthError, plane_assembly
 
     if request is None:
         if workflow not in DEFAULT_REQUESTS:
@@ -286,9 +292,8 @@ def measure_locally(
     if assembly is not None and not assembly.is_dir():
         raise CostError(f"--assembly {assembly}: no such cloud assembly directory")
     if assembly is None:
-        try:
-            assembly = plane_assembly(state_dir)
-        except SynthError as error:
-            raise CostError(str(error)) from None
+        if synthesize is None:
+            raise CostError("no assembly to measure: pass one, or a way to synthesize it")
+        assembly = synthesize(state_dir)
     with LocalPlane(PlaneOptions(assembly_dir=assembly, state_dir=state_dir, fresh=True, schedule_scale=0)) as plane:
         return measure(plane, workflow, request, runs=runs)
