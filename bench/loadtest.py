@@ -42,7 +42,7 @@ MAX_DURATION_S = 60
 # The plane runs in one interpreter on a laptop, so API targets are the AWS budgets scaled by this factor.
 # Agent steps run their real handler code: their contract p95 applies unscaled.
 LAPTOP_SCALE = 5.0
-ROUTE_BUDGETS_MS = {  # p95 on AWS (DESIGN: the synchronous hot path has 200 ms)
+ROUTE_BUDGETS_MS = {  # p95 on AWS (the synchronous hot path has 200 ms)
     "POST /v1/workflows/quick-check/invoke": 200,
     "POST /v1/workflows/doc-review/executions": 200,
     "GET /v1/executions/{id}": 200,

@@ -300,7 +300,7 @@ class Telemetry(_Strict):
 
 
 class CapabilityContract(_Strict):
-    """One agent's contract (DESIGN §3)."""
+    """One agent's contract: its pool, IAM, registry entry, telemetry and SLO derive from it."""
 
     name: Kebab
     version: str = Field(pattern=SEMVER_PATTERN)

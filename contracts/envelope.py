@@ -1,4 +1,4 @@
-"""The envelope every inter-agent message and step input carries (DESIGN §4)."""
+"""The envelope every inter-agent message and step input carries (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class RouteAttempt(BaseModel):
 
 
 class Route(BaseModel):
-    """How dispatch chose the implementation that runs this step (DESIGN §7), for its decision record."""
+    """How dispatch chose the implementation that runs this step for its decision record (docs/architecture.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

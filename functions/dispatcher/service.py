@@ -1,4 +1,4 @@
-"""Dispatch one step to a capability (DESIGN §7): plan from the registry, try in order, record every choice.
+"""Dispatch one step to a capability: plan from the registry, try in order, record every choice.
 
 The chosen implementation gets the step's envelope with the route (what was chosen, why, what was tried)
 and writes it into its decision record. When nothing automatic is left, the dispatcher records the

@@ -1,4 +1,4 @@
-"""Health-aware routing (DESIGN §7): circuit breakers over the registry's entries and the ranked plan for one step.
+"""Health-aware routing: circuit breakers over the registry's entries and the ranked plan for one step.
 
 Pure: no AWS here. The dispatcher reads the registry, asks :func:`plan` which implementations to try and in
 which order (each with its reason), tries them, and folds every outcome into the circuit with :func:`observe`.

@@ -1,4 +1,4 @@
-"""Who may call the API: one IAM role per persona, each allowed to invoke exactly its routes (DESIGN §10)."""
+"""Who may call the API: one IAM role per persona, each allowed to invoke exactly its routes (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class Throttle:
     burst: int
 
 
-# Per persona, beneath the stage's own limit: one busy persona cannot starve the others (DESIGN §8, backpressure).
+# Per persona, beneath the stage's own limit: one busy persona cannot starve the others (backpressure).
 PERSONA_THROTTLE: dict[str, Throttle] = {
     "submitter": Throttle(rate=50, burst=100),
     "approver": Throttle(rate=10, burst=20),

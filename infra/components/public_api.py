@@ -33,7 +33,7 @@ STAGE_NAME = "api"
 INTEGRATION_TIMEOUT_S = 29
 
 PROBLEM_JSON = "application/problem+json"
-# A body sent with another content type must not skip validation: "$default" catches it (DESIGN §14).
+# A body sent with another content type must not skip validation: "$default" catches it.
 VALIDATED_CONTENT_TYPES = ("application/json", "$default")
 
 

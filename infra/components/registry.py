@@ -1,4 +1,4 @@
-"""The capability registry (DESIGN §7): implementations written on deploy, health and circuits kept as they run.
+"""The capability registry: implementations written on deploy, health and circuits kept as they run.
 
 - One item per implementation, upserted by a custom resource at deploy (health and circuit survive redeploys).
 - The dispatcher function: steps that ask for a capability go through it; it picks, invokes, falls back.

@@ -1,4 +1,4 @@
-"""Canary rollouts with SLO rollback (DESIGN §9): new versions take traffic gradually and go back on a fast burn.
+"""Canary rollouts with SLO rollback (docs/rollouts.md): new versions take traffic gradually and go back on a fast burn.
 
 - Lambda agents: one CodeDeploy deployment group per agent shifts its ``live`` alias from the previous version to
   the new one as the contract's ``rollout`` says, and rolls back when one of the agent's fast-burn alarms fires.

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
-from tests.e2e.client import finished, request
 
+from contracts.registry import Circuit, Health
 from functions.runtime.registry import DynamoRegistry
-from functions.runtime.routing import Circuit, Health
+from infra.client import finished, request
 from infra.local.bedrock import ModelTurn, ScriptedModel
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
@@ -31,8 +31,8 @@ CLAIM_STEP = re.compile(r"^VerifyClaim/\d+$")
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlane]:
-    with LocalPlane(PlaneOptions(state_dir=tmp_path_factory.mktemp("plane"), schedule_scale=0)) as running:
+def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
+    with LocalPlane(plane_options(schedule_scale=0)) as running:
         yield running
 
 

@@ -1,4 +1,4 @@
-"""The pinned CDK CLI reads this aws-cdk-lib's cloud assembly, offline (DESIGN §14: CLI 3.x cannot)."""
+"""The pinned CDK CLI reads this aws-cdk-lib's cloud assembly, offline (CLI 3.x cannot)."""
 
 from __future__ import annotations
 

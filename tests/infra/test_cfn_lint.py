@@ -17,7 +17,7 @@ pytestmark = pytest.mark.infra
 REGIONS = ["us-east-1"]
 # W3005 ("dependency already enforced by a GetAtt") flags the DependsOn CDK adds from a function to its role
 # and default policy: the policy part of it is needed (the role must hold its grants before the function
-# runs), the role part is redundant but harmless, and neither is ours to change (DESIGN §14).
+# runs), the role part is redundant but harmless, and neither is ours to change.
 NOISE = {"W3005"}
 
 
