@@ -51,6 +51,7 @@ bench: setup ## benchmarks (JSON reports in bench/results/); never a pass/fail g
 	python bench/local_plane.py
 	python bench/summarizer.py
 	python bench/llm_loop.py
+	python bench/llm.py
 
 bench-check: .venv/.installed ## compare the newest bench reports with their targets; says what misses
 	python bench/check.py
