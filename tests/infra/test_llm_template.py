@@ -8,15 +8,26 @@ from typing import Any
 
 import pytest
 
+from contracts.loader import CONTRACTS_DIR, load_contracts
 from functions.llm_agent.loop import AgentConfig
-from tests.generated_contracts import CONTRACTS
-from tests.infra.assembly import Synthesized
+from tests.generated_contracts import contracts_dir
+from tests.infra.assembly import Synthesized, synthesize
 
 pytestmark = pytest.mark.infra
 
 AGENT = "fact-checker-llm"
 MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
 US_REGIONS = ("us-east-1", "us-east-2", "us-west-2")
+CONTRACTS = load_contracts(CONTRACTS_DIR)  # the shipped set, which holds the llm agent these tests are about
+
+
+@pytest.fixture(scope="module")
+def shipped(synthesized: Synthesized, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The plane from the shipped contracts: the session's assembly, unless the generated contract tests point
+    that at another set (then one of its own)."""
+    if contracts_dir() == CONTRACTS_DIR:
+        return synthesized
+    return synthesize(tmp_path_factory.mktemp("cdk-llm"))
 
 
 def joined(value: Any) -> str:
@@ -40,19 +51,17 @@ def staged_config(synthesized: Synthesized) -> AgentConfig:
     )
 
 
-@pytest.mark.skipif(AGENT not in CONTRACTS, reason="the generated contract set has no llm agent")
-def test_the_loop_function_runs_the_contracts_loop(synthesized: Synthesized) -> None:
-    props = loop_function(synthesized)
+def test_the_loop_function_runs_the_contracts_loop(shipped: Synthesized) -> None:
+    props = loop_function(shipped)
     assert props["Handler"] == "functions.llm_agent.handler.lambda_handler"
     assert props["Timeout"] == 30
     assert props["ReservedConcurrentExecutions"] == 20
     assert props["TracingConfig"] == {"Mode": "Active"}
 
 
-@pytest.mark.skipif(AGENT not in CONTRACTS, reason="the generated contract set has no llm agent")
-def test_the_staged_config_is_the_contract_resolved(synthesized: Synthesized) -> None:
+def test_the_staged_config_is_the_contract_resolved(shipped: Synthesized) -> None:
     contract = CONTRACTS[AGENT]
-    config = staged_config(synthesized)
+    config = staged_config(shipped)
     prompt = (Path("contracts") / "prompts" / "fact-checker.md").read_text(encoding="utf-8")
 
     assert config.model_id == f"us.{MODEL}"
@@ -66,10 +75,9 @@ def test_the_staged_config_is_the_contract_resolved(synthesized: Synthesized) ->
     assert config.price.output_per_1k_tokens > 0
 
 
-@pytest.mark.skipif(AGENT not in CONTRACTS, reason="the generated contract set has no llm agent")
-def test_bedrock_is_granted_on_exactly_the_profile_and_its_models(synthesized: Synthesized) -> None:
-    role = synthesized.role_of(synthesized.agent_functions()[AGENT])
-    statements = synthesized.role_statements(role)
+def test_bedrock_is_granted_on_exactly_the_profile_and_its_models(shipped: Synthesized) -> None:
+    role = shipped.role_of(shipped.agent_functions()[AGENT])
+    statements = shipped.role_statements(role)
     bedrock = [s for s in statements if any(a.startswith("bedrock:") for a in _actions(s))]
 
     (statement,) = bedrock
@@ -84,28 +92,26 @@ def test_bedrock_is_granted_on_exactly_the_profile_and_its_models(synthesized: S
     assert not any("*" in joined(r) for r in statement["Resource"])
 
 
-@pytest.mark.skipif(AGENT not in CONTRACTS, reason="the generated contract set has no llm agent")
-def test_tools_go_through_a_dispatcher_that_reaches_only_the_tools(synthesized: Synthesized) -> None:
-    stack = synthesized.stack
+def test_tools_go_through_a_dispatcher_that_reaches_only_the_tools(shipped: Synthesized) -> None:
+    stack = shipped.stack
     assert stack.registry.tool_dispatcher is not None
     tool_dispatcher = stack.resolve(stack.registry.tool_dispatcher.function_name)["Ref"]
-    assert loop_function(synthesized)["Environment"]["Variables"]["DISPATCHER_FUNCTION"] == {"Ref": tool_dispatcher}
+    assert loop_function(shipped)["Environment"]["Variables"]["DISPATCHER_FUNCTION"] == {"Ref": tool_dispatcher}
 
-    statements = synthesized.role_statements(synthesized.role_of(tool_dispatcher))
+    statements = shipped.role_statements(shipped.role_of(tool_dispatcher))
     (invoke,) = [s for s in statements if "lambda:InvokeFunction" in _actions(s)]
     invoked = {r["Ref"] for r in invoke["Resource"]}
-    verifier = synthesized.live_alias(synthesized.agent_functions()["evidence-verifier"])
-    loop_alias = synthesized.live_alias(synthesized.agent_functions()[AGENT])
+    verifier = shipped.live_alias(shipped.agent_functions()["evidence-verifier"])
+    loop_alias = shipped.live_alias(shipped.agent_functions()[AGENT])
     assert verifier in invoked
     assert loop_alias not in invoked
 
 
-@pytest.mark.skipif(AGENT not in CONTRACTS, reason="the generated contract set has no llm agent")
-def test_the_registry_entry_carries_the_eval_quality(synthesized: Synthesized) -> None:
+def test_the_registry_entry_carries_the_eval_quality(shipped: Synthesized) -> None:
     from tests.infra.test_registry_template import registered
 
     scores = json.loads(Path("events/evals/scores.json").read_text())["implementations"]
-    calls = registered(synthesized)
+    calls = registered(shipped)
     for name in ("evidence-verifier", AGENT):
         values = calls[name]["parameters"]["ExpressionAttributeValues"]
         expected = f"{scores[name]['score']:.4f}" if name in scores else ""
