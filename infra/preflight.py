@@ -749,6 +749,19 @@ class ImportClosure:
         return MissingImport(module, importer, where, project, suggestion)
 
 
+def parse_source(source: str, filename: str = "<unknown>") -> ast.Module:
+    """``ast.parse``, again when CPython 3.11 reports its spurious "AST constructor recursion depth mismatch":
+    its AST converter keeps one recursion counter per interpreter, so a parse that races another thread's
+    (a traceback being formatted elsewhere parses source too) fails although the tree is sound. Fixed in 3.12."""
+    for _ in range(4):
+        try:
+            return ast.parse(source, filename=filename)
+        except SystemError as error:
+            if "recursion depth mismatch" not in str(error):
+                raise
+    return ast.parse(source, filename=filename)
+
+
 def _parents(module: str) -> list[str]:
     parts = module.split(".")
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
@@ -758,7 +771,7 @@ def _imports(path: Path, module: str, is_package: bool) -> list[tuple[str, int, 
     """(dotted module, line, required) for every import the file runs: not those under ``if TYPE_CHECKING``, nor
     those inside a ``try`` that handles ImportError (optional imports). ``from x import y`` gives ``x`` (required)
     and ``x.y`` (not required: y may be a submodule, or a name x defines)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = parse_source(path.read_text(encoding="utf-8"), str(path))
     package = module if is_package else module.rpartition(".")[0]
     found: list[tuple[str, int, bool]] = []
 

@@ -24,8 +24,9 @@ from infra.client import (
 from infra.paths import REPO_ROOT
 
 
-def start_plane(args: argparse.Namespace) -> Any:
-    """A local plane on the app synthesized into the state dir (or on ``--assembly``), as the options say."""
+def start_plane(args: argparse.Namespace, **overrides: Any) -> Any:
+    """A local plane on the app synthesized into the state dir (or on ``--assembly``), as the options say;
+    ``overrides`` set further ``PlaneOptions`` fields."""
     from infra.local.faults import FaultPlan, FaultSpecError
     from infra.local.plane import LocalPlane, PlaneOptions, StateDirInUse, claim_state_dir
     from infra.synth import plane_assembly
@@ -51,6 +52,8 @@ def start_plane(args: argparse.Namespace) -> Any:
         )
         if getattr(args, "rollout_minute_s", None) is not None:
             options.rollout_minute_s = args.rollout_minute_s
+        for name, value in overrides.items():
+            setattr(options, name, value)
         return LocalPlane(options).start()
     except StateDirInUse as error:
         raise CliError(str(error)) from None

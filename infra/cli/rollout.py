@@ -73,19 +73,32 @@ def cmd_rollout_start(args: argparse.Namespace) -> int:
     return 0
 
 
+class RunClock:
+    """A deployment clock read in minutes, moved by hand."""
+
+    def __init__(self) -> None:
+        self.minutes = 0
+
+    def __call__(self) -> float:
+        return float(self.minutes)
+
+
 def cmd_rollout_demo(args: argparse.Namespace) -> int:
     """A rollout on a fresh local plane, with doc-review traffic until it completes or rolls back."""
     if args.runs < 1:
         raise CliError(f"--runs must be at least 1, not {args.runs}")
     print("starting the local plane (synthesizing the CDK app, standing it up on moto)...", flush=True)
-    plane = start_plane(args)
+    # The deployment's clock moves one minute per run, not with the wall clock: how much traffic each step
+    # of the shift sees, and so what the demo shows, does not depend on how fast this machine is.
+    clock = RunClock()
+    plane = start_plane(args, rollout_clock=clock, rollout_minute_s=1.0, rollout_tick_s=0)
     try:
         admin = local_endpoint(plane.url, plane.state_dir, "admin")
         query = urllib.parse.urlencode({"agent": args.agent, **({"fault": args.new_fault} if args.new_fault else {})})
         started = expect(call(admin, "POST", f"/local/rollouts?{query}"), 202)
         fault = f", the new version failing with {args.new_fault}" if args.new_fault else ""
         print(f"rollout {started['deployment_id']} of {started['agent']}: {started['config']}{fault}")
-        print(f"  (a deployment minute lasts {plane.options.rollout_minute_s:g} s on this plane)")
+        print("  (the demo's deployment clock moves one minute per doc-review run)")
         body = read_json_file(args.request)
         deployment: dict[str, Any] = started
         approver = local_endpoint(plane.url, plane.state_dir, "approver")
@@ -98,6 +111,8 @@ def cmd_rollout_demo(args: argparse.Namespace) -> int:
         for number in range(1, args.runs + 1):
             run = expect(call(admin, "POST", "/v1/workflows/doc-review/executions", body), 202)
             ended = follow(admin, run["execution_id"], timeout=args.timeout, while_running=approve_when_asked)
+            clock.minutes += 1
+            plane.deployments.tick()
             listing = expect(call(admin, "GET", "/v1/rollouts"), 200)
             agent = next(a for a in listing["agents"] if a["agent"] == started["agent"])
             deployment = agent["deployment"] or deployment
@@ -136,7 +151,6 @@ def register(commands: Commands) -> None:
     rollout_demo.add_argument("--new-fault", metavar="ERROR[:RATE]", help="make the new version fail, e.g. ModelError")
     rollout_demo.add_argument("--runs", type=int, default=40, help="at most this many doc-review runs (default 40)")
     # Long enough for a run that waits for a person (a degraded one) to fit in the canary's first minutes.
-    rollout_demo.add_argument("--rollout-minute-s", type=float, default=2.0, help="seconds per deployment minute")
     rollout_demo.add_argument("--request", default=str(REPO_ROOT / "events" / "doc-review-low-risk.json"))
     rollout_demo.add_argument("--timeout", type=float, default=60.0)
     plane_options(rollout_demo, 0)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from infra.paths import REPO_ROOT
+from infra.preflight import parse_source
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +45,7 @@ def imports_of(root: Path, path: Path, modules: set[str]) -> set[str]:
     name = module_name(root, path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(parse_source(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

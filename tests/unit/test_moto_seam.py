@@ -13,6 +13,7 @@ import pytest
 from infra.local import moto_seam
 from infra.local.moto_seam import CHECKED_AGAINST, PATCHES, Patch
 from infra.paths import REPO_ROOT
+from infra.preflight import parse_source
 
 pytestmark = pytest.mark.unit
 
@@ -122,17 +123,17 @@ def test_nothing_in_infra_patches_moto_but_through_the_seam() -> None:
     offenders = {
         str(path.relative_to(REPO_ROOT)): hits
         for path in sorted((REPO_ROOT / "infra").rglob("*.py"))
-        if path != seam and (hits := _patched_elsewhere(ast.parse(path.read_text())))
+        if path != seam and (hits := _patched_elsewhere(parse_source(path.read_text(), str(path))))
     }
     assert offenders == {}, "patch moto through infra/local/moto_seam.py (add an entry to PATCHES)"
 
 
 def test_the_patch_finder_sees_a_patch() -> None:
-    tree = ast.parse("from moto.sqs.models import Queue\nQueue.add_message = lambda *a: None\n")
+    tree = parse_source("from moto.sqs.models import Queue\nQueue.add_message = lambda *a: None\n")
     assert _patched_elsewhere(tree) == ["line 2: Queue.add_message"]
-    tree = ast.parse("import importlib\nretrier = importlib.import_module('moto.x.retrier')\nretrier.time = None\n")
+    tree = parse_source("import importlib\nretrier = importlib.import_module('moto.x.retrier')\nretrier.time = None\n")
     assert _patched_elsewhere(tree) == ["line 3: retrier.time"]
-    assert _patched_elsewhere(ast.parse("from pathlib import Path\nPath.home = None\n")) == []
+    assert _patched_elsewhere(parse_source("from pathlib import Path\nPath.home = None\n")) == []
 
 
 def test_patch_names_its_target() -> None:

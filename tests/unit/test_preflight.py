@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from infra import cli
-from infra.preflight import Finding, PreflightError, preflight
+from infra.preflight import Finding, PreflightError, parse_source, preflight
 
 pytestmark = pytest.mark.unit
 
@@ -438,3 +439,29 @@ def test_a_function_that_may_invoke_a_slower_one_is_a_warning(tmp_path: Path) ->
     assert (
         f"may invoke {FUNCTION} (lambda:InvokeFunction), which runs up to 10 s, with a timeout of 3 s" in late.message
     )
+
+
+def test_parse_source_parses_again_after_the_spurious_recursion_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ast.parse
+    calls: list[str] = []
+
+    def racing(source: str, filename: str = "<unknown>") -> ast.Module:
+        calls.append(filename)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=165, after=129)")
+        return real(source, filename=filename)
+
+    monkeypatch.setattr(ast, "parse", racing)
+    tree = parse_source("import json\n", "m.py")
+
+    assert isinstance(tree.body[0], ast.Import)
+    assert calls == ["m.py", "m.py"]
+
+
+def test_parse_source_lets_any_other_system_error_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(source: str, filename: str = "<unknown>") -> ast.Module:
+        raise SystemError("something else")
+
+    monkeypatch.setattr(ast, "parse", broken)
+    with pytest.raises(SystemError, match="something else"):
+        parse_source("x = 1\n")
