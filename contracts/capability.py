@@ -21,13 +21,14 @@ from pydantic import (
     model_validator,
 )
 
+from contracts import payloads
 from contracts.envelope import SEMVER_PATTERN
-from contracts.models import MODELS
 
 KEBAB_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 # "1.x", "1.2.x" or an exact "1.2.3".
 VERSION_RANGE_PATTERN = r"^(0|[1-9][0-9]*)\.(x|(0|[1-9][0-9]*)\.(x|0|[1-9][0-9]*))$"
-HANDLER_PATTERN = r"^functions\.[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\.lambda_handler$"
+# ``package.module.lambda_handler``: any importable package under the project's source folder.
+HANDLER_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+\.lambda_handler$"
 PERMISSION_PATTERN = r"^(read|write|publish|invoke):[a-z][a-z0-9_-]*$"
 METRIC_PATTERN = r"^[a-z][a-z0-9_]*$"
 ERROR_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
@@ -52,7 +53,8 @@ class _Strict(BaseModel):
 
 
 class IO(_Strict):
-    """Input and output payloads, by name in ``contracts.models.MODELS``."""
+    """Input and output payloads, by name: the plane's own (``contracts.models``) or a project's (registered by
+    :mod:`contracts.payloads` when its contract is loaded)."""
 
     input: str
     output: str
@@ -60,8 +62,8 @@ class IO(_Strict):
     @field_validator("input", "output")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        if name not in MODELS:
-            raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+        if not payloads.known(name):
+            raise ValueError(payloads.unknown(name))
         return name
 
 
@@ -92,7 +94,7 @@ class LambdaRuntime(_Strict):
     bursty: bool = False
     approximate_handler: str | None = Field(
         default=None,
-        pattern=r"^functions\.[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\.[a-z_][a-z0-9_]*_handler$",
+        pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+\.[a-z_][a-z0-9_]*_handler$",
         description="The degraded handler behind the fallback entry `approximate` (same code, its own function).",
     )
 
@@ -402,8 +404,8 @@ class CapabilityContract(_Strict):
 
     @property
     def input_model(self) -> type[BaseModel]:
-        return MODELS[self.io.input]
+        return payloads.payload_model(self.io.input)
 
     @property
     def output_model(self) -> type[BaseModel]:
-        return MODELS[self.io.output]
+        return payloads.payload_model(self.io.output)

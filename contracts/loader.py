@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,9 +12,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from contracts import payloads
 from contracts.capability import CapabilityContract, LlmRuntime
 
 CONTRACTS_DIR = Path(__file__).parent / "agents"
+# The plane's own agents (the recorders every workflow ends with): part of every plane, whatever its projects.
+CORE_DIR = Path(__file__).parent / "core"
 DOCUMENT = "<document>"
 _SUFFIXES = (".yaml", ".yml")
 # Fields whose error locations carry a union tag right after them (``runtime.lambda.handler``,
@@ -33,9 +37,28 @@ class ContractError(Exception):
         super().__init__(f"{self.file}: {self.field}: {self.reason}")
 
 
-def load_contract(path: Path, *, check_name: bool = True) -> CapabilityContract:
-    """Parse and validate one contract file; its stem must be the contract's name unless ``check_name`` is off."""
-    contract = validate_file(path, CapabilityContract)
+@dataclass(frozen=True)
+class Roots:
+    """Where a project's own payload types are found: schema files under ``project``, packages under ``imports``."""
+
+    project: Path
+    imports: Path
+
+    @classmethod
+    def beside(cls, contract_file: Path) -> Roots:
+        """A contracts folder's project: the folder that holds it."""
+        root = contract_file.resolve().parent.parent
+        return cls(root, root)
+
+
+def load_contract(path: Path, *, check_name: bool = True, roots: Roots | None = None) -> CapabilityContract:
+    """Parse and validate one contract file; its stem must be the contract's name unless ``check_name`` is off.
+
+    Payload types the contract names by import path or schema file are registered first (:mod:`contracts.payloads`),
+    found under ``roots`` (default: the project holding the contract's folder); ``io`` then holds their names.
+    """
+    where = roots or Roots.beside(path)
+    contract = validate_file(path, CapabilityContract, prepare=lambda doc: resolve_types(str(path), doc, "io", where))
     if check_name and contract.name != path.stem:
         raise ContractError(str(path), "name", f"{contract.name!r} must match the file name {path.stem!r}")
     if isinstance(contract.runtime, LlmRuntime):
@@ -43,15 +66,40 @@ def load_contract(path: Path, *, check_name: bool = True) -> CapabilityContract:
     return contract
 
 
-def validate_file(path: Path, model: type[M], field_path: Callable[[tuple[int | str, ...]], str] | None = None) -> M:
+def resolve_types(file: str, document: dict[str, Any], section: str | None, roots: Roots) -> dict[str, Any]:
+    """``document`` with the ``input`` and ``output`` it names (under ``section``, if given) resolved to registered
+    type names; a type that cannot be used is a :class:`ContractError` on its field."""
+    holder = document.get(section) if section else document
+    if not isinstance(holder, dict):
+        return document
+    resolved = dict(holder)
+    for key in ("input", "output"):
+        ref = holder.get(key)
+        if isinstance(ref, str) and payloads.is_reference(ref):
+            try:
+                resolved[key] = payloads.resolve(ref, project_root=roots.project, import_root=roots.imports)
+            except payloads.PayloadError as exc:
+                raise ContractError(file, f"{section}.{key}" if section else key, str(exc)) from exc
+    return {**document, section: resolved} if section else resolved
+
+
+def validate_file(
+    path: Path,
+    model: type[M],
+    field_path: Callable[[tuple[int | str, ...]], str] | None = None,
+    *,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> M:
     """One YAML file as ``model``; any problem is a :class:`ContractError` naming the first field (``field_path``
-    renders pydantic's location; by default as contracts' fields)."""
+    renders pydantic's location; by default as contracts' fields). ``prepare`` may rewrite the parsed document."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ContractError(file, DOCUMENT, f"cannot read: {exc}") from exc
     document = _parse_yaml(file, text)
+    if prepare is not None:
+        document = prepare(document)
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -90,15 +138,22 @@ def _with_prompt(file: str, path: Path, runtime: LlmRuntime) -> LlmRuntime:
     return runtime.with_prompt(text, digest)
 
 
-def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, CapabilityContract]:
-    """Every contract in ``directory`` (``*.yaml``, ``*.yml``), keyed and sorted by name."""
+def load_contracts(
+    directory: Path = CONTRACTS_DIR, *, roots: Roots | None = None, core: bool = True
+) -> dict[str, CapabilityContract]:
+    """Every contract in ``directory`` (``*.yaml``, ``*.yml``) and, with ``core``, the plane's own (``CORE_DIR``):
+    what a plane holding this folder's agents runs. Keyed and sorted by name; a name twice is refused."""
     contracts: dict[str, CapabilityContract] = {}
-    paths = sorted(path for path in directory.iterdir() if path.suffix in _SUFFIXES and path.is_file())
-    for path in paths:
-        contract = load_contract(path)
-        if contract.name in contracts:
-            raise ContractError(str(path), "name", f"duplicate contract name {contract.name!r}")
-        contracts[contract.name] = contract
+    folders = [CORE_DIR, directory] if core and directory.resolve() != CORE_DIR.resolve() else [directory]
+    for folder in folders:
+        for path in sorted(path for path in folder.iterdir() if path.suffix in _SUFFIXES and path.is_file()):
+            contract = load_contract(path, roots=None if folder == CORE_DIR else roots)
+            if contract.name in contracts:
+                mine = (
+                    " (one of the plane's own agents)" if folder != CORE_DIR and (CORE_DIR / path.name).exists() else ""
+                )
+                raise ContractError(str(path), "name", f"duplicate contract name {contract.name!r}{mine}")
+            contracts[contract.name] = contract
     return dict(sorted(contracts.items()))
 
 

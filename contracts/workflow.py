@@ -19,9 +19,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from contracts import payloads
 from contracts.capability import DEFAULT_ROLLOUT, DETAIL_TYPE_PATTERN, KEBAB_PATTERN, VERSION_RANGE_PATTERN, Rollout
-from contracts.loader import DOCUMENT, ContractError, validate_file
-from contracts.models import MODELS
+from contracts.loader import DOCUMENT, ContractError, Roots, resolve_types, validate_file
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
 # A state name: what the run's history, traces and decision records call the step.
@@ -47,8 +47,8 @@ def is_reference(value: object) -> bool:
 
 
 def _known_model(name: str | None) -> str | None:
-    if name is not None and name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    if name is not None and not payloads.known(name):
+        raise ValueError(payloads.unknown(name))
     return name
 
 
@@ -414,20 +414,24 @@ for _model in (Catch, Fallback, TaskStep, MapStep, ParallelStep, Case, ChoiceSte
 WorkflowSpec.model_rebuild()
 
 
-def load_workflow(path: Path) -> WorkflowSpec:
-    """Parse and validate one spec file; its stem must be the workflow's name. Errors are one line each."""
-    spec = validate_file(path, WorkflowSpec, field_path)
+def load_workflow(path: Path, roots: Roots | None = None) -> WorkflowSpec:
+    """Parse and validate one spec file; its stem must be the workflow's name. Errors are one line each.
+
+    An ``input`` or ``output`` named by import path or schema file is registered first, as a contract's ``io`` is.
+    """
+    where = roots or Roots.beside(path)
+    spec = validate_file(path, WorkflowSpec, field_path, prepare=lambda doc: resolve_types(str(path), doc, None, where))
     if spec.name != path.stem:
         raise ContractError(str(path), "name", f"{spec.name!r} must match the file name {path.stem!r}")
     return spec
 
 
-def load_workflows(directory: Path = WORKFLOWS_DIR) -> dict[str, WorkflowSpec]:
+def load_workflows(directory: Path = WORKFLOWS_DIR, roots: Roots | None = None) -> dict[str, WorkflowSpec]:
     """Every spec in ``directory`` (``*.yaml``, ``*.yml``), keyed and sorted by name; none if it does not exist."""
     if not directory.is_dir():
         return {}
     paths = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-    specs = [load_workflow(path) for path in paths]
+    specs = [load_workflow(path, roots) for path in paths]
     return {spec.name: spec for spec in sorted(specs, key=lambda s: s.name)}
 
 

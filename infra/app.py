@@ -12,10 +12,11 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
+from contracts.project import PlaneSet, Project, ProjectManifest, load_project, plane_set
 from contracts.workflow import WORKFLOWS_DIR, load_workflows
 from infra.context import ContextError as ContextError  # re-exported: callers catch it from here
 from infra.context import Environment, flag
-from infra.paths import FUNCTIONS_DIR
+from infra.paths import FUNCTIONS_DIR, REPO_ROOT
 from infra.stack import AgentPlaneStack
 
 DEFAULT_STACK_NAME = "agentplane"
@@ -27,6 +28,34 @@ FEATURE_FLAGS = {
 }
 
 
+def project_dirs(value: Any) -> list[Path]:
+    """Context ``agentplane:project``: one project folder, or several separated by commas (or a JSON list)."""
+    parts = [str(v) for v in value] if isinstance(value, list) else [p.strip() for p in str(value).split(",")]
+    dirs = [Path(part).expanduser() for part in parts if part]
+    if not dirs:
+        raise ContextError(f"context agentplane:project must name a project folder, not {value!r}")
+    return dirs
+
+
+def plane_projects(
+    projects: list[Path] | None, contracts_dir: Path, workflows_dir: Path, functions_dir: Path
+) -> PlaneSet:
+    """The plane's own agents and the projects it builds: those named, else the folders given (one project made of
+    them), else this repository's reference project."""
+    if projects:
+        return plane_set([load_project(folder) for folder in projects])
+    if (contracts_dir, workflows_dir, functions_dir) == (CONTRACTS_DIR, WORKFLOWS_DIR, FUNCTIONS_DIR):
+        return plane_set([load_project(REPO_ROOT)])
+    manifest = ProjectManifest(name="reference", owners=["agentplane"])
+    loaded = Project(
+        functions_dir.parent,
+        manifest,
+        load_contracts(contracts_dir, core=False),
+        load_workflows(workflows_dir),
+    )
+    return plane_set([loaded])
+
+
 def build_app(
     outdir: str | Path | None = None,
     *,
@@ -34,8 +63,15 @@ def build_app(
     workflows_dir: Path = WORKFLOWS_DIR,
     context: dict[str, Any] | None = None,
     functions_dir: Path = FUNCTIONS_DIR,
+    projects: list[Path] | None = None,
 ) -> cdk.App:
+    """The plane's app. ``projects`` (or context ``agentplane:project``) names the agent projects it builds."""
     app = cdk.App(outdir=str(outdir) if outdir else None, context={**FEATURE_FLAGS, **(context or {})})
+    named = app.node.try_get_context("agentplane:project")
+    planes = plane_projects(
+        projects or (project_dirs(named) if named else None), contracts_dir, workflows_dir, functions_dir
+    )
+    sources = {name: planes.owner(name).source_root for name in planes.contracts}
     stack_name = app.node.try_get_context("agentplane:stack-name") or DEFAULT_STACK_NAME
     pipeline = str(app.node.try_get_context("agentplane:pipeline")).lower() == "true"
     # A pipeline deploys a prod stage: its default environment is prod (both stages retain and lock for good).
@@ -52,8 +88,9 @@ def build_app(
         return AgentPlaneStack(
             scope,
             stack_id,
-            contracts=load_contracts(contracts_dir),
-            workflows=load_workflows(workflows_dir),
+            contracts=planes.contracts,
+            workflows=planes.workflows,
+            sources=sources,
             removal_policy=RemovalPolicy.RETAIN if environment.removal_policy == "retain" else RemovalPolicy.DESTROY,
             environment=environment,
             fault_injection=fault_injection,

@@ -39,6 +39,8 @@ def construct_id(name: str) -> str:
 
 
 class AgentPlaneStack(Stack):
+    """``sources`` names each agent's import root (its project's source folder); unnamed: ``functions_dir``'s parent."""
+
     def __init__(
         self,
         scope: Construct,
@@ -51,6 +53,7 @@ class AgentPlaneStack(Stack):
         fault_injection: bool = False,
         otel_collector_layer_arn: str | None = None,
         functions_dir: Path = FUNCTIONS_DIR,
+        sources: Mapping[str, Path] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, stack_id, **kwargs)
@@ -76,6 +79,7 @@ class AgentPlaneStack(Stack):
                 layers=self.layers.all,
                 functions_dir=functions_dir,
                 contracts=contracts,
+                source_root=(sources or {}).get(name),
             )
             for name, contract in contracts.items()
             if contract.runtime.kind in ("lambda", "llm")

@@ -20,11 +20,12 @@ def synthesize(out: Path, context: dict[str, str] | None = None) -> Any:
     """The CDK app synthesized into ``out`` (cdk-nag runs): the cloud assembly."""
     from contracts.loader import ContractError
     from infra.app import ContextError, build_app
+    from infra.components.agent_pool import ContractInfraError
     from infra.components.layers import MissingLambdaDependencies
 
     try:
         return build_app(out, context=context).synth()
-    except (MissingLambdaDependencies, ContractError, ContextError) as error:
+    except (MissingLambdaDependencies, ContractError, ContextError, ContractInfraError) as error:
         raise SynthError(str(error)) from None
     except RuntimeError as error:
         first = str(error).splitlines()[0]
@@ -32,11 +33,12 @@ def synthesize(out: Path, context: dict[str, str] | None = None) -> Any:
         raise SynthError(f"synth failed: {first}" + (f" (see {report})" if report.exists() else "")) from None
 
 
-def plane_assembly(state_dir: Path, stack_name: str | None = None) -> Path:
+def plane_assembly(state_dir: Path, stack_name: str | None = None, context: dict[str, str] | None = None) -> Path:
     """The app synthesized for a local plane into ``<state dir>/cdk.out`` (rebuilt on every call); its directory.
 
-    ``stack_name`` names the stack (default: the app's).
+    ``stack_name`` names the stack (default: the app's); ``context`` is more CDK context (the projects to build).
     """
     out = state_dir.resolve() / "cdk.out"
-    synthesize(out, {**ASSET_METADATA, **({"agentplane:stack-name": stack_name} if stack_name else {})})
+    named = {"agentplane:stack-name": stack_name} if stack_name else {}
+    synthesize(out, {**ASSET_METADATA, **named, **(context or {})})
     return out

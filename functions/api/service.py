@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -19,12 +20,17 @@ from contracts.capability import CapabilityContract
 from contracts.card import agent_card
 from contracts.envelope import TRACE_ID_PATTERN
 from contracts.models import MODELS, S3Ref
+from contracts.payloads import schema_model
 from contracts.registry import Implementation
 from functions.api.admission import AdmissionCounter, AdmissionLimit, retry_after_s, window_of
 from functions.runtime import tracing
 from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionStore, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
+
+# Project workflows' input schemas, staged with this code (infra.components.public_api.api_code).
+INPUTS_FOLDER = "inputs"
+INPUTS_DIR = Path(__file__).parent / INPUTS_FOLDER
 
 
 class ProblemError(Exception):
@@ -115,6 +121,13 @@ class RequestStore(Protocol):
     def put(self, key: str, body: bytes) -> None: ...
 
 
+def input_model(workflow: str, name: str, inputs: Path = INPUTS_DIR) -> type[BaseModel]:
+    """A workflow's input: one of the plane's own types, or a project's, read from the schema shipped beside."""
+    if name in MODELS:
+        return MODELS[name]
+    return schema_model(json.loads((inputs / f"{workflow}.json").read_text(encoding="utf-8")), name=name)
+
+
 def load_workflows(raw: str, *, wait_scale: float = 1.0, max_in_flight_cap: int | None = None) -> dict[str, Workflow]:
     """The WORKFLOWS setting the stack writes: name -> state machine, input model, time budget, admission limit.
 
@@ -126,7 +139,7 @@ def load_workflows(raw: str, *, wait_scale: float = 1.0, max_in_flight_cap: int 
         workflows[name] = Workflow(
             name=name,
             state_machine_arn=spec["state_machine_arn"],
-            input_model=MODELS[spec["input_model"]],
+            input_model=input_model(name, spec["input_model"]),
             ttl_ms=max(1, round(int(spec["ttl_ms"]) * wait_scale)),
             synchronous=bool(spec.get("synchronous", False)),
             claim_check=bool(spec.get("claim_check", False)),

@@ -59,6 +59,20 @@ def cmd_new_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_project(args: argparse.Namespace) -> int:
+    from infra.scaffold import ScaffoldError, new_project
+
+    folder = Path(args.dir)
+    try:
+        written = new_project(folder, args.name)
+    except (ScaffoldError, OSError) as error:
+        raise CliError(str(error)) from None
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next:  agentplane workflows check --project {folder} && agentplane synth --project {folder}")
+    return 0
+
+
 def register(commands: Commands) -> None:
     def agent_dirs(p: argparse.ArgumentParser) -> None:
         p.add_argument("--contracts", default=str(CONTRACTS_DIR / "agents"), help="contracts directory")
@@ -78,3 +92,7 @@ def register(commands: Commands) -> None:
     new_agent_cmd.add_argument("--description")
     agent_dirs(new_agent_cmd)
     new_agent_cmd.set_defaults(handler=cmd_new_agent)
+    new_project_cmd = new.add_parser("project", help="write a working agent project: two agents, a workflow, samples")
+    new_project_cmd.add_argument("dir", help="the project folder (new, or empty)")
+    new_project_cmd.add_argument("--name", help="the project's kebab-case name (default: the folder's name)")
+    new_project_cmd.set_defaults(handler=cmd_new_project)

@@ -38,8 +38,33 @@ class Parser(argparse.ArgumentParser):
 Commands: TypeAlias = "argparse._SubParsersAction[Parser]"  # where each group registers its commands
 
 
+PROJECT_CONTEXT = "agentplane:project"
+
+
+def project_option(p: argparse.ArgumentParser) -> None:
+    """``--project DIR`` (repeatable): the agent projects the plane builds (default: this repository's own)."""
+    p.add_argument(
+        "--project",
+        action="append",
+        metavar="DIR",
+        help="an agent project folder (holding agentplane.yaml) to build; repeat for several",
+    )
+
+
+def project_context(args: argparse.Namespace) -> dict[str, str]:
+    """The CDK context naming ``--project`` folders (absolute: the app may run elsewhere); none when not given."""
+    folders = getattr(args, "project", None) or []
+    for folder in folders:
+        if not (Path(folder) / "agentplane.yaml").is_file():
+            raise CliError(
+                f"--project {folder}: not a project (no agentplane.yaml; `agentplane new project` makes one)"
+            )
+    return {PROJECT_CONTEXT: ",".join(str(Path(f).resolve()) for f in folders)} if folders else {}
+
+
 def plane_options(p: argparse.ArgumentParser, port: int) -> None:
     """The options of a command that starts a local plane."""
+    project_option(p)
     p.add_argument("--port", type=int, default=port, help=f"port on 127.0.0.1 (default {port}; 0 picks one)")
     p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="state, logs, synthesized app")
     p.add_argument("--fault", action="append", metavar="AGENT=ERROR[:RATE]", help="inject a failure into an agent")

@@ -6,13 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from infra.cli.base import DEFAULT_STATE_DIR, Commands, UsageError
+from infra.cli.base import DEFAULT_STATE_DIR, CliError, Commands, UsageError, project_context, project_option
+from infra.paths import REPO_ROOT
 from infra.synth import ASSET_METADATA, synthesize
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    assembly = synthesize(out)
+    assembly = synthesize(out, project_context(args))
     for stack in assembly.stacks:
         print(f"{stack.stack_name}: {out / stack.template_file}  (cdk-nag AwsSolutions: clean)")
     return 0
@@ -29,7 +30,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
             raise UsageError(f"agentplane preflight: --assembly {assembly}: no such cloud assembly directory")
     else:
         assembly = Path(args.state_dir) / "preflight"
-        context = dict(ASSET_METADATA)  # preflight reads the staged assets
+        context = {**ASSET_METADATA, **project_context(args)}  # preflight reads the staged assets
         for setting in args.context or []:
             key, equals, value = setting.partition("=")
             if not equals or not key:
@@ -48,10 +49,32 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return 1 if any(finding.severity == "error" for finding in findings) else 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """``cdk deploy`` of the app with the projects named (the CDK CLI and your AWS credentials do the rest)."""
+    import shutil
+    import subprocess
+    import sys
+
+    npx = shutil.which("npx")
+    if npx is None:
+        raise CliError("agentplane deploy needs the CDK CLI (Node.js and npx): `make setup` installs both")
+    context = [f"-c{key}={value}" for key, value in project_context(args).items()]
+    app = f"{sys.executable} -m infra.app"
+    extra = args.cdk_args[1:] if args.cdk_args[:1] == ["--"] else args.cdk_args
+    command = [npx, "--no-install", "cdk", "deploy", "--app", app, *context, *extra]
+    return subprocess.run(command, cwd=REPO_ROOT, check=False).returncode  # noqa: S603 (the user's own deploy)
+
+
 def register(commands: Commands) -> None:
     synth = commands.add_parser("synth", help="synthesize the CDK app (cdk-nag runs)")
     synth.add_argument("--out", default="cdk.out")
+    project_option(synth)
     synth.set_defaults(handler=cmd_synth)
+
+    deploy = commands.add_parser("deploy", help="deploy the app (cdk deploy) with the projects named")
+    project_option(deploy)
+    deploy.add_argument("cdk_args", nargs=argparse.REMAINDER, help="more cdk deploy arguments, after --")
+    deploy.set_defaults(handler=cmd_deploy)
 
     check = commands.add_parser("preflight", help="check a synthesized app for what only AWS would refuse")
     check.add_argument("--assembly", help="a synthesized cloud assembly (default: synthesize the app now)")
@@ -61,4 +84,5 @@ def register(commands: Commands) -> None:
     )
     check.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="where the synthesized app is written")
     check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    project_option(check)
     check.set_defaults(handler=cmd_preflight)

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from infra.cli.base import CliError, Commands, Parser, plane_options, read_json_file
+from infra.cli.base import CliError, Commands, Parser, plane_options, project_context, read_json_file
 from infra.cli.runs import render
 from infra.client import (
     DEFAULT_PORT,
@@ -44,7 +44,7 @@ def start_plane(args: argparse.Namespace, **overrides: Any) -> Any:
     try:
         claim_state_dir(state_dir, fresh=args.fresh)  # before synthesizing: a dir in use is refused at once
         options = PlaneOptions(
-            assembly_dir=assembly or plane_assembly(state_dir),
+            assembly_dir=assembly or plane_assembly(state_dir, context=project_context(args)),
             state_dir=state_dir,
             port=args.port,
             faults=faults,

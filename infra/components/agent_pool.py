@@ -152,6 +152,21 @@ def resolve_permissions(contract: CapabilityContract, resources: Resources) -> G
     return Granted(statements, environment, layers)
 
 
+def handler_asset(contract: CapabilityContract, source_root: Path) -> Path:
+    """The staged code of a Lambda agent: the package its handler's module is in, at its import path, from the
+    project's source folder (``functions.evidence_verifier``: ``functions/evidence_verifier/``; ``orders.handler``:
+    ``orders/``). The plane's runtime layer supplies ``functions.runtime`` and ``contracts``."""
+    runtime = contract.runtime
+    assert isinstance(runtime, LambdaRuntime)
+    package = runtime.handler.rsplit(".", 2)[0]
+    folder = source_root.joinpath(*package.split("."))
+    if not folder.is_dir():
+        raise ContractInfraError(
+            f"contract {contract.name}: runtime.handler: no package {package} (folder {folder}) for {runtime.handler}"
+        )
+    return stage(f"fn-{package.rsplit('.', 1)[-1]}", [(folder, package.replace(".", "/"))])
+
+
 class AgentPool(Construct):
     """One Lambda agent: arm64, active tracing, Powertools settings, role granted exactly its contract.
 
@@ -169,6 +184,7 @@ class AgentPool(Construct):
         layers: list[lambda_.ILayerVersion],
         functions_dir: Path = FUNCTIONS_DIR,
         contracts: Mapping[str, CapabilityContract] | None = None,
+        source_root: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.buffering = buffering(contract)
@@ -184,8 +200,7 @@ class AgentPool(Construct):
             model_grants = llm_agent.bedrock_statements(self, contract)
         else:
             handler = runtime.handler
-            folder = handler.split(".")[1]
-            code_dir = stage(f"fn-{folder}", [(functions_dir / folder, f"functions/{folder}")])
+            code_dir = handler_asset(contract, source_root or functions_dir.parent)
             model_grants = []
 
         self.log_group = log_group(self, "Logs", "agent-logs")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
@@ -15,9 +17,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.capability import CapabilityContract, LambdaRuntime
-from contracts.schema_export import SCHEMAS_DIR
+from contracts.models import MODELS
+from contracts.payloads import payload_model
+from contracts.schema_export import SCHEMAS_DIR, to_draft4
 from functions.api.admission import AdmissionLimit
-from functions.api.service import REQUESTS_PREFIX
+from functions.api.service import INPUTS_FOLDER, REQUESTS_PREFIX
 from infra.components.agent_pool import LAMBDA_RUNTIME, LIVE_ALIAS
 from infra.components.approval_gate import ApprovalGate
 from infra.components.audit_ledger import AuditLedger
@@ -25,7 +29,7 @@ from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id, region_account
 from infra.components.retention import log_group
 from infra.components.staging import stage
-from infra.paths import FUNCTIONS_DIR
+from infra.paths import FUNCTIONS_DIR, STAGING_DIR
 
 STAGE_NAME = "api"
 # API Gateway ends a REST integration after 29 s. The API function stops then too: a request it still served after
@@ -83,8 +87,28 @@ def through_alias(actions: list[str], workflow: ApiWorkflow) -> iam.PolicyStatem
 
 
 def draft4_schema(model_name: str) -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads((SCHEMAS_DIR / "apigw" / f"{model_name}.json").read_text())
-    return schema
+    """The request model API Gateway validates with: the committed copy for the plane's own bodies, else made from
+    the project's type."""
+    committed = SCHEMAS_DIR / "apigw" / f"{model_name}.json"
+    if committed.is_file():
+        schema: dict[str, Any] = json.loads(committed.read_text())
+        return schema
+    return to_draft4(payload_model(model_name).model_json_schema())
+
+
+def api_code(workflows: Iterable[ApiWorkflow]) -> Path:
+    """The API function's code: ``functions/api``, and the JSON Schema of each workflow input that is a project's
+    own type (``functions/api/inputs/<workflow>.json``): the plane's own types ship in its runtime layer."""
+    inputs = {
+        w.name: payload_model(w.input_model).model_json_schema() for w in workflows if w.input_model not in MODELS
+    }
+    STAGING_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=STAGING_DIR, prefix=".api-inputs-") as scratch:
+        for name, schema in inputs.items():
+            (Path(scratch) / f"{name}.json").write_text(json.dumps(schema, sort_keys=True, indent=1), encoding="utf-8")
+        return stage(
+            "fn-api", [(FUNCTIONS_DIR / "api", "functions/api"), (Path(scratch), f"functions/api/{INPUTS_FOLDER}")]
+        )
 
 
 RETRY_AFTER_S = 1
@@ -243,7 +267,7 @@ class PublicApi(Construct):
     def _function(
         self, data: DataStore, workflows: list[ApiWorkflow], layers: list[lambda_.ILayerVersion]
     ) -> lambda_.Function:
-        code_dir = stage("fn-api", [(FUNCTIONS_DIR / "api", "functions/api")])
+        code_dir = api_code(workflows)
         function_logs = log_group(self, "FunctionLogs", "api-function-logs")
         role = iam.Role(
             self,

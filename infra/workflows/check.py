@@ -18,7 +18,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contracts.capability import CapabilityContract
 from contracts.loader import ContractError
-from contracts.models import MODELS, ApprovalOutcome
+from contracts.models import ApprovalOutcome
+from contracts.payloads import payload_model
 from contracts.workflow import (
     AnyStep,
     ApprovalStep,
@@ -63,9 +64,9 @@ class _Checker:
     def run(self) -> list[str]:
         request = "request_ref" if self.spec.api.claim_check else "request"
         start: dict[str, Any] = dict.fromkeys(RUN_CONTEXT, str)
-        start[request] = MODELS["S3Ref"] if self.spec.api.claim_check else MODELS[self.spec.input]
+        start[request] = payload_model("S3Ref") if self.spec.api.claim_check else payload_model(self.spec.input)
         end = self.sequence(list(self.spec.steps), start, "steps", top=True)
-        if self.spec.output is not None and end is not ENDED and not compatible(end, MODELS[self.spec.output]):
+        if self.spec.output is not None and end is not ENDED and not compatible(end, payload_model(self.spec.output)):
             self.problem("output", f"the run ends with {show(end)}, not {self.spec.output}")
         if self.spec.failure is not None:
             self.failure()
@@ -197,8 +198,8 @@ class _Checker:
 
     def set_step(self, step: SetStep, state: Any, where: str) -> Any:
         if step.model is not None:
-            self.object(step.value, MODELS[step.model], state, f"{where}.value")
-            value: Any = MODELS[step.model]
+            self.object(step.value, payload_model(step.model), state, f"{where}.value")
+            value: Any = payload_model(step.model)
         else:
             value = self.infer(step.value, state, f"{where}.value")
         return assign(state, step.result or "$", value)

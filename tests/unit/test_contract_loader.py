@@ -7,6 +7,7 @@ import yaml
 
 from contracts import CONTRACTS_DIR, MODELS, CapabilityContract, ContractError, load_contract, load_contracts
 from contracts.capability import FallbackCapability, LambdaRuntime, LlmRuntime, Rollout, SageMakerRuntime
+from contracts.loader import CORE_DIR
 
 pytestmark = pytest.mark.unit
 
@@ -358,7 +359,7 @@ def test_duplicate_names_across_extensions_are_rejected(tmp_path: Path) -> None:
 
 def test_side_effects_need_the_idempotency_permission(tmp_path: Path) -> None:
     # GIVEN a contract that writes but holds no idempotency records
-    document = yaml.safe_load((CONTRACTS_DIR / "decision-recorder.yaml").read_text())
+    document = yaml.safe_load((CORE_DIR / "decision-recorder.yaml").read_text())
     document["permissions"] = ["write:executions", "publish:events"]
     path = tmp_path / "decision-recorder.yaml"
     path.write_text(yaml.safe_dump(document))
