@@ -39,8 +39,8 @@ DEFAULT_CONFIG = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 POLICIES = {
     "risk-scorer": {"strategy": "linear", "percent": 20, "interval_minutes": 2},
     "document-intake": {"strategy": "linear", "percent": 10, "interval_minutes": 3},
-    "failure-recorder": {"strategy": "canary", "percent": 25, "interval_minutes": 15},
-    "decision-recorder": {"strategy": "all-at-once"},
+    "entity-tagger": {"strategy": "canary", "percent": 25, "interval_minutes": 15},
+    "summarizer-cpu": {"strategy": "all-at-once"},
 }
 
 
@@ -241,17 +241,17 @@ def test_a_contracts_rollout_policy_picks_the_deployment_config(declared: Synthe
 
     # THEN a policy CodeDeploy predefines uses it
     assert configs["document-intake"] == "CodeDeployDefault.LambdaLinear10PercentEvery3Minutes"
-    assert configs["decision-recorder"] == "CodeDeployDefault.LambdaAllAtOnce"
+    assert configs["summarizer-cpu"] == "CodeDeployDefault.LambdaAllAtOnce"
     # AND any other gets a configuration of its own, shaped as declared
     routing = {
-        agent: declared.resources[configs[agent]["Ref"]]["Properties"] for agent in ("risk-scorer", "failure-recorder")
+        agent: declared.resources[configs[agent]["Ref"]]["Properties"] for agent in ("risk-scorer", "entity-tagger")
     }
     assert routing["risk-scorer"]["ComputePlatform"] == "Lambda"
     assert routing["risk-scorer"]["TrafficRoutingConfig"] == {
         "Type": "TimeBasedLinear",
         "TimeBasedLinear": {"LinearInterval": 2, "LinearPercentage": 20},
     }
-    assert routing["failure-recorder"]["TrafficRoutingConfig"] == {
+    assert routing["entity-tagger"]["TrafficRoutingConfig"] == {
         "Type": "TimeBasedCanary",
         "TimeBasedCanary": {"CanaryInterval": 15, "CanaryPercentage": 25},
     }
