@@ -297,5 +297,6 @@ def test_capabilities_list_every_contract(plane: LocalPlane) -> None:
 
     assert answer.status == 200
     names = {c["name"]: c for c in answer.body["capabilities"]}
-    assert set(names) == {p.stem for p in Path("contracts/agents").glob("*.yaml")}
+    shipped = [*Path("contracts/agents").glob("*.yaml"), *Path("contracts/core").glob("*.yaml")]
+    assert set(names) == {p.stem for p in shipped}
     assert names["evidence-verifier"]["capabilities"] == ["fact-check", "confidence-scoring"]

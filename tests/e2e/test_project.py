@@ -70,12 +70,17 @@ def test_a_project_outside_the_repo_runs_to_a_verified_ledger(project: Path, tmp
         until("the plane", lambda: (state / "plane.json").is_file() or server.poll() is not None, timeout=240)
         assert server.poll() is None, server.stderr.read() if server.stderr else ""
         where = ("--state-dir", str(state))
-        low = agentplane(project, "run", "tickets-tickets", "--input", "events/tickets-tickets-low.json", "--wait", *where)
+        low = agentplane(
+            project, "run", "tickets-tickets", "--input", "events/tickets-tickets-low.json", "--wait", *where
+        )
         assert low.returncode == 0, low.stderr
         assert "status SUCCEEDED" in low.stdout
-        assert "tickets-triage" in low.stdout and "tickets-resolver" in low.stdout
+        assert "tickets-triage" in low.stdout
+        assert "tickets-resolver" in low.stdout
 
-        started = agentplane(project, "run", "tickets-tickets", "--input", "events/tickets-tickets-request.json", *where)
+        started = agentplane(
+            project, "run", "tickets-tickets", "--input", "events/tickets-tickets-request.json", *where
+        )
         assert started.returncode == 0, started.stderr
         execution = json.loads(started.stdout)["execution_id"]
 
@@ -104,7 +109,11 @@ def test_a_project_outside_the_repo_runs_to_a_verified_ledger(project: Path, tmp
 
         run = until("the urgent run", finished)
         assert run["status"] == "SUCCEEDED", run
-        assert run["output"]["resolution"] == {"ticket_id": "T-001", "action": "page-on-call", "note": "approval: approve"}
+        assert run["output"]["resolution"] == {
+            "ticket_id": "T-001",
+            "action": "page-on-call",
+            "note": "approval: approve",
+        }
 
         # THEN every decision is on the ledger, and the ledger verifies against a signed digest
         assert agentplane(project, "audit", "digest", *where).returncode == 0
@@ -128,4 +137,5 @@ def test_a_project_with_a_broken_type_is_one_line(project: Path) -> None:
 
     assert synthesized.returncode == 1
     assert synthesized.stderr.count("\n") == 1
-    assert "io.input" in synthesized.stderr and "missing.json: cannot read" in synthesized.stderr
+    assert "io.input" in synthesized.stderr
+    assert "missing.json: cannot read" in synthesized.stderr

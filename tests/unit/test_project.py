@@ -64,7 +64,7 @@ def test_a_bad_manifest_is_one_line_naming_its_field(scaffolded: Path, manifest:
 
 
 def test_a_folder_without_a_manifest_is_not_a_project(tmp_path: Path) -> None:
-    with pytest.raises(ContractError, match="not a project: no agentplane.yaml"):
+    with pytest.raises(ContractError, match=r"not a project: no agentplane\.yaml"):
         load_project(tmp_path)
 
 
@@ -91,3 +91,29 @@ def test_new_project_refuses_a_folder_in_use_and_a_bad_name(scaffolded: Path, tm
         new_project(scaffolded)
     with pytest.raises(ScaffoldError, match="kebab-case"):
         new_project(tmp_path / "Bad_Name")
+
+
+def test_deploy_hands_cdk_the_projects_as_context(scaffolded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from infra import cli
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(
+        subprocess, "run", lambda command, **_: ran.append(command) or subprocess.CompletedProcess(command, 0)
+    )
+
+    assert cli.main(["deploy", "--project", str(scaffolded), "--", "--require-approval", "never"]) == 0
+
+    [command] = ran
+    assert command[:4] == ["/usr/bin/npx", "--no-install", "cdk", "deploy"]
+    assert f"-cagentplane:project={scaffolded.resolve()}" in command
+    assert command[-2:] == ["--require-approval", "never"]
+
+
+def test_a_project_option_naming_no_project_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from infra import cli
+
+    assert cli.main(["synth", "--project", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    assert "not a project (no agentplane.yaml" in capsys.readouterr().err
