@@ -12,14 +12,15 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
-from contracts.project import PlaneSet, Project, ProjectManifest, load_project, plane_set
+from contracts.project import Project, ProjectManifest, load_project, plane_set
 from contracts.workflow import WORKFLOWS_DIR, load_workflows
 from infra.context import ContextError as ContextError  # re-exported: callers catch it from here
 from infra.context import Environment, flag
 from infra.paths import FUNCTIONS_DIR, REPO_ROOT
-from infra.stack import AgentPlaneStack
+from infra.stack import AgentPlaneStack, ProjectStack
 
 DEFAULT_STACK_NAME = "agentplane"
+LAYOUTS = ("single", "split")
 LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 # CDK feature flags, set here so `cdk synth` and in-process synth (tests, the local plane) agree.
 FEATURE_FLAGS = {
@@ -39,21 +40,33 @@ def project_dirs(value: Any) -> list[Path]:
 
 def plane_projects(
     projects: list[Path] | None, contracts_dir: Path, workflows_dir: Path, functions_dir: Path
-) -> PlaneSet:
-    """The plane's own agents and the projects it builds: those named, else the folders given (one project made of
-    them), else this repository's reference project."""
+) -> list[Project]:
+    """The projects the plane builds: those named, else the folders given (one project made of them), else this
+    repository's reference project. Names two of them share are refused here, before anything is built."""
     if projects:
-        return plane_set([load_project(folder) for folder in projects])
-    if (contracts_dir, workflows_dir, functions_dir) == (CONTRACTS_DIR, WORKFLOWS_DIR, FUNCTIONS_DIR):
-        return plane_set([load_project(REPO_ROOT)])
-    manifest = ProjectManifest(name="reference", owners=["agentplane"])
-    loaded = Project(
-        functions_dir.parent,
-        manifest,
-        load_contracts(contracts_dir, core=False),
-        load_workflows(workflows_dir),
-    )
-    return plane_set([loaded])
+        loaded = [load_project(folder) for folder in projects]
+    elif (contracts_dir, workflows_dir, functions_dir) == (CONTRACTS_DIR, WORKFLOWS_DIR, FUNCTIONS_DIR):
+        loaded = [load_project(REPO_ROOT)]
+    else:
+        manifest = ProjectManifest(name="reference", owners=["agentplane"])
+        loaded = [
+            Project(
+                functions_dir.parent,
+                manifest,
+                load_contracts(contracts_dir, core=False),
+                load_workflows(workflows_dir),
+            )
+        ]
+    plane_set(loaded)
+    return loaded
+
+
+def layout_of(value: Any) -> str:
+    """Context ``agentplane:layout``: ``single`` (one stack) or ``split`` (the core, and a stack per project)."""
+    layout = str(value or "single")
+    if layout not in LAYOUTS:
+        raise ContextError(f"context agentplane:layout must be one of {', '.join(LAYOUTS)}, not {value!r}")
+    return layout
 
 
 def build_app(
@@ -68,10 +81,10 @@ def build_app(
     """The plane's app. ``projects`` (or context ``agentplane:project``) names the agent projects it builds."""
     app = cdk.App(outdir=str(outdir) if outdir else None, context={**FEATURE_FLAGS, **(context or {})})
     named = app.node.try_get_context("agentplane:project")
-    planes = plane_projects(
+    loaded = plane_projects(
         projects or (project_dirs(named) if named else None), contracts_dir, workflows_dir, functions_dir
     )
-    sources = {name: planes.owner(name).source_root for name in planes.contracts}
+    split = layout_of(app.node.try_get_context("agentplane:layout")) == "split"
     stack_name = app.node.try_get_context("agentplane:stack-name") or DEFAULT_STACK_NAME
     pipeline = str(app.node.try_get_context("agentplane:pipeline")).lower() == "true"
     # A pipeline deploys a prod stage: its default environment is prod (both stages retain and lock for good).
@@ -84,13 +97,12 @@ def build_app(
         )
 
     def plane(scope: Construct, stack_id: str, description: str) -> AgentPlaneStack:
-        """The plane stack; the pipeline's stages build theirs here too, so they deploy what `cdk deploy` does."""
-        return AgentPlaneStack(
+        """The plane's stacks; the pipeline's stages build theirs here too, so they deploy what `cdk deploy` does.
+        Split, the core is ``stack_id`` and each project ``<stack_id>-<project>``, deployed after it."""
+        core = AgentPlaneStack(
             scope,
             stack_id,
-            contracts=planes.contracts,
-            workflows=planes.workflows,
-            sources=sources,
+            projects=[] if split else loaded,
             removal_policy=RemovalPolicy.RETAIN if environment.removal_policy == "retain" else RemovalPolicy.DESTROY,
             environment=environment,
             fault_injection=fault_injection,
@@ -98,6 +110,15 @@ def build_app(
             functions_dir=functions_dir,
             description=description,
         )
+        for project in loaded if split else []:
+            ProjectStack(
+                scope,
+                f"{stack_id}-{project.name}",
+                plane=core.plane,
+                project=project,
+                description=f"agentplane project {project.name}: {project.manifest.description or 'agents'}",
+            )
+        return core
 
     if pipeline:
         from infra.pipeline import PipelineStack  # imported only here: the default synth never loads CDK Pipelines

@@ -10,14 +10,20 @@ import json
 import os
 from typing import Any
 
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from contracts.catalog import KEY, WorkflowEntry
 from functions.api.invoke import SyncRun
 from functions.api.service import RunInput, RunStatus
-from functions.runtime.adapters import S3DocumentStore, client, table
+from functions.runtime.adapters import S3DocumentStore, client, scan_all, table
 from functions.runtime.approvals import DynamoApprovalStore
 from functions.runtime.decisions import DynamoDecisionStore
 from functions.runtime.executions import DynamoExecutionStore
 from functions.runtime.ledger_store import DynamoLedgerStore, KmsSigner, S3DigestArchive
 from functions.runtime.registry import DynamoRegistry
+
+logger = Logger(service="agentplane-api")
 
 
 def _execution(state_machine_arn: str, run: RunInput) -> dict[str, str]:
@@ -128,6 +134,28 @@ class DynamoAdmissionCounter:
         return self._update(
             workflow, "SET #w = :w, #a = :one", "attribute_not_exists(#w) OR #w < :w", {":one": 1, ":w": window}
         )
+
+
+class DynamoCatalog:
+    """The plane's catalog table: one item per workflow a project's stack deployed (contracts.catalog)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def entries(self) -> list[WorkflowEntry]:
+        found = []
+        for item in scan_all(self._table):
+            try:
+                found.append(WorkflowEntry.from_item(item))
+            except ValidationError:  # one stack's bad entry must not take the others' workflows down
+                logger.warning("skipping an invalid catalog entry", extra={"entry": item.get(KEY)})
+        return found
+
+
+def catalog() -> DynamoCatalog | None:
+    """The catalog table; None when the stack holds every workflow the API serves (no table named)."""
+    name = os.environ.get("WORKFLOW_CATALOG_TABLE")
+    return DynamoCatalog(table(name)) if name else None
 
 
 def executions() -> DynamoExecutionStore:

@@ -15,16 +15,30 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.api import adapters
 from functions.api.admission import max_in_flight_cap
 from functions.api.routes import approvals, audit, catalog, runs
-from functions.api.service import AtCapacityError, ProblemError, load_persona_roles, load_workflows
+from functions.api.service import (
+    AtCapacityError,
+    ProblemError,
+    WorkflowCatalog,
+    load_persona_roles,
+    load_workflows,
+)
 from functions.runtime.clock import wait_scale
 
 PROBLEM_JSON = "application/problem+json"
 
 logger = Logger(service="agentplane-api")
 app = APIGatewayRestResolver()
-workflows = load_workflows(os.environ["WORKFLOWS"], wait_scale=wait_scale(), max_in_flight_cap=max_in_flight_cap())
+_scale, _cap = wait_scale(), max_in_flight_cap()
+# Its own stack's workflows, and those projects deployed in stacks of their own (the catalog table).
+workflows = WorkflowCatalog(
+    load_workflows(os.environ["WORKFLOWS"], wait_scale=_scale, max_in_flight_cap=_cap),
+    adapters.catalog(),
+    wait_scale=_scale,
+    max_in_flight_cap=_cap,
+)
 persona_roles = load_persona_roles(os.environ.get("PERSONA_ROLES"))
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.capability import CapabilityContract
 from contracts.card import agent_card
+from contracts.catalog import WorkflowEntry
 from contracts.envelope import TRACE_ID_PATTERN
 from contracts.models import MODELS, S3Ref
 from contracts.payloads import schema_model
@@ -121,37 +123,109 @@ class RequestStore(Protocol):
     def put(self, key: str, body: bytes) -> None: ...
 
 
-def input_model(workflow: str, name: str, inputs: Path = INPUTS_DIR) -> type[BaseModel]:
-    """A workflow's input: one of the plane's own types, or a project's, read from the schema shipped beside."""
+def input_model(
+    workflow: str, name: str, inputs: Path = INPUTS_DIR, schema: Mapping[str, Any] | None = None
+) -> type[BaseModel]:
+    """A workflow's input: one of the plane's own types, or a project's, from its schema (the catalog's, or the one
+    shipped beside this code)."""
     if name in MODELS:
         return MODELS[name]
-    return schema_model(json.loads((inputs / f"{workflow}.json").read_text(encoding="utf-8")), name=name)
+    if schema is None:
+        schema = json.loads((inputs / f"{workflow}.json").read_text(encoding="utf-8"))
+    return schema_model(dict(schema), name=name)
+
+
+def workflow_of(entry: WorkflowEntry, *, wait_scale: float = 1.0, max_in_flight_cap: int | None = None) -> Workflow:
+    """``wait_scale`` is the local plane's scaled clock (:mod:`functions.runtime.clock`); 1.0 on AWS.
+    ``max_in_flight_cap`` lowers every admission limit (the local plane's ``PlaneOptions.max_in_flight``); None on AWS.
+    """
+    limit = entry.max_in_flight
+    return Workflow(
+        name=entry.name,
+        state_machine_arn=entry.state_machine_arn,
+        input_model=input_model(entry.name, entry.input_model, schema=entry.input_schema),
+        ttl_ms=max(1, round(entry.ttl_ms * wait_scale)),
+        synchronous=entry.synchronous,
+        claim_check=entry.claim_check,
+        admission=AdmissionLimit(
+            max_in_flight=min(limit, max_in_flight_cap or limit),
+            # The window is processing time, which the local plane's scaled clock does not shrink.
+            window_ms=entry.admission_window_ms,
+        )
+        if limit and entry.admission_window_ms
+        else None,
+    )
 
 
 def load_workflows(raw: str, *, wait_scale: float = 1.0, max_in_flight_cap: int | None = None) -> dict[str, Workflow]:
-    """The WORKFLOWS setting the stack writes: name -> state machine, input model, time budget, admission limit.
-
-    ``wait_scale`` is the local plane's scaled clock (:mod:`functions.runtime.clock`); 1.0 on AWS.
-    ``max_in_flight_cap`` lowers every admission limit (the local plane's ``PlaneOptions.max_in_flight``); None on AWS.
-    """
-    workflows: dict[str, Workflow] = {}
-    for name, spec in json.loads(raw).items():
-        workflows[name] = Workflow(
-            name=name,
-            state_machine_arn=spec["state_machine_arn"],
-            input_model=input_model(name, spec["input_model"]),
-            ttl_ms=max(1, round(int(spec["ttl_ms"]) * wait_scale)),
-            synchronous=bool(spec.get("synchronous", False)),
-            claim_check=bool(spec.get("claim_check", False)),
-            admission=AdmissionLimit(
-                max_in_flight=min(int(spec["max_in_flight"]), max_in_flight_cap or int(spec["max_in_flight"])),
-                # The window is processing time, which the local plane's scaled clock does not shrink.
-                window_ms=int(spec["admission_window_ms"]),
-            )
-            if spec.get("max_in_flight")
-            else None,
+    """The WORKFLOWS setting the stack writes: name -> state machine, input model, time budget, admission limit."""
+    return {
+        name: workflow_of(
+            WorkflowEntry.from_item({**spec, "name": name}), wait_scale=wait_scale, max_in_flight_cap=max_in_flight_cap
         )
-    return workflows
+        for name, spec in json.loads(raw).items()
+    }
+
+
+class CatalogSource(Protocol):
+    """The plane's catalog table: the workflows projects deployed in stacks of their own."""
+
+    def entries(self) -> list[WorkflowEntry]: ...
+
+
+class WorkflowCatalog(Mapping[str, Workflow]):
+    """The workflows this API serves: those its own stack wrote into its settings, and those projects deployed since
+    (read from the catalog table, again when a name is not known yet, at most every ``refresh_s``)."""
+
+    def __init__(
+        self,
+        static: Mapping[str, Workflow],
+        source: CatalogSource | None = None,
+        *,
+        wait_scale: float = 1.0,
+        max_in_flight_cap: int | None = None,
+        refresh_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._static = dict(static)
+        self._found: dict[str, Workflow] = {}
+        self._source = source
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._read_at: float | None = None
+        self._wait_scale = wait_scale
+        self._max_in_flight_cap = max_in_flight_cap
+
+    def _refresh(self, *, force: bool = False) -> None:
+        if self._source is None:
+            return
+        now = self._clock()
+        if not force and self._read_at is not None and now - self._read_at < self._refresh_s:
+            return
+        if force and self._read_at is not None and now - self._read_at < min(1.0, self._refresh_s):
+            return  # a burst of unknown names costs one read, not one each
+        self._read_at = now
+        self._found = {
+            entry.name: workflow_of(entry, wait_scale=self._wait_scale, max_in_flight_cap=self._max_in_flight_cap)
+            for entry in self._source.entries()
+            if entry.name not in self._static
+        }
+
+    def __getitem__(self, name: str) -> Workflow:
+        self._refresh()
+        if name not in self._static and name not in self._found:
+            self._refresh(force=True)
+        if name in self._static:
+            return self._static[name]
+        return self._found[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self._refresh()
+        return iter({**self._static, **self._found})
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len({**self._static, **self._found})
 
 
 @dataclass(frozen=True)

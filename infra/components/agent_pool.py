@@ -15,7 +15,8 @@ from constructs import Construct
 from contracts.capability import CapabilityContract, LambdaRuntime, LlmRuntime
 from infra.components import llm_agent
 from infra.components.data_store import DataStore
-from infra.components.nag import XRAY_REASON, acknowledge, logical_id
+from infra.components.nag import XRAY_REASON, acknowledge
+from infra.components.nag import ref as nag_ref
 from infra.components.retention import log_group
 from infra.components.staging import stage
 from infra.conventions import agent_environment
@@ -292,7 +293,7 @@ class AgentPool(Construct):
         if "write:documents" in contract.permissions or "read:documents" in contract.permissions:
             acknowledge(
                 self.role,
-                f"AwsSolutions-IAM5[Resource::<{logical_id(resources.data.documents)}.Arn>/documents/*]",
+                f"AwsSolutions-IAM5[Resource::{nag_ref(self, resources.data.documents)}/documents/*]",
                 "documents are content-addressed objects under documents/: the key is only known at run time",
             )
 

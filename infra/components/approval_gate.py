@@ -48,8 +48,12 @@ class ApprovalGate(Construct):
                 actions=["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"], resources=[self.table.table_arn]
             )
         )
-        grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=state_machine_arns
-            )
-        )
+        if state_machine_arns:
+            grantee.grant_principal.add_to_principal_policy(resume_statement(state_machine_arns))
+
+
+def resume_statement(state_machine_arns: list[str]) -> iam.PolicyStatement:
+    """Resume (or fail) the runs of these state machines waiting on an approval's task token."""
+    return iam.PolicyStatement(
+        actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=state_machine_arns
+    )

@@ -40,16 +40,20 @@ class EventMesh(Construct):
         function: lambda_.IFunction,
         buffering: Buffering | None = None,
         timeout: Duration | None = None,
+        scope: Construct | None = None,
     ) -> events.Rule:
         """Deliver events of the given types to a function, with retries and a dead-letter queue of its own.
 
         With ``buffering`` (bursty agents) the rule feeds a queue the function drains in batches, reporting
-        failed records one by one; a record that keeps failing goes to the same dead-letter queue.
+        failed records one by one; a record that keeps failing goes to the same dead-letter queue. ``scope`` holds
+        the rule and its queues: the function's own stack when it is not the bus's (a project's), so the plane's
+        stack never refers to a project's.
         """
-        dlq = dead_letter_queue(self, f"{construct_id}Dlq", holds="the dead-letter queue of the rule's target")
+        where = scope or self
+        dlq = dead_letter_queue(where, f"{construct_id}Dlq", holds="the dead-letter queue of the rule's target")
         self.dead_letter_queues[construct_id] = dlq
         rule = events.Rule(
-            self,
+            where,
             construct_id,
             event_bus=self.bus,
             description=f"{', '.join(detail_types)} -> {construct_id}",
@@ -67,7 +71,7 @@ class EventMesh(Construct):
             6 * ((timeout or Duration.seconds(30)).to_seconds() + buffering.max_window.to_seconds())
         )
         buffer = sqs.Queue(
-            self,
+            where,
             f"{construct_id}Buffer",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,

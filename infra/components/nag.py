@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+
 from aws_cdk import Acknowledgment, CfnResource, Stack, Token, Validations
 from constructs import IConstruct
 
@@ -32,3 +37,28 @@ def region_account(scope: IConstruct) -> str:
     region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
     account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
     return f"{region}:{account}"
+
+
+_NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
+
+
+def unique_id(components: Sequence[str]) -> str:
+    """An id from a construct path below its stack, as CDK makes logical ids and export names (the path's
+    alphanumerics, then a hash of the whole path)."""
+    parts = [c for c in components if c != "Default"]
+    if len(parts) == 1 and len(_NOT_ALPHANUMERIC.sub("", parts[0])) <= 255:
+        return _NOT_ALPHANUMERIC.sub("", parts[0])
+    digest = hashlib.md5("/".join(parts).encode(), usedforsecurity=False).hexdigest()[:8].upper()
+    human = [c for i, c in enumerate(parts) if i == 0 or parts[i - 1] != c]
+    return "".join(_NOT_ALPHANUMERIC.sub("", c) for c in human if c != "Resource")[:240] + digest
+
+
+def ref(scope: IConstruct, resource: IConstruct, attribute: str = "Arn") -> str:
+    """``resource``'s attribute as cdk-nag prints it in a finding id of a policy in ``scope``'s stack: ``<Id.Arn>``
+    in the same stack, else the name of the export CDK makes for it (a project's stack imports the plane's)."""
+    lid = logical_id(resource)
+    exporting = Stack.of(resource)
+    if Stack.of(scope) is exporting:
+        return f"<{lid}.{attribute}>"
+    value = json.dumps({"Fn::GetAtt": [lid, attribute]}, separators=(",", ":"))
+    return f"{exporting.stack_name}:" + unique_id(["Exports", "Output" + value])

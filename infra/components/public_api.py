@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.capability import CapabilityContract, LambdaRuntime
+from contracts.catalog import WorkflowEntry
 from contracts.models import MODELS
 from contracts.payloads import payload_model
 from contracts.schema_export import SCHEMAS_DIR, to_draft4
@@ -86,6 +88,49 @@ def through_alias(actions: list[str], workflow: ApiWorkflow) -> iam.PolicyStatem
     )
 
 
+def workflow_statements(scope: Construct, workflow: ApiWorkflow) -> list[iam.PolicyStatement]:
+    """What the API needs to serve one workflow: start its runs through the live alias and, for a Standard one,
+    describe them."""
+    start = "states:StartSyncExecution" if workflow.synchronous else "states:StartExecution"
+    statements = [through_alias([start], workflow)]
+    if not workflow.synchronous:
+        runs = Stack.of(scope).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{workflow.state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        statements.append(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[runs]))
+    return statements
+
+
+def acknowledge_workflow(policy: Construct, workflow: ApiWorkflow) -> None:
+    if not workflow.synchronous:
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{region_account(policy)}:execution:"
+            f"<{logical_id(workflow.state_machine)}.Name>:*]",
+            "DescribeExecution on the runs of this one state machine; run names are made per request",
+        )
+
+
+def catalog_entry(workflow: ApiWorkflow, project: str | None = None) -> WorkflowEntry:
+    """The workflow as the API reads it; a project's own input type carries its JSON Schema."""
+    own_type = project is not None and workflow.input_model not in MODELS
+    return WorkflowEntry(
+        name=workflow.name,
+        state_machine_arn=workflow.alias_arn,
+        input_model=workflow.input_model,
+        input_schema=payload_model(workflow.input_model).model_json_schema() if own_type else None,
+        ttl_ms=workflow.ttl_ms,
+        synchronous=workflow.synchronous,
+        claim_check=workflow.claim_check,
+        max_in_flight=workflow.admission.max_in_flight if workflow.admission else None,
+        admission_window_ms=workflow.admission.window_ms if workflow.admission else None,
+        project=project,
+    )
+
+
 def draft4_schema(model_name: str) -> dict[str, Any]:
     """The request model API Gateway validates with: the committed copy for the plane's own bodies, else made from
     the project's type."""
@@ -135,11 +180,15 @@ class PublicApi(Construct):
         ledger: AuditLedger,
         approvals: ApprovalGate,
         account_settings: bool = False,
+        catalog: dynamodb.ITable | None = None,
     ) -> None:
-        """``account_settings``: also set the account's API Gateway CloudWatch Logs role (one per account and
+        """``catalog``: the table of workflows projects deploy in stacks of their own (contracts.catalog), which
+        the API reads at run time; they reach it through ``/v1/workflows/{name}/...``.
+
+        ``account_settings``: also set the account's API Gateway CloudWatch Logs role (one per account and
         region, shared by every API there). Without it, the stage's logging uses the role the account already has."""
         super().__init__(scope, construct_id)
-        self.function = self._function(data, workflows, layers)
+        self.function = self._function(data, workflows, layers, catalog)
         self._grant_audit_reads(ledger)
         self.function.add_environment("APPROVALS_TABLE", approvals.table.table_name)
         approvals.grant_decide(
@@ -265,7 +314,11 @@ class PublicApi(Construct):
             )
 
     def _function(
-        self, data: DataStore, workflows: list[ApiWorkflow], layers: list[lambda_.ILayerVersion]
+        self,
+        data: DataStore,
+        workflows: list[ApiWorkflow],
+        layers: list[lambda_.ILayerVersion],
+        catalog: dynamodb.ITable | None,
     ) -> lambda_.Function:
         code_dir = api_code(workflows)
         function_logs = log_group(self, "FunctionLogs", "api-function-logs")
@@ -276,40 +329,10 @@ class PublicApi(Construct):
             description="agentplane API: start and read its workflows' runs, nothing else",
         )
         function_logs.grant_write(role)
-        settings: dict[str, Mapping[str, Any]] = {}
         for workflow in workflows:
-            machine = workflow.state_machine
-            start = "states:StartSyncExecution" if workflow.synchronous else "states:StartExecution"
-            role.add_to_principal_policy(through_alias([start], workflow))
-            if not workflow.synchronous:
-                role.add_to_principal_policy(
-                    iam.PolicyStatement(
-                        actions=["states:DescribeExecution"],
-                        resources=[
-                            Stack.of(self).format_arn(
-                                service="states",
-                                resource="execution",
-                                resource_name=f"{machine.state_machine_name}:*",
-                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                            )
-                        ],
-                    )
-                )
-            settings[workflow.name] = {
-                "state_machine_arn": workflow.alias_arn,
-                "input_model": workflow.input_model,
-                "ttl_ms": workflow.ttl_ms,
-                "synchronous": workflow.synchronous,
-                "claim_check": workflow.claim_check,
-                **(
-                    {
-                        "max_in_flight": workflow.admission.max_in_flight,
-                        "admission_window_ms": workflow.admission.window_ms,
-                    }
-                    if workflow.admission
-                    else {}
-                ),
-            }
+            for statement in workflow_statements(self, workflow):
+                role.add_to_principal_policy(statement)
+        settings = {w.name: catalog_entry(w).settings() for w in workflows}
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 # UpdateItem: the admission count (functions.api.admission), one conditional write per submission.
@@ -325,7 +348,11 @@ class PublicApi(Construct):
         )
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
         environment: dict[str, str] = {}
-        if any(w.claim_check for w in workflows):
+        if catalog is not None:
+            # Projects deploy workflows the API learns of at run time; each project's stack grants it theirs.
+            role.add_to_principal_policy(iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[catalog.table_arn]))
+            environment["WORKFLOW_CATALOG_TABLE"] = catalog.table_name
+        if catalog is not None or any(w.claim_check for w in workflows):
             role.add_to_principal_policy(
                 iam.PolicyStatement(
                     actions=["s3:PutObject"], resources=[data.documents.arn_for_objects(f"{REQUESTS_PREFIX}*")]
@@ -337,13 +364,8 @@ class PublicApi(Construct):
                 "claim-checked requests are content-addressed objects under documents/requests/: keys are digests",
             )
             environment["DOCUMENTS_BUCKET"] = data.documents.bucket_name
-        for workflow in (w for w in workflows if not w.synchronous):
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{region_account(role)}:execution:"
-                f"<{logical_id(workflow.state_machine)}.Name>:*]",
-                "DescribeExecution on the runs of this one state machine; run names are made per request",
-            )
+        for workflow in workflows:
+            acknowledge_workflow(role, workflow)
         return lambda_.Function(
             self,
             "Function",

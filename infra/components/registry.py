@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -113,17 +114,16 @@ class Registry(Construct):
         self.table = data.private_table(
             self, "Table", partition=KEY, retention="registry", removal_policy=removal_policy
         )
+        self.data = data
+        self.layers = layers
         registered = entries(pools, deployment_groups)
-        self._register(data, registered)
+        if registered:
+            register_items(
+                self, "Register", self.table, data, {n: e.attributes for n, e in registered.items()}, kind="registry"
+            )
 
-        self.dispatcher = self._dispatcher("Dispatcher", data, layers, list(registered.values()))
-        # llm agents call their tools through a dispatcher of their own: the workflows' dispatcher invokes the llm
-        # agents, so theirs invoking it back would be a cycle in the template (and a loop at run time).
-        self.tool_dispatcher: lambda_.Function | None = None
-        tool_agents = tool_implementers(pools)
-        if tool_agents:
-            reachable = [e for e in registered.values() if e.attributes["agent"] in tool_agents]
-            self.tool_dispatcher = self._dispatcher("ToolDispatcher", data, layers, reachable)
+        self.dispatcher = dispatcher_function(self, "Dispatcher", self, list(registered.values()))
+        self.tool_dispatcher = tool_dispatcher(self, self, pools, registered)
 
         self.health = platform_function(
             self,
@@ -152,112 +152,143 @@ class Registry(Construct):
             )
         )
 
-    def _dispatcher(
-        self, construct_id: str, data: DataStore, layers: list[lambda_.ILayerVersion], targets: list[Entry]
-    ) -> lambda_.Function:
-        dispatcher = platform_function(
-            self,
-            construct_id,
-            "dispatcher",
-            layers,
-            data=data,
-            description="agentplane dispatcher: capability -> healthy implementation, with ranked fallback",
-            environment={
-                "REGISTRY_TABLE": self.table.table_name,
-                "DECISIONS_TABLE": data.decisions.table_name,
-                **BREAKER,
-            },
-        )
-        dispatcher.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn]
-            )
-        )
-        dispatcher.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[data.decisions.table_arn])
-        )
-        dispatcher.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[e.function.function_arn for e in targets])
-        )
-        return dispatcher
-
-    def _register(self, data: DataStore, registered: Mapping[str, Entry]) -> None:
-        """Upsert each implementation's static attributes; delete it when it leaves the template."""
-        names = {f"#{k}": k for k in next(iter(registered.values())).attributes}
-        policy = cr.AwsCustomResourcePolicy.from_statements(
-            [
-                iam.PolicyStatement(
-                    actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources=[self.table.table_arn]
-                ),
-                iam.PolicyStatement(
-                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                    resources=[data.key.key_arn],
-                ),
-            ]
-        )
-        # The custom-resource function CDK provides logs here, not to an implicit group kept forever.
-        provider_logs = log_group(self, "RegisterLogs", "platform-logs")
-        for name, entry in sorted(registered.items()):
-            key = {KEY: {"S": name}}
-            upsert = cr.AwsSdkCall(
-                service="DynamoDB",
-                action="updateItem",
-                parameters={
-                    "TableName": self.table.table_name,
-                    "Key": key,
-                    "UpdateExpression": "SET " + ", ".join(f"{n} = :{n[1:]}" for n in sorted(names)),
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": {f":{k}": _typed(v) for k, v in entry.attributes.items()},
-                },
-                physical_resource_id=cr.PhysicalResourceId.of(f"registry/{name}"),
-            )
-            resource = cr.AwsCustomResource(
-                self,
-                "Register" + "".join(p.capitalize() for p in name.replace("~", "-").split("-")),
-                on_create=upsert,
-                on_update=upsert,
-                on_delete=cr.AwsSdkCall(
-                    service="DynamoDB",
-                    action="deleteItem",
-                    parameters={"TableName": self.table.table_name, "Key": key},
-                ),
-                policy=policy,
-                install_latest_aws_sdk=False,
-                log_group=provider_logs,
-                timeout=Duration.minutes(2),
-            )
-            resource.node.add_dependency(self.table)
-        self._acknowledge_provider()
-
-    def _acknowledge_provider(self) -> None:
-        """CDK's shared custom-resource function: traced like every function of the plane, and acknowledged."""
-        stack_functions = [
-            child
-            for child in self.node.scope.node.children  # type: ignore[union-attr]
-            if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287")
-        ]
-        for function in stack_functions:
-            resource = function.node.default_child
-            assert isinstance(resource, lambda_.CfnFunction)
-            resource.add_property_override("TracingConfig.Mode", "Active")
-            if isinstance(function, lambda_.Function) and function.role is not None:
-                function.role.add_to_principal_policy(
-                    iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
-                )
-                acknowledge(function.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
-            acknowledge(
-                function,
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]",
-                "the CDK custom-resource function that writes registry entries at deploy: logs only",
-            )
-            acknowledge(
-                function,
-                "AwsSolutions-L1",
-                "the CDK-managed custom-resource runtime follows the aws-cdk-lib release pinned in the lockfile",
-            )
-
     def grant_read(self, function: lambda_.Function) -> None:
         """What the capabilities route needs: the whole (small) registry, nothing writable."""
         function.add_environment("REGISTRY_TABLE", self.table.table_name)
         function.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[self.table.table_arn]))
+
+
+def tool_dispatcher(
+    scope: Construct, registry: Registry, pools: Mapping[str, AgentPool], registered: Mapping[str, Entry]
+) -> lambda_.Function | None:
+    """The dispatcher llm agents call their tools through, if ``pools`` hold tools: the workflows' dispatcher invokes
+    the llm agents, so theirs invoking it back would be a cycle in the template (and a loop at run time)."""
+    tool_agents = tool_implementers(pools)
+    if not tool_agents:
+        return None
+    reachable = [e for e in registered.values() if e.attributes["agent"] in tool_agents]
+    function = dispatcher_function(scope, "ToolDispatcher", registry, reachable)
+    for pool in pools.values():
+        pool.dispatch_tools(function)
+    return function
+
+
+def dispatcher_function(
+    scope: Construct, construct_id: str, registry: Registry, targets: list[Entry]
+) -> lambda_.Function:
+    """A dispatcher over ``registry``, allowed to invoke ``targets`` (more are granted with :func:`dispatch_policy`)."""
+    data = registry.data
+    dispatcher = platform_function(
+        scope,
+        construct_id,
+        "dispatcher",
+        registry.layers,
+        data=data,
+        description="agentplane dispatcher: capability -> healthy implementation, with ranked fallback",
+        environment={
+            "REGISTRY_TABLE": registry.table.table_name,
+            "DECISIONS_TABLE": data.decisions.table_name,
+            **BREAKER,
+        },
+    )
+    dispatcher.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[registry.table.table_arn]
+        )
+    )
+    dispatcher.add_to_role_policy(
+        iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[data.decisions.table_arn])
+    )
+    if targets:
+        dispatcher.add_to_role_policy(invoke_statement(targets))
+    return dispatcher
+
+
+def invoke_statement(targets: list[Entry]) -> iam.PolicyStatement:
+    return iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[e.function.function_arn for e in targets])
+
+
+def register_items(
+    scope: Construct,
+    prefix: str,
+    table: dynamodb.ITable,
+    data: DataStore,
+    items: Mapping[str, Mapping[str, object]],
+    *,
+    kind: str,
+    partition: str = KEY,
+) -> None:
+    """Upsert each item (``partition`` -> name, the rest its attributes) into ``table`` at deploy, from ``scope``'s
+    stack; delete it when it leaves the template. The registry writes its implementations so, the catalog its
+    workflows."""
+    names = {f"#{k}": k for k in next(iter(items.values()))}
+    policy = cr.AwsCustomResourcePolicy.from_statements(
+        [
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources=[table.table_arn]),
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[data.key.key_arn],
+            ),
+        ]
+    )
+    # The custom-resource function CDK provides logs here, not to an implicit group kept forever.
+    provider_logs = log_group(scope, f"{prefix}Logs", "platform-logs")
+    for name, attributes in sorted(items.items()):
+        key = {partition: {"S": name}}
+        upsert = cr.AwsSdkCall(
+            service="DynamoDB",
+            action="updateItem",
+            parameters={
+                "TableName": table.table_name,
+                "Key": key,
+                "UpdateExpression": "SET " + ", ".join(f"{n} = :{n[1:]}" for n in sorted(names)),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {f":{k}": _typed(v) for k, v in attributes.items()},
+            },
+            physical_resource_id=cr.PhysicalResourceId.of(f"{kind}/{name}"),
+        )
+        resource = cr.AwsCustomResource(
+            scope,
+            prefix + "".join(p.capitalize() for p in name.replace("~", "-").split("-")),
+            on_create=upsert,
+            on_update=upsert,
+            on_delete=cr.AwsSdkCall(
+                service="DynamoDB",
+                action="deleteItem",
+                parameters={"TableName": table.table_name, "Key": key},
+            ),
+            policy=policy,
+            install_latest_aws_sdk=False,
+            log_group=provider_logs,
+            timeout=Duration.minutes(2),
+        )
+        resource.node.add_dependency(table)
+    acknowledge_provider(scope)
+
+
+def acknowledge_provider(scope: Construct) -> None:
+    """CDK's shared custom-resource function: traced like every function of the plane, and acknowledged."""
+    stack_functions = [
+        child
+        for child in Stack.of(scope).node.children
+        if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287")
+    ]
+    for function in stack_functions:
+        resource = function.node.default_child
+        assert isinstance(resource, lambda_.CfnFunction)
+        resource.add_property_override("TracingConfig.Mode", "Active")
+        if isinstance(function, lambda_.Function) and function.role is not None:
+            function.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
+            )
+            acknowledge(function.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+        acknowledge(
+            function,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "the CDK custom-resource function that writes registry entries at deploy: logs only",
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "the CDK-managed custom-resource runtime follows the aws-cdk-lib release pinned in the lockfile",
+        )

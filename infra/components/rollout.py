@@ -98,9 +98,11 @@ class Rollouts(Construct):
         pools: Mapping[str, AgentPool],
         workflows: Sequence[CoordinatorWorkflow],
         observability: Observability,
+        application: codedeploy.ILambdaApplication | None = None,
     ) -> None:
+        """``application``: the plane's, for a project's agents (one application, so the API finds every rollout)."""
         super().__init__(scope, construct_id)
-        self.application = codedeploy.LambdaApplication(self, "Application")
+        self.application = application or codedeploy.LambdaApplication(self, "Application")
         self.groups: dict[str, codedeploy.LambdaDeploymentGroup] = {}
         self.canary_alarms: dict[str, list[cloudwatch.Alarm]] = {}
         for name, pool in agents.items():
@@ -143,26 +145,36 @@ class Rollouts(Construct):
     def grant_status_read(self, function: lambda_.Function) -> None:
         """What the rollouts route needs: read aliases and deployments, change nothing."""
         function.add_environment(CODEDEPLOY_APPLICATION_ENV, self.application.application_name)
+        for statement in self.status_statements():
+            function.add_to_role_policy(statement)
+
+    def status_statements(self) -> list[iam.PolicyStatement]:
+        """Read this set's aliases (agents' and workflows') and deployments: the rollouts route's view of them."""
+        statements = []
         # Named by alias and by function: IAM may match an alias call against either ARN; read-only either way.
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:GetAlias"],
-                resources=list(
-                    dict.fromkeys(arn for a in self.aliases for arn in (a.function_arn, a.version.lambda_.function_arn))
-                ),
-            )
+        functions = list(
+            dict.fromkeys(arn for a in self.aliases for arn in (a.function_arn, a.version.lambda_.function_arn))
         )
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["codedeploy:ListDeployments", "codedeploy:GetDeployment", "codedeploy:BatchGetDeployments"],
-                resources=[group.deployment_group_arn for group in self.groups.values()],
+        if functions:
+            statements.append(iam.PolicyStatement(actions=["lambda:GetAlias"], resources=functions))
+        if self.groups:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=[
+                        "codedeploy:ListDeployments",
+                        "codedeploy:GetDeployment",
+                        "codedeploy:BatchGetDeployments",
+                    ],
+                    resources=[group.deployment_group_arn for group in self.groups.values()],
+                )
             )
-        )
-        # Named by the machine and by the alias, limited to the alias (see public_api.through_alias).
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["states:DescribeStateMachineAlias"],
-                resources=[arn for w in self.workflows for arn in (w.state_machine.state_machine_arn, w.alias_arn)],
-                conditions={"StringEquals": {"states:StateMachineQualifier": LIVE_ALIAS}},
+        if self.workflows:
+            # Named by the machine and by the alias, limited to the alias (see public_api.through_alias).
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["states:DescribeStateMachineAlias"],
+                    resources=[arn for w in self.workflows for arn in (w.state_machine.state_machine_arn, w.alias_arn)],
+                    conditions={"StringEquals": {"states:StateMachineQualifier": LIVE_ALIAS}},
+                )
             )
-        )
+        return statements

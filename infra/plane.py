@@ -1,0 +1,441 @@
+"""The constructs a CDK app builds the plane from: ``AgentPlane`` (the core) and ``AgentProject`` (a team's agents).
+
+``AgentPlane`` holds what every team shares: the data, the bus, the ledger, the registry and the workflow catalog,
+the approval gate, the API and its personas, the plane's alarms. Built with ``projects``, it also holds those
+projects' agents and workflows, all in one stack. ``AgentProject`` holds one project's agents and workflows in a
+stack of its own, joined to the plane's by exported names: it registers its agents in the plane's registry and its
+workflows in the plane's catalog, and grants the plane's dispatcher and API what they need to call them, so the
+plane's stack never refers to a project's and each project deploys, rolls out and is destroyed on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from contracts import catalog
+from contracts.capability import CapabilityContract
+from contracts.project import CORE_PROJECT, PlaneSet, Project, load_project, plane_set
+from contracts.workflow import WorkflowSpec
+from infra.components.agent_pool import AgentPool, Resources
+from infra.components.approval_gate import ApprovalGate, resume_statement
+from infra.components.audit_ledger import AuditLedger
+from infra.components.coordinator_workflow import CoordinatorWorkflow
+from infra.components.data_store import DataStore
+from infra.components.event_mesh import EventMesh
+from infra.components.fault_injection import FaultInjection
+from infra.components.layers import RuntimeLayers
+from infra.components.nag import acknowledge
+from infra.components.nag import ref as nag_ref
+from infra.components.observability import Observability
+from infra.components.personas import PERSONA_ROUTES, Personas
+from infra.components.public_api import (
+    ApiWorkflow,
+    PublicApi,
+    acknowledge_workflow,
+    admission_limit,
+    catalog_entry,
+    workflow_statements,
+)
+from infra.components.registry import Registry, entries, invoke_statement, register_items, tool_dispatcher
+from infra.components.rollout import Rollouts, deployment_group_name
+from infra.components.sagemaker_endpoint import SageMakerPool
+from infra.context import Environment
+from infra.paths import FUNCTIONS_DIR
+from infra.workflows.compiler import PlaneTargets, compile_workflow
+
+
+def construct_id(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+class _Agents:
+    """A set of contracts built as pools: Lambda agents, warm endpoints (and their invokers), their subscriptions."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        contracts: Mapping[str, CapabilityContract],
+        every: Mapping[str, CapabilityContract],
+        resources: Resources,
+        layers: list[lambda_.ILayerVersion],
+        functions_dir: Path,
+        sources: Mapping[str, Path],
+    ) -> None:
+        self.agents = {
+            name: AgentPool(
+                scope,
+                f"Agent{construct_id(name)}",
+                contract=contract,
+                resources=resources,
+                layers=layers,
+                functions_dir=functions_dir,
+                contracts=every,
+                source_root=sources.get(name),
+            )
+            for name, contract in contracts.items()
+            if contract.runtime.kind in ("lambda", "llm")
+        }
+        # Latency-critical agents: a warm SageMaker endpoint each; workflows call it through its invoker Lambda.
+        self.endpoints = {
+            name: SageMakerPool(
+                scope, f"Endpoint{construct_id(name)}", contract=contract, resources=resources, layers=layers
+            )
+            for name, contract in contracts.items()
+            if contract.runtime.kind == "sagemaker"
+        }
+        # Every step a workflow can run, by agent name: Lambda agents and each endpoint's invoker.
+        self.steps = {**self.agents, **{name: endpoint.invoker for name, endpoint in self.endpoints.items()}}
+
+    def subscribe(self, mesh: EventMesh, scope: Construct | None = None) -> dict[str, sqs.Queue]:
+        """Each subscribing agent's rule on the plane's bus; their dead-letter queues by rule."""
+        queues = {}
+        for name, pool in self.agents.items():
+            if pool.contract.subscribes:
+                mesh.subscribe(
+                    construct_id(name),
+                    detail_types=pool.contract.subscribes,
+                    function=pool.target,
+                    buffering=pool.buffering,
+                    timeout=pool.function.timeout,
+                    scope=scope,
+                )
+                queues[construct_id(name)] = mesh.dead_letter_queues[construct_id(name)]
+        return queues
+
+    def observe(self, observability: Observability) -> None:
+        """SLO alarms per capability (Lambda agents and invokers), and per endpoint."""
+        for pool in self.steps.values():
+            observability.add_capability(pool.contract, pool.function)
+        for endpoint in self.endpoints.values():
+            observability.add_endpoint(endpoint.contract, endpoint.endpoint.attr_endpoint_name)
+
+
+def build_workflow(scope: Construct, spec: WorkflowSpec, targets: PlaneTargets) -> CoordinatorWorkflow:
+    """One workflow from its spec: its states under a construct of their own, its machine behind a live alias."""
+    cid = construct_id(spec.name)
+    compiled = compile_workflow(Construct(scope, f"{cid}States"), spec, targets)
+    workflow = CoordinatorWorkflow(
+        scope,
+        cid,
+        workflow_name=spec.name,
+        definition=compiled.definition,
+        agents=compiled.agents,
+        state_machine_type=sfn.StateMachineType.EXPRESS if spec.type == "express" else sfn.StateMachineType.STANDARD,
+        timeout=Duration.seconds(spec.timeout_s),
+        rollout=spec.effective_rollout,
+    )
+    role = workflow.state_machine.role
+    called = [
+        (compiled.calls_gate, targets.gate, "approval gate"),
+        (compiled.calls_dispatcher, targets.dispatcher, "dispatcher"),
+    ]
+    for calls, function, what in called:
+        if calls:
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{nag_ref(role, function)}:*]",
+                f"invoke the {what} by any of its published versions or aliases",
+            )
+    return workflow
+
+
+def api_workflow(
+    spec: WorkflowSpec, workflow: CoordinatorWorkflow, contracts: Mapping[str, CapabilityContract]
+) -> ApiWorkflow:
+    return ApiWorkflow(
+        name=spec.name,
+        state_machine=workflow.state_machine,
+        alias_arn=workflow.alias_arn,
+        input_model=spec.input,
+        ttl_ms=spec.ttl_ms,
+        synchronous=spec.api.mode == "sync",
+        claim_check=spec.api.claim_check,
+        admission=admission_limit(contracts[p.contract.name] for p in workflow.agents) if spec.api.admission else None,
+    )
+
+
+def workflow_outputs(scope: Construct, workflows: Mapping[str, CoordinatorWorkflow]) -> None:
+    for name, workflow in workflows.items():
+        CfnOutput(scope, f"{construct_id(name)}StateMachineArn", value=workflow.state_machine.state_machine_arn)
+        CfnOutput(scope, f"{construct_id(name)}AliasArn", value=workflow.alias_arn)
+
+
+class AgentPlane(Construct):
+    """The plane's core, and (with ``projects``) those projects' agents and workflows beside it.
+
+    Without ``projects`` it runs only its own agents (the recorders every workflow ends with); teams then join with
+    an :class:`AgentProject` each, in stacks of their own.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id_: str,
+        *,
+        projects: Sequence[Project] = (),
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        environment: Environment | None = None,
+        fault_injection: bool = False,
+        otel_collector_layer_arn: str | None = None,
+        functions_dir: Path = FUNCTIONS_DIR,
+    ) -> None:
+        super().__init__(scope, construct_id_)
+        self.settings = environment = environment or Environment("sandbox", "destroy", account_settings=False)
+        self.removal_policy = removal_policy
+        self.fault_injection = fault_injection
+        self.otel_collector_layer_arn = otel_collector_layer_arn
+        self.functions_dir = functions_dir
+        self.projects: PlaneSet = plane_set(projects)
+        contracts, workflows = self.projects.contracts, self.projects.workflows
+        self.data = DataStore(self, "Data", removal_policy=removal_policy)
+        self.mesh = EventMesh(self, "Events")
+        self.layers = RuntimeLayers(self, "Layers")
+        self.resources = Resources(
+            data=self.data,
+            event_bus_arn=self.mesh.bus.event_bus_arn,
+            event_bus_name=self.mesh.bus.event_bus_name,
+            knowledge_base=self.layers.knowledge_base,
+            knowledge_base_path=self.layers.knowledge_base_path,
+        )
+        built = _Agents(
+            self,
+            contracts=contracts,
+            every=contracts,
+            resources=self.resources,
+            layers=self.layers.all,
+            functions_dir=functions_dir,
+            sources={name: self.projects.owner(name).source_root for name in contracts},
+        )
+        self.agents, self.endpoints, self.steps = built.agents, built.endpoints, built.steps
+        self.ledger = AuditLedger(
+            self,
+            "Ledger",
+            data=self.data,
+            layers=self.layers.all,
+            removal_policy=removal_policy,
+            compliance_lock=environment.compliance_lock,
+        )
+        built.subscribe(self.mesh)
+        self.registry = Registry(
+            self,
+            "Registry",
+            data=self.data,
+            pools=self.steps,
+            layers=self.layers.all,
+            removal_policy=removal_policy,
+            deployment_groups={name: deployment_group_name(self, name) for name in self.agents},
+        )
+        self.approvals = ApprovalGate(
+            self, "Approvals", data=self.data, layers=self.layers.all, removal_policy=removal_policy
+        )
+        targets = PlaneTargets(self.steps, self.approvals.function, self.registry.dispatcher, self.mesh.bus)
+        self.workflows = {spec.name: build_workflow(self, spec, targets) for spec in workflows.values()}
+        # The workflows projects deploy in stacks of their own (AgentProject), which the API reads at run time.
+        self.catalog = self.data.private_table(
+            self, "WorkflowCatalog", partition=catalog.KEY, retention="registry", removal_policy=removal_policy
+        )
+        self.api = PublicApi(
+            self,
+            "Api",
+            account_settings=environment.account_settings,
+            data=self.data,
+            layers=self.layers.all,
+            ledger=self.ledger,
+            approvals=self.approvals,
+            workflows=[api_workflow(spec, self.workflows[spec.name], contracts) for spec in workflows.values()],
+            catalog=self.catalog,
+        )
+        self.registry.grant_read(self.api.function)
+        Personas(self, "Personas", api=self.api.rest_api, routes=PERSONA_ROUTES, function=self.api.function)
+        self.observability = Observability(self, "Observability", sampling_rules=environment.account_settings)
+        built.observe(self.observability)
+        self.observability.add_api(self.api.rest_api)
+        for name, workflow in self.workflows.items():
+            self.observability.add_workflow(name, workflow.state_machine)
+        for name, queue in self.mesh.dead_letter_queues.items():
+            self.observability.add_dead_letter_queue(name, queue)
+        self.observability.add_dead_letter_queue("LedgerAppender", self.ledger.failed_batches)
+        self.observability.add_dead_letter_queue("RegistryHealth", self.registry.health_failures)
+        self.observability.add_ledger(self.ledger.appender)
+        self.rollouts = Rollouts(
+            self,
+            "Rollouts",
+            agents=self.agents,
+            pools=self.steps,
+            workflows=list(self.workflows.values()),
+            observability=self.observability,
+        )
+        self.rollouts.grant_status_read(self.api.function)
+        if otel_collector_layer_arn:
+            functions = [c for c in self.node.find_all() if isinstance(c, lambda_.Function)]
+            self.observability.export_spans(functions, otel_collector_layer_arn)
+        if fault_injection:
+            FaultInjection(
+                self,
+                "FaultInjection",
+                functions={name: pool.function for name, pool in self.steps.items()},
+                stop_when=self.observability.slo_breach(),
+                data=self.data,
+                removal_policy=removal_policy,
+            )
+        CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
+        workflow_outputs(self, self.workflows)
+        CfnOutput(self, "EventBusName", value=self.mesh.bus.event_bus_name)
+        CfnOutput(self, "LedgerSigningKeyArn", value=self.ledger.signing_key.key_arn)
+        CfnOutput(self, "LedgerDigestsBucket", value=self.ledger.digests.bucket_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+
+    def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Put events on the plane's bus (choreographed agents react to them)."""
+        return self.mesh.bus.grant_put_events_to(grantee)
+
+    def grant_read_ledger(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Read the audit ledger and its signed digests; nothing here can write them."""
+        grant = self.ledger.table.grant_read_data(grantee)
+        return grant.combine(self.ledger.digests.grant_read(grantee))
+
+
+class AgentProject(Construct):
+    """One team's agents and workflows (a project folder: ``agentplane.yaml``), joined to ``plane``.
+
+    In a stack of its own (the usual way) it never changes the plane's stack; in the plane's own stack it shares the
+    plane's alarms and rollouts instead of adding its own.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id_: str,
+        *,
+        plane: AgentPlane,
+        project_dir: Path | None = None,
+        project: Project | None = None,
+        fault_injection: bool | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id_)
+        if (project is None) == (project_dir is None):
+            raise ValueError("AgentProject needs a project_dir or a loaded project, not both")
+        self.project = project if project is not None else load_project(Path(str(project_dir)))
+        self.plane = plane
+        # The plane's agents and the project's together, names checked once: what the workflows may call.
+        every = plane_set([*(p for p in plane.projects.projects if p.name != CORE_PROJECT), self.project])
+        own = self.project.contracts
+        built = _Agents(
+            self,
+            contracts=own,
+            every=every.contracts,
+            resources=plane.resources,
+            layers=plane.layers.all,
+            functions_dir=plane.functions_dir,
+            sources=dict.fromkeys(own, self.project.source_root),
+        )
+        self.agents, self.endpoints, self.steps = built.agents, built.endpoints, built.steps
+        dead_letters = built.subscribe(plane.mesh, scope=self)
+        shared = Stack.of(self) is Stack.of(plane)
+        self.observability = plane.observability if shared else Observability(self, "Observability")
+        self._register()
+        targets = PlaneTargets(
+            {**plane.steps, **self.steps}, plane.approvals.function, plane.registry.dispatcher, plane.mesh.bus
+        )
+        self.workflows = {spec.name: build_workflow(self, spec, targets) for spec in self.project.workflows.values()}
+        built.observe(self.observability)
+        for name, workflow in self.workflows.items():
+            self.observability.add_workflow(name, workflow.state_machine)
+        for name, queue in dead_letters.items():
+            self.observability.add_dead_letter_queue(name, queue)
+        self.rollouts = Rollouts(
+            self,
+            "Rollouts",
+            agents=self.agents,
+            pools=self.steps,
+            workflows=list(self.workflows.values()),
+            observability=self.observability,
+            application=plane.rollouts.application,
+        )
+        self._serve(every.contracts)
+        if plane.otel_collector_layer_arn:
+            functions = [c for c in self.node.find_all() if isinstance(c, lambda_.Function)]
+            self.observability.export_spans(functions, plane.otel_collector_layer_arn)
+        if plane.fault_injection if fault_injection is None else fault_injection:
+            FaultInjection(
+                self,
+                "FaultInjection",
+                functions={name: pool.function for name, pool in self.steps.items()},
+                stop_when=self.observability.slo_breach(),
+                data=plane.data,
+                removal_policy=plane.removal_policy,
+            )
+        workflow_outputs(self, self.workflows)
+
+    def _register(self) -> None:
+        """The agents in the plane's registry; its dispatchers may invoke them."""
+        registered = entries(self.steps, {name: deployment_group_name(self, name) for name in self.agents})
+        if not registered:
+            return
+        plane = self.plane
+        register_items(
+            self,
+            "Register",
+            plane.registry.table,
+            plane.data,
+            {n: e.attributes for n, e in registered.items()},
+            kind="registry",
+        )
+        dispatcher_role = plane.registry.dispatcher.role
+        assert dispatcher_role is not None
+        iam.Policy(
+            self, "DispatchPolicy", roles=[dispatcher_role], statements=[invoke_statement(list(registered.values()))]
+        )
+        self.tool_dispatcher = tool_dispatcher(self, plane.registry, self.steps, registered)
+
+    def _serve(self, contracts: Mapping[str, CapabilityContract]) -> None:
+        """The workflows in the plane's catalog; the plane's API may start, follow and resume their runs, and read
+        the rollouts of the project's agents and workflows."""
+        plane = self.plane
+        served = [api_workflow(spec, self.workflows[spec.name], contracts) for spec in self.project.workflows.values()]
+        if served:
+            register_items(
+                self,
+                "Catalog",
+                plane.catalog,
+                plane.data,
+                {w.name: catalog_entry(w, self.project.name).item() for w in served},
+                kind="catalog",
+                partition=catalog.KEY,
+            )
+        statements = [statement for w in served for statement in workflow_statements(self, w)]
+        standard = [w.state_machine.state_machine_arn for w in served if not w.synchronous]
+        if standard:
+            statements.append(resume_statement(standard))
+        statements += self.rollouts.status_statements()
+        if not statements:
+            return
+        api_role = plane.api.function.role
+        assert api_role is not None
+        policy = iam.Policy(self, "ApiPolicy", roles=[api_role], statements=statements)
+        for workflow in served:
+            acknowledge_workflow(policy, workflow)
+
+    def grant_start_workflows(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Start this project's workflows directly (through their live aliases), as the plane's API does."""
+        arns = [arn for w in self.workflows.values() for arn in (w.state_machine.state_machine_arn, w.alias_arn)]
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["states:StartExecution", "states:StartSyncExecution"], resource_arns=arns
+        )
+
+    def grant_invoke_agents(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Invoke this project's agents through their live aliases."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["lambda:InvokeFunction"],
+            resource_arns=[pool.target.function_arn for pool in self.steps.values()],
+        )
