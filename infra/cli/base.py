@@ -39,15 +39,22 @@ Commands: TypeAlias = "argparse._SubParsersAction[Parser]"  # where each group r
 
 
 PROJECT_CONTEXT = "agentplane:project"
+LAYOUT_CONTEXT = "agentplane:layout"
 
 
 def project_option(p: argparse.ArgumentParser) -> None:
-    """``--project DIR`` (repeatable): the agent projects the plane builds (default: this repository's own)."""
+    """``--project DIR`` (repeatable): the agent projects the plane builds (default: this repository's own), and
+    ``--layout``: in one stack, or the core and a stack per project."""
     p.add_argument(
         "--project",
         action="append",
         metavar="DIR",
         help="an agent project folder (holding agentplane.yaml) to build; repeat for several",
+    )
+    p.add_argument(
+        "--layout",
+        choices=["single", "split"],
+        help="single: the whole plane in one stack (default); split: the core, and one stack per project",
     )
 
 
@@ -59,7 +66,9 @@ def project_context(args: argparse.Namespace) -> dict[str, str]:
             raise CliError(
                 f"--project {folder}: not a project (no agentplane.yaml; `agentplane new project` makes one)"
             )
-    return {PROJECT_CONTEXT: ",".join(str(Path(f).resolve()) for f in folders)} if folders else {}
+    context = {PROJECT_CONTEXT: ",".join(str(Path(f).resolve()) for f in folders)} if folders else {}
+    layout = getattr(args, "layout", None)
+    return {**context, LAYOUT_CONTEXT: layout} if layout else context
 
 
 def plane_options(p: argparse.ArgumentParser, port: int) -> None:

@@ -221,6 +221,7 @@ def register_items(
     """Upsert each item (``partition`` -> name, the rest its attributes) into ``table`` at deploy, from ``scope``'s
     stack; delete it when it leaves the template. The registry writes its implementations so, the catalog its
     workflows."""
+    items = {name: {k: v for k, v in item.items() if k != partition} for name, item in items.items()}
     names = {f"#{k}": k for k in next(iter(items.values()))}
     policy = cr.AwsCustomResourcePolicy.from_statements(
         [

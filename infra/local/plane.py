@@ -211,7 +211,7 @@ class LocalPlane:
                 "--state-dir"
             ) from None
         self.restored = self.durable.summary
-        template = Template.load(self.options.assembly_dir, self.options.stack_name)
+        template = Template.load_plane(self.options.assembly_dir, self.options.stack_name)
 
         self._quiet_moto()
         self.spans = SpanStore(self.state_dir / "spans.jsonl")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 PARTITION = "aws"
+_NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
 
 
 class TemplateError(ValueError):
@@ -36,6 +39,29 @@ class Template:
         if not path.is_file():
             raise TemplateError(f"no template for stack {stack_name!r} in {assembly_dir}")
         return cls(stack_name=stack_name, body=json.loads(path.read_text()), assembly_dir=assembly_dir)
+
+    @classmethod
+    def load_plane(cls, assembly_dir: Path, stack_name: str) -> Template:
+        """The plane's stack and every stack of the assembly that depends on it (the split layout: one per agent
+        project) as one template: each ``Fn::ImportValue`` of the plane's exports becomes the exported value, and a
+        project's logical id the plane already uses (CDK's per-stack singletons, a project's own alarms) is renamed."""
+        plane = cls.load(assembly_dir, stack_name)
+        body = copy.deepcopy(plane.body)
+        exports = {
+            output["Export"]["Name"]: output["Value"]
+            for output in body.get("Outputs", {}).values()
+            if isinstance(output.get("Export", {}).get("Name"), str)
+        }
+        for dependent in _dependents(assembly_dir, stack_name):
+            project = cls.load(assembly_dir, dependent).body
+            prefix = _NOT_ALPHANUMERIC.sub("", dependent.title())
+            taken = set(body.get("Resources", {})) | set(body.get("Outputs", {}))
+            ids = [*project.get("Resources", {}), *project.get("Outputs", {})]
+            renames = {lid: prefix + lid for lid in ids if lid in taken}
+            project = _imported(_renamed(project, renames), exports, dependent)
+            for section in ("Resources", "Outputs"):
+                body.setdefault(section, {}).update(project.get(section, {}))
+        return cls(stack_name=stack_name, body=body, assembly_dir=assembly_dir)
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -73,6 +99,66 @@ class Template:
         for lid in sorted(self.resources):
             visit(lid)
         return ordered
+
+
+def _dependents(assembly_dir: Path, stack_name: str) -> list[str]:
+    """The stacks of the assembly that depend on ``stack_name``, in the manifest's order."""
+    manifest_file = assembly_dir / "manifest.json"
+    if not manifest_file.is_file():
+        return []
+    artifacts: dict[str, Any] = json.loads(manifest_file.read_text()).get("artifacts", {})
+    return [
+        name
+        for name, artifact in artifacts.items()
+        if artifact.get("type") == "aws:cloudformation:stack" and stack_name in artifact.get("dependencies", [])
+    ]
+
+
+def _renamed(node: Any, renames: dict[str, str]) -> Any:
+    """``node`` with every logical id in ``renames`` (as a key, a Ref, a GetAtt, a DependsOn, a Sub name) renamed."""
+    if not renames:
+        return node
+    if isinstance(node, list):
+        return [_renamed(item, renames) for item in node]
+    if isinstance(node, str):
+        return node
+    if not isinstance(node, dict):
+        return node
+    found: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "Ref" and isinstance(value, str):
+            found[key] = renames.get(value, value)
+        elif key == "Fn::GetAtt":
+            logical, attribute = value if isinstance(value, list) else value.split(".", 1)
+            found[key] = [renames.get(logical, logical), attribute]
+        elif key == "DependsOn":
+            found[key] = renames.get(value, value) if isinstance(value, str) else [renames.get(v, v) for v in value]
+        elif key == "Fn::Sub":
+            text, variables = (value, None) if isinstance(value, str) else (value[0], value[1])
+            for name in _sub_names(text):
+                logical, dot, attribute = name.partition(".")
+                if logical in renames and (variables is None or name not in variables):
+                    text = text.replace("${" + name + "}", "${" + renames[logical] + dot + attribute + "}")
+            found[key] = text if variables is None else [text, _renamed(variables, renames)]
+        elif key in ("Resources", "Outputs") and isinstance(value, dict):
+            found[key] = {renames.get(lid, lid): _renamed(item, renames) for lid, item in value.items()}
+        else:
+            found[key] = _renamed(value, renames)
+    return found
+
+
+def _imported(node: Any, exports: dict[str, Any], stack_name: str) -> Any:
+    """``node`` with each ``Fn::ImportValue`` replaced by the value the plane's stack exports under that name."""
+    if isinstance(node, list):
+        return [_imported(item, exports, stack_name) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1 and "Fn::ImportValue" in node:
+        name = node["Fn::ImportValue"]
+        if not isinstance(name, str) or name not in exports:
+            raise TemplateError(f"stack {stack_name} imports {name!r}, which the plane's stack does not export")
+        return copy.deepcopy(exports[name])
+    return {key: _imported(value, exports, stack_name) for key, value in node.items()}
 
 
 def _references(node: Any) -> set[str]:

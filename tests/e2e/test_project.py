@@ -42,7 +42,12 @@ def project(tmp_path: Path) -> Path:
     return tmp_path / "tickets"
 
 
-def test_a_project_outside_the_repo_runs_to_a_verified_ledger(project: Path, tmp_path: Path) -> None:
+# single: the plane and the project in one stack; split: the plane's core stack, and the project's own beside it.
+LAYOUTS = {"single": "agentplane", "split": "agentplane-tickets"}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_a_project_outside_the_repo_runs_to_a_verified_ledger(project: Path, tmp_path: Path, layout: str) -> None:
     assert not project.resolve().is_relative_to(REPO_ROOT)
     # GIVEN the scaffold: two contracts, a handler package, a JSON Schema payload, a workflow with an approval
     assert sorted(p.name for p in (project / "agents").iterdir()) == ["tickets-resolver.yaml", "tickets-triage.yaml"]
@@ -51,16 +56,33 @@ def test_a_project_outside_the_repo_runs_to_a_verified_ledger(project: Path, tmp
     assert checked.returncode == 0, checked.stderr
     assert "1 workflow specs valid against 4 contracts" in checked.stdout  # its two and the plane's two recorders
 
-    synthesized = agentplane(project, "synth", "--project", ".", "--out", str(tmp_path / "cdk.out"))
+    out = tmp_path / "cdk.out"
+    synthesized = agentplane(project, "synth", "--project", ".", "--layout", layout, "--out", str(out))
     assert synthesized.returncode == 0, synthesized.stderr
-    template = json.loads((tmp_path / "cdk.out" / "agentplane.template.json").read_text())
+    template = json.loads((out / f"{LAYOUTS[layout]}.template.json").read_text())
     machines = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
     assert [m["Metadata"]["agentplane:workflow"] for m in machines] == ["tickets-tickets"]
+    if layout == "split":  # the plane's own stack holds no agent or workflow of the project's
+        core = (out / "agentplane.template.json").read_text()
+        assert "tickets" not in core
 
     # WHEN the plane serves the project, a low-urgency ticket runs through, and an urgent one waits for a person
     state = tmp_path / "state"
     server = subprocess.Popen(
-        [*CLI, "local", "serve", "--project", ".", "--port", "0", "--state-dir", str(state), "--fresh"],
+        [
+            *CLI,
+            "local",
+            "serve",
+            "--project",
+            ".",
+            "--layout",
+            layout,
+            "--port",
+            "0",
+            "--state-dir",
+            str(state),
+            "--fresh",
+        ],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
