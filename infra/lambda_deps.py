@@ -98,10 +98,13 @@ def install_command(target: Path) -> list[str]:
     if importlib.util.find_spec("pip") is None:
         raise MissingLambdaDependencies(f"building the Lambda dependencies layer needs uv or pip; or {_HINT}")
     platforms = [f"--platform={tag}" for tag in ("manylinux_2_28_aarch64", "manylinux2014_aarch64")]
+    # The wheels' cp314 tags already hold them to Lambda's Python; an older pip (23.2) checks Requires-Python against
+    # this interpreter instead of --python-version, and would refuse numpy for a 3.11 host. No bytecode: it would be
+    # this interpreter's, not Lambda's.
     return [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
         "--target", str(target), *platforms, f"--python-version={LAMBDA_PYTHON}", "--implementation=cp",
-        "--only-binary=:all:", "-r", str(REQUIREMENTS),
+        "--only-binary=:all:", "--ignore-requires-python", "--no-compile", "-r", str(REQUIREMENTS),
     ]  # fmt: skip
 
 
