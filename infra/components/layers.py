@@ -11,11 +11,9 @@ from constructs import Construct
 from infra.components.agent_pool import LAMBDA_RUNTIME
 from infra.components.staging import stage
 from infra.conventions import LAYER_KIND_METADATA
-from infra.paths import CONTRACTS_DIR, FUNCTIONS_DIR, LAMBDA_DEPS_DIR
-
-
-class MissingLambdaDependencies(RuntimeError):
-    pass
+from infra.lambda_deps import CONTEXT, layer_dir
+from infra.lambda_deps import MissingLambdaDependencies as MissingLambdaDependencies  # re-exported: synth catches it
+from infra.paths import CONTRACTS_DIR, CONTRACTS_PACKAGE, FUNCTIONS_DIR, FUNCTIONS_PACKAGE, package_folder
 
 
 class RuntimeLayers(Construct):
@@ -23,23 +21,23 @@ class RuntimeLayers(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        if not (LAMBDA_DEPS_DIR / "python").is_dir():
-            raise MissingLambdaDependencies(
-                f"{LAMBDA_DEPS_DIR / 'python'} is missing: run `make lambda-deps` "
-                "(it builds the arm64 layer from uv.lock)"
-            )
+        prebuilt = self.node.try_get_context(CONTEXT)
+        dependencies = layer_dir(str(prebuilt) if prebuilt else None)
         self.runtime = self._layer(
             "Runtime",
             stage(
                 "layer-runtime",
-                [(FUNCTIONS_DIR / "runtime", "python/functions/runtime"), (CONTRACTS_DIR, "python/contracts")],
+                [
+                    (FUNCTIONS_DIR / "runtime", f"python/{package_folder(FUNCTIONS_PACKAGE)}/runtime"),
+                    (CONTRACTS_DIR, f"python/{package_folder(CONTRACTS_PACKAGE)}"),
+                ],
             ),
             kind="runtime",
             description="agentplane runtime: envelope, decision records, contracts",
         )
         self.dependencies = self._layer(
             "Dependencies",
-            LAMBDA_DEPS_DIR,
+            dependencies,
             kind="dependencies",
             description="agentplane runtime dependencies (arm64, pinned by uv.lock)",
         )

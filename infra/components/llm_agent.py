@@ -20,10 +20,10 @@ from constructs import Construct
 
 from contracts.capability import CapabilityContract, LlmRuntime
 from infra.cost.model import CostError, load_pricing
-from infra.paths import FUNCTIONS_DIR, STAGING_DIR
+from infra.paths import FUNCTIONS_DIR, FUNCTIONS_PACKAGE, STAGING_DIR, package_folder, plane_handler
 
 LOOP_FOLDER = "llm_agent"
-LOOP_HANDLER = f"functions.{LOOP_FOLDER}.handler.lambda_handler"
+LOOP_HANDLER = plane_handler(LOOP_FOLDER)
 CONFIG_FILE = "agent.json"
 MODEL_ID_ENV = "LLM_MODEL_ID"
 PRICING_REGION = "us-east-1"  # prices when the stack's region is unresolved at synth (an environment-agnostic stack)
@@ -123,7 +123,8 @@ def stage_config(contract: CapabilityContract, config: dict[str, Any], *, root: 
 
 
 def code_layout(config_dir: Path, functions_dir: Path = FUNCTIONS_DIR) -> list[tuple[Path, str]]:
-    return [(functions_dir / LOOP_FOLDER, f"functions/{LOOP_FOLDER}"), (config_dir, f"functions/{LOOP_FOLDER}")]
+    loop = f"{package_folder(FUNCTIONS_PACKAGE)}/{LOOP_FOLDER}"
+    return [(functions_dir / LOOP_FOLDER, loop), (config_dir, loop)]
 
 
 def _region(scope: Construct) -> str:

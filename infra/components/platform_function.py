@@ -12,7 +12,7 @@ from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge
 from infra.components.retention import log_group
 from infra.components.staging import stage
-from infra.paths import FUNCTIONS_DIR
+from infra.paths import FUNCTIONS_DIR, FUNCTIONS_PACKAGE, package_folder, plane_handler
 
 
 def platform_function(
@@ -41,8 +41,10 @@ def platform_function(
         description=description,
         runtime=LAMBDA_RUNTIME,
         architecture=lambda_.Architecture.ARM_64,
-        handler=f"functions.{folder}.handler.lambda_handler",
-        code=lambda_.Code.from_asset(str(stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"functions/{folder}")]))),
+        handler=plane_handler(folder),
+        code=lambda_.Code.from_asset(
+            str(stage(f"fn-{folder}", [(FUNCTIONS_DIR / folder, f"{package_folder(FUNCTIONS_PACKAGE)}/{folder}")]))
+        ),
         layers=layers,
         memory_size=512,
         timeout=Duration.seconds(60),

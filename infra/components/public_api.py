@@ -31,7 +31,7 @@ from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge, logical_id, region_account
 from infra.components.retention import log_group
 from infra.components.staging import stage
-from infra.paths import FUNCTIONS_DIR, STAGING_DIR
+from infra.paths import FUNCTIONS_DIR, FUNCTIONS_PACKAGE, STAGING_DIR, package_folder, plane_handler
 
 STAGE_NAME = "api"
 # API Gateway ends a REST integration after 29 s. The API function stops then too: a request it still served after
@@ -151,9 +151,8 @@ def api_code(workflows: Iterable[ApiWorkflow]) -> Path:
     with tempfile.TemporaryDirectory(dir=STAGING_DIR, prefix=".api-inputs-") as scratch:
         for name, schema in inputs.items():
             (Path(scratch) / f"{name}.json").write_text(json.dumps(schema, sort_keys=True, indent=1), encoding="utf-8")
-        return stage(
-            "fn-api", [(FUNCTIONS_DIR / "api", "functions/api"), (Path(scratch), f"functions/api/{INPUTS_FOLDER}")]
-        )
+        api = f"{package_folder(FUNCTIONS_PACKAGE)}/api"
+        return stage("fn-api", [(FUNCTIONS_DIR / "api", api), (Path(scratch), f"{api}/{INPUTS_FOLDER}")])
 
 
 RETRY_AFTER_S = 1
@@ -372,7 +371,7 @@ class PublicApi(Construct):
             description="agentplane public API",
             runtime=LAMBDA_RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
-            handler="functions.api.handler.lambda_handler",
+            handler=plane_handler("api"),
             code=lambda_.Code.from_asset(str(code_dir)),
             layers=layers,
             memory_size=512,

@@ -26,10 +26,19 @@ from infra.components.coordinator_workflow import TRANSIENT_ERRORS
 from infra.components.nag import acknowledge, region_account
 from infra.components.staging import stage
 from infra.conventions import CONTAINER_METADATA
-from infra.paths import CONTAINERS_DIR, CONTRACTS_DIR, FUNCTIONS_DIR
+from infra.paths import (
+    CONTAINERS_DIR,
+    CONTAINERS_PACKAGE,
+    CONTRACTS_DIR,
+    CONTRACTS_PACKAGE,
+    FUNCTIONS_DIR,
+    FUNCTIONS_PACKAGE,
+    package_folder,
+    plane_handler,
+)
 
 VARIANT = "AllTraffic"
-INVOKER_HANDLER = "functions.endpoint_invoker.handler.lambda_handler"
+INVOKER_HANDLER = plane_handler("endpoint_invoker")
 # Nitro instances with local NVMe storage refuse an endpoint config KmsKeyId (their instance store is
 # hardware-encrypted with XTS-AES-256 instead); everything else gets the plane's data key.
 LOCAL_STORAGE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3dn", "p4d", "p4de", "p5", "c5d", "m5d", "r5d", "inf2", "trn1")
@@ -116,14 +125,18 @@ class SageMakerPool(Construct):
         self.contract = contract
         self.runtime = runtime
         dockerfile = "cuda.Dockerfile" if is_gpu(runtime.instance_type) else "cpu.Dockerfile"
-        layout = [(CONTAINERS_DIR, "containers"), (CONTRACTS_DIR, "contracts")]
+        # The image's Dockerfile copies these at their import paths (the wheel's build rewrites its COPY lines).
+        containers = package_folder(CONTAINERS_PACKAGE)
+        layout = [(CONTAINERS_DIR, containers), (CONTRACTS_DIR, package_folder(CONTRACTS_PACKAGE))]
         if (FUNCTIONS_DIR / runtime.container).is_dir():
-            layout.append((FUNCTIONS_DIR / runtime.container, f"functions/{runtime.container}"))
+            layout.append(
+                (FUNCTIONS_DIR / runtime.container, f"{package_folder(FUNCTIONS_PACKAGE)}/{runtime.container}")
+            )
         self.image = ecr_assets.DockerImageAsset(
             self,
             "Image",
             directory=str(stage(f"image-{runtime.container}", layout)),
-            file=f"containers/{runtime.container}/{dockerfile}",
+            file=f"{containers}/{runtime.container}/{dockerfile}",
             platform=ecr_assets.Platform.LINUX_AMD64,
         )
 

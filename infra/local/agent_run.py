@@ -28,7 +28,7 @@ from contracts.envelope import Envelope
 from functions.runtime.tracing import new_trace_id
 from infra.conventions import agent_environment
 from infra.local.template import ACCOUNT_ID, REGION
-from infra.paths import FUNCTIONS_DIR
+from infra.paths import FUNCTIONS_DIR, FUNCTIONS_PACKAGE
 
 # The plane's data as the pools see it: variable -> (stand-in name, partition key, sort key) for tables.
 TABLES = {
@@ -275,10 +275,10 @@ class LocalAgents:
         if not isinstance(runtime, LambdaRuntime):
             raise AgentRunError(f"{contract.name} runs on {runtime.kind}: only Lambda agents run in-process")
         module_name, _, attribute = runtime.handler.rpartition(".")
-        folder = module_name.split(".")[1]
+        folder = module_name.split(".")[FUNCTIONS_PACKAGE.count(".") + 1]
         if not (self.functions_dir / folder).is_dir():
             raise AgentRunError(f"{contract.name}: no folder {self.functions_dir / folder} for {runtime.handler}")
-        package = f"functions.{folder}"
+        package = f"{FUNCTIONS_PACKAGE}.{folder}"
         for stale in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
             self._replaced.setdefault(stale, sys.modules[stale])
             sys.modules.pop(stale)  # a cold start: module-level code runs under this agent's environment

@@ -55,7 +55,7 @@ from infra.local.stepfunctions import SyncExecutions
 from infra.local.template import REGION, Template
 from infra.local.throttle import UsagePlans, persona_api_keys
 from infra.local.waits import ScaledWaits
-from infra.paths import LOCAL_LAMBDA_DEPS_DIR, LOCAL_LAMBDA_RUNTIME_DIR
+from infra.paths import INSTALLED, LOCAL_LAMBDA_DEPS_DIR, LOCAL_LAMBDA_RUNTIME_DIR
 
 LLM_MODEL_ID_ENV = "LLM_MODEL_ID"  # infra.components.llm_agent.MODEL_ID_ENV, read back from the template
 
@@ -197,6 +197,11 @@ class LocalPlane:
     def start(self) -> LocalPlane:
         for built in (LOCAL_LAMBDA_DEPS_DIR, LOCAL_LAMBDA_RUNTIME_DIR):
             if not (built / ".installed").is_file():
+                if INSTALLED:  # a checkout's `make setup` builds them; the installed package does not yet
+                    raise MissingLocalRuntime(
+                        f"{built} is missing: the installed local plane cannot build the functions' local layer "
+                        "yet; run it from a checkout (`make setup`)"
+                    )
                 raise MissingLocalRuntime(
                     f"{built} is missing: run `make setup` (it builds the functions' local layer)"
                 )

@@ -22,6 +22,7 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from containers.base.serve import BackgroundServer
 from containers.base.settings import MODEL_DIR_ENV, ServingSettings
 from infra.local import moto_seam
+from infra.paths import CONTAINERS_PACKAGE
 
 INVOKE_TIMEOUT_S = 60.0  # SageMaker's real-time invocation limit
 FORWARDED = {
@@ -71,7 +72,7 @@ class LocalEndpoints:
         model_dir = self.state_dir / "models" / name  # empty: the image's bundled model serves, as in the image
         model_dir.mkdir(parents=True, exist_ok=True)
         settings = ServingSettings.from_environment({**model.environment, MODEL_DIR_ENV: str(model_dir)})
-        app_module = importlib.import_module(f"containers.{model.container}.app")
+        app_module = importlib.import_module(f"{CONTAINERS_PACKAGE}.{model.container}.app")
         log = (self.state_dir / "logs" / f"{logical_id}.log").open("a", buffering=1)
         app = app_module.create_app(settings, emit=lambda line: log.write(line + "\n"))
         endpoint = LocalEndpoint(name, variant, BackgroundServer(app).start(), log)
