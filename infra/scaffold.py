@@ -122,7 +122,7 @@ version: 0.1.0
 description: Sorts a support ticket into a category and an urgency.
 capabilities: [{name}-triage]
 # The input is a JSON Schema file of the project, the output a pydantic model of its own package.
-io: {{input: src/{package}/schemas/ticket.json, output: "{package}.models:Triage"}}
+io: {{input: src/{package}/schemas/ticket.json, output: "{package}.models:{Type}Triage"}}
 runtime:
   kind: lambda
   handler: {package}.triage.lambda_handler
@@ -140,7 +140,7 @@ name: {name}-resolver
 version: 0.1.0
 description: Decides what to do with a triaged ticket, as far as its approval allows.
 capabilities: [{name}-resolution]
-io: {{input: "{package}.models:ResolutionRequest", output: "{package}.models:Resolution"}}
+io: {{input: "{package}.models:{Type}ResolutionRequest", output: "{package}.models:{Type}Resolution"}}
 runtime:
   kind: lambda
   handler: {package}.resolver.lambda_handler
@@ -196,7 +196,7 @@ steps:
     "src/{package}/__init__.py": '"""{name}: the project\'s agents (handlers) and payload models."""\n',
     "src/{package}/schemas/ticket.json": """\
 {{
-  "title": "Ticket",
+  "title": "{Type}Ticket",
   "description": "A support ticket: what starts a {name}-tickets run and what triage reads.",
   "type": "object",
   "properties": {{
@@ -209,7 +209,11 @@ steps:
 }}
 """,
     "src/{package}/models.py": '''\
-"""The project's own payload types (pydantic); contracts name them as ``{package}.models:Name``."""
+"""The project's own payload types (pydantic); contracts name them as ``{package}.models:Name``.
+
+Type names are the plane's, shared by every project on it: they carry the project's name, so two projects'
+types never collide.
+"""
 
 from __future__ import annotations
 
@@ -224,20 +228,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Triage(Strict):
+class {Type}Triage(Strict):
     ticket_id: str = Field(pattern=r"^T-[0-9]{{3,}}$")
     category: Literal["outage", "billing", "other"]
     urgency: Literal["low", "high"]
     reason: str = Field(max_length=300)
 
 
-class ResolutionRequest(Strict):
+class {Type}ResolutionRequest(Strict):
     ticket_id: str = Field(pattern=r"^T-[0-9]{{3,}}$")
-    triage: Triage
+    triage: {Type}Triage
     approval: ApprovalOutcome
 
 
-class Resolution(Strict):
+class {Type}Resolution(Strict):
     ticket_id: str
     action: Literal["page-on-call", "refund-review", "reply", "hold"]
     note: str = Field(max_length=300)
@@ -255,7 +259,7 @@ from pydantic import BaseModel
 
 from contracts.payloads import load_schema_model
 from functions.runtime import Agent, Step
-from {package}.models import Triage
+from {package}.models import {Type}Triage as Triage
 
 # The contract's input is a JSON Schema file; it ships inside this package, so the handler reads the same file.
 Ticket = load_schema_model(Path(__file__).parent / "schemas" / "ticket.json")
@@ -289,7 +293,8 @@ from typing import Any, Literal
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.runtime import Agent, Step
-from {package}.models import Resolution, ResolutionRequest
+from {package}.models import {Type}Resolution as Resolution
+from {package}.models import {Type}ResolutionRequest as ResolutionRequest
 
 agent = Agent.from_environment(input_model=ResolutionRequest, output_model=Resolution)
 ACTIONS: dict[str, Literal["page-on-call", "refund-review", "reply"]] = {{
@@ -342,10 +347,11 @@ def new_project(folder: Path, name: str | None = None) -> list[Path]:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ScaffoldError(f"{folder} exists and is not an empty folder")
     package = project.replace("-", "_") + "_agents"
+    type_prefix = "".join(part.capitalize() for part in project.split("-"))
     written: list[Path] = []
     for template, text in PROJECT_FILES.items():
         path = folder / template.format(name=project, package=package)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text.format(name=project, package=package), encoding="utf-8")
+        path.write_text(text.format(name=project, package=package, Type=type_prefix), encoding="utf-8")
         written.append(path)
     return written

@@ -60,6 +60,27 @@ class AgentPlaneStack(_OneConstructStack):
         )
         # Preflight holds the template to its environment (Object Lock mode, removal policies).
         self.template_options.metadata = {ENVIRONMENT_METADATA: self.plane.settings.name}
+        plane = self.plane  # its parts, as the stack's own attributes too
+        self.settings, self.data, self.mesh, self.layers, self.ledger = (
+            plane.settings,
+            plane.data,
+            plane.mesh,
+            plane.layers,
+            plane.ledger,
+        )
+        self.agents, self.endpoints, self.steps, self.workflows = (
+            plane.agents,
+            plane.endpoints,
+            plane.steps,
+            plane.workflows,
+        )
+        self.registry, self.approvals, self.catalog, self.api = (
+            plane.registry,
+            plane.approvals,
+            plane.catalog,
+            plane.api,
+        )
+        self.observability, self.rollouts = plane.observability, plane.rollouts
 
 
 class ProjectStack(_OneConstructStack):
