@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -44,7 +45,14 @@ from infra.components.public_api import (
     catalog_entry,
     workflow_statements,
 )
-from infra.components.registry import Registry, entries, invoke_statement, register_items, tool_dispatcher
+from infra.components.registry import (
+    CUSTOM_RESOURCE_PROVIDER,
+    Registry,
+    entries,
+    invoke_statement,
+    register_items,
+    tool_dispatcher,
+)
 from infra.components.rollout import Rollouts, deployment_group_name
 from infra.components.sagemaker_endpoint import SageMakerPool
 from infra.context import Environment
@@ -169,6 +177,50 @@ def workflow_outputs(scope: Construct, workflows: Mapping[str, CoordinatorWorkfl
         CfnOutput(scope, f"{construct_id(name)}AliasArn", value=workflow.alias_arn)
 
 
+def _operate(
+    scope: Construct,
+    workflows: Mapping[str, CoordinatorWorkflow],
+    observability: Observability,
+    dead_letters: Mapping[str, sqs.IQueue],
+    *,
+    plane: AgentPlane,
+    agents: _Agents,
+    application: codedeploy.ILambdaApplication | None = None,
+    faults: bool | None = None,
+) -> Rollouts:
+    """Alarms on ``scope``'s workflows and dead-letter queues, its agents' rollouts, span export and (opt-in) fault
+    injection: what runs ``scope``'s agents in production, for the plane and for each project alike."""
+    for name, workflow in workflows.items():
+        observability.add_workflow(name, workflow.state_machine)
+    for name, queue in dead_letters.items():
+        observability.add_dead_letter_queue(name, queue)
+    rollouts = Rollouts(
+        scope,
+        "Rollouts",
+        agents=agents.agents,
+        pools=agents.steps,
+        workflows=list(workflows.values()),
+        observability=observability,
+        application=application,
+    )
+    if plane.otel_collector_layer_arn:
+        # scope's functions, and the custom-resource function CDK keeps at its stack's top (it writes registrations)
+        providers = [c for c in Stack.of(scope).node.children if c.node.id.startswith(CUSTOM_RESOURCE_PROVIDER)]
+        found = [*scope.node.find_all(), *providers]
+        functions = list(dict.fromkeys(c for c in found if isinstance(c, lambda_.Function)))
+        observability.export_spans(functions, plane.otel_collector_layer_arn)
+    if plane.fault_injection if faults is None else faults:
+        FaultInjection(
+            scope,
+            "FaultInjection",
+            functions={name: pool.function for name, pool in agents.steps.items()},
+            stop_when=observability.slo_breach(),
+            data=plane.data,
+            removal_policy=plane.removal_policy,
+        )
+    return rollouts
+
+
 class AgentPlane(Construct):
     """The plane's core, and (with ``projects``) those projects' agents and workflows beside it.
 
@@ -259,34 +311,14 @@ class AgentPlane(Construct):
         self.observability = Observability(self, "Observability", sampling_rules=environment.account_settings)
         built.observe(self.observability)
         self.observability.add_api(self.api.rest_api)
-        for name, workflow in self.workflows.items():
-            self.observability.add_workflow(name, workflow.state_machine)
-        for name, queue in self.mesh.dead_letter_queues.items():
-            self.observability.add_dead_letter_queue(name, queue)
-        self.observability.add_dead_letter_queue("LedgerAppender", self.ledger.failed_batches)
-        self.observability.add_dead_letter_queue("RegistryHealth", self.registry.health_failures)
         self.observability.add_ledger(self.ledger.appender)
-        self.rollouts = Rollouts(
-            self,
-            "Rollouts",
-            agents=self.agents,
-            pools=self.steps,
-            workflows=list(self.workflows.values()),
-            observability=self.observability,
-        )
+        dead_letters = {
+            **self.mesh.dead_letter_queues,
+            "LedgerAppender": self.ledger.failed_batches,
+            "RegistryHealth": self.registry.health_failures,
+        }
+        self.rollouts = _operate(self, self.workflows, self.observability, dead_letters, plane=self, agents=built)
         self.rollouts.grant_status_read(self.api.function)
-        if otel_collector_layer_arn:
-            functions = [c for c in self.node.find_all() if isinstance(c, lambda_.Function)]
-            self.observability.export_spans(functions, otel_collector_layer_arn)
-        if fault_injection:
-            FaultInjection(
-                self,
-                "FaultInjection",
-                functions={name: pool.function for name, pool in self.steps.items()},
-                stop_when=self.observability.slo_breach(),
-                data=self.data,
-                removal_policy=removal_policy,
-            )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         workflow_outputs(self, self.workflows)
         CfnOutput(self, "EventBusName", value=self.mesh.bus.event_bus_name)
@@ -299,9 +331,20 @@ class AgentPlane(Construct):
         return self.mesh.bus.grant_put_events_to(grantee)
 
     def grant_read_ledger(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Read the audit ledger and its signed digests; nothing here can write them."""
-        grant = self.ledger.table.grant_read_data(grantee)
-        return grant.combine(self.ledger.digests.grant_read(grantee))
+        """Read the audit ledger's entries and its signed digests (what ``audit verify`` needs); write nothing.
+        The digests are objects, so the grant names the bucket's objects: acknowledge that wildcard on ``grantee``."""
+        entries = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
+            resource_arns=[self.ledger.table.table_arn],
+        )
+        digests = iam.Grant.add_to_principal(
+            grantee=grantee, actions=["s3:GetObject"], resource_arns=[self.ledger.digests.arn_for_objects("*")]
+        )
+        keys = iam.Grant.add_to_principal(
+            grantee=grantee, actions=["kms:Decrypt"], resource_arns=[self.data.key.key_arn]
+        )
+        return entries.combine(digests).combine(keys)
 
 
 class AgentProject(Construct):
@@ -348,32 +391,17 @@ class AgentProject(Construct):
         )
         self.workflows = {spec.name: build_workflow(self, spec, targets) for spec in self.project.workflows.values()}
         built.observe(self.observability)
-        for name, workflow in self.workflows.items():
-            self.observability.add_workflow(name, workflow.state_machine)
-        for name, queue in dead_letters.items():
-            self.observability.add_dead_letter_queue(name, queue)
-        self.rollouts = Rollouts(
+        self.rollouts = _operate(
             self,
-            "Rollouts",
-            agents=self.agents,
-            pools=self.steps,
-            workflows=list(self.workflows.values()),
-            observability=self.observability,
+            self.workflows,
+            self.observability,
+            dead_letters,
+            plane=plane,
+            agents=built,
             application=plane.rollouts.application,
+            faults=fault_injection,
         )
         self._serve(every.contracts)
-        if plane.otel_collector_layer_arn:
-            functions = [c for c in self.node.find_all() if isinstance(c, lambda_.Function)]
-            self.observability.export_spans(functions, plane.otel_collector_layer_arn)
-        if plane.fault_injection if fault_injection is None else fault_injection:
-            FaultInjection(
-                self,
-                "FaultInjection",
-                functions={name: pool.function for name, pool in self.steps.items()},
-                stop_when=self.observability.slo_breach(),
-                data=plane.data,
-                removal_policy=plane.removal_policy,
-            )
         workflow_outputs(self, self.workflows)
 
     def _register(self) -> None:

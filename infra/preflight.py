@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from contracts.retention import retention as declared_retention
 from infra.conventions import ENVIRONMENT_METADATA, RETENTION_METADATA, WORKFLOW_METADATA
-from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError
+from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError, dependents
 from infra.paths import REPO_ROOT
 
 Severity = Literal["error", "warning", "info"]
@@ -74,10 +74,15 @@ def preflight(assembly_dir: Path, stack: str | None = None, *, events_dir: Path 
         if stack not in names:
             raise PreflightError(f"no stack {stack!r} in {assembly_dir} (stacks: {', '.join(names) or 'none'})")
         names = [stack]
+    # A project's stack (the split layout) is checked inside its plane's, as the local plane stands them up.
+    every = stacks_in(assembly_dir)
+    planes = {name: dependents(assembly_dir, name) for name in every}
+    joined = {project for projects in planes.values() for project in projects}
+    names = list(dict.fromkeys(next((p for p in every if n in planes[p]), n) if n in joined else n for n in names))
     findings: list[Finding] = []
     for name in names:
         try:
-            template = Template.load(assembly_dir, name)
+            template = Template.load_plane(assembly_dir, name)
         except TemplateError as error:
             raise PreflightError(str(error)) from None
         findings.extend(StackCheck(template, events_dir).findings())
@@ -183,24 +188,23 @@ class StackCheck:
     # --- stack -------------------------------------------------------------------------------------------
 
     def resource_count(self) -> Iterator[Finding]:
-        count = len(self.resources)
-        stack = self.template.stack_name
-        if count >= STACK_RESOURCE_LIMIT:
-            yield Finding(
-                "error",
-                stack,
-                f"{count} resources, at CloudFormation's limit of {STACK_RESOURCE_LIMIT} per stack: the deploy "
-                "fails past it; move a component into a nested stack",
-            )
-        elif count >= STACK_RESOURCE_WARNING:
-            yield Finding(
-                "warning",
-                stack,
-                f"{count} resources, near CloudFormation's {STACK_RESOURCE_LIMIT} per stack; "
-                "plan a nested stack before adding agents",
-            )
-        else:
-            yield Finding("info", stack, f"{count} resources of CloudFormation's {STACK_RESOURCE_LIMIT} per stack")
+        for stack, count in self.template.sizes.items():
+            if count >= STACK_RESOURCE_LIMIT:
+                yield Finding(
+                    "error",
+                    stack,
+                    f"{count} resources, at CloudFormation's limit of {STACK_RESOURCE_LIMIT} per stack: the deploy "
+                    "fails past it; give projects stacks of their own (--layout split)",
+                )
+            elif count >= STACK_RESOURCE_WARNING:
+                yield Finding(
+                    "warning",
+                    stack,
+                    f"{count} resources, near CloudFormation's {STACK_RESOURCE_LIMIT} per stack; "
+                    "give projects stacks of their own (--layout split) before adding agents",
+                )
+            else:
+                yield Finding("info", stack, f"{count} resources of CloudFormation's {STACK_RESOURCE_LIMIT} per stack")
 
     # --- packages ----------------------------------------------------------------------------------------
 

@@ -61,6 +61,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     context = [f"-c{key}={value}" for key, value in project_context(args).items()]
     app = f"{sys.executable} -m infra.app"
     extra = args.cdk_args[1:] if args.cdk_args[:1] == ["--"] else args.cdk_args
+    if args.layout == "split" and not any(a == "--all" or not a.startswith("-") for a in extra):
+        # The core and every project's stack (CDK deploys the core first); name stacks after -- to deploy fewer.
+        extra = ["--all", *extra]
     command = [npx, "--no-install", "cdk", "deploy", "--app", app, *context, *extra]
     # A checkout deploys with its pinned CLI (node_modules) and cdk.json; an installed package from where it is run.
     cwd = None if INSTALLED else REPO_ROOT

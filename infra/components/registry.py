@@ -28,6 +28,8 @@ from infra.components.platform_function import platform_function
 from infra.components.queues import dead_letter_queue
 from infra.components.retention import log_group
 
+# The id of the function CDK makes once per stack for its AwsCustomResources.
+CUSTOM_RESOURCE_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"
 # When a circuit opens and how long it rests (functions.runtime.routing.Breaker).
 BREAKER = {
     "CIRCUIT_CONSECUTIVE_FAILURES": "3",
@@ -270,9 +272,7 @@ def register_items(
 def acknowledge_provider(scope: Construct) -> None:
     """CDK's shared custom-resource function: traced like every function of the plane, and acknowledged."""
     stack_functions = [
-        child
-        for child in Stack.of(scope).node.children
-        if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287")
+        child for child in Stack.of(scope).node.children if child.node.id.startswith(CUSTOM_RESOURCE_PROVIDER)
     ]
     for function in stack_functions:
         resource = function.node.default_child

@@ -32,6 +32,12 @@ class Template:
     stack_name: str
     body: dict[str, Any]
     assembly_dir: Path
+    # Resources per stack the template was joined from (load_plane); empty: this one stack.
+    stack_sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return self.stack_sizes or {self.stack_name: len(self.resources)}
 
     @classmethod
     def load(cls, assembly_dir: Path, stack_name: str) -> Template:
@@ -47,13 +53,15 @@ class Template:
         project's logical id the plane already uses (CDK's per-stack singletons, a project's own alarms) is renamed."""
         plane = cls.load(assembly_dir, stack_name)
         body = copy.deepcopy(plane.body)
+        sizes = {stack_name: len(plane.resources)}
         exports = {
             output["Export"]["Name"]: output["Value"]
             for output in body.get("Outputs", {}).values()
             if isinstance(output.get("Export", {}).get("Name"), str)
         }
-        for dependent in _dependents(assembly_dir, stack_name):
+        for dependent in dependents(assembly_dir, stack_name):
             project = cls.load(assembly_dir, dependent).body
+            sizes[dependent] = len(project.get("Resources", {}))
             prefix = _NOT_ALPHANUMERIC.sub("", dependent.title())
             taken = set(body.get("Resources", {})) | set(body.get("Outputs", {}))
             ids = [*project.get("Resources", {}), *project.get("Outputs", {})]
@@ -61,7 +69,7 @@ class Template:
             project = _imported(_renamed(project, renames), exports, dependent)
             for section in ("Resources", "Outputs"):
                 body.setdefault(section, {}).update(project.get(section, {}))
-        return cls(stack_name=stack_name, body=body, assembly_dir=assembly_dir)
+        return cls(stack_name=stack_name, body=body, assembly_dir=assembly_dir, stack_sizes=sizes)
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -101,7 +109,7 @@ class Template:
         return ordered
 
 
-def _dependents(assembly_dir: Path, stack_name: str) -> list[str]:
+def dependents(assembly_dir: Path, stack_name: str) -> list[str]:
     """The stacks of the assembly that depend on ``stack_name``, in the manifest's order."""
     manifest_file = assembly_dir / "manifest.json"
     if not manifest_file.is_file():

@@ -27,7 +27,15 @@ pytestmark = pytest.mark.unit
 PACKAGES = ("contracts", "functions", "containers", "infra")
 SHARED_CORE = "functions.summarizer.core"  # what the SageMaker containers share with the CPU fallback Lambda
 EMULATOR = "infra.local"
-NOT_FOR_THE_EMULATOR = ("infra.cli", "infra.drills", "infra.client", "infra.app", "infra.stack", "infra.synth")
+NOT_FOR_THE_EMULATOR = (
+    "infra.cli",
+    "infra.drills",
+    "infra.client",
+    "infra.app",
+    "infra.plane",
+    "infra.stack",
+    "infra.synth",
+)
 
 
 def module_name(root: Path, path: Path) -> str:

@@ -28,8 +28,8 @@ def test_the_scaffold_loads_as_a_project(scaffolded: Path) -> None:
     assert project.name == "orders"
     assert sorted(project.contracts) == ["orders-resolver", "orders-triage"]
     assert list(project.workflows) == ["orders-tickets"]
-    assert project.contracts["orders-triage"].io.input == "Ticket"  # the schema file, by its title
-    assert project.contracts["orders-resolver"].io.output == "Resolution"  # the pydantic model, by its name
+    assert project.contracts["orders-triage"].io.input == "OrdersTicket"  # the schema file, by its title
+    assert project.contracts["orders-resolver"].io.output == "OrdersResolution"  # the pydantic model, by its name
     assert project.source_root == (scaffolded / "src").resolve()
 
 
