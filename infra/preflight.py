@@ -11,7 +11,7 @@ import ast
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib.metadata import packages_distributions
@@ -67,8 +67,11 @@ def stacks_in(assembly_dir: Path) -> list[str]:
     return [name for name, artifact in artifacts.items() if artifact.get("type") == "aws:cloudformation:stack"]
 
 
-def preflight(assembly_dir: Path, stack: str | None = None, *, events_dir: Path = EVENTS_DIR) -> list[Finding]:
-    """Every finding for ``stack`` (default: every stack of the assembly), errors first."""
+def preflight(
+    assembly_dir: Path, stack: str | None = None, *, events_dir: Path | Sequence[Path] = EVENTS_DIR
+) -> list[Finding]:
+    """Every finding for ``stack`` (default: every stack of the assembly), errors first; sample payloads are read
+    from ``events_dir`` (the projects' sample folders)."""
     names = stacks_in(assembly_dir)
     if stack is not None:
         if stack not in names:
@@ -135,10 +138,10 @@ LAMBDA_ARN_PREFIX = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:"
 
 
 class StackCheck:
-    def __init__(self, template: Template, events_dir: Path) -> None:
+    def __init__(self, template: Template, events_dir: Path | Sequence[Path]) -> None:
         self.template = template
         self.resources = template.resources
-        self.events_dir = events_dir
+        self.events_dirs = [events_dir] if isinstance(events_dir, Path) else list(events_dir)
         self.environment = template.body.get("Metadata", {}).get(ENVIRONMENT_METADATA)
         self.functions = {
             lid: self._function(lid, res)
@@ -537,20 +540,21 @@ class StackCheck:
             workflow = res.get("Metadata", {}).get(WORKFLOW_METADATA)
             if workflow is None:
                 continue
-            samples = sorted(self.events_dir.glob(f"{workflow}*.json")) if self.events_dir.is_dir() else []
+            samples = [p for d in self.events_dirs if d.is_dir() for p in sorted(d.glob(f"{workflow}*.json"))]
+            folder = self.events_dirs[0].name if self.events_dirs else "events"
             sized = [(size, path) for path in samples if (size := _json_size(path)) is not None]
             if not sized:
                 yield Finding(
                     "info",
                     machine,
-                    f"no sample input for {workflow} in {self.events_dir.name}/: its "
-                    f"payload size is unchecked; add {self.events_dir.name}/{workflow}-request.json",
+                    f"no sample input for {workflow} in {folder}/: its "
+                    f"payload size is unchecked; add {folder}/{workflow}-request.json",
                 )
                 continue
             size, path = max(sized)
             growing = sum(1 for _, state in _all_states(self.definition(machine)) if _adds_output(state))
             share = (
-                f"largest sample {self.events_dir.name}/{path.name} is {_kb(size)} of the {_kb(STATES_PAYLOAD_LIMIT)} "
+                f"largest sample {path.parent.name}/{path.name} is {_kb(size)} of the {_kb(STATES_PAYLOAD_LIMIT)} "
                 f"state limit ({_kb(STATES_PAYLOAD_LIMIT - size)} headroom; states adding output to it: {growing})"
             )
             if size > STATES_PAYLOAD_LIMIT:

@@ -20,7 +20,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from infra.preflight import PreflightError, preflight
+    from contracts.project import load_project
+    from infra.preflight import EVENTS_DIR, PreflightError, preflight
 
     if args.assembly:
         assembly = Path(args.assembly)
@@ -37,8 +38,10 @@ def cmd_preflight(args: argparse.Namespace) -> int:
                 raise UsageError(f"agentplane preflight: --context {setting!r}: expected KEY=VALUE")
             context[key] = value
         synthesize(assembly, context)
+    # The sample payloads of the projects named (their `events` folders), else this repository's.
+    events = [load_project(Path(folder)).events_dir for folder in args.project or []] or [EVENTS_DIR]
     try:
-        findings = preflight(assembly, args.stack)
+        findings = preflight(assembly, args.stack, events_dir=events)
     except PreflightError as error:
         raise UsageError(f"agentplane preflight: {error}") from None
     if args.json:

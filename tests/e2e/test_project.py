@@ -62,6 +62,8 @@ def test_a_project_outside_the_repo_runs_to_a_verified_ledger(project: Path, tmp
     template = json.loads((out / f"{LAYOUTS[layout]}.template.json").read_text())
     machines = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
     assert [m["Metadata"]["agentplane:workflow"] for m in machines] == ["tickets-tickets"]
+    checked = agentplane(project, "preflight", "--assembly", str(out), "--project", ".")
+    assert "largest sample events/tickets-tickets-" in checked.stdout, checked.stdout + checked.stderr  # its samples
     if layout == "split":  # the plane's own stack holds no agent or workflow of the project's
         core = (out / "agentplane.template.json").read_text()
         assert "tickets" not in core
