@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.card import AgentProfile
+
 KEY = "implementation"  # the table's partition key: the implementation's name
 CircuitState = Literal["closed", "open", "half-open"]
 Variant = Literal["primary", "approximate"]
@@ -66,6 +68,7 @@ class Implementation(BaseModel):
         default=None, ge=0, le=1, description="Offline eval score of this implementation (events/evals/), if any."
     )
     published_version: str = ""  # the version the last deploy published behind the alias (it may still be shifting)
+    profile: AgentProfile | None = None  # the contract's public face, for discovery (contracts.card)
     health: Health = Field(default_factory=Health)
     circuit: Circuit = Field(default_factory=Circuit)
 
@@ -84,6 +87,7 @@ def static_item(implementation: Implementation) -> dict[str, Any]:
         "deployment_group": implementation.deployment_group,
         "published_version": implementation.published_version,
         "quality": "" if implementation.quality is None else f"{implementation.quality:.4f}",
+        "profile_json": "" if implementation.profile is None else implementation.profile.model_dump_json(),
     }
 
 
@@ -101,6 +105,7 @@ def from_item(item: dict[str, Any]) -> Implementation:
         deployment_group=item.get("deployment_group", ""),
         published_version=item.get("published_version", ""),
         quality=float(item["quality"]) if item.get("quality") else None,
+        profile=AgentProfile.model_validate_json(item["profile_json"]) if item.get("profile_json") else None,
         health=Health.model_validate_json(item["health_json"]) if "health_json" in item else Health(),
         circuit=Circuit.model_validate_json(item["circuit_json"]) if "circuit_json" in item else Circuit(),
     )

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from contracts.capability import CapabilityContract
-from contracts.card import agent_card
+from contracts.card import AgentProfile, agent_card
 from contracts.catalog import WorkflowEntry
 from contracts.envelope import TRACE_ID_PATTERN
 from contracts.models import MODELS, S3Ref
@@ -615,23 +615,28 @@ def _implementation_view(implementation: Implementation) -> dict[str, Any]:
 def capabilities(
     contracts: Mapping[str, CapabilityContract], registry: Sequence[Implementation] = (), *, base_url: str = ""
 ) -> dict[str, Any]:
-    """Each contract with its A2A Agent Card (``base_url``: where callers reach this plane) and the registry's
-    entries for it: where it runs, how healthy, whether its circuit is open."""
+    """Each agent with its A2A Agent Card (``base_url``: where callers reach this plane) and the registry's entries
+    for it: where it runs, how healthy, whether its circuit is open. The contracts this API ships, and every other
+    agent the registry holds (a project's), from the profile its entry carries."""
+    profiles = {name: AgentProfile.of(c) for name, c in contracts.items()}
+    for implementation in registry:
+        if implementation.profile is not None and implementation.variant == "primary":
+            profiles.setdefault(implementation.agent, implementation.profile)
     return {
         "capabilities": [
             {
-                "name": c.name,
-                "version": c.version,
-                "description": c.description,
-                "capabilities": list(c.capabilities),
-                "runtime": c.runtime.kind,
-                "io": {"input": c.io.input, "output": c.io.output},
-                "side_effects": c.side_effects,
-                "slo": c.slo.model_dump(mode="json"),
-                "fallback": [f if isinstance(f, str) else f.model_dump(mode="json") for f in c.fallback],
-                "implementations": [_implementation_view(i) for i in registry if i.agent == c.name],
-                "card": agent_card(c, url=base_url),
+                "name": p.name,
+                "version": p.version,
+                "description": p.description,
+                "capabilities": list(p.capabilities),
+                "runtime": p.runtime,
+                "io": {"input": p.input, "output": p.output},
+                "side_effects": p.side_effects,
+                "slo": p.slo,
+                "fallback": list(p.fallback),
+                "implementations": [_implementation_view(i) for i in registry if i.agent == p.name],
+                "card": agent_card(p, url=base_url),
             }
-            for c in contracts.values()
+            for p in profiles.values()
         ]
     }

@@ -19,6 +19,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from contracts.capability import CapabilityContract, LlmRuntime
+from contracts.card import AgentProfile
 from contracts.registry import APPROXIMATE_SUFFIX, KEY, Implementation, Variant, static_item
 from infra.components.agent_pool import AgentPool
 from infra.components.data_store import DataStore
@@ -75,6 +76,7 @@ def entries(pools: Mapping[str, AgentPool], deployment_groups: Mapping[str, str]
                 deployment_group=deployment_group,
                 published_version=function.version.version,
                 quality=quality.get(name),
+                profile=AgentProfile.of(contract),
             )
             found[name] = Entry(static_item(implementation), function)
     return found

@@ -139,6 +139,14 @@ def test_a_project_outside_the_repo_runs_to_a_verified_ledger(project: Path, tmp
             "note": "approval: approve",
         }
 
+        # the project's agents are discoverable, with their cards, though the API ships no contract of theirs
+        listed = agentplane(project, "capabilities", "--json", *where)
+        assert listed.returncode == 0, listed.stderr
+        cards = {c["name"]: c for c in json.loads(listed.stdout)["capabilities"]}
+        assert {"tickets-triage", "tickets-resolver"} <= cards.keys()
+        assert cards["tickets-triage"]["card"]["skills"][0]["id"] == "tickets-triage"
+        assert cards["tickets-triage"]["io"]["input"] == "TicketsTicket"
+
         # THEN every decision is on the ledger, and the ledger verifies against a signed digest
         assert agentplane(project, "audit", "digest", *where).returncode == 0
         verified = agentplane(project, "audit", "verify", *where)

@@ -75,3 +75,27 @@ def test_every_contract_has_a_card(name: str) -> None:
     card = agent_card(CONTRACTS[name], url="")
     assert card["name"] == name
     assert len(card["skills"]) == len(CONTRACTS[name].capabilities)
+
+
+def test_an_agent_known_only_by_its_registry_entry_is_listed_with_the_same_card() -> None:
+    from contracts.card import AgentProfile
+    from contracts.registry import Implementation, from_item, static_item
+    from functions.api.service import capabilities
+
+    contract = load_contracts()["entity-tagger"]
+    entry = Implementation(
+        name="entity-tagger",
+        agent="entity-tagger",
+        capabilities=list(contract.capabilities),
+        contract_version=contract.version,
+        runtime=contract.runtime.kind,
+        target="arn:aws:lambda:us-east-1:123456789012:function:tagger:live",
+        profile=AgentProfile.of(contract),
+    )
+    stored = from_item({"implementation": entry.name, **static_item(entry)})  # through the table and back
+
+    from_registry = capabilities({}, [stored], base_url="https://plane")["capabilities"]
+    from_contract = capabilities({contract.name: contract}, [stored], base_url="https://plane")["capabilities"]
+
+    assert from_registry == from_contract
+    assert from_registry[0]["card"] == agent_card(contract, url="https://plane")
