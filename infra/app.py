@@ -17,6 +17,7 @@ from contracts.workflow import WORKFLOWS_DIR, load_workflows
 from infra.context import ContextError as ContextError  # re-exported: callers catch it from here
 from infra.context import Environment, flag
 from infra.paths import FUNCTIONS_DIR, INSTALLED, REPO_ROOT
+from infra.plane import PlaneProps
 from infra.stack import AgentPlaneStack, ProjectStack
 
 DEFAULT_STACK_NAME = "agentplane"
@@ -101,6 +102,14 @@ def build_app(
             f"context agentplane:otel-collector-layer-arn must be a Lambda layer version ARN, not {collector!r}"
         )
 
+    props = PlaneProps(
+        removal_policy=RemovalPolicy.RETAIN if environment.removal_policy == "retain" else RemovalPolicy.DESTROY,
+        environment=environment,
+        fault_injection=fault_injection,
+        otel_collector_layer_arn=str(collector) if collector else None,
+        functions_dir=functions_dir,
+    )
+
     def plane(scope: Construct, stack_id: str, description: str) -> AgentPlaneStack:
         """The plane's stacks; the pipeline's stages build theirs here too, so they deploy what `cdk deploy` does.
         Split, the core is ``stack_id`` and each project ``<stack_id>-<project>``, deployed after it."""
@@ -108,11 +117,7 @@ def build_app(
             scope,
             stack_id,
             projects=[] if split else loaded,
-            removal_policy=RemovalPolicy.RETAIN if environment.removal_policy == "retain" else RemovalPolicy.DESTROY,
-            environment=environment,
-            fault_injection=fault_injection,
-            otel_collector_layer_arn=str(collector) if collector else None,
-            functions_dir=functions_dir,
+            props=props,
             description=description,
         )
         for project in loaded if split else []:

@@ -11,6 +11,7 @@ plane's stack never refers to a project's and each project deploys, rolls out an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
@@ -221,6 +222,17 @@ def _operate(
     return rollouts
 
 
+@dataclass(frozen=True)
+class PlaneProps:
+    """How the plane is deployed; every field has the sandbox's default."""
+
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    environment: Environment = field(default_factory=lambda: Environment("sandbox", "destroy", account_settings=False))
+    fault_injection: bool = False  # FIS experiment templates over every agent (opt-in)
+    otel_collector_layer_arn: str | None = None  # export the plane's spans through this ADOT collector layer
+    functions_dir: Path = FUNCTIONS_DIR
+
+
 class AgentPlane(Construct):
     """The plane's core, and (with ``projects``) those projects' agents and workflows beside it.
 
@@ -234,18 +246,15 @@ class AgentPlane(Construct):
         construct_id_: str,
         *,
         projects: Sequence[Project] = (),
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
-        environment: Environment | None = None,
-        fault_injection: bool = False,
-        otel_collector_layer_arn: str | None = None,
-        functions_dir: Path = FUNCTIONS_DIR,
+        props: PlaneProps | None = None,
     ) -> None:
         super().__init__(scope, construct_id_)
-        self.settings = environment = environment or Environment("sandbox", "destroy", account_settings=False)
-        self.removal_policy = removal_policy
-        self.fault_injection = fault_injection
-        self.otel_collector_layer_arn = otel_collector_layer_arn
-        self.functions_dir = functions_dir
+        props = props or PlaneProps()
+        self.settings = environment = props.environment
+        self.removal_policy = removal_policy = props.removal_policy
+        self.fault_injection = props.fault_injection
+        self.otel_collector_layer_arn = props.otel_collector_layer_arn
+        self.functions_dir = functions_dir = props.functions_dir
         self.projects: PlaneSet = plane_set(projects)
         contracts, workflows = self.projects.contracts, self.projects.workflows
         self.data = DataStore(self, "Data", removal_policy=removal_policy)

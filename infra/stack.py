@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnElement, RemovalPolicy, Stack
+from aws_cdk import CfnElement, Stack
 from constructs import Construct
 
 from contracts.project import Project
 from infra.components.nag import unique_id
-from infra.context import Environment
 from infra.conventions import ENVIRONMENT_METADATA
-from infra.paths import FUNCTIONS_DIR
-from infra.plane import AgentPlane, AgentProject
+from infra.plane import AgentPlane, AgentProject, PlaneProps
 
 
 class _OneConstructStack(Stack):
@@ -40,24 +37,11 @@ class AgentPlaneStack(_OneConstructStack):
         stack_id: str,
         *,
         projects: Sequence[Project] = (),
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
-        environment: Environment | None = None,
-        fault_injection: bool = False,
-        otel_collector_layer_arn: str | None = None,
-        functions_dir: Path = FUNCTIONS_DIR,
+        props: PlaneProps | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, stack_id, **kwargs)
-        self.plane = AgentPlane(
-            self,
-            self.wrapper,
-            projects=projects,
-            removal_policy=removal_policy,
-            environment=environment,
-            fault_injection=fault_injection,
-            otel_collector_layer_arn=otel_collector_layer_arn,
-            functions_dir=functions_dir,
-        )
+        self.plane = AgentPlane(self, self.wrapper, projects=projects, props=props)
         # Preflight holds the template to its environment (Object Lock mode, removal policies).
         self.template_options.metadata = {ENVIRONMENT_METADATA: self.plane.settings.name}
         plane = self.plane  # its parts, as the stack's own attributes too
