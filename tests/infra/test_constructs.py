@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -76,3 +77,20 @@ def test_the_core_refers_to_no_project(built: dict[str, Any]) -> None:
     core = json.dumps(built["assembly"].get_stack_by_name("agents-core").template)
     assert "support" not in core
     assert "Fn::ImportValue" not in core
+
+
+def test_a_project_in_the_planes_own_stack_shares_its_alarms(tmp_path: Path) -> None:
+    folder = tmp_path / "billing"
+    new_project(folder)
+    app = cdk.App(context=FEATURE_FLAGS, outdir=str(tmp_path / "cdk.out"))
+    stack = cdk.Stack(app, "agents")
+    plane = AgentPlane(stack, "Plane")
+    billing = AgentProject(stack, "Billing", plane=plane, project_dir=folder)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())
+
+    template = app.synth().get_stack_by_name("agents").template
+
+    assert billing.observability is plane.observability
+    topics = [r for r in template["Resources"].values() if r["Type"] == "AWS::SNS::Topic"]
+    assert len(topics) == 1
+    assert "billing-tickets" in json.dumps(template)
