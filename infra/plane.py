@@ -375,9 +375,10 @@ class AgentProject(Construct):
     ) -> None:
         super().__init__(scope, construct_id_)
         if (project is None) == (project_dir is None):
-            raise ValueError("AgentProject needs a project_dir or a loaded project, not both")
-        self.project = project if project is not None else load_project(Path(str(project_dir)))
+            raise ValueError("AgentProject needs exactly one of project_dir (a folder) and project (loaded)")
+        self.project = project or load_project(project_dir)  # type: ignore[arg-type]  # one of them is set
         self.plane = plane
+        self.tool_dispatcher: lambda_.Function | None = None  # set when the project's llm agents call tools
         # The plane's agents and the project's together, names checked once: what the workflows may call.
         every = plane_set([*(p for p in plane.projects.projects if p.name != CORE_PROJECT), self.project])
         own = self.project.contracts
@@ -465,14 +466,17 @@ class AgentProject(Construct):
     def grant_start_workflows(self, grantee: iam.IGrantable) -> iam.Grant:
         """Start this project's workflows directly (through their live aliases), as the plane's API does."""
         arns = [arn for w in self.workflows.values() for arn in (w.state_machine.state_machine_arn, w.alias_arn)]
-        return iam.Grant.add_to_principal(
-            grantee=grantee, actions=["states:StartExecution", "states:StartSyncExecution"], resource_arns=arns
-        )
+        return _grant(grantee, ["states:StartExecution", "states:StartSyncExecution"], arns, "no workflows")
 
     def grant_invoke_agents(self, grantee: iam.IGrantable) -> iam.Grant:
         """Invoke this project's agents through their live aliases."""
-        return iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["lambda:InvokeFunction"],
-            resource_arns=[pool.target.function_arn for pool in self.steps.values()],
-        )
+        arns = [pool.target.function_arn for pool in self.steps.values()]
+        return _grant(grantee, ["lambda:InvokeFunction"], arns, "no agents")
+
+
+def _grant(grantee: iam.IGrantable, actions: list[str], arns: list[str], nothing: str) -> iam.Grant:
+    """``actions`` on ``arns``; a project with nothing to grant on grants nothing (a statement without resources
+    is refused by IAM)."""
+    if not arns:
+        return iam.Grant.drop(grantee, f"the project has {nothing}")
+    return iam.Grant.add_to_principal(grantee=grantee, actions=actions, resource_arns=arns)

@@ -94,3 +94,21 @@ def test_a_project_in_the_planes_own_stack_shares_its_alarms(tmp_path: Path) -> 
     topics = [r for r in template["Resources"].values() if r["Type"] == "AWS::SNS::Topic"]
     assert len(topics) == 1
     assert "billing-tickets" in json.dumps(template)
+
+
+@pytest.mark.parametrize("given", ["neither", "both"])
+def test_a_project_is_named_once(built: dict[str, Any], given: str, tmp_path: Path) -> None:
+    stack = cdk.Stack(cdk.App(), "agents-other")
+    folder = tmp_path if given == "both" else None
+    loaded = built["support"].project if given == "both" else None
+    with pytest.raises(ValueError, match="exactly one of project_dir"):
+        AgentProject(stack, "Other", plane=built["plane"], project_dir=folder, project=loaded)
+
+
+def test_a_grant_with_nothing_to_grant_on_grants_nothing() -> None:
+    from infra.plane import _grant
+
+    role = iam.Role(cdk.Stack(cdk.App(), "Empty"), "Role", assumed_by=iam.AccountRootPrincipal())
+    grant = _grant(role, ["lambda:InvokeFunction"], [], "no agents")
+    assert not grant.success
+    assert role.node.try_find_child("DefaultPolicy") is None  # no statement without resources was added
