@@ -137,14 +137,15 @@ class DynamoAdmissionCounter:
 
 
 class DynamoCatalog:
-    """The plane's catalog table: one item per workflow a project's stack deployed (contracts.catalog)."""
+    """The plane's catalog table: one item per workflow a project's stack deployed (contracts.catalog). The table
+    is opened on the first read, not at cold start."""
 
-    def __init__(self, table: Any) -> None:
-        self._table = table
+    def __init__(self, table_name: str) -> None:
+        self._table_name = table_name
 
     def entries(self) -> list[WorkflowEntry]:
         found = []
-        for item in scan_all(self._table):
+        for item in scan_all(table(self._table_name)):
             try:
                 found.append(WorkflowEntry.from_item(item))
             except ValidationError:  # one stack's bad entry must not take the others' workflows down
@@ -155,7 +156,7 @@ class DynamoCatalog:
 def catalog() -> DynamoCatalog | None:
     """The catalog table; None when the stack holds every workflow the API serves (no table named)."""
     name = os.environ.get("WORKFLOW_CATALOG_TABLE")
-    return DynamoCatalog(table(name)) if name else None
+    return DynamoCatalog(name) if name else None
 
 
 def executions() -> DynamoExecutionStore:

@@ -122,12 +122,14 @@ def test_without_a_catalog_only_the_stacks_workflows_are_served() -> None:
         catalog["tickets"]
 
 
-def test_a_bad_entry_in_the_table_is_skipped_not_fatal() -> None:
+def test_a_bad_entry_in_the_table_is_skipped_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.api import adapters
     from functions.api.adapters import DynamoCatalog
 
     class Table:
         def scan(self, **_: object) -> dict[str, object]:
             return {"Items": [TICKETS.item(), {KEY: "broken", "ttl_ms": "-1"}]}
 
-    assert [e.name for e in DynamoCatalog(Table()).entries()] == ["tickets"]
+    monkeypatch.setattr(adapters, "table", lambda name: Table())
+    assert [e.name for e in DynamoCatalog("catalog").entries()] == ["tickets"]
     assert json.loads(TICKETS.item()["input_schema"]) == TICKET_SCHEMA
