@@ -277,7 +277,7 @@ def main() -> int:
     parser.add_argument("--state-dir", default=str(REPO / ".agentplane" / "loadtest"))
     args = parser.parse_args()
     if args.burst:
-        if min(args.submissions, args.concurrency, args.max_in_flight) < 1:
+        if min(args.submissions, args.concurrency) < 1 or (args.max_in_flight is not None and args.max_in_flight < 1):
             print("loadtest: --submissions, --concurrency and --max-in-flight must be at least 1", file=sys.stderr)
             return 2
         return burst(args)
