@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contracts.capability import CapabilityContract
 from contracts.compat import ContractDiff, Snapshot, diff, snapshot
+from contracts.validation import first_error
 
 LOCK_PATH = Path(__file__).parent / "released.lock.json"
 LOCK_FORMAT = 1
@@ -85,9 +86,7 @@ def read_lock(path: Path = LOCK_PATH) -> dict[str, Snapshot]:
     try:
         lock = _Lock.model_validate_json(text)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "<document>"
-        raise LockError(f"{path}: {where}: {first['msg']}") from None
+        raise LockError(f"{path}: {first_error(error, root='<document>')}") from None
     if lock.format != LOCK_FORMAT:
         raise LockError(f"{path}: format {lock.format} is not {LOCK_FORMAT}")
     return {name: Snapshot(entry.contract, entry.schemas) for name, entry in lock.contracts.items()}

@@ -103,6 +103,24 @@ def new_agent(name: str, *, contracts_dir: Path, functions_dir: Path, descriptio
 
 # --- `agentplane new project DIR` ------------------------------------------------------------------------------
 
+
+def _lambda_agent(module: str) -> str:
+    """The part both scaffolded contracts share: a small Lambda agent with no grants, a person as its fallback."""
+    return f"""\
+runtime:
+  kind: lambda
+  handler: {{package}}.{module}.lambda_handler
+  memory_mb: 256
+permissions: []
+side_effects: read-only
+slo: {{{{p95_ms: 1000, availability: 99.9, error_budget_pct: 0.1}}}}
+fallback: [human]
+telemetry:
+  metrics: [latency_ms, success_count]
+  errors: [BadInput, DeadlineExceeded]
+"""
+
+
 PROJECT_FILES: dict[str, str] = {
     "agentplane.yaml": """\
 # An agentplane project (see docs/projects.md): its agents, their code and payload types, and its workflows.
@@ -123,36 +141,16 @@ description: Sorts a support ticket into a category and an urgency.
 capabilities: [{name}-triage]
 # The input is a JSON Schema file of the project, the output a pydantic model of its own package.
 io: {{input: src/{package}/schemas/ticket.json, output: "{package}.models:{Type}Triage"}}
-runtime:
-  kind: lambda
-  handler: {package}.triage.lambda_handler
-  memory_mb: 256
-permissions: []
-side_effects: read-only
-slo: {{p95_ms: 1000, availability: 99.9, error_budget_pct: 0.1}}
-fallback: [human]
-telemetry:
-  metrics: [latency_ms, success_count]
-  errors: [BadInput, DeadlineExceeded]
-""",
+"""
+    + _lambda_agent("triage"),
     "agents/{name}-resolver.yaml": """\
 name: {name}-resolver
 version: 0.1.0
 description: Decides what to do with a triaged ticket, as far as its approval allows.
 capabilities: [{name}-resolution]
 io: {{input: "{package}.models:{Type}ResolutionRequest", output: "{package}.models:{Type}Resolution"}}
-runtime:
-  kind: lambda
-  handler: {package}.resolver.lambda_handler
-  memory_mb: 256
-permissions: []
-side_effects: read-only
-slo: {{p95_ms: 1000, availability: 99.9, error_budget_pct: 0.1}}
-fallback: [human]
-telemetry:
-  metrics: [latency_ms, success_count]
-  errors: [BadInput, DeadlineExceeded]
-""",
+"""
+    + _lambda_agent("resolver"),
     "workflows/{name}-tickets.yaml": """\
 # Workflow spec (see docs/workflows.md): steps by capability; `agentplane workflows check --project .` checks it.
 name: {name}-tickets

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from contracts.envelope import Envelope, Route, RouteAttempt
 from contracts.models import MODELS
 from contracts.registry import Implementation
-from functions.runtime.agent import first_error
+from contracts.validation import first_error
 from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionRecord, DecisionStore, step_key
 from functions.runtime.errors import BadInput, DeadlineExceeded

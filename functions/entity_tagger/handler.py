@@ -21,9 +21,9 @@ from pydantic import ValidationError
 
 from contracts.models import DecisionRecordedDetail, EntityTags
 from contracts.retention import RETENTION
+from contracts.validation import first_error
 from functions.entity_tagger.service import Gazetteer, tag
 from functions.runtime import Agent, BadInput
-from functions.runtime.agent import first_error
 from functions.runtime.events import envelope_from_event
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.models import DecisionRecordedDetail, Entity, EntityTags
+from contracts.validation import first_error
 
 # The verifier's knowledge base names the entities of the domain; the tagger reads that file, not the verifier.
 # In the repo; deployed functions get the knowledge-base layer and KNOWLEDGE_BASE_PATH (permission read:kb).
@@ -118,8 +119,7 @@ class Gazetteer:
 def _first_problem(exc: json.JSONDecodeError | ValidationError) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"invalid JSON: {exc.msg}"
-    err = exc.errors()[0]
-    return f"{'.'.join(str(part) for part in err['loc']) or 'line'}: {err['msg']}"
+    return first_error(exc, root="line")
 
 
 @lru_cache(maxsize=1)

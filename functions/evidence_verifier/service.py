@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rank_bm25 import BM25Okapi
 
 from contracts.models import ClaimCheck, Evidence, Verdict
+from contracts.validation import first_error
 
 
 def _words(text: str) -> frozenset[str]:
@@ -220,9 +221,7 @@ class KnowledgeBase:
             try:
                 passage = Passage.model_validate_json(line)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"]) or "line"
-                raise KnowledgeBaseError(f"{path}:{number}: {where}: {err['msg']}") from None
+                raise KnowledgeBaseError(f"{path}:{number}: {first_error(exc, root='line')}") from None
             if passage.passage_id in first_seen:
                 raise KnowledgeBaseError(
                     f"{path}:{number}: duplicate passage_id {passage.passage_id!r} "

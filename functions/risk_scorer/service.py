@@ -196,35 +196,21 @@ def score(risk_input: RiskInput, policy: Policy) -> RiskAssessment:
         if not rule.fires(len(matched), total):
             continue
         confident = f" at confidence >= {rule.min_confidence:.2f}" if rule.min_confidence > 0 else ""
-        raised = _RANK[rule.at_least] > _RANK[level]
-        reasons.append(
-            f"rule {rule.name}: {', '.join(matched)} {rule.label}{confident}, so at least {rule.at_least}"
-            + (f" (raised from {level})" if raised else "")
+        level = _at_least(
+            level, rule.at_least, f"rule {rule.name}: {', '.join(matched)} {rule.label}{confident}", reasons
         )
-        if raised:
-            level = rule.at_least
     escalated = [v.claim_id for v in risk_input.verdicts if v.escalated]
     if escalated:
-        raised = _RANK[policy.escalated_at_least] > _RANK[level]
-        reasons.append(
-            f"{', '.join(escalated)} could not be checked automatically and went to a person, "
-            f"so at least {policy.escalated_at_least}" + (f" (raised from {level})" if raised else "")
-        )
-        if raised:
-            level = policy.escalated_at_least
+        why = f"{', '.join(escalated)} could not be checked automatically and went to a person"
+        level = _at_least(level, policy.escalated_at_least, why, reasons)
     degraded = [*risk_input.degraded, *(f"{v.claim_id}: {v.degraded}" for v in risk_input.verdicts if v.degraded)]
     if risk_input.claims_left_out:
         degraded.insert(
             0, f"Intake: {risk_input.claims_left_out} claim(s) past what the run can carry were not checked"
         )
     if degraded:
-        raised = _RANK[policy.degraded_at_least] > _RANK[level]
-        reasons.append(
-            f"{len(degraded)} step(s) were done by a degraded or fallback implementation, "
-            f"so at least {policy.degraded_at_least}" + (f" (raised from {level})" if raised else "")
-        )
-        if raised:
-            level = policy.degraded_at_least
+        why = f"{len(degraded)} step(s) were done by a degraded or fallback implementation"
+        level = _at_least(level, policy.degraded_at_least, why, reasons)
     return RiskAssessment(
         level=level,
         score=value,
@@ -233,3 +219,10 @@ def score(risk_input: RiskInput, policy: Policy) -> RiskAssessment:
         recommended_outcome=policy.outcomes.of(level),
         degraded=degraded,
     )
+
+
+def _at_least(level: Level, floor: Level, why: str, reasons: list[str]) -> Level:
+    """Raise ``level`` to ``floor`` if it is lower, saying why (and from what) in ``reasons``."""
+    raised = _RANK[floor] > _RANK[level]
+    reasons.append(f"{why}, so at least {floor}" + (f" (raised from {level})" if raised else ""))
+    return floor if raised else level

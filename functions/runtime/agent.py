@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
 from contracts.envelope import Envelope
+from contracts.validation import first_error
 from functions.runtime import tracing
 from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionRecord, DecisionStore, DynamoDecisionStore, step_key, step_name
@@ -37,14 +38,6 @@ SIDE_EFFECTS_FREE = "read-only"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def first_error(exc: ValidationError) -> str:
-    """`field.path: message` of the first validation error, for one-line error messages."""
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "<root>"
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{more}"
 
 
 @dataclass(frozen=True)

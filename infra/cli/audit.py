@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contracts.validation import first_error
 from infra.cli.base import CliError, Commands, Parser, client_command, connect, warn
 from infra.client import call, expect, fetch_export
 from infra.local.auth import LOCAL_ROUTES_PERSONA
@@ -67,9 +68,7 @@ def _read_checkpoint(path: Path) -> Checkpoint | None:
     except OSError as error:
         raise CliError(f"cannot read checkpoint {path}: {error.strerror}") from None
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "file"
-        raise CliError(f"{path} is not an audit checkpoint ({where}: {first['msg']})") from None
+        raise CliError(f"{path} is not an audit checkpoint ({first_error(error, root='file')})") from None
 
 
 def _write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:

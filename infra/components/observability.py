@@ -424,37 +424,34 @@ class Observability(Construct):
     def _sampling_rules(self) -> None:
         """Approvals always traced; routine traffic sampled, with the rate boosted while errors are seen."""
         prefix = Stack.of(self).stack_name[:20]
+        self._sampling_rule("SampleApprovals", f"{prefix}-approvals", 10, 1.0, 10, "/v1/approvals*")
+        # Adaptive sampling: while errors or faults are seen, up to every request is kept.
+        boost = xray.CfnSamplingRule.SamplingRateBoostProperty(max_rate=1.0, cooldown_window_minutes=1)
+        self._sampling_rule("SampleRoutine", f"{prefix}-routine", 9000, 0.05, 1, "*", boost=boost)
+
+    def _sampling_rule(
+        self,
+        construct_id: str,
+        name: str,
+        priority: int,
+        fixed_rate: float,
+        reservoir_size: int,
+        url_path: str,
+        *,
+        boost: xray.CfnSamplingRule.SamplingRateBoostProperty | None = None,
+    ) -> None:
+        """One rule over every service, host and method of the plane: only the path, rates and priority differ."""
         xray.CfnSamplingRule(
             self,
-            "SampleApprovals",
+            construct_id,
             sampling_rule=xray.CfnSamplingRule.SamplingRuleProperty(
-                rule_name=f"{prefix}-approvals",
-                priority=10,
-                fixed_rate=1.0,
-                reservoir_size=10,
+                rule_name=name,
+                priority=priority,
+                fixed_rate=fixed_rate,
+                reservoir_size=reservoir_size,
                 service_name="*",
-                url_path="/v1/approvals*",
-                host="*",
-                http_method="*",
-                resource_arn="*",
-                service_type="*",
-                version=1,
-            ),
-        )
-        xray.CfnSamplingRule(
-            self,
-            "SampleRoutine",
-            sampling_rule=xray.CfnSamplingRule.SamplingRuleProperty(
-                rule_name=f"{prefix}-routine",
-                priority=9000,
-                fixed_rate=0.05,
-                reservoir_size=1,
-                service_name="*",
-                url_path="*",
-                # Adaptive sampling: while errors or faults are seen, up to every request is kept.
-                sampling_rate_boost=xray.CfnSamplingRule.SamplingRateBoostProperty(
-                    max_rate=1.0, cooldown_window_minutes=1
-                ),
+                url_path=url_path,
+                sampling_rate_boost=boost,
                 host="*",
                 http_method="*",
                 resource_arn="*",

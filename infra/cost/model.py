@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contracts.validation import first_error
+
 PRICING_DIR = Path(__file__).resolve().parent / "pricing"
 HOURS_PER_MONTH = 730  # AWS's billing month
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
@@ -111,8 +113,7 @@ def load_pricing(region: str | None = None, path: Path | None = None) -> Pricing
     except yaml.YAMLError as error:
         raise CostError(f"{path} is not YAML: {str(error).splitlines()[0]}") from None
     except ValidationError as error:
-        first = error.errors()[0]
-        raise CostError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        raise CostError(f"{path}: {first_error(error)}") from None
 
 
 def parse_rate(text: str) -> float:
@@ -181,8 +182,7 @@ class Profile(_Model):
         except OSError as error:
             raise CostError(f"cannot read profile {path}: {error.strerror}") from None
         except ValidationError as error:
-            first = error.errors()[0]
-            raise CostError(f"profile {path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+            raise CostError(f"profile {path}: {first_error(error)}") from None
 
 
 # --- the estimate ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contracts.validation import first_error
 from functions.runtime.ledger import read_export
 from infra.cli import main as agentplane
 from infra.client import call, expect, fetch_export, local_endpoint
@@ -69,9 +70,7 @@ class RestartScenario(BaseModel):
         except (OSError, yaml.YAMLError) as error:
             raise FaultSpecError(f"cannot read restart scenario {path}: {error}") from None
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise FaultSpecError(f"restart scenario {path}: {where}: {first['msg']}") from None
+            raise FaultSpecError(f"restart scenario {path}: {first_error(error, root='(top level)')}") from None
 
 
 def is_restart_scenario(path: Path) -> bool:

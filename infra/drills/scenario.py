@@ -11,6 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contracts.validation import first_error
 from infra.local.faults import EndpointFault, Fault, FaultPlan, FaultSpecError
 
 Rate = float
@@ -79,9 +80,7 @@ class Scenario(_Strict):
         try:
             return cls.model_validate(raw)
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise FaultSpecError(f"scenario {path}: {where}: {first['msg']}") from None
+            raise FaultSpecError(f"scenario {path}: {first_error(error, root='(top level)')}") from None
 
     def plan(self) -> FaultPlan:
         faults = {

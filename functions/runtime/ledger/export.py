@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from contracts.validation import first_error
 from functions.runtime.ledger.chain import LedgerEntry
 from functions.runtime.ledger.digest import SignedDigest
 from functions.runtime.ledger.errors import ExportError
@@ -80,12 +81,6 @@ def write_export(
         fp.write(digest_line(digest))
 
 
-def _reason(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "line"
-    return f"{where}: {first['msg']}" + (f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else "")
-
-
 def read_export(fp: Iterable[str]) -> Export:
     """Parse an export (a text file or any iterable of lines); :class:`ExportError` names the first bad line."""
     key: tuple[str, str] | None = None
@@ -120,7 +115,7 @@ def read_export(fp: Iterable[str]) -> Export:
             else:
                 raise ExportError(f"line {number}: unknown kind {kind!r}")
         except ValidationError as error:
-            raise ExportError(f"line {number}: not a valid {kind}: {_reason(error)}") from None
+            raise ExportError(f"line {number}: not a valid {kind}: {first_error(error, root='line')}") from None
     if key is None:
         raise ExportError("the export is empty: it has no public_key line")
     return Export(key_id=key[0], public_key_pem=key[1], entries=entries, digests=digests)
