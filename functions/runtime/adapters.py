@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 @cache
@@ -33,6 +36,19 @@ def scan_all(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def put_new(table: Any, key: str, item: BaseModel) -> None:
+    """Write ``item``, which must not exist yet: the put is conditional on its partition key ``key``."""
+    table.put_item(
+        Item=item.model_dump(mode="json", exclude_none=True), ConditionExpression=f"attribute_not_exists({key})"
+    )
+
+
+def get_item(table: Any, key: str, value: str) -> dict[str, Any] | None:
+    """The item whose partition key ``key`` is ``value``, read consistently; None when there is none."""
+    found: dict[str, Any] | None = table.get_item(Key={key: value}, ConsistentRead=True).get("Item")
+    return found
 
 
 class S3DocumentStore:

@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from functions.runtime.adapters import scan_all
+from functions.runtime.adapters import get_item, put_new, scan_all
 
 Status = Literal["PENDING", "APPROVED", "REJECTED", "EXPIRED"]
 
@@ -83,13 +83,10 @@ class DynamoApprovalStore:
         self._table = table
 
     def put(self, item: ApprovalItem) -> None:
-        self._table.put_item(
-            Item=item.model_dump(mode="json", exclude_none=True),
-            ConditionExpression="attribute_not_exists(approval_id)",
-        )
+        put_new(self._table, "approval_id", item)
 
     def get(self, approval_id: str) -> ApprovalItem | None:
-        found = self._table.get_item(Key={"approval_id": approval_id}, ConsistentRead=True).get("Item")
+        found = get_item(self._table, "approval_id", approval_id)
         return None if found is None else ApprovalItem.model_validate(found)
 
     def by_status(self, status: Status) -> list[ApprovalItem]:

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from contracts.models import Decision
+from functions.runtime.adapters import get_item, put_new
 
 
 class ExecutionItem(BaseModel):
@@ -89,13 +90,10 @@ class DynamoExecutionStore:
         self._table.delete_item(Key={"execution_id": _marker(workflow, key)})
 
     def put(self, item: ExecutionItem) -> None:
-        self._table.put_item(
-            Item=item.model_dump(mode="json", exclude_none=True),
-            ConditionExpression="attribute_not_exists(execution_id)",
-        )
+        put_new(self._table, "execution_id", item)
 
     def get(self, execution_id: str) -> ExecutionItem | None:
-        found = self._table.get_item(Key={"execution_id": execution_id}, ConsistentRead=True).get("Item")
+        found = get_item(self._table, "execution_id", execution_id)
         if found is None or "workflow" not in found:
             return None
         return ExecutionItem.model_validate(found)
