@@ -8,7 +8,6 @@ from typing import Any, Protocol
 from contracts.models import ApprovalDecisionRequest
 from functions.api.service import ProblemError, parse_body, person_of
 from functions.runtime.approvals import ApprovalStore, Status
-from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionRecord, DecisionStore, step_key
 
 STATUSES: tuple[Status, ...] = ("PENDING", "APPROVED", "REJECTED", "EXPIRED")
@@ -78,13 +77,12 @@ def decide_approval(
     outcome = {"decision": request.decision, "approval_id": approval_id, "actor": actor, "reason": request.reason}
     if not runs.resume(item.task_token, outcome):
         raise ProblemError(409, "Run no longer waits", "the run stopped waiting for this approval", kind="expired")
-    input_json = canonical_json(
-        {"approval_id": approval_id, "args_sha256": item.args_sha256, "policy_version": item.policy_version}
-    )
-    output_json = canonical_json({"decision": request.decision, "reason": request.reason})
-    requested = datetime.fromisoformat(item.requested_at)
     decisions.put(
-        DecisionRecord(
+        DecisionRecord.of(
+            input={"approval_id": approval_id, "args_sha256": item.args_sha256, "policy_version": item.policy_version},
+            output={"decision": request.decision, "reason": request.reason},
+            started=datetime.fromisoformat(item.requested_at),
+            finished=now,
             correlation_id=item.execution_id,
             step_key=step_key(f"{item.execution_id}/Approval", approval_id),
             trace_id=item.trace_id,
@@ -95,13 +93,6 @@ def decide_approval(
             capability_version=item.policy_version,
             status="SUCCEEDED",
             actor=actor,
-            input_json=input_json,
-            input_sha256=sha256_hex(input_json.encode()),
-            output_json=output_json,
-            output_sha256=sha256_hex(output_json.encode()),
-            started_at=requested,
-            finished_at=now,
-            duration_ms=max(0.0, (now - requested).total_seconds() * 1000),
         )
     )
     return {"approval_id": approval_id, "status": status, "execution_id": item.execution_id}

@@ -17,7 +17,7 @@ from contracts.envelope import Envelope, Route, RouteAttempt
 from contracts.models import MODELS
 from contracts.registry import Implementation
 from contracts.validation import first_error
-from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_json
 from functions.runtime.decisions import DecisionRecord, DecisionStore, step_key
 from functions.runtime.errors import BadInput, DeadlineExceeded
 from functions.runtime.routing import HUMAN, Breaker, plan
@@ -158,10 +158,12 @@ def _record_escalation(
     envelope: Envelope, route: Route, decisions: DecisionStore, started: datetime, finished: datetime
 ) -> None:
     """The escalation is a decision too: who (the dispatcher), on what input, and the route that led there."""
-    input_json = canonical_json(envelope.payload)
-    output_json = canonical_json({"escalated": True, "reason": route.reason})
     decisions.put(
-        DecisionRecord(
+        DecisionRecord.of(
+            input=envelope.payload,
+            output={"escalated": True, "reason": route.reason},
+            started=started,
+            finished=finished,
             correlation_id=envelope.correlation_id,
             step_key=step_key(envelope.causation_id),
             trace_id=envelope.trace_id,
@@ -172,13 +174,6 @@ def _record_escalation(
             capability_version=envelope.capability_version,
             status="ESCALATED",
             actor=f"system:{DISPATCHER}",
-            input_json=input_json,
-            input_sha256=sha256_hex(input_json.encode()),
-            output_json=output_json,
-            output_sha256=sha256_hex(output_json.encode()),
             route_json=canonical_json(route.model_dump(mode="json")),
-            started_at=started,
-            finished_at=finished,
-            duration_ms=max(0.0, (finished - started).total_seconds() * 1000),
         )
     )

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from contracts.envelope import Envelope
 from contracts.validation import first_error
 from functions.runtime import tracing
-from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_json
 from functions.runtime.decisions import DecisionRecord, DecisionStore, DynamoDecisionStore, step_key, step_name
 from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded
 from functions.runtime.telemetry import agent_logger, agent_metrics
@@ -299,10 +299,13 @@ class Agent(Generic[In, Out]):
     ) -> dict[str, Any]:
         """Write the step's decision record; on a duplicate, return what was decided the first time."""
         finished = self._clock()
-        input_json = canonical_json(envelope.payload)
-        output_json = None if output is None else canonical_json(output)
         attempt = () if error is None else ("failed", started.isoformat())  # a failed attempt never blocks a retry
-        record = DecisionRecord(
+        record = DecisionRecord.of(
+            input=envelope.payload,
+            output=output,
+            started=started,
+            finished=finished,
+            duration_ms=(time.perf_counter() - clock_start) * 1000,
             correlation_id=envelope.correlation_id,
             step_key=step_key(envelope.causation_id, *attempt),
             trace_id=envelope.trace_id,
@@ -313,17 +316,10 @@ class Agent(Generic[In, Out]):
             capability_version=envelope.capability_version,
             status="SUCCEEDED" if error is None else "FAILED",
             actor=self.identity.actor,
-            input_json=input_json,
-            input_sha256=sha256_hex(input_json.encode()),
-            output_json=output_json,
-            output_sha256=None if output_json is None else sha256_hex(output_json.encode()),
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error)[:1000],
             route_json=None if envelope.route is None else canonical_json(envelope.route.model_dump(mode="json")),
             function_version=executed_version(),
-            started_at=started,
-            finished_at=finished,
-            duration_ms=max(0.0, (time.perf_counter() - clock_start) * 1000),
         )
         if self.store.put(record) or output is None:
             return output if output is not None else {}

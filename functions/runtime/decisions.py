@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.runtime.canonical import canonical_json, sha256_hex
+
 # A step key is ``<run>/<step>`` (the step's causation id), with ``#<qualifier>`` parts when one step leaves more
 # than one record (a failed attempt, an approval): ``<run>/VerifyClaim/2#failed#<started>``.
 
@@ -55,6 +57,33 @@ class DecisionRecord(BaseModel):
     started_at: datetime
     finished_at: datetime
     duration_ms: float = Field(ge=0)
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        input: Any,
+        output: Any = None,
+        started: datetime,
+        finished: datetime,
+        duration_ms: float | None = None,
+        **fields: Any,
+    ) -> DecisionRecord:
+        """A record of ``input`` and ``output`` as canonical JSON with their digests, taken from ``started`` to
+        ``finished`` (``duration_ms``: the time between them unless measured more finely)."""
+        input_json = canonical_json(input)
+        output_json = None if output is None else canonical_json(output)
+        elapsed = (finished - started).total_seconds() * 1000 if duration_ms is None else duration_ms
+        return cls(
+            input_json=input_json,
+            input_sha256=sha256_hex(input_json.encode()),
+            output_json=output_json,
+            output_sha256=None if output_json is None else sha256_hex(output_json.encode()),
+            started_at=started,
+            finished_at=finished,
+            duration_ms=max(0.0, elapsed),
+            **fields,
+        )
 
     def output(self) -> Any:
         return None if self.output_json is None else json.loads(self.output_json)
