@@ -225,7 +225,7 @@ def burst(args: argparse.Namespace) -> int:
             "submissions": args.submissions,
             "concurrency": args.concurrency,
             "high_risk_share": 1 / BURST_HIGH_RISK_EVERY,
-            "max_in_flight": args.max_in_flight,
+            "max_in_flight": options.admitted_at_once,
             "load_wall_s": round(load_s, 1),
         },
         "submissions": {
@@ -270,7 +270,7 @@ def main() -> int:
         "--max-in-flight",
         type=int,
         default=None,
-        help="--burst: runs admitted per window (default: half the pools' size)",
+        help="--burst: runs processing at once (default: the local plane's, half its function pools' size)",
     )
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))

@@ -17,6 +17,7 @@ from contracts.catalog import KEY, WorkflowEntry
 from functions.api.invoke import SyncRun
 from functions.api.service import RunInput, RunStatus
 from functions.runtime.adapters import S3DocumentStore, client, scan_all, table
+from functions.runtime.admission import DynamoAdmissionSlots
 from functions.runtime.approvals import DynamoApprovalStore
 from functions.runtime.decisions import DynamoDecisionStore
 from functions.runtime.executions import DynamoExecutionStore
@@ -98,44 +99,6 @@ class AwsRollouts:
         return newest
 
 
-class DynamoAdmissionCounter:
-    """One item per workflow in the executions table, ``admission#<workflow>``: the current window and how many
-    runs it admitted (functions.api.admission)."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def admit(self, workflow: str, *, window: int, limit: int) -> bool:
-        # Count in the current window; else open it (only a newer window replaces an older one); else someone
-        # opened it first, so count in it once more. At most three conditional writes, whatever the load.
-        return (
-            self._count(workflow, window, limit) or self._open(workflow, window) or self._count(workflow, window, limit)
-        )
-
-    def _update(self, workflow: str, expression: str, condition: str, values: dict[str, int]) -> bool:
-        try:
-            self._table.update_item(
-                Key={"execution_id": f"admission#{workflow}"},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#w": "window", "#a": "admitted"},
-                ExpressionAttributeValues=values,
-            )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def _count(self, workflow: str, window: int, limit: int) -> bool:
-        return self._update(
-            workflow, "ADD #a :one", "#w = :w AND #a < :limit", {":one": 1, ":w": window, ":limit": limit}
-        )
-
-    def _open(self, workflow: str, window: int) -> bool:
-        return self._update(
-            workflow, "SET #w = :w, #a = :one", "attribute_not_exists(#w) OR #w < :w", {":one": 1, ":w": window}
-        )
-
-
 class DynamoCatalog:
     """The plane's catalog table: one item per workflow a project's stack deployed (contracts.catalog). The table
     is opened on the first read, not at cold start."""
@@ -163,8 +126,8 @@ def executions() -> DynamoExecutionStore:
     return DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"]))
 
 
-def admission() -> DynamoAdmissionCounter:
-    return DynamoAdmissionCounter(table(os.environ["EXECUTIONS_TABLE"]))
+def admission() -> DynamoAdmissionSlots:
+    return DynamoAdmissionSlots(table(os.environ["EXECUTIONS_TABLE"]))
 
 
 def decisions() -> DynamoDecisionStore:

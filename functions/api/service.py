@@ -24,8 +24,9 @@ from contracts.envelope import TRACE_ID_PATTERN
 from contracts.models import MODELS, S3Ref
 from contracts.payloads import schema_model
 from contracts.registry import Implementation
-from functions.api.admission import AdmissionCounter, AdmissionLimit, retry_after_s, window_of
+from functions.api.admission import AdmissionLimit, retry_after_s
 from functions.runtime import tracing
+from functions.runtime.admission import AdmissionSlots
 from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionStore, step_name
 from functions.runtime.executions import ExecutionItem, ExecutionStore
@@ -110,7 +111,7 @@ class Workflow:
     # The request goes to the documents bucket and the run carries its reference (claim-check), not the body:
     # a run's state is limited (256 KiB), the bodies the request model accepts are not that small.
     claim_check: bool = False
-    # At most this many runs admitted per window (functions.api.admission); None admits every valid request.
+    # At most this many runs processing at once (functions.api.admission); None admits every valid request.
     admission: AdmissionLimit | None = None
 
 
@@ -444,13 +445,14 @@ class AtCapacityError(ProblemError):
         self.retry_after = retry_after
 
 
-def admit(workflow: Workflow, *, counter: AdmissionCounter | None, now: datetime) -> None:
-    """Count a new run against the workflow's admission limit, or refuse it (503 with a retry time)."""
+def admit(workflow: Workflow, execution_id: str, *, slots: AdmissionSlots | None, now: datetime) -> None:
+    """Hold a slot for the new run until it leaves processing (at the latest its deadline), or refuse it (503)."""
     limit = workflow.admission
-    if limit is None or counter is None:
+    if limit is None or slots is None:
         return
-    if not counter.admit(workflow.name, window=window_of(now, limit.window_ms), limit=limit.max_in_flight):
-        raise AtCapacityError(workflow.name, retry_after_s(now, limit))
+    now_ms = round(now.timestamp() * 1000)
+    if not slots.admit(workflow.name, execution_id, now_ms=now_ms, lease_ms=workflow.ttl_ms, limit=limit.max_in_flight):
+        raise AtCapacityError(workflow.name, retry_after_s(limit))
 
 
 def submit(
@@ -467,7 +469,7 @@ def submit(
     caller: Caller | None = None,
     traceparent: str | None = None,
     requests: RequestStore | None = None,
-    admission: AdmissionCounter | None = None,
+    admission: AdmissionSlots | None = None,
 ) -> Submitted:
     workflow = find_workflow(workflows, workflow_name, synchronous=False)
     request = parse_body(raw_body, workflow.input_model)
@@ -498,7 +500,7 @@ def submit(
                 )
             return Submitted(execution_id=owner_id, trace_id=existing.trace_id if existing else trace_id, replayed=True)
     try:
-        admit(workflow, counter=admission, now=now)  # after the replay check: a retry of an accepted run is answered
+        admit(workflow, execution_id, slots=admission, now=now)  # after the replay check: a retry is answered
     except AtCapacityError:
         if idempotency_key is not None:
             executions.release_key(workflow.name, idempotency_key)  # the refused request may be sent again
@@ -517,6 +519,8 @@ def submit(
     except Exception:
         if idempotency_key is not None:
             executions.release_key(workflow.name, idempotency_key)
+        if admission is not None and workflow.admission is not None:
+            admission.release(workflow.name, execution_id)  # the run never started: its slot is free
         raise
     executions.put(
         ExecutionItem(

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.approval_gate.service import open_approval
 from functions.runtime import tracing
 from functions.runtime.adapters import table
+from functions.runtime.admission import DynamoAdmissionSlots
 from functions.runtime.approvals import DynamoApprovalStore
 from functions.runtime.clock import wait_scale
 from functions.runtime.executions import DynamoExecutionStore
@@ -33,7 +34,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         trace_id=trace_id if isinstance(trace_id, str) else None,
         traceparent=traceparent if isinstance(traceparent, str) else None,
     ):
-        execution = DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])).get(execution_id)
+        executions = table(os.environ["EXECUTIONS_TABLE"])
+        execution = DynamoExecutionStore(executions).get(execution_id)
         item = open_approval(
             event,
             approval_id=str(uuid.uuid4()),
@@ -42,5 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
             wait_scale=wait_scale(),
         )
         DynamoApprovalStore(table(os.environ["APPROVALS_TABLE"])).put(item)
+        # Waiting for a person is not processing: the run's admission slot goes to the next run while it waits.
+        DynamoAdmissionSlots(executions).release(item.workflow, item.execution_id)
     logger.info("approval opened", approval_id=item.approval_id, execution_id=item.execution_id)
     return {"approval_id": item.approval_id}

@@ -1,4 +1,5 @@
-"""The recorder's AWS side: where a decision goes once made, the executions view, then the bus as decision.recorded."""
+"""The recorder's AWS side: where a decision goes once made, the executions view (which frees the run's admission
+slot), then the bus as decision.recorded."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from contracts.models import Claim, Decision
 from functions.decision_recorder.service import recorded_detail
 from functions.runtime import tracing
 from functions.runtime.adapters import EventPublisher, table
+from functions.runtime.admission import DynamoAdmissionSlots
 from functions.runtime.executions import DynamoExecutionStore
 
 
 def publish_decision(decision: Decision, *, envelope: Envelope, claims: list[Claim]) -> None:
-    DynamoExecutionStore(table(os.environ["EXECUTIONS_TABLE"])).set_decision(envelope.correlation_id, decision)
+    executions = table(os.environ["EXECUTIONS_TABLE"])
+    DynamoExecutionStore(executions).set_decision(envelope.correlation_id, decision)
+    # Recorded, the run has left processing: its admission slot is free for the next one.
+    DynamoAdmissionSlots(executions).release(decision.workflow, envelope.correlation_id)
     # The trace crosses the bus twice over: in the detail (our spans) and as PutEvents' TraceHeader (X-Ray).
     headers = tracing.current_headers()
     detail = recorded_detail(

@@ -38,7 +38,10 @@ class ApprovalGate(Construct):
             iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.table.table_arn])
         )
         self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[data.executions.table_arn])
+            # UpdateItem: a run waiting for a person gives its admission slot back (functions.runtime.admission).
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[data.executions.table_arn]
+            )
         )
 
     def grant_decide(self, grantee: iam.IGrantable, state_machine_arns: list[str]) -> None:

@@ -334,7 +334,7 @@ class PublicApi(Construct):
         settings = {w.name: catalog_entry(w).settings() for w in workflows}
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                # UpdateItem: the admission count (functions.api.admission), one conditional write per submission.
+                # Get/PutItem: the admission slots too (functions.runtime.admission), a conditional write per run.
                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"],
                 resources=[data.executions.table_arn],
             )

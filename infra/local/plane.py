@@ -100,11 +100,15 @@ class PlaneOptions:
     # One instance of every aliased version is started before the plane serves: the first run's steps are warm,
     # as a deployed plane that has run before is (cold starts of a loaded local machine outlast 3 s tasks).
     prewarm: bool = True
-    # Runs a workflow admits per admission window (functions.api.admission), below the template's limit; None
-    # keeps the template's. A run here processes longer than its steps' p95 (process starts on a shared machine),
-    # so a burst needs a lower one (loadtest --burst: 2).
+    # Runs of a workflow processing at once (functions.api.admission), below the template's limit. None: half the
+    # function pools' size (at least 1): every run's steps share the same pools, and a 2-core machine running more
+    # runs at once than its pools serve runs their steps past their task timeouts.
     max_in_flight: int | None = None
     fresh: bool = False  # wipe what a previous plane left in the state dir instead of refusing to start
+
+    @property
+    def admitted_at_once(self) -> int:
+        return self.max_in_flight or max(1, self.function_concurrency // 2)
 
 
 class StateDirInUse(Exception):
@@ -239,8 +243,7 @@ class LocalPlane:
         }
         if self.options.wait_scale != 1.0:
             self.lambdas.settings.aws_environment[WAIT_SCALE_ENV] = repr(self.options.wait_scale)
-        if self.options.max_in_flight is not None:
-            self.lambdas.settings.aws_environment[MAX_IN_FLIGHT_ENV] = str(self.options.max_in_flight)
+        self.lambdas.settings.aws_environment[MAX_IN_FLIGHT_ENV] = str(self.options.admitted_at_once)
         self._retry_clock = moto_seam.apply("stepfunctions.retry_clock", _ScaledClock(self.options.retry_delay_scale))
         self.lambdas.install()
         self.aliases.install()

@@ -18,9 +18,21 @@ from functions.api.service import claim_check
 from functions.decision_recorder.service import decision_id_for
 from functions.intake.service import BadRequestRef, NoClaimsFound
 from functions.runtime import BadInput, DeadlineExceeded, DecisionRecord, DynamoDecisionStore
+from functions.runtime.admission import DynamoAdmissionSlots, admission_key
 from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.executions import DynamoExecutionStore, ExecutionItem
-from tests.integration.fakes import REGION, TRACE_ID, Deploy, LambdaContext, Plane, envelope, scan
+from tests.integration.fakes import (
+    REGION,
+    TRACE_ID,
+    ColdStart,
+    Deploy,
+    LambdaContext,
+    Plane,
+    create_table,
+    envelope,
+    lambda_environment,
+    scan,
+)
 from tests.sample_events import load_event
 
 pytestmark = [
@@ -372,12 +384,23 @@ def test_risk_scorer_accepts_the_low_risk_sample(deploy: Deploy, lambda_context:
 # --- decision-recorder, failure-recorder ----------------------------------------------------------
 
 
+def hold_slot(plane: Plane, run: str) -> None:
+    """The run holds an admission slot, as the API gives one to every run it admits."""
+    assert DynamoAdmissionSlots(plane.executions).admit("doc-review", run, now_ms=0, lease_ms=2**62, limit=10)
+
+
+def holds_slot(plane: Plane, run: str) -> bool:
+    item = plane.executions.get_item(Key={"execution_id": admission_key("doc-review")}).get("Item", {})
+    return run in item.get("slots", {})
+
+
 def test_decision_recorder_sets_the_decision_and_publishes_it(
     deploy: Deploy, plane: Plane, lambda_context: LambdaContext
 ) -> None:
     # GIVEN a reviewed run the API started, and a queue listening for decision.recorded on the bus
     done = review(deploy, lambda_context, load_event("doc-review-request.json"))
     start_run(plane, done.run)
+    hold_slot(plane, done.run)
     tap = BusTap(plane, "decision.recorded")
     payload = {
         "workflow": "doc-review",
@@ -408,6 +431,8 @@ def test_decision_recorder_sets_the_decision_and_publishes_it(
     assert event["detail"]["trace_id"] == TRACE_ID
     assert Decision.model_validate(event["detail"]["decision"]) == Decision.model_validate(decision)
     assert event["detail"]["claims"] == done.taken["claims"]
+    # AND the run has left processing: its admission slot is free for the next run
+    assert not holds_slot(plane, done.run)
 
 
 def test_decision_recorder_fails_for_a_run_the_api_never_started(
@@ -443,6 +468,7 @@ def test_failure_recorder_records_why_the_run_failed(
     # GIVEN a run whose intake failed, as the coordinator's Catch path reports it (Lambda's JSON error as cause)
     run = str(uuid.uuid4())
     start_run(plane, run)
+    hold_slot(plane, run)
     tap = BusTap(plane, "decision.recorded")
     message = "no checkable claim in 'Open questions for Northwind Analytics': its 3 sentence(s) are 2 question"
     cause = json.dumps({"errorMessage": message, "errorType": "NoClaimsFound", "requestId": "r-1", "stackTrace": []})
@@ -469,9 +495,39 @@ def test_failure_recorder_records_why_the_run_failed(
     [published] = tap.delivered()
     assert published["detail"]["decision"]["outcome"] == "failed"
     assert published["detail"]["claims"] == []
+    assert not holds_slot(plane, run)  # a failed run frees its admission slot too
     # AND the recorder's own step succeeded
     [record] = records(plane, run)
     assert (record.agent, record.capability, record.status) == ("failure-recorder", "record-failure", "SUCCEEDED")
+
+
+def test_the_approval_gate_frees_the_runs_admission_slot_while_it_waits_for_a_person(
+    plane: Plane, cold_start: ColdStart, lambda_context: LambdaContext
+) -> None:
+    # GIVEN a run holding an admission slot, reaching the approval gate
+    run = str(uuid.uuid4())
+    start_run(plane, run)
+    hold_slot(plane, run)
+    create_table("agentplane-approvals", "approval_id")
+    environment = {"APPROVALS_TABLE": "agentplane-approvals", "EXECUTIONS_TABLE": plane.executions_table}
+    with lambda_environment(environment, frozenset()):
+        gate = cold_start("functions.approval_gate.handler").lambda_handler
+        event = {
+            "task_token": "token-1",
+            "execution_id": run,
+            "trace_id": TRACE_ID,
+            "workflow": "doc-review",
+            "policy_version": "2026-12-02",
+            "timeout_s": 3600,
+            "subject": {"title": "t", "risk": "high"},
+        }
+
+        # WHEN it opens the approval
+        opened = gate(event, lambda_context)
+
+    # THEN the run waits for a person without holding a slot: waiting is not processing
+    assert opened["approval_id"]
+    assert not holds_slot(plane, run)
 
 
 def test_failure_recorder_records_a_failure_that_comes_after_the_deadline(
