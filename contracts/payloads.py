@@ -25,6 +25,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contracts.models import MODELS
+from contracts.validation import read_text
 
 NAME_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
@@ -109,10 +110,9 @@ def resolve(ref: str, *, project_root: Path, import_root: Path) -> str:
         path = (project_root / ref).resolve()
         if not path.is_relative_to(project_root.resolve()):
             raise PayloadError(f"{ref}: a schema file must lie inside the project")
+        text = read_text(path, PayloadError, named=ref)
         try:
-            schema = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PayloadError(f"{ref}: cannot read: {exc.__class__.__name__}") from exc
+            schema = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PayloadError(f"{ref}: not JSON: line {exc.lineno}: {exc.msg}") from exc
         name = schema_name(schema, path) if isinstance(schema, dict) else ""

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.models import DecisionRecordedDetail, Entity, EntityTags
-from contracts.validation import first_error
+from contracts.validation import first_error, read_text
 
 # The verifier's knowledge base names the entities of the domain; the tagger reads that file, not the verifier.
 # In the repo; deployed functions get the knowledge-base layer and KNOWLEDGE_BASE_PATH (permission read:kb).
@@ -86,10 +86,7 @@ class Gazetteer:
     @classmethod
     def load(cls, path: Path) -> Gazetteer:
         """Collect the ``entities`` of a JSON-lines file (the verifier's knowledge base); one kind per name."""
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GazetteerError(f"{path}: cannot read gazetteer source: {exc}") from exc
+        lines = read_text(path, GazetteerError, "gazetteer source").splitlines()
         first: dict[str, tuple[str, NameKind, int]] = {}  # casefolded name -> (name, kind, line)
         for number, line in enumerate(lines, start=1):
             if not line.strip():

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rank_bm25 import BM25Okapi
 
 from contracts.models import ClaimCheck, Evidence, Verdict
-from contracts.validation import first_error
+from contracts.validation import first_error, read_text
 
 
 def _words(text: str) -> frozenset[str]:
@@ -209,10 +209,7 @@ class KnowledgeBase:
     @classmethod
     def load(cls, path: Path) -> KnowledgeBase:
         """Read a JSON-lines file of passages; blank lines are skipped, anything else wrong is an error."""
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KnowledgeBaseError(f"{path}: cannot read knowledge base: {exc}") from exc
+        lines = read_text(path, KnowledgeBaseError, "knowledge base").splitlines()
         passages: list[Passage] = []
         first_seen: dict[str, int] = {}
         for number, line in enumerate(lines, start=1):
@@ -350,21 +347,17 @@ def verify(check: ClaimCheck, kb: KnowledgeBase) -> Verdict:
     """
     claim = _analyse(check.claim.text)
     readings = [_read(claim, indexed, score, kb) for indexed, score in kb._retrieve(claim.tokens, CANDIDATES)]
-    supporting = [r for r in readings if r.stance == "supports"]
-    refuting = [r for r in readings if r.stance == "refutes"]
-    if supporting:
-        best = max(supporting, key=lambda r: r.coverage)
-        label: Literal["supported", "refuted", "not-enough-info"] = "supported"
+    deciding = [r for r in readings if r.stance == "supports"] or [r for r in readings if r.stance == "refutes"]
+    label: Literal["supported", "refuted", "not-enough-info"]
+    if deciding:
+        best = max(deciding, key=lambda r: r.coverage)
+        label = "supported" if best.stance == "supports" else "refuted"
         confidence = _confidence(best.coverage)
+        passage, covered = best.indexed.passage.passage_id, f"{best.coverage:.0%}"
         rationale = (
-            f"{best.indexed.passage.passage_id} states the claim, covering {best.coverage:.0%} of its content words."
-        )
-    elif refuting:
-        best = max(refuting, key=lambda r: r.coverage)
-        label = "refuted"
-        confidence = _confidence(best.coverage)
-        rationale = (
-            f"{best.indexed.passage.passage_id} covers {best.coverage:.0%} of the claim's content words but {best.why}."
+            f"{passage} states the claim, covering {covered} of its content words."
+            if label == "supported"
+            else f"{passage} covers {covered} of the claim's content words but {best.why}."
         )
     elif readings:
         best = max(readings, key=lambda r: r.coverage)

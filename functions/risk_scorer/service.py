@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contracts.models import RiskAssessment, RiskInput, Verdict
+from contracts.validation import read_text
 
 DEFAULT_POLICY_PATH = Path(__file__).parent / "policy.yaml"
 
@@ -115,10 +116,9 @@ class Policy(_Strict):
 
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file; every problem is a :class:`PolicyError` naming the file."""
+    text = read_text(path, PolicyError, "policy")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: cannot read policy: {exc}") from exc
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(document, dict):
