@@ -209,6 +209,33 @@ def expect_execution(answer: Answer, base: str) -> dict[str, Any]:
 
 # --- what clients do with those requests ----------------------------------------------------------
 
+REFUSED_FOR_NOW = (429, 503)  # throttled by a usage plan, or the workflow at capacity: both say when to retry
+
+
+def submit(
+    endpoint: Endpoint,
+    workflow: str,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    patience: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Answer:
+    """Start a run of ``workflow``; a refusal for now (429/503) is sent again after its ``Retry-After`` for up to
+    ``patience`` seconds, as a well-behaved client does (send an ``Idempotency-Key`` so a retry never runs twice).
+    The last answer comes back, whatever it is."""
+    give_up = clock() + patience
+    while True:
+        answer = call(endpoint, "POST", f"/v1/workflows/{workflow}/executions", body, headers)
+        retry_after = answer.header("Retry-After")
+        if answer.status not in REFUSED_FOR_NOW or retry_after is None or not retry_after.isdigit():
+            return answer
+        wait = max(1.0, float(retry_after))
+        if clock() + wait > give_up:
+            return answer
+        sleep(wait)
+
 
 def follow(
     endpoint: Endpoint,

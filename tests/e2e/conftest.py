@@ -23,6 +23,9 @@ def plane_options(assembly: Path, tmp_path_factory: pytest.TempPathFactory) -> C
 
     def options(**settings: Any) -> PlaneOptions:
         settings.setdefault("state_dir", tmp_path_factory.mktemp("plane"))
+        # These tests submit runs back to back and follow them; what admission refuses is tested on planes that
+        # set their own limit (test_loadtest). 8 at once, as the template's 10 would, not the local default of 2.
+        settings.setdefault("max_in_flight", 8)
         return PlaneOptions(assembly_dir=assembly, **settings)
 
     return options

@@ -20,6 +20,7 @@ from infra.client import (
     fetch_export,
     follow,
     request,
+    submit,
 )
 
 pytestmark = pytest.mark.unit
@@ -51,6 +52,10 @@ def api() -> Iterator[Script]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.do_GET()
 
         def log_message(self, *_: object) -> None:
             pass
@@ -125,3 +130,41 @@ def test_requests_are_signed_with_the_endpoints_key_and_carry_its_api_key(api: S
 def test_an_unreachable_plane_is_one_line() -> None:
     with pytest.raises(ClientError, match=r"cannot reach the plane at http://127\.0\.0\.1:9 "):
         call(Endpoint("http://127.0.0.1:9"), "GET", "/v1/health", timeout=2)
+
+
+AT_CAPACITY = (503, {"Retry-After": "6"}, b'{"title": "At capacity"}')
+ACCEPTED = (202, {}, b'{"execution_id": "r-1"}')
+
+
+def test_a_submission_at_capacity_is_sent_again_after_retry_after(api: Script) -> None:
+    api.answers["/v1/workflows/doc-review/executions"] = [AT_CAPACITY, AT_CAPACITY, ACCEPTED]
+    now, slept = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    answer = submit(
+        Endpoint(api.url), "doc-review", b"{}", {"Idempotency-Key": "k"}, patience=30, sleep=sleep, clock=lambda: now[0]
+    )
+
+    assert (answer.status, answer.body) == (202, {"execution_id": "r-1"})
+    assert slept == [6.0, 6.0]
+    assert [headers["idempotency-key"] for _, headers in api.seen] == ["k", "k", "k"]
+
+
+def test_a_submission_gives_up_with_the_refusal_once_its_patience_is_spent(api: Script) -> None:
+    api.answers["/v1/workflows/doc-review/executions"] = [AT_CAPACITY]
+    now, slept = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    answer = submit(Endpoint(api.url), "doc-review", b"{}", patience=10, sleep=sleep, clock=lambda: now[0])
+
+    # one wait fits in 10 s, a second would not: the caller gets the refusal, not a hang
+    assert answer.status == 503
+    assert slept == [6.0]
+    # without patience a refusal comes straight back
+    assert submit(Endpoint(api.url), "doc-review", b"{}").status == 503
