@@ -64,6 +64,7 @@ class StreamDelivery:
         self._patches = moto_seam.Patches()
         self._idle = threading.Condition()
         self._pending = 0
+        self._stopping = threading.Event()
 
     def register(self, function_arn: str, props: dict[str, Any]) -> None:
         mapping = self.mappings[function_arn] = Mapping(
@@ -94,6 +95,9 @@ class StreamDelivery:
 
     def uninstall(self) -> None:
         self._patches.restore()
+        # What is still queued stays undelivered (the state dir's journal resumes it): once moto stops, a delivery
+        # would leave loopback for the real service.
+        self._stopping.set()
         for mapping in self.mappings.values():
             mapping.records.put(None)
         for thread in self._threads:
@@ -115,7 +119,7 @@ class StreamDelivery:
     def _run(self, mapping: Mapping) -> None:
         while True:
             first = mapping.records.get()
-            if first is None:
+            if first is None or self._stopping.is_set():
                 return
             batch = [first]
             while len(batch) < mapping.batch_size:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -83,3 +84,31 @@ def test_retries_exhausted_go_to_the_on_failure_destination() -> None:
             "error": '{"errorType": "Boom"}',
         }
     ]
+
+
+def test_records_still_queued_when_the_plane_stops_are_not_delivered() -> None:
+    # GIVEN a delivery thread busy with the first of three records
+    entered, release = threading.Event(), threading.Event()
+
+    class Blocking(FakeAws):
+        def invoke(self, FunctionName: str, Payload: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+            entered.set()
+            assert release.wait(5)
+            return super().invoke(FunctionName, Payload)
+
+    fake = Blocking([])
+    delivery = StreamDelivery(fake)
+    delivery.register("arn:fn", {"BatchSize": 1})
+    for record in records(1, 2, 3):
+        delivery.enqueue("arn:fn", record)
+    assert entered.wait(5)
+
+    # WHEN the plane stops while it delivers
+    stopping = threading.Thread(target=delivery.uninstall)
+    stopping.start()
+    assert delivery._stopping.wait(5)
+    release.set()
+    stopping.join(timeout=10)
+
+    # THEN the one in flight finishes and the rest stay queued: once moto stops, a delivery would leave loopback
+    assert fake.batches == [["1"]]
