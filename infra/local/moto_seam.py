@@ -132,6 +132,14 @@ PATCHES: dict[str, Patch] = {
         "the same JSONPath parser, for ResultPath (infra/local/interpreter.py)",
         ("string",),
     ),
+    "stepfunctions.map_iteration_error": Patch(
+        f"{_SFN_PARSER}.state.exec.state_map.iteration.iteration_worker",
+        "CustomErrorName",
+        'moto re-raises a failed Map iteration\'s error as a custom name, which refuses the reserved "States." '
+        "names: a States.Timeout inside an iteration became States.Runtime, past the Map's Catch; Step Functions "
+        "passes the name on (infra/local/interpreter.py)",
+        ("error_name",),
+    ),
     "dynamodb.stream_add": Patch(
         "moto.dynamodb.models.table",
         "StreamShard.add",

@@ -85,3 +85,36 @@ def test_uninstall_gives_moto_back_its_own_parsers() -> None:
     assert ExecutionWorker._get_evaluation_entrypoint is not original
     caches.uninstall()
     assert ExecutionWorker._get_evaluation_entrypoint is original
+
+
+def test_a_timeout_inside_a_map_iteration_reaches_the_maps_catch_with_its_name(sfn: Any) -> None:
+    # GIVEN a Map whose iteration waits on a task token that never comes (1 s), and a Catch for States.Timeout
+    queue = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="asks")["QueueUrl"]
+    ask = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "TimeoutSeconds": 1,
+        "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+        "End": True,
+    }
+    definition = {
+        "StartAt": "Lines",
+        "States": {
+            "Lines": {
+                "Type": "Map",
+                "ItemsPath": "$.lines",
+                "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Ask", "States": {"Ask": ask}},
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.failure", "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="asks", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/asks"
+    )["stateMachineArn"]
+
+    # WHEN the iteration times out THEN the Map fails with States.Timeout, as Step Functions reports it, and its
+    # Catch takes it (moto alone re-raised the name as a custom one, refused it and failed the run States.Runtime)
+    output = run(sfn, machine, "one", {"lines": [1]})
+    assert output["failure"]["Error"] == "States.Timeout"
