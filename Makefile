@@ -99,12 +99,14 @@ node_modules/.installed: package.json package-lock.json $(CACHE)/node/.installed
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-# The Lambda dependencies layer: the lockfile's `lambda` group, as arm64 wheels for the Lambda runtime.
-build/lambda-deps/.installed: uv.lock | $(UV)
+# The Lambda dependencies layer: the lockfile's `lambda` group, as arm64 wheels for the Lambda runtime, with
+# their bytecode when a Python of Lambda's version is here (infra/bytecode.py).
+build/lambda-deps/.installed: uv.lock .venv/.installed | $(UV)
 	rm -rf build/lambda-deps && mkdir -p build
 	$(UV) export --frozen --only-group lambda --no-hashes --no-emit-project --quiet -o build/lambda-requirements.txt
 	$(UV) pip install --quiet --target build/lambda-deps/python --python-platform aarch64-manylinux_2_28 \
 	  --python-version $(LAMBDA_PYTHON) --only-binary :all: -r build/lambda-requirements.txt
+	.venv/bin/python -m infra.bytecode build/lambda-deps/python
 	touch $@
 
 # The local plane's twin of that layer: the same group for this machine's interpreter, which function instances

@@ -119,6 +119,10 @@ def build_layer(target: Path) -> None:
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise MissingLambdaDependencies(f"cannot build the Lambda dependencies layer ({last}); {_HINT}")
+        from infra.bytecode import compile_tree, lambda_python  # infra.bytecode imports this module
+
+        if (python := lambda_python()) is not None:
+            compile_tree(scratch / "python", python)
         (scratch / ".installed").touch()
         with contextlib.suppress(OSError):  # another synth built it first
             os.rename(scratch, target)

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from contracts.retention import retention as declared_retention
+from infra import bytecode
 from infra.conventions import ENVIRONMENT_METADATA, RETENTION_METADATA, WORKFLOW_METADATA
+from infra.lambda_deps import LAMBDA_PYTHON
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError, dependents
 from infra.paths import REPO_ROOT
 
@@ -159,6 +161,7 @@ class StackCheck:
             yield from self.package_size(function)
             yield from self.import_closure(function)
         yield from self.largest_package()
+        yield from self.bytecode()
         yield from self.queue_visibility()
         yield from self.task_timeouts()
         yield from self.synchronous_calls()
@@ -234,6 +237,18 @@ class StackCheck:
                 "info",
                 lid,
                 f"{len(function.external_layers)} layer(s) from outside the stack are not counted in its size",
+            )
+
+    def bytecode(self) -> Iterator[Finding]:
+        """Code shipped without Lambda's bytecode is compiled by every cold start (infra/bytecode.py)."""
+        staged = [f for f in self.functions.values() if f.code_dir is not None]
+        bare = [f.logical_id for f in staged if f.code_dir is not None and not bytecode.has_bytecode(f.code_dir)]
+        if bare:
+            yield Finding(
+                "info",
+                f"{len(bare)} of {len(staged)} functions",
+                f"ship no bytecode for Python {LAMBDA_PYTHON}: each cold start compiles what it imports; "
+                f"synthesize where a Python {LAMBDA_PYTHON} is found ({bytecode.ENV})",
             )
 
     def _package_bytes(self, function: Function) -> int:

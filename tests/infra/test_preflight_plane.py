@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from contracts.workflow import WORKFLOWS_DIR, load_workflow
+from infra.bytecode import lambda_python
 from infra.cli import main
 from infra.components.public_api import INTEGRATION_TIMEOUT_S
 from infra.local.template import Template
@@ -52,6 +53,18 @@ def prod_findings(synthesized_prod: Synthesized) -> list[Finding]:
 
 def test_the_default_sandbox_plane_has_no_error_findings(findings: list[Finding]) -> None:
     assert errors(findings) == []
+
+
+def test_functions_without_lambdas_bytecode_are_called_out_once(findings: list[Finding]) -> None:
+    bare = [f for f in findings if "ship no bytecode" in f.message]
+    if lambda_python() is not None:  # a synth where Python 3.14 is found ships bytecode: nothing to say
+        assert bare == []
+        return
+    # GIVEN a synth on a machine without Python 3.14 (as CI's): the assets ship sources only
+    # THEN one info line says how many functions compile on every cold start, and how to ship bytecode
+    assert [f.severity for f in bare] == ["info"]
+    assert bare[0].resource.endswith(" functions")
+    assert "AGENTPLANE_LAMBDA_PYTHON" in bare[0].message
 
 
 def test_the_sandbox_plane_calls_out_the_account_role_its_stage_logging_needs(
