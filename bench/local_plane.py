@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 from report import write_report  # bench/ is this script's folder
 
+from functions.intake.service import extract_claims
 from infra.client import finished, request
 from infra.local.plane import LocalPlane, PlaneOptions
 from infra.synth import plane_assembly
@@ -72,23 +73,23 @@ class CpuMeter:
 
 
 def memo(claims: int) -> dict[str, Any]:
-    """A memo with ``claims`` checkable sentences (one claim each)."""
-    body: dict[str, Any] = json.loads((REPO / "events" / REQUEST).read_text())
-    body = copy.deepcopy(body)
-    body["document"]["text"] = " ".join(
-        f"Northwind Analytics keeps backup set {i} encrypted at rest with AES-256." for i in range(1, claims + 1)
-    )
+    """The low-risk memo, its checkable sentences repeated to ``claims`` claims (all supported: still low risk)."""
+    body: dict[str, Any] = copy.deepcopy(json.loads((REPO / "events" / REQUEST).read_text()))
+    sentences = [c.text for c in extract_claims(body["document"]["text"])]
+    body["document"]["text"] = " ".join(sentences[i % len(sentences)] for i in range(claims))
     return body
 
 
-def one_run(plane: LocalPlane, body: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+def one_run(
+    plane: LocalPlane, body: dict[str, Any], timeout: float = 120.0, approve: str | None = None
+) -> dict[str, Any]:
     answer = request(plane.url, "POST", ROUTE, body)
     while answer.status in (429, 503):  # at capacity: its Retry-After, as clients do
         time.sleep(float(answer.header("Retry-After") or 1))
         answer = request(plane.url, "POST", ROUTE, body)
     if answer.status != 202:
         raise RuntimeError(f"submission answered {answer.status}: {answer.body}")
-    return finished(plane.url, answer.body["execution_id"], timeout=timeout)
+    return finished(plane.url, answer.body["execution_id"], timeout=timeout, approve=approve)
 
 
 def sequential(plane: LocalPlane, body: dict[str, Any], runs: int, meter: CpuMeter) -> dict[str, Any]:
@@ -158,13 +159,21 @@ def concurrent(plane: LocalPlane, body: dict[str, Any], runs: int, submitters: i
 
 def claims_latency(plane: LocalPlane, claims: int, repeats: int) -> dict[str, Any]:
     latencies = []
+    gated = False
     for _ in range(repeats):
         t0 = time.perf_counter()
-        run = one_run(plane, memo(claims), timeout=300.0)
+        run = one_run(plane, memo(claims), timeout=300.0, approve="approve")  # approved at once if it asks
         latencies.append((time.perf_counter() - t0) * 1000)
+        gated |= any("approval" in step["agent"] for step in run["steps"])
         if run["status"] != "SUCCEEDED":
             return {"claims": claims, "failed": run["status"]}
-    return {"claims": claims, "repeats": repeats, "latency_ms_p50": round(statistics.median(latencies), 1)}
+    return {
+        "claims": claims,
+        "repeats": repeats,
+        "latency_ms_p50": round(statistics.median(latencies), 1),
+        "stopped_for_approval": gated,
+        "steps_per_run": len(run["steps"]),
+    }
 
 
 def stream_figures(plane: LocalPlane) -> dict[str, int]:
