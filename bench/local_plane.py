@@ -184,6 +184,12 @@ def stream_figures(plane: LocalPlane) -> dict[str, int]:
     }
 
 
+def note(report: dict[str, Any], key: str, value: Any) -> None:
+    """Keep a phase's figures, and say them at once: a long run stopped early still tells what it measured."""
+    report[key] = value
+    print(json.dumps({key: value}), file=sys.stderr, flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20, help="runs per sequential and per concurrent phase")
@@ -224,7 +230,7 @@ def main() -> int:
         streams1 = stream_figures(plane)
         fresh["stream_records_per_run"] = round((streams1["records"] - streams0["records"]) / args.runs, 1)
         fresh["stream_invocations_per_run"] = round((streams1["invocations"] - streams0["invocations"]) / args.runs, 1)
-        report["fresh"] = fresh
+        note(report, "fresh", fresh)
         # the figures bench/check.py reads, as before: the fresh plane's sequential runs
         report.update(
             runs=args.runs,
@@ -234,16 +240,18 @@ def main() -> int:
             agent_step_ms=fresh["agent_step_ms"],
             steps_per_run=fresh["steps_per_run"],
         )
-        report["concurrency"] = [concurrent(plane, body, args.runs, n) for n in levels]
-        report["claims_latency"] = [
-            claims_latency(plane, int(n), args.claim_repeats) for n in args.claims.split(",") if n
-        ]
+        note(report, "concurrency", [concurrent(plane, body, args.runs, n) for n in levels])
+        note(
+            report,
+            "claims_latency",
+            [claims_latency(plane, int(n), args.claim_repeats) for n in args.claims.split(",") if n],
+        )
         if args.stored:
             t0 = time.perf_counter()
             loaded = concurrent(plane, body, args.stored, max(1, options.admitted_at_once))
-            report["stored_load"] = {**loaded, "seconds": round(time.perf_counter() - t0, 1)}
+            note(report, "stored_load", {**loaded, "seconds": round(time.perf_counter() - t0, 1)})
             stored = sequential(plane, body, args.runs, meter)
-            report["after_stored"] = stored
+            note(report, "after_stored", stored)
             report["cpu_per_run_after_stored_vs_fresh"] = round(stored["cpu_s_per_run"] / fresh["cpu_s_per_run"], 3)
         report["runs_held_after"] = runs_held(plane)
     write_report("local-plane", report, args.out)
