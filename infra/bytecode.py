@@ -18,9 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra.lambda_deps import LAMBDA_PYTHON
 from infra.paths import REPO_ROOT
 
+LAMBDA_PYTHON = "3.14"  # infra.components.agent_pool.LAMBDA_RUNTIME's (a unit test holds them together)
 ENV = "AGENTPLANE_LAMBDA_PYTHON"
 TAG = f"cpython-{LAMBDA_PYTHON.replace('.', '')}"  # the part of a .pyc's name that says its Python
 

@@ -237,6 +237,10 @@ def submit(
         sleep(wait)
 
 
+# The most a status read may wait server-side for its run to end (functions.api.service.MAX_WAIT_S).
+LONGEST_WAIT_S = 20.0
+
+
 def follow(
     endpoint: Endpoint,
     execution_id: str,
@@ -246,14 +250,20 @@ def follow(
     while_running: Callable[[dict[str, Any]], None] | None = None,
     interval: float = 0.1,
 ) -> dict[str, Any]:
-    """Poll a run until it ends (and ``until`` holds), or fail after ``timeout`` seconds.
+    """Follow a run until it ends (and ``until`` holds), or fail after ``timeout`` seconds.
 
-    A 429 (the persona's usage plan) is polled again later, as any client would.
+    Each read asks the API to hold it until the run ends (``?wait=``, at most :data:`LONGEST_WAIT_S` and never past
+    ``timeout``), so a run costs a read or two rather than a poll every ``interval``. With ``while_running`` (a
+    caller that acts while the run waits, e.g. approves it) the reads answer at once, every ``interval``.
+    A 429 (the persona's usage plan) is read again later, as any client would.
     """
     deadline = time.monotonic() + timeout
     status = "unknown"
+    path = f"/v1/executions/{execution_id}"
     while True:
-        answer = call(endpoint, "GET", f"/v1/executions/{execution_id}")
+        wait = 0.0 if while_running is not None else round(min(LONGEST_WAIT_S, deadline - time.monotonic()), 1)
+        query = f"?wait={wait:g}" if wait > 0 else ""
+        answer = call(endpoint, "GET", path + query, timeout=wait + 60.0)
         if answer.status != 429:
             body = expect_execution(answer, endpoint.url)
             status = body["status"]
@@ -333,11 +343,12 @@ def finished(
     approver = served_endpoint(base, "approver") or Endpoint(base)
 
     def decide(run: dict[str, Any]) -> None:
-        if approve:
-            for pending in pending_approvals(approver, execution_id):
-                settle(approver, pending["approval_id"], approve, f"e2e: {approve}", pending["args_sha256"])
+        for pending in pending_approvals(approver, execution_id):
+            settle(approver, pending["approval_id"], approve or "", f"e2e: {approve}", pending["args_sha256"])
 
     def done(run: dict[str, Any]) -> bool:
         return not enriched or any(step["agent"] == "entity-tagger" for step in run["steps"])
 
-    return follow(admin, execution_id, timeout=timeout, until=done, while_running=decide, interval=0.05)
+    return follow(
+        admin, execution_id, timeout=timeout, until=done, while_running=decide if approve else None, interval=0.05
+    )

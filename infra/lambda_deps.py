@@ -21,12 +21,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from infra.bytecode import LAMBDA_PYTHON, compile_tree, lambda_python
 from infra.paths import INSTALLED, LAMBDA_DEPS_DIR, REPO_ROOT
 
 REQUIREMENTS = Path(__file__).with_name("lambda-requirements.txt")
 CONTEXT = "agentplane:lambda-deps"
 ENV = "AGENTPLANE_LAMBDA_DEPS"
-LAMBDA_PYTHON = "3.14"  # infra.components.agent_pool.LAMBDA_RUNTIME's (a unit test holds them together)
 # Lambda's arm64 Python runtime, as environment markers see it: what the pins are resolved for.
 LAMBDA_MARKERS = {
     "implementation_name": "cpython",
@@ -119,8 +119,6 @@ def build_layer(target: Path) -> None:
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise MissingLambdaDependencies(f"cannot build the Lambda dependencies layer ({last}); {_HINT}")
-        from infra.bytecode import compile_tree, lambda_python  # infra.bytecode imports this module
-
         if (python := lambda_python()) is not None:
             compile_tree(scratch / "python", python)
         (scratch / ".installed").touch()

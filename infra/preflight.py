@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from contracts.retention import retention as declared_retention
 from infra import bytecode
+from infra.bytecode import LAMBDA_PYTHON
 from infra.conventions import ENVIRONMENT_METADATA, RETENTION_METADATA, WORKFLOW_METADATA
-from infra.lambda_deps import LAMBDA_PYTHON
 from infra.local.template import ACCOUNT_ID, REGION, Physical, Resolver, Template, TemplateError, dependents
 from infra.paths import REPO_ROOT
 

@@ -537,6 +537,50 @@ def submit(
     return Submitted(execution_id=execution_id, trace_id=trace_id, replayed=False)
 
 
+# The longest a status read may wait for its run to end: below API Gateway's 29 s integration timeout (and the API
+# function's, the same), with room for the read itself.
+MAX_WAIT_S = 20
+WAIT_FIRST_CHECK_S = 0.05  # the first re-check of a running run; each next one waits twice as long, up to
+WAIT_LONGEST_CHECK_S = 1.0
+
+
+def wait_seconds(raw: str | None) -> float:
+    """The ``wait`` query parameter: seconds (0 to :data:`MAX_WAIT_S`) a status read may hold for its run to end."""
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_WAIT_S:  # NaN fails this too
+        raise ProblemError(
+            400, "Bad wait", f"wait must be a number of seconds from 0 to {MAX_WAIT_S}, got {raw!r}", kind="bad-request"
+        )
+    return seconds
+
+
+def settled(
+    read: Callable[[], RunStatus],
+    *,
+    wait_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunStatus:
+    """The run's status once it has left RUNNING, or as it stands when ``wait_s`` has passed (at once for 0).
+
+    Each check reads only the run's status; re-checks back off from :data:`WAIT_FIRST_CHECK_S` to
+    :data:`WAIT_LONGEST_CHECK_S` and never sleep past the deadline."""
+    deadline = clock() + wait_s
+    pause = WAIT_FIRST_CHECK_S
+    while True:
+        run = read()
+        left = deadline - clock()
+        if run.status != "RUNNING" or left <= 0:
+            return run
+        sleep(min(pause, left))
+        pause = min(pause * 2, WAIT_LONGEST_CHECK_S)
+
+
 def describe(
     execution_id: str,
     *,
@@ -544,15 +588,23 @@ def describe(
     executions: ExecutionStore,
     decisions: DecisionStore,
     reader: Caller | None = None,
+    wait_s: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """A run as its reader may see it. ``reader`` None is a trusted internal read (no object-level check).
 
-    A run the reader may not read is reported exactly like one that does not exist.
+    With ``wait_s``, a running run is re-checked (its status only) until it ends or that long has passed; its steps
+    and record are read once, for the answer. A run the reader may not read is reported exactly like one that does
+    not exist.
     """
     item = executions.get(execution_id)
     if item is None or (reader is not None and not reader.may_read(item)):
         raise ProblemError(404, "Unknown execution", f"no execution {execution_id!r}", kind="not-found")
-    run = engine.describe(item.execution_arn)
+    arn = item.execution_arn
+    run = settled(lambda: engine.describe(arn), wait_s=wait_s, clock=clock, sleep=sleep)
+    if wait_s and run.status != "RUNNING":
+        item = executions.get(execution_id) or item  # the recorder may have written the decision meanwhile
     steps = [
         {
             "step": step_name(r.step_key, execution_id),

@@ -290,7 +290,8 @@ class PublicApi(Construct):
         v1.add_resource("executions").add_resource("{execution_id}").add_method(
             "GET",
             integration,
-            request_parameters={"method.request.path.execution_id": True},
+            # wait: seconds the read may hold for the run to end (functions.api.service.MAX_WAIT_S caps it)
+            request_parameters={"method.request.path.execution_id": True, "method.request.querystring.wait": False},
             request_validator=self.validator,
         )
         workflows_resource = v1.add_resource("workflows")

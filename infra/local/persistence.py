@@ -718,8 +718,8 @@ class JournaledStreams(StreamDelivery):
     """Stream delivery whose records are journaled with the write that made them, and marked once delivered (or
     sent to the mapping's failure destination): a restarted plane delivers the rest again."""
 
-    def __init__(self, client: Callable[[str], Any]) -> None:
-        super().__init__(client)
+    def __init__(self, client: Callable[[str], Any], *, window_scale: float = 0.01) -> None:
+        super().__init__(client, window_scale=window_scale)
         self.state: StateDir | None = None
 
     def attach(self, state: StateDir) -> None:

@@ -81,7 +81,8 @@ class PlaneOptions:
     # Usage-plan rates and bursts times this factor; the buckets' clock (tests freeze it to count exactly).
     throttle_scale: float = 1.0
     throttle_clock: Callable[[], float] = time.monotonic
-    # SQS batching windows (bursty agents) shrink by this factor locally, as retry intervals do.
+    # SQS and DynamoDB stream batching windows (MaximumBatchingWindowInSeconds) shrink by this factor locally, as
+    # retry intervals do.
     batching_window_scale: float = 0.01
     # A rollout's deployment minute lasts this many seconds locally; its clock (tests drive it by hand); how often
     # rollouts move (0: only when ``deployments.tick()`` is called).
@@ -171,7 +172,7 @@ class LocalPlane:
         self.transactions = LeanTransactions()
         self.queries = PartitionQueries()
         self.interpreter = InterpreterCaches()
-        self.streams = JournaledStreams(self.client)
+        self.streams = JournaledStreams(self.client, window_scale=self.options.batching_window_scale)
         self.durable = StateDir(self.state_dir)
         self.restored = Restored()
         self.queues = QueueDelivery(self.client, window_scale=self.options.batching_window_scale)

@@ -1,7 +1,9 @@
 """DynamoDB Streams → Lambda as Lambda's event source mapping does it: asynchronously, in batches, per shard in order.
 
 moto delivers each write synchronously, one record per call, ignoring the function's answer. Here a
-mapping's worker takes up to ``BatchSize`` records, and on a failed batch honours the mapping:
+mapping's worker takes up to ``BatchSize`` records, waiting up to ``MaximumBatchingWindowInSeconds`` (times the
+plane's ``batching_window_scale``, as for queues) from the first for more to join it, and on a failed batch honours
+the mapping:
 ``ReportBatchItemFailures`` (retry from the first failed sequence number), ``BisectBatchOnFunctionError``
 (split a failing batch), ``MaximumRetryAttempts``, then the ``OnFailure`` destination, and moves on.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,11 +30,13 @@ Record = dict[str, Any]
 class Mapping:
     function_arn: str
     batch_size: int = 100
+    window_s: float = 0.0  # the batching window, scaled: how long a batch waits from its first record for more
     report_item_failures: bool = False
     bisect: bool = False
     max_retries: int = -1  # -1: until the record expires; capped locally
     on_failure: str | None = None
     delivered: int = 0
+    invocations: int = 0  # batches handed to the function, retries included
     failed_batches: int = 0
     records: queue.Queue[Record | None] = field(default_factory=queue.Queue)
 
@@ -57,8 +62,12 @@ def lambda_record(record: StreamRecord, source_arn: str) -> Record:
 class StreamDelivery:
     LOCAL_RETRY_CAP = 5
 
-    def __init__(self, client: Callable[[str], Any]) -> None:
+    def __init__(
+        self, client: Callable[[str], Any], *, window_scale: float = 0.01, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
+        self.window_scale = window_scale
+        self.clock = clock
         self.mappings: dict[str, Mapping] = {}  # function ARN -> mapping
         self._threads: list[threading.Thread] = []
         self._patches = moto_seam.Patches()
@@ -70,6 +79,7 @@ class StreamDelivery:
         mapping = self.mappings[function_arn] = Mapping(
             function_arn=function_arn,
             batch_size=int(props.get("BatchSize", 100)),
+            window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)) * self.window_scale,
             report_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
             bisect=bool(props.get("BisectBatchOnFunctionError", False)),
             max_retries=int(props.get("MaximumRetryAttempts", -1)),
@@ -118,25 +128,35 @@ class StreamDelivery:
 
     def _run(self, mapping: Mapping) -> None:
         while True:
-            first = mapping.records.get()
-            if first is None or self._stopping.is_set():
+            batch = self._collect(mapping)
+            if batch is None or self._stopping.is_set():
                 return
-            batch = [first]
-            while len(batch) < mapping.batch_size:
-                try:
-                    nxt = mapping.records.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    mapping.records.put(None)
-                    break
-                batch.append(nxt)
             try:
                 self._deliver(mapping, batch, attempts=0)
             finally:
                 with self._idle:
                     self._pending -= len(batch)
                     self._idle.notify_all()
+
+    def _collect(self, mapping: Mapping) -> list[Record] | None:
+        """The next batch: the first record, then what arrives until the batch is full or its window has passed
+        (what is already queued joins it either way). None once the mapping is stopped and nothing is left."""
+        first = mapping.records.get()
+        if first is None:
+            return None
+        batch = [first]
+        closes = self.clock() + mapping.window_s
+        while len(batch) < mapping.batch_size:
+            left = closes - self.clock()
+            try:
+                nxt = mapping.records.get(timeout=left) if left > 0 else mapping.records.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                mapping.records.put(None)  # stop after this batch
+                break
+            batch.append(nxt)
+        return batch
 
     def _deliver(self, mapping: Mapping, batch: list[Record], *, attempts: int) -> None:
         limit = self.LOCAL_RETRY_CAP if mapping.max_retries < 0 else min(mapping.max_retries, self.LOCAL_RETRY_CAP)
@@ -159,6 +179,7 @@ class StreamDelivery:
 
     def _invoke(self, mapping: Mapping, batch: list[Record]) -> tuple[int | None, str]:
         """None when the whole batch succeeded; else the index to retry from, and the error (if the call failed)."""
+        mapping.invocations += 1
         response = self.client("lambda").invoke(
             FunctionName=mapping.function_arn, Payload=json.dumps({"Records": batch})
         )

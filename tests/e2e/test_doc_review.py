@@ -84,6 +84,27 @@ def test_a_review_runs_every_agent_and_records_the_decision(plane: LocalPlane) -
     assert run["trace_id"].startswith("1-")
 
 
+def test_a_status_read_with_wait_answers_once_the_run_has_ended(plane: LocalPlane) -> None:
+    execution_id = start(plane, load_event("doc-review-low-risk.json"))
+
+    answer = request(plane.url, "GET", f"/v1/executions/{execution_id}?wait=20")
+
+    assert answer.status == 200, answer.body
+    assert answer.body["status"] == "SUCCEEDED"  # one read, no polling: it held until the run ended
+    assert answer.body["decision"]["outcome"] == "accept"
+    assert any(s["step"] == "RecordDecision" for s in answer.body["steps"])
+
+
+def test_a_wait_past_the_cap_is_a_problem(plane: LocalPlane) -> None:
+    execution_id = start(plane, load_event("doc-review-low-risk.json"))
+
+    answer = request(plane.url, "GET", f"/v1/executions/{execution_id}?wait=60")
+
+    assert answer.status == 400
+    assert answer.content_type == PROBLEM_JSON
+    assert "wait must be a number of seconds from 0 to 20" in answer.body["detail"]
+
+
 def test_the_enrichment_event_is_handled_once(plane: LocalPlane) -> None:
     run = finished(plane.url, start(plane, load_event("doc-review-low-risk.json")), enriched=True)
     assert plane.settle(timeout=10)

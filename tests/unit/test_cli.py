@@ -111,7 +111,7 @@ def api() -> Iterator[StandIn]:
             stand_in.headers.append({k.lower(): v for k, v in self.headers.items()})
             if self.path in stand_in.answers:
                 self._reply(*stand_in.answers[self.path])
-            elif self.path == "/v1/executions/x":
+            elif self.path.split("?", 1)[0] == "/v1/executions/x":  # a status read, held (?wait=) or not
                 self._reply(200, "application/json", json.dumps(EXECUTION).encode())
             else:
                 execution_id = self.path.rsplit("/", 1)[-1]
@@ -441,7 +441,10 @@ def test_run_posts_the_request_and_follows_it(
     assert (posted["method"], posted["path"]) == ("POST", "/v1/workflows/doc-review/executions")
     assert posted["body"] == request.read_bytes()
     assert posted["idempotency_key"] == "k-1"
-    assert api.requests[1:] == [{"method": "GET", "path": "/v1/executions/x"}]
+    # AND the run was read once, the API asked to hold the read until it ends instead of being polled
+    [read] = api.requests[1:]
+    assert read["method"] == "GET"
+    assert read["path"].startswith("/v1/executions/x?wait=")
     assert "decision d-5b1f0c2e9a7d4c3b8e6f1a20: ESCALATE" in capsys.readouterr().out
 
 

@@ -44,7 +44,7 @@ def api() -> Iterator[Script]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             script.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-            queue = script.answers[self.path]
+            queue = script.answers.get(self.path) or script.answers[self.path.split("?")[0]]
             status, headers, body = queue.pop(0) if len(queue) > 1 else queue[0]
             self.send_response(status)
             for name, value in {"Content-Type": "application/json", **headers}.items():
@@ -91,6 +91,33 @@ def test_follow_polls_past_a_throttled_answer_and_a_running_run(api: Script) -> 
     assert ended["status"] == "SUCCEEDED"
     assert seen_running == ["RUNNING"]
     assert len(api.seen) == 3
+
+
+def test_follow_asks_the_api_to_hold_each_read_until_the_run_ends(api: Script) -> None:
+    api.answers["/v1/executions/x"] = [(200, {}, run("RUNNING")), (200, {}, run("SUCCEEDED"))]
+
+    ended = follow(Endpoint(api.url), "x", timeout=300, interval=0.01)
+
+    assert ended["status"] == "SUCCEEDED"
+    assert [path for path, _ in api.seen] == ["/v1/executions/x?wait=20", "/v1/executions/x?wait=20"]
+
+
+def test_follow_never_asks_to_wait_past_its_own_timeout(api: Script) -> None:
+    api.answers["/v1/executions/x"] = [(200, {}, run("SUCCEEDED"))]
+
+    follow(Endpoint(api.url), "x", timeout=5, interval=0.01)
+
+    (path, _), *_ = api.seen
+    waited = float(path.rsplit("wait=", 1)[1])
+    assert 0 < waited <= 5
+
+
+def test_a_follower_that_acts_while_the_run_waits_reads_without_holding(api: Script) -> None:
+    api.answers["/v1/executions/x"] = [(200, {}, run("RUNNING")), (200, {}, run("SUCCEEDED"))]
+
+    follow(Endpoint(api.url), "x", timeout=300, interval=0.01, while_running=lambda _: None)
+
+    assert [path for path, _ in api.seen] == ["/v1/executions/x", "/v1/executions/x"]
 
 
 def test_follow_gives_up_in_one_line_after_its_timeout(api: Script) -> None:

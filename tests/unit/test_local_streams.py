@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import threading
 from typing import Any
 
@@ -112,3 +113,82 @@ def test_records_still_queued_when_the_plane_stops_are_not_delivered() -> None:
 
     # THEN the one in flight finishes and the rest stay queued: once moto stops, a delivery would leave loopback
     assert fake.batches == [["1"]]
+
+
+class ArrivingRecords:
+    """A mapping's record queue on a fake clock: each record arrives ``after`` seconds past the previous one."""
+
+    def __init__(self, clock: list[float], *arrivals: tuple[float, dict[str, Any] | None]) -> None:
+        self.clock = clock
+        self.arrivals = list(arrivals)
+
+    def get(self, timeout: float | None = None) -> dict[str, Any] | None:
+        if not self.arrivals:
+            raise queue.Empty
+        after, record = self.arrivals[0]
+        if timeout is not None and after > timeout:
+            self.clock[0] += timeout
+            self.arrivals[0] = (after - timeout, record)
+            raise queue.Empty
+        self.clock[0] += after
+        self.arrivals.pop(0)
+        return record
+
+    def get_nowait(self) -> dict[str, Any] | None:
+        return self.get(timeout=0.0)
+
+    def put(self, record: dict[str, Any] | None) -> None:
+        self.arrivals.insert(0, (0.0, record))
+
+
+def collect(mapping: Mapping, clock: list[float]) -> list[str] | None:
+    batch = StreamDelivery(FakeAws([]), clock=lambda: clock[0])._collect(mapping)
+    return None if batch is None else [r["dynamodb"]["SequenceNumber"] for r in batch]
+
+
+def test_records_arriving_within_the_batching_window_join_one_batch() -> None:
+    clock = [0.0]
+    one, two, three, four = records(1, 2, 3, 4)
+    mapping = Mapping("arn:fn", window_s=1.0)
+    mapping.records = ArrivingRecords(clock, (0.0, one), (0.3, two), (0.6, three), (0.5, four))  # type: ignore[assignment]
+
+    assert collect(mapping, clock) == ["1", "2", "3"]  # four arrives 1.4 s after one: the next batch's
+    assert collect(mapping, clock) == ["4"]
+
+
+def test_without_a_window_a_batch_is_what_is_already_queued() -> None:
+    clock = [0.0]
+    one, two, three = records(1, 2, 3)
+    mapping = Mapping("arn:fn")
+    mapping.records = ArrivingRecords(clock, (0.0, one), (0.0, two), (0.01, three))  # type: ignore[assignment]
+
+    assert collect(mapping, clock) == ["1", "2"]
+
+
+def test_a_full_batch_goes_before_its_window_ends() -> None:
+    clock = [0.0]
+    mapping = Mapping("arn:fn", batch_size=2, window_s=5.0)
+    mapping.records = ArrivingRecords(clock, *((0.1, r) for r in records(1, 2, 3)))  # type: ignore[assignment]
+
+    assert collect(mapping, clock) == ["1", "2"]
+    assert clock[0] == pytest.approx(0.2)
+
+
+def test_a_stop_ends_the_batch_and_the_next_collect() -> None:
+    clock = [0.0]
+    (one,) = records(1)
+    mapping = Mapping("arn:fn", window_s=1.0)
+    mapping.records = ArrivingRecords(clock, (0.0, one), (0.1, None))  # type: ignore[assignment]
+
+    assert collect(mapping, clock) == ["1"]
+    assert collect(mapping, clock) is None
+
+
+def test_the_template_s_batching_window_is_scaled_like_a_queue_s() -> None:
+    delivery = StreamDelivery(FakeAws([]), window_scale=0.01)
+    delivery._run = lambda mapping: None  # type: ignore[method-assign] # no worker thread for this check
+
+    delivery.register("arn:fn", {"BatchSize": 100, "MaximumBatchingWindowInSeconds": 1})
+
+    assert delivery.mappings["arn:fn"].window_s == pytest.approx(0.01)
+    assert delivery.mappings["arn:fn"].batch_size == 100

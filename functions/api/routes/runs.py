@@ -20,8 +20,10 @@ from functions.api.http import (
     trace_id_from,
 )
 from functions.api.invoke import invoke
-from functions.api.service import Workflow, describe, own_trace, require_json, submit
+from functions.api.service import Workflow, describe, own_trace, require_json, submit, wait_seconds
 from functions.runtime import tracing
+
+WAIT_MARGIN_S = 5.0  # what a held status read keeps of its invocation's time to read the steps and answer
 
 
 def router(workflows: Mapping[str, Workflow], persona_roles: Mapping[str, str]) -> APIGatewayRouter:
@@ -88,12 +90,17 @@ def router(workflows: Mapping[str, Workflow], persona_roles: Mapping[str, str]) 
 
     @routes.get("/v1/executions/<execution_id>")
     def get_execution(execution_id: str) -> Response[str]:
+        wait_s = wait_seconds((routes.current_event.query_string_parameters or {}).get("wait"))
+        if wait_s:  # answer before this invocation's own timeout, whatever the function's timeout is
+            left_s = routes.lambda_context.get_remaining_time_in_millis() / 1000 - WAIT_MARGIN_S
+            wait_s = max(0.0, min(wait_s, left_s))
         body = describe(
             execution_id,
             engine=adapters.StepFunctionsEngine(),
             executions=adapters.executions(),
             decisions=adapters.decisions(),
             reader=caller(routes.current_event, persona_roles),
+            wait_s=wait_s,
         )
         return json_response(200, body)
 
