@@ -12,7 +12,7 @@ validate is sent back as a tool error up to ``limits.answer_retries`` times, the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -264,6 +264,27 @@ def _error_result(call: ToolCall, message: str) -> dict[str, Any]:
             "status": "error",
         }
     }
+
+
+class ApprovedCall(_Config):
+    """One external-action call a person approved: the tool and the sha256 of its exact arguments."""
+
+    tool: str
+    args_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+def approve_listed(approved: Sequence[ApprovedCall]) -> Callable[[ToolSpec, ToolCall], None]:
+    """An approval check passing exactly the listed calls; any other external action still needs a person."""
+    allowed = {(a.tool, a.args_sha256) for a in approved}
+
+    def approve(spec: ToolSpec, call: ToolCall) -> None:
+        if (spec.name, call.input_sha256) not in allowed:
+            raise ApprovalRequired(
+                f"{spec.name} has external side effects: a person must approve it "
+                f"(arguments sha256 {call.input_sha256})"
+            )
+
+    return approve
 
 
 def tool_results(

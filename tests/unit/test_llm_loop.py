@@ -14,6 +14,7 @@ from contracts.models import Verdict
 from functions.llm_agent.loop import (
     AgentConfig,
     ApprovalRequired,
+    ApprovedCall,
     BudgetExceeded,
     ModelError,
     TokenPrice,
@@ -21,6 +22,7 @@ from functions.llm_agent.loop import (
     ToolFailed,
     ToolSpec,
     Turn,
+    approve_listed,
     run_loop,
 )
 from functions.llm_agent.service import turn_record
@@ -239,6 +241,25 @@ def test_an_external_action_tool_waits_for_approval_before_it_runs() -> None:
     with pytest.raises(ApprovalRequired, match="send-email"):
         run(script, tools)
     assert tools.calls == []
+
+
+def test_only_the_exact_approved_call_passes_the_approval_check() -> None:
+    spec = ToolSpec(
+        name="send-email",
+        description="sends",
+        input_schema={"type": "object"},
+        accept="1.x",
+        capability_version="1.0.0",
+        side_effects="external-action",
+    )
+    approved = ToolCall("t1", "send-email", {"to": "x"})
+    approve = approve_listed([ApprovedCall(tool="send-email", args_sha256=approved.input_sha256)])
+
+    approve(spec, approved)  # passes: this exact call was approved
+    with pytest.raises(ApprovalRequired, match="send-email"):
+        approve(spec, ToolCall("t2", "send-email", {"to": "y"}))  # other arguments: not approved
+    with pytest.raises(ApprovalRequired):
+        approve_listed([])(spec, approved)
 
 
 def test_a_failed_or_unknown_tool_is_a_tool_error_the_model_sees() -> None:
