@@ -270,15 +270,18 @@ def main() -> int:
         "--max-in-flight",
         type=int,
         default=None,
-        help="--burst: runs processing at once (default: the local plane's, half its function pools' size)",
+        help="runs processing at once (default: the local plane's, half its function pools' size)",
     )
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     parser.add_argument("--state-dir", default=str(REPO / ".agentplane" / "loadtest"))
     args = parser.parse_args()
+    if args.max_in_flight is not None and args.max_in_flight < 1:
+        print("loadtest: --max-in-flight must be at least 1", file=sys.stderr)
+        return 2
     if args.burst:
-        if min(args.submissions, args.concurrency) < 1 or (args.max_in_flight is not None and args.max_in_flight < 1):
-            print("loadtest: --submissions, --concurrency and --max-in-flight must be at least 1", file=sys.stderr)
+        if min(args.submissions, args.concurrency) < 1:
+            print("loadtest: --submissions and --concurrency must be at least 1", file=sys.stderr)
             return 2
         return burst(args)
     if not 1 <= args.duration <= MAX_DURATION_S or args.users < 2:
@@ -287,7 +290,13 @@ def main() -> int:
 
     state_dir = Path(args.state_dir)
     samples_path = state_dir / "locust-samples.json"
-    options = PlaneOptions(assembly_dir=plane_assembly(state_dir), state_dir=state_dir, fresh=True, schedule_scale=0)
+    options = PlaneOptions(
+        assembly_dir=plane_assembly(state_dir),
+        state_dir=state_dir,
+        fresh=True,
+        schedule_scale=0,
+        max_in_flight=args.max_in_flight,
+    )
     with LocalPlane(options) as plane:
         samples_path.unlink(missing_ok=True)
         load_started = time.monotonic()
@@ -316,6 +325,7 @@ def main() -> int:
             "per_user_rps": args.per_user_rps,
             "surge": args.surge,
             "offered_rps": args.users * args.per_user_rps,
+            "max_in_flight": options.admitted_at_once,
             "mix": "submitters: submit 3 (30% high risk, 20% retried with the same Idempotency-Key), "
             "quick-check 3, status poll 4; one approver: list pending and approve",
             "load_wall_s": round(load_s, 1),

@@ -391,6 +391,13 @@ def own_trace(
     return new_trace()
 
 
+def give_back_trace(requested: str | None, trace_id: str, *, executions: ExecutionStore) -> None:
+    """A request that started no run of its own (refused, invalid, or an idempotent replay) gives back the caller's
+    trace it claimed, so the caller's retry still continues its trace."""
+    if requested is not None and trace_id == requested:
+        executions.release_key(TRACE_CLAIM, requested)
+
+
 REQUESTS_PREFIX = "documents/requests/"
 
 

@@ -39,6 +39,7 @@ class ScenarioReport:
     quick_checks: dict[str, int] = field(default_factory=dict)
     faults_fired: dict[str, int] = field(default_factory=dict)
     retried_states: dict[str, int] = field(default_factory=dict)
+    failed_attempts: dict[str, dict[str, int]] = field(default_factory=dict)  # state -> error -> attempts
     caught_runs: int = 0
     fallbacks: dict[str, int] = field(default_factory=dict)  # implementation dispatch fell back to -> steps
     dead_lettered: int = 0
@@ -57,29 +58,52 @@ class ScenarioReport:
         return {**body, "checks": [c.__dict__ for c in self.checks], "ok": self.ok}
 
 
+def _state_of(by_id: dict[int, dict[str, Any]], event: dict[str, Any] | None) -> str | None:
+    """The task state an event of its history belongs to: the state entered last before it, walking back."""
+    seen = 0
+    while event is not None and seen < len(by_id):
+        if event["type"] == "TaskStateEntered":
+            return str(event["stateEnteredEventDetails"]["name"])
+        event = by_id.get(event.get("previousEventId", 0))
+        seen += 1
+    return None
+
+
 def retried_states(history: list[dict[str, Any]]) -> Counter[str]:
     """State name -> how many times its task was scheduled again after a failed attempt (its Retry fired)."""
     by_id = {event["id"]: event for event in history}
-
-    def state_of(event: dict[str, Any] | None) -> str | None:
-        seen = 0
-        while event is not None and seen < len(by_id):
-            if event["type"] == "TaskStateEntered":
-                return str(event["stateEnteredEventDetails"]["name"])
-            event = by_id.get(event.get("previousEventId", 0))
-            seen += 1
-        return None
-
     scheduled: Counter[str] = Counter()
     entered: Counter[str] = Counter()
     for event in history:
         if event["type"] == "TaskStateEntered":
             entered[event["stateEnteredEventDetails"]["name"]] += 1
         elif event["type"] == "LambdaFunctionScheduled":
-            name = state_of(event)
+            name = _state_of(by_id, event)
             if name is not None:
                 scheduled[name] += 1
     return Counter({name: scheduled[name] - entered[name] for name in scheduled if scheduled[name] > entered[name]})
+
+
+# A Lambda task's failed attempt, and where its history event keeps the error.
+_FAILED_ATTEMPTS = {
+    "LambdaFunctionFailed": "lambdaFunctionFailedEventDetails",
+    "LambdaFunctionTimedOut": "lambdaFunctionTimedOutEventDetails",
+    "LambdaFunctionStartFailed": "lambdaFunctionStartFailedEventDetails",
+    "LambdaFunctionScheduleFailed": "lambdaFunctionScheduleFailedEventDetails",
+}
+
+
+def failed_attempts(history: list[dict[str, Any]]) -> dict[str, Counter[str]]:
+    """State name -> the errors its task's attempts failed with (what each Retry, or the Catch, answered)."""
+    by_id = {event["id"]: event for event in history}
+    failures: dict[str, Counter[str]] = {}
+    for event in history:
+        details = _FAILED_ATTEMPTS.get(event["type"])
+        name = _state_of(by_id, event) if details else None
+        if details and name is not None:
+            error = str(event.get(details, {}).get("error", "unknown"))
+            failures.setdefault(name, Counter())[error] += 1
+    return failures
 
 
 class Driver:
@@ -147,11 +171,15 @@ def run_scenario(plane: LocalPlane, scenario: Scenario, *, timeout: float = 120.
     sfn = plane.client("stepfunctions")
     machine = plane.physical("DocReviewStateMachine", "AWS::StepFunctions::StateMachine")
     retried: Counter[str] = Counter()
+    failures: dict[str, Counter[str]] = {}
     for execution_id in accepted:
         arn = machine.replace(":stateMachine:", ":execution:") + f":{execution_id}"
         history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         retried.update(retried_states(history))
+        for state, errors in failed_attempts(history).items():
+            failures.setdefault(state, Counter()).update(errors)
     report.retried_states = dict(retried)
+    report.failed_attempts = {state: dict(errors) for state, errors in sorted(failures.items())}
     report.runs = dict(Counter(run["status"] for run in runs.values()))
     report.caught_runs = sum(any(s["step"] == "RecordFailure" for s in run["steps"]) for run in runs.values())
     report.fallbacks = dict(

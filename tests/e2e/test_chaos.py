@@ -59,7 +59,10 @@ def test_transient_errors_are_retried_on_the_failing_step(reports: Callable[[str
 
     assert report.faults_fired.get("risk-scorer:error", 0) > 0
     assert report.retried_states.get("ScoreRisk", 0) > 0
-    assert set(report.retried_states) == {"ScoreRisk"}  # nothing else failed, so nothing else retried
+    # and the injected error stays on its agent: no other step failed with it (on a loaded machine another step
+    # may time out and be retried, which is the plane doing its job, not the fault spreading)
+    with_fault = {state for state, errors in report.failed_attempts.items() if "Lambda.ServiceException" in errors}
+    assert with_fault == {"ScoreRisk"}
 
 
 def test_a_failing_agent_takes_the_catch_path_on_every_run(reports: Callable[[str], ScenarioReport]) -> None:

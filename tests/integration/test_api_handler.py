@@ -13,6 +13,7 @@ import pytest
 
 from functions.runtime.canonical import canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionRecord, DynamoDecisionStore
+from functions.runtime.tracing import trace_id_from_traceparent
 from tests.integration.fakes import REGION, TRACE_ID, ColdStart, LambdaContext, Plane, table
 from tests.sample_events import load_event
 
@@ -267,6 +268,27 @@ def test_a_malformed_xray_header_starts_the_run_in_a_new_trace(api: Api, header:
 
     assert response["statusCode"] == 202, response["body"]
     assert re.fullmatch(r"1-[0-9a-f]{8}-[0-9a-f]{24}", json.loads(response["body"])["trace_id"])
+
+
+def test_a_request_that_starts_no_run_leaves_the_callers_trace_to_the_next(api: Api) -> None:
+    # GIVEN a caller's traceparent, first sent with a body the contract refuses, then with an idempotent replay's
+    caller = "00-6b0bbbbb0123456789abcdef01234567-1111111111111111-01"
+    first = start(api, load_event("doc-review-low-risk.json"), **{"Idempotency-Key": "trace-kept"})
+    assert first["statusCode"] == 202, first["body"]
+    refused = start(api, {"document": {}}, traceparent=caller)
+    replayed = start(
+        api, load_event("doc-review-low-risk.json"), traceparent=caller, **{"Idempotency-Key": "trace-kept"}
+    )
+    assert refused["statusCode"] == 400
+    assert replayed["statusCode"] == 202
+    assert header(replayed, "Idempotent-Replayed") == "true"
+
+    # WHEN it sends a run that starts
+    sent = start(api, load_event("doc-review-low-risk.json"), traceparent=caller)
+
+    # THEN that run continues the caller's trace: the requests that started nothing did not take it
+    assert sent["statusCode"] == 202, sent["body"]
+    assert json.loads(sent["body"])["trace_id"] == trace_id_from_traceparent(caller)
 
 
 def test_an_unknown_workflow_is_not_found(api: Api) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.drills.chaos import load_scenarios, retried_states
+from infra.drills.chaos import failed_attempts, load_scenarios, retried_states
 from infra.drills.scenario import Scenario
 from infra.local.faults import (
     MALFORMED_OUTPUT,
@@ -161,3 +161,24 @@ def test_a_retry_shows_as_a_task_scheduled_again_in_the_history() -> None:
 
     assert retried_states(events) == {"ScoreRisk": 2}
     assert retried_states(events[:4]) == {}
+
+
+def test_each_failed_attempt_is_counted_under_its_state_and_error() -> None:
+    def failed(error: str) -> dict[str, Any]:
+        return {"lambdaFunctionFailedEventDetails": {"error": error, "cause": "..."}}
+
+    events = history(
+        ("TaskStateEntered", 0, entered("ScoreRisk")),  # 1
+        ("LambdaFunctionScheduled", 1, {}),  # 2
+        ("LambdaFunctionFailed", 2, failed("Lambda.ServiceException")),  # 3
+        ("LambdaFunctionScheduled", 3, {}),  # 4: the Retry
+        ("LambdaFunctionTimedOut", 4, {"lambdaFunctionTimedOutEventDetails": {"error": "States.Timeout"}}),  # 5
+        ("LambdaFunctionScheduled", 5, {}),  # 6: and again
+        ("LambdaFunctionFailed", 6, failed("Lambda.ServiceException")),  # 7: caught
+        ("TaskStateEntered", 7, entered("RecordFailure")),  # 8
+        ("LambdaFunctionScheduled", 8, {}),  # 9
+        ("LambdaFunctionSucceeded", 9, {}),  # 10
+    )
+
+    assert failed_attempts(events) == {"ScoreRisk": {"Lambda.ServiceException": 2, "States.Timeout": 1}}
+    assert failed_attempts(events[:2]) == {}

@@ -20,7 +20,15 @@ from functions.api.http import (
     trace_id_from,
 )
 from functions.api.invoke import invoke
-from functions.api.service import Workflow, describe, own_trace, require_json, submit, wait_seconds
+from functions.api.service import (
+    Workflow,
+    describe,
+    give_back_trace,
+    own_trace,
+    require_json,
+    submit,
+    wait_seconds,
+)
 from functions.runtime import tracing
 
 WAIT_MARGIN_S = 5.0  # what a held status read keeps of its invocation's time to read the steps and answer
@@ -47,21 +55,27 @@ def router(workflows: Mapping[str, Workflow], persona_roles: Mapping[str, str]) 
                     "agentplane.requested_trace_id", requested
                 )  # another run's trace: linked, not joined
             traceparent = tracing.current_traceparent()
-            submitted = submit(
-                name,
-                event.body,
-                idempotency_key=headers.get("idempotency-key"),
-                trace_id=trace_id,
-                workflows=workflows,
-                engine=adapters.StepFunctionsEngine(),
-                executions=executions,
-                now=datetime.now(UTC),
-                new_id=lambda: execution_id,
-                caller=submitter,
-                traceparent=traceparent,
-                requests=adapters.requests(),
-                admission=adapters.admission(),
-            )
+            try:
+                submitted = submit(
+                    name,
+                    event.body,
+                    idempotency_key=headers.get("idempotency-key"),
+                    trace_id=trace_id,
+                    workflows=workflows,
+                    engine=adapters.StepFunctionsEngine(),
+                    executions=executions,
+                    now=datetime.now(UTC),
+                    new_id=lambda: execution_id,
+                    caller=submitter,
+                    traceparent=traceparent,
+                    requests=adapters.requests(),
+                    admission=adapters.admission(),
+                )
+            except Exception:
+                give_back_trace(requested, trace_id, executions=executions)
+                raise
+            if submitted.replayed:
+                give_back_trace(requested, trace_id, executions=executions)
             span.set_attribute("agentplane.execution_id", submitted.execution_id)
         extra = {"Idempotent-Replayed": "true"} if submitted.replayed else {}
         if traceparent:
