@@ -76,8 +76,10 @@ $(UV):
 	$(PYTHON) -m venv $(CACHE)/uv
 	$(CACHE)/uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# With its bytecode: every process that synthesizes imports aws-cdk-lib's 2 MB modules, which an environment
+# that writes no bytecode (PYTHONDONTWRITEBYTECODE) would compile again each time.
 .venv/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra local --python $(PYTHON)
+	$(UV) sync --frozen --extra local --compile-bytecode --python $(PYTHON)
 	touch $@
 
 # Node >= 22 for jsii and the CDK CLI: the machine's if new enough, else the pinned build from npm.

@@ -21,9 +21,18 @@ class _OneConstructStack(Stack):
     wrapper = ""
 
     def _allocate_logical_id(self, cfn_element: CfnElement) -> str:
-        scopes = cfn_element.node.scopes
-        path = [scope.node.id for scope in scopes[scopes.index(self) + 1 :]]
-        return unique_id(path[1:] if len(path) > 1 and path[0] == self.wrapper else path)
+        # The CDK asks again each time a reference to the element resolves, and every question about a construct
+        # is a round trip to the jsii process: each element's id is worked out once, from its path (ids hold no
+        # "/"), and kept by element (jsii hands back the same object for the same construct).
+        known: dict[CfnElement, str] = self.__dict__.setdefault("_logical_ids", {})
+        found = known.get(cfn_element)
+        if found is None:
+            depth = self.__dict__.get("_depth")
+            if depth is None:
+                depth = self.__dict__["_depth"] = len(self.node.path.split("/"))
+            path = cfn_element.node.path.split("/")[depth:]
+            found = known[cfn_element] = unique_id(path[1:] if len(path) > 1 and path[0] == self.wrapper else path)
+        return found
 
 
 class AgentPlaneStack(_OneConstructStack):

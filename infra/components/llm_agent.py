@@ -20,6 +20,7 @@ from constructs import Construct
 
 from contracts.capability import CapabilityContract, LlmRuntime
 from infra.cost.model import CostError, load_pricing
+from infra.cost.model import token_prices as priced_model
 from infra.paths import FUNCTIONS_DIR, FUNCTIONS_PACKAGE, STAGING_DIR, package_folder, plane_handler
 
 LOOP_FOLDER = "llm_agent"
@@ -74,15 +75,15 @@ def tool_specs(contract: CapabilityContract, contracts: Mapping[str, CapabilityC
 
 def token_prices(model_id: str, region: str) -> dict[str, float]:
     try:
-        prices = load_pricing(region).bedrock.models
+        pricing = load_pricing(region)
     except CostError:
-        prices = load_pricing(PRICING_REGION).bedrock.models
-    price = prices.get(model_id)
-    if price is None:
+        pricing = load_pricing(PRICING_REGION)
+    try:
+        return priced_model(model_id, pricing).model_dump()
+    except CostError:
         raise LlmConfigError(
             f"model {model_id!r} has no token price in infra/cost/pricing (budgets in USD need one): add it"
-        )
-    return price.model_dump()
+        ) from None
 
 
 def loop_config(

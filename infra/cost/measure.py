@@ -23,7 +23,16 @@ from botocore.client import BaseClient
 from contracts.arns import split_alias
 from infra.client import Endpoint as ApiEndpoint
 from infra.client import call, expect, local_endpoint, pending_approvals, settle
-from infra.cost.model import SECONDS_PER_MONTH, CostError, Endpoint, FunctionUse, Profile, RunUse, Schedule
+from infra.cost.model import (
+    SECONDS_PER_MONTH,
+    CostError,
+    Endpoint,
+    FunctionUse,
+    ModelUse,
+    Profile,
+    RunUse,
+    Schedule,
+)
 from infra.local import moto_seam
 from infra.local.plane import LocalPlane
 from infra.local.schedules import rate_seconds
@@ -132,6 +141,42 @@ def _function_use(plane: LocalPlane, before: dict[str, tuple[int, float]], runs:
     return used
 
 
+def _model_use(plane: LocalPlane, execution_ids: list[str]) -> list[ModelUse]:
+    """Each model's turns and tokens per run, from the runs' turn records (actor ``model:<id>``)."""
+    ddb = plane.client("dynamodb")
+    table = plane.physical("DataDecisions", "AWS::DynamoDB::Table")
+    totals: dict[str, dict[str, Any]] = {}
+    for execution_id in execution_ids:
+        pages = ddb.get_paginator("query").paginate(
+            TableName=table,
+            KeyConditionExpression="correlation_id = :c",
+            ExpressionAttributeValues={":c": {"S": execution_id}},
+            ProjectionExpression="#actor, output_json",
+            ExpressionAttributeNames={"#actor": "actor"},
+        )
+        for item in (item for page in pages for item in page["Items"]):
+            if not item.get("actor", {}).get("S", "").startswith("model:"):
+                continue
+            turn = json.loads(item["output_json"]["S"])
+            model = totals.setdefault(turn["model_id"], {"turns": 0, "input": 0, "output": 0, "served_by": set()})
+            model["turns"] += 1
+            model["input"] += turn["usage"]["input_tokens"]
+            model["output"] += turn["usage"]["output_tokens"]
+            if turn.get("served_by"):
+                model["served_by"].add(turn["served_by"])
+    runs = max(1, len(execution_ids))
+    return [
+        ModelUse(
+            model_id=model_id,
+            turns=t["turns"] / runs,
+            input_tokens=t["input"] / runs,
+            output_tokens=t["output"] / runs,
+            served_by=sorted(t["served_by"]),
+        )
+        for model_id, t in sorted(totals.items())
+    ]
+
+
 def _workflows(plane: LocalPlane) -> dict[str, dict[str, Any]]:
     for spec in plane.lambdas.functions.values():
         if "WORKFLOWS" in spec.environment:
@@ -203,12 +248,14 @@ def measure(plane: LocalPlane, workflow: str, request: Path, *, runs: int = 2, t
     duration_ms = 0.0
     api_before = sum(s.invocations for s in plane.lambdas.functions.values() if "WORKFLOWS" in s.environment)
     before = _function_snapshot(plane)
+    measured: list[str] = []
     with counting_calls(plane) as calls:
         for _ in range(runs):
             if synchronous:
                 answer = expect(call(submitter, "POST", f"/v1/workflows/{workflow}/invoke", body), 200)
             else:
                 answer = expect(call(submitter, "POST", f"/v1/workflows/{workflow}/executions", body), 202)
+            measured.append(answer["execution_id"])
             execution_arn = machine_arn.replace(":stateMachine:", ":execution:") + f":{answer['execution_id']}"
             run = _wait(sfn, execution_arn, approver, answer["execution_id"], timeout)
             history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
@@ -231,6 +278,7 @@ def measure(plane: LocalPlane, workflow: str, request: Path, *, runs: int = 2, t
             s3_put_requests=calls.s3_put / runs,
             s3_get_requests=calls.s3_get / runs,
             functions=_function_use(plane, before, runs),
+            models=_model_use(plane, measured),
         ),
         endpoints=_endpoints(plane),
         schedules=schedules,

@@ -140,6 +140,16 @@ class FunctionUse(_Model):
     duration_ms: float = Field(ge=0)  # total handler time over those invocations
 
 
+class ModelUse(_Model):
+    """One model's tokens in a run, as its turns' decision records counted them."""
+
+    model_id: str  # as invoked: an inference profile id (``us.<model>``) is priced as its model
+    turns: float = Field(ge=0)
+    input_tokens: float = Field(ge=0)
+    output_tokens: float = Field(ge=0)
+    served_by: list[str] = Field(default_factory=list)  # who answered, when the endpoint said (a local stand-in)
+
+
 class RunUse(_Model):
     """What one run of the workflow uses, averaged over the measured runs."""
 
@@ -152,6 +162,7 @@ class RunUse(_Model):
     s3_put_requests: float = Field(ge=0)
     s3_get_requests: float = Field(ge=0)
     functions: list[FunctionUse] = Field(default_factory=list)
+    models: list[ModelUse] = Field(default_factory=list)
 
 
 class Endpoint(_Model):
@@ -252,6 +263,31 @@ def _orchestration(kind: str, use: RunUse, prices: Pricing) -> list[Item]:
     ]
 
 
+# Bedrock's cross-Region inference profiles: ``<geo>.<model id>``, billed at the model's on-demand price.
+PROFILE_GEOS = ("us", "eu", "apac", "jp", "au", "ca", "us-gov", "global")
+
+
+def token_prices(model_id: str, prices: Pricing) -> TokenPrices:
+    """The on-demand token prices of the model a turn invoked (directly, or through an inference profile)."""
+    models = prices.bedrock.models
+    geo, _, model = model_id.partition(".")
+    found = models.get(model_id) or (models.get(model) if geo in PROFILE_GEOS else None)
+    if found is None:
+        raise CostError(f"model {model_id}: no {prices.region} token price (add it to the region's price list)")
+    return found
+
+
+def _model_items(models: list[ModelUse], prices: Pricing) -> list[Item]:
+    items: list[Item] = []
+    for use in models:
+        price = token_prices(use.model_id, prices)
+        items += [
+            (f"Bedrock {use.model_id} input tokens", use.input_tokens, "token", price.input_per_1k_tokens / 1e3),
+            (f"Bedrock {use.model_id} output tokens", use.output_tokens, "token", price.output_per_1k_tokens / 1e3),
+        ]
+    return items
+
+
 def _per_run_items(kind: str, use: RunUse, prices: Pricing) -> list[tuple[str, float, str, float]]:
     """(item, quantity per run, unit, price per unit)."""
     items: list[Item] = _orchestration(kind, use, prices)
@@ -267,7 +303,7 @@ def _per_run_items(kind: str, use: RunUse, prices: Pricing) -> list[tuple[str, f
         ("S3 PUT/LIST requests", use.s3_put_requests, "request", prices.s3.put_per_1k_requests / 1e3),
         ("S3 GET requests", use.s3_get_requests, "request", prices.s3.get_per_1k_requests / 1e3),
     ]
-    return items
+    return items + _model_items(use.models, prices)
 
 
 def _fixed_items(profile: Profile, prices: Pricing) -> list[tuple[str, float, str, float]]:
@@ -417,5 +453,11 @@ def render(estimate: Estimate, profile: Profile) -> str:
             f"  {v.name:<9} orchestration ${v.orchestration_per_1k_runs:.4f} per 1k runs; total ${v.per_1k_runs:.4f} "
             f"per 1k runs, ${_money(v.monthly)} per month" + (f"  ({v.note})" if v.note else "")
         )
+    for model in profile.per_run.models:
+        if model.served_by:
+            rows.append(
+                f"tokens of {model.model_id}: {model.turns:g} turns per run, as {', '.join(model.served_by)} counted "
+                "them, not the model: measure against the deployed model for its own counts"
+            )
     rows += ["", f"not counted: {', '.join(e.not_counted)}", f"prices: {e.prices_source}"]
     return "\n".join(rows)

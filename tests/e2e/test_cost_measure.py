@@ -47,6 +47,15 @@ def test_a_low_risk_review_is_measured_state_by_state(plane: LocalPlane) -> None
     assert use.dynamodb_write_units >= 9  # at least each step's decision record
     assert all(f.architecture == "arm64" and f.duration_ms > 0 for f in use.functions)
     assert any("Digest" in s.rule and s.per_month > 0 for s in profile.schedules)  # the ledger digest, fixed cost
+    # and the llm fact-checker's turns on its model, priced beside the services, the stand-in named
+    [model] = use.models
+    assert model.model_id == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    assert model.turns >= 5  # at least one per claim
+    assert model.input_tokens > 0
+    assert model.output_tokens > 0
+    assert model.served_by
+    lines = {line.item: line for line in estimate(profile, load_pricing("us-east-1"), 50.0).lines}
+    assert lines[f"Bedrock {model.model_id} input tokens"].per_1k_runs > 0
 
 
 def test_a_review_that_waits_for_a_person_adds_the_approval(plane: LocalPlane) -> None:

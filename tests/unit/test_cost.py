@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from infra import cli
-from infra.cost import CostError, Profile, estimate, load_pricing, parse_rate
+from infra.cost import CostError, Profile, estimate, load_pricing, parse_rate, render
 from infra.cost.model import Pricing, express_gb_s, regions
 
 pytestmark = pytest.mark.unit
@@ -75,6 +76,7 @@ PROFILE: dict[str, Any] = {
 #   = 3.125625e-7 -> orchestration $0.0013125625 per 1k; total per 1k 0.275400005 - 0.25 + 0.0013125625
 #   = 0.0267125675 variable -> 3510.03137 + 1027.84447735 = 4537.87585 a month.
 RUNS_PER_MONTH = 131_400_000
+HAIKU = {"input_per_1k_tokens": 0.001, "output_per_1k_tokens": 0.005}
 MONTHLY = 37215.405134
 STANDARD_PER_1K = 0.275400005
 EXPRESS_MONTHLY = 4537.875847
@@ -140,6 +142,42 @@ def test_an_endpoint_instance_without_a_price_is_named() -> None:
     )
     with pytest.raises(CostError, match=r"Big/AllTraffic: no test-region-1 price for ml\.p5\.48xlarge"):
         estimate(profile, Pricing.model_validate(PRICES), 1.0)
+
+
+def test_a_models_tokens_are_priced_per_run_through_its_inference_profile() -> None:
+    # GIVEN a run whose LLM agent took 2 turns on Haiku through the us profile: 3,000 tokens in, 400 out
+    model = {
+        "model_id": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "turns": 2,
+        "input_tokens": 3000,
+        "output_tokens": 400,
+        "served_by": ["scripted stand-in"],
+    }
+    profile = Profile.model_validate({**PROFILE, "per_run": {**PROFILE["per_run"], "models": [model]}})
+    prices = {**PRICES, "bedrock": {"models": {"anthropic.claude-haiku-4-5-20251001-v1:0": HAIKU}}}
+
+    # WHEN it is priced
+    result = estimate(profile, Pricing.model_validate(prices), 50.0)
+
+    # THEN each direction is a line at the model's price: 3 x $0.001 + 0.4 x $0.005 = $0.005 per run
+    lines = {line.item: line for line in result.lines}
+    inputs = lines["Bedrock us.anthropic.claude-haiku-4-5-20251001-v1:0 input tokens"]
+    outputs = lines["Bedrock us.anthropic.claude-haiku-4-5-20251001-v1:0 output tokens"]
+    assert inputs.per_1k_runs == pytest.approx(3.0)
+    assert outputs.per_1k_runs == pytest.approx(2.0)
+    assert result.per_1k_runs == pytest.approx((MONTHLY + 0.005 * RUNS_PER_MONTH) / 131_400, rel=1e-9)
+    # and what counted the tokens is said with the breakdown
+    assert "as scripted stand-in counted them" in render(result, profile)
+
+
+@pytest.mark.parametrize("model_id", ["anthropic.unpriced-v1:0", "xx.anthropic.claude-haiku-4-5-20251001-v1:0"])
+def test_a_model_without_a_price_is_named(model_id: str) -> None:
+    model = {"model_id": model_id, "turns": 1, "input_tokens": 10, "output_tokens": 1}
+    profile = Profile.model_validate({**PROFILE, "per_run": {**PROFILE["per_run"], "models": [model]}})
+    prices = {**PRICES, "bedrock": {"models": {"anthropic.claude-haiku-4-5-20251001-v1:0": HAIKU}}}
+
+    with pytest.raises(CostError, match=rf"model {re.escape(model_id)}: no test-region-1 token price"):
+        estimate(profile, Pricing.model_validate(prices), 1.0)
 
 
 # --- the CLI ------------------------------------------------------------------------------------------
