@@ -194,15 +194,20 @@ def burst_submit(endpoint: Endpoint, index: int) -> dict[str, Any]:
     }
 
 
-def burst(args: argparse.Namespace) -> int:
+def plane_options(args: argparse.Namespace) -> PlaneOptions:
+    """A fresh plane in the state dir, on the app synthesized now, admitting ``--max-in-flight`` runs at once."""
     state_dir = Path(args.state_dir)
-    options = PlaneOptions(
+    return PlaneOptions(
         assembly_dir=plane_assembly(state_dir),
         state_dir=state_dir,
         fresh=True,
         schedule_scale=0,
         max_in_flight=args.max_in_flight,
     )
+
+
+def burst(args: argparse.Namespace) -> int:
+    options = plane_options(args)
     with LocalPlane(options) as plane:
         submitter = local_endpoint(plane.url, plane.state_dir, "submitter")
         started = time.monotonic()
@@ -290,13 +295,7 @@ def main() -> int:
 
     state_dir = Path(args.state_dir)
     samples_path = state_dir / "locust-samples.json"
-    options = PlaneOptions(
-        assembly_dir=plane_assembly(state_dir),
-        state_dir=state_dir,
-        fresh=True,
-        schedule_scale=0,
-        max_in_flight=args.max_in_flight,
-    )
+    options = plane_options(args)
     with LocalPlane(options) as plane:
         samples_path.unlink(missing_ok=True)
         load_started = time.monotonic()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +22,17 @@ class AgentTurns:
     served_by: set[str] = field(default_factory=set)
 
 
+def turns(records: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Mapping[str, Any], dict[str, Any]]]:
+    """The turn records among decision records (``step_key``, ``actor``, ``output_json``), each with its turn."""
+    for record in records:
+        if str(record.get("actor", "")).startswith("model:") and "/turn/" in str(record.get("step_key", "")):
+            yield record, json.loads(str(record["output_json"]))
+
+
 def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, AgentTurns]:
     """Per llm agent, from decision records (``agent``, ``step_key``, ``actor``, ``output_json``) of one run."""
     found: dict[str, AgentTurns] = defaultdict(lambda: AgentTurns(""))
-    for record in records:
-        if not str(record.get("actor", "")).startswith("model:") or "/turn/" not in str(record.get("step_key", "")):
-            continue
-        turn = json.loads(str(record["output_json"]))
+    for record, turn in turns(records):
         agent = found[str(record["agent"])]
         agent.agent = str(record["agent"])
         agent.steps.add(str(record["step_key"]).rsplit("/turn/", 1)[0])
@@ -57,6 +61,11 @@ def lines(summary: Mapping[str, AgentTurns]) -> list[str]:
 
 def from_dynamodb(client: Any, table: str, execution_id: str) -> list[str]:
     """The lines for one run, read from the decisions table (a local plane's, or a deployed one's)."""
+    return lines(summarize(records_of(client, table, execution_id))) or ["llm: no llm agent took part in this run"]
+
+
+def records_of(client: Any, table: str, execution_id: str) -> list[dict[str, Any]]:
+    """One run's decision records in the decisions table, their string attributes as read."""
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {
         "TableName": table,
@@ -69,5 +78,4 @@ def from_dynamodb(client: Any, table: str, execution_id: str) -> list[str]:
         if "LastEvaluatedKey" not in page:
             break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    records = [{key: value.get("S") for key, value in item.items()} for item in items]
-    return lines(summarize(records)) or ["llm: no llm agent took part in this run"]
+    return [{key: value.get("S") for key, value in item.items()} for item in items]

@@ -12,6 +12,7 @@ import json
 import math
 import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from infra.cost.model import (
     RunUse,
     Schedule,
 )
+from infra.llm_report import records_of, turns
 from infra.local import moto_seam
 from infra.local.plane import LocalPlane
 from infra.local.schedules import rate_seconds
@@ -142,38 +144,27 @@ def _function_use(plane: LocalPlane, before: dict[str, tuple[int, float]], runs:
 
 
 def _model_use(plane: LocalPlane, execution_ids: list[str]) -> list[ModelUse]:
-    """Each model's turns and tokens per run, from the runs' turn records (actor ``model:<id>``)."""
+    """Each model's turns and tokens per run, from the runs' turn records."""
     ddb = plane.client("dynamodb")
     table = plane.physical("DataDecisions", "AWS::DynamoDB::Table")
-    totals: dict[str, dict[str, Any]] = {}
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    served: dict[str, set[str]] = defaultdict(set)
     for execution_id in execution_ids:
-        pages = ddb.get_paginator("query").paginate(
-            TableName=table,
-            KeyConditionExpression="correlation_id = :c",
-            ExpressionAttributeValues={":c": {"S": execution_id}},
-            ProjectionExpression="#actor, output_json",
-            ExpressionAttributeNames={"#actor": "actor"},
-        )
-        for item in (item for page in pages for item in page["Items"]):
-            if not item.get("actor", {}).get("S", "").startswith("model:"):
-                continue
-            turn = json.loads(item["output_json"]["S"])
-            model = totals.setdefault(turn["model_id"], {"turns": 0, "input": 0, "output": 0, "served_by": set()})
-            model["turns"] += 1
-            model["input"] += turn["usage"]["input_tokens"]
-            model["output"] += turn["usage"]["output_tokens"]
+        for _, turn in turns(records_of(ddb, table, execution_id)):
+            model = turn["model_id"]
+            counts[model].update(turns=1, **turn["usage"])
             if turn.get("served_by"):
-                model["served_by"].add(turn["served_by"])
+                served[model].add(turn["served_by"])
     runs = max(1, len(execution_ids))
     return [
         ModelUse(
-            model_id=model_id,
-            turns=t["turns"] / runs,
-            input_tokens=t["input"] / runs,
-            output_tokens=t["output"] / runs,
-            served_by=sorted(t["served_by"]),
+            model_id=model,
+            turns=count["turns"] / runs,
+            input_tokens=count["input_tokens"] / runs,
+            output_tokens=count["output_tokens"] / runs,
+            served_by=sorted(served[model]),
         )
-        for model_id, t in sorted(totals.items())
+        for model, count in sorted(counts.items())
     ]
 
 
