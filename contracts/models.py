@@ -178,6 +178,7 @@ class ApprovalOutcome(StrictModel):
     approval_id: str | None = None
     actor: str | None = None
     reason: str | None = None
+    args_sha256: str | None = Field(default=None, description="The digest of what the person decided on.")
 
 
 class ApprovalDecisionRequest(StrictModel):

@@ -198,6 +198,47 @@ class ApprovalStep(_Strict):
     escalation: Escalation
 
 
+class ToolApproval(_Strict):
+    """Who approves an agent's external-action tool calls, how long each waits, and how many one step may ask for."""
+
+    who: Kebab = Field(default="approver", description="The persona whose members may decide.")
+    window_s: int = Field(ge=1, le=365 * 24 * 3600)
+    max_calls: int = Field(
+        default=1,
+        ge=1,
+        le=20,
+        description="Approvals the step may wait for; a call past them is refused to the model (a tool error).",
+    )
+
+
+class AgentStep(_Handled):
+    """An llm agent's tool-use loop as a durable step: its external-action tool calls wait for a person.
+
+    The loop runs in the agent's function until it answers or asks for a tool whose contract has
+    ``side_effects: external-action``; then it pauses (its conversation stored, a checkpoint in the run's state),
+    the approval gate holds the call for ``approval.who``, and the loop resumes with the decision: an approved call
+    runs with exactly the arguments reviewed, a rejected or unanswered one is a tool error the model reads.
+    """
+
+    kind: ClassVar[str] = "agent"
+    agent: StepId
+    capability: Kebab
+    version: str | None = Field(
+        default=None, pattern=VERSION_RANGE_PATTERN, description='Range of versions ("1.x"); unset: any.'
+    )
+    input: dict[str, Any] = Field(default_factory=dict, description="The payload: literals and state paths.")
+    result: StatePath = "$"
+    timeout_s: int | None = Field(default=None, ge=1, description="Each round of the loop; unset: the contract's.")
+    approvals: ToolApproval | None = Field(
+        default=None, description="Required when any of the agent's tools has external side effects."
+    )
+
+    @property
+    def waits_s(self) -> int:
+        """The longest the step may wait for people: every approval it may ask for, each its whole window."""
+        return 0 if self.approvals is None else self.approvals.window_s * self.approvals.max_calls
+
+
 class EmitStep(_Strict):
     """An event on the plane's bus (source ``agentplane``); subscribers of its detail-type run on it."""
 
@@ -234,7 +275,7 @@ class FailStep(_Strict):
     cause: str = Field(min_length=1, max_length=1000)
 
 
-STEP_KINDS = ("task", "map", "parallel", "choice", "approval", "emit", "set", "succeed", "fail")
+STEP_KINDS = ("task", "agent", "map", "parallel", "choice", "approval", "emit", "set", "succeed", "fail")
 
 
 def _step_kind(value: Any) -> str | None:
@@ -246,6 +287,7 @@ def _step_kind(value: Any) -> str | None:
 
 Step = Annotated[
     Annotated[TaskStep, Tag("task")]
+    | Annotated[AgentStep, Tag("agent")]
     | Annotated[MapStep, Tag("map")]
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[ChoiceStep, Tag("choice")]
@@ -260,7 +302,18 @@ Step = Annotated[
         custom_error_message=f"a step has exactly one kind key: one of {', '.join(STEP_KINDS)}",
     ),
 ]
-AnyStep = TaskStep | MapStep | ParallelStep | ChoiceStep | ApprovalStep | EmitStep | SetStep | SucceedStep | FailStep
+AnyStep = (
+    TaskStep
+    | AgentStep
+    | MapStep
+    | ParallelStep
+    | ChoiceStep
+    | ApprovalStep
+    | EmitStep
+    | SetStep
+    | SucceedStep
+    | FailStep
+)
 
 
 def step_id(step: AnyStep) -> str:
@@ -269,7 +322,7 @@ def step_id(step: AnyStep) -> str:
 
 def children(step: AnyStep) -> Iterator[tuple[str, list[AnyStep]]]:
     """Each nested sequence of a step, with its name: ``catch[0]``, ``fallback``, ``cases[1]``, ``branches[0]``..."""
-    if isinstance(step, TaskStep | MapStep | ParallelStep):
+    if isinstance(step, TaskStep | AgentStep | MapStep | ParallelStep):
         for index, catch in enumerate(step.catch):
             yield f"catch[{index}]", list(catch.steps)
     if isinstance(step, TaskStep):
@@ -304,7 +357,14 @@ def state_names(step: AnyStep) -> list[str]:
         names.append(step.fallback.id)
     if isinstance(step, ApprovalStep):
         names.append(step.escalation.id)
+    if isinstance(step, AgentStep):
+        names.extend(agent_state_names(step.agent))
     return names
+
+
+def agent_state_names(agent: str) -> list[str]:
+    """The states an agent step compiles to besides its own: the resumed loop, the pause test, the approval."""
+    return [f"{agent}Resumes", f"{agent}Paused", f"{agent}Answered", f"{agent}Approval", f"{agent}Unanswered"]
 
 
 class Deadline(_Strict):
@@ -369,6 +429,11 @@ class WorkflowSpec(_Strict):
                 if name in seen:
                     raise ValueError(f"step id {name!r} is used twice (or is a name the failure path takes)")
                 seen.add(name)
+            if self.type == "express" and isinstance(step, AgentStep) and step.approvals is not None:
+                raise ValueError(
+                    f"agent {step.agent!r}: an express workflow cannot wait for a person to approve its tool calls: "
+                    "use type: standard"
+                )
             if self.type == "express" and isinstance(step, ApprovalStep):
                 raise ValueError(
                     f"approval {step.approval!r}: an express workflow cannot wait for a person (no task tokens, runs "
@@ -397,7 +462,8 @@ class WorkflowSpec(_Strict):
     def ttl_ms(self) -> int:
         """The run's deadline from its start: its work and every window it may wait (windows on exclusive branches
         count each: the deadline errs long, never short)."""
-        return (self.deadline.work_s + sum(a.window_s for a in self.approvals)) * 1000
+        agents = sum(step.waits_s for step in self.walk() if isinstance(step, AgentStep))
+        return (self.deadline.work_s + sum(a.window_s for a in self.approvals) + agents) * 1000
 
     @property
     def timeout_s(self) -> int:
@@ -409,7 +475,7 @@ class WorkflowSpec(_Strict):
         return self.rollout or DEFAULT_ROLLOUT
 
 
-for _model in (Catch, Fallback, TaskStep, MapStep, ParallelStep, Case, ChoiceStep, Escalation, ApprovalStep):
+for _model in (Catch, Fallback, TaskStep, AgentStep, MapStep, ParallelStep, Case, ChoiceStep, Escalation, ApprovalStep):
     _model.model_rebuild()
 WorkflowSpec.model_rebuild()
 

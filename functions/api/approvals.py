@@ -74,7 +74,13 @@ def decide_approval(
         raise ProblemError(
             409, "Approval already settled", f"approval {approval_id} was settled just now", kind="conflict"
         )
-    outcome = {"decision": request.decision, "approval_id": approval_id, "actor": actor, "reason": request.reason}
+    outcome = {
+        "decision": request.decision,
+        "approval_id": approval_id,
+        "actor": actor,
+        "reason": request.reason,
+        "args_sha256": item.args_sha256,
+    }
     if not runs.resume(item.task_token, outcome):
         raise ProblemError(409, "Run no longer waits", "the run stopped waiting for this approval", kind="expired")
     decisions.put(

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from contracts.envelope import Envelope
-from contracts.models import MODELS
+from contracts.validation import first_error
 from functions.llm_agent.loop import (
     AgentConfig,
+    ApprovalRequired,
     ModelError,
     ThrottlingException,
     ToolFailed,
@@ -26,11 +28,20 @@ from functions.llm_agent.loop import (
     approve_listed,
     run_loop,
 )
-from functions.llm_agent.service import tool_causation, turn_record
+from functions.llm_agent.service import (
+    ConversationStore,
+    LoopRound,
+    PendingCall,
+    pause,
+    resume,
+    tool_causation,
+    turn_record,
+)
 from functions.runtime import Agent, Step, tracing
 from functions.runtime.adapters import client
 from functions.runtime.agent import utcnow
 from functions.runtime.decisions import step_name
+from functions.runtime.errors import BadInput
 
 # Synth stages agent.json beside this file; LLM_AGENT_CONFIG points elsewhere (tests).
 CONFIG_PATH = Path(os.environ.get("LLM_AGENT_CONFIG") or Path(__file__).parent / "agent.json")
@@ -38,8 +49,8 @@ CONFIG_PATH = Path(os.environ.get("LLM_AGENT_CONFIG") or Path(__file__).parent /
 THROTTLED = frozenset({"ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException"})
 
 config = AgentConfig.model_validate_json(CONFIG_PATH.read_text(encoding="utf-8"))
-output_model = MODELS[config.output_model]
-agent = Agent.from_environment(input_model=MODELS[config.input_model], output_model=output_model)
+output_model = config.payload_model(config.output_model)
+agent = Agent.from_environment(input_model=config.payload_model(config.input_model), output_model=output_model)
 
 
 @cache
@@ -112,18 +123,39 @@ def tool_caller(envelope: Envelope) -> Any:
     return call
 
 
-def service(request: Any, step: Step) -> Any:
-    answer, usage = run_loop(
-        config,
-        output_model,
-        request.model_dump(mode="json"),
-        converse=model_caller(step),
-        call_tool=tool_caller(step.envelope),
-        record_turn=lambda turn: agent.store.put(turn_record(config, step, turn, finished=utcnow())),
-        approve=approve_listed([]),  # approved_calls are not wired into the handler yet
-    )
-    measured.update(usage.metrics())
-    return answer
+@cache
+def conversations() -> ConversationStore:
+    from functions.runtime.adapters import S3DocumentStore
+
+    return S3DocumentStore(os.environ["DOCUMENTS_BUCKET"])
+
+
+def service_for(loop: LoopRound | None, pending: list[PendingCall]) -> Any:
+    """The loop as a step's service: a dispatched call (``loop`` None) cannot pause, so an external action it asks
+    for fails the step; an agent step's round pauses instead (``pending`` gets the waiting call)."""
+
+    def service(request: Any, step: Step) -> Any:
+        paused, decisions, asked = (None, [], 0) if loop is None else resume(config, loop, conversations())
+        may_ask = loop is None or asked < loop.max_approvals
+        try:
+            answer, usage = run_loop(
+                config,
+                output_model,
+                request.model_dump(mode="json"),
+                converse=model_caller(step),
+                call_tool=tool_caller(step.envelope),
+                record_turn=lambda turn: agent.store.put(turn_record(config, step, turn, finished=utcnow())),
+                approve=approve_listed(decisions, may_ask=may_ask),
+                resume=paused,
+            )
+        except ApprovalRequired as waiting:
+            if loop is not None:
+                pending.append(pause(config, waiting, decisions, asked + 1, conversations()))
+            raise
+        measured.update(usage.metrics())
+        return answer
+
+    return service
 
 
 measured: dict[str, float] = {}
@@ -132,5 +164,21 @@ measured: dict[str, float] = {}
 @agent.logger.inject_lambda_context
 @agent.metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A dispatched call answers the output; an agent step's round (``loop`` in the event) answers
+    ``{"answer": ...}`` or ``{"pending": ...}``: a call for a person to decide, and the checkpoint to resume."""
     measured.clear()
-    return agent.run(event, service, lambda _answer: dict(measured))
+    if "loop" not in event:
+        return agent.run(event, service_for(None, []), lambda _answer: dict(measured))
+    event = dict(event)
+    try:
+        loop = LoopRound.model_validate(event.pop("loop"))
+    except ValidationError as exc:
+        raise BadInput(f"loop {first_error(exc)}") from None
+    pending: list[PendingCall] = []
+    try:
+        answer = agent.run(event, service_for(loop, pending), lambda _answer: dict(measured))
+    except ApprovalRequired:
+        if not pending:
+            raise
+        return {"pending": pending[0].model_dump(mode="json")}
+    return {"answer": answer}

@@ -19,6 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.capability import FINAL_ANSWER_TOOL, Guardrail, Inference, LlmLimits
+from contracts.models import MODELS
+from contracts.payloads import schema_model
 from functions.runtime.canonical import canonical_bytes, canonical_json, sha256_hex
 from functions.runtime.errors import AgentError
 
@@ -39,7 +41,21 @@ class ThrottlingException(AgentError):
 
 
 class ApprovalRequired(AgentError):
-    """The model asked for a tool with external side effects; it runs only once a person approved it."""
+    """The model asked for a tool with external side effects; it runs only once a person approved it.
+
+    The loop stops here: :attr:`paused` is where it stands, so a workflow's agent step can resume it after a person
+    decided (the loop's function stores the conversation and hands the step a checkpoint).
+    """
+
+    pauses_step = True  # the runtime records the attempt, but does not count it as the agent's error
+
+    def __init__(self, spec: ToolSpec, call: ToolCall) -> None:
+        super().__init__(
+            f"{spec.name} has external side effects: a person must approve it (arguments sha256 {call.input_sha256})"
+        )
+        self.tool = spec.name
+        self.call = call
+        self.paused: Paused | None = None
 
 
 class _Config(BaseModel):
@@ -81,6 +97,15 @@ class AgentConfig(_Config):
     inference: Inference
     guardrail: Guardrail | None = None
     price: TokenPrice
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="The JSON Schema of each of the project's own io types (by name)."
+    )
+
+    def payload_model(self, name: str) -> type[BaseModel]:
+        """An io type: the project's from its schema here, else the plane's own."""
+        if name in self.models:
+            return schema_model(self.models[name], name=name, where=f"{self.name} agent.json")
+        return MODELS[name]
 
 
 @dataclass(frozen=True)
@@ -129,6 +154,14 @@ class Turn:
         }
 
 
+class Totals(_Config):
+    turns: int = Field(ge=0)
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cost_usd: float = Field(ge=0)
+    tool_calls: int = Field(ge=0)
+
+
 @dataclass
 class Usage:
     """Totals over the run's turns, checked against the limits after every turn."""
@@ -156,6 +189,11 @@ class Usage:
         if self.cost_usd > limits.max_cost_usd:
             return f"cost ${self.cost_usd:.6f} > max_cost_usd ${limits.max_cost_usd}"
         return None
+
+    @classmethod
+    def carried(cls, totals: Totals) -> Usage:
+        """What a paused loop had spent, to go on counting from (its turns are on the ledger already)."""
+        return cls(**totals.model_dump())
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -220,11 +258,7 @@ def read_turn(
         input_tokens, output_tokens = int(usage["inputTokens"]), int(usage["outputTokens"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"turn {number}: the Converse response lacks {exc}") from None
-    calls = tuple(
-        ToolCall(str(b["toolUse"]["toolUseId"]), str(b["toolUse"]["name"]), _as_object(b["toolUse"].get("input")))
-        for b in content
-        if isinstance(b, dict) and "toolUse" in b
-    )
+    calls = _tool_calls(content)
     metrics = response.get("metrics") or {}
     return Turn(
         number=number,
@@ -240,6 +274,14 @@ def read_turn(
         cost_usd=config.price.cost(input_tokens, output_tokens),
         tool_calls=calls,
         served_by=_served_by(response),
+    )
+
+
+def _tool_calls(content: Sequence[Any]) -> tuple[ToolCall, ...]:
+    return tuple(
+        ToolCall(str(b["toolUse"]["toolUseId"]), str(b["toolUse"]["name"]), _as_object(b["toolUse"].get("input")))
+        for b in content
+        if isinstance(b, dict) and "toolUse" in b
     )
 
 
@@ -266,47 +308,62 @@ def _error_result(call: ToolCall, message: str) -> dict[str, Any]:
     }
 
 
-class ApprovedCall(_Config):
-    """One external-action call a person approved: the tool and the sha256 of its exact arguments."""
+class ToolDecision(_Config):
+    """A person's decision on one external-action call: the tool and the sha256 of its exact arguments."""
 
     tool: str
     args_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    decision: Literal["approve", "reject", "timeout"]
+    reason: str | None = Field(default=None, max_length=1000)
 
 
-def approve_listed(approved: Sequence[ApprovedCall]) -> Callable[[ToolSpec, ToolCall], None]:
-    """An approval check passing exactly the listed calls; any other external action still needs a person."""
-    allowed = {(a.tool, a.args_sha256) for a in approved}
+# An approval check: None lets the call run; a text refuses it (the model reads it as the tool's error).
+Approve = Callable[[ToolSpec, ToolCall], str | None]
 
-    def approve(spec: ToolSpec, call: ToolCall) -> None:
-        if (spec.name, call.input_sha256) not in allowed:
-            raise ApprovalRequired(
-                f"{spec.name} has external side effects: a person must approve it "
-                f"(arguments sha256 {call.input_sha256})"
-            )
+
+def approve_listed(decisions: Sequence[ToolDecision], *, may_ask: bool = True) -> Approve:
+    """The calls people decided on (each exact call: tool and arguments); any other external action pauses the
+    loop for a person (:class:`ApprovalRequired`), or is refused when the step may ask for no more approvals."""
+    decided = {(d.tool, d.args_sha256): d for d in decisions}
+
+    def approve(spec: ToolSpec, call: ToolCall) -> str | None:
+        found = decided.get((spec.name, call.input_sha256))
+        if found is None:
+            if may_ask:
+                raise ApprovalRequired(spec, call)
+            return f"{spec.name} has external side effects and this step may ask for no more approvals: not run"
+        if found.decision == "approve":
+            return None
+        why = f": {found.reason}" if found.reason else ""
+        return f"a person did not approve this call of {spec.name} ({found.decision}{why}): not run"
 
     return approve
 
 
 def tool_results(
     config: AgentConfig,
-    turn: Turn,
+    number: int,
+    calls: Sequence[ToolCall],
     *,
     call_tool: CallTool,
-    approve: Callable[[ToolSpec, ToolCall], None],
+    approve: Approve,
 ) -> dict[str, Any]:
-    """The user message answering every tool call of the turn: each call dispatched, in order."""
+    """The user message answering every tool call of turn ``number``: each call dispatched, in order."""
     specs = {t.name: t for t in config.tools}
     results: list[dict[str, Any]] = []
-    for index, call in enumerate(turn.tool_calls):
+    for index, call in enumerate(calls):
         spec = specs.get(call.name)
         if spec is None:
             offered = ", ".join([*specs, FINAL_ANSWER_TOOL])
             results.append(_error_result(call, f"unknown tool {call.name!r}; offered: {offered}"))
             continue
         if spec.side_effects == "external-action":
-            approve(spec, call)  # raises unless a person approved this call
+            refused = approve(spec, call)  # raises ApprovalRequired while a person has yet to decide
+            if refused is not None:
+                results.append(_error_result(call, refused))
+                continue
         try:
-            output = call_tool(spec, call.input, f"{turn.number}.{index}")
+            output = call_tool(spec, call.input, f"{number}.{index}")
         except ToolFailed as failed:
             results.append(_error_result(call, str(failed)))
             continue
@@ -335,6 +392,46 @@ def final_answer(config: AgentConfig, output_model: type[BaseModel], turn: Turn)
     return None, f"turn {turn.number} ended ({turn.stop_reason}) without calling {FINAL_ANSWER_TOOL}"
 
 
+@dataclass
+class Paused:
+    """A loop stopped for a person: the conversation through the turn whose tool calls wait, and what it spent."""
+
+    messages: list[dict[str, Any]]
+    usage: Usage
+    turn: int
+    invalid: int
+
+    @property
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The waiting turn's tool calls, read back from its assistant message."""
+        return _tool_calls(self.messages[-1].get("content", []))
+
+
+class Checkpoint(_Config):
+    """A paused loop as the run's state carries it; the conversation itself is stored apart, by its sha256."""
+
+    turn: int = Field(ge=1, description="The turn whose tool calls wait.")
+    invalid: int = Field(ge=0)
+    usage: Totals
+    decisions: list[ToolDecision] = Field(default_factory=list, description="People's decisions so far.")
+    asked: int = Field(ge=1, description="Approvals the step has asked for, this one included.")
+    conversation_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @classmethod
+    def of(cls, paused: Paused, decisions: Sequence[ToolDecision], asked: int, conversation_sha256: str) -> Checkpoint:
+        return cls(
+            turn=paused.turn,
+            invalid=paused.invalid,
+            usage=Totals.model_validate(paused.usage.metrics()),
+            decisions=list(decisions),
+            asked=asked,
+            conversation_sha256=conversation_sha256,
+        )
+
+    def resumed(self, messages: list[dict[str, Any]]) -> Paused:
+        return Paused(messages=messages, usage=Usage.carried(self.usage), turn=self.turn, invalid=self.invalid)
+
+
 def run_loop(
     config: AgentConfig,
     output_model: type[BaseModel],
@@ -343,14 +440,22 @@ def run_loop(
     converse: Converse,
     call_tool: CallTool,
     record_turn: RecordTurn,
-    approve: Callable[[ToolSpec, ToolCall], None],
+    approve: Approve,
+    resume: Paused | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[BaseModel, Usage]:
-    """Turns until a valid final answer; every turn is recorded before its budget is checked."""
-    usage = Usage()
-    messages: list[dict[str, Any]] = [{"role": "user", "content": [{"text": canonical_json(payload)}]}]
-    invalid = 0
-    for number in range(1, config.limits.max_turns + 1):
+    """Turns until a valid final answer; every turn is recorded before its budget is checked.
+
+    ``resume``: a loop that paused for an approval goes on from there, answering the waiting turn's calls first.
+    """
+    if resume is None:
+        usage, invalid, first = Usage(), 0, 1
+        messages: list[dict[str, Any]] = [{"role": "user", "content": [{"text": canonical_json(payload)}]}]
+    else:
+        usage, invalid, first = resume.usage, resume.invalid, resume.turn + 1
+        messages = list(resume.messages)
+        _answer(config, resume.turn, resume.calls, messages, usage, invalid, call_tool=call_tool, approve=approve)
+    for number in range(first, config.limits.max_turns + 1):
         request = request_for(config, messages, usage)
         started = clock()
         response = converse(request)
@@ -365,7 +470,7 @@ def run_loop(
             return answer, usage
         messages.append({"role": "assistant", "content": response["output"]["message"]["content"]})
         if problem is None:
-            messages.append(tool_results(config, turn, call_tool=call_tool, approve=approve))
+            _answer(config, number, turn.tool_calls, messages, usage, invalid, call_tool=call_tool, approve=approve)
             continue
         invalid += 1
         if invalid > config.limits.answer_retries:
@@ -375,3 +480,22 @@ def run_loop(
         else:
             messages.append({"role": "user", "content": [{"text": f"{problem}. Call {FINAL_ANSWER_TOOL}."}]})
     raise BudgetExceeded(f"{config.name}: max_turns {config.limits.max_turns} reached without a final answer")
+
+
+def _answer(
+    config: AgentConfig,
+    number: int,
+    calls: Sequence[ToolCall],
+    messages: list[dict[str, Any]],
+    usage: Usage,
+    invalid: int,
+    *,
+    call_tool: CallTool,
+    approve: Approve,
+) -> None:
+    """Answer turn ``number``'s calls; a call waiting for a person stops the loop where it stands."""
+    try:
+        messages.append(tool_results(config, number, calls, call_tool=call_tool, approve=approve))
+    except ApprovalRequired as pause:
+        pause.paused = Paused(messages=list(messages), usage=usage, turn=number, invalid=invalid)
+        raise

@@ -1,14 +1,21 @@
-"""An llm agent's turns on the ledger: one decision record per model turn, beside the step's own record."""
+"""An llm agent's turns on the ledger (one decision record per model turn, beside the step's own record), and an
+agent step's pauses: the conversation stored while a person decides, and the round that resumes it."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from functions.llm_agent.loop import AgentConfig, Turn
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.models import ApprovalOutcome
+from functions.llm_agent.loop import AgentConfig, ApprovalRequired, Checkpoint, Paused, ToolDecision, Turn
 from functions.runtime import Step
 from functions.runtime.agent import executed_version
-from functions.runtime.canonical import canonical_json, sha256_hex
+from functions.runtime.canonical import canonical_bytes, canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionRecord
+from functions.runtime.errors import AgentError
 
 
 def turn_step_key(causation_id: str, number: int) -> str:
@@ -52,3 +59,102 @@ def turn_record(config: AgentConfig, step: Step, turn: Turn, *, finished: dateti
         finished_at=finished,
         duration_ms=turn.latency_ms,
     )
+
+
+# --- an agent step's pauses: what waits for a person, and how the loop goes on after ----------------------------
+
+CONVERSATIONS_PREFIX = "conversations/"  # in the documents bucket: paused conversations, by their sha256
+
+
+class ConversationStore(Protocol):
+    def put(self, key: str, body: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+
+class PendingCall(BaseModel):
+    """An external-action call waiting for a person: what they review (``subject``) and where the loop stands."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tool: str
+    arguments: dict[str, Any]
+    args_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    subject: dict[str, Any]
+    checkpoint: Checkpoint
+
+
+class LoopRound(BaseModel):
+    """What a workflow's agent step sends beside the envelope (``loop``): a first round, or a resumed one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_approvals: int = Field(default=1, ge=1)
+    pending: PendingCall | None = None
+    approval: ApprovalOutcome | None = Field(default=None, description="The gate's answer on the pending call.")
+
+
+class ResumeRefused(AgentError):
+    """A resumed round whose checkpoint, conversation or approval does not hold together: nothing runs."""
+
+
+def conversation_key(sha256: str) -> str:
+    return f"{CONVERSATIONS_PREFIX}{sha256}.json"
+
+
+def approval_subject(agent: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """What the approver reviews for one call; its digest is the approval's ``args_sha256``."""
+    return {
+        "agent": agent,
+        "tool": tool,
+        "arguments": arguments,
+        "arguments_sha256": sha256_hex(canonical_bytes(arguments)),
+    }
+
+
+def pause(
+    config: AgentConfig,
+    paused: ApprovalRequired,
+    decisions: list[ToolDecision],
+    asked: int,
+    conversations: ConversationStore,
+) -> PendingCall:
+    """Store the paused conversation (content-addressed) and say what waits: the call and the checkpoint."""
+    assert paused.paused is not None
+    body = canonical_bytes(paused.paused.messages)
+    digest = sha256_hex(body)
+    conversations.put(conversation_key(digest), body)
+    return PendingCall(
+        tool=paused.tool,
+        arguments=paused.call.input,
+        args_sha256=paused.call.input_sha256,
+        subject=approval_subject(config.name, paused.tool, paused.call.input),
+        checkpoint=Checkpoint.of(paused.paused, decisions, asked, digest),
+    )
+
+
+def resume(
+    config: AgentConfig, loop: LoopRound, conversations: ConversationStore
+) -> tuple[Paused | None, list[ToolDecision], int]:
+    """Where a round starts: the paused loop (None: a first round), the decisions so far, the approvals asked."""
+    pending = loop.pending
+    if pending is None:
+        return None, [], 0
+    if loop.approval is None:
+        raise ResumeRefused("a resumed round needs the approval gate's outcome")
+    if pending.args_sha256 != sha256_hex(canonical_bytes(pending.arguments)):
+        raise ResumeRefused(f"the pending {pending.tool} call's arguments do not match their sha256")
+    approval = loop.approval
+    if approval.decision not in ("approve", "reject", "timeout"):
+        raise ResumeRefused(f"an approval decided {approval.decision!r}: not an answer on a tool call")
+    reviewed = sha256_hex(canonical_bytes(approval_subject(config.name, pending.tool, pending.arguments)))
+    if approval.decision != "timeout" and approval.args_sha256 != reviewed:
+        raise ResumeRefused(f"the approval is for something else than the pending {pending.tool} call: nothing runs")
+    checkpoint = pending.checkpoint
+    body = conversations.get(conversation_key(checkpoint.conversation_sha256))
+    if sha256_hex(body) != checkpoint.conversation_sha256:
+        raise ResumeRefused("the stored conversation does not match its checkpoint's sha256")
+    decided = ToolDecision(
+        tool=pending.tool, args_sha256=pending.args_sha256, decision=approval.decision, reason=approval.reason
+    )
+    return checkpoint.resumed(json.loads(body)), [*checkpoint.decisions, decided], checkpoint.asked

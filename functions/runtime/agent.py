@@ -247,6 +247,10 @@ class Agent(Generic[In, Out]):
                     result = self.output_model.model_validate(output)  # a replay answers what was decided
             except Exception as exc:
                 self._record(envelope, started, clock_start, error=exc)
+                if getattr(exc, "pauses_step", False):  # waits for a person: recorded, not the agent's error
+                    span.set_attribute("agentplane.outcome", "paused")
+                    self.logger.info("step paused", reason=str(exc))
+                    raise
                 self.metrics.add_metric(name="error_count", unit=MetricUnit.Count, value=1)
                 self.metrics.add_metadata(key="error_type", value=type(exc).__name__)
                 span.set_attribute("agentplane.outcome", "failed")
@@ -314,7 +318,7 @@ class Agent(Generic[In, Out]):
             agent_version=self.identity.version,
             capability=envelope.capability,
             capability_version=envelope.capability_version,
-            status="SUCCEEDED" if error is None else "FAILED",
+            status="SUCCEEDED" if error is None else "ESCALATED" if getattr(error, "pauses_step", False) else "FAILED",
             actor=self.identity.actor,
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error)[:1000],

@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from contracts.capability import CapabilityContract, LambdaRuntime, LlmRuntime
+from functions.llm_agent.service import CONVERSATIONS_PREFIX
 from infra.components import llm_agent
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge
@@ -99,6 +100,24 @@ PERMISSION_VERBS: Mapping[str, Grant] = {
     # The knowledge base ships with the plane as a read-only layer: no IAM grant, just the mount.
     "read:kb": lambda r: Granted(environment={"KNOWLEDGE_BASE_PATH": r.knowledge_base_path}, layers=[r.knowledge_base]),
 }
+
+
+def _paused_conversations(r: Resources) -> Granted:
+    """An llm agent whose tools act externally stores its conversation while a person decides, and reads it back."""
+    objects = r.data.documents.arn_for_objects(f"{CONVERSATIONS_PREFIX}*")
+    return Granted(
+        [
+            iam.PolicyStatement(actions=["s3:PutObject", "s3:GetObject"], resources=[objects]),
+            _kms(r.data, "kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"),
+        ],
+        {"DOCUMENTS_BUCKET": r.data.documents.bucket_name},
+    )
+
+
+def _merged(one: Granted, other: Granted) -> Granted:
+    return Granted(
+        [*one.statements, *other.statements], {**one.environment, **other.environment}, [*one.layers, *other.layers]
+    )
 
 
 def timeout_s(contract: CapabilityContract) -> int:
@@ -199,6 +218,8 @@ class AgentPool(Construct):
             layout = llm_agent.loop_asset(self, contract, contracts or {contract.name: contract}, functions_dir)
             code_dir = stage(f"fn-{llm_agent.LOOP_FOLDER}-{contract.name}", layout)
             model_grants = llm_agent.bedrock_statements(self, contract)
+            if llm_agent.asks_approvals(contract, contracts or {}):
+                granted = _merged(granted, _paused_conversations(resources))
         else:
             handler = runtime.handler
             code_dir = handler_asset(contract, source_root or functions_dir.parent)
@@ -295,6 +316,12 @@ class AgentPool(Construct):
                 self.role,
                 f"AwsSolutions-IAM5[Resource::{nag_ref(self, resources.data.documents)}/documents/*]",
                 "documents are content-addressed objects under documents/: the key is only known at run time",
+            )
+        if granted.environment.get("DOCUMENTS_BUCKET") and isinstance(runtime, LlmRuntime):
+            acknowledge(
+                self.role,
+                f"AwsSolutions-IAM5[Resource::{nag_ref(self, resources.data.documents)}/{CONVERSATIONS_PREFIX}*]",
+                "a paused conversation is stored under its sha256, only known at run time",
             )
 
     def dispatch_tools(self, dispatcher: lambda_.IFunction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, IResolvable, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
@@ -65,15 +65,17 @@ def agent_step(
     result_path: str,
     capability: str | None = None,
     timeout: int | None = None,
+    beside: dict[str, Any] | None = None,
 ) -> tasks.LambdaInvoke:
-    """A task whose input is the envelope the agent's contract expects (``timeout``: seconds, else the contract's)."""
+    """A task whose input is the envelope the agent's contract expects (``timeout``: seconds, else the contract's;
+    ``beside``: more fields of the event, for the agent's function rather than its service)."""
     contract = pool.contract
     envelope = step_envelope(contract, causation=causation, payload=payload, capability=capability)
     task = tasks.LambdaInvoke(
         scope,
         construct_id,
         lambda_function=pool.target,
-        payload=sfn.TaskInput.from_object(envelope),
+        payload=sfn.TaskInput.from_object({**envelope, **(beside or {})}),
         payload_response_only=True,
         retry_on_service_exceptions=False,
         result_path=result_path,
@@ -146,13 +148,13 @@ def approval_request(
     *,
     workflow: str,
     window_s: int,
-    subject: dict[str, Any],
+    subject: dict[str, Any] | IResolvable,
     policy_version: str,
     result_path: str,
 ) -> tasks.LambdaInvoke:
     """The run waits on a task token the approval gate keeps until a person decides; the window is its timeout.
 
-    ``policy_version`` is a state path or a literal; ``subject`` is ready for the payload.
+    ``policy_version`` is a state path or a literal; ``subject`` is ready for the payload (or read from the state).
     """
     at = sfn.JsonPath.string_at
     request = tasks.LambdaInvoke(

@@ -19,6 +19,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from contracts.capability import CapabilityContract, LlmRuntime
+from contracts.models import MODELS
 from infra.cost.model import CostError, load_pricing
 from infra.cost.model import token_prices as priced_model
 from infra.paths import FUNCTIONS_DIR, FUNCTIONS_PACKAGE, STAGING_DIR, package_folder, plane_handler
@@ -73,6 +74,12 @@ def tool_specs(contract: CapabilityContract, contracts: Mapping[str, CapabilityC
     return specs
 
 
+def asks_approvals(contract: CapabilityContract, contracts: Mapping[str, CapabilityContract]) -> bool:
+    """Whether the loop may pause for a person: one of its tools has an implementer with external side effects."""
+    tools = set(runtime_of(contract).tools)
+    return any(c.side_effects == "external-action" and tools & set(c.capabilities) for c in contracts.values())
+
+
 def token_prices(model_id: str, region: str) -> dict[str, float]:
     try:
         pricing = load_pricing(region)
@@ -110,6 +117,12 @@ def loop_config(
         "inference": runtime.inference.model_dump(mode="json"),
         "guardrail": None if runtime.guardrail is None else runtime.guardrail.model_dump(mode="json"),
         "price": token_prices(runtime.model.id, region),
+        # A project's own io types travel as their schemas: the loop's asset holds none of the project's code.
+        "models": {
+            name: model.model_json_schema(mode="validation")
+            for name, model in ((contract.io.input, contract.input_model), (contract.io.output, contract.output_model))
+            if name not in MODELS
+        },
     }
 
 

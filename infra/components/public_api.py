@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -424,6 +424,11 @@ class PublicApi(Construct):
         )
 
     def _models(self, model_name: str) -> dict[str, apigw.IModel]:
+        """The request model of ``model_name`` for each validated content type; one per name, however many
+        workflows start with it."""
+        made = self.node.try_find_child(f"{model_name}ModelRef")
+        if made is not None:
+            return dict.fromkeys(VALIDATED_CONTENT_TYPES, cast(apigw.IModel, made))
         model = apigw.CfnModel(
             self,
             f"{model_name}Model",

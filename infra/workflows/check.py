@@ -21,6 +21,7 @@ from contracts.loader import ContractError
 from contracts.models import ApprovalOutcome
 from contracts.payloads import payload_model
 from contracts.workflow import (
+    AgentStep,
     AnyStep,
     ApprovalStep,
     ChoiceStep,
@@ -40,7 +41,7 @@ from infra.components.agent_pool import ContractInfraError
 from infra.components.personas import PERSONA_ROUTES
 from infra.components.public_api import INTEGRATION_TIMEOUT_S
 from infra.workflows.compiler import RUN_CONTEXT
-from infra.workflows.resolve import ResolveError, fallback, resolve
+from infra.workflows.resolve import AGENT_KINDS, ResolveError, fallback, resolve
 
 ANY: Any = typing.Any  # a type the check cannot know: nothing is flagged against it
 MISSING = object()  # a path that is not in the state
@@ -97,6 +98,8 @@ class _Checker:
     def step(self, step: AnyStep, state: Any, where: str, top: bool) -> Any:
         if isinstance(step, TaskStep):
             return self.task(step, state, where, top)
+        if isinstance(step, AgentStep):
+            return self.agent(step, state, where, top)
         if isinstance(step, MapStep):
             return self.map_step(step, state, where)
         if isinstance(step, ParallelStep):
@@ -142,6 +145,32 @@ class _Checker:
             self.errors(catch.errors, known, f"{where}.catch[{index}].errors")
         return join(*ends, *self.catches(step, state, where, top))
 
+    def agent(self, step: AgentStep, state: Any, where: str, top: bool) -> Any:
+        self.envelope(state, where)
+        try:
+            contract = resolve(step.capability, step.version, self.contracts, AGENT_KINDS)
+        except ResolveError as error:
+            self.problem(f"{where}.capability", str(error))
+            return assign(state, step.result, ANY)
+        self.object(step.input, contract.input_model, state, f"{where}.input")
+        tools = getattr(contract.runtime, "tools", [])
+        acting = sorted(
+            c.name
+            for c in self.contracts.values()
+            if c.side_effects == "external-action" and set(c.capabilities) & set(tools)
+        )
+        if acting and step.approvals is None:
+            self.problem(
+                f"{where}.approvals",
+                f"{contract.name}'s tools include external actions ({', '.join(acting)}): "
+                "say who approves them (approvals: {who, window_s})",
+            )
+        if step.approvals is not None:
+            self.decider(step.approvals.who, f"{where}.approvals.who")
+        for index, catch in enumerate(step.catch):
+            self.errors(catch.errors, set(contract.telemetry.errors), f"{where}.catch[{index}].errors")
+        return join(assign(state, step.result, contract.output_model), *self.catches(step, state, where, top))
+
     def map_step(self, step: MapStep, state: Any, where: str) -> Any:
         items = lookup(state, step.items)
         if items is MISSING:
@@ -172,9 +201,7 @@ class _Checker:
         return join(*ends)
 
     def approval(self, step: ApprovalStep, state: Any, where: str, top: bool) -> Any:
-        if DECIDE_ROUTE not in PERSONA_ROUTES.get(step.who, []):
-            deciders = ", ".join(p for p, routes in PERSONA_ROUTES.items() if DECIDE_ROUTE in routes)
-            self.problem(f"{where}.who", f"{step.who!r} is not a persona who decides approvals ({deciders})")
+        self.decider(step.who, f"{where}.who")
         for key, value in step.subject.items():
             if is_reference(value):
                 self.read(value, state, f"{where}.subject.{key}")
@@ -185,6 +212,11 @@ class _Checker:
         if step.escalation.action == "continue":
             ends.append(self.sequence(step.escalation.steps, decided, f"{where}.escalation.steps", top=top))
         return join(*ends)
+
+    def decider(self, who: str, where: str) -> None:
+        if DECIDE_ROUTE not in PERSONA_ROUTES.get(who, []):
+            deciders = ", ".join(p for p, routes in PERSONA_ROUTES.items() if DECIDE_ROUTE in routes)
+            self.problem(where, f"{who!r} is not a persona who decides approvals ({deciders})")
 
     def emit(self, step: EmitStep, state: Any, where: str) -> Any:
         subscribers = [c for c in self.contracts.values() if step.detail_type in c.subscribes]
@@ -207,7 +239,9 @@ class _Checker:
     def caught(self, step: MapStep | ParallelStep, state: Any, where: str, top: bool = False) -> Any:
         return join(state, *self.catches(step, state, where, top))
 
-    def catches(self, step: TaskStep | MapStep | ParallelStep, state: Any, where: str, top: bool) -> list[Any]:
+    def catches(
+        self, step: TaskStep | AgentStep | MapStep | ParallelStep, state: Any, where: str, top: bool
+    ) -> list[Any]:
         return [
             self.sequence(c.steps, assign(state, c.result, ERROR), f"{where}.catch[{i}].steps", top=top)
             for i, c in enumerate(step.catch)

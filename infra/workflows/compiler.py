@@ -20,10 +20,10 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from contracts.workflow import (
+    AgentStep,
     AnyStep,
     ApprovalStep,
     Case,
-    Catch,
     ChoiceStep,
     EmitStep,
     FailStep,
@@ -34,6 +34,7 @@ from contracts.workflow import (
     SucceedStep,
     TaskStep,
     WorkflowSpec,
+    agent_state_names,
     is_reference,
     step_id,
 )
@@ -48,7 +49,7 @@ from infra.components.coordinator_workflow import (
 )
 from infra.components.event_mesh import EVENT_SOURCE
 from infra.components.sagemaker_endpoint import FALLBACK_ERRORS
-from infra.workflows.resolve import fallback, resolve, workflow_agents
+from infra.workflows.resolve import AGENT_KINDS, fallback, resolve, workflow_agents
 
 # What every Map iteration sees of the run besides its item, so its steps send the run's envelope.
 RUN_CONTEXT = ("trace_id", "traceparent", "correlation_id", "deadline")
@@ -143,16 +144,18 @@ class _Builder:
     def _causation(self, name: str, where: _Where) -> str:
         return caused_by(name, sfn.JsonPath.string_at("$.index")) if where.indexed else caused_by(name)
 
-    def _handle(self, state: Any, step: TaskStep | MapStep | ParallelStep, then: Any, where: _Where) -> None:
-        """The step's own retries and catches, then the failure path; ``state`` goes on to ``then``."""
-        for retry in step.retry:
-            _add_retry(state, retry)
+    def _handle(
+        self, state: Any, step: TaskStep | AgentStep | MapStep | ParallelStep, then: Any, where: _Where, *more: Any
+    ) -> None:
+        """The step's own retries and catches on ``state`` (and the ``more`` states of the same step), each catch's
+        steps going on to ``then``."""
+        for target in (state, *more):
+            for retry in step.retry:
+                _add_retry(target, retry)
         for index, catch in enumerate(step.catch):
-            self._catch(state, catch, then, where, f"{step_id(step)}Caught{index}")
-
-    def _catch(self, state: Any, catch: Catch, then: Any, where: _Where, name: str) -> None:
-        handler = self._join(list(catch.steps), then, where, name)
-        state.add_catch(handler, errors=list(catch.errors), result_path=catch.result)
+            handler = self._join(list(catch.steps), then, where, f"{step_id(step)}Caught{index}")
+            for target in (state, *more):
+                target.add_catch(handler, errors=list(catch.errors), result_path=catch.result)
 
     def _fail_to_path(self, state: Any, where: _Where) -> None:
         if where.top and self.failed is not None:
@@ -210,6 +213,72 @@ class _Builder:
             state.add_catch(other, errors=errors, result_path=step.fallback.error_result)
         self._fail_to_path(state, where)
         return self._next(state, self.sequence(list(step.then), then, where))
+
+    def _agent(self, step: AgentStep, then: sfn.IChainable | None, where: _Where) -> sfn.IChainable:
+        """The loop in rounds: a round answers or pauses on an external-action call; a person decides on the call
+        (a window nobody decides in is a refusal), and the next round resumes the loop with the decision."""
+        contract = resolve(step.capability, step.version, self.contracts, AGENT_KINDS)
+        pool = self.targets.pools[contract.name]
+
+        def round_(name: str, result: str, beside: dict[str, Any] | None) -> tasks.LambdaInvoke:
+            return agent_step(
+                self.scope,
+                name,
+                pool,
+                payload=render(step.input),
+                causation=self._causation(step.agent, where),  # one step on the ledger, however many rounds
+                result_path=result,
+                capability=step.capability,
+                timeout=step.timeout_s,
+                beside=beside,
+            )
+
+        if step.approvals is None:  # nothing to wait for: one call; an external action it asks for fails the step
+            state = round_(step.agent, step.result, None)
+            self._handle(state, step, then, where)
+            self._fail_to_path(state, where)
+            return self._next(state, then)
+
+        self.calls_gate = True
+        at = f"$.loops.{step.agent}"
+        resumes, paused, answered, approval, unanswered = agent_state_names(step.agent)
+        first = round_(step.agent, at, {"loop": {"max_approvals": step.approvals.max_calls}})
+        again = round_(
+            resumes,
+            at,
+            {
+                "loop": {
+                    "max_approvals": step.approvals.max_calls,
+                    "pending": sfn.JsonPath.object_at(f"{at}.pending"),
+                    "approval": sfn.JsonPath.object_at(f"{at}.approval"),
+                }
+            },
+        )
+        request = approval_request(
+            self.scope,
+            approval,
+            self.targets.gate,
+            workflow=self.spec.name,
+            window_s=step.approvals.window_s,
+            subject=sfn.JsonPath.object_at(f"{at}.pending.subject"),
+            policy_version=f"{contract.name}@{contract.version}",
+            result_path=f"{at}.approval",
+        )
+        timed_out = sfn.Pass(
+            self.scope, unanswered, result=sfn.Result.from_object(TIMED_OUT), result_path=f"{at}.approval"
+        )
+        request.add_catch(timed_out, errors=[sfn.Errors.TIMEOUT], result_path=f"{at}.approval_error")
+        done = self._next(sfn.Pass(self.scope, answered, input_path=f"{at}.answer", result_path=step.result), then)
+        choice = sfn.Choice(self.scope, paused).when(sfn.Condition.is_present(f"{at}.pending"), request)
+        choice.otherwise(done)
+        first.next(choice)
+        again.next(choice)
+        request.next(again)
+        timed_out.next(again)
+        self._handle(first, step, then, where, again)
+        for state in (first, again, request):
+            self._fail_to_path(state, where)
+        return first
 
     def _map(self, step: MapStep, then: sfn.IChainable | None, where: _Where) -> sfn.IChainable:
         selector = {
@@ -318,6 +387,7 @@ class _Builder:
 
     BUILDERS: Mapping[str, Callable[[_Builder, Any, sfn.IChainable | None, _Where], sfn.IChainable]] = {
         "task": _task,
+        "agent": _agent,
         "map": _map,
         "parallel": _parallel,
         "choice": _choice,

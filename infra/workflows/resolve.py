@@ -5,18 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from contracts.capability import CapabilityContract, FallbackCapability
-from contracts.workflow import TaskStep, WorkflowSpec
+from contracts.workflow import AgentStep, TaskStep, WorkflowSpec
 from functions.runtime.routing import in_range
 from infra.components.sagemaker_endpoint import fallback_for, within
 
-SERVING_KINDS = ("lambda", "sagemaker")  # what a workflow step can call
+SERVING_KINDS = ("lambda", "sagemaker")  # what a task step can call
+AGENT_KINDS = ("llm",)  # what an agent step runs: a tool-use loop that can pause for approvals
 
 
 class ResolveError(ValueError):
     """A capability no contract serves (within the range asked for)."""
 
 
-def resolve(capability: str, version: str | None, contracts: Mapping[str, CapabilityContract]) -> CapabilityContract:
+def resolve(
+    capability: str,
+    version: str | None,
+    contracts: Mapping[str, CapabilityContract],
+    kinds: tuple[str, ...] = SERVING_KINDS,
+) -> CapabilityContract:
     """The primary implementation of ``capability`` within ``version``.
 
     Of the contracts serving it, those another one names as its fallback are left out (they are reached from it);
@@ -28,11 +34,12 @@ def resolve(capability: str, version: str | None, contracts: Mapping[str, Capabi
         c
         for c in contracts.values()
         if capability in c.capabilities
-        and c.runtime.kind in SERVING_KINDS
+        and c.runtime.kind in kinds
         and (version is None or in_range(c.version, version))
     ]
     if not candidates:
-        raise ResolveError(f"no contract serves capability {wanted}")
+        served = " ".join(f"kind: {kind}" for kind in kinds)
+        raise ResolveError(f"no contract serves capability {wanted} ({served})")
     fallbacks = {
         other.name
         for c in candidates
@@ -66,6 +73,8 @@ def workflow_agents(spec: WorkflowSpec, contracts: Mapping[str, CapabilityContra
             agents.append(resolve(step.capability, step.version, contracts).name)
             if step.fallback is not None:
                 agents.append(fallback(step, contracts).name)
+        elif isinstance(step, AgentStep):
+            agents.append(resolve(step.capability, step.version, contracts, AGENT_KINDS).name)
     if spec.failure is not None:
         agents.append(resolve(spec.failure.capability, spec.failure.version, contracts).name)
     return list(dict.fromkeys(agents))
