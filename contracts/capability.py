@@ -141,6 +141,8 @@ class SageMakerRuntime(_Strict):
 INFERENCE_PROFILES = ("us", "eu", "apac", "global")
 # Bedrock tool names: ``[a-zA-Z0-9_-]{1,64}``; the loop adds ``final_answer`` itself.
 FINAL_ANSWER_TOOL = "final_answer"
+# Where an llm agent step keeps a conversation paused for a person (documents bucket, by the content's sha256).
+CONVERSATIONS_PREFIX = "conversations/"
 PROMPT_PATTERN = r"^prompts/[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*\.(md|txt)$"
 
 

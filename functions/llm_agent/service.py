@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.capability import CONVERSATIONS_PREFIX
 from contracts.models import ApprovalOutcome
 from functions.llm_agent.loop import AgentConfig, ApprovalRequired, Checkpoint, Paused, ToolDecision, Turn
 from functions.runtime import Step
@@ -62,9 +63,6 @@ def turn_record(config: AgentConfig, step: Step, turn: Turn, *, finished: dateti
 
 
 # --- an agent step's pauses: what waits for a person, and how the loop goes on after ----------------------------
-
-CONVERSATIONS_PREFIX = "conversations/"  # in the documents bucket: paused conversations, by their sha256
-
 
 class ConversationStore(Protocol):
     def put(self, key: str, body: bytes) -> None: ...

@@ -12,8 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from contracts.capability import CapabilityContract, LambdaRuntime, LlmRuntime
-from functions.llm_agent.service import CONVERSATIONS_PREFIX
+from contracts.capability import CONVERSATIONS_PREFIX, CapabilityContract, LambdaRuntime, LlmRuntime
 from infra.components import llm_agent
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge

@@ -38,8 +38,8 @@ def resolve(
         and (version is None or in_range(c.version, version))
     ]
     if not candidates:
-        served = " ".join(f"kind: {kind}" for kind in kinds)
-        raise ResolveError(f"no contract serves capability {wanted} ({served})")
+        runs = "" if kinds == SERVING_KINDS else f" (as {' or '.join(f'kind: {k}' for k in kinds)})"
+        raise ResolveError(f"no contract serves capability {wanted}{runs}")
     fallbacks = {
         other.name
         for c in candidates

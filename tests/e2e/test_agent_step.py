@@ -137,3 +137,47 @@ def test_a_decision_on_other_arguments_is_refused(plane: LocalPlane) -> None:
     assert answer.status == 409, answer.body
     assert pending_approvals(approver, execution_id)  # still waiting for a real decision
     decide(plane, approval, "reject")
+
+
+def test_the_template_pauses_the_loop_at_the_gate_and_grants_only_the_paused_conversations(plane: LocalPlane) -> None:
+    template = json.loads((plane.options.assembly_dir / "agentplane.template.json").read_text())
+    resources = template["Resources"]
+    [machine] = [
+        r for r in resources.values() if r.get("Metadata", {}).get("agentplane:workflow", "").endswith(WORKFLOW)
+    ]
+    definition = json.loads(
+        "".join(p if isinstance(p, str) else "ARN" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
+    )
+    states = definition["States"]
+    # a round, a pause test, the gate (its window nobody answered is a refusal), the round that resumes
+    assert states["Assist"]["Next"] == states["AssistResumes"]["Next"] == "AssistPaused"
+    assert states["AssistPaused"]["Choices"][0] == {
+        "Variable": "$.loops.Assist.pending",
+        "IsPresent": True,
+        "Next": "AssistApproval",
+    }
+    assert states["AssistApproval"]["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert states["AssistApproval"]["Parameters"]["Payload"]["subject.$"] == "$.loops.Assist.pending.subject"
+    assert states["AssistApproval"]["Catch"][0]["ErrorEquals"] == ["States.Timeout"]
+    assert states["AssistUnanswered"]["Next"] == states["AssistApproval"]["Next"] == "AssistResumes"
+    assert states["AssistResumes"]["Parameters"]["loop"]["approval.$"] == "$.loops.Assist.approval"
+    # the loop's role may keep and read paused conversations, and no other object of the documents bucket
+    [role] = [
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::IAM::Role" and "tickets-assistant" in r["Properties"].get("Description", "")
+    ]
+    statements = [
+        s
+        for p in resources.values()
+        if p["Type"] == "AWS::IAM::Policy" and {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    s3 = [s for s in statements if any(str(a).startswith("s3:") for a in _list(s["Action"]))]
+    assert len(s3) == 1
+    assert sorted(_list(s3[0]["Action"])) == ["s3:GetObject", "s3:PutObject"]
+    assert json.dumps(s3[0]["Resource"]).endswith('"/conversations/*"]]}')
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -93,7 +93,13 @@ def test_an_approval_resumes_the_run_once_with_who_and_why(store: InMemoryApprov
     assert answer["status"] == "APPROVED"
     [(token, outcome)] = runs.resumed
     assert token == "token-1"
-    assert outcome == {"decision": "approve", "approval_id": "a-1", "actor": f"human:{APPROVER}", "reason": "ok"}
+    assert outcome == {
+        "decision": "approve",
+        "approval_id": "a-1",
+        "actor": f"human:{APPROVER}",
+        "reason": "ok",
+        "args_sha256": reviewed(store),  # what the person decided on travels with the decision
+    }
     [record] = decisions.list("run-1")
     assert (record.actor, record.agent, record.status) == (f"human:{APPROVER}", "approval-gate", "SUCCEEDED")
     assert json.loads(record.input_json)["policy_version"] == "2026-11-01"

@@ -14,11 +14,12 @@ from contracts.models import Verdict
 from functions.llm_agent.loop import (
     AgentConfig,
     ApprovalRequired,
-    ApprovedCall,
     BudgetExceeded,
+    Checkpoint,
     ModelError,
     TokenPrice,
     ToolCall,
+    ToolDecision,
     ToolFailed,
     ToolSpec,
     Turn,
@@ -113,7 +114,7 @@ def run(
     recorded = [] if recorded is None else recorded
 
     def refuse(spec: ToolSpec, call: ToolCall) -> None:
-        raise ApprovalRequired(spec.name)
+        raise ApprovalRequired(spec, call)
 
     answer, usage = run_loop(
         config(**limits),
@@ -243,23 +244,81 @@ def test_an_external_action_tool_waits_for_approval_before_it_runs() -> None:
     assert tools.calls == []
 
 
-def test_only_the_exact_approved_call_passes_the_approval_check() -> None:
-    spec = ToolSpec(
-        name="send-email",
-        description="sends",
-        input_schema={"type": "object"},
-        accept="1.x",
-        capability_version="1.0.0",
-        side_effects="external-action",
-    )
-    approved = ToolCall("t1", "send-email", {"to": "x"})
-    approve = approve_listed([ApprovedCall(tool="send-email", args_sha256=approved.input_sha256)])
+SEND = ToolSpec(
+    name="send-email",
+    description="sends",
+    input_schema={"type": "object"},
+    accept="1.x",
+    capability_version="1.0.0",
+    side_effects="external-action",
+)
 
-    approve(spec, approved)  # passes: this exact call was approved
+
+def test_only_the_exact_approved_call_passes_the_approval_check() -> None:
+    approved = ToolCall("t1", "send-email", {"to": "x"})
+    approve = approve_listed([ToolDecision(tool="send-email", args_sha256=approved.input_sha256, decision="approve")])
+
+    assert approve(SEND, approved) is None  # passes: this exact call was approved
     with pytest.raises(ApprovalRequired, match="send-email"):
-        approve(spec, ToolCall("t2", "send-email", {"to": "y"}))  # other arguments: not approved
+        approve(SEND, ToolCall("t2", "send-email", {"to": "y"}))  # other arguments: not approved
     with pytest.raises(ApprovalRequired):
-        approve_listed([])(spec, approved)
+        approve_listed([])(SEND, approved)
+
+
+def test_a_rejected_call_or_one_past_the_approvals_allowed_is_refused_to_the_model() -> None:
+    call = ToolCall("t1", "send-email", {"to": "x"})
+    rejected = ToolDecision(tool="send-email", args_sha256=call.input_sha256, decision="reject", reason="not now")
+
+    assert "did not approve" in str(approve_listed([rejected])(SEND, call))
+    assert "not now" in str(approve_listed([rejected])(SEND, call))
+    assert "no more approvals" in str(approve_listed([], may_ask=False)(SEND, call))
+
+
+def test_a_paused_loop_resumes_where_it_stopped_and_runs_the_approved_call() -> None:
+    tools, recorded = Tools(), []
+    config_ = config()
+    first = Script(turn(tool_use("confidence-scoring", CLAIM, "a"), tool_use("send-email", {"to": "x"}, "b")))
+    with pytest.raises(ApprovalRequired) as paused:
+        run_loop(
+            config_,
+            Verdict,
+            CLAIM,
+            converse=first,
+            call_tool=tools,
+            record_turn=recorded.append,
+            approve=approve_listed([]),
+        )
+    pause = paused.value.paused
+    assert pause is not None
+    assert pause.turn == 1
+    assert [c.name for c in pause.calls] == ["confidence-scoring", "send-email"]
+    assert [c[0] for c in tools.calls] == ["confidence-scoring"]  # the call before the external one ran
+    # the checkpoint carries what the loop spent; the conversation goes back in as stored
+    checkpoint = Checkpoint.of(pause, [], 1, "0" * 64)
+    assert checkpoint.usage.turns == 1
+    assert checkpoint.usage.input_tokens == 100
+    decided = ToolDecision(tool="send-email", args_sha256=paused.value.call.input_sha256, decision="approve")
+    second = Script(turn(tool_use("final_answer", VERDICT)))
+
+    answer, usage = run_loop(
+        config_,
+        Verdict,
+        CLAIM,
+        converse=second,
+        call_tool=tools,
+        record_turn=recorded.append,
+        approve=approve_listed([decided]),
+        resume=checkpoint.resumed(pause.messages),
+    )
+
+    assert answer == Verdict.model_validate(VERDICT)
+    assert [c[0] for c in tools.calls] == ["confidence-scoring", "confidence-scoring", "send-email"]
+    assert [c[2] for c in tools.calls] == ["1.0", "1.0", "1.1"]  # the same call ids: dispatch answers a replay once
+    assert [t.number for t in recorded] == [1, 2]  # turns go on numbering across the pause
+    assert (usage.turns, usage.input_tokens) == (2, 200)  # and the budget counts both rounds
+    sent = second.requests[0]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert [r["toolResult"]["toolUseId"] for r in sent[-1]["content"]] == ["a", "b"]
 
 
 def test_a_failed_or_unknown_tool_is_a_tool_error_the_model_sees() -> None:

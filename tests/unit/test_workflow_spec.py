@@ -110,7 +110,7 @@ def test_a_step_names_exactly_one_kind(tmp_path: Path) -> None:
     document = copy.deepcopy(QUICK_CHECK)
     document["steps"][1] = {"set": "Answer", "task": "Answer", "value": {}}
 
-    with pytest.raises(ContractError, match=r"steps\[1\]: a step has exactly one kind key: one of task, map"):
+    with pytest.raises(ContractError, match=r"steps\[1\]: a step has exactly one kind key: one of task, agent, map"):
         load_workflow(write(tmp_path, document))
 
 

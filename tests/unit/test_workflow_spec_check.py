@@ -196,3 +196,56 @@ def test_the_cli_prints_one_line_per_problem_and_exits_non_zero(
 def test_the_cli_passes_the_shipped_specs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["workflows", "check"]) == 0
     assert capsys.readouterr().out.strip() == f"2 workflow specs valid against {len(CONTRACTS)} contracts"
+
+
+def agent_spec(**agent: Any) -> dict[str, Any]:
+    """A workflow whose one step is the llm fact-checker as an agent step."""
+    spec = {**copy.deepcopy(QUICK_CHECK), "type": "standard", "api": {"mode": "async"}}
+    spec["steps"] = [
+        {
+            "agent": "CheckClaim",
+            "capability": "fact-check",
+            "version": "1.x",
+            "input": {"claim": {"claim_id": "c-001", "text": "$.request.claim", "sentence_index": 0}},
+            "result": "$.verdict",
+            **agent,
+        }
+    ]
+    return spec
+
+
+def acting_contracts() -> dict[str, Any]:
+    """The shipped contracts, with the fact-checker's tool turned into an external action."""
+    contracts = dict(CONTRACTS)
+    tool = contracts["evidence-verifier"]
+    contracts["evidence-verifier"] = tool.model_copy(update={"side_effects": "external-action"})
+    return contracts
+
+
+def test_an_agent_step_runs_an_llm_contract_and_types_its_result() -> None:
+    spec = WorkflowSpec.model_validate(agent_spec())
+
+    assert workflow_agents(spec, CONTRACTS)[0] == "fact-checker-llm"
+    with pytest.raises(ResolveError, match=r"no contract serves capability risk-scoring \(as kind: llm\)"):
+        workflow_agents(WorkflowSpec.model_validate(agent_spec(capability="risk-scoring", version=None)), CONTRACTS)
+
+
+def test_an_agent_whose_tools_act_externally_needs_someone_to_approve_them() -> None:
+    spec = WorkflowSpec.model_validate(agent_spec())
+    approved = WorkflowSpec.model_validate(agent_spec(approvals={"who": "approver", "window_s": 60}))
+    nobody = WorkflowSpec.model_validate(agent_spec(approvals={"who": "submitter", "window_s": 60}))
+
+    (found,) = check_spec(spec, acting_contracts(), "spec.yaml")
+    assert found.startswith("spec.yaml: CheckClaim.approvals: fact-checker-llm's tools include external actions")
+    assert check_spec(approved, acting_contracts(), "spec.yaml") == []
+    assert "is not a persona who decides approvals" in check_spec(nobody, acting_contracts(), "spec.yaml")[0]
+
+
+def test_the_deadline_covers_every_approval_an_agent_step_may_wait_for() -> None:
+    spec = WorkflowSpec.model_validate(agent_spec(approvals={"window_s": 600, "max_calls": 3}))
+
+    assert spec.ttl_ms == (spec.deadline.work_s + 3 * 600) * 1000
+    with pytest.raises(ValueError, match="an express workflow cannot wait for a person to approve its tool calls"):
+        WorkflowSpec.model_validate(
+            {**agent_spec(approvals={"window_s": 60}), "type": "express", "api": {"mode": "sync"}}
+        )
