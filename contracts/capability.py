@@ -143,6 +143,8 @@ INFERENCE_PROFILES = ("us", "eu", "apac", "global")
 FINAL_ANSWER_TOOL = "final_answer"
 # Where an llm agent step keeps a conversation paused for a person (documents bucket, by the content's sha256).
 CONVERSATIONS_PREFIX = "conversations/"
+# What an llm agent counts when its model's quota refused a step (the plane's own metric, declared or not).
+THROTTLE_METRIC = "throttle_count"
 PROMPT_PATTERN = r"^prompts/[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*\.(md|txt)$"
 
 

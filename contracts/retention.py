@@ -70,7 +70,8 @@ RETENTION: dict[str, Retention] = {
     "documents": Retention(
         "bucket",
         365,
-        "submitted documents (claim-check): decisions keep their SHA-256, not their text, after a year",
+        "submitted documents and llm turns' content (claim-check): decisions keep their SHA-256, not their text, "
+        "after a year",
         noncurrent_days=30,
     ),
     "ledger-digests": Retention(

@@ -22,6 +22,10 @@ WORKFLOW_METADATA = "agentplane:workflow"
 ENVIRONMENT_METADATA = "agentplane:environment"
 
 
+# Where every agent's EMF metrics go (functions.runtime.telemetry writes them there).
+METRICS_NAMESPACE = "agentplane"
+
+
 def agent_environment(contract: CapabilityContract) -> dict[str, str]:
     """What every agent's function knows about itself, from its contract (the pool adds what its grants name)."""
     runtime = contract.runtime
@@ -34,5 +38,5 @@ def agent_environment(contract: CapabilityContract) -> dict[str, str]:
         "AGENT_SIDE_EFFECTS": contract.side_effects,
         "AGENT_TTL_MS": str(ttl_ms),
         "POWERTOOLS_SERVICE_NAME": contract.name,
-        "POWERTOOLS_METRICS_NAMESPACE": "agentplane",
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
     }

@@ -143,6 +143,28 @@ def requests() -> S3DocumentStore | None:
     return S3DocumentStore(os.environ["DOCUMENTS_BUCKET"]) if "DOCUMENTS_BUCKET" in os.environ else None
 
 
+class _Contents:
+    """Stored content by key; None for a key nothing is stored under."""
+
+    def __init__(self, bucket: str) -> None:
+        self.store = S3DocumentStore(bucket)
+
+    def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.store.get(key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+
+
+def contents() -> _Contents | None:
+    """The llm turns' stored content; None when the stack gives the API no documents bucket."""
+    return _Contents(os.environ["DOCUMENTS_BUCKET"]) if "DOCUMENTS_BUCKET" in os.environ else None
+
+
 def ledger() -> DynamoLedgerStore:
     return DynamoLedgerStore(table(os.environ["LEDGER_TABLE"]))
 

@@ -1,12 +1,15 @@
-"""Audit reads: the lineage of one trace (verified entry by entry) and the full ledger export."""
+"""Audit reads: the lineage of one trace (verified entry by entry), the full ledger export, and the content an
+llm agent's turn records by digest."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Protocol
 
+from contracts.capability import CONVERSATIONS_PREFIX
 from functions.api.service import ProblemError
+from functions.runtime.canonical import sha256_hex
 from functions.runtime.decisions import step_name
 from functions.runtime.ledger import (
     LedgerEntry,
@@ -18,6 +21,29 @@ from functions.runtime.ledger import (
     verify_signature,
 )
 from functions.runtime.ledger_store import DigestArchive, LedgerStore
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ContentStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+
+def content(sha256: str, *, store: ContentStore | None) -> dict[str, Any]:
+    """What an llm turn sent or answered, by the digest its record holds, checked against that digest."""
+    if not SHA256.match(sha256):
+        raise ProblemError(400, "Bad digest", "a content digest is 64 lowercase hex characters", kind="bad-request")
+    body = None if store is None else store.get(f"{CONVERSATIONS_PREFIX}{sha256}.json")
+    if body is None:
+        raise ProblemError(404, "Unknown content", f"no content is stored under {sha256}", kind="not-found")
+    if sha256_hex(body) != sha256:
+        raise ProblemError(500, "Content altered", f"the object under {sha256} has another digest", kind="internal")
+    return {"sha256": sha256, "content": json.loads(body)}
+
+
+def _is_turn(record: dict[str, Any]) -> bool:
+    """A model's turn (actor ``model:<id>``): its output is the turn's summary, content digests included."""
+    return str(record.get("actor", "")).startswith("model:") and bool(record.get("output_json"))
 
 
 def _covering(entry: LedgerEntry, digests: list[SignedDigest]) -> SignedDigest | None:
@@ -83,6 +109,7 @@ def lineage(trace_id: str, *, store: LedgerStore, archive: DigestArchive, public
                 "verification": "failed" if problem else ("pending-digest" if digest is None else "verified"),
                 **({"problem": problem} if problem else {}),
                 **({"route": json.loads(str(record["route_json"]))} if record.get("route_json") else {}),
+                **({"turn": json.loads(str(record["output_json"]))} if _is_turn(record) else {}),
             }
         )
     return {

@@ -1,7 +1,8 @@
 """An llm agent's loop function: one per ``kind: llm`` contract, configured by the ``agent.json`` synth stages.
 
 Thin: Converse through boto3's ``bedrock-runtime`` client (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` points it at
-the local plane's stand-in), tools through the dispatcher function, every turn a decision record.
+the local plane's stand-in), tools through the dispatcher function, every turn a decision record and its content
+in the documents bucket under the digests the record holds.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from contracts.capability import THROTTLE_METRIC
 from contracts.envelope import Envelope
 from contracts.validation import first_error
 from functions.llm_agent.loop import (
@@ -25,6 +28,7 @@ from functions.llm_agent.loop import (
     ThrottlingException,
     ToolFailed,
     ToolSpec,
+    Turn,
     approve_listed,
     run_loop,
 )
@@ -32,6 +36,7 @@ from functions.llm_agent.service import (
     ConversationStore,
     LoopRound,
     PendingCall,
+    keep_turn,
     pause,
     resume,
     tool_causation,
@@ -130,6 +135,12 @@ def conversations() -> ConversationStore:
     return S3DocumentStore(os.environ["DOCUMENTS_BUCKET"])
 
 
+def record(step: Step, turn: Turn) -> None:
+    """The turn's content in the documents bucket, then its record on the ledger (which holds the digests)."""
+    keep_turn(conversations(), turn)
+    agent.store.put(turn_record(config, step, turn, finished=utcnow()))
+
+
 def service_for(loop: LoopRound | None, pending: list[PendingCall]) -> Any:
     """The loop as a step's service: a dispatched call (``loop`` None) cannot pause, so an external action it asks
     for fails the step; an agent step's round pauses instead (``pending`` gets the waiting call)."""
@@ -144,7 +155,7 @@ def service_for(loop: LoopRound | None, pending: list[PendingCall]) -> Any:
                 request.model_dump(mode="json"),
                 converse=model_caller(step),
                 call_tool=tool_caller(step.envelope),
-                record_turn=lambda turn: agent.store.put(turn_record(config, step, turn, finished=utcnow())),
+                record_turn=lambda turn: record(step, turn),
                 approve=approve_listed(decisions, may_ask=may_ask),
                 resume=paused,
             )
@@ -167,6 +178,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """A dispatched call answers the output; an agent step's round (``loop`` in the event) answers
     ``{"answer": ...}`` or ``{"pending": ...}``: a call for a person to decide, and the checkpoint to resume."""
     measured.clear()
+    try:
+        return handle(event)
+    except ThrottlingException:
+        # The model's quota, not the agent, refused the step: its own alarm tells the two apart.
+        agent.metrics.add_metric(name=THROTTLE_METRIC, unit=MetricUnit.Count, value=1)
+        raise
+
+
+def handle(event: dict[str, Any]) -> dict[str, Any]:
     if "loop" not in event:
         return agent.run(event, service_for(None, []), lambda _answer: dict(measured))
     event = dict(event)

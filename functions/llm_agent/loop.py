@@ -136,6 +136,10 @@ class Turn:
     cost_usd: float
     tool_calls: tuple[ToolCall, ...]
     served_by: str | None = None  # who answered, when the endpoint says (a local stand-in says so)
+    # What was sent (the request's messages) and answered (the message's content): the ledger keeps their sha256
+    # (request_sha256, content_sha256), the documents bucket the content under those digests.
+    sent: list[Any] = field(default_factory=list, repr=False, compare=False)
+    answered: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -274,6 +278,8 @@ def read_turn(
         cost_usd=config.price.cost(input_tokens, output_tokens),
         tool_calls=calls,
         served_by=_served_by(response),
+        sent=list(request["messages"]),
+        answered=content,
     )
 
 

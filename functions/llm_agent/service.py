@@ -64,6 +64,7 @@ def turn_record(config: AgentConfig, step: Step, turn: Turn, *, finished: dateti
 
 # --- an agent step's pauses: what waits for a person, and how the loop goes on after ----------------------------
 
+
 class ConversationStore(Protocol):
     def put(self, key: str, body: bytes) -> None: ...
 
@@ -100,6 +101,20 @@ def conversation_key(sha256: str) -> str:
     return f"{CONVERSATIONS_PREFIX}{sha256}.json"
 
 
+def keep(conversations: ConversationStore, content: Any) -> str:
+    """Store ``content`` as canonical JSON under its sha256 (the digest the ledger holds), once; the digest."""
+    body = canonical_bytes(content)
+    digest = sha256_hex(body)
+    conversations.put(conversation_key(digest), body)
+    return digest
+
+
+def keep_turn(conversations: ConversationStore, turn: Turn) -> None:
+    """A turn's content beside its record: what was sent and what came back, each under the digest recorded."""
+    keep(conversations, turn.sent)
+    keep(conversations, turn.answered)
+
+
 def approval_subject(agent: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """What the approver reviews for one call; its digest is the approval's ``args_sha256``."""
     return {
@@ -119,9 +134,7 @@ def pause(
 ) -> PendingCall:
     """Store the paused conversation (content-addressed) and say what waits: the call and the checkpoint."""
     assert paused.paused is not None
-    body = canonical_bytes(paused.paused.messages)
-    digest = sha256_hex(body)
-    conversations.put(conversation_key(digest), body)
+    digest = keep(conversations, paused.paused.messages)
     return PendingCall(
         tool=paused.tool,
         arguments=paused.call.input,

@@ -164,7 +164,47 @@ def cmd_audit_explain(args: argparse.Namespace) -> int:
             f"{(step['input_sha256'] or '-')[:12]:<12} {(step['output_sha256'] or '-')[:12]:<12} "
             f"{step['chain']}#{step['seq']:<6} {step['verification']} ({digest})"
         )
+    if args.content:
+        endpoint = connect(args)
+        for step in body["steps"]:
+            if "turn" in step:
+                print_turn(step["step"], step["turn"], lambda sha: content_of(endpoint, sha))
     return 0 if body["verified"] else 1
+
+
+def content_of(endpoint: Any, sha256: str) -> Any:
+    return expect(call(endpoint, "GET", f"/v1/audit/content/{sha256}"), 200)["content"]
+
+
+def print_turn(step: str, turn: dict[str, Any], fetch: Any, width: int = 300) -> None:
+    """One turn of a conversation: what was new in what the model was sent, and what it answered."""
+    usage = turn.get("usage", {})
+    print(
+        f"\n{step}  {turn.get('model_id')}  stop {turn.get('stop_reason')}  "
+        f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out  ${turn.get('cost_usd', 0)}"
+        + (f"  ({turn['served_by']})" if turn.get("served_by") else "")
+    )
+    sent = fetch(turn["request_sha256"])
+    if sent:
+        print(f"  sent     {_blocks(sent[-1].get('content', []), width)}")
+    print(f"  answered {_blocks(fetch(turn['content_sha256']), width)}")
+
+
+def _blocks(blocks: list[dict[str, Any]], width: int) -> str:
+    shown = []
+    for block in blocks:
+        if "text" in block:
+            shown.append(str(block["text"]))
+        elif "toolUse" in block:
+            use = block["toolUse"]
+            shown.append(f"calls {use.get('name')}({json.dumps(use.get('input'), sort_keys=True)})")
+        elif "toolResult" in block:
+            result = block["toolResult"]
+            shown.append(
+                f"{result.get('status', 'success')} result {json.dumps(result.get('content'), sort_keys=True)}"
+            )
+    text = " | ".join(shown)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def cmd_audit_digest(args: argparse.Namespace) -> int:
@@ -204,6 +244,9 @@ def register(commands: Commands) -> None:
         audit, "explain", "the lineage of one trace, verified step by step", cmd_audit_explain, "auditor"
     )
     explain.add_argument("trace_id")
+    explain.add_argument(
+        "--content", action="store_true", help="also each llm turn: what the model was sent and answered"
+    )
     client_command(
         audit, "digest", "sign a digest now (local plane: fires its scheduled rules)", cmd_audit_digest, "auditor"
     )

@@ -101,14 +101,14 @@ PERMISSION_VERBS: Mapping[str, Grant] = {
 }
 
 
-def _paused_conversations(r: Resources) -> Granted:
-    """An llm agent whose tools act externally stores its conversation while a person decides, and reads it back."""
+def _conversations(r: Resources, *, read: bool) -> Granted:
+    """An llm agent keeps each turn's content (what it sent, what came back) by digest; one whose tools act
+    externally reads its conversation back after a person decided (``read``)."""
     objects = r.data.documents.arn_for_objects(f"{CONVERSATIONS_PREFIX}*")
+    actions = ["s3:PutObject", *(["s3:GetObject"] if read else [])]
+    keys = ["kms:GenerateDataKey", "kms:Encrypt", *(["kms:Decrypt"] if read else [])]
     return Granted(
-        [
-            iam.PolicyStatement(actions=["s3:PutObject", "s3:GetObject"], resources=[objects]),
-            _kms(r.data, "kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"),
-        ],
+        [iam.PolicyStatement(actions=actions, resources=[objects]), _kms(r.data, *keys)],
         {"DOCUMENTS_BUCKET": r.data.documents.bucket_name},
     )
 
@@ -217,8 +217,8 @@ class AgentPool(Construct):
             layout = llm_agent.loop_asset(self, contract, contracts or {contract.name: contract}, functions_dir)
             code_dir = stage(f"fn-{llm_agent.LOOP_FOLDER}-{contract.name}", layout)
             model_grants = llm_agent.bedrock_statements(self, contract)
-            if llm_agent.asks_approvals(contract, contracts or {}):
-                granted = _merged(granted, _paused_conversations(resources))
+            pauses = llm_agent.asks_approvals(contract, contracts or {})
+            granted = _merged(granted, _conversations(resources, read=pauses))
         else:
             handler = runtime.handler
             code_dir = handler_asset(contract, source_root or functions_dir.parent)
@@ -316,11 +316,11 @@ class AgentPool(Construct):
                 f"AwsSolutions-IAM5[Resource::{nag_ref(self, resources.data.documents)}/documents/*]",
                 "documents are content-addressed objects under documents/: the key is only known at run time",
             )
-        if granted.environment.get("DOCUMENTS_BUCKET") and isinstance(runtime, LlmRuntime):
+        if isinstance(runtime, LlmRuntime):
             acknowledge(
                 self.role,
                 f"AwsSolutions-IAM5[Resource::{nag_ref(self, resources.data.documents)}/{CONVERSATIONS_PREFIX}*]",
-                "a paused conversation is stored under its sha256, only known at run time",
+                "a turn's content is stored under its sha256, only known at run time",
             )
 
     def dispatch_tools(self, dispatcher: lambda_.IFunction) -> None:

@@ -28,7 +28,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_xray as xray
 from constructs import Construct
 
-from contracts.capability import CapabilityContract
+from contracts.capability import THROTTLE_METRIC, CapabilityContract, LlmRuntime
+from infra.conventions import METRICS_NAMESPACE
 
 RUNBOOKS = "docs/runbooks"
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -147,7 +148,39 @@ class Observability(Construct):
                 rollback += [*error_pair, *latency_pair]
         self.slo_alarms[contract.name] = composites
         self.rollback_alarms[contract.name] = rollback
+        if isinstance(contract.runtime, LlmRuntime):
+            self._throttling(contract, function)
         self._golden_signals(contract, function)
+
+    def _throttling(self, contract: CapabilityContract, function: lambda_.IFunction) -> None:
+        """An llm agent's steps its model's quota refused (each falls back, then to a person): over the share its
+        error budget allows at the fast burn rate, for three periods, someone raises the quota or moves traffic."""
+        throttled = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=THROTTLE_METRIC,
+            dimensions_map={
+                "service": contract.name,
+                "capability": contract.capabilities[0],
+                "version": contract.version,
+            },
+            statistic="Sum",
+            period=Duration.minutes(5),
+        )
+        ratio = cloudwatch.MathExpression(
+            expression="IF(invocations > 0, throttled / invocations, 0)",
+            using_metrics={"throttled": throttled, "invocations": function.metric("Invocations", statistic="Sum")},
+            period=Duration.minutes(5),
+            label="throttled ratio",
+        )
+        threshold = round(min(1.0, FAST.burn_rate * error_budget(contract)), 9)
+        self._plane_alarm(
+            f"{construct_name(contract.name)}Throttling",
+            ratio,
+            threshold=threshold,
+            evaluation_periods=3,
+            what=f"{contract.name} {contract.version}: its model refuses over {threshold:g} of its steps (throttled)",
+            playbook="llm-throttling",
+        )
 
     def add_endpoint(self, contract: CapabilityContract, endpoint_name: str, variant: str = "AllTraffic") -> None:
         """A SageMaker-backed capability: its endpoint's model latency p95 against the contract's p95_ms."""

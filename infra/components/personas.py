@@ -31,6 +31,7 @@ APPROVER: list[Route] = [
 AUDITOR: list[Route] = [
     ("GET", "/v1/audit/*"),
     ("GET", "/v1/audit/traces/*"),
+    ("GET", "/v1/audit/content/*"),
     ("GET", "/v1/executions/*"),
     ("GET", "/v1/capabilities"),
     ("GET", "/v1/rollouts"),

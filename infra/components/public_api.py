@@ -14,10 +14,11 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from contracts.capability import CapabilityContract, LambdaRuntime
+from contracts.capability import CONVERSATIONS_PREFIX, CapabilityContract, LambdaRuntime
 from contracts.catalog import WorkflowEntry
 from contracts.models import MODELS
 from contracts.payloads import payload_model
@@ -188,7 +189,7 @@ class PublicApi(Construct):
         region, shared by every API there). Without it, the stage's logging uses the role the account already has."""
         super().__init__(scope, construct_id)
         self.function = self._function(data, workflows, layers, catalog)
-        self._grant_audit_reads(ledger)
+        self._grant_audit_reads(ledger, data.documents)
         self.function.add_environment("APPROVALS_TABLE", approvals.table.table_name)
         approvals.grant_decide(
             self.function, [w.state_machine.state_machine_arn for w in workflows if not w.synchronous]
@@ -281,6 +282,12 @@ class PublicApi(Construct):
         )
         audit = v1.add_resource("audit")
         audit.add_resource("export").add_method("GET", integration)
+        audit.add_resource("content").add_resource("{sha256}").add_method(
+            "GET",
+            integration,
+            request_parameters={"method.request.path.sha256": True},
+            request_validator=self.validator,
+        )
         audit.add_resource("traces").add_resource("{trace_id}").add_method(
             "GET",
             integration,
@@ -390,7 +397,7 @@ class PublicApi(Construct):
             },
         )
 
-    def _grant_audit_reads(self, ledger: AuditLedger) -> None:
+    def _grant_audit_reads(self, ledger: AuditLedger, documents: s3.IBucket) -> None:
         """Auditors read the ledger and its digests through the API; nothing here can write them."""
         self.function.add_environment("LEDGER_TABLE", ledger.table.table_name)
         self.function.add_environment("DIGESTS_BUCKET", ledger.digests.bucket_name)
@@ -410,8 +417,20 @@ class PublicApi(Construct):
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["kms:GetPublicKey"], resources=[ledger.signing_key.key_arn])
         )
+        # What llm agents' turns sent and answered, stored by the digests their records hold.
+        self.function.add_environment("DOCUMENTS_BUCKET", documents.bucket_name)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[documents.arn_for_objects(f"{CONVERSATIONS_PREFIX}*")]
+            )
+        )
         role = self.function.role
         assert role is not None
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(documents)}.Arn>/{CONVERSATIONS_PREFIX}*]",
+            "turn content is stored under its sha256, which the auditor names",
+        )
         acknowledge(
             role,
             f"AwsSolutions-IAM5[Resource::<{logical_id(ledger.digests)}.Arn>/digests/*]",

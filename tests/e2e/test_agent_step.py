@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from functions.runtime.canonical import canonical_bytes, sha256_hex
+from infra import cli
 from infra.client import expect, finished, pending_approvals, request, served_endpoint, settle
 from infra.local.plane import LocalPlane, PlaneOptions
 from infra.synth import plane_assembly
@@ -118,10 +119,14 @@ def test_the_paused_conversation_is_stored_under_its_digest(plane: LocalPlane) -
     s3 = boto3.client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="conversations/").get("Contents", [])]
     assert keys
+    stored = []
     for key in keys:  # content-addressed: each object's sha256 is its name
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         assert key == f"conversations/{sha256_hex(body)}.json"
-        assert json.loads(body)[0]["role"] == "user"
+        stored.append(json.loads(body))
+    # the paused conversation: the request, then the model's turn asking for the call that waits
+    paused = [c for c in stored if c and c[0].get("role") == "user" and c[-1].get("role") == "assistant"]
+    assert any(b["toolUse"]["name"] == "tickets-notify" for c in paused for b in c[-1]["content"] if "toolUse" in b)
     decide(plane, approval, "reject")
 
 
@@ -181,3 +186,34 @@ def test_the_template_pauses_the_loop_at_the_gate_and_grants_only_the_paused_con
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def test_each_turns_content_is_stored_for_the_auditor_and_explain_shows_the_conversation(
+    plane: LocalPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    execution_id = start(plane)
+    run = decide(plane, waiting(plane, execution_id), "approve")
+    lineage = expect(request(plane.url, "GET", f"/v1/audit/traces/{run['trace_id']}", persona="auditor"), 200)
+    turns = [s for s in lineage["steps"] if "turn" in s]
+    assert [s["step"] for s in turns] == ["Assist/turn/1", "Assist/turn/2"]
+
+    # what each turn sent and answered, under the digests its record holds; the auditor reads it, others do not
+    for turn in turns:
+        for digest in (turn["turn"]["request_sha256"], turn["turn"]["content_sha256"]):
+            stored = expect(request(plane.url, "GET", f"/v1/audit/content/{digest}", persona="auditor"), 200)
+            assert sha256_hex(canonical_bytes(stored["content"])) == digest
+    refused = request(plane.url, "GET", f"/v1/audit/content/{digest}", persona="submitter")
+    assert refused.status == 403, refused.body
+
+    assert plane.settle()  # every record of the run is on the ledger
+    assert cli.main(["audit", "digest", "--api-url", plane.url]) == 0  # and signed into a digest
+    capsys.readouterr()
+    code = cli.main(["audit", "explain", run["trace_id"], "--content", "--api-url", plane.url])
+
+    shown = capsys.readouterr().out
+    assert code == 0, shown
+    assert "Assist/turn/1" in shown
+    assert "calls tickets-notify(" in shown
+    assert "Assist/turn/2" in shown
+    assert "calls final_answer(" in shown
+    assert '"sent": true' in shown  # the approved call's result, as turn 2 was sent it

@@ -130,6 +130,17 @@ def test_a_throttled_model_falls_back_to_the_heuristic(plane: LocalPlane) -> Non
     assert all(t["implementation"] == LLM and t["error"].startswith("ThrottlingException") for t in tried)
     assert tried or any(n.startswith(f"{LLM}: circuit open") for n in skipped)
     assert plane.bedrock.usage()[f"us.{MODEL}"].errors.get("ThrottlingException", 0) >= 1
+    # each throttled step is counted in the agent's own metric, which its throttling alarm reads
+    function = plane.physical("AgentFactCheckerLlmFunction", "AWS::Lambda::Function")
+    emitted = [
+        json.loads(line)
+        for log in plane.lambdas.logs_dir.glob("AgentFactCheckerLlmFunction*.log")
+        for line in log.read_text(encoding="utf-8").splitlines()
+        if '"throttle_count"' in line
+    ]
+    assert emitted, f"no throttle_count in the logs of {function}"
+    assert emitted[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "agentplane"
+    assert emitted[-1]["service"] == LLM
 
 
 @pytest.mark.parametrize(

@@ -90,8 +90,10 @@ def test_bedrock_is_granted_on_exactly_the_profile_and_its_models(shipped: Synth
         ]
     )
     assert not any("*" in joined(r) for r in statement["Resource"])
-    # its tools only read: it never pauses for a person, so it keeps no conversation in the documents bucket
-    assert not [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    # it keeps each turn's content by digest, and (its tools only read, it never pauses) never reads it back
+    (s3,) = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    assert _actions(s3) == ["s3:PutObject"]
+    assert str(s3["Resource"]).endswith("'/conversations/*']]}")
 
 
 def test_tools_go_through_a_dispatcher_that_reaches_only_the_tools(shipped: Synthesized) -> None:

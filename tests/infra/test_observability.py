@@ -208,6 +208,24 @@ def test_an_endpoint_backed_capability_gets_a_model_latency_alarm() -> None:
     assert {"Name": "EndpointName", "Value": "summarizer-endpoint"} in props["Dimensions"]
 
 
+def test_an_llm_agent_gets_a_throttling_alarm_on_its_own_metric(synthesized: Synthesized) -> None:
+    throttling = {
+        lid: a for lid, a in alarms(synthesized).items() if lid.startswith("ObservabilityFactCheckerLlmThrottling")
+    }
+
+    [alarm] = throttling.values()
+    [throttled] = [m for m in alarm["Properties"]["Metrics"] if m["Id"] == "throttled"]
+    metric = throttled["MetricStat"]["Metric"]
+    assert (metric["Namespace"], metric["MetricName"]) == ("agentplane", "throttle_count")
+    assert {"Name": "service", "Value": "fact-checker-llm"} in metric["Dimensions"]
+    [invocations] = [m for m in alarm["Properties"]["Metrics"] if m["Id"] == "invocations"]
+    assert function_of(invocations["MetricStat"]) == synthesized.agent_functions()["fact-checker-llm"]
+    assert alarm["Properties"]["EvaluationPeriods"] == 3
+    assert "docs/runbooks/llm-throttling.md" in alarm["Properties"]["AlarmDescription"]
+    # a plain Lambda agent has no model to be throttled by
+    assert not [lid for lid in alarms(synthesized) if lid.startswith("ObservabilityEvidenceVerifierThrottling")]
+
+
 def test_fault_injection_is_off_unless_asked(synthesized: Synthesized) -> None:
     assert synthesized.of_type("AWS::FIS::ExperimentTemplate") == {}
     with pytest.raises(ContextError, match="agentplane:fault-injection"):

@@ -28,6 +28,7 @@ APPROVER = {
 AUDITOR = {
     ("GET", "/v1/audit/*"),
     ("GET", "/v1/audit/traces/*"),
+    ("GET", "/v1/audit/content/*"),
     ("GET", "/v1/executions/*"),
     ("GET", "/v1/capabilities"),
     ("GET", "/v1/rollouts"),

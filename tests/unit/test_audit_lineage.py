@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
-from functions.api.audit import export, lineage
+from functions.api.audit import content, export, lineage
 from functions.api.service import ProblemError
 from functions.ledger_appender.service import append_record
 from functions.ledger_digest.service import run_digest
+from functions.runtime.canonical import canonical_bytes, sha256_hex
 from functions.runtime.ledger import LocalSigner, make_entry, read_export, verify_export
 from functions.runtime.ledger_store import InMemoryDigestArchive, InMemoryLedgerStore
 
@@ -113,3 +115,48 @@ def test_a_cursor_the_export_did_not_give_is_a_400(cursor: str) -> None:
         export(store=store, archive=InMemoryDigestArchive(), public_key_pem="pem", key_id="k", cursor=cursor)
 
     assert raised.value.status == 400
+
+
+class Contents:
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def get(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+
+def test_a_turns_content_is_read_by_the_digest_its_record_holds() -> None:
+    body = canonical_bytes([{"text": "hello"}])
+    digest = sha256_hex(body)
+    store = Contents({f"conversations/{digest}.json": body, f"conversations/{'a' * 64}.json": b"[]"})
+
+    assert content(digest, store=store) == {"sha256": digest, "content": [{"text": "hello"}]}
+    with pytest.raises(ProblemError, match="64 lowercase hex") as bad:
+        content("../documents/x", store=store)
+    assert bad.value.status == 400
+    with pytest.raises(ProblemError, match="no content is stored") as missing:
+        content("b" * 64, store=store)
+    assert missing.value.status == 404
+    with pytest.raises(ProblemError, match="another digest"):
+        content("a" * 64, store=store)  # an object that is not what its name says is never served as it
+    with pytest.raises(ProblemError, match="no content is stored"):
+        content(digest, store=None)  # a stack without the documents bucket
+
+
+def test_a_models_turn_carries_its_summary_in_the_lineage() -> None:
+    store = InMemoryLedgerStore()
+    summary = {"turn": 1, "request_sha256": "1" * 64, "content_sha256": "2" * 64}
+    for step, actor, output in (("Check", "agent:x", {"ok": True}), ("Check/turn/1", "model:m", summary)):
+        record = {
+            "correlation_id": "run-1",
+            "step_key": f"run-1/{step}",
+            "trace_id": TRACE,
+            "actor": actor,
+            "output_json": json.dumps(output),
+        }
+        append_record(record, store=store, now=lambda: AT)
+
+    steps = lineage(TRACE, store=store, archive=InMemoryDigestArchive(), public_key_pem="")["steps"]
+
+    assert ["turn" in s for s in steps] == [False, True]
+    assert steps[1]["turn"] == summary

@@ -1,4 +1,4 @@
-"""Audit: one trace's lineage, verified entry by entry, and the ledger's export, page by page."""
+"""Audit: one trace's lineage, verified entry by entry, the ledger's export, page by page, and turn content."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.api import adapters
-from functions.api.audit import export, lineage
+from functions.api.audit import content, export, lineage
 from functions.api.http import json_response, new_router
 
 
@@ -19,6 +19,10 @@ def router() -> APIGatewayRouter:
         return json_response(
             200, lineage(trace_id, store=adapters.ledger(), archive=adapters.digests(), public_key_pem=key)
         )
+
+    @routes.get("/v1/audit/content/<sha256>")
+    def audit_content(sha256: str) -> Response[str]:
+        return json_response(200, content(sha256, store=adapters.contents()))
 
     @routes.get("/v1/audit/export")
     def audit_export() -> Response[str]:
