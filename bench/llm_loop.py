@@ -2,7 +2,8 @@
 
 Both sides make the same Converse calls over HTTP to the local stand-in (boto3, as the loop's function does):
 the bare side only calls; the loop side runs ``run_loop`` around the calls, with each turn written as a
-decision record (in memory) and its tool answered in-process by the heuristic verifier. The difference per turn
+decision record and its content kept by digest (both in memory: the S3 put the function makes per turn is not
+counted) and its tool answered in-process by the heuristic verifier. The difference per turn
 is the loop's own cost: building requests, reading turns, budgets, the answer's validation, the records.
 The stand-in is not a language model, so no tokens/s of a local model is reported.
 Writes bench/results/llm-loop-<timestamp>.json. A benchmark, not a test: it never fails on a number.
@@ -30,7 +31,7 @@ from contracts.envelope import Envelope  # noqa: E402
 from contracts.loader import load_contracts  # noqa: E402
 from contracts.models import ClaimCheck, Verdict  # noqa: E402
 from functions.llm_agent.loop import AgentConfig, Turn, Usage, request_for, run_loop  # noqa: E402
-from functions.llm_agent.service import turn_record  # noqa: E402
+from functions.llm_agent.service import keep_turn, turn_record  # noqa: E402
 from functions.runtime import InMemoryDecisionStore, Step  # noqa: E402
 from infra.components.llm_agent import PRICING_REGION, loop_config  # noqa: E402
 from infra.evals import fact_check_cases, heuristic_check  # noqa: E402
@@ -111,13 +112,27 @@ def main(argv: list[str] | None = None) -> int:
             "p50": round(statistics.median(overhead_per_turn), 3),
             "p95": round(percentile(overhead_per_turn, 0.95), 3),
         },
-        "includes": "request building, turn reading, budgets, answer validation, one decision record per turn "
-        "(in memory), the tool call answered in-process; excludes the Converse call itself",
+        "includes": "request building, turn reading, budgets, answer validation, one decision record and the "
+        "turn's content kept by digest per turn (in memory), the tool call answered in-process; excludes the "
+        "Converse call itself and the content's S3 put",
         "local_model_tokens_per_s": None,
         "local_model_note": "no real local model runs here: the stand-in is scripted, so tokens/s is not measured",
     }
     write_report("llm-loop", report, args.out)
     return 0
+
+
+class InMemoryContents:
+    """Where the function keeps each turn's content (the documents bucket), in memory."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, body: bytes) -> None:
+        self.objects[key] = body
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
 
 
 def run_once(config: AgentConfig, case: ClaimCheck, converse: Any, heuristic: Any, store: InMemoryDecisionStore) -> int:
@@ -132,9 +147,11 @@ def run_once(config: AgentConfig, case: ClaimCheck, converse: Any, heuristic: An
     )
     step = Step(envelope=envelope, started=datetime.now(UTC))
     turns: list[Turn] = []
+    contents = InMemoryContents()
 
     def record(turn: Turn) -> None:
         turns.append(turn)
+        keep_turn(contents, turn)
         store.put(turn_record(config, step, turn, finished=datetime.now(UTC)))
 
     answer, usage = run_loop(
