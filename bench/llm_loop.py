@@ -33,6 +33,7 @@ from contracts.models import ClaimCheck, Verdict  # noqa: E402
 from functions.llm_agent.loop import AgentConfig, Turn, Usage, request_for, run_loop  # noqa: E402
 from functions.llm_agent.service import keep_turn, turn_record  # noqa: E402
 from functions.runtime import InMemoryDecisionStore, Step  # noqa: E402
+from functions.runtime.documents import InMemoryDocumentStore  # noqa: E402
 from infra.components.llm_agent import PRICING_REGION, loop_config  # noqa: E402
 from infra.evals import fact_check_cases, heuristic_check  # noqa: E402
 from infra.local.bedrock import LocalBedrock  # noqa: E402
@@ -122,19 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-class InMemoryContents:
-    """Where the function keeps each turn's content (the documents bucket), in memory."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put(self, key: str, body: bytes) -> None:
-        self.objects[key] = body
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
-
-
 def run_once(config: AgentConfig, case: ClaimCheck, converse: Any, heuristic: Any, store: InMemoryDecisionStore) -> int:
     envelope = Envelope.with_ttl(
         ttl_ms=60_000,
@@ -147,7 +135,7 @@ def run_once(config: AgentConfig, case: ClaimCheck, converse: Any, heuristic: An
     )
     step = Step(envelope=envelope, started=datetime.now(UTC))
     turns: list[Turn] = []
-    contents = InMemoryContents()
+    contents = InMemoryDocumentStore()
 
     def record(turn: Turn) -> None:
         turns.append(turn)

@@ -6,9 +6,9 @@ import hashlib
 import json
 import re
 from collections import Counter
-from typing import Protocol
 
 from contracts.models import Claim, DocReviewRequest, DocumentIn, IntakeResult, S3Ref
+from functions.runtime.documents import DocumentStore, InMemoryDocumentStore
 
 __all__ = [
     "DocumentStore",
@@ -18,27 +18,6 @@ __all__ = [
     "intake",
     "split_sentences",
 ]
-
-
-class DocumentStore(Protocol):
-    """Bytes by key; production is the documents bucket (functions.runtime.adapters.S3DocumentStore)."""
-
-    def put(self, key: str, body: bytes) -> None: ...
-
-    def get(self, key: str) -> bytes: ...
-
-
-class InMemoryDocumentStore:
-    """Dictionary-backed :class:`DocumentStore`; a missing key raises ``KeyError`` like a missing object."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put(self, key: str, body: bytes) -> None:
-        self.objects[key] = body
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
 
 
 def _words(text: str) -> frozenset[str]:

@@ -33,7 +33,6 @@ from functions.llm_agent.loop import (
     run_loop,
 )
 from functions.llm_agent.service import (
-    ConversationStore,
     LoopRound,
     PendingCall,
     keep_turn,
@@ -46,6 +45,7 @@ from functions.runtime import Agent, Step, tracing
 from functions.runtime.adapters import client
 from functions.runtime.agent import utcnow
 from functions.runtime.decisions import step_name
+from functions.runtime.documents import DocumentStore
 from functions.runtime.errors import BadInput
 
 # Synth stages agent.json beside this file; LLM_AGENT_CONFIG points elsewhere (tests).
@@ -129,7 +129,7 @@ def tool_caller(envelope: Envelope) -> Any:
 
 
 @cache
-def conversations() -> ConversationStore:
+def conversations() -> DocumentStore:
     from functions.runtime.adapters import S3DocumentStore
 
     return S3DocumentStore(os.environ["DOCUMENTS_BUCKET"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,7 @@ from functions.runtime import Step
 from functions.runtime.agent import executed_version
 from functions.runtime.canonical import canonical_bytes, canonical_json, sha256_hex
 from functions.runtime.decisions import DecisionRecord
+from functions.runtime.documents import DocumentStore
 from functions.runtime.errors import AgentError
 
 
@@ -65,12 +66,6 @@ def turn_record(config: AgentConfig, step: Step, turn: Turn, *, finished: dateti
 # --- an agent step's pauses: what waits for a person, and how the loop goes on after ----------------------------
 
 
-class ConversationStore(Protocol):
-    def put(self, key: str, body: bytes) -> None: ...
-
-    def get(self, key: str) -> bytes: ...
-
-
 class PendingCall(BaseModel):
     """An external-action call waiting for a person: what they review (``subject``) and where the loop stands."""
 
@@ -101,7 +96,7 @@ def conversation_key(sha256: str) -> str:
     return f"{CONVERSATIONS_PREFIX}{sha256}.json"
 
 
-def keep(conversations: ConversationStore, content: Any) -> str:
+def keep(conversations: DocumentStore, content: Any) -> str:
     """Store ``content`` as canonical JSON under its sha256 (the digest the ledger holds), once; the digest."""
     body = canonical_bytes(content)
     digest = sha256_hex(body)
@@ -109,7 +104,7 @@ def keep(conversations: ConversationStore, content: Any) -> str:
     return digest
 
 
-def keep_turn(conversations: ConversationStore, turn: Turn) -> None:
+def keep_turn(conversations: DocumentStore, turn: Turn) -> None:
     """A turn's content beside its record: what was sent and what came back, each under the digest recorded."""
     keep(conversations, turn.sent)
     keep(conversations, turn.answered)
@@ -130,7 +125,7 @@ def pause(
     paused: ApprovalRequired,
     decisions: list[ToolDecision],
     asked: int,
-    conversations: ConversationStore,
+    conversations: DocumentStore,
 ) -> PendingCall:
     """Store the paused conversation (content-addressed) and say what waits: the call and the checkpoint."""
     assert paused.paused is not None
@@ -145,7 +140,7 @@ def pause(
 
 
 def resume(
-    config: AgentConfig, loop: LoopRound, conversations: ConversationStore
+    config: AgentConfig, loop: LoopRound, conversations: DocumentStore
 ) -> tuple[Paused | None, list[ToolDecision], int]:
     """Where a round starts: the paused loop (None: a first round), the decisions so far, the approvals asked."""
     pending = loop.pending

@@ -52,7 +52,7 @@ def get_item(table: Any, key: str, value: str) -> dict[str, Any] | None:
 
 
 class S3DocumentStore:
-    """Documents bucket (claim-check). Matches the intake service's DocumentStore protocol."""
+    """Documents bucket (claim-check): the production functions.runtime.documents.DocumentStore."""
 
     def __init__(self, bucket: str) -> None:
         self.bucket = bucket

@@ -215,4 +215,10 @@ def llm_grants(synthesized: Synthesized, contract: CapabilityContract) -> list[d
         assert stack.registry.tool_dispatcher is not None
         dispatcher = stack.resolve(stack.registry.tool_dispatcher.function_arn)
         statements.append({"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": dispatcher})
+    # each turn's content, put by its digest (none of these agents' tools acts externally: none reads it back)
+    documents = stack.data.documents
+    conversations = stack.resolve(documents.arn_for_objects("conversations/*"))
+    statements.append({"Action": "s3:PutObject", "Effect": "Allow", "Resource": conversations})
+    key = stack.resolve(stack.data.key.key_arn)
+    statements.append({"Action": ["kms:GenerateDataKey", "kms:Encrypt"], "Effect": "Allow", "Resource": key})
     return statements

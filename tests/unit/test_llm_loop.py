@@ -35,6 +35,16 @@ CLAIM = {"claim": {"claim_id": "c-001", "text": "Northwind was founded in 2012."
 VERDICT = {"claim_id": "c-001", "label": "supported", "confidence": 0.9, "evidence": [], "rationale": "nw-001 says so."}
 
 
+SEND = ToolSpec(
+    name="send-email",
+    description="mails someone",
+    input_schema={"type": "object"},
+    accept="1.x",
+    capability_version="1.0.0",
+    side_effects="external-action",
+)
+
+
 def config(**limits: Any) -> AgentConfig:
     return AgentConfig(
         name="fact-checker-llm",
@@ -51,14 +61,7 @@ def config(**limits: Any) -> AgentConfig:
                 capability_version="1.2.0",
                 side_effects="read-only",
             ),
-            ToolSpec(
-                name="send-email",
-                description="mails someone",
-                input_schema={"type": "object"},
-                accept="1.x",
-                capability_version="1.0.0",
-                side_effects="external-action",
-            ),
+            SEND,
         ],
         input_model="ClaimCheck",
         output_model="Verdict",
@@ -242,16 +245,6 @@ def test_an_external_action_tool_waits_for_approval_before_it_runs() -> None:
     with pytest.raises(ApprovalRequired, match="send-email"):
         run(script, tools)
     assert tools.calls == []
-
-
-SEND = ToolSpec(
-    name="send-email",
-    description="sends",
-    input_schema={"type": "object"},
-    accept="1.x",
-    capability_version="1.0.0",
-    side_effects="external-action",
-)
 
 
 def test_only_the_exact_approved_call_passes_the_approval_check() -> None:

@@ -18,6 +18,7 @@ from functions.llm_agent.service import (
     resume,
 )
 from functions.runtime.canonical import canonical_bytes, sha256_hex
+from functions.runtime.documents import InMemoryDocumentStore
 from tests.unit.test_llm_loop import SEND, config
 
 pytestmark = pytest.mark.unit
@@ -28,18 +29,7 @@ MESSAGES: list[dict[str, Any]] = [
 ]
 
 
-class Bucket:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put(self, key: str, body: bytes) -> None:
-        self.objects[key] = body
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
-
-
-def paused(bucket: Bucket) -> PendingCall:
+def paused(bucket: InMemoryDocumentStore) -> PendingCall:
     waiting = ApprovalRequired(SEND, ToolCall("b", "send-email", {"to": "x"}))
     waiting.paused = Paused(messages=MESSAGES, usage=Usage(turns=1, input_tokens=100), turn=1, invalid=0)
     return pause(config(), waiting, [], 1, bucket)
@@ -52,7 +42,7 @@ def decided(pending: PendingCall, decision: str, digest: str | None = None) -> L
 
 
 def test_a_pause_stores_the_conversation_under_its_digest_and_names_the_call() -> None:
-    bucket = Bucket()
+    bucket = InMemoryDocumentStore()
     pending = paused(bucket)
 
     body = canonical_bytes(MESSAGES)
@@ -63,7 +53,7 @@ def test_a_pause_stores_the_conversation_under_its_digest_and_names_the_call() -
 
 
 def test_a_resumed_round_goes_on_from_the_stored_conversation_with_the_decision() -> None:
-    bucket = Bucket()
+    bucket = InMemoryDocumentStore()
     pending = paused(bucket)
 
     loop, decisions, asked = resume(config(), decided(pending, "approve"), bucket)
@@ -77,7 +67,7 @@ def test_a_resumed_round_goes_on_from_the_stored_conversation_with_the_decision(
 
 
 def test_a_first_round_starts_the_loop() -> None:
-    assert resume(config(), LoopRound(), Bucket()) == (None, [], 0)
+    assert resume(config(), LoopRound(), InMemoryDocumentStore()) == (None, [], 0)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +81,7 @@ def test_a_first_round_starts_the_loop() -> None:
     ],
 )
 def test_a_round_that_does_not_hold_together_runs_nothing(change: str, refusal: str) -> None:
-    bucket = Bucket()
+    bucket = InMemoryDocumentStore()
     pending = paused(bucket)
     round_ = decided(pending, "approve", "0" * 64 if change == "digest" else None)
     if change == "arguments":
@@ -109,7 +99,7 @@ def test_a_round_that_does_not_hold_together_runs_nothing(change: str, refusal: 
 
 
 def test_a_window_nobody_decided_in_is_a_refusal_without_a_digest() -> None:
-    bucket = Bucket()
+    bucket = InMemoryDocumentStore()
     pending = paused(bucket)
     round_ = LoopRound(pending=pending, approval=ApprovalOutcome(decision="timeout", actor="system:approval-window"))
 
