@@ -141,7 +141,7 @@ class SageMakerRuntime(_Strict):
 INFERENCE_PROFILES = ("us", "eu", "apac", "global")
 # Bedrock tool names: ``[a-zA-Z0-9_-]{1,64}``; the loop adds ``final_answer`` itself.
 FINAL_ANSWER_TOOL = "final_answer"
-# Where an llm agent step keeps a conversation paused for a person (documents bucket, by the content's sha256).
+# Where llm agents keep each turn's content, and a paused conversation (documents bucket, by the sha256).
 CONVERSATIONS_PREFIX = "conversations/"
 # What an llm agent counts when its model's quota refused a step (the plane's own metric, declared or not).
 THROTTLE_METRIC = "throttle_count"

@@ -43,7 +43,9 @@ def test_a_low_risk_review_is_measured_state_by_state(plane: LocalPlane) -> None
     assert calls["AgentEntityTagger"] == 1  # decision.recorded, enriched once
     assert calls["Api"] == use.api_requests == 1  # the submission; nobody polled through the API
     assert use.events_published == 1
-    assert use.s3_put_requests == 2  # the request (by the API) and the document (by intake), claim-checked
+    # the request (by the API) and the document (by intake), claim-checked; each llm turn's content: sent, answered
+    turns = sum(m.turns for m in use.models)
+    assert use.s3_put_requests == 2 + 2 * turns
     assert use.dynamodb_write_units >= 9  # at least each step's decision record
     assert all(f.architecture == "arm64" and f.duration_ms > 0 for f in use.functions)
     assert any("Digest" in s.rule and s.per_month > 0 for s in profile.schedules)  # the ledger digest, fixed cost
