@@ -200,6 +200,11 @@ class Inference(_Strict):
     temperature: float = Field(default=0, ge=0, le=1)
     top_p: float = Field(default=1, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, description="Per turn; default: limits.max_output_tokens.")
+    cache_prompt: bool = Field(
+        default=False,
+        description="Mark the prefix every turn repeats (system prompt, tools) as a Bedrock prompt-cache point, "
+        "so later turns read it from the cache (models that support prompt caching).",
+    )
 
 
 class LlmRuntime(_Strict):

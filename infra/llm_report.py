@@ -38,8 +38,11 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, AgentTurns]:
         agent.steps.add(str(record["step_key"]).rsplit("/turn/", 1)[0])
         agent.turns += 1
         agent.tool_calls += sum(1 for call in turn["tool_calls"] if call["name"] != "final_answer")
-        agent.input_tokens += int(turn["usage"]["input_tokens"])
-        agent.output_tokens += int(turn["usage"]["output_tokens"])
+        usage = turn["usage"]
+        agent.input_tokens += sum(
+            int(usage.get(k, 0)) for k in ("input_tokens", "cache_read_tokens", "cache_write_tokens")
+        )
+        agent.output_tokens += int(usage["output_tokens"])
         agent.cost_usd += float(turn["cost_usd"])
         agent.models.add(str(turn["model_id"]))
         if turn.get("served_by"):

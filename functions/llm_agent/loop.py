@@ -76,9 +76,18 @@ class ToolSpec(_Config):
 class TokenPrice(_Config):
     input_per_1k_tokens: float = Field(ge=0)
     output_per_1k_tokens: float = Field(ge=0)
+    cache_write_per_1k_tokens: float | None = Field(default=None, ge=0, description="Unset: the input price.")
+    cache_read_per_1k_tokens: float | None = Field(default=None, ge=0, description="Unset: the input price.")
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return input_tokens / 1000 * self.input_per_1k_tokens + output_tokens / 1000 * self.output_per_1k_tokens
+    def cost(self, input_tokens: int, output_tokens: int, cache_read: int = 0, cache_write: int = 0) -> float:
+        write = self.input_per_1k_tokens if self.cache_write_per_1k_tokens is None else self.cache_write_per_1k_tokens
+        read = self.input_per_1k_tokens if self.cache_read_per_1k_tokens is None else self.cache_read_per_1k_tokens
+        return (
+            input_tokens / 1000 * self.input_per_1k_tokens
+            + output_tokens / 1000 * self.output_per_1k_tokens
+            + cache_write / 1000 * write
+            + cache_read / 1000 * read
+        )
 
 
 class AgentConfig(_Config):
@@ -135,7 +144,11 @@ class Turn:
     model_latency_ms: float | None
     cost_usd: float
     tool_calls: tuple[ToolCall, ...]
-    served_by: str | None = None  # who answered, when the endpoint says (a local stand-in says so)
+    served_by: str | None = None
+    cache_read_tokens: int = 0  # input read from the prompt cache (priced apart; counted in the input budget)
+    cache_write_tokens: int = (
+        0  # input written to it  # who answered, when the endpoint says (a local stand-in says so)
+    )
     # What was sent (the request's messages) and answered (the message's content): the ledger keeps their sha256
     # (request_sha256, content_sha256), the documents bucket the content under those digests.
     sent: list[Any] = field(default_factory=list, repr=False, compare=False)
@@ -149,7 +162,12 @@ class Turn:
             "request_sha256": self.request_sha256,
             "content_sha256": self.content_sha256,
             "stop_reason": self.stop_reason,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+            "usage": {
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                **({"cache_read_tokens": self.cache_read_tokens} if self.cache_read_tokens else {}),
+                **({"cache_write_tokens": self.cache_write_tokens} if self.cache_write_tokens else {}),
+            },
             "latency_ms": round(self.latency_ms, 3),
             "model_latency_ms": self.model_latency_ms,
             "cost_usd": round(self.cost_usd, 8),
@@ -164,6 +182,8 @@ class Totals(_Config):
     output_tokens: int = Field(ge=0)
     cost_usd: float = Field(ge=0)
     tool_calls: int = Field(ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
 
 
 @dataclass
@@ -175,19 +195,24 @@ class Usage:
     output_tokens: int = 0
     cost_usd: float = 0.0
     tool_calls: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     turn_log: list[Turn] = field(default_factory=list)
 
     def add(self, turn: Turn) -> None:
         self.turns += 1
         self.input_tokens += turn.input_tokens
         self.output_tokens += turn.output_tokens
+        self.cache_read_tokens += turn.cache_read_tokens
+        self.cache_write_tokens += turn.cache_write_tokens
         self.cost_usd += turn.cost_usd
         self.tool_calls += sum(1 for c in turn.tool_calls if c.name != FINAL_ANSWER_TOOL)
         self.turn_log.append(turn)
 
     def crossed(self, limits: LlmLimits) -> str | None:
-        if self.input_tokens > limits.max_input_tokens:
-            return f"input tokens {self.input_tokens} > max_input_tokens {limits.max_input_tokens}"
+        read = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens  # cached input is input too
+        if read > limits.max_input_tokens:
+            return f"input tokens {read} > max_input_tokens {limits.max_input_tokens}"
         if self.output_tokens > limits.max_output_tokens:
             return f"output tokens {self.output_tokens} > max_output_tokens {limits.max_output_tokens}"
         if self.cost_usd > limits.max_cost_usd:
@@ -206,6 +231,9 @@ class Usage:
             "output_tokens": self.output_tokens,
             "cost_usd": round(self.cost_usd, 8),
             "tool_calls": self.tool_calls,
+            # only a loop that used the prompt cache reports it (a contract declares these metrics to emit them)
+            **({"cache_read_tokens": self.cache_read_tokens} if self.cache_read_tokens else {}),
+            **({"cache_write_tokens": self.cache_write_tokens} if self.cache_write_tokens else {}),
         }
 
 
@@ -231,16 +259,18 @@ def request_for(config: AgentConfig, messages: list[dict[str, Any]], usage: Usag
     """The next Converse request; a turn never asks for more output than the run's budget has left."""
     per_turn = config.inference.max_tokens or config.limits.max_output_tokens
     left = max(1, config.limits.max_output_tokens - usage.output_tokens)
+    cached = [{"cachePoint": {"type": "default"}}] if config.inference.cache_prompt else []
+    tools = tool_config(config)
     request: dict[str, Any] = {
         "modelId": config.model_id,
-        "system": [{"text": config.prompt}],
+        "system": [{"text": config.prompt}, *cached],  # the prefix every turn repeats: prompt, then tools
         "messages": list(messages),  # a snapshot: the conversation goes on after this request
         "inferenceConfig": {
             "maxTokens": min(per_turn, left),
             "temperature": config.inference.temperature,
             "topP": config.inference.top_p,
         },
-        "toolConfig": tool_config(config),
+        "toolConfig": {**tools, "tools": [*tools["tools"], *cached]},
     }
     if config.guardrail is not None:
         request["guardrailConfig"] = {
@@ -260,6 +290,7 @@ def read_turn(
         stop_reason = str(response["stopReason"])
         content = list(message.get("content", []))
         input_tokens, output_tokens = int(usage["inputTokens"]), int(usage["outputTokens"])
+        cache_read, cache_write = int(usage.get("cacheReadInputTokens", 0)), int(usage.get("cacheWriteInputTokens", 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"turn {number}: the Converse response lacks {exc}") from None
     calls = _tool_calls(content)
@@ -275,8 +306,10 @@ def read_turn(
         output_tokens=output_tokens,
         latency_ms=latency_ms,
         model_latency_ms=float(metrics["latencyMs"]) if "latencyMs" in metrics else None,
-        cost_usd=config.price.cost(input_tokens, output_tokens),
+        cost_usd=config.price.cost(input_tokens, output_tokens, cache_read, cache_write),
         tool_calls=calls,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
         served_by=_served_by(response),
         sent=list(request["messages"]),
         answered=content,

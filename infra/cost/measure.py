@@ -162,6 +162,8 @@ def _model_use(plane: LocalPlane, execution_ids: list[str]) -> list[ModelUse]:
             turns=count["turns"] / runs,
             input_tokens=count["input_tokens"] / runs,
             output_tokens=count["output_tokens"] / runs,
+            cache_read_tokens=count["cache_read_tokens"] / runs,
+            cache_write_tokens=count["cache_write_tokens"] / runs,
             served_by=sorted(served[model]),
         )
         for model, count in sorted(counts.items())

@@ -73,6 +73,9 @@ class SageMakerPrices(_Model):
 class TokenPrices(_Model):
     input_per_1k_tokens: float = Field(ge=0)
     output_per_1k_tokens: float = Field(ge=0)
+    # Prompt-cache writes and reads (unset: priced as input, which errs high).
+    cache_write_per_1k_tokens: float | None = Field(default=None, ge=0)
+    cache_read_per_1k_tokens: float | None = Field(default=None, ge=0)
 
 
 class BedrockPrices(_Model):
@@ -147,6 +150,8 @@ class ModelUse(_Model):
     turns: float = Field(ge=0)
     input_tokens: float = Field(ge=0)
     output_tokens: float = Field(ge=0)
+    cache_read_tokens: float = Field(default=0, ge=0)  # prompt-cache reads and writes, priced apart
+    cache_write_tokens: float = Field(default=0, ge=0)
     served_by: list[str] = Field(default_factory=list)  # who answered, when the endpoint said (a local stand-in)
 
 
@@ -285,6 +290,14 @@ def _model_items(models: list[ModelUse], prices: Pricing) -> list[Item]:
             (f"Bedrock {use.model_id} input tokens", use.input_tokens, "token", price.input_per_1k_tokens / 1e3),
             (f"Bedrock {use.model_id} output tokens", use.output_tokens, "token", price.output_per_1k_tokens / 1e3),
         ]
+        cached = (
+            ("cache write", use.cache_write_tokens, price.cache_write_per_1k_tokens),
+            ("cache read", use.cache_read_tokens, price.cache_read_per_1k_tokens),
+        )
+        for what, tokens, per_1k in cached:
+            if tokens:  # a loop that used the prompt cache
+                rate = price.input_per_1k_tokens if per_1k is None else per_1k
+                items.append((f"Bedrock {use.model_id} {what} tokens", tokens, "token", rate / 1e3))
     return items
 
 

@@ -170,6 +170,30 @@ def test_a_models_tokens_are_priced_per_run_through_its_inference_profile() -> N
     assert "as scripted stand-in counted them" in render(result, profile)
 
 
+def test_prompt_cache_reads_and_writes_are_priced_apart_and_as_input_when_the_table_has_no_price() -> None:
+    model = {
+        "model_id": "anthropic.claude-haiku-4-5-20251001-v1:0",
+        "turns": 2,
+        "input_tokens": 1000,
+        "output_tokens": 100,
+        "cache_write_tokens": 2000,
+        "cache_read_tokens": 10_000,
+    }
+    profile = Profile.model_validate({**PROFILE, "per_run": {**PROFILE["per_run"], "models": [model]}})
+    cached = {**HAIKU, "cache_write_per_1k_tokens": 0.00125, "cache_read_per_1k_tokens": 0.0001}
+
+    def priced(price: dict[str, float], what: str) -> float:
+        prices = {**PRICES, "bedrock": {"models": {"anthropic.claude-haiku-4-5-20251001-v1:0": price}}}
+        lines = {line.item: line for line in estimate(profile, Pricing.model_validate(prices), 50.0).lines}
+        return lines[f"Bedrock anthropic.claude-haiku-4-5-20251001-v1:0 {what} tokens"].per_1k_runs
+
+    # per run: 2 x $0.00125 written, 10 x $0.0001 read
+    assert priced(cached, "cache write") == pytest.approx(2.5)
+    assert priced(cached, "cache read") == pytest.approx(1.0)
+    # a table without cache prices prices them as input (errs high, never low)
+    assert priced(HAIKU, "cache read") == pytest.approx(10.0)
+
+
 @pytest.mark.parametrize("model_id", ["anthropic.unpriced-v1:0", "xx.anthropic.claude-haiku-4-5-20251001-v1:0"])
 def test_a_model_without_a_price_is_named(model_id: str) -> None:
     model = {"model_id": model_id, "turns": 1, "input_tokens": 10, "output_tokens": 1}

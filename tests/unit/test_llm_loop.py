@@ -353,3 +353,57 @@ def test_each_turn_is_a_decision_by_the_model_with_digests_not_content() -> None
     assert len(summary["tool_calls"][0]["input_sha256"]) == 64
     assert "Northwind" not in record.output_json + record.input_json  # content is hashed, not stored
     assert summary["prompt_sha256"] == "0" * 64
+
+
+def test_a_cached_prompt_marks_the_repeated_prefix_and_cache_tokens_are_priced_and_budgeted() -> None:
+    cached = config().model_copy(
+        update={
+            "inference": Inference(max_tokens=300, cache_prompt=True),
+            "price": TokenPrice(
+                input_per_1k_tokens=0.001,
+                output_per_1k_tokens=0.005,
+                cache_write_per_1k_tokens=0.00125,
+                cache_read_per_1k_tokens=0.0001,
+            ),
+        }
+    )
+    answer = turn(tool_use("final_answer", VERDICT), tokens=(100, 20))
+    answer["usage"] |= {"cacheReadInputTokens": 4000, "cacheWriteInputTokens": 1000}
+    script, recorded = Script(answer), []
+
+    _answer, usage = run_loop(
+        cached,
+        Verdict,
+        CLAIM,
+        converse=script,
+        call_tool=Tools(),
+        record_turn=recorded.append,
+        approve=approve_listed([]),
+    )
+
+    request = script.requests[0]
+    assert request["system"][-1] == {"cachePoint": {"type": "default"}}  # after the prompt
+    assert request["toolConfig"]["tools"][-1] == {"cachePoint": {"type": "default"}}  # and after the tools
+    [only] = recorded
+    # 100 x $0.001 + 20 x $0.005 + 1,000 x $0.00125 + 4,000 x $0.0001 (per 1,000)
+    assert only.cost_usd == pytest.approx(0.0001 + 0.0001 + 0.00125 + 0.0004)
+    assert only.summary()["usage"] == {
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "cache_read_tokens": 4000,
+        "cache_write_tokens": 1000,
+    }
+    assert usage.metrics()["cache_read_tokens"] == 4000
+    # cached input is input the model read: the budget counts it
+    assert usage.crossed(cached.limits.model_copy(update={"max_input_tokens": 5000})) == (
+        "input tokens 5100 > max_input_tokens 5000"
+    )
+
+
+def test_without_a_cached_prompt_the_request_has_no_cache_point() -> None:
+    script = Script(turn(tool_use("final_answer", VERDICT)))
+    run(script)
+
+    request = script.requests[0]
+    assert all("cachePoint" not in block for block in request["system"])
+    assert all("cachePoint" not in tool for tool in request["toolConfig"]["tools"])

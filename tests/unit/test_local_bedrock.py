@@ -621,3 +621,18 @@ def test_importing_the_package_starts_nothing() -> None:
     code = "import threading, infra.local.bedrock; print(threading.active_count())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "1"
+
+
+def test_cache_points_are_accepted_and_no_cache_tokens_are_reported() -> None:
+    """Prompt caching is not emulated: a request marking cache points answers as one without them."""
+    bedrock = LocalBedrock()
+    request = {
+        "modelId": "anthropic.claude-haiku-4-5-20251001-v1:0",
+        "system": [{"text": "Answer."}, {"cachePoint": {"type": "default"}}],
+        "messages": [{"role": "user", "content": [{"text": "hello"}]}],
+    }
+
+    usage = bedrock.converse(request)["usage"]
+
+    assert "cacheReadInputTokens" not in usage
+    assert "cacheWriteInputTokens" not in usage
