@@ -71,18 +71,15 @@ def agent_step(
     ``beside``: more fields of the event, for the agent's function rather than its service)."""
     contract = pool.contract
     envelope = step_envelope(contract, causation=causation, payload=payload, capability=capability)
-    task = tasks.LambdaInvoke(
+    return _invoke(
         scope,
         construct_id,
-        lambda_function=pool.target,
-        payload=sfn.TaskInput.from_object({**envelope, **(beside or {})}),
-        payload_response_only=True,
-        retry_on_service_exceptions=False,
+        pool.target,
+        {**envelope, **(beside or {})},
         result_path=result_path,
-        task_timeout=sfn.Timeout.duration(Duration.seconds(timeout or timeout_s(contract))),
+        timeout_s=timeout or timeout_s(contract),
         comment=f"{contract.name} {contract.version}",
     )
-    return retry_transient(task)
 
 
 ESCALATED = "Escalated"  # what the dispatcher raises when only a person is left (functions.dispatcher)
@@ -108,16 +105,38 @@ def dispatched_step(
     """
     contract = pool.contract
     envelope = step_envelope(contract, causation=causation, payload=payload, capability=capability)
+    return _invoke(
+        scope,
+        construct_id,
+        dispatcher,
+        {"accept": accept, "envelope": envelope},
+        result_path=result_path,
+        timeout_s=DISPATCH_TIMEOUT_S,
+        comment=f"dispatch {envelope['capability']} {accept} (primary {contract.name} {contract.version})",
+    )
+
+
+def _invoke(
+    scope: Construct,
+    construct_id: str,
+    function: lambda_.IFunction,
+    event: dict[str, Any],
+    *,
+    result_path: str,
+    timeout_s: int,
+    comment: str,
+) -> tasks.LambdaInvoke:
+    """A Lambda task answering its function's payload, with the plane's own retry of transient Lambda errors."""
     task = tasks.LambdaInvoke(
         scope,
         construct_id,
-        lambda_function=dispatcher,
-        payload=sfn.TaskInput.from_object({"accept": accept, "envelope": envelope}),
+        lambda_function=function,
+        payload=sfn.TaskInput.from_object(event),
         payload_response_only=True,
         retry_on_service_exceptions=False,
         result_path=result_path,
-        task_timeout=sfn.Timeout.duration(Duration.seconds(DISPATCH_TIMEOUT_S)),
-        comment=f"dispatch {envelope['capability']} {accept} (primary {contract.name} {contract.version})",
+        task_timeout=sfn.Timeout.duration(Duration.seconds(timeout_s)),
+        comment=comment,
     )
     return retry_transient(task)
 
