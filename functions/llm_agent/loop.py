@@ -22,7 +22,7 @@ from contracts.capability import FINAL_ANSWER_TOOL, Guardrail, Inference, LlmLim
 from contracts.models import MODELS
 from contracts.payloads import schema_model
 from functions.runtime.canonical import canonical_bytes, canonical_json, sha256_hex
-from functions.runtime.errors import AgentError
+from functions.runtime.errors import AgentError, StepPaused
 
 STOPPED_BY_FILTER = frozenset({"guardrail_intervened", "content_filtered"})
 MAX_TOOL_ERROR_CHARS = 500
@@ -40,14 +40,12 @@ class ThrottlingException(AgentError):
     """The model's quota refused the call: another implementation should take the step."""
 
 
-class ApprovalRequired(AgentError):
+class ApprovalRequired(StepPaused):
     """The model asked for a tool with external side effects; it runs only once a person approved it.
 
     The loop stops here: :attr:`paused` is where it stands, so a workflow's agent step can resume it after a person
     decided (the loop's function stores the conversation and hands the step a checkpoint).
     """
-
-    pauses_step = True  # the runtime records the attempt, but does not count it as the agent's error
 
     def __init__(self, spec: ToolSpec, call: ToolCall) -> None:
         super().__init__(
@@ -144,11 +142,9 @@ class Turn:
     model_latency_ms: float | None
     cost_usd: float
     tool_calls: tuple[ToolCall, ...]
-    served_by: str | None = None
+    served_by: str | None = None  # who answered, when the endpoint says (a local stand-in says so)
     cache_read_tokens: int = 0  # input read from the prompt cache (priced apart; counted in the input budget)
-    cache_write_tokens: int = (
-        0  # input written to it  # who answered, when the endpoint says (a local stand-in says so)
-    )
+    cache_write_tokens: int = 0  # input written to it
     # What was sent (the request's messages) and answered (the message's content): the ledger keeps their sha256
     # (request_sha256, content_sha256), the documents bucket the content under those digests.
     sent: list[Any] = field(default_factory=list, repr=False, compare=False)

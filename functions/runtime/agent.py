@@ -19,7 +19,7 @@ from contracts.validation import first_error
 from functions.runtime import tracing
 from functions.runtime.canonical import canonical_json
 from functions.runtime.decisions import DecisionRecord, DecisionStore, DynamoDecisionStore, step_key, step_name
-from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded
+from functions.runtime.errors import BadInput, BadOutput, DeadlineExceeded, StepPaused
 from functions.runtime.telemetry import agent_logger, agent_metrics
 
 if TYPE_CHECKING:  # the idempotency utility loads only for agents with side effects
@@ -247,7 +247,7 @@ class Agent(Generic[In, Out]):
                     result = self.output_model.model_validate(output)  # a replay answers what was decided
             except Exception as exc:
                 self._record(envelope, started, clock_start, error=exc)
-                if getattr(exc, "pauses_step", False):  # waits for a person: recorded, not the agent's error
+                if isinstance(exc, StepPaused):  # waits for a person: recorded, not the agent's error
                     span.set_attribute("agentplane.outcome", "paused")
                     self.logger.info("step paused", reason=str(exc))
                     raise
@@ -318,7 +318,7 @@ class Agent(Generic[In, Out]):
             agent_version=self.identity.version,
             capability=envelope.capability,
             capability_version=envelope.capability_version,
-            status="SUCCEEDED" if error is None else "ESCALATED" if getattr(error, "pauses_step", False) else "FAILED",
+            status="SUCCEEDED" if error is None else "ESCALATED" if isinstance(error, StepPaused) else "FAILED",
             actor=self.identity.actor,
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error)[:1000],

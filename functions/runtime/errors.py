@@ -15,3 +15,7 @@ class DeadlineExceeded(AgentError):
 
 class BadOutput(AgentError):
     """The agent's service returned something its contract does not allow."""
+
+
+class StepPaused(AgentError):
+    """The step waits for a person: the attempt is recorded ``ESCALATED``, never counted as the agent's error."""

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 
 from contracts.models import RiskAssessment, RiskInput
 from functions.runtime import Agent, AgentIdentity, InMemoryDecisionStore, Step
+from functions.runtime.errors import StepPaused
 from functions.runtime.telemetry import agent_metrics
 
 pytestmark = pytest.mark.unit
@@ -130,6 +131,22 @@ def test_a_failed_step_counts_an_error_with_its_type(
     assert document["error_count"] == [1.0]
     assert document["error_type"] == "RuntimeError"
     assert "success_count" not in document
+
+
+def waits(request: RiskInput, step: Step) -> RiskAssessment:
+    raise StepPaused("a person must decide first")
+
+
+def test_a_step_that_waits_for_a_person_is_recorded_escalated_and_is_not_an_error(
+    agent: Agent[RiskInput, RiskAssessment], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(StepPaused):
+        agent.run(ENVELOPE, waits)
+    agent.metrics.flush_metrics()
+
+    [record] = agent.store.records.values()  # type: ignore[attr-defined]
+    assert (record.status, record.error_type) == ("ESCALATED", "StepPaused")
+    assert not [line for line in emitted(capsys) if "error_count" in line]
 
 
 def test_log_lines_carry_the_trace_causation_execution_and_capability(
