@@ -143,6 +143,13 @@ INFERENCE_PROFILES = ("us", "eu", "apac", "global")
 FINAL_ANSWER_TOOL = "final_answer"
 # Where llm agents keep each turn's content, and a paused conversation (documents bucket, by the sha256).
 CONVERSATIONS_PREFIX = "conversations/"
+
+
+def conversation_key(sha256: str) -> str:
+    """Where content with this sha256 lies in the documents bucket (what the loop writes, the auditor reads)."""
+    return f"{CONVERSATIONS_PREFIX}{sha256}.json"
+
+
 # What an llm agent counts when its model's quota refused a step (the plane's own metric, declared or not).
 THROTTLE_METRIC = "throttle_count"
 PROMPT_PATTERN = r"^prompts/[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*\.(md|txt)$"

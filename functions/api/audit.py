@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any, Protocol
 
-from contracts.capability import CONVERSATIONS_PREFIX
+from contracts.capability import conversation_key
 from functions.api.service import ProblemError
 from functions.runtime.canonical import sha256_hex
 from functions.runtime.decisions import step_name
@@ -33,7 +33,7 @@ def content(sha256: str, *, store: ContentStore | None) -> dict[str, Any]:
     """What an llm turn sent or answered, by the digest its record holds, checked against that digest."""
     if not SHA256.match(sha256):
         raise ProblemError(400, "Bad digest", "a content digest is 64 lowercase hex characters", kind="bad-request")
-    body = None if store is None else store.get(f"{CONVERSATIONS_PREFIX}{sha256}.json")
+    body = None if store is None else store.get(conversation_key(sha256))
     if body is None:
         raise ProblemError(404, "Unknown content", f"no content is stored under {sha256}", kind="not-found")
     if sha256_hex(body) != sha256:

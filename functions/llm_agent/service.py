@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.capability import CONVERSATIONS_PREFIX
+from contracts.capability import conversation_key
 from contracts.models import ApprovalOutcome
 from functions.llm_agent.loop import AgentConfig, ApprovalRequired, Checkpoint, Paused, ToolDecision, Turn
 from functions.runtime import Step
@@ -90,10 +90,6 @@ class LoopRound(BaseModel):
 
 class ResumeRefused(AgentError):
     """A resumed round whose checkpoint, conversation or approval does not hold together: nothing runs."""
-
-
-def conversation_key(sha256: str) -> str:
-    return f"{CONVERSATIONS_PREFIX}{sha256}.json"
 
 
 def keep(conversations: DocumentStore, content: Any) -> str:

@@ -217,7 +217,7 @@ class AgentPool(Construct):
             layout = llm_agent.loop_asset(self, contract, contracts or {contract.name: contract}, functions_dir)
             code_dir = stage(f"fn-{llm_agent.LOOP_FOLDER}-{contract.name}", layout)
             model_grants = llm_agent.bedrock_statements(self, contract)
-            pauses = llm_agent.asks_approvals(contract, contracts or {})
+            pauses = bool(llm_agent.acting_tools(contract, contracts or {}))
             granted = _merged(granted, _conversations(resources, read=pauses))
         else:
             handler = runtime.handler

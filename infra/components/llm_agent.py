@@ -74,10 +74,13 @@ def tool_specs(contract: CapabilityContract, contracts: Mapping[str, CapabilityC
     return specs
 
 
-def asks_approvals(contract: CapabilityContract, contracts: Mapping[str, CapabilityContract]) -> bool:
-    """Whether the loop may pause for a person: one of its tools has an implementer with external side effects."""
+def acting_tools(contract: CapabilityContract, contracts: Mapping[str, CapabilityContract]) -> list[str]:
+    """The contracts implementing one of the loop's tools with external side effects (each call waits for a
+    person), by name."""
     tools = set(runtime_of(contract).tools)
-    return any(c.side_effects == "external-action" and tools & set(c.capabilities) for c in contracts.values())
+    return sorted(
+        c.name for c in contracts.values() if c.side_effects == "external-action" and tools & set(c.capabilities)
+    )
 
 
 def token_prices(model_id: str, region: str) -> dict[str, float]:

@@ -38,6 +38,7 @@ from contracts.workflow import (
     step_id,
 )
 from infra.components.agent_pool import ContractInfraError
+from infra.components.llm_agent import acting_tools
 from infra.components.personas import PERSONA_ROUTES
 from infra.components.public_api import INTEGRATION_TIMEOUT_S
 from infra.workflows.compiler import RUN_CONTEXT
@@ -153,12 +154,7 @@ class _Checker:
             self.problem(f"{where}.capability", str(error))
             return assign(state, step.result, ANY)
         self.object(step.input, contract.input_model, state, f"{where}.input")
-        tools = getattr(contract.runtime, "tools", [])
-        acting = sorted(
-            c.name
-            for c in self.contracts.values()
-            if c.side_effects == "external-action" and set(c.capabilities) & set(tools)
-        )
+        acting = acting_tools(contract, self.contracts)
         if acting and step.approvals is None:
             self.problem(
                 f"{where}.approvals",

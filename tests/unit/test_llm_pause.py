@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from contracts.capability import conversation_key
 from contracts.models import ApprovalOutcome
 from functions.llm_agent.loop import ApprovalRequired, Paused, ToolCall, Usage
 from functions.llm_agent.service import (
@@ -13,7 +14,6 @@ from functions.llm_agent.service import (
     PendingCall,
     ResumeRefused,
     approval_subject,
-    conversation_key,
     pause,
     resume,
 )
