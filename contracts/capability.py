@@ -117,12 +117,49 @@ class LambdaRuntime(_Strict):
         return _effective_timeout_s(self.timeout_s, slo)
 
 
+# The standard LLM serving containers (AWS Deep Learning Containers) a sagemaker contract may name, and what
+# the SageMaker Python SDK calls each when it resolves the image for a region (infra/llm_images.py).
+SERVING_IMAGES: dict[str, str] = {"djl-lmi": "djl-lmi", "vllm": "vllm", "tgi": "huggingface-llm"}
+SERVING_IO = ("ChatRequest", "ChatCompletion")  # what every serving container speaks (contracts.models)
+
+
+class LlmServing(_Strict):
+    """Open weights from S3 served by a standard LLM serving container (vLLM, LMI or TGI), instead of an image
+    built from ``containers/``; ``kind: llm`` agents reach it with ``model: {provider: sagemaker, endpoint: ...}``."""
+
+    image: Literal["djl-lmi", "vllm", "tgi"]
+    version: str = Field(
+        pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$",
+        description="The image version as the SageMaker Python SDK names it, e.g. 0.33.0 (djl-lmi), 0.30.0 (vllm).",
+    )
+    model_data: str = Field(
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^/]+/)*$",
+        description="The uncompressed weights: an S3 prefix (ending in /), mounted at /opt/ml/model.",
+    )
+    model_name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$",
+        description="The name the container serves the model under: what each request names, what each turn records.",
+    )
+    tool_parser: str = Field(
+        default="hermes",
+        pattern=r"^[a-z0-9_]+$",
+        description="vLLM's tool-call parser for the model family (djl-lmi, vllm): hermes, llama3_json, mistral...",
+    )
+    max_model_len: int | None = Field(default=None, ge=256, description="Context length the container allows.")
+    environment: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], str] = Field(
+        default_factory=dict, description="More container settings (OPTION_*, SM_VLLM_*...); they win over the derived."
+    )
+
+
 class SageMakerRuntime(_Strict):
     kind: Literal["sagemaker"]
     instance_type: str = Field(pattern=r"^ml\.")
     min_instances: int = Field(default=1, ge=1, description="Warm minimum.")
     max_instances: int = Field(ge=1)
-    container: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Folder under containers/.")
+    container: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Folder under containers/ (bring your own)."
+    )
+    serving: LlmServing | None = Field(default=None, description="A standard LLM serving container instead.")
     stateful: bool = Field(default=False, description="Sticky sessions.")
     target_invocations_per_minute: int = Field(
         default=1000, ge=1, description="Per instance: what target-tracking autoscaling holds the endpoint at."
@@ -135,6 +172,12 @@ class SageMakerRuntime(_Strict):
         if minimum is not None and maximum < minimum:
             raise ValueError(f"{maximum} is below min_instances {minimum}")
         return maximum
+
+    @model_validator(mode="after")
+    def _one_image(self) -> SageMakerRuntime:
+        if (self.container is None) == (self.serving is None):
+            raise ValueError("name exactly one of container (a folder under containers/) and serving (an LLM image)")
+        return self
 
 
 # Bedrock's cross-region inference profiles are named by geography (``us.<model id>``).
@@ -150,6 +193,8 @@ def conversation_key(sha256: str) -> str:
     return f"{CONVERSATIONS_PREFIX}{sha256}.json"
 
 
+# Where a ``provider: sagemaker`` loop finds the endpoint it invokes (set by synth, read by the loop function).
+MODEL_ENDPOINT_ENV = "LLM_ENDPOINT_NAME"
 # What an llm agent counts when its model's quota refused a step (the plane's own metric, declared or not).
 THROTTLE_METRIC = "throttle_count"
 PROMPT_PATTERN = r"^prompts/[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*\.(md|txt)$"
@@ -365,6 +410,17 @@ class CapabilityContract(_Strict):
                 raise ValueError(f"runtime.tools: {', '.join(own)} is this agent's own capability (a loop)")
             if self.batching is not None or self.subscribes:
                 raise ValueError("an llm agent is called through dispatch: no batching, no subscribes")
+            if self.runtime.guardrail is not None and self.runtime.model.provider != "bedrock":
+                raise ValueError("runtime.guardrail: Bedrock applies guardrails to Converse; provider bedrock only")
+        return self
+
+    @model_validator(mode="after")
+    def _serving_speaks_chat(self) -> CapabilityContract:
+        if isinstance(self.runtime, SageMakerRuntime) and self.runtime.serving is not None:
+            if (self.io.input, self.io.output) != SERVING_IO:
+                raise ValueError(f"runtime.serving: io must be {{input: {SERVING_IO[0]}, output: {SERVING_IO[1]}}}")
+            if self.batching is not None:
+                raise ValueError("runtime.serving: the serving container batches on its own (continuous batching)")
         return self
 
     @field_validator("side_effects")

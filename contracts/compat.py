@@ -495,6 +495,8 @@ RULES: dict[str, Rule] = {
         unset=math.inf,
     ),
     "runtime.container": _fixed(INTERNAL),
+    # Another image, version, set of weights or tool parser: same schemas, possibly different answers.
+    "runtime.serving": _fixed(ANSWERS_MAY_DIFFER),
     "runtime.stateful": _flag(
         cleared=Outcome("sessions-dropped", Bump.MAJOR, "no longer sticky: a session's calls may reach any instance"),
         set_=Outcome("sessions-added", Bump.MINOR, "now keeps sticky sessions"),

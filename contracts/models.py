@@ -7,7 +7,7 @@ A capability contract names its input and output by model name (``io: {input: Cl
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -249,6 +249,96 @@ class EntityTags(StrictModel):
     entities: list[Entity]
 
 
+# --- Chat completions: what a standard LLM serving container speaks ----------------------------------
+
+
+class _Served(BaseModel):
+    """What a serving container answers: fields it adds beyond these (logprobs, reasoning...) are ignored, so a
+    newer container version does not break the loop."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+
+
+class ChatFunctionCall(_Served):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str = Field(description="The call's arguments, as JSON text.")
+
+
+class ChatToolCall(_Served):
+    id: str = Field(min_length=1)
+    type: Literal["function"] = "function"
+    function: ChatFunctionCall
+
+
+class ChatMessage(StrictModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ChatToolCall] | None = Field(default=None, description="An assistant's calls.")
+    tool_call_id: str | None = Field(default=None, description="Which call a tool message answers.")
+
+    @model_validator(mode="after")
+    def _fits_role(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs tool_call_id")
+        if self.role != "assistant" and self.tool_calls:
+            raise ValueError(f"a {self.role} message cannot carry tool_calls")
+        return self
+
+
+class ChatFunction(StrictModel):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(description="The arguments' JSON Schema.")
+
+
+class ChatTool(StrictModel):
+    type: Literal["function"] = "function"
+    function: ChatFunction
+
+
+class ChatRequest(StrictModel):
+    """One turn asked of a self-hosted model: the OpenAI-compatible messages API that vLLM, LMI and TGI serve at
+    ``/invocations``."""
+
+    model: str = Field(min_length=1, description="The name the container serves the model under.")
+    messages: list[ChatMessage] = Field(min_length=1)
+    tools: list[ChatTool] = Field(default_factory=list)
+    tool_choice: Literal["none", "auto", "required"] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stop: list[str] | None = None
+
+
+class ChatAnswer(_Served):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+    tool_calls: list[ChatToolCall] | None = None
+
+
+class ChatChoice(_Served):
+    index: int = 0
+    message: ChatAnswer
+    finish_reason: str | None = None
+
+
+class ChatUsage(_Served):
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+
+
+class ChatCompletion(_Served):
+    """A self-hosted model's answer to a :class:`ChatRequest`."""
+
+    id: str = ""
+    model: str
+    choices: list[ChatChoice] = Field(min_length=1)
+    usage: ChatUsage
+    agentplane: dict[str, Any] | None = Field(
+        default=None, description="Only the local plane's stand-in sends it: that it is one, and which model it plays."
+    )
+
+
 MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
     for model in (
@@ -275,5 +365,7 @@ MODELS: dict[str, type[BaseModel]] = {
         DecisionRecordedDetail,
         Entity,
         EntityTags,
+        ChatRequest,
+        ChatCompletion,
     )
 }

@@ -11,6 +11,9 @@ LAYER_KIND_METADATA = "agentplane:layer-kind"
 # Metadata on each SageMaker model: the folder under containers/ whose app serves it (the local plane runs that
 # app on loopback for the endpoints that use the model).
 CONTAINER_METADATA = "agentplane:container"
+# Metadata on a SageMaker model served by a standard LLM image instead: {image, version, model_name} (the local
+# plane serves those with its stand-in for the image's chat-completions API).
+SERVING_METADATA = "agentplane:serving"
 
 # Metadata on each stateful resource: the kind of data it keeps, a key of contracts.retention.
 RETENTION_METADATA = "agentplane:retention"

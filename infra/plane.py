@@ -23,10 +23,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts import catalog
-from contracts.capability import CapabilityContract
+from contracts.capability import CapabilityContract, LlmRuntime
 from contracts.project import CORE_PROJECT, PlaneSet, Project, load_project, plane_set
 from contracts.workflow import WorkflowSpec
-from infra.components.agent_pool import AgentPool, Resources
+from infra.components.agent_pool import AgentPool, ContractInfraError, ModelEndpoint, Resources
 from infra.components.approval_gate import ApprovalGate, resume_statement
 from infra.components.audit_ledger import AuditLedger
 from infra.components.coordinator_workflow import CoordinatorWorkflow
@@ -79,6 +79,15 @@ class _Agents:
         functions_dir: Path,
         sources: Mapping[str, Path],
     ) -> None:
+        # Latency-critical agents and self-hosted models: a warm SageMaker endpoint each; workflows call it
+        # through its invoker Lambda, llm loops naming it invoke it directly.
+        self.endpoints = {
+            name: SageMakerPool(
+                scope, f"Endpoint{construct_id(name)}", contract=contract, resources=resources, layers=layers
+            )
+            for name, contract in contracts.items()
+            if contract.runtime.kind == "sagemaker"
+        }
         self.agents = {
             name: AgentPool(
                 scope,
@@ -89,20 +98,26 @@ class _Agents:
                 functions_dir=functions_dir,
                 contracts=every,
                 source_root=sources.get(name),
+                model_endpoint=self._model_endpoint(contract),
             )
             for name, contract in contracts.items()
             if contract.runtime.kind in ("lambda", "llm")
         }
-        # Latency-critical agents: a warm SageMaker endpoint each; workflows call it through its invoker Lambda.
-        self.endpoints = {
-            name: SageMakerPool(
-                scope, f"Endpoint{construct_id(name)}", contract=contract, resources=resources, layers=layers
-            )
-            for name, contract in contracts.items()
-            if contract.runtime.kind == "sagemaker"
-        }
         # Every step a workflow can run, by agent name: Lambda agents and each endpoint's invoker.
         self.steps = {**self.agents, **{name: endpoint.invoker for name, endpoint in self.endpoints.items()}}
+
+    def _model_endpoint(self, contract: CapabilityContract) -> ModelEndpoint | None:
+        """The endpoint a ``provider: sagemaker`` loop invokes: one built beside it (the same project)."""
+        runtime = contract.runtime
+        if not isinstance(runtime, LlmRuntime) or runtime.model.endpoint is None:
+            return None
+        pool = self.endpoints.get(runtime.model.endpoint)
+        if pool is None:
+            raise ContractInfraError(
+                f"contract {contract.name}: runtime.model.endpoint: {runtime.model.endpoint!r} is not a sagemaker "
+                "contract of the same project"
+            )
+        return ModelEndpoint(name=pool.endpoint.attr_endpoint_name, arn=pool.endpoint_arn)
 
     def subscribe(self, mesh: EventMesh, scope: Construct | None = None) -> dict[str, sqs.Queue]:
         """Each subscribing agent's rule on the plane's bus; their dead-letter queues by rule."""

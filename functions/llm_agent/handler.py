@@ -1,7 +1,8 @@
 """An llm agent's loop function: one per ``kind: llm`` contract, configured by the ``agent.json`` synth stages.
 
 Thin: Converse through boto3's ``bedrock-runtime`` client (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` points it at
-the local plane's stand-in), tools through the dispatcher function, every turn a decision record and its content
+the local plane's stand-in), or the same turn as a chat completion from a self-hosted model's SageMaker endpoint
+(``chat.py`` translates), tools through the dispatcher function, every turn a decision record and its content
 in the documents bucket under the digests the record holds.
 """
 
@@ -10,6 +11,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,9 +22,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from contracts.capability import THROTTLE_METRIC
+from contracts.capability import MODEL_ENDPOINT_ENV, THROTTLE_METRIC
 from contracts.envelope import Envelope
+from contracts.models import ChatCompletion
 from contracts.validation import first_error
+from functions.llm_agent.chat import ChatTranslationError, chat_request, converse_response
 from functions.llm_agent.loop import (
     AgentConfig,
     ApprovalRequired,
@@ -50,8 +56,10 @@ from functions.runtime.errors import BadInput
 
 # Synth stages agent.json beside this file; LLM_AGENT_CONFIG points elsewhere (tests).
 CONFIG_PATH = Path(os.environ.get("LLM_AGENT_CONFIG") or Path(__file__).parent / "agent.json")
-# Bedrock's answers that mean "not now": another implementation should take the step.
-THROTTLED = frozenset({"ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException"})
+# Bedrock's and SageMaker's answers that mean "not now": another implementation should take the step.
+THROTTLED = frozenset(
+    {"ThrottlingException", "ServiceUnavailableException", "ServiceUnavailable", "ModelNotReadyException"}
+)
 
 config = AgentConfig.model_validate_json(CONFIG_PATH.read_text(encoding="utf-8"))
 output_model = config.payload_model(config.output_model)
@@ -63,19 +71,58 @@ def bedrock() -> Any:
     return client("bedrock-runtime")
 
 
+@cache
+def sagemaker() -> Any:
+    return client("sagemaker-runtime")
+
+
 def converse(request: dict[str, Any]) -> dict[str, Any]:
+    """One turn: Bedrock Converse, or the same turn asked of the self-hosted model's endpoint."""
+    if config.provider == "sagemaker":
+        return invoke_endpoint(request)
+    with model_errors():
+        response: dict[str, Any] = bedrock().converse(**request)
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+def invoke_endpoint(request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        body = chat_request(request, config.model_id).model_dump_json(exclude_none=True)
+    except ChatTranslationError as error:
+        raise ModelError(f"the request cannot be asked of {config.model_id}: {error}") from None
+    started = time.perf_counter()
+    with model_errors():
+        answer = sagemaker().invoke_endpoint(
+            EndpointName=os.environ[MODEL_ENDPOINT_ENV],
+            ContentType="application/json",
+            Accept="application/json",
+            Body=body,
+        )
+        raw = answer["Body"].read()
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        return converse_response(ChatCompletion.model_validate_json(raw), latency_ms)
+    except ValidationError as error:
+        raise ModelError(f"{config.model_id} answered no chat completion: {first_error(error)}"[:500]) from None
+    except ChatTranslationError as error:
+        raise ModelError(f"{config.model_id} answered a malformed turn: {error}"[:500]) from None
+
+
+@contextmanager
+def model_errors() -> Iterator[None]:
+    """A refused or failed model call as the loop's error: throttled (another implementation should take the
+    step) or the model's fault."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        response: dict[str, Any] = bedrock().converse(**request)
+        yield
     except ClientError as error:
         code = str(error.response["Error"]["Code"])
         message = f"{code}: {error.response['Error'].get('Message', '')}"[:500]
         raise (ThrottlingException if code in THROTTLED else ModelError)(message) from None
     except BotoCoreError as error:
         raise ModelError(f"{type(error).__name__}: {error}"[:500]) from None
-    response.pop("ResponseMetadata", None)
-    return response
 
 
 def model_caller(step: Step) -> Any:

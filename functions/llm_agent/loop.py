@@ -93,7 +93,10 @@ class AgentConfig(_Config):
 
     name: str
     version: str
-    model_id: str = Field(description="What Converse is called with: the inference profile id or the model id.")
+    provider: Literal["bedrock", "sagemaker"] = "bedrock"
+    model_id: str = Field(
+        description="What each turn names: the Bedrock inference profile or model id, or the served model's name."
+    )
     prompt: str
     prompt_sha256: str
     tools: list[ToolSpec]

@@ -12,7 +12,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from contracts.capability import CONVERSATIONS_PREFIX, CapabilityContract, LambdaRuntime, LlmRuntime
+from contracts.capability import (
+    CONVERSATIONS_PREFIX,
+    MODEL_ENDPOINT_ENV,
+    CapabilityContract,
+    LambdaRuntime,
+    LlmRuntime,
+)
 from infra.components import llm_agent
 from infra.components.data_store import DataStore
 from infra.components.nag import XRAY_REASON, acknowledge
@@ -53,6 +59,22 @@ class Granted:
 
 
 Grant = Callable[[Resources], Granted]
+
+
+@dataclass(frozen=True)
+class ModelEndpoint:
+    """The SageMaker endpoint serving a ``provider: sagemaker`` loop's model (deploy-time tokens)."""
+
+    name: str
+    arn: str
+
+
+def _model_environment(runtime: LlmRuntime, endpoint: ModelEndpoint | None) -> dict[str, str]:
+    """What the loop calls (its agent.json has the rest); the local plane faults that model or endpoint."""
+    if runtime.model.provider == "bedrock":
+        return {llm_agent.MODEL_ID_ENV: runtime.model.invoked_id}
+    assert endpoint is not None  # model_statements refused the pool without one
+    return {MODEL_ENDPOINT_ENV: endpoint.name}
 
 
 def _kms(data: DataStore, *actions: str) -> iam.PolicyStatement:
@@ -204,6 +226,7 @@ class AgentPool(Construct):
         functions_dir: Path = FUNCTIONS_DIR,
         contracts: Mapping[str, CapabilityContract] | None = None,
         source_root: Path | None = None,
+        model_endpoint: ModelEndpoint | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.buffering = buffering(contract)
@@ -216,7 +239,9 @@ class AgentPool(Construct):
             handler = llm_agent.LOOP_HANDLER
             layout = llm_agent.loop_asset(self, contract, contracts or {contract.name: contract}, functions_dir)
             code_dir = stage(f"fn-{llm_agent.LOOP_FOLDER}-{contract.name}", layout)
-            model_grants = llm_agent.bedrock_statements(self, contract)
+            model_grants = llm_agent.model_statements(
+                self, contract, None if model_endpoint is None else model_endpoint.arn
+            )
             pauses = bool(llm_agent.acting_tools(contract, contracts or {}))
             granted = _merged(granted, _conversations(resources, read=pauses))
         else:
@@ -246,8 +271,7 @@ class AgentPool(Construct):
             **agent_environment(contract),
             "DECISIONS_TABLE": resources.data.decisions.table_name,
             **granted.environment,
-            # What the loop calls Converse with (its agent.json has the rest); the local plane faults that model.
-            **({llm_agent.MODEL_ID_ENV: runtime.model.invoked_id} if isinstance(runtime, LlmRuntime) else {}),
+            **(_model_environment(runtime, model_endpoint) if isinstance(runtime, LlmRuntime) else {}),
         }
 
         def function(construct_id: str, handler: str, logs_to: logs.ILogGroup, **extra: str) -> lambda_.Function:

@@ -1,9 +1,10 @@
-"""What a ``kind: llm`` contract adds to an agent pool: the loop's code and configuration, and its Bedrock grants.
+"""What a ``kind: llm`` contract adds to an agent pool: the loop's code and configuration, and its model grants.
 
 The loop runs in one Lambda function per contract (``functions/llm_agent``); why not one Step Functions state per
 turn is in docs/llm-agents.md. :func:`loop_config` is the contract resolved for the loop (prompt, tools as the
-plane dispatches them, output schema, limits, prices); :func:`bedrock_statements` grants exactly the model's
-ARNs (and the guardrail's). Both take only contracts, not a workflow: any workflow step can call the agent.
+plane dispatches them, output schema, limits, prices); :func:`model_statements` grants exactly the model's
+ARNs (and the guardrail's), or the one endpoint serving a self-hosted model. Both take only contracts, not a
+workflow: any workflow step can call the agent.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aws_cdk import Aws, Stack, Token
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from contracts.capability import CapabilityContract, LlmRuntime
+from contracts.capability import CapabilityContract, LlmRuntime, LlmServing, SageMakerRuntime
 from contracts.models import MODELS
 from infra.cost.model import CostError, load_pricing
 from infra.cost.model import token_prices as priced_model
@@ -28,6 +29,7 @@ LOOP_FOLDER = "llm_agent"
 LOOP_HANDLER = plane_handler(LOOP_FOLDER)
 CONFIG_FILE = "agent.json"
 MODEL_ID_ENV = "LLM_MODEL_ID"
+SELF_HOSTED_PRICE = {"input_per_1k_tokens": 0.0, "output_per_1k_tokens": 0.0}
 PRICING_REGION = "us-east-1"  # prices when the stack's region is unresolved at synth (an environment-agnostic stack)
 # The regions a cross-region inference profile may send a request to (AWS's published destination regions for
 # the geography); Converse through a profile needs the model's ARN in each. Refresh when AWS adds regions.
@@ -96,20 +98,37 @@ def token_prices(model_id: str, region: str) -> dict[str, float]:
         ) from None
 
 
+def serving_of(contract: CapabilityContract, contracts: Mapping[str, CapabilityContract]) -> LlmServing:
+    """What a ``provider: sagemaker`` loop talks to: its endpoint contract's standard LLM image."""
+    endpoint = runtime_of(contract).model.endpoint
+    host = contracts.get(endpoint or "")
+    if host is None or not isinstance(host.runtime, SageMakerRuntime) or host.runtime.serving is None:
+        what = "no contract" if host is None else f"a {host.runtime.kind} contract without runtime.serving"
+        raise LlmConfigError(
+            f"contract {contract.name}: runtime.model.endpoint: {endpoint!r} names {what}; it must name a sagemaker "
+            "contract with runtime.serving (a standard LLM image): see docs/llm-agents.md#self-hosted-models"
+        )
+    return host.runtime.serving
+
+
+def model_id(contract: CapabilityContract, contracts: Mapping[str, CapabilityContract]) -> str:
+    """What each turn names and records: the Bedrock id Converse is called with, or the served model's name."""
+    model = runtime_of(contract).model
+    return model.invoked_id if model.provider == "bedrock" else serving_of(contract, contracts).model_name
+
+
 def loop_config(
     contract: CapabilityContract, contracts: Mapping[str, CapabilityContract], *, region: str
 ) -> dict[str, Any]:
     """The ``agent.json`` the loop reads (functions.llm_agent.loop.AgentConfig)."""
     runtime = runtime_of(contract)
-    if runtime.model.provider != "bedrock" or runtime.model.id is None:
-        raise LlmConfigError(
-            f"contract {contract.name}: runtime.model.provider {runtime.model.provider} is not supported yet "
-            "(only bedrock): see docs/llm-agents.md"
-        )
+    # A self-hosted model costs its endpoint's instance hours (priced as SageMaker), not tokens.
+    price = token_prices(runtime.model.id, region) if runtime.model.id is not None else SELF_HOSTED_PRICE
     return {
         "name": contract.name,
         "version": contract.version,
-        "model_id": runtime.model.invoked_id,
+        "provider": runtime.model.provider,
+        "model_id": model_id(contract, contracts),
         "prompt": runtime.prompt_text,
         "prompt_sha256": runtime.prompt_sha256,
         "tools": tool_specs(contract, contracts),
@@ -119,7 +138,7 @@ def loop_config(
         "limits": runtime.limits.model_dump(mode="json"),
         "inference": runtime.inference.model_dump(mode="json"),
         "guardrail": None if runtime.guardrail is None else runtime.guardrail.model_dump(mode="json"),
-        "price": token_prices(runtime.model.id, region),
+        "price": price,
         # A project's own io types travel as their schemas: the loop's asset holds none of the project's code.
         "models": {
             name: model.model_json_schema(mode="validation")
@@ -161,6 +180,18 @@ def model_arns(scope: Construct, runtime: LlmRuntime) -> list[str]:
         return [profile, f"arn:{partition}:bedrock:::foundation-model/{model.id}"]
     regions = PROFILE_REGIONS[model.inference_profile]
     return [profile, *(f"arn:{partition}:bedrock:{region}::foundation-model/{model.id}" for region in regions)]
+
+
+def model_statements(
+    scope: Construct, contract: CapabilityContract, endpoint_arn: str | None = None
+) -> list[iam.PolicyStatement]:
+    """What calling the model needs, on exactly its resources: Bedrock's model ARNs (and the guardrail), or
+    ``sagemaker:InvokeEndpoint`` on the one endpoint that serves it."""
+    if runtime_of(contract).model.provider == "sagemaker":
+        if endpoint_arn is None:
+            raise LlmConfigError(f"contract {contract.name}: runtime.model.endpoint: no endpoint was built for it")
+        return [iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn])]
+    return bedrock_statements(scope, contract)
 
 
 def bedrock_statements(scope: Construct, contract: CapabilityContract) -> list[iam.PolicyStatement]:

@@ -4,14 +4,15 @@ invoker Lambda that workflow steps call (the only principal allowed to invoke th
 The image is a ``DockerImageAsset`` over a staged build context (``containers/``, ``contracts/`` and
 ``functions/<container>/`` when the container shares its core with a Lambda). Synth only hashes and copies
 the context: Docker builds it at deploy time (``cdk deploy`` publishes it to the bootstrap ECR repository),
-so synth stays offline and Docker-free.
+so synth stays offline and Docker-free. A contract with ``runtime.serving`` names a standard LLM image instead
+(its URI from ``infra/llm-images.json``), with the weights mounted from S3.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Stack, Token
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
@@ -20,12 +21,13 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from containers.base.settings import MAX_BATCH_ENV, MAX_WAIT_MS_ENV
-from contracts.capability import CapabilityContract, FallbackCapability, LambdaRuntime, SageMakerRuntime
+from contracts.capability import CapabilityContract, FallbackCapability, LambdaRuntime, LlmServing, SageMakerRuntime
+from infra import llm_images
 from infra.components.agent_pool import AgentPool, ContractInfraError, Resources
 from infra.components.coordinator_workflow import TRANSIENT_ERRORS
 from infra.components.nag import acknowledge, region_account
 from infra.components.staging import stage
-from infra.conventions import CONTAINER_METADATA
+from infra.conventions import CONTAINER_METADATA, SERVING_METADATA
 from infra.paths import (
     CONTAINERS_DIR,
     CONTAINERS_PACKAGE,
@@ -71,6 +73,36 @@ def container_environment(contract: CapabilityContract) -> dict[str, str]:
     if batching is None:
         return {}
     return {MAX_BATCH_ENV: str(batching.max_batch), MAX_WAIT_MS_ENV: str(batching.max_wait_ms)}
+
+
+MODEL_DIR = "/opt/ml/model"  # where SageMaker mounts the model data
+
+
+def serving_environment(serving: LlmServing) -> dict[str, str]:
+    """The image's own settings: serve the mounted weights under ``model_name``, with tool calls parsed (each
+    image's documented variables); the contract's ``environment`` wins."""
+    if serving.image == "vllm":  # the SageMaker vLLM image turns SM_VLLM_* into server arguments
+        derived = {
+            "SM_VLLM_MODEL": MODEL_DIR,
+            "SM_VLLM_SERVED_MODEL_NAME": serving.model_name,
+            "SM_VLLM_ENABLE_AUTO_TOOL_CHOICE": "true",
+            "SM_VLLM_TOOL_CALL_PARSER": serving.tool_parser,
+        }
+        length = "SM_VLLM_MAX_MODEL_LEN"
+    elif serving.image == "djl-lmi":
+        derived = {
+            "HF_MODEL_ID": MODEL_DIR,
+            "SERVING_FAIL_FAST": "true",
+            "OPTION_ENABLE_AUTO_TOOL_CHOICE": "true",
+            "OPTION_TOOL_CALL_PARSER": serving.tool_parser,
+        }
+        length = "OPTION_MAX_MODEL_LEN"
+    else:  # tgi: tool calls need no flag
+        derived = {"HF_MODEL_ID": MODEL_DIR}
+        length = "MAX_TOTAL_TOKENS"
+    if serving.max_model_len is not None:
+        derived[length] = str(serving.max_model_len)
+    return {**derived, **serving.environment}
 
 
 def invoker_contract(contract: CapabilityContract) -> CapabilityContract:
@@ -119,34 +151,18 @@ class SageMakerPool(Construct):
         runtime = contract.runtime
         if not isinstance(runtime, SageMakerRuntime):
             raise ContractInfraError(f"contract {contract.name}: runtime.kind: {runtime.kind} is not a SageMaker pool")
-        folder = CONTAINERS_DIR / runtime.container
-        if not folder.is_dir():
-            raise ContractInfraError(f"contract {contract.name}: runtime.container: no folder containers/{folder.name}")
         self.contract = contract
         self.runtime = runtime
-        dockerfile = "cuda.Dockerfile" if is_gpu(runtime.instance_type) else "cpu.Dockerfile"
-        # The image's Dockerfile copies these at their import paths (the wheel's build rewrites its COPY lines).
-        containers = package_folder(CONTAINERS_PACKAGE)
-        layout = [(CONTAINERS_DIR, containers), (CONTRACTS_DIR, package_folder(CONTRACTS_PACKAGE))]
-        if (FUNCTIONS_DIR / runtime.container).is_dir():
-            layout.append(
-                (FUNCTIONS_DIR / runtime.container, f"{package_folder(FUNCTIONS_PACKAGE)}/{runtime.container}")
-            )
-        self.image = ecr_assets.DockerImageAsset(
-            self,
-            "Image",
-            directory=str(stage(f"image-{runtime.container}", layout)),
-            file=f"{containers}/{runtime.container}/{dockerfile}",
-            platform=ecr_assets.Platform.LINUX_AMD64,
-        )
-
         self.execution_role = iam.Role(
             self,
             "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"agentplane endpoint {contract.name} {contract.version}: pull its image, write its logs",
         )
-        self.image.repository.grant_pull(self.execution_role)
+        if runtime.serving is not None:
+            container = self._serving_container(runtime.serving)
+        else:
+            container = self._built_container(runtime)
         stack = Stack.of(self)
         self.execution_role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -165,7 +181,7 @@ class SageMakerPool(Construct):
             self.execution_role,
             "AwsSolutions-IAM5[Resource::*]",
             "ecr:GetAuthorizationToken supports no resource-level permissions; the image pull itself is limited "
-            "to the asset repository",
+            "to the image's own repository",
         )
         acknowledge(
             self.execution_role,
@@ -178,12 +194,18 @@ class SageMakerPool(Construct):
             self,
             "Model",
             execution_role_arn=self.execution_role.role_arn,
-            enable_network_isolation=True,  # the container needs no network: its model ships in the image
-            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=self.image.image_uri, environment=container_environment(contract)
-            ),
+            # The container needs no network: its model ships in the image, or SageMaker mounts it from S3 first.
+            enable_network_isolation=True,
+            primary_container=container,
         )
-        self.model.add_metadata(CONTAINER_METADATA, runtime.container)
+        if runtime.serving is not None:
+            serving = runtime.serving
+            self.model.add_metadata(
+                SERVING_METADATA,
+                {"image": serving.image, "version": serving.version, "model_name": serving.model_name},
+            )
+        else:
+            self.model.add_metadata(CONTAINER_METADATA, runtime.container)
         self.model.node.add_dependency(self.execution_role)
 
         self.endpoint_config = sagemaker.CfnEndpointConfig(
@@ -245,6 +267,98 @@ class SageMakerPool(Construct):
         )
         for key, value in self.invoker_environment().items():
             self.invoker.function.add_environment(key, value)
+
+    def _built_container(self, runtime: SageMakerRuntime) -> sagemaker.CfnModel.ContainerDefinitionProperty:
+        """The image built from ``containers/<container>/`` (its model inside), in the bootstrap repository."""
+        assert runtime.container is not None
+        folder = CONTAINERS_DIR / runtime.container
+        if not folder.is_dir():
+            raise ContractInfraError(
+                f"contract {self.contract.name}: runtime.container: no folder containers/{folder.name}"
+            )
+        dockerfile = "cuda.Dockerfile" if is_gpu(runtime.instance_type) else "cpu.Dockerfile"
+        # The image's Dockerfile copies these at their import paths (the wheel's build rewrites its COPY lines).
+        containers = package_folder(CONTAINERS_PACKAGE)
+        layout = [(CONTAINERS_DIR, containers), (CONTRACTS_DIR, package_folder(CONTRACTS_PACKAGE))]
+        if (FUNCTIONS_DIR / runtime.container).is_dir():
+            layout.append(
+                (FUNCTIONS_DIR / runtime.container, f"{package_folder(FUNCTIONS_PACKAGE)}/{runtime.container}")
+            )
+        image = ecr_assets.DockerImageAsset(
+            self,
+            "Image",
+            directory=str(stage(f"image-{runtime.container}", layout)),
+            file=f"{containers}/{runtime.container}/{dockerfile}",
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+        image.repository.grant_pull(self.execution_role)
+        return sagemaker.CfnModel.ContainerDefinitionProperty(
+            image=image.image_uri, environment=container_environment(self.contract)
+        )
+
+    def _serving_container(self, serving: LlmServing) -> sagemaker.CfnModel.ContainerDefinitionProperty:
+        """A standard LLM image for the stack's region (a mapping over the regions when that is unknown at
+        synth), pulled from AWS's registry; the weights mounted from the S3 prefix, read-only."""
+        name = self.contract.name
+        if not is_gpu(self.runtime.instance_type):
+            raise ContractInfraError(
+                f"contract {name}: runtime.serving: {serving.image} images run on GPU instances, not "
+                f"{self.runtime.instance_type}"
+            )
+        try:
+            found = llm_images.regions(serving, llm_images.load())
+        except llm_images.ImageLockError as error:
+            raise ContractInfraError(f"contract {name}: {error}") from None
+        region = Stack.of(self).region
+        if Token.is_unresolved(region):
+            mapping = CfnMapping(
+                self,
+                "Images",
+                mapping={
+                    where: {"uri": uri, "repository": llm_images.repository_arn(uri)} for where, uri in found.items()
+                },
+            )
+            image, repository = mapping.find_in_map(region, "uri"), mapping.find_in_map(region, "repository")
+        else:
+            try:
+                image = llm_images.uri_for(serving, region, llm_images.load())
+            except llm_images.ImageLockError as error:
+                raise ContractInfraError(f"contract {name}: {error}") from None
+            repository = llm_images.repository_arn(image)
+        self.execution_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[repository],
+            )
+        )
+        self.execution_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        bucket, _, prefix = serving.model_data.removeprefix("s3://").partition("/")
+        self.execution_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{Aws.PARTITION}:s3:::{bucket}/{prefix}*"])
+        )
+        self.execution_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{Aws.PARTITION}:s3:::{bucket}"],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            )
+        )
+        acknowledge(
+            self.execution_role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{prefix}*]",
+            "SageMaker reads every file of the model's weights under the contract's model_data prefix, and only those",
+        )
+        return sagemaker.CfnModel.ContainerDefinitionProperty(
+            image=image,
+            environment=serving_environment(serving),
+            model_data_source=sagemaker.CfnModel.ModelDataSourceProperty(
+                s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
+                    s3_uri=serving.model_data, s3_data_type="S3Prefix", compression_type="None"
+                )
+            ),
+        )
 
     def invoker_environment(self) -> dict[str, str]:
         timeout = self.invoker.contract.runtime

@@ -23,6 +23,7 @@ import boto3
 from moto import mock_aws
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from contracts.capability import MODEL_ENDPOINT_ENV
 from contracts.registry import KEY
 from functions.api.admission import MAX_IN_FLIGHT_ENV
 from functions.runtime.clock import WAIT_SCALE_ENV
@@ -344,19 +345,26 @@ class LocalPlane:
             log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {line}\n")
 
     def _fault_models(self) -> None:
-        """``--fault <llm agent>=<Bedrock error>`` fails the agent's model calls, not its function: the loop meets
-        the error where it would on AWS (a throttled Converse) and answers it as it would."""
+        """``--fault <llm agent>=<Bedrock or SageMaker error>`` fails the agent's model calls, not its function:
+        the loop meets the error where it would on AWS (a throttled Converse or InvokeEndpoint) and answers it as
+        it would."""
         for spec in self.lambdas.functions.values():
-            agent, model_id = spec.environment.get("AGENT_NAME"), spec.environment.get(LLM_MODEL_ID_ENV)
-            fault = self.options.faults.faults.get(agent or "")
-            if model_id is None or fault is None or fault.error is None:
+            agent = spec.environment.get("AGENT_NAME") or ""
+            model_id, endpoint = spec.environment.get(LLM_MODEL_ID_ENV), spec.environment.get(MODEL_ENDPOINT_ENV)
+            fault = self.options.faults.faults.get(agent)
+            if fault is None or fault.error is None:
                 continue
             try:
-                BedrockError(fault.error)
+                if model_id is not None:
+                    BedrockError(fault.error)
+                    self.bedrock.inject(model_id, fault.error, rate=fault.rate)
+                elif endpoint is not None:
+                    self.endpoints.inject(endpoint, fault.error, rate=fault.rate)
+                else:
+                    continue
             except ValueError:
-                continue  # not a Bedrock error: the function fails as any agent's would
-            self.bedrock.inject(model_id, fault.error, rate=fault.rate)
-            del self.options.faults.faults[agent]  # type: ignore[arg-type]
+                continue  # not the model service's error: the function fails as any agent's would
+            del self.options.faults.faults[agent]
 
     def _aliased_versions(self) -> list[tuple[str, str]]:
         lambdas = self.client("lambda")

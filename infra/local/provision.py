@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.conventions import CONTAINER_METADATA, LAYER_KIND_METADATA
+from infra.conventions import CONTAINER_METADATA, LAYER_KIND_METADATA, SERVING_METADATA
 from infra.local.iam import RoleCredentials
 from infra.local.lambdas import FunctionSpec, LocalLambdas
 from infra.local.queues import QueueDelivery
@@ -86,7 +86,7 @@ class Provisioner:
         self.lambdas = lambdas
         self.roles = RoleCredentials(clients)
         self.physical: dict[str, Physical] = {}
-        self.resolver = Resolver(template.stack_name, self.physical)
+        self.resolver = Resolver(template.stack_name, self.physical, template.body.get("Mappings"))
         self.api = ApiDefinition()
         self.layer_dirs: dict[str, tuple[str, Path]] = {}  # layer ARN -> (kind, dir)
         self.skipped: dict[str, str] = {}  # logical id -> type the plane does not emulate
@@ -474,12 +474,15 @@ class Provisioner:
 
     def _sagemaker_model(self, logical_id: str, props: dict[str, Any]) -> Physical:
         name = props.get("ModelName") or self._name(logical_id)
-        container = self.template.resources[logical_id].get("Metadata", {}).get(CONTAINER_METADATA)
-        if container is None:
-            raise TemplateError(f"{logical_id}: model names no container ({CONTAINER_METADATA} metadata)")
+        metadata = self.template.resources[logical_id].get("Metadata", {})
+        container, serving = metadata.get(CONTAINER_METADATA), metadata.get(SERVING_METADATA)
+        if container is None and serving is None:
+            raise TemplateError(
+                f"{logical_id}: model names no container ({CONTAINER_METADATA} or {SERVING_METADATA} metadata)"
+            )
         if self.endpoints is not None:
             environment = props.get("PrimaryContainer", {}).get("Environment", {})
-            self.endpoints.add_model(name, container, {k: str(v) for k, v in environment.items()})
+            self.endpoints.add_model(name, container, {k: str(v) for k, v in environment.items()}, serving)
         return Physical(ref=_arn("sagemaker", f"model/{name.lower()}"), attributes={"ModelName": name})
 
     def _sagemaker_endpoint_config(self, logical_id: str, props: dict[str, Any]) -> Physical:

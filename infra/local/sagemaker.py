@@ -2,9 +2,14 @@
 127.0.0.1 (an ephemeral port, started and stopped with the plane), and ``sagemaker-runtime`` InvokeEndpoint
 calls are forwarded to it over HTTP, so invokers run the same code and see the same errors as on AWS.
 
+An endpoint whose model names a standard LLM serving image (``runtime.serving``) is served by the stand-in in
+``llm_serving.py`` instead, with the local model registered for the served model's name (a ``ScriptedModel``
+unless ``add_serving_model`` put another there).
+
 moto answers InvokeEndpoint with canned bodies; its one response method is replaced here (as
 ``stepfunctions.py`` adds StartSyncExecution). A container's non-2xx answer becomes SageMaker's ``ModelError``
-(status 424, ``OriginalStatusCode``), an unknown endpoint a ``ValidationError``, as on AWS.
+(status 424, ``OriginalStatusCode``), an unknown endpoint a ``ValidationError``, as on AWS; ``inject`` makes an
+endpoint answer one of SageMaker's own errors (throttling...) before its container sees the request.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import http.client
 import importlib
 import json
+import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,8 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from containers.base.serve import BackgroundServer
 from containers.base.settings import MODEL_DIR_ENV, ServingSettings
 from infra.local import moto_seam
+from infra.local.bedrock import Model, ScriptedModel
+from infra.local.llm_serving import ServingStandIn
 from infra.paths import CONTAINERS_PACKAGE
 
 INVOKE_TIMEOUT_S = 60.0  # SageMaker's real-time invocation limit
@@ -32,12 +40,22 @@ FORWARDED = {
     "x-amzn-sagemaker-session-id": "X-Amzn-SageMaker-Session-Id",
 }
 RETURNED = ("content-type", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-new-session-id")
+# SageMaker's own InvokeEndpoint errors (not the container's): code -> HTTP status.
+ERRORS = {
+    "ThrottlingException": 400,
+    "ServiceUnavailable": 503,
+    "ModelNotReadyException": 429,
+    "InternalFailure": 500,
+    "ModelError": 424,
+    "ValidationError": 400,
+}
 
 
 @dataclass(frozen=True)
 class LocalModel:
-    container: str
+    container: str | None  # a folder under containers/, or None for a standard LLM image
     environment: dict[str, str]
+    serving: dict[str, str] | None = None  # {image, version, model_name}
 
 
 @dataclass
@@ -54,36 +72,73 @@ class LocalEndpoints:
         self.models: dict[str, LocalModel] = {}
         self.configs: dict[str, tuple[str, str]] = {}  # config name -> (variant name, model name)
         self.endpoints: dict[str, LocalEndpoint] = {}
+        self.serving_models: dict[str, Model] = {}  # served model name -> the local model playing it
+        self._faults: dict[str, tuple[str, float]] = {}  # endpoint name -> (SageMaker error, rate)
+        self._random = random.Random(0)  # noqa: S311 - fault rates, not secrets
         self._lock = threading.Lock()
         self._patches = moto_seam.Patches()
 
     # --- resources, as the provisioner meets them ------------------------------------------------
 
-    def add_model(self, name: str, container: str, environment: dict[str, str]) -> None:
-        self.models[name] = LocalModel(container, environment)
+    def add_model(
+        self, name: str, container: str | None, environment: dict[str, str], serving: dict[str, str] | None = None
+    ) -> None:
+        self.models[name] = LocalModel(container, environment, serving)
+
+    def add_serving_model(self, model: Model) -> None:
+        """Play the served model named ``model.id`` with ``model`` (before the endpoint starts, or after: the
+        stand-in asks for its model on every request)."""
+        with self._lock:
+            self.serving_models[model.id] = model
+
+    def serving_model(self, model_name: str) -> Model:
+        with self._lock:
+            model = self.serving_models.get(model_name)
+            if model is None:
+                model = self.serving_models[model_name] = ScriptedModel(model_name)
+            return model
+
+    def inject(self, name: str, error_code: str, *, rate: float = 1.0) -> None:
+        """Endpoint ``name`` answers SageMaker's ``error_code`` for ``rate`` of its requests."""
+        if error_code not in ERRORS:
+            raise ValueError(f"{error_code!r} is not a SageMaker InvokeEndpoint error ({', '.join(ERRORS)})")
+        with self._lock:
+            self._faults[name] = (error_code, rate)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
 
     def add_config(self, name: str, variant: str, model: str) -> None:
         self.configs[name] = (variant, model)
 
     def start(self, name: str, config: str, logical_id: str) -> LocalEndpoint:
-        """Serve the endpoint's model with its container's app (``containers.<name>.app.create_app``)."""
+        """Serve the endpoint's model with its container's app (``containers.<name>.app.create_app``), or with
+        the stand-in for its standard LLM image."""
         variant, model_name = self.configs[config]
         model = self.models[model_name]
-        model_dir = self.state_dir / "models" / name  # empty: the image's bundled model serves, as in the image
-        model_dir.mkdir(parents=True, exist_ok=True)
-        settings = ServingSettings.from_environment({**model.environment, MODEL_DIR_ENV: str(model_dir)})
-        app_module = importlib.import_module(f"{CONTAINERS_PACKAGE}.{model.container}.app")
         log = (self.state_dir / "logs" / f"{logical_id}.log").open("a", buffering=1)
-        app = app_module.create_app(settings, emit=lambda line: log.write(line + "\n"))
+        app = self._app(name, model, emit=lambda line: log.write(line + "\n"))
         endpoint = LocalEndpoint(name, variant, BackgroundServer(app).start(), log)
         status = _ping(endpoint.server)
         if status != 200:  # SageMaker puts an endpoint in service only once its container answers the ping
             endpoint.server.stop()
             log.close()
-            raise RuntimeError(f"endpoint {name}: the {model.container} container answered /ping with {status}")
+            what = model.container or (model.serving or {}).get("image")
+            raise RuntimeError(f"endpoint {name}: the {what} container answered /ping with {status}")
         with self._lock:
             self.endpoints[name] = endpoint
         return endpoint
+
+    def _app(self, name: str, model: LocalModel, *, emit: Any) -> Any:
+        if model.serving is not None:
+            served = model.serving["model_name"]
+            return ServingStandIn(model.serving["image"], lambda: self.serving_model(served), emit=emit)
+        model_dir = self.state_dir / "models" / name  # empty: the image's bundled model serves, as in the image
+        model_dir.mkdir(parents=True, exist_ok=True)
+        settings = ServingSettings.from_environment({**model.environment, MODEL_DIR_ENV: str(model_dir)})
+        app_module = importlib.import_module(f"{CONTAINERS_PACKAGE}.{model.container}.app")
+        return app_module.create_app(settings, emit=emit)
 
     # --- the InvokeEndpoint route ------------------------------------------------------------------
 
@@ -105,8 +160,12 @@ class LocalEndpoints:
     def forward(self, name: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str]:
         with self._lock:
             endpoint = self.endpoints.get(name)
+            fault = self._faults.get(name)
+            failing = fault is not None and self._random.random() < fault[1]
         if endpoint is None:
             return _error(400, "ValidationError", f"Endpoint {name} not found.")
+        if fault is not None and failing:
+            return _error(ERRORS[fault[0]], fault[0], f"injected fault: {fault[0]} (local plane)")
         sent = {FORWARDED[key]: value for key, value in headers.items() if key in FORWARDED}
         connection = http.client.HTTPConnection(endpoint.server.host, endpoint.server.port, timeout=INVOKE_TIMEOUT_S)
         try:

@@ -67,7 +67,7 @@ class Template:
             ids = [*project.get("Resources", {}), *project.get("Outputs", {})]
             renames = {lid: prefix + lid for lid in ids if lid in taken}
             project = _imported(_renamed(project, renames), exports, dependent)
-            for section in ("Resources", "Outputs"):
+            for section in ("Resources", "Outputs", "Mappings"):
                 body.setdefault(section, {}).update(project.get(section, {}))
         return cls(stack_name=stack_name, body=body, assembly_dir=assembly_dir, stack_sizes=sizes)
 
@@ -204,10 +204,11 @@ def _sub_names(text: str) -> list[str]:
 
 
 class Resolver:
-    """Evaluates Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split and pseudo parameters."""
+    """Evaluates Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split, Fn::FindInMap and pseudo parameters."""
 
-    def __init__(self, stack_name: str, physical: dict[str, Physical]) -> None:
+    def __init__(self, stack_name: str, physical: dict[str, Physical], mappings: dict[str, Any] | None = None) -> None:
         self.physical = physical
+        self.mappings = mappings or {}
         self.pseudo = {
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::Region": REGION,
@@ -241,6 +242,12 @@ class Resolver:
             if key == "Fn::Split":
                 separator, text = value
                 return str(self.resolve(text)).split(separator)
+            if key == "Fn::FindInMap":
+                name, top, second = (self.resolve(part) for part in value)
+                try:
+                    return self.mappings[name][top][second]
+                except KeyError:
+                    raise TemplateError(f"Fn::FindInMap {name}.{top}.{second}: no such entry") from None
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not supported by the local plane")
         return {k: self.resolve(v) for k, v in node.items()}
