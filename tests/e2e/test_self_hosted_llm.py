@@ -100,19 +100,20 @@ def test_the_endpoint_serves_the_standard_image_with_the_weights_from_s3(assembl
     assert [p["Resource"] for p in pulls] == [{"Fn::FindInMap": [name, {"Ref": "AWS::Region"}, "repository"]}]
     assert images["us-east-1"]["repository"] == repository_arn(images["us-east-1"]["uri"])
     reads = [s for s in granted if s["Action"] == "s3:GetObject"]
-    assert [r["Resource"] for r in reads] == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::tickets-models/qwen2.5-7b-instruct/*"]]}]
+    weights = ":s3:::tickets-models/qwen2.5-7b-instruct/*"
+    assert [r["Resource"] for r in reads] == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, weights]]}]
 
 
 def test_the_loop_may_invoke_exactly_that_endpoint_and_no_bedrock_model(assembly: Path) -> None:
     body = template(assembly)
     _, function = resource(body, "AWS::Lambda::Function", "AgentTicketsDrafterFunction")
     environment = function["Properties"]["Environment"]["Variables"]
-    assert environment[MODEL_ENDPOINT_ENV] == {"Fn::GetAtt": [resource(body, "AWS::SageMaker::Endpoint", "EndpointTicketsLlmHost")[0], "EndpointName"]}
+    endpoint_id, _ = resource(body, "AWS::SageMaker::Endpoint", "EndpointTicketsLlmHost")
+    assert environment[MODEL_ENDPOINT_ENV] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
     assert "LLM_MODEL_ID" not in environment
     role = function["Properties"]["Role"]["Fn::GetAtt"][0]
     granted = statements(body, role)
     invokes = [s for s in granted if s["Action"] == "sagemaker:InvokeEndpoint"]
-    endpoint_id, _ = resource(body, "AWS::SageMaker::Endpoint", "EndpointTicketsLlmHost")
     assert [s["Resource"] for s in invokes] == [{"Ref": endpoint_id}]
     assert not [s for s in granted if "bedrock" in json.dumps(s["Action"])]
 
