@@ -18,7 +18,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup demo serve test lint format synth deploy bench bench-check loadtest chaos lambda-deps clean
+.PHONY: help setup demo serve test lint format synth deploy bench bench-check loadtest chaos lambda-deps llm-images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -129,6 +129,9 @@ build/lambda-runtime-local/.installed: uv.lock .venv/.installed | $(UV)
 	touch $@
 
 lambda-deps: build/lambda-deps/.installed ## build the arm64 dependencies layer from uv.lock
+
+llm-images: .venv/.installed | $(UV) ## re-resolve the LLM serving images per region (SageMaker SDK, isolated) into infra/llm-images.json
+	PATH=$(abspath $(CACHE)/uv/bin):$$PATH python -m infra.llm_images $(IMAGES)
 
 clean: ## remove build output and local state (keeps the installed toolchain)
 	rm -rf build cdk.out .agentplane .pytest_cache .mypy_cache .ruff_cache
