@@ -148,6 +148,7 @@ class Turn:
     served_by: str | None = None  # who answered, when the endpoint says (a local stand-in says so)
     cache_read_tokens: int = 0  # input read from the prompt cache (priced apart; counted in the input budget)
     cache_write_tokens: int = 0  # input written to it
+    provider: str = "bedrock"  # sagemaker: a self-hosted model, its tokens unpriced (its endpoint's hours are)
     # What was sent (the request's messages) and answered (the message's content): the ledger keeps their sha256
     # (request_sha256, content_sha256), the documents bucket the content under those digests.
     sent: list[Any] = field(default_factory=list, repr=False, compare=False)
@@ -172,6 +173,7 @@ class Turn:
             "cost_usd": round(self.cost_usd, 8),
             "tool_calls": [{"name": c.name, "input_sha256": c.input_sha256} for c in self.tool_calls],
             **({"served_by": self.served_by} if self.served_by else {}),
+            **({"provider": self.provider} if self.provider != "bedrock" else {}),
         }
 
 
@@ -310,6 +312,7 @@ def read_turn(
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
         served_by=_served_by(response),
+        provider=config.provider,
         sent=list(request["messages"]),
         answered=content,
     )

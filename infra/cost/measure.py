@@ -149,10 +149,12 @@ def _model_use(plane: LocalPlane, execution_ids: list[str]) -> list[ModelUse]:
     table = plane.physical("DataDecisions", "AWS::DynamoDB::Table")
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     served: dict[str, set[str]] = defaultdict(set)
+    providers: dict[str, str] = {}
     for execution_id in execution_ids:
         for _, turn in turns(records_of(ddb, table, execution_id)):
             model = turn["model_id"]
             counts[model].update(turns=1, **turn["usage"])
+            providers[model] = turn.get("provider", "bedrock")
             if turn.get("served_by"):
                 served[model].add(turn["served_by"])
     runs = max(1, len(execution_ids))
@@ -165,6 +167,7 @@ def _model_use(plane: LocalPlane, execution_ids: list[str]) -> list[ModelUse]:
             cache_read_tokens=count["cache_read_tokens"] / runs,
             cache_write_tokens=count["cache_write_tokens"] / runs,
             served_by=sorted(served[model]),
+            provider=providers[model],
         )
         for model, count in sorted(counts.items())
     ]

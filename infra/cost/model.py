@@ -153,6 +153,7 @@ class ModelUse(_Model):
     cache_read_tokens: float = Field(default=0, ge=0)  # prompt-cache reads and writes, priced apart
     cache_write_tokens: float = Field(default=0, ge=0)
     served_by: list[str] = Field(default_factory=list)  # who answered, when the endpoint said (a local stand-in)
+    provider: Literal["bedrock", "sagemaker"] = "bedrock"  # sagemaker: self-hosted, its endpoint's hours are its cost
 
 
 class RunUse(_Model):
@@ -285,6 +286,8 @@ def token_prices(model_id: str, prices: Pricing) -> TokenPrices:
 def _model_items(models: list[ModelUse], prices: Pricing) -> list[Item]:
     items: list[Item] = []
     for use in models:
+        if use.provider == "sagemaker":
+            continue  # a self-hosted model's tokens cost nothing more than its endpoint's instance-hours
         price = token_prices(use.model_id, prices)
         items += [
             (f"Bedrock {use.model_id} input tokens", use.input_tokens, "token", price.input_per_1k_tokens / 1e3),
@@ -467,7 +470,12 @@ def render(estimate: Estimate, profile: Profile) -> str:
             f"per 1k runs, ${_money(v.monthly)} per month" + (f"  ({v.note})" if v.note else "")
         )
     for model in profile.per_run.models:
-        if model.served_by:
+        if model.provider == "sagemaker":
+            rows.append(
+                f"tokens of {model.model_id}: {model.turns:g} turns per run, self-hosted: no token price, its "
+                "endpoint's instance-hours are its cost (the SageMaker endpoint line)"
+            )
+        elif model.served_by:
             rows.append(
                 f"tokens of {model.model_id}: {model.turns:g} turns per run, as {', '.join(model.served_by)} counted "
                 "them, not the model: measure against the deployed model for its own counts"

@@ -18,6 +18,7 @@ from contracts.capability import MODEL_ENDPOINT_ENV
 from infra.client import finished, request
 from infra.llm_images import load, repository_arn
 from infra.local.bedrock import ModelTurn, ScriptedModel
+from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
 from infra.synth import plane_assembly
 from tests.e2e.self_hosted_project import MODEL_DATA, SERVED_MODEL, self_hosted_project
@@ -46,6 +47,7 @@ def default_model(plane: LocalPlane) -> Iterator[None]:
     yield
     plane.endpoints.serving_models.pop(SERVED_MODEL, None)
     plane.endpoints.clear_faults()
+    plane.options.faults.faults.clear()
 
 
 def template(assembly: Path) -> dict[str, Any]:
@@ -142,7 +144,7 @@ def test_each_turn_records_the_served_model_and_that_a_stand_in_played_it(plane:
 
     assert [t["stop_reason"] for t in turns] == ["tool_use", "tool_use"]  # triage, then final_answer
     for turn in turns:
-        assert turn["model_id"] == SERVED_MODEL
+        assert (turn["model_id"], turn["provider"]) == (SERVED_MODEL, "sagemaker")
         assert turn["served_by"] == f"local stand-in {SERVED_MODEL} (playing the vllm serving image)"
         assert turn["usage"]["input_tokens"] > 0
         assert turn["usage"]["output_tokens"] > 0
@@ -164,10 +166,12 @@ def test_a_model_answer_outside_the_contract_is_retried_then_a_model_error(plane
 
 
 def test_a_throttled_endpoint_is_the_loops_throttling(plane: LocalPlane) -> None:
-    loops = [s for s in plane.lambdas.functions.values() if s.environment.get("AGENT_NAME") == "tickets-drafter"]
-    plane.endpoints.inject(loops[0].environment[MODEL_ENDPOINT_ENV], "ThrottlingException")
+    plane.options.faults.faults["tickets-drafter"] = Fault(error="ThrottlingException")
+    plane._fault_models()  # what `--fault tickets-drafter=ThrottlingException` does at start
 
     run = draft(plane)
+
+    assert "tickets-drafter" not in plane.options.faults.faults  # the endpoint is faulted, not the function
 
     assert run["status"] != "SUCCEEDED", run
     step = next(s for s in run["steps"] if s["step"] == "Draft")

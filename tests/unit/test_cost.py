@@ -170,6 +170,20 @@ def test_a_models_tokens_are_priced_per_run_through_its_inference_profile() -> N
     assert "as scripted stand-in counted them" in render(result, profile)
 
 
+def test_a_self_hosted_models_tokens_are_not_priced_its_endpoint_is() -> None:
+    model = {"model_id": "Qwen/Qwen2.5-7B-Instruct", "turns": 2, "input_tokens": 3000, "output_tokens": 400}
+    per_run = {**PROFILE["per_run"], "models": [{**model, "provider": "sagemaker"}]}
+    profile = Profile.model_validate({**PROFILE, "per_run": per_run})
+
+    result = estimate(profile, Pricing.model_validate(PRICES), 50.0)  # no Bedrock price for it: none asked
+
+    assert not [line for line in result.lines if "Qwen" in line.item]
+    assert "self-hosted: no token price" in render(result, profile)
+    bedrock = Profile.model_validate({**PROFILE, "per_run": {**PROFILE["per_run"], "models": [model]}})
+    with pytest.raises(CostError, match="no test-region-1 token price"):
+        estimate(bedrock, Pricing.model_validate(PRICES), 50.0)
+
+
 def test_prompt_cache_reads_and_writes_are_priced_apart_and_as_input_when_the_table_has_no_price() -> None:
     model = {
         "model_id": "anthropic.claude-haiku-4-5-20251001-v1:0",
