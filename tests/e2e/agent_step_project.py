@@ -117,13 +117,20 @@ class TicketsReply(Strict):
 """
 
 
-def agent_step_project(folder: Path) -> Path:
-    """The scaffold's ``tickets`` project in ``folder``, with the assistant, its tool and the workflow."""
-    new_project(folder, "tickets")
-    for name, text in FILES.items():
-        path = folder / name
+def scaffold_with(folder: Path, files: dict[str, str], models: str, name: str = "tickets") -> Path:
+    """The scaffold's project ``name`` in ``folder``, plus ``files`` and ``models`` (appended to its models). Tests
+    in one process give each project its own name: a package imported from one project's source folder stays
+    imported."""
+    new_project(folder, name)
+    for file, text in files.items():
+        path = folder / file
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    models = folder / "src" / "tickets_agents" / "models.py"
-    models.write_text(models.read_text(encoding="utf-8") + MODELS, encoding="utf-8")
+    module = folder / "src" / f"{name.replace('-', '_')}_agents" / "models.py"
+    module.write_text(module.read_text(encoding="utf-8") + models, encoding="utf-8")
     return folder
+
+
+def agent_step_project(folder: Path) -> Path:
+    """The scaffold's ``tickets`` project in ``folder``, with the assistant, its tool and the workflow."""
+    return scaffold_with(folder, FILES, MODELS)

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.scaffold import new_project
+from tests.e2e.agent_step_project import scaffold_with
 
 SERVED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
-MODEL_DATA = "s3://tickets-models/qwen2.5-7b-instruct/"
+MODEL_DATA = "s3://helpdesk-models/qwen2.5-7b-instruct/"
 
 FILES = {
-    "agents/tickets-llm-host.yaml": f"""\
-name: tickets-llm-host
+    "agents/helpdesk-llm-host.yaml": f"""\
+name: helpdesk-llm-host
 version: 0.1.0
 description: Serves the team's open-weights model (vLLM on a warm GPU endpoint) to its llm agents.
-capabilities: [tickets-chat]
+capabilities: [helpdesk-chat]
 io: {{input: ChatRequest, output: ChatCompletion}}
 runtime:
   kind: sagemaker
@@ -36,17 +36,17 @@ telemetry:
   metrics: [latency_ms, success_count]
   errors: [BadInput, DeadlineExceeded, ModelError, EndpointThrottled, EndpointUnavailable]
 """,
-    "agents/tickets-drafter.yaml": """\
-name: tickets-drafter
+    "agents/helpdesk-drafter.yaml": """\
+name: helpdesk-drafter
 version: 0.1.0
 description: Drafts the reply to a ticket with the team's own model, after triaging it.
-capabilities: [tickets-draft]
-io: {input: src/tickets_agents/schemas/ticket.json, output: "tickets_agents.models:TicketsDraft"}
+capabilities: [helpdesk-draft]
+io: {input: src/helpdesk_agents/schemas/ticket.json, output: "helpdesk_agents.models:HelpdeskDraft"}
 runtime:
   kind: llm
-  model: {provider: sagemaker, endpoint: tickets-llm-host}
-  prompt: prompts/tickets-drafter.md
-  tools: [tickets-triage]
+  model: {provider: sagemaker, endpoint: helpdesk-llm-host}
+  prompt: prompts/helpdesk-drafter.md
+  tools: [helpdesk-triage]
   limits: {max_turns: 4, max_input_tokens: 20000, max_output_tokens: 2000, max_cost_usd: 0.05}
   inference: {temperature: 0, top_p: 1, max_tokens: 800}
   memory_mb: 256
@@ -59,21 +59,21 @@ telemetry:
   metrics: [latency_ms, success_count, turns, input_tokens, output_tokens, tool_calls]
   errors: [BadInput, DeadlineExceeded, BudgetExceeded, ModelError, ThrottlingException]
 """,
-    "prompts/tickets-drafter.md": """\
-You draft replies to support tickets. Triage the ticket with tickets-triage first, then call final_answer with
+    "prompts/helpdesk-drafter.md": """\
+You draft replies to support tickets. Triage the ticket with helpdesk-triage first, then call final_answer with
 a short, polite draft that fits its category.
 """,
-    "workflows/tickets-draft.yaml": """\
-name: tickets-draft
+    "workflows/helpdesk-draft.yaml": """\
+name: helpdesk-draft
 description: The team's own model drafts the reply to a ticket.
 type: standard
-input: src/tickets_agents/schemas/ticket.json
+input: src/helpdesk_agents/schemas/ticket.json
 api: {mode: async}
 deadline: {work_s: 300, grace_s: 300}
 failure: {capability: record-failure, version: 2.x}
 steps:
   - agent: Draft
-    capability: tickets-draft
+    capability: helpdesk-draft
     version: 0.x
     input: {ticket_id: $.request.ticket_id, subject: $.request.subject, body: $.request.body}
     result: $.draft
@@ -84,19 +84,12 @@ steps:
 
 MODELS = """
 
-class TicketsDraft(Strict):
+class HelpdeskDraft(Strict):
     ticket_id: str
     draft: str = Field(max_length=2000)
 """
 
 
 def self_hosted_project(folder: Path) -> Path:
-    """The scaffold's ``tickets`` project in ``folder``, with the model host, the drafter and its workflow."""
-    new_project(folder, "tickets")
-    for name, text in FILES.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    models = folder / "src" / "tickets_agents" / "models.py"
-    models.write_text(models.read_text(encoding="utf-8") + MODELS, encoding="utf-8")
-    return folder
+    """The scaffold's ``helpdesk`` project in ``folder``, with the model host, the drafter and its workflow."""
+    return scaffold_with(folder, FILES, MODELS, name="helpdesk")

@@ -25,13 +25,13 @@ from tests.e2e.self_hosted_project import MODEL_DATA, SERVED_MODEL, self_hosted_
 
 pytestmark = pytest.mark.e2e
 
-WORKFLOW = "tickets-draft"
+WORKFLOW = "helpdesk-draft"
 TICKET = {"ticket_id": "T-042", "subject": "Refund", "body": "I was billed twice for my plan this month."}
 
 
 @pytest.fixture(scope="module")
 def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = self_hosted_project(tmp_path_factory.mktemp("project") / "tickets")
+    project = self_hosted_project(tmp_path_factory.mktemp("project") / "helpdesk")
     return plane_assembly(tmp_path_factory.mktemp("state"), context={"agentplane:project": str(project)})
 
 
@@ -78,7 +78,7 @@ def draft(plane: LocalPlane) -> dict[str, Any]:
 
 def test_the_endpoint_serves_the_standard_image_with_the_weights_from_s3(assembly: Path) -> None:
     body = template(assembly)
-    _, model = resource(body, "AWS::SageMaker::Model", "EndpointTicketsLlmHost")
+    _, model = resource(body, "AWS::SageMaker::Model", "EndpointHelpdeskLlmHost")
     container = model["Properties"]["PrimaryContainer"]
     # an environment-agnostic stack: the image for the region it deploys to, from the SDK-resolved lock
     name, region, field = container["Image"]["Fn::FindInMap"]
@@ -102,15 +102,15 @@ def test_the_endpoint_serves_the_standard_image_with_the_weights_from_s3(assembl
     assert [p["Resource"] for p in pulls] == [{"Fn::FindInMap": [name, {"Ref": "AWS::Region"}, "repository"]}]
     assert images["us-east-1"]["repository"] == repository_arn(images["us-east-1"]["uri"])
     reads = [s for s in granted if s["Action"] == "s3:GetObject"]
-    weights = ":s3:::tickets-models/qwen2.5-7b-instruct/*"
+    weights = ":s3:::helpdesk-models/qwen2.5-7b-instruct/*"
     assert [r["Resource"] for r in reads] == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, weights]]}]
 
 
 def test_the_loop_may_invoke_exactly_that_endpoint_and_no_bedrock_model(assembly: Path) -> None:
     body = template(assembly)
-    _, function = resource(body, "AWS::Lambda::Function", "AgentTicketsDrafterFunction")
+    _, function = resource(body, "AWS::Lambda::Function", "AgentHelpdeskDrafterFunction")
     environment = function["Properties"]["Environment"]["Variables"]
-    endpoint_id, _ = resource(body, "AWS::SageMaker::Endpoint", "EndpointTicketsLlmHost")
+    endpoint_id, _ = resource(body, "AWS::SageMaker::Endpoint", "EndpointHelpdeskLlmHost")
     assert environment[MODEL_ENDPOINT_ENV] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
     assert "LLM_MODEL_ID" not in environment
     role = function["Properties"]["Role"]["Fn::GetAtt"][0]
@@ -127,7 +127,7 @@ def test_the_drafter_runs_its_loop_on_the_self_hosted_model(plane: LocalPlane) -
     steps = {s["step"]: s for s in run["steps"]}
     # turn 1 asked for the triage tool (dispatched through the registry), turn 2 answered
     tool = steps["Draft/tool/1.0"]
-    assert (tool["agent"], tool["capability"], tool["status"]) == ("tickets-triage", "tickets-triage", "SUCCEEDED")
+    assert (tool["agent"], tool["capability"], tool["status"]) == ("helpdesk-triage", "helpdesk-triage", "SUCCEEDED")
     turns = sorted(k for k in steps if k.startswith("Draft/turn/"))
     assert turns == ["Draft/turn/1", "Draft/turn/2"]
     assert run["output"]["draft"]["ticket_id"] == "T-042"
@@ -149,7 +149,7 @@ def test_each_turn_records_the_served_model_and_that_a_stand_in_played_it(plane:
         assert turn["usage"]["input_tokens"] > 0
         assert turn["usage"]["output_tokens"] > 0
         assert turn["cost_usd"] == 0  # a self-hosted model costs its endpoint's hours, not tokens
-    assert [c["name"] for t in turns for c in t["tool_calls"]] == ["tickets-triage", "final_answer"]
+    assert [c["name"] for t in turns for c in t["tool_calls"]] == ["helpdesk-triage", "final_answer"]
 
 
 def test_a_model_answer_outside_the_contract_is_retried_then_a_model_error(plane: LocalPlane) -> None:
@@ -162,16 +162,16 @@ def test_a_model_answer_outside_the_contract_is_retried_then_a_model_error(plane
     assert run["status"] != "SUCCEEDED", run
     step = next(s for s in run["steps"] if s["step"] == "Draft")
     assert step["error"]["type"] == "ModelError", step
-    assert "final_answer does not match TicketsDraft" in step["error"]["message"]
+    assert "final_answer does not match HelpdeskDraft" in step["error"]["message"]
 
 
 def test_a_throttled_endpoint_is_the_loops_throttling(plane: LocalPlane) -> None:
-    plane.options.faults.faults["tickets-drafter"] = Fault(error="ThrottlingException")
-    plane._fault_models()  # what `--fault tickets-drafter=ThrottlingException` does at start
+    plane.options.faults.faults["helpdesk-drafter"] = Fault(error="ThrottlingException")
+    plane._fault_models()  # what `--fault helpdesk-drafter=ThrottlingException` does at start
 
     run = draft(plane)
 
-    assert "tickets-drafter" not in plane.options.faults.faults  # the endpoint is faulted, not the function
+    assert "helpdesk-drafter" not in plane.options.faults.faults  # the endpoint is faulted, not the function
 
     assert run["status"] != "SUCCEEDED", run
     step = next(s for s in run["steps"] if s["step"] == "Draft")
