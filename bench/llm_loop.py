@@ -12,6 +12,7 @@ Writes bench/results/llm-loop-<timestamp>.json. A benchmark, not a test: it neve
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import sys
@@ -29,14 +30,16 @@ import boto3  # noqa: E402
 
 from contracts.envelope import Envelope  # noqa: E402
 from contracts.loader import load_contracts  # noqa: E402
-from contracts.models import ClaimCheck, Verdict  # noqa: E402
+from contracts.models import ChatCompletion, ClaimCheck, Verdict  # noqa: E402
+from functions.llm_agent.chat import chat_request, converse_response  # noqa: E402
 from functions.llm_agent.loop import AgentConfig, Turn, Usage, request_for, run_loop  # noqa: E402
 from functions.llm_agent.service import keep_turn, turn_record  # noqa: E402
 from functions.runtime import InMemoryDecisionStore, Step  # noqa: E402
 from functions.runtime.documents import InMemoryDocumentStore  # noqa: E402
 from infra.components.llm_agent import PRICING_REGION, loop_config  # noqa: E402
 from infra.evals import fact_check_cases, heuristic_check  # noqa: E402
-from infra.local.bedrock import LocalBedrock  # noqa: E402
+from infra.local.bedrock import LocalBedrock, ScriptedModel  # noqa: E402
+from infra.local.llm_serving import ServingStandIn  # noqa: E402
 
 AGENT = "fact-checker-llm"
 
@@ -65,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             aws_secret_access_key="local",
         )
         converse_ms: list[float] = []
+        loop_requests: list[dict[str, Any]] = []
 
         def converse(request: dict[str, Any]) -> dict[str, Any]:
+            loop_requests.append(request)
             started = time.perf_counter()
             response: dict[str, Any] = client.converse(**request)
             converse_ms.append((time.perf_counter() - started) * 1000)
@@ -89,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             overhead_per_turn.append((wall - spent_in_converse) / turns)
             turns_total += turns
         loop_converse = list(converse_ms)
+
+        # A self-hosted model's turns: what translating each request to a chat completion and back adds.
+        translation_ms = self_hosted_translation(config, loop_requests[: args.runs])
 
         # The bare side: the same first-turn request, called alone.
         first_message = [{"role": "user", "content": [{"text": cases[0].model_dump_json()}]}]
@@ -116,11 +124,33 @@ def main(argv: list[str] | None = None) -> int:
         "includes": "request building, turn reading, budgets, answer validation, one decision record and the "
         "turn's content kept by digest per turn (in memory), the tool call answered in-process; excludes the "
         "Converse call itself and the content's S3 put",
+        "self_hosted_translation_per_turn_ms": {
+            "p50": round(statistics.median(translation_ms), 3),
+            "p95": round(percentile(translation_ms, 0.95), 3),
+            "includes": "a turn's Converse request as a chat request (JSON encoded) and the chat completion (JSON "
+            "decoded, validated) back as a Converse response, what provider sagemaker adds per turn",
+        },
         "local_model_tokens_per_s": None,
         "local_model_note": "no real local model runs here: the stand-in is scripted, so tokens/s is not measured",
     }
     write_report("llm-loop", report, args.out)
     return 0
+
+
+def self_hosted_translation(config: AgentConfig, requests: list[dict[str, Any]]) -> list[float]:
+    stand_in = ServingStandIn("vllm", lambda: ScriptedModel(config.model_id))
+    answers = []
+    for request in requests:  # the answers the serving image's stand-in gives, made outside the timing
+        status, answer = stand_in.answer(chat_request(request, config.model_id).model_dump_json().encode())
+        assert status == 200, answer
+        answers.append(json.dumps(answer).encode())
+    timings = []
+    for request, answer in zip(requests, answers, strict=True):
+        started = time.perf_counter()
+        chat_request(request, config.model_id).model_dump_json(exclude_none=True)
+        converse_response(ChatCompletion.model_validate_json(answer), 0.0)
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
 
 
 def run_once(config: AgentConfig, case: ClaimCheck, converse: Any, heuristic: Any, store: InMemoryDecisionStore) -> int:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import Counter
 
 from contracts.models import Claim, DocReviewRequest, DocumentIn, IntakeResult, S3Ref
+from functions.runtime.canonical import sha256_hex
 from functions.runtime.documents import DocumentStore, InMemoryDocumentStore
 
 __all__ = [
@@ -210,7 +210,7 @@ def load_request(ref: S3Ref, store: DocumentStore) -> DocReviewRequest:
         body = store.get(ref.key)
     except KeyError:
         raise BadRequestRef(f"no stored request at {ref.key}") from None
-    if len(body) != ref.size_bytes or hashlib.sha256(body).hexdigest() != ref.sha256:
+    if len(body) != ref.size_bytes or sha256_hex(body) != ref.sha256:
         raise BadRequestRef(f"the request at {ref.key} is not the one referenced (size or digest differs)")
     try:
         return DocReviewRequest.model_validate_json(body)
@@ -248,7 +248,7 @@ def intake(request: DocReviewRequest, *, store: DocumentStore, bucket: str) -> I
         sort_keys=True,
         separators=(",", ":"),
     ).encode("utf-8")
-    digest = hashlib.sha256(body).hexdigest()
+    digest = sha256_hex(body)
     key = f"documents/{digest}.json"
     store.put(key, body)
     return IntakeResult(

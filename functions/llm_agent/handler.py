@@ -46,6 +46,7 @@ from functions.llm_agent.service import (
     resume,
     tool_causation,
     turn_record,
+    turn_step_key,
 )
 from functions.runtime import Agent, Step, tracing
 from functions.runtime.adapters import client
@@ -132,16 +133,16 @@ def model_caller(step: Step) -> Any:
     turns = itertools.count(1)
 
     def call(request: dict[str, Any]) -> dict[str, Any]:
-        attributes: dict[str, tracing.AttributeValue] = {
-            "agentplane.hop": "model",
-            "agentplane.step": f"{name}/turn/{next(turns)}",
-            "agentplane.agent": config.name,
-            "agentplane.version": config.version,
-            "agentplane.capability": envelope.capability,
-            "agentplane.model": config.model_id,
-            "agentplane.trace_id": envelope.trace_id,
-            "agentplane.execution_id": envelope.correlation_id,
-        }
+        attributes = tracing.hop_attributes(
+            "model",
+            step=turn_step_key(name, next(turns)),
+            agent=config.name,
+            version=config.version,
+            capability=envelope.capability,
+            trace_id=envelope.trace_id,
+            execution_id=envelope.correlation_id,
+            other={"agentplane.model": config.model_id},
+        )
         with tracing.span(f"converse {config.model_id}", attributes, trace_id=envelope.trace_id) as span:
             response = converse(request)
             usage = response.get("usage") or {}

@@ -133,9 +133,9 @@ class Agent(Generic[In, Out]):
         identity = AgentIdentity.from_environment(os.environ)
 
         def dynamo_store() -> DecisionStore:
-            import boto3
+            from functions.runtime.adapters import table
 
-            return DynamoDecisionStore(boto3.resource("dynamodb").Table(os.environ["DECISIONS_TABLE"]))
+            return DynamoDecisionStore(table(os.environ["DECISIONS_TABLE"]))
 
         def dynamo_idempotency() -> BasePersistenceLayer:
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from functions.runtime.decisions import step_in_run
 from functions.runtime.ledger import read_export, record_id_for, verify_export
 from infra.client import TERMINAL, call, fetch_export, local_endpoint, pending_approvals
 from infra.local.plane import LocalPlane
@@ -66,7 +67,7 @@ def _scan(client: Any, table: str, projection: str) -> Iterable[dict[str, Any]]:
 def _record_id(item: dict[str, Any]) -> str:
     """The ledger's id for a decision record (as the appender derives it)."""
     correlation_id = item["correlation_id"]["S"]
-    return record_id_for(correlation_id, item["step_key"]["S"].removeprefix(f"{correlation_id}/"))
+    return record_id_for(correlation_id, step_in_run(item["step_key"]["S"], correlation_id))
 
 
 def check(plane: LocalPlane, submissions: Iterable[Submission], *, settle_timeout: float = 60.0) -> Conservation:

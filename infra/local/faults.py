@@ -170,6 +170,3 @@ class FaultPlan:
             time.sleep(fault.latency_ms / 1000)
         if self._fires(endpoint, "throttle", fault.throttle_rate):
             raise _injected(THROTTLE_ERROR, f"injected fault: endpoint {endpoint} throttled the request")
-
-
-# --- chaos scenario files ---------------------------------------------------------------------------

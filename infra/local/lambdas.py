@@ -299,16 +299,13 @@ def invocation_span(spec: FunctionSpec, event: Any, endpoint: str | None) -> Ite
     if trace_id is None:
         yield None
         return
-    attributes: dict[str, tracing.AttributeValue] = {
-        "agentplane.hop": "invoke",
-        "agentplane.agent": spec.environment.get("AGENT_NAME", spec.name),
-        "faas.name": spec.name,
-    }
-    if step:
-        attributes["agentplane.step"] = step
-    delivered = _event_of(event)
-    if delivered is not None:
-        attributes["agentplane.event"] = delivered
+    attributes = tracing.hop_attributes(
+        "invoke",
+        agent=spec.environment.get("AGENT_NAME", spec.name),
+        step=step or None,
+        event=_event_of(event),
+        other={"faas.name": spec.name},
+    )
     service = spec.environment.get("POWERTOOLS_SERVICE_NAME") or spec.agent
     with tracing.span(
         f"Lambda {spec.name}",

@@ -19,6 +19,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from functions.runtime.tracing import xray_trace_id
+
 MAX_BODY = 8 * 1024 * 1024
 
 
@@ -37,27 +39,28 @@ def decode(body: bytes) -> list[dict[str, Any]]:
     """OTLP protobuf -> spans as dicts; ids in X-Ray form (trace) and hex (span)."""
     request = ExportTraceServiceRequest()
     request.ParseFromString(body)
-    spans: list[dict[str, Any]] = []
-    for resource_spans in request.resource_spans:
-        resource = {kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                trace_hex = span.trace_id.hex()
-                spans.append(
-                    {
-                        "trace_id": f"1-{trace_hex[:8]}-{trace_hex[8:]}",
-                        "span_id": span.span_id.hex(),
-                        "parent_id": span.parent_span_id.hex() or None,
-                        "name": span.name,
-                        "service": str(resource.get("service.name", "unknown")),
-                        "start_ns": span.start_time_unix_nano,
-                        "end_ns": span.end_time_unix_nano,
-                        "status": "error" if span.status.code == Status.STATUS_CODE_ERROR else "ok",
-                        "attributes": {kv.key: _value(kv.value) for kv in span.attributes},
-                        "events": [event.name for event in span.events],
-                    }
-                )
-    return spans
+    return [
+        _span(span, str(resource.get("service.name", "unknown")))
+        for resource_spans in request.resource_spans
+        for resource in [{kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}]
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+
+
+def _span(span: Any, service: str) -> dict[str, Any]:
+    return {
+        "trace_id": xray_trace_id(int.from_bytes(span.trace_id, "big")),
+        "span_id": span.span_id.hex(),
+        "parent_id": span.parent_span_id.hex() or None,
+        "name": span.name,
+        "service": service,
+        "start_ns": span.start_time_unix_nano,
+        "end_ns": span.end_time_unix_nano,
+        "status": "error" if span.status.code == Status.STATUS_CODE_ERROR else "ok",
+        "attributes": {kv.key: _value(kv.value) for kv in span.attributes},
+        "events": [event.name for event in span.events],
+    }
 
 
 def read_journal(path: Path, trace_id: str) -> list[dict[str, Any]]:

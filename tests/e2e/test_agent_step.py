@@ -217,3 +217,14 @@ def test_each_turns_content_is_stored_for_the_auditor_and_explain_shows_the_conv
     assert "Assist/turn/2" in shown
     assert "calls final_answer(" in shown
     assert '"sent": true' in shown  # the approved call's result, as turn 2 was sent it
+
+
+def test_a_round_event_that_is_not_a_round_is_bad_input(plane: LocalPlane) -> None:
+    function = plane.physical("AgentTicketsAssistantFunction", "AWS::Lambda::Function")
+
+    answer, failed, _ = plane.lambdas.invoke(function, {"loop": {"max_approvals": "many"}})
+
+    assert failed
+    error = json.loads(answer)
+    assert error["errorType"] == "BadInput", error
+    assert error["errorMessage"].startswith("loop "), error

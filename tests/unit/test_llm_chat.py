@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -260,3 +261,13 @@ def test_the_loop_runs_unchanged_over_chat_completions() -> None:
     second = asked[1].messages
     assert second[-1].role == "tool"
     assert second[-1].tool_call_id == recorded[0].tool_calls[0].tool_use_id
+
+
+def test_the_sample_chat_request_is_one_a_serving_image_answers() -> None:
+    sample = (Path(__file__).parents[2] / "events" / "payloads" / "ChatRequest.json").read_bytes()
+
+    status, answer = ServingStandIn("vllm", lambda: ScriptedModel(MODEL)).answer(sample)
+
+    assert status == 200, answer
+    calls = ChatCompletion.model_validate(answer).choices[0].message.tool_calls or []
+    assert [c.function.name for c in calls] == ["final_answer"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -35,7 +34,7 @@ def chain_for(correlation_id: str, chains: int = CHAINS) -> str:
     """
     if chains < 1:
         raise ValueError(f"chains must be at least 1, not {chains}")
-    number = int(hashlib.sha256(correlation_id.encode("utf-8")).hexdigest()[:8], 16) % chains
+    number = int(sha256_hex(correlation_id.encode("utf-8"))[:8], 16) % chains
     return _chain_id(number)
 
 
@@ -105,7 +104,7 @@ def check_entry(entry: LedgerEntry) -> str | None:
     hashing speed. Comparison follows JSON's data model (1 and 1.0 are one number; true is not 1).
     """
     data = entry.canonical.encode("utf-8")
-    if hashlib.sha256(data).hexdigest() != entry.entry_hash:
+    if sha256_hex(data) != entry.entry_hash:
         return "entry_hash is not the SHA-256 of its canonical text"
     try:
         hashed = from_json(data)  # json.loads' results (big ints, floats, last duplicate key wins), twice as fast
