@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cfnlint.api import ManualArgs, lint
 
 from contracts.capability import MODEL_ENDPOINT_ENV
 from infra.client import finished, request
@@ -104,6 +105,14 @@ def test_the_endpoint_serves_the_standard_image_with_the_weights_from_s3(assembl
     reads = [s for s in granted if s["Action"] == "s3:GetObject"]
     weights = ":s3:::helpdesk-models/qwen2.5-7b-instruct/*"
     assert [r["Resource"] for r in reads] == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, weights]]}]
+
+
+def test_cloudformation_would_take_the_template_in_any_region(assembly: Path) -> None:
+    # W3005: CDK's redundant DependsOn from a function to its role (see tests/infra/test_cfn_lint.py)
+    regions = ["us-east-1", "eu-west-1", "ap-southeast-2"]
+    linted = lint(json.dumps(template(assembly)), config=ManualArgs(regions=regions))
+    found = [m for m in linted if m.rule.id != "W3005"]
+    assert not found, [f"{m.rule.id} {'/'.join(map(str, m.path))}: {m.message}" for m in found]
 
 
 def test_the_loop_may_invoke_exactly_that_endpoint_and_no_bedrock_model(assembly: Path) -> None:
