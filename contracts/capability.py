@@ -136,6 +136,11 @@ class LlmServing(_Strict):
         pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^/]+/)*$",
         description="The uncompressed weights: an S3 prefix (ending in /), mounted at /opt/ml/model.",
     )
+    model_data_key: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]{36}$",
+        description="The customer-managed KMS key the weights' bucket encrypts them with (the endpoint may decrypt).",
+    )
     model_name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$",
         description="The name the container serves the model under: what each request names, what each turn records.",

@@ -345,6 +345,14 @@ class SageMakerPool(Construct):
                 conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
             )
         )
+        if serving.model_data_key is not None:  # SSE-KMS weights: S3 asks KMS on the reader's behalf
+            self.execution_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[serving.model_data_key],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.{Aws.URL_SUFFIX}"}},
+                )
+            )
         acknowledge(
             self.execution_role,
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{prefix}*]",

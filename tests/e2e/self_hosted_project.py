@@ -9,6 +9,7 @@ from tests.e2e.agent_step_project import scaffold_with
 
 SERVED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 MODEL_DATA = "s3://helpdesk-models/qwen2.5-7b-instruct/"
+MODEL_DATA_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 FILES = {
     "agents/helpdesk-llm-host.yaml": f"""\
@@ -26,6 +27,7 @@ runtime:
     image: vllm
     version: 0.30.0
     model_data: {MODEL_DATA}
+    model_data_key: {MODEL_DATA_KEY}
     model_name: {SERVED_MODEL}
     tool_parser: hermes
     max_model_len: 16384

@@ -22,7 +22,7 @@ from infra.local.bedrock import ModelTurn, ScriptedModel
 from infra.local.faults import Fault
 from infra.local.plane import LocalPlane, PlaneOptions
 from infra.synth import plane_assembly
-from tests.e2e.self_hosted_project import MODEL_DATA, SERVED_MODEL, self_hosted_project
+from tests.e2e.self_hosted_project import MODEL_DATA, MODEL_DATA_KEY, SERVED_MODEL, self_hosted_project
 
 pytestmark = pytest.mark.e2e
 
@@ -103,6 +103,10 @@ def test_the_endpoint_serves_the_standard_image_with_the_weights_from_s3(assembl
     assert [p["Resource"] for p in pulls] == [{"Fn::FindInMap": [name, {"Ref": "AWS::Region"}, "repository"]}]
     assert images["us-east-1"]["repository"] == repository_arn(images["us-east-1"]["uri"])
     reads = [s for s in granted if s["Action"] == "s3:GetObject"]
+    decrypts = [s for s in granted if s["Action"] == "kms:Decrypt"]
+    assert [(d["Resource"], list(d["Condition"]["StringEquals"])) for d in decrypts] == [
+        (MODEL_DATA_KEY, ["kms:ViaService"])
+    ]
     weights = ":s3:::helpdesk-models/qwen2.5-7b-instruct/*"
     assert [r["Resource"] for r in reads] == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, weights]]}]
 
