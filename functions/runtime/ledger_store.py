@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Protocol
 
-from cryptography.hazmat.primitives import serialization
-
 from functions.runtime.adapters import client
 from functions.runtime.ledger import GENESIS_HASH, LedgerEntry, SignedDigest, chain_ids
 
@@ -278,6 +276,8 @@ class KmsSigner:
 
     @cached_property
     def _public_pem(self) -> str:
+        from cryptography.hazmat.primitives import serialization
+
         der = client("kms").get_public_key(KeyId=self.key_id)["PublicKey"]
         key = serialization.load_der_public_key(der)
         return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()

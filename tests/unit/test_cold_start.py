@@ -1,4 +1,5 @@
-"""What a cold start imports: no handler makes an AWS client (boto3) or the idempotency layer at import."""
+"""What a cold start imports: no handler makes an AWS client (boto3) or the idempotency layer at import, nor
+loads ``cryptography`` (only signing and verifying digests need it)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,13 @@ import importlib, json, sys
 loaded = {}
 for module in sys.argv[1:]:
     importlib.import_module(module)
-    loaded[module] = [m for m in ("boto3", "aws_lambda_powertools.utilities.idempotency") if m in sys.modules]
+    heavy = ("boto3", "aws_lambda_powertools.utilities.idempotency", "cryptography")
+    loaded[module] = [m for m in heavy if m in sys.modules]
 print(json.dumps(loaded))
 """
 
 
-def test_every_handler_imports_without_boto3_or_the_idempotency_layer(tmp_path: Path) -> None:
+def test_every_handler_imports_without_boto3_the_idempotency_layer_or_cryptography(tmp_path: Path) -> None:
     assert len(HANDLERS) == 14
     # the llm agents' loop reads the agent.json synth stages beside it: the shipped fact-checker's, here
     from contracts.loader import load_contracts

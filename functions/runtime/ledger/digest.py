@@ -12,17 +12,20 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.runtime.canonical import canonical_bytes, sha256_hex
 from functions.runtime.ledger import merkle
 from functions.runtime.ledger.chain import GENESIS_HASH, LedgerEntry, Sha256Hex, UtcTimestamp
 from functions.runtime.ledger.errors import DigestError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# ``cryptography`` is imported where a key is used, not with this module: the functions that only build or
+# read digests (the API, the appender) do not pay for it at a cold start.
 
 
 class ChainHead(BaseModel):
@@ -81,11 +84,15 @@ class Signer(Protocol):
 
 
 def _public_pem(key: ec.EllipticCurvePublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def key_fingerprint(public_key_pem: str) -> str:
     """SHA-256 hex of the key's DER SubjectPublicKeyInfo: the same key gives the same text however it is wrapped."""
+    from cryptography.hazmat.primitives import serialization
+
     key = load_public_key(public_key_pem)
     if key is None:
         raise ValueError("not a P-256 public key in PEM")
@@ -94,6 +101,10 @@ def key_fingerprint(public_key_pem: str) -> str:
 
 def load_public_key(public_key_pem: str) -> ec.EllipticCurvePublicKey | None:
     """The P-256 public key in the PEM text, or None when it holds none."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         key = serialization.load_pem_public_key(public_key_pem.encode("utf-8"))
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -107,6 +118,8 @@ class LocalSigner:
     """An in-process P-256 key; its ``key_id`` defaults to ``local-`` and the key's fingerprint."""
 
     def __init__(self, private_key: ec.EllipticCurvePrivateKey, key_id: str | None = None) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         if not isinstance(private_key.curve, ec.SECP256R1):
             raise ValueError(f"digests are signed with P-256, not {private_key.curve.name}")
         self._key = private_key
@@ -114,10 +127,15 @@ class LocalSigner:
 
     @classmethod
     def generate(cls, key_id: str | None = None) -> LocalSigner:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         return cls(ec.generate_private_key(ec.SECP256R1()), key_id)
 
     @classmethod
     def from_pem(cls, private_pem: str, key_id: str | None = None) -> LocalSigner:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         key = serialization.load_pem_private_key(private_pem.encode("utf-8"), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError("not an EC private key")
@@ -125,11 +143,16 @@ class LocalSigner:
 
     def private_pem(self) -> str:
         """Unencrypted PKCS#8 PEM: keep it where the local plane keeps its other secrets."""
+        from cryptography.hazmat.primitives import serialization
+
         return self._key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
 
     def sign(self, message: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         return self._key.sign(message, ec.ECDSA(hashes.SHA256()))
 
     def public_key_pem(self) -> str:
@@ -231,6 +254,10 @@ def sign_digest(body: DigestBody, signer: Signer) -> SignedDigest:
 
 def verify_signature(digest: SignedDigest, public_key_pem: str) -> bool:
     """Is ``signature`` a valid ECDSA P-256/SHA-256 signature of ``body_canonical`` under this public key?"""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = load_public_key(public_key_pem)
     if key is None:
         return False
