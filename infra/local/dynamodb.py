@@ -2,7 +2,10 @@
 
 moto snapshots every table a transaction touches with a full ``deepcopy`` so it can roll back: each
 ledger append (one transaction) then costs time proportional to the whole ledger. A transaction can only
-change the items it names, so the snapshot here shares untouched items and copies just those.
+change the items it names, so here moto's snapshot is the live table itself and an undo log keeps just those
+items as they were (and whether their partition existed); a failed transaction is rolled back from the log.
+Nothing is copied per partition, so an append costs the same however many partitions the table holds (the
+ledger gains one, a record's marker, per record).
 
 moto answers a query on a table's key by sorting every item of the table and keeping the partition's; DynamoDB
 reads only that partition, so :class:`PartitionQueries` hands moto's query a view of the one partition.
@@ -14,6 +17,7 @@ import copy
 import inspect
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from moto.dynamodb.models import DynamoDBBackend
@@ -25,36 +29,66 @@ from infra.local import moto_seam
 Key = tuple[DynamoType, DynamoType | None]
 
 
-def snapshot(table: Table, keys: list[Key]) -> Table:
-    """A copy of ``table`` as far as a transaction on ``keys`` can tell: the partition map copied, the named
-    partitions' item maps copied and their named items deep-copied; every other partition shared."""
-    clone = copy.copy(table)
-    items: defaultdict[Any, Any] = defaultdict(dict, table.items)
+_ABSENT: Any = object()
+
+
+@dataclass(frozen=True)
+class _Undo:
+    """One named item as it was before a transaction: its deep copy (or absent), and whether its partition was."""
+
+    table: Table
+    hash_value: DynamoType
+    range_value: DynamoType | None
+    partition_existed: bool
+    prior: Any
+
+
+def undo_log(table: Table, keys: list[Key]) -> list[_Undo]:
+    log = []
     for hash_value, range_value in keys:
-        if hash_value not in items:
-            continue
-        stored = table.items[hash_value]
-        if isinstance(stored, dict):
-            if items[hash_value] is stored:
-                items[hash_value] = dict(stored)
-            if range_value is not None and range_value in stored:
-                items[hash_value][range_value] = copy.deepcopy(stored[range_value])
+        stored = table.items.get(hash_value, _ABSENT)
+        if stored is _ABSENT:
+            prior = _ABSENT
         elif range_value is None:
-            items[hash_value] = copy.deepcopy(stored)
-    clone.items = items
-    return clone
+            prior = copy.deepcopy(stored)
+        else:
+            item = stored.get(range_value, _ABSENT) if isinstance(stored, dict) else _ABSENT
+            prior = _ABSENT if item is _ABSENT else copy.deepcopy(item)
+        log.append(_Undo(table, hash_value, range_value, stored is not _ABSENT, prior))
+    return log
+
+
+def roll_back(log: list[_Undo]) -> None:
+    """Put every logged item back as it was, newest entry first (so a key named twice ends as it first was)."""
+    for entry in reversed(log):
+        items = entry.table.items
+        if entry.range_value is None:
+            if entry.prior is _ABSENT:
+                items.pop(entry.hash_value, None)
+            else:
+                items[entry.hash_value] = entry.prior
+            continue
+        partition = items.get(entry.hash_value)
+        if entry.prior is not _ABSENT:
+            if partition is None:
+                partition = items[entry.hash_value] = {}
+            partition[entry.range_value] = entry.prior
+        elif partition is not None:
+            partition.pop(entry.range_value, None)
+        if not entry.partition_existed and entry.hash_value in items and not items[entry.hash_value]:
+            del items[entry.hash_value]  # the transaction (or a defaultdict read) made it: it was not there
 
 
 class _TransactionCopy:
-    """Stands in for the ``copy`` module inside moto's DynamoDB backend, for table snapshots only."""
+    """Stands in for the ``copy`` module inside moto's DynamoDB backend: a table's "snapshot" during a
+    transaction is the table itself (the undo log keeps what a rollback needs)."""
 
     def __init__(self) -> None:
         self.local = threading.local()
 
     def deepcopy(self, value: Any, memo: Any = None) -> Any:
-        keys: dict[str, list[Key]] | None = getattr(self.local, "keys", None)
-        if keys is not None and isinstance(value, Table):
-            return snapshot(value, keys.get(value.name, []))
+        if getattr(self.local, "active", False) and isinstance(value, Table):
+            return value
         return copy.deepcopy(value, memo)
 
     def __getattr__(self, name: str) -> Any:
@@ -84,11 +118,15 @@ class LeanTransactions:
                 range_attr = table.range_key_attr
                 range_value = DynamoType(attributes[range_attr]) if range_attr and range_attr in attributes else None
                 keys.setdefault(table.name, []).append((hash_value, range_value))
-            shim.local.keys = keys
+            log = [entry for name, named in keys.items() for entry in undo_log(backend.tables[name], named)]
+            shim.local.active = True
             try:
                 original(backend, transact_items)
+            except BaseException:
+                roll_back(log)
+                raise
             finally:
-                shim.local.keys = None
+                shim.local.active = False
 
         self._patches.apply("dynamodb.transact_write_items", transact_write_items)
         self._patches.apply("dynamodb.copy", shim)

@@ -169,3 +169,47 @@ def test_partition_queries_answer_as_moto_does_across_pages_orders_and_indexes(
     patched, plain = answers(True), answers(False)
     assert patched == plain
     assert [len(found) - 1 for found in patched] == [10, 0, 5, 10, 20]
+
+
+def test_a_failed_transaction_rolls_back_in_place_without_copying_the_table(client: object) -> None:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    dynamodb = client
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    dynamodb.create_table(  # type: ignore[attr-defined]
+        TableName="h",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="h", Item={"pk": {"S": "kept"}, "v": {"S": "1"}})  # type: ignore[attr-defined]
+    tables = {name: backend.tables[name] for name in ("t", "h")}
+
+    # WHEN one transaction adds a partition to each table, changes an item of each, then fails a condition
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):  # type: ignore[attr-defined]
+        dynamodb.transact_write_items(  # type: ignore[attr-defined]
+            TransactItems=[
+                {"Put": {"TableName": "h", "Item": {"pk": {"S": "new"}}}},
+                {"Put": {"TableName": "h", "Item": {"pk": {"S": "kept"}, "v": {"S": "2"}}}},
+                {"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}, "sk": {"N": "5"}}}},
+                {
+                    "Update": {
+                        "TableName": "t",
+                        "Key": {"pk": {"S": "head"}, "sk": {"N": "0"}},
+                        "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "9"}},
+                        "ConditionExpression": "n = :n",
+                    }
+                },
+            ]
+        )
+
+    # THEN the same table objects hold exactly what they held: no new partition, the changed items restored
+    assert {name: backend.tables[name] for name in ("t", "h")} == tables
+    assert all(backend.tables[name] is table for name, table in tables.items())
+    assert [i["pk"]["S"] for i in dynamodb.scan(TableName="h")["Items"]] == ["kept"]  # type: ignore[attr-defined]
+    kept = dynamodb.get_item(TableName="h", Key={"pk": {"S": "kept"}})["Item"]  # type: ignore[attr-defined]
+    assert kept["v"] == {"S": "1"}
+    assert sorted(i["pk"]["S"] for i in dynamodb.scan(TableName="t")["Items"]) == ["entry", "head"]  # type: ignore[attr-defined]
+    assert "new" not in {key.value for key in backend.tables["t"].items}
