@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -99,7 +98,7 @@ def sdk_resolve(requests: list[tuple[str, str, str]]) -> dict[str, dict[str, str
         raise ImageLockError("uv is not installed: run `make setup` first")
     command = [uv, "run", "--isolated", "--no-project", "--quiet", "--with", SDK, "python", "-c", RESOLVER]
     done = subprocess.run(  # noqa: S603 - our own fixed command line
-        [*command, json.dumps(requests)], capture_output=True, text=True, check=False, env={**os.environ}
+        [*command, json.dumps(requests)], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]

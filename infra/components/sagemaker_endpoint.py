@@ -305,12 +305,14 @@ class SageMakerPool(Construct):
                 f"contract {name}: runtime.serving: {serving.image} images run on GPU instances, not "
                 f"{self.runtime.instance_type}"
             )
+        region = Stack.of(self).region
+        lock = llm_images.load()
         try:
-            found = llm_images.regions(serving, llm_images.load())
+            found = llm_images.regions(serving, lock)
+            image = None if Token.is_unresolved(region) else llm_images.uri_for(serving, region, lock)
         except llm_images.ImageLockError as error:
             raise ContractInfraError(f"contract {name}: {error}") from None
-        region = Stack.of(self).region
-        if Token.is_unresolved(region):
+        if image is None:
             mapping = CfnMapping(
                 self,
                 "Images",
@@ -320,10 +322,6 @@ class SageMakerPool(Construct):
             )
             image, repository = mapping.find_in_map(region, "uri"), mapping.find_in_map(region, "repository")
         else:
-            try:
-                image = llm_images.uri_for(serving, region, llm_images.load())
-            except llm_images.ImageLockError as error:
-                raise ContractInfraError(f"contract {name}: {error}") from None
             repository = llm_images.repository_arn(image)
         self.execution_role.add_to_principal_policy(
             iam.PolicyStatement(
