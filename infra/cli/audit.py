@@ -26,10 +26,12 @@ def _read_export(path: str) -> Any:
     from functions.runtime.ledger import ExportError, read_export
 
     try:
-        with Path(path).open() as fp:
+        with Path(path).open(encoding="utf-8") as fp:  # exports are UTF-8 whatever the locale says
             return read_export(fp)
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{path}: not UTF-8 text, so not a ledger export") from None
     except ExportError as error:
         raise CliError(f"{path}: {error}") from None
 

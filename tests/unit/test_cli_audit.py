@@ -49,7 +49,7 @@ class Plane:
             page_bytes=10**9,
         )
         assert following is None
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         return path
 
 
@@ -253,3 +253,30 @@ def test_an_old_newest_digest_is_a_warning_or_with_require_fresh_an_error(
     assert strict == 1
     [line] = err_lines(capsys)
     assert line.startswith("agentplane: ledger does NOT verify: digest 1: stale: the newest digest is 3:00:")
+
+
+def test_an_export_is_read_as_utf8_and_a_file_that_is_not_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an intact export whose records hold non-ASCII text
+    plane = Plane()
+    append_record(
+        {"correlation_id": "run-é", "step_key": "run-é/Intake", "actor": "agent:rédacteur", "trace_id": "t"},
+        store=plane.store,
+        now=lambda: (datetime.now(UTC) - timedelta(seconds=120)).isoformat(),
+    )
+    plane.digest(age_s=60)
+    ledger = plane.export_to(tmp_path / "ledger.jsonl")
+    # AND a file that is not UTF-8 at all
+    binary = tmp_path / "ledger.bin"
+    binary.write_bytes(b"\xff\xfe\x00garbage\n")
+
+    # WHEN each is verified
+    intact = verify(str(ledger), "--public-key", str(pinned(plane, tmp_path)))
+    capsys.readouterr()
+    refused = verify(str(binary))
+
+    # THEN the export verifies, and the other file fails in one line rather than a stack trace
+    assert intact == 0
+    assert refused == 1
+    assert err_lines(capsys) == [f"agentplane: {binary}: not UTF-8 text, so not a ledger export"]

@@ -61,7 +61,7 @@ def record_id_for(correlation_id: str, step_key: str) -> str:
 class LedgerEntry(BaseModel):
     """One link of a chain. ``canonical`` is the exact RFC 8785 text that was hashed into ``entry_hash``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", cache_strings="keys")  # values rarely repeat
 
     chain_id: str = Field(min_length=1)
     seq: int = Field(ge=1, strict=True)
@@ -107,14 +107,24 @@ def check_entry(entry: LedgerEntry) -> str | None:
     if sha256_hex(data) != entry.entry_hash:
         return "entry_hash is not the SHA-256 of its canonical text"
     try:
-        hashed = from_json(data)  # json.loads' results (big ints, floats, last duplicate key wins), twice as fast
+        hashed = from_json(data, cache_strings="keys")  # json.loads' results (big ints, floats, last key wins), faster
     except ValueError:
         return "canonical text is not JSON"
     if not isinstance(hashed, dict) or hashed.keys() != _HASHED_KEYS:
         return f"canonical text does not hold exactly the fields {', '.join(HASHED_FIELDS)}"
-    fields = {name: getattr(entry, name) for name in HASHED_FIELDS}
-    if same_json(hashed, fields):
+    record = hashed["record"]
+    if (  # field by field, the cheapest first; entry.seq is a strict int, so only a bool there can pass ==
+        hashed["seq"] == entry.seq
+        and type(hashed["seq"]) is not bool
+        and hashed["chain_id"] == entry.chain_id
+        and hashed["record_id"] == entry.record_id
+        and hashed["prev_hash"] == entry.prev_hash
+        and hashed["appended_at"] == entry.appended_at
+        and record == entry.record
+        and _same_kinds(record, entry.record)
+    ):
         return None
+    fields = {name: getattr(entry, name) for name in HASHED_FIELDS}
     differing = next(name for name in HASHED_FIELDS if not same_json(hashed[name], fields[name]))
     return f"{differing} differs from the hashed canonical text"
 
@@ -126,13 +136,18 @@ def same_json(left: Any, right: Any) -> bool:
 
 def _same_kinds(left: Any, right: Any) -> bool:
     # Given left == right, only a bool standing for 0/1 can still differ; 1 and 1.0 are one JSON number.
+    # Plain loops rather than all(generator): this walks every verified entry's record.
     kind = type(left)
     if kind is not type(right):
         return kind is not bool and type(right) is not bool
     if kind is dict:
-        return all(_same_kinds(item, right[key]) for key, item in left.items() if type(item) in _WALK)
-    if kind is list:
-        return all(_same_kinds(item, other) for item, other in zip(left, right, strict=True) if type(item) in _WALK)
+        for key, item in left.items():
+            if type(item) in _WALK and not _same_kinds(item, right[key]):
+                return False
+    elif kind is list:
+        for item, other in zip(left, right, strict=True):
+            if type(item) in _WALK and not _same_kinds(item, other):
+                return False
     return True
 
 

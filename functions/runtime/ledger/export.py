@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from contracts.validation import first_error
+from functions.runtime.ledger._nogc import collector_paused
 from functions.runtime.ledger.chain import LedgerEntry
 from functions.runtime.ledger.digest import SignedDigest
 from functions.runtime.ledger.errors import ExportError
@@ -81,12 +82,35 @@ def write_export(
         fp.write(digest_line(digest))
 
 
+_ENTRY_PREFIX = '{"kind":"entry",'
+"""How :func:`entry_line` starts a line; other layouts of an entry (keys reordered, spaces) take the general path."""
+
+
 def read_export(fp: Iterable[str]) -> Export:
     """Parse an export (a text file or any iterable of lines); :class:`ExportError` names the first bad line."""
+    with collector_paused():
+        return _read_export(fp)
+
+
+def _entry_line(text: str, number: int) -> LedgerEntry:
+    """An entry line in the writer's layout: parsed and validated in one pass, with no dict in between."""
+    try:
+        return LedgerEntry.model_validate_json("{" + text[len(_ENTRY_PREFIX) :])
+    except ValidationError as error:
+        if error.errors()[0]["type"] == "json_invalid":
+            raise ExportError(f"line {number}: not JSON ({error.errors()[0]['msg']})") from None
+        raise ExportError(f"line {number}: not a valid entry: {first_error(error, root='line')}") from None
+
+
+def _read_export(fp: Iterable[str]) -> Export:
     key: tuple[str, str] | None = None
     entries: dict[str, list[LedgerEntry]] = {}
     digests: list[SignedDigest] = []
     for number, text in enumerate(fp, start=1):
+        if text.startswith(_ENTRY_PREFIX) and key is not None:
+            entry = _entry_line(text, number)
+            entries.setdefault(entry.chain_id, []).append(entry)
+            continue
         if not text.strip():
             continue
         try:

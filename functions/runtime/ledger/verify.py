@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
 from functions.runtime.canonical import sha256_hex
 from functions.runtime.ledger import merkle
+from functions.runtime.ledger._nogc import collector_paused
 from functions.runtime.ledger._time import parse_utc
 from functions.runtime.ledger.chain import GENESIS_HASH, LedgerEntry, check_entry
 from functions.runtime.ledger.checkpoint import Checkpoint, checkpoint_of, rollback_reasons
@@ -100,17 +101,20 @@ class _Ledger:
     """
 
     signed_heads: set[str]
-    at: dict[tuple[str, int], LedgerEntry] = field(default_factory=dict)
+    chains: dict[str, dict[int, LedgerEntry]] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
 
-    def add(self, chain_id: str, by_seq: dict[int, list[LedgerEntry]]) -> None:
-        for seq, entries in by_seq.items():
-            chosen = entries[0]
-            if len(entries) > 1:
-                continued = {e.prev_hash for e in by_seq.get(seq + 1, [])} | self.signed_heads
-                chosen = next((e for e in entries if e.entry_hash in continued), chosen)
-            self.at[(chain_id, seq)] = chosen
-        self.last_seq[chain_id] = max(by_seq, default=0)
+    def add(self, chain_id: str, first: dict[int, LedgerEntry], forks: dict[int, list[LedgerEntry]]) -> None:
+        for seq, entries in forks.items():
+            after = forks.get(seq + 1) or ([first[seq + 1]] if seq + 1 in first else [])
+            continued = {e.prev_hash for e in after} | self.signed_heads
+            first[seq] = next((e for e in entries if e.entry_hash in continued), entries[0])
+        self.chains[chain_id] = first
+        self.last_seq[chain_id] = max(first, default=0)
+
+    def get(self, chain_id: str, seq: int) -> LedgerEntry | None:
+        chain = self.chains.get(chain_id)
+        return None if chain is None else chain.get(seq)
 
 
 def _check_key(export: Export, trusted_public_key_pem: str | None, problems: list[Problem]) -> str | None:
@@ -127,47 +131,63 @@ def _check_key(export: Export, trusted_public_key_pem: str | None, problems: lis
 
 
 def _check_chain(
-    chain_id: str, chain: list[LedgerEntry], owners: dict[str, str], ledger: _Ledger
+    chain_id: str, chain: list[LedgerEntry], owners: dict[str, tuple[str, int]], ledger: _Ledger
 ) -> list[tuple[int, int, Problem]]:
     found: list[tuple[int, int, Problem]] = []  # (seq, rank, problem): sorted so each seq's root cause leads
 
     def report(seq: int, rank: int, reason: str) -> None:
         found.append((seq, rank, Problem(subject=_entry_subject(chain_id, seq), reason=reason)))
 
-    by_seq: dict[int, list[LedgerEntry]] = {}
+    first: dict[int, LedgerEntry] = {}  # seq -> the first entry found there
+    forks: dict[int, list[LedgerEntry]] = {}  # seq -> every entry found there, where more than one was
     highest = 0
-    for entry in chain:
+    for entry in chain:  # one pass per entry: this loop is most of a verification's time
+        seq = entry.seq
         if (reason := check_entry(entry)) is not None:
-            report(entry.seq, 0, reason)
-        same_seq = by_seq.setdefault(entry.seq, [])
-        same_seq.append(entry)
-        if len(same_seq) == 2:
-            report(entry.seq, 1, f"fork: two entries hold seq {entry.seq} of {chain_id}")
-        elif entry.seq < highest:
-            report(entry.seq, 3, f"out of order: found after {chain_id}#{highest}")
-        highest = max(highest, entry.seq)
-        if (owner := owners.get(entry.record_id)) is not None:
-            report(entry.seq, 5, f"record_id {entry.record_id!r} is recorded twice (also at {owner})")
+            report(seq, 0, reason)
+        if seq in first:
+            same_seq = forks.setdefault(seq, [first[seq]])
+            same_seq.append(entry)
+            if len(same_seq) == 2:
+                report(seq, 1, f"fork: two entries hold seq {seq} of {chain_id}")
         else:
-            owners[entry.record_id] = f"{chain_id}#{entry.seq}"
+            first[seq] = entry
+            if seq < highest:
+                report(seq, 3, f"out of order: found after {chain_id}#{highest}")
+        if seq > highest:
+            highest = seq
+        place = (chain_id, seq)
+        if (owner := owners.setdefault(entry.record_id, place)) is not place:
+            report(seq, 5, f"record_id {entry.record_id!r} is recorded twice (also at {owner[0]}#{owner[1]})")
     previous = 0
-    for seq in sorted(by_seq):  # gaps from the seqs present: a forged huge seq costs nothing
+    for seq in sorted(first):  # gaps from the seqs present: a forged huge seq costs nothing
         if seq > previous + 1:
             report(previous + 1, 2, f"{_span(chain_id, previous + 1, seq - 1)} missing: deleted from the chain")
         previous = seq
     for entry in chain:
-        if entry.seq == 1:
-            if entry.prev_hash != GENESIS_HASH:
-                report(1, 4, "prev_hash of a chain's first entry must be the genesis hash")
-        elif (before := by_seq.get(entry.seq - 1)) and entry.prev_hash not in {e.entry_hash for e in before}:
-            report(entry.seq, 4, f"prev_hash does not link to {chain_id}#{entry.seq - 1} (one of them was altered)")
-    ledger.add(chain_id, by_seq)
+        if (reason := _link_problem(entry, first, forks)) is not None:
+            report(entry.seq, 4, reason)
+    ledger.add(chain_id, first, forks)
     return found
+
+
+def _link_problem(entry: LedgerEntry, first: dict[int, LedgerEntry], forks: dict[int, list[LedgerEntry]]) -> str | None:
+    """Why ``entry`` does not follow on from an entry at the seq before it (None: it does, or none is there)."""
+    seq = entry.seq
+    if seq == 1:
+        genesis = entry.prev_hash == GENESIS_HASH
+        return None if genesis else "prev_hash of a chain's first entry must be the genesis hash"
+    before = first.get(seq - 1)
+    if before is None or entry.prev_hash == before.entry_hash:
+        return None
+    if seq - 1 in forks and entry.prev_hash in {e.entry_hash for e in forks[seq - 1]}:
+        return None
+    return f"prev_hash does not link to {entry.chain_id}#{seq - 1} (one of them was altered)"
 
 
 def _check_entries(export: Export, problems: list[Problem]) -> _Ledger:
     ledger = _Ledger(signed_heads={head.entry_hash for d in export.digests for head in d.body.heads.values()})
-    owners: dict[str, str] = {}
+    owners: dict[str, tuple[str, int]] = {}
     for chain_id in sorted(export.entries):
         found = _check_chain(chain_id, export.entries[chain_id], owners, ledger)
         found.sort(key=lambda item: (item[0], item[1]))
@@ -236,20 +256,20 @@ def _check_tree(body: DigestBody, ledger: _Ledger, reasons: list[str]) -> None:
     absent: set[tuple[str, int]] = set()
     for chain_id, (first, last) in sorted(body.ranges.items()):
         for seq in range(first, last + 1):
-            if (entry := ledger.at.get((chain_id, seq))) is None:
+            if (entry := ledger.get(chain_id, seq)) is None:
                 absent.add((chain_id, seq))
             else:
                 covered.append(entry)
         for low, high in _seq_runs(seq for c, seq in absent if c == chain_id):
             reasons.append(f"covers {_span(chain_id, low, high)}, which the export lacks ({lacks(chain_id, low)})")
     for chain_id, head in sorted(body.heads.items()):
-        if (chain_id, head.seq) not in ledger.at and (chain_id, head.seq) not in absent:
+        if ledger.get(chain_id, head.seq) is None and (chain_id, head.seq) not in absent:
             absent.add((chain_id, head.seq))
             reasons.append(f"head {chain_id}#{head.seq} is missing from the export ({lacks(chain_id, head.seq)})")
     if absent:
         return  # the tree cannot be rebuilt without those entries
     for chain_id, head in sorted(body.heads.items()):
-        if ledger.at[(chain_id, head.seq)].entry_hash != head.entry_hash:
+        if (entry := ledger.get(chain_id, head.seq)) is not None and entry.entry_hash != head.entry_hash:
             reasons.append(f"head {chain_id}#{head.seq} is not the export's entry: the chain was rewritten")
     if merkle.root(digest_leaves(covered, body.heads)).hex() != body.merkle_root:
         reasons.append("merkle_root does not match the export's entries: covered entries were altered or rewritten")
@@ -315,7 +335,7 @@ def _check_coverage(export: Export, state: _DigestState, now: datetime | None, p
                 )
             )
     window = timedelta(seconds=STALE_AFTER_INTERVALS * latest.interval_s)
-    appended = [parse_utc(entry.appended_at) for entry in export.all_entries()]
+    appended = [datetime.fromisoformat(entry.appended_at) for entry in export.all_entries()]  # UTC: validated
     if appended and (newest := max(appended)) > created + window:
         problems.append(
             Problem(
@@ -367,6 +387,17 @@ def verify_export(
     """
     if trusted_public_key_pem is not None and load_public_key(trusted_public_key_pem) is None:
         raise ValueError("trusted_public_key_pem holds no P-256 public key")
+    with collector_paused():
+        return _verify(export, trusted_public_key_pem, now, checkpoint, allow_empty)
+
+
+def _verify(
+    export: Export,
+    trusted_public_key_pem: str | None,
+    now: datetime | None,
+    checkpoint: Checkpoint | None,
+    allow_empty: bool,
+) -> VerifyReport:
     problems: list[Problem] = []
     key_pem = _check_key(export, trusted_public_key_pem, problems)
     ledger = _check_entries(export, problems)

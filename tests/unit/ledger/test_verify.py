@@ -382,6 +382,7 @@ def test_trusted_key_must_be_a_key(lines: list[str]) -> None:
     ("index", "replace", "message"),
     [
         (3, lambda line: "{not json\n", "line 4: not JSON"),
+        (3, lambda line: edited(line, lambda obj: None)[:60] + "\n", "line 4: not JSON"),  # the writer's layout, cut
         (3, lambda line: "[1, 2]\n", "line 4: not a JSON object"),
         (3, lambda line: edited(line, lambda obj: obj.update(kind="gossip")), "line 4: unknown kind 'gossip'"),
         (3, lambda line: edited(line, lambda obj: obj.update(seq="3")), "line 4: not a valid entry: seq"),
@@ -398,6 +399,19 @@ def test_malformed_line_is_refused_by_number(lines: list[str], index: int, repla
     # THEN the error names the line and what is wrong with it
     with pytest.raises(ExportError, match=message):
         read(lines)
+
+
+def test_the_writers_layout_and_any_other_read_alike(lines: list[str]) -> None:
+    # GIVEN the same export in the writer's compact layout (read on its fast path) and re-spaced by another tool
+    spaced = [json.dumps(json.loads(line)) + "\n" for line in lines]
+    assert lines[3].startswith('{"kind":"entry",')
+    assert not spaced[3].startswith('{"kind":"entry",')
+
+    # WHEN both are read
+    # THEN they hold the same entries and digests, and an entry line before the key line is still refused
+    assert read(lines) == read(spaced)
+    with pytest.raises(ExportError, match="line 1: the public_key line must come first"):
+        read(lines[3:])
 
 
 def test_public_key_line_must_come_first_and_once(lines: list[str]) -> None:
