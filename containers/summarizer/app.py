@@ -102,7 +102,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None, help="default: SAGEMAKER_BIND_TO_PORT or 8080")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     settings = ServingSettings.from_environment(os.environ)
-    serve_forever(create_app(settings, emit=print), args.host, settings.port if args.port is None else args.port)
+    port = settings.port if args.port is None else args.port
+    serve_forever("containers.summarizer.app:from_environment", args.host, port, workers=settings.workers)
+
+
+def from_environment() -> ServingApp[Parsed, dict[str, Any]]:
+    """The app each serving worker builds for itself, from the container's environment."""
+    return create_app(ServingSettings.from_environment(os.environ), emit=print)
 
 
 if __name__ == "__main__":
