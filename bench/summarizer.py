@@ -1,9 +1,11 @@
 """Summarizer serving: throughput and latency at concurrency 1, 8 and 32, dynamic batching on and off.
 
 Starts the container's app (``python -m containers.summarizer.app serve``) as a separate process on
-127.0.0.1 for each mode, drives it with closed-loop keep-alive clients over real HTTP, and reads the batch
-sizes back from the EMF lines the server prints. Batching on uses the summarizer contract's ``batching``;
-off is ``max_batch=1``. Runs unchanged on a GPU machine (the core picks CUDA when ONNX Runtime has it).
+127.0.0.1 for each mode, with the container's own worker count (one per usable core unless
+``AGENTPLANE_SERVING_WORKERS`` says otherwise; the report records it), drives it with closed-loop
+keep-alive clients over real HTTP, and reads the batch sizes back from the EMF lines the workers print.
+Batching on uses the summarizer contract's ``batching``; off is ``max_batch=1``. Runs unchanged on a GPU
+machine (the core picks CUDA when ONNX Runtime has it).
 Writes bench/results/summarizer-<timestamp>.json. A benchmark, not a test: it never fails on a number.
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 
 from report import write_report  # bench/ is this script's folder
 
+from containers.base.settings import ServingSettings
 from contracts.loader import CONTRACTS_DIR, load_contract
 from functions.intake.service import extract_claims
 
@@ -219,6 +222,7 @@ def main() -> int:
         "benchmark": "summarizer-serving",
         "when": datetime.now(UTC).isoformat(),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "onnxruntime": providers()},
+        "serving_workers": ServingSettings.from_environment(os.environ).workers,  # both modes, as deployed
         "payload": {"bytes": len(body), "sentences": len(json.loads(body)["claims"])},
         "batching_on": on,
         "batching_off": off,
