@@ -198,6 +198,14 @@ PATCHES: dict[str, Patch] = {
         "a workflow's TimeoutSeconds lasts PlaneOptions.wait_scale of its time (infra/local/waits.py)",
         ("self", "env"),
     ),
+    "server.backend_for_host": Patch(
+        "moto.moto_server.werkzeug_app",
+        "DomainDispatcherApplication.get_backend_for_host",
+        "moto's server finds a request's backend by listing its own package folder and trying every service's URL "
+        "patterns (~0.5 ms of CPU); the function processes send every AWS call through it, and the answer depends "
+        "on the host alone, so the plane keeps it per host (infra/local/plane.py)",
+        ("self", "host"),
+    ),
     "stepfunctions.retry_clock": Patch(
         f"{_SFN_PARSER}.common.retry.retrier_decl",
         "time",

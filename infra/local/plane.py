@@ -6,6 +6,7 @@ The plane is handed a cloud assembly (``PlaneOptions.assembly_dir``): whoever st
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -194,6 +195,7 @@ class LocalPlane:
         self._access_log: IO[str] | None = None
         self._serving: threading.Thread | None = None
         self._retry_clock: moto_seam.Applied | None = None
+        self._backend_routes: moto_seam.Applied | None = None
         self._moto_log: logging.FileHandler | None = None
         self.spans = SpanStore()
         self.otlp: OtlpReceiver | None = None
@@ -231,6 +233,9 @@ class LocalPlane:
         self._mock.start()
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
         # Function instances are processes: they reach the same emulated account over loopback.
+        self._backend_routes = moto_seam.apply(
+            "server.backend_for_host", functools.lru_cache(maxsize=256)(moto_seam.original("server.backend_for_host"))
+        )
         self.aws_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.aws_server.start()
         host, port = self.aws_server.get_host_and_port()
@@ -512,6 +517,9 @@ class LocalPlane:
         if self.aws_server is not None:
             self.aws_server.stop()
             self.aws_server = None
+        if self._backend_routes is not None:
+            self._backend_routes.restore()
+            self._backend_routes = None
         if self._retry_clock is not None:
             self._retry_clock.restore()
             self._retry_clock = None
