@@ -31,12 +31,35 @@ def plane(plane_options: Callable[..., PlaneOptions]) -> Iterator[LocalPlane]:
         yield running
 
 
+FAILED_ATTEMPTS = ("TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut")
+
+
+def failed_attempts(plane: LocalPlane, runs: int) -> list[str]:
+    """The failed task attempts in the newest ``runs`` doc-review executions (a loaded machine times steps out)."""
+    sfn = plane.client("stepfunctions")
+    machine = next(m for m in sfn.list_state_machines()["stateMachines"] if "DocReview" in m["name"])
+    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    newest = sorted(executions, key=lambda e: e["startDate"])[-runs:]
+    return [
+        event["type"]
+        for execution in newest
+        for event in sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+        if event["type"] in FAILED_ATTEMPTS
+    ]
+
+
 def test_a_low_risk_review_is_measured_state_by_state(plane: LocalPlane) -> None:
-    profile = measure(plane, "doc-review", EVENTS / "doc-review-low-risk.json", runs=2)
+    # A step that fails an attempt (timed out on a loaded machine) takes its retry or fallback path, which costs
+    # transitions of its own: the exact count is for runs that went straight through, so such runs are measured
+    # again (at most twice), and the count is never relaxed.
+    for _ in range(3):
+        profile = measure(plane, "doc-review", EVENTS / "doc-review-low-risk.json", runs=2)
+        if profile.per_run.state_transitions == LOW_RISK_TRANSITIONS or not failed_attempts(plane, 2):
+            break
 
     use = profile.per_run
     assert profile.state_machine_type == "STANDARD"
-    assert use.state_transitions == LOW_RISK_TRANSITIONS
+    assert use.state_transitions == LOW_RISK_TRANSITIONS, failed_attempts(plane, 2)
     calls = {f.function.split("Function")[0]: f.invocations for f in use.functions}
     assert calls["AgentEvidenceVerifier"] == 5  # one per claim
     assert calls["AgentDocumentIntake"] == calls["AgentRiskScorer"] == calls["AgentDecisionRecorder"] == 1
