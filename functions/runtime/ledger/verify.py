@@ -150,6 +150,8 @@ def _check_chain(
             same_seq.append(entry)
             if len(same_seq) == 2:
                 report(seq, 1, f"fork: two entries hold seq {seq} of {chain_id}")
+            elif seq < highest:
+                report(seq, 3, f"out of order: found after {chain_id}#{highest}")
         else:
             first[seq] = entry
             if seq < highest:
