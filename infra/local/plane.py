@@ -194,8 +194,7 @@ class LocalPlane:
         self._clients_lock = threading.Lock()
         self._access_log: IO[str] | None = None
         self._serving: threading.Thread | None = None
-        self._retry_clock: moto_seam.Applied | None = None
-        self._backend_routes: moto_seam.Applied | None = None
+        self._patches = moto_seam.Patches()  # the plane's own (its parts hold theirs): retry clock, server routes
         self._moto_log: logging.FileHandler | None = None
         self.spans = SpanStore()
         self.otlp: OtlpReceiver | None = None
@@ -233,7 +232,7 @@ class LocalPlane:
         self._mock.start()
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
         # Function instances are processes: they reach the same emulated account over loopback.
-        self._backend_routes = moto_seam.apply(
+        self._patches.apply(
             "server.backend_for_host", functools.lru_cache(maxsize=256)(moto_seam.original("server.backend_for_host"))
         )
         self.aws_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -251,7 +250,7 @@ class LocalPlane:
         if self.options.wait_scale != 1.0:
             self.lambdas.settings.aws_environment[WAIT_SCALE_ENV] = repr(self.options.wait_scale)
         self.lambdas.settings.aws_environment[MAX_IN_FLIGHT_ENV] = str(self.options.admitted_at_once)
-        self._retry_clock = moto_seam.apply("stepfunctions.retry_clock", _ScaledClock(self.options.retry_delay_scale))
+        self._patches.apply("stepfunctions.retry_clock", _ScaledClock(self.options.retry_delay_scale))
         self.lambdas.install()
         self.aliases.install()
         self.events.install()
@@ -517,12 +516,7 @@ class LocalPlane:
         if self.aws_server is not None:
             self.aws_server.stop()
             self.aws_server = None
-        if self._backend_routes is not None:
-            self._backend_routes.restore()
-            self._backend_routes = None
-        if self._retry_clock is not None:
-            self._retry_clock.restore()
-            self._retry_clock = None
+        self._patches.restore()
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
