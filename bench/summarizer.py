@@ -184,9 +184,9 @@ def breakdown(body: bytes, max_batch: int, repeat: int = 2000) -> dict[str, floa
         predictor.render(results[0])  # type: ignore[arg-type]
     render_us = (time.perf_counter() - started) / repeat * 1e6
     return {
-        "parse_and_tokenise_us": round(parse_us, 1),
-        "model_call_per_item_us_batch_1": round(one, 1),
-        f"model_call_per_item_us_batch_{max_batch}": round(batched, 1),
+        "parse_us": round(parse_us, 1),  # validation; tokenising is done with the batch
+        "tokenise_and_model_call_per_item_us_batch_1": round(one, 1),
+        f"tokenise_and_model_call_per_item_us_batch_{max_batch}": round(batched, 1),
         "render_us": round(render_us, 1),
     }
 

@@ -19,16 +19,7 @@ from pydantic_core import to_json
 
 from containers.base import BadRequest, BatchMetrics, ServingApp, ServingSettings
 from contracts.models import SummarizeRequest
-from functions.summarizer.core import (
-    MODEL_FILE,
-    MODEL_PATH,
-    EncodedDocument,
-    OnnxScorer,
-    Scorer,
-    encode_document,
-    score_documents,
-    summary_document,
-)
+from functions.summarizer.core import MODEL_FILE, MODEL_PATH, OnnxScorer, Scorer, score_documents, summary_document
 
 SERVICE = "summarizer"
 
@@ -36,7 +27,7 @@ SERVICE = "summarizer"
 @dataclass(frozen=True)
 class Parsed:
     request: SummarizeRequest
-    encoded: EncodedDocument
+    sentences: list[str]
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -65,14 +56,13 @@ class SummarizerPredictor:
             request = SummarizeRequest.model_validate_json(body)
         except ValidationError as exc:
             raise BadRequest(_first_error(exc)) from None
-        # Tokenising here, on the request's own time, keeps the batch's model call short.
-        return Parsed(request, encode_document([claim.text for claim in request.claims]))
+        return Parsed(request, [claim.text for claim in request.claims])  # tokenised with its batch
 
     def predict(self, items: list[Parsed]) -> Sequence[dict[str, Any] | Exception]:
-        """One model call for the batch; the JSON-ready Summary of each item, in order."""
+        """Tokenise the batch and score it in one model call; the JSON-ready Summary of each item, in order."""
         if self.scorer is None:
             raise RuntimeError("predict before load")
-        rows = score_documents([p.encoded for p in items], self.scorer)
+        rows = score_documents([p.sentences for p in items], self.scorer)
         model = self.scorer.model_id
         return [summary_document(p.request, row, model) for p, row in zip(items, rows, strict=True)]
 

@@ -33,7 +33,7 @@ MODEL_FILE = "model.onnx"
 """The file a serving container looks for in its model directory (``/opt/ml/model``)."""
 
 _TOKEN = re.compile(r"[a-z0-9]+")
-_NAME = re.compile(r"(?<!^)\b[A-Z][a-z]+")
+_NAME = re.compile(r"\b[A-Z][a-z]")  # a capitalised word; searched from index 1, so not the first
 _DIGIT = re.compile(r"[0-9]")
 _STOPWORDS = frozenset(
     [
@@ -115,52 +115,43 @@ def token_ids(text: str) -> list[int]:
 def features(index: int, text: str, tokens: int) -> tuple[float, float, float, float]:
     """Lead position (1, 1/2, 1/3...), has a figure, length (saturating at 40 tokens), names (at 3)."""
     has_figure = 1.0 if _DIGIT.search(text) else 0.0
-    return (1.0 / (1 + index), has_figure, min(tokens, 40) / 40, min(len(_NAME.findall(text)), 3) / 3)
-
-
-@dataclass(frozen=True)
-class EncodedDocument:
-    """One document's sentences before padding into a batch: ``token_ids`` [S, T] int64 (T: its longest
-    sentence, zero-padded), ``features`` [S, F] float32. Built once per request, outside the batch."""
-
-    token_ids: Array
-    features: Array
-
-    @property
-    def sentences(self) -> int:
-        return int(self.token_ids.shape[0])
-
-
-def encode_document(sentences: Sequence[str]) -> EncodedDocument:
-    ids = [token_ids(sentence) for sentence in sentences]
-    width = max((len(row) for row in ids), default=0)
-    table = np.zeros((len(ids), width), dtype=np.int64)
-    for row, sentence_ids in zip(table, ids, strict=True):
-        row[: len(sentence_ids)] = sentence_ids
-    feats = np.array(
-        [features(i, text, len(t)) for i, (text, t) in enumerate(zip(sentences, ids, strict=True))], dtype=np.float32
-    ).reshape(len(ids), len(FEATURE_WEIGHTS))
-    return EncodedDocument(table, feats)
-
-
-def pad(documents: Sequence[EncodedDocument]) -> Encoded:
-    """Pad a batch to its longest document and longest sentence: array copies, no per-token Python work."""
-    sentences = max((doc.sentences for doc in documents), default=0) or 1
-    tokens = max((int(doc.token_ids.shape[1]) for doc in documents), default=0) or 1
-    ids = np.zeros((len(documents), sentences, tokens), dtype=np.int64)
-    feats = np.zeros((len(documents), sentences, len(FEATURE_WEIGHTS)), dtype=np.float32)
-    mask = np.zeros((len(documents), sentences), dtype=np.float32)
-    for b, doc in enumerate(documents):
-        n, width = doc.token_ids.shape
-        ids[b, :n, :width] = doc.token_ids
-        feats[b, :n] = doc.features
-        mask[b, :n] = 1.0
-    return Encoded(ids, feats, mask)
+    return (1.0 / (1 + index), has_figure, min(tokens, 40) / 40, min(len(_NAME.findall(text, 1)), 3) / 3)
 
 
 def encode(documents: Sequence[Sequence[str]]) -> Encoded:
-    """Encode and pad a batch of documents, each a list of sentences."""
-    return pad([encode_document(doc) for doc in documents])
+    """Encode a batch of documents, each a list of sentences, padded to its longest document and sentence.
+
+    Built for the whole batch in one pass: every sentence's token ids and features are gathered as Python
+    lists and scattered into the padded arrays by one indexed assignment each, so a batch costs a handful of
+    numpy calls however many documents and sentences it holds (per-document arrays cost more than the model).
+    """
+    token_rows = [[token_ids(sentence) for sentence in document] for document in documents]
+    sentences = max((len(document) for document in documents), default=0) or 1
+    tokens = max((len(row) for rows in token_rows for row in rows), default=0) or 1
+    positions: list[int] = []
+    values: list[int] = []
+    slots: list[int] = []  # sentence slots in the flattened [B * S] layout
+    feature_rows: list[tuple[float, float, float, float]] = []
+    for b, (document, rows) in enumerate(zip(documents, token_rows, strict=True)):
+        for s, (text, row) in enumerate(zip(document, rows, strict=True)):
+            slot = b * sentences + s
+            positions.extend(range(slot * tokens, slot * tokens + len(row)))
+            values.extend(row)
+            slots.append(slot)
+            feature_rows.append(features(s, text, len(row)))
+    batch = len(documents)
+    ids = np.zeros(batch * sentences * tokens, dtype=np.int64)
+    ids[positions] = values
+    feats = np.zeros((batch * sentences, len(FEATURE_WEIGHTS)), dtype=np.float32)
+    mask = np.zeros(batch * sentences, dtype=np.float32)
+    if slots:
+        feats[slots] = feature_rows
+        mask[slots] = 1.0
+    return Encoded(
+        ids.reshape(batch, sentences, tokens),
+        feats.reshape(batch, sentences, len(FEATURE_WEIGHTS)),
+        mask.reshape(batch, sentences),
+    )
 
 
 def model_id(path: Path) -> str:
@@ -220,24 +211,18 @@ def build_summary(request: SummarizeRequest, scores: Sequence[float], model: str
     return Summary.model_validate(summary_document(request, scores, model))
 
 
-def score_documents(documents: Sequence[EncodedDocument], scorer: Scorer) -> list[list[float]]:
-    """One scorer run for the whole batch; each document's scores, padding dropped."""
+def score_documents(documents: Sequence[Sequence[str]], scorer: Scorer) -> list[list[float]]:
+    """One scorer run for the whole batch (each document a list of sentences); each one's scores, padding dropped."""
     if not documents:
         return []
-    scores = scorer.score(pad(documents))
-    return [scores[b, : doc.sentences].tolist() for b, doc in enumerate(documents)]
-
-
-def summarize_encoded(
-    requests: Sequence[SummarizeRequest], documents: Sequence[EncodedDocument], scorer: Scorer
-) -> list[Summary]:
-    """One scorer run for the whole batch; each request gets its own summary, in order."""
-    rows = score_documents(documents, scorer)
-    return [build_summary(request, row, scorer.model_id) for request, row in zip(requests, rows, strict=True)]
+    scores = scorer.score(encode(documents))
+    return [scores[b, : len(document)].tolist() for b, document in enumerate(documents)]
 
 
 def summarize_batch(requests: Sequence[SummarizeRequest], scorer: Scorer) -> list[Summary]:
-    return summarize_encoded(requests, [encode_document([c.text for c in r.claims]) for r in requests], scorer)
+    """One scorer run for the whole batch; each request gets its own summary, in order."""
+    rows = score_documents([[claim.text for claim in request.claims] for request in requests], scorer)
+    return [build_summary(request, row, scorer.model_id) for request, row in zip(requests, rows, strict=True)]
 
 
 def summarize(request: SummarizeRequest, scorer: Scorer) -> Summary:
