@@ -16,6 +16,28 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+
+def _at_submitters(report: dict[str, Any], submitters: int) -> float:
+    """Runs/s of the phase with that many submitters; KeyError (not measured) when the report has none."""
+    for phase in report["concurrency"]:
+        if phase["submitters"] == submitters:
+            return float(phase["runs_per_s"])
+    raise KeyError(f"concurrency phase with {submitters} submitters")
+
+
+def _cpu_after_500_stored(report: dict[str, Any]) -> float:
+    if report["after_stored"]["runs_held_before"] < 500:
+        raise KeyError("a phase after 500 stored runs (this one held fewer)")
+    return float(report["cpu_per_run_after_stored_vs_fresh"])
+
+
+def _claims_p50(report: dict[str, Any], claims: int) -> float:
+    for phase in report["claims_latency"]:
+        if phase["claims"] == claims and "latency_ms_p50" in phase:
+            return float(phase["latency_ms_p50"])
+    raise KeyError(f"latency of a {claims}-claim memo")
+
+
 # (report prefix, what, value from the report, target, comparison)
 Check = tuple[str, str, Callable[[dict[str, Any]], float], float, str]
 CHECKS: list[Check] = [
@@ -42,7 +64,35 @@ CHECKS: list[Check] = [
         50,
         "<=",
     ),
-    ("local-plane", "local plane doc-review runs/s", lambda r: r["runs_per_s"], 10, ">="),
+    ("local-plane", "local plane doc-review runs/s, sequential", lambda r: r["runs_per_s"], 10, ">="),
+    (
+        "local-plane",
+        "local plane doc-review runs/s with 8 concurrent submitters",
+        lambda r: _at_submitters(r, 8),
+        10,
+        ">=",
+    ),
+    (
+        "local-plane",
+        "local plane runs/s with 4 submitters / with 1",
+        lambda r: _at_submitters(r, 4) / _at_submitters(r, 1),
+        1.6,
+        ">=",
+    ),
+    (
+        "local-plane",
+        "local plane CPU per run after 500 stored runs / fresh",
+        _cpu_after_500_stored,
+        1.10,
+        "<=",
+    ),
+    (
+        "local-plane",
+        "local plane 100-claim latency / 10-claim latency",
+        lambda r: _claims_p50(r, 100) / _claims_p50(r, 10),
+        10,
+        "<=",
+    ),
     (
         "llm-loop",
         "llm loop overhead per turn over a bare Converse (p50), ms",

@@ -52,3 +52,30 @@ def test_a_report_older_than_a_figure_is_not_measured_and_a_missed_target_still_
     assert "NO FIGURE  ledger verify including reading the export" in out
     assert "MISS       inclusion proof verify at 10^6 leaves, ms: 2" in out
     assert f"0 target(s) met, 1 missed, {len(check.CHECKS) - 1} not measured" in out
+
+
+def test_local_plane_targets_are_read_from_their_phases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    check = load_check()
+    # GIVEN a local-plane report with 1 and 4 submitters (no 8), both claim counts, and 300 runs stored
+    write(
+        tmp_path,
+        "local-plane",
+        {
+            "runs_per_s": 12.0,
+            "concurrency": [{"submitters": 1, "runs_per_s": 5.0}, {"submitters": 4, "runs_per_s": 9.0}],
+            "claims_latency": [{"claims": 10, "latency_ms_p50": 100.0}, {"claims": 100, "latency_ms_p50": 1200.0}],
+            "after_stored": {"runs_held_before": 300},
+            "cpu_per_run_after_stored_vs_fresh": 1.01,
+        },
+    )
+
+    # WHEN checked
+    assert check.main(["--results", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+
+    # THEN each figure comes from its own phase: a ratio that meets, one that misses, and what was not measured
+    assert "ok         local plane doc-review runs/s, sequential: 12" in out
+    assert "ok         local plane runs/s with 4 submitters / with 1: 1.8" in out
+    assert "MISS       local plane 100-claim latency / 10-claim latency: 12" in out
+    assert "NO FIGURE  local plane doc-review runs/s with 8 concurrent submitters" in out
+    assert "NO FIGURE  local plane CPU per run after 500 stored runs / fresh" in out  # 300 stored is not 500
