@@ -22,10 +22,11 @@ def synthesize(out: Path, context: dict[str, str] | None = None) -> Any:
     from infra.app import ContextError, build_app
     from infra.components.agent_pool import ContractInfraError
     from infra.components.layers import MissingLambdaDependencies
+    from infra.components.llm_agent import LlmConfigError
 
     try:
         return build_app(out, context=context).synth()
-    except (MissingLambdaDependencies, ContractError, ContextError, ContractInfraError) as error:
+    except (MissingLambdaDependencies, ContractError, ContextError, ContractInfraError, LlmConfigError) as error:
         raise SynthError(str(error)) from None
     except RuntimeError as error:
         first = str(error).splitlines()[0]

@@ -12,6 +12,7 @@ import yaml
 from aws_cdk import aws_iam as iam
 
 from contracts.loader import CONTRACTS_DIR, load_contracts
+from infra import synth
 from infra.app import build_app
 from infra.components.agent_pool import (
     BUFFER_BATCH_SIZE,
@@ -20,6 +21,8 @@ from infra.components.agent_pool import (
     Granted,
     buffering,
 )
+from infra.components.llm_agent import LlmConfigError
+from infra.synth import SynthError
 from tests.infra.assembly import PINNED_LOGICAL_IDS, Synthesized, all_states, qualified_name, synthesize
 
 pytestmark = pytest.mark.infra
@@ -215,3 +218,81 @@ def test_snapstart_from_the_contract_applies_to_published_versions(tmp_path: Pat
     assert tagger["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     assert tagger["Runtime"] in {"python3.12", "python3.13", "python3.14"}
     assert all("SnapStart" not in synthesized.resources[lid]["Properties"] for lid in functions.values())
+
+
+SERVING_HOST = {
+    "name": "chat-host",
+    "version": "0.1.0",
+    "description": "Serves an open-weights model to the plane's llm agents.",
+    "capabilities": ["chat"],
+    "io": {"input": "ChatRequest", "output": "ChatCompletion"},
+    "runtime": {
+        "kind": "sagemaker",
+        "instance_type": "ml.m5.xlarge",
+        "min_instances": 1,
+        "max_instances": 1,
+        "serving": {
+            "image": "vllm",
+            "version": "0.30.0",
+            "model_data": "s3://chat-models/qwen/",
+            "model_name": "Qwen/Qwen2.5-7B-Instruct",
+            "tool_parser": "hermes",
+            "max_model_len": 8192,
+        },
+    },
+    "side_effects": "read-only",
+    "slo": {"p95_ms": 4000, "availability": 99.5, "error_budget_pct": 0.5},
+    "fallback": ["human"],
+    "telemetry": {"metrics": ["latency_ms", "success_count"], "errors": ["BadInput", "ModelError"]},
+}
+
+
+def test_a_serving_image_on_a_cpu_instance_is_refused_before_synth(tmp_path: Path) -> None:
+    # GIVEN the repository's contracts plus a standard LLM serving image asked to run on a CPU instance
+    contracts = copy_contracts(tmp_path / "contracts")
+    (contracts / "chat-host.yaml").write_text(yaml.safe_dump(SERVING_HOST))
+
+    # WHEN the app is built THEN it refuses, naming the contract, the image and the instance
+    with pytest.raises(
+        ContractInfraError, match=r"contract chat-host: runtime.serving: vllm images run on GPU instances, not ml.m5"
+    ):
+        build_app(tmp_path / "cdk", contracts_dir=contracts)
+    assert not (tmp_path / "cdk" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "named"),
+    [
+        ("no-such-host", "is not a sagemaker contract of the same project"),
+        ("risk-scorer", "is not a sagemaker contract of the same project"),
+        ("summarizer", "names a sagemaker contract without runtime.serving"),  # its own container, not chat
+    ],
+)
+def test_a_self_hosted_loop_whose_endpoint_is_not_a_serving_contract_is_refused(
+    tmp_path: Path, endpoint: str, named: str
+) -> None:
+    # GIVEN the repository's contracts with the llm fact-checker pointed at an endpoint that cannot serve it
+    contracts = copy_contracts(tmp_path / "contracts")
+    path = contracts / "fact-checker-llm.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["runtime"]["model"] = {"provider": "sagemaker", "endpoint": endpoint}
+    path.write_text(yaml.safe_dump(document))
+
+    # WHEN the app is built THEN it refuses, naming the contract, the field and what the endpoint is
+    with pytest.raises(ValueError, match=rf"contract fact-checker-llm: runtime.model.endpoint: '{endpoint}' {named}"):
+        build_app(tmp_path / "cdk", contracts_dir=contracts)
+
+
+def test_synth_reports_an_llm_runtime_it_cannot_build_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an app whose llm runtime cannot be built (as above: the endpoint is not a serving contract)
+    def refusing(out: Path, context: dict[str, str] | None = None) -> Any:
+        raise LlmConfigError("contract fact-checker-llm: runtime.model.endpoint: 'summarizer' names a sagemaker ...")
+
+    monkeypatch.setattr("infra.app.build_app", refusing)
+
+    # WHEN synthesized (what `agentplane synth` and the local plane call) THEN it is a SynthError, which the CLI
+    # prints as one line, not a stack trace
+    with pytest.raises(SynthError, match=r"^contract fact-checker-llm: runtime.model.endpoint"):
+        synth.synthesize(tmp_path / "cdk")
