@@ -216,7 +216,17 @@ def _verdicts(
         Outcome(
             "ledger entries = decision records",
             c["ledger_entries"] == c["decision_records"] and not c["decisions_not_in_ledger"],
-            f"{c['ledger_entries']} entries, {c['decision_records']} records",
+            f"{c['ledger_entries']} entries, {c['decision_records']} records"
+            + (
+                f"; not in the ledger: {', '.join(c['decisions_not_in_ledger'][:5])}"
+                if c["decisions_not_in_ledger"]
+                else ""
+            )
+            + (
+                f"; {c['appender_failed_batches']} batches in the appender's on-failure queue"
+                if c["appender_failed_batches"]
+                else ""
+            ),
         ),
         Outcome("ledger verifies", c["ledger_verified"], c["ledger_problem"] or ""),
         Outcome(

@@ -39,6 +39,7 @@ class Conservation:
     decision_records: int = 0
     ledger_entries: int = 0
     decisions_not_in_ledger: list[str] = field(default_factory=list)
+    appender_failed_batches: int = 0  # batches the appender gave up on, waiting in its on-failure queue
     ledger_verified: bool = False
     ledger_problem: str | None = None
     settled: bool = False
@@ -115,6 +116,9 @@ def check(plane: LocalPlane, submissions: Iterable[Submission], *, settle_timeou
     in_ledger = {entry.record_id for entry in export.all_entries()}
     result.ledger_entries = export.entry_count
     result.decisions_not_in_ledger = sorted(records - in_ledger)[:20]
+    failures = plane.physical("LedgerAppenderFailures", "AWS::SQS::Queue")
+    depth = plane.client("sqs").get_queue_attributes(QueueUrl=failures, AttributeNames=["ApproximateNumberOfMessages"])
+    result.appender_failed_batches = int(depth["Attributes"]["ApproximateNumberOfMessages"])
     report = verify_export(export)
     result.ledger_verified = report.ok
     if report.first_problem is not None:
