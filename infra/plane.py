@@ -26,11 +26,12 @@ from contracts import catalog
 from contracts.capability import CapabilityContract, LlmRuntime
 from contracts.project import CORE_PROJECT, PlaneSet, Project, load_project, plane_set
 from contracts.workflow import WorkflowSpec
-from infra.components.agent_pool import AgentPool, ContractInfraError, ModelEndpoint, Resources
+from infra.components.agent_pool import AgentPool, ModelEndpoint, Resources
 from infra.components.approval_gate import ApprovalGate, resume_statement
 from infra.components.audit_ledger import AuditLedger
 from infra.components.coordinator_workflow import CoordinatorWorkflow
 from infra.components.data_store import DataStore
+from infra.components.errors import ContractInfraError
 from infra.components.event_mesh import EventMesh
 from infra.components.fault_injection import FaultInjection
 from infra.components.layers import RuntimeLayers

@@ -20,13 +20,12 @@ def synthesize(out: Path, context: dict[str, str] | None = None) -> Any:
     """The CDK app synthesized into ``out`` (cdk-nag runs): the cloud assembly."""
     from contracts.loader import ContractError
     from infra.app import ContextError, build_app
-    from infra.components.agent_pool import ContractInfraError
+    from infra.components.errors import ContractInfraError
     from infra.components.layers import MissingLambdaDependencies
-    from infra.components.llm_agent import LlmConfigError
 
     try:
         return build_app(out, context=context).synth()
-    except (MissingLambdaDependencies, ContractError, ContextError, ContractInfraError, LlmConfigError) as error:
+    except (MissingLambdaDependencies, ContractError, ContextError, ContractInfraError) as error:
         raise SynthError(str(error)) from None
     except RuntimeError as error:
         first = str(error).splitlines()[0]

@@ -21,6 +21,7 @@ from contracts.capability import (
 )
 from infra.components import llm_agent
 from infra.components.data_store import DataStore
+from infra.components.errors import ContractInfraError
 from infra.components.nag import XRAY_REASON, acknowledge
 from infra.components.nag import ref as nag_ref
 from infra.components.retention import log_group
@@ -34,10 +35,6 @@ BUFFER_MAX_WINDOW_S = 20
 LIVE_ALIAS = "live"
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
-
-
-class ContractInfraError(ValueError):
-    """A contract asks for something the plane cannot build; the message names contract and field."""
 
 
 @dataclass(frozen=True)

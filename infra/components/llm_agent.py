@@ -21,6 +21,7 @@ from constructs import Construct
 
 from contracts.capability import CapabilityContract, LlmRuntime, LlmServing, SageMakerRuntime
 from contracts.models import MODELS
+from infra.components.errors import ContractInfraError
 from infra.cost.model import CostError, load_pricing
 from infra.cost.model import token_prices as priced_model
 from infra.paths import FUNCTIONS_DIR, FUNCTIONS_PACKAGE, STAGING_DIR, package_folder, plane_handler
@@ -41,7 +42,7 @@ PROFILE_REGIONS: Mapping[str, tuple[str, ...]] = {
 SIDE_EFFECT_ORDER = ("read-only", "idempotent-write", "external-action")
 
 
-class LlmConfigError(ValueError):
+class LlmConfigError(ContractInfraError):
     """A contract's llm runtime cannot be built; the message names contract and field."""
 
 

@@ -23,8 +23,9 @@ from constructs import Construct
 from containers.base.settings import MAX_BATCH_ENV, MAX_WAIT_MS_ENV
 from contracts.capability import CapabilityContract, FallbackCapability, LambdaRuntime, LlmServing, SageMakerRuntime
 from infra import llm_images
-from infra.components.agent_pool import AgentPool, ContractInfraError, Resources
+from infra.components.agent_pool import AgentPool, Resources
 from infra.components.coordinator_workflow import TRANSIENT_ERRORS
+from infra.components.errors import ContractInfraError
 from infra.components.nag import acknowledge, region_account
 from infra.components.staging import stage
 from infra.conventions import CONTAINER_METADATA, SERVING_METADATA

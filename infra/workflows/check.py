@@ -37,7 +37,7 @@ from contracts.workflow import (
     load_workflow,
     step_id,
 )
-from infra.components.agent_pool import ContractInfraError
+from infra.components.errors import ContractInfraError
 from infra.components.llm_agent import acting_tools
 from infra.components.personas import PERSONA_ROUTES
 from infra.components.public_api import INTEGRATION_TIMEOUT_S

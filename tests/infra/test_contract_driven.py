@@ -17,10 +17,10 @@ from infra.app import build_app
 from infra.components.agent_pool import (
     BUFFER_BATCH_SIZE,
     PERMISSION_VERBS,
-    ContractInfraError,
     Granted,
     buffering,
 )
+from infra.components.errors import ContractInfraError
 from infra.components.llm_agent import LlmConfigError
 from infra.synth import SynthError
 from tests.infra.assembly import PINNED_LOGICAL_IDS, Synthesized, all_states, qualified_name, synthesize

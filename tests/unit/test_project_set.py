@@ -9,7 +9,8 @@ import pytest
 
 from contracts.loader import ContractError
 from contracts.project import CORE_PROJECT, load_project, plane_set
-from infra.components.agent_pool import ContractInfraError, handler_asset
+from infra.components.agent_pool import handler_asset
+from infra.components.errors import ContractInfraError
 from infra.paths import REPO_ROOT
 from infra.scaffold import ScaffoldError, new_project
 
