@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,9 @@ from pydantic_core import to_json
 
 from containers.base import BadRequest, BatchMetrics, ServingApp, ServingSettings
 from contracts.models import SummarizeRequest
-from functions.summarizer.core import MODEL_FILE, MODEL_PATH, OnnxScorer, Scorer, score_documents, summary_document
+from functions.summarizer.core import MODEL_FILE, MODEL_PATH, OnnxScorer, Scorer, score_requests, summary_document
 
 SERVICE = "summarizer"
-
-
-@dataclass(frozen=True)
-class Parsed:
-    request: SummarizeRequest
-    sentences: list[str]
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -51,20 +44,20 @@ class SummarizerPredictor:
         self.model_path = candidate if candidate.is_file() else self._bundled
         self.scorer = self._factory(self.model_path, threads)
 
-    def parse(self, body: bytes) -> Parsed:
+    def parse(self, body: bytes) -> SummarizeRequest:
+        """Validation only: the request's sentences are tokenised with its batch, on the model thread."""
         try:
-            request = SummarizeRequest.model_validate_json(body)
+            return SummarizeRequest.model_validate_json(body)
         except ValidationError as exc:
             raise BadRequest(_first_error(exc)) from None
-        return Parsed(request, [claim.text for claim in request.claims])  # tokenised with its batch
 
-    def predict(self, items: list[Parsed]) -> Sequence[dict[str, Any] | Exception]:
+    def predict(self, items: list[SummarizeRequest]) -> Sequence[dict[str, Any] | Exception]:
         """Tokenise the batch and score it in one model call; the JSON-ready Summary of each item, in order."""
         if self.scorer is None:
             raise RuntimeError("predict before load")
-        rows = score_documents([p.sentences for p in items], self.scorer)
+        rows = score_requests(items, self.scorer)
         model = self.scorer.model_id
-        return [summary_document(p.request, row, model) for p, row in zip(items, rows, strict=True)]
+        return [summary_document(request, row, model) for request, row in zip(items, rows, strict=True)]
 
     def render(self, result: dict[str, Any]) -> bytes:
         return to_json(result)  # pydantic-core's serializer: a third of json.dumps' time on the hot path
@@ -75,7 +68,7 @@ def create_app(
     *,
     predictor: SummarizerPredictor | None = None,
     emit: Callable[[str], None] | None = None,
-) -> ServingApp[Parsed, dict[str, Any]]:
+) -> ServingApp[SummarizeRequest, dict[str, Any]]:
     metrics = BatchMetrics(service=SERVICE, emit=emit)
     return ServingApp(predictor or SummarizerPredictor(), settings, metrics=metrics)
 
@@ -96,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     serve_forever("containers.summarizer.app:from_environment", args.host, port, workers=settings.workers)
 
 
-def from_environment() -> ServingApp[Parsed, dict[str, Any]]:
+def from_environment() -> ServingApp[SummarizeRequest, dict[str, Any]]:
     """The app each serving worker builds for itself, from the container's environment."""
     return create_app(ServingSettings.from_environment(os.environ), emit=print)
 

@@ -211,17 +211,18 @@ def build_summary(request: SummarizeRequest, scores: Sequence[float], model: str
     return Summary.model_validate(summary_document(request, scores, model))
 
 
-def score_documents(documents: Sequence[Sequence[str]], scorer: Scorer) -> list[list[float]]:
-    """One scorer run for the whole batch (each document a list of sentences); each one's scores, padding dropped."""
-    if not documents:
+def score_requests(requests: Sequence[SummarizeRequest], scorer: Scorer) -> list[list[float]]:
+    """One scorer run for the whole batch (each request's claims are its sentences); each one's scores, in order."""
+    if not requests:
         return []
+    documents = [[claim.text for claim in request.claims] for request in requests]
     scores = scorer.score(encode(documents))
     return [scores[b, : len(document)].tolist() for b, document in enumerate(documents)]
 
 
 def summarize_batch(requests: Sequence[SummarizeRequest], scorer: Scorer) -> list[Summary]:
     """One scorer run for the whole batch; each request gets its own summary, in order."""
-    rows = score_documents([[claim.text for claim in request.claims] for request in requests], scorer)
+    rows = score_requests(requests, scorer)
     return [build_summary(request, row, scorer.model_id) for request, row in zip(requests, rows, strict=True)]
 
 
