@@ -145,17 +145,17 @@ def _check_chain(
         seq = entry.seq
         if (reason := check_entry(entry)) is not None:
             report(seq, 0, reason)
+        forked = False
         if seq in first:
             same_seq = forks.setdefault(seq, [first[seq]])
             same_seq.append(entry)
-            if len(same_seq) == 2:
+            forked = len(same_seq) == 2
+            if forked:
                 report(seq, 1, f"fork: two entries hold seq {seq} of {chain_id}")
-            elif seq < highest:
-                report(seq, 3, f"out of order: found after {chain_id}#{highest}")
         else:
             first[seq] = entry
-            if seq < highest:
-                report(seq, 3, f"out of order: found after {chain_id}#{highest}")
+        if not forked and seq < highest:
+            report(seq, 3, f"out of order: found after {chain_id}#{highest}")
         if seq > highest:
             highest = seq
         place = (chain_id, seq)
