@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.client import call, local_endpoint, submit
-from infra.drills.conservation import Submission, check
+from infra.drills.conservation import Submission, check, ledger_detail
 from infra.drills.load import drain
 from infra.drills.scenario import Scenario
 from infra.local.plane import LocalPlane
@@ -216,17 +216,7 @@ def _verdicts(
         Outcome(
             "ledger entries = decision records",
             c["ledger_entries"] == c["decision_records"] and not c["decisions_not_in_ledger"],
-            f"{c['ledger_entries']} entries, {c['decision_records']} records"
-            + (
-                f"; not in the ledger: {', '.join(c['decisions_not_in_ledger'][:5])}"
-                if c["decisions_not_in_ledger"]
-                else ""
-            )
-            + (
-                f"; {c['appender_failed_batches']} batches in the appender's on-failure queue"
-                if c["appender_failed_batches"]
-                else ""
-            ),
+            ledger_detail(c),
         ),
         Outcome("ledger verifies", c["ledger_verified"], c["ledger_problem"] or ""),
         Outcome(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -58,6 +58,17 @@ class Conservation:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
+
+
+def ledger_detail(conservation: Mapping[str, Any]) -> str:
+    """The ledger against the decision records, in one line: the counts, then which records it lacks and how
+    many batches the appender gave up on (what to look at when they differ)."""
+    parts = [f"{conservation['ledger_entries']} entries, {conservation['decision_records']} records"]
+    if missing := conservation["decisions_not_in_ledger"]:
+        parts.append(f"not in the ledger: {', '.join(missing[:5])}")
+    if failed := conservation["appender_failed_batches"]:
+        parts.append(f"{failed} batches in the appender's on-failure queue")
+    return "; ".join(parts)
 
 
 def _scan(client: Any, table: str, projection: str) -> Iterable[dict[str, Any]]:

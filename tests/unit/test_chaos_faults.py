@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from infra.drills.chaos import failed_attempts, load_scenarios, retried_states
+from infra.drills.conservation import Conservation, ledger_detail
 from infra.drills.scenario import Scenario
 from infra.local.faults import (
     MALFORMED_OUTPUT,
@@ -182,3 +183,19 @@ def test_each_failed_attempt_is_counted_under_its_state_and_error() -> None:
 
     assert failed_attempts(events) == {"ScoreRisk": {"Lambda.ServiceException": 2, "States.Timeout": 1}}
     assert failed_attempts(events[:2]) == {}
+
+
+def test_a_ledger_gap_names_the_missing_records_and_the_appenders_failed_batches() -> None:
+    # GIVEN conservation figures with the ledger whole, and with records missing and a batch given up on
+    whole = Conservation(decision_records=3, ledger_entries=3).as_dict()
+    missing = [f"run-{n}/Step" for n in range(7)]
+    gap = Conservation(
+        decision_records=10, ledger_entries=3, decisions_not_in_ledger=missing, appender_failed_batches=2
+    ).as_dict()
+
+    # THEN the whole one gives the counts alone; the gap names five of the missing records and the queue
+    assert ledger_detail(whole) == "3 entries, 3 records"
+    assert ledger_detail(gap) == (
+        "3 entries, 10 records; not in the ledger: run-0/Step, run-1/Step, run-2/Step, run-3/Step, run-4/Step; "
+        "2 batches in the appender's on-failure queue"
+    )
