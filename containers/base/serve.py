@@ -53,14 +53,14 @@ def serve_forever(factory: str, host: str, port: int, *, workers: int = 1) -> No
     socket would let the busiest worker accept nearly every connection. A worker that dies is started again.
     """
     if workers == 1:
-        _serve_one(factory, host, port, reuse_port=False)
+        _serve_one(factory, host, port, reuse_port=False)  # alone on the port
         return
     if port == 0:
         raise ValueError("workers share one port: name it (port 0 would give each worker a port of its own)")
     _supervise(factory, host, port, workers)
 
 
-def _serve_one(factory: str, host: str, port: int, reuse_port: bool = True) -> None:
+def _serve_one(factory: str, host: str, port: int, *, reuse_port: bool) -> None:
     asyncio.run(uvicorn.Server(_config(factory)).serve(sockets=[bind(host, port, reuse_port=reuse_port)]))
 
 
@@ -75,7 +75,8 @@ def _supervise(factory: str, host: str, port: int, workers: int) -> None:
         signal.signal(signum, stop)
 
     def start() -> BaseProcess:
-        process = context.Process(target=_serve_one, args=(factory, host, port), name="serving-worker", daemon=True)
+        shared = {"reuse_port": True}  # every worker on its own socket of the one port
+        process = context.Process(target=_serve_one, args=(factory, host, port), kwargs=shared, daemon=True)
         process.start()
         return process
 
